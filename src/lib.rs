@@ -1,0 +1,20 @@
+//! Flywheel: the operator console and headless job runner for an NLU
+//! router's training loop (capture → auto-filter → review → export → train →
+//! evaluate → version → canary → production → capture).
+//!
+//! The binary is a thin face over this library: every stage is a function
+//! taking a [`storage::Store`], the [`config::Config`] and a
+//! [`progress::Reporter`], so the CLI and the console call the same code.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod jobs;
+pub mod lang;
+pub mod logging;
+pub mod progress;
+pub mod router;
+pub mod storage;
+
+pub use error::{Error, Result};

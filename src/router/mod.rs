@@ -1,0 +1,1 @@
+//! The router model: training, evaluation and classification with candle.
