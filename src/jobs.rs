@@ -1,1 +1,198 @@
-//! jobs
+//! The job-run framework every stage uses: take the stage's lock, record a
+//! `job_runs` row, run, and record how it ended. A second concurrent run of
+//! the same stage is refused with [`ErrorKind::Locked`] (exit 75) and a
+//! message naming the run that holds the lock.
+
+use std::future::Future;
+
+use serde::Serialize;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::storage::{StageLock, Store, jobs::JobRun};
+
+/// Who started a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Trigger {
+    #[default]
+    Cli,
+    Cron,
+    Tui,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Cli => "cli",
+            Trigger::Cron => "cron",
+            Trigger::Tui => "tui",
+        }
+    }
+}
+
+/// The stages that record job runs and must not overlap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Stage {
+    DailyCapture,
+    LabelStudioSync,
+    Export,
+    WeeklyTraining,
+    SamplesImport,
+    Ingest,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 6] = [
+        Stage::DailyCapture,
+        Stage::LabelStudioSync,
+        Stage::Export,
+        Stage::WeeklyTraining,
+        Stage::SamplesImport,
+        Stage::Ingest,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::DailyCapture => "daily-capture",
+            Stage::LabelStudioSync => "label-studio-sync",
+            Stage::Export => "export",
+            Stage::WeeklyTraining => "weekly-training",
+            Stage::SamplesImport => "samples-import",
+            Stage::Ingest => "ingest",
+        }
+    }
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A run in progress: holds the stage lock and its `job_runs` row.
+#[derive(Debug)]
+pub struct JobRunGuard {
+    store: Store,
+    run: JobRun,
+    lock: StageLock,
+}
+
+impl JobRunGuard {
+    /// Take the stage's lock and record a `running` row, or refuse with
+    /// exit 75 naming the run that holds the lock.
+    pub async fn start(store: &Store, stage: Stage, trigger: Trigger) -> Result<Self> {
+        let Some(lock) = store.try_lock_stage(stage.as_str()).await? else {
+            return Err(locked_error(store, stage).await);
+        };
+        // We hold the lock, so any row still `running` belongs to a dead process.
+        let crashed = store.mark_crashed_job_runs(stage.as_str()).await?;
+        if crashed > 0 {
+            tracing::warn!(stage = %stage, crashed, "earlier run(s) of this stage died without finishing; marked crashed");
+        }
+        let host = hostname();
+        let pid = i32::try_from(std::process::id()).ok();
+        let run = store
+            .insert_job_run(stage.as_str(), trigger.as_str(), host.as_deref(), pid)
+            .await?;
+        tracing::info!(stage = %stage, run = run.id, trigger = trigger.as_str(), "stage started");
+        Ok(Self {
+            store: store.clone(),
+            run,
+            lock,
+        })
+    }
+
+    pub fn run(&self) -> &JobRun {
+        &self.run
+    }
+
+    /// Record success with the stage's counts and release the lock.
+    pub async fn succeed(self, counts: &serde_json::Value) -> Result<()> {
+        let counts = counts.to_string();
+        let result = self
+            .store
+            .finish_job_run(self.run.id, "succeeded", Some(&counts), None)
+            .await;
+        tracing::info!(stage = %self.run.stage, run = self.run.id, counts = %counts, "stage succeeded");
+        self.lock.release().await;
+        result
+    }
+
+    /// Record failure and release the lock. Recording is best effort: when
+    /// the database itself is what failed, the row is marked `crashed` by
+    /// the next run instead.
+    pub async fn fail(self, error: &Error, counts: Option<&serde_json::Value>) {
+        let counts = counts.map(|c| c.to_string());
+        if let Err(record_err) = self
+            .store
+            .finish_job_run(
+                self.run.id,
+                "failed",
+                counts.as_deref(),
+                Some(error.message()),
+            )
+            .await
+        {
+            tracing::warn!(
+                run = self.run.id,
+                "could not record the failure: {record_err}"
+            );
+        }
+        tracing::error!(stage = %self.run.stage, run = self.run.id, "stage failed: {error}");
+        self.lock.release().await;
+    }
+}
+
+/// Run `work` as one recorded, locked run of `stage`. `work` returns its
+/// result and the counts to record.
+pub async fn run_stage<T, Fut>(
+    store: &Store,
+    stage: Stage,
+    trigger: Trigger,
+    work: impl FnOnce(i64) -> Fut,
+) -> Result<T>
+where
+    Fut: Future<Output = Result<(T, serde_json::Value)>>,
+{
+    let guard = JobRunGuard::start(store, stage, trigger).await?;
+    match work(guard.run().id).await {
+        Ok((value, counts)) => {
+            guard.succeed(&counts).await?;
+            Ok(value)
+        }
+        Err(err) => {
+            guard.fail(&err, None).await;
+            Err(err)
+        }
+    }
+}
+
+async fn locked_error(store: &Store, stage: Stage) -> Error {
+    let holder = match store.running_job_run(stage.as_str()).await {
+        Ok(Some(run)) => format!(
+            "run #{} started {} by {}{}",
+            run.id,
+            run.started_at,
+            run.trigger,
+            match (&run.host, run.pid) {
+                (Some(host), Some(pid)) => format!(", pid {pid} on {host}"),
+                (None, Some(pid)) => format!(", pid {pid}"),
+                _ => String::new(),
+            }
+        ),
+        _ => "a run that is just starting".to_string(),
+    };
+    Error::new(
+        ErrorKind::Locked,
+        format!("{stage} is already running ({holder}); this run did nothing"),
+    )
+}
+
+fn hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+}

@@ -9,7 +9,9 @@
 
 pub mod cli;
 pub mod config;
+pub mod doctor;
 pub mod error;
+pub mod health;
 pub mod jobs;
 pub mod lang;
 pub mod logging;

@@ -1,1 +1,85 @@
-//! logging
+//! Logging: a daily rolling file in the logs dir (kept 14 days) plus
+//! human-readable lines on stderr. stdout is reserved for command output.
+//! A log file that cannot be opened is a warning, never a crash.
+
+use std::path::Path;
+
+use tracing_appender::non_blocking::WorkerGuard;
+use tracing_appender::rolling::{Builder, Rotation};
+use tracing_subscriber::fmt::writer::MakeWriterExt;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+/// Quiet crates that are chatty at INFO.
+const BASE_FILTER: &str = "sqlx=warn,hyper=warn,reqwest=warn,h2=warn,rustls=warn";
+
+/// Keep this alive until exit so buffered file lines are flushed.
+pub struct LogGuard {
+    _file: Option<WorkerGuard>,
+}
+
+/// `verbosity`: -1 quiet, 0 default, 1 `-v`, 2+ `-vv`. `FLYWHEEL_LOG`
+/// (EnvFilter syntax) overrides the level of both outputs.
+pub fn init(logs_dir: Option<&Path>, verbosity: i8, stderr: bool) -> LogGuard {
+    let stderr_level = match verbosity {
+        i8::MIN..=-1 => "error",
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let file_level = if verbosity >= 1 { "debug" } else { "info" };
+    let filter = |level: &str| {
+        std::env::var("FLYWHEEL_LOG")
+            .ok()
+            .and_then(|spec| EnvFilter::try_new(spec).ok())
+            .unwrap_or_else(|| EnvFilter::new(format!("{level},{BASE_FILTER}")))
+    };
+
+    let mut warning = None;
+    let (file_writer, guard) = match logs_dir.map(open_rolling) {
+        Some(Ok(appender)) => {
+            let (writer, guard) = tracing_appender::non_blocking(appender);
+            (Some(writer), Some(guard))
+        }
+        Some(Err(err)) => {
+            warning = Some(err);
+            (None, None)
+        }
+        None => (None, None),
+    };
+
+    let file_layer = file_writer.map(|writer| {
+        tracing_subscriber::fmt::layer()
+            .with_ansi(false)
+            .with_writer(writer)
+            .with_filter(filter(file_level))
+    });
+    let stderr_layer = stderr.then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr.with_max_level(tracing::Level::TRACE))
+            .with_target(false)
+            .without_time()
+            .with_filter(filter(stderr_level))
+    });
+    let _ = tracing_subscriber::registry()
+        .with(file_layer)
+        .with(stderr_layer)
+        .try_init();
+    if let Some(err) = warning {
+        tracing::warn!("logging to stderr only: {err}");
+    }
+    LogGuard { _file: guard }
+}
+
+fn open_rolling(dir: &Path) -> Result<tracing_appender::rolling::RollingFileAppender, String> {
+    std::fs::create_dir_all(dir)
+        .map_err(|err| format!("cannot create the logs directory {}: {err}", dir.display()))?;
+    Builder::new()
+        .rotation(Rotation::DAILY)
+        .filename_prefix("flywheel")
+        .filename_suffix("log")
+        .max_log_files(14)
+        .build(dir)
+        .map_err(|err| format!("cannot open a log file in {}: {err}", dir.display()))
+}

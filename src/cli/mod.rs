@@ -1,6 +1,173 @@
-//! Command line face.
+//! The command-line face: parses arguments, loads the configuration, sets up
+//! logging, runs one command on a tokio runtime and maps its error to a
+//! sysexits code. Commands are thin: the work lives in the library.
+
+mod admin;
 pub mod output;
 mod progress_display;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
-pub fn main() -> ExitCode { ExitCode::SUCCESS }
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Config, LoadOptions, LoadedConfig};
+use crate::error::{Error, Result};
+use crate::jobs::Trigger;
+use crate::storage::{self, Store};
+use output::Output;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "flywheel",
+    version,
+    about = "Keeps an NLU intent router learning from production: capture, review, train, deploy.",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Flags every command takes (DESIGN §5).
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// `postgres://…` or `sqlite://…`; default: the embedded SQLite file in the data dir.
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Data directory (SQLite file, models, logs); default: the user data dir.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Config file to read instead of the one in the config directory.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print one JSON object summarising the run on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More log detail on stderr (-v, -vv).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors on stderr, no human summary.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Who started this run; recorded in job_runs (crontab.conf passes `cron`).
+    #[arg(long, global = true, value_enum, default_value_t = Trigger::Cli)]
+    pub trigger: Trigger,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create or upgrade the database schema.
+    Migrate,
+    /// Queue size, approved unused samples, today's counts, live models, last runs.
+    Status,
+    /// Check the database, directories, Label Studio, the NLU service and cron; print fixes.
+    Doctor,
+    /// Show the merged configuration (secrets masked).
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the merged configuration and where each value came from.
+    Show,
+}
+
+/// What every command gets: the configuration, how to print, who triggered it.
+pub struct Context {
+    pub loaded: LoadedConfig,
+    pub out: Output,
+    pub trigger: Trigger,
+}
+
+impl Context {
+    pub fn config(&self) -> &Config {
+        &self.loaded.config
+    }
+
+    /// Open the database and apply migrations.
+    pub async fn store(&self) -> Result<Store> {
+        storage::open(self.config()).await
+    }
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let out = Output::new(cli.global.json, cli.global.quiet);
+    let options = LoadOptions {
+        config_file: cli.global.config.clone(),
+        database_url: cli.global.database_url.clone(),
+        data_dir: cli.global.data_dir.clone(),
+        ..LoadOptions::from_process()
+    };
+    let loaded = match Config::load(&options) {
+        Ok(loaded) => loaded,
+        Err(err) => return report_error(&out, &err),
+    };
+    let verbosity = if cli.global.quiet {
+        -1
+    } else {
+        cli.global.verbose.min(3) as i8
+    };
+    // Inspection commands must not create directories as a side effect.
+    let file_logging = !matches!(
+        cli.command,
+        None | Some(Command::Config(_) | Command::Doctor)
+    );
+    let logs_dir = loaded.config.logs_dir();
+    let _log_guard =
+        crate::logging::init(file_logging.then_some(logs_dir.as_path()), verbosity, true);
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            return report_error(
+                &out,
+                &Error::failure(format!("cannot start the runtime: {err}")),
+            );
+        }
+    };
+    let ctx = Context {
+        loaded,
+        out,
+        trigger: cli.global.trigger,
+    };
+    match runtime.block_on(dispatch(cli.command, &ctx)) {
+        Ok(code) => code,
+        Err(err) => report_error(&out, &err),
+    }
+}
+
+async fn dispatch(command: Option<Command>, ctx: &Context) -> Result<ExitCode> {
+    let Some(command) = command else {
+        // The console arrives with the TUI issue; until then, show the map.
+        use clap::CommandFactory;
+        Cli::command().print_help().ok();
+        return Ok(ExitCode::from(2));
+    };
+    match command {
+        Command::Migrate => admin::migrate(ctx).await,
+        Command::Status => admin::status(ctx).await,
+        Command::Doctor => admin::doctor(ctx).await,
+        Command::Config(ConfigCommand::Show) => admin::config_show(ctx),
+    }
+}
+
+/// One clear sentence on stderr (and a JSON object with `--json`), and the
+/// exit code of the error's kind.
+fn report_error(out: &Output, err: &Error) -> ExitCode {
+    let code = err.kind().exit_code();
+    eprintln!("error: {err}");
+    if out.json {
+        let value = serde_json::json!({ "ok": false, "error": err.message(), "exit_code": code });
+        println!("{value}");
+    }
+    ExitCode::from(code)
+}

@@ -1,1 +1,108 @@
-//! storage
+//! The one storage API: every query Flywheel runs lives under this module.
+//!
+//! Two backends, chosen by the database URL: embedded SQLite (the default, a
+//! file in the data dir) and PostgreSQL. We keep a typed pool per backend
+//! rather than `sqlx::Any`: stage SQL is the same text on both (with `$N`
+//! placeholders, which sqlx's SQLite driver accepts), but each backend keeps
+//! its native types — `TIMESTAMPTZ` and advisory locks on PostgreSQL, WAL and
+//! ISO-8601 text timestamps on SQLite — which `Any` would erase. The
+//! [`on_pool!`] macro runs one generic body against whichever pool is live.
+
+mod connect;
+pub mod jobs;
+mod locks;
+pub mod status;
+mod timestamp;
+
+use std::path::PathBuf;
+
+use sqlx::{PgPool, SqlitePool};
+
+pub use connect::{MigrationState, open, open_unmigrated};
+pub use locks::StageLock;
+pub use timestamp::Timestamp;
+
+use crate::error::Error;
+
+/// A connection pool to one of the two backends.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Handle to Flywheel's database. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    backend: Backend,
+    /// Where stage lock files live (SQLite); unused on PostgreSQL.
+    lock_dir: PathBuf,
+    /// What to show operators: the redacted URL or the SQLite file path.
+    description: String,
+}
+
+/// Run `$body` with `$pool` bound to the live backend's pool. The body is
+/// compiled once per backend, so queries are typed natively on each.
+macro_rules! on_pool {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match $store.backend() {
+            $crate::storage::Backend::Sqlite($pool) => $body,
+            $crate::storage::Backend::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+impl Store {
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
+    }
+
+    /// "sqlite /path/flywheel.db" or the redacted PostgreSQL URL.
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    pub async fn close(&self) {
+        on_pool!(self, |pool| pool.close().await)
+    }
+
+    /// Cheap round trip, for health checks.
+    pub async fn ping(&self) -> Result<(), Error> {
+        on_pool!(self, |pool| sqlx::query("SELECT 1")
+            .execute(pool)
+            .await
+            .map(|_| ()))
+        .map_err(|err| db_error("database ping", err))
+    }
+}
+
+/// Turn a sqlx error into an operator-facing one: connection trouble is
+/// "unavailable" (exit 69), the rest a failure naming the operation.
+pub(crate) fn db_error(operation: &str, err: sqlx::Error) -> Error {
+    use sqlx::Error as E;
+    match &err {
+        E::Io(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed | E::Tls(_) => {
+            Error::unavailable(format!("{operation}: database unavailable: {err}"))
+        }
+        E::Database(db) => {
+            let message = db.message();
+            if message.contains("readonly") || message.contains("read-only") {
+                Error::failure(format!(
+                    "{operation}: the database is read-only ({message}); check the file's permissions"
+                ))
+            } else if message.contains("terminating connection")
+                || message.contains("the database system is")
+            {
+                Error::unavailable(format!("{operation}: database unavailable: {message}"))
+            } else {
+                Error::failure(format!("{operation}: {message}"))
+            }
+        }
+        _ => Error::failure(format!("{operation}: {err}")),
+    }
+}

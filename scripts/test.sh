@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs every test: formatting, lints, and the whole suite against embedded
+# SQLite and the real PostgreSQL on 127.0.0.1:5432 (trust auth). This is the
+# README's test command and what CI runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# PostgreSQL is part of the suite. In CI an unreachable server is a failure
+# (the tests themselves also refuse to skip when CI is set).
+pg_admin="${FLYWHEEL_TEST_PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+if command -v pg_isready >/dev/null 2>&1 && ! pg_isready -q -h 127.0.0.1 -p 5432; then
+  if [ -n "${CI:-}" ]; then
+    echo "PostgreSQL is not answering on 127.0.0.1:5432 ($pg_admin); CI needs it" >&2
+    exit 1
+  fi
+  echo "warning: PostgreSQL is not answering on 127.0.0.1:5432; its half of the tests will be skipped" >&2
+fi
+
+cargo fmt --all -- --check
+cargo clippy --all-targets --locked -- -D warnings
+cargo test --all-targets --locked

@@ -1,0 +1,238 @@
+//! `migrate`, `status`, `doctor`, `config show`.
+
+use std::fmt::Write as _;
+use std::process::ExitCode;
+
+use chrono::Utc;
+use serde::Serialize;
+
+use super::Context;
+use crate::doctor::{self, CheckStatus};
+use crate::error::Result;
+use crate::health::{self, Warning, human_duration};
+use crate::storage::jobs::JobRun;
+use crate::storage::status::StatusSnapshot;
+
+pub async fn migrate(ctx: &Context) -> Result<ExitCode> {
+    let store = super::storage::open_unmigrated(ctx.config()).await?;
+    let before = store.migration_state().await?;
+    let after = store.migrate().await?;
+    let applied_now = after.applied.len().saturating_sub(before.applied.len());
+    #[derive(Serialize)]
+    struct Summary<'a> {
+        ok: bool,
+        database: &'a str,
+        applied_now: usize,
+        applied: &'a [i64],
+    }
+    ctx.out.summary(
+        &Summary {
+            ok: true,
+            database: store.description(),
+            applied_now,
+            applied: &after.applied,
+        },
+        || {
+            format!(
+                "{}: {applied_now} migration(s) applied now, schema at version {}",
+                store.description(),
+                after.applied.last().copied().unwrap_or_default()
+            )
+        },
+    );
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Serialize)]
+struct StatusReport<'a> {
+    ok: bool,
+    database: &'a str,
+    #[serde(flatten)]
+    snapshot: &'a StatusSnapshot,
+    last_runs: &'a [JobRun],
+    warnings: &'a [Warning],
+}
+
+pub async fn status(ctx: &Context) -> Result<ExitCode> {
+    let store = ctx.store().await?;
+    let config = ctx.config();
+    let snapshot = store
+        .status_snapshot(config.auto_filter.high_priority)
+        .await?;
+    let last_runs = store.last_job_run_per_stage().await?;
+    let warnings = health::warnings(&snapshot, &last_runs, config, Utc::now());
+    let report = StatusReport {
+        ok: true,
+        database: store.description(),
+        snapshot: &snapshot,
+        last_runs: &last_runs,
+        warnings: &warnings,
+    };
+    ctx.out.summary(&report, || {
+        render_status(&report, config.training.min_samples)
+    });
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn render_status(r: &StatusReport<'_>, min_samples: i64) -> String {
+    let s = r.snapshot;
+    let mut out = String::new();
+    let _ = writeln!(out, "Flywheel status  ({})", r.database);
+    let _ = writeln!(
+        out,
+        "Review queue     {} needs review ({} urgent), {} in Label Studio",
+        s.queue.needs_review, s.queue.urgent, s.queue.in_review
+    );
+    let _ = writeln!(
+        out,
+        "Approved unused  {} samples (weekly training needs {min_samples})",
+        s.approved_unused
+    );
+    let t = &s.today;
+    let _ = writeln!(
+        out,
+        "Today (UTC)      {} captured: {} auto-approved, {} needs review, {} reviewed, {} pending; {} approved, {} rejected in review{}",
+        t.captured,
+        t.auto_approved,
+        t.needs_review,
+        t.reviewed,
+        t.pending,
+        s.approved_today,
+        s.rejected_today,
+        s.auto_approval_rate
+            .map(|r| format!("; auto-approval {r:.1} %"))
+            .unwrap_or_default()
+    );
+    let _ = writeln!(
+        out,
+        "Last capture     {}",
+        match s.last_capture_at {
+            Some(at) => format!("{at} ({} ago)", human_duration(Utc::now() - at.0)),
+            None => "never".into(),
+        }
+    );
+    for status in ["production", "canary"] {
+        let line = match s.live_models.iter().find(|m| m.status == status) {
+            Some(m) => format!(
+                "{}  test acc {}  fallback {}  traffic {} %",
+                m.version,
+                fmt_opt(m.test_accuracy, 3),
+                fmt_opt(m.fallback_rate, 3),
+                m.traffic_percentage
+            ),
+            None => "none".into(),
+        };
+        let _ = writeln!(out, "{:<17}{line}", capitalise(status));
+    }
+    if r.last_runs.is_empty() {
+        let _ = writeln!(out, "Last runs        none yet");
+    } else {
+        let _ = writeln!(out, "Last runs");
+        for run in r.last_runs {
+            let took = run
+                .finished_at
+                .map(|f| {
+                    format!(
+                        "{:.1} s",
+                        (f.0 - run.started_at.0).num_milliseconds() as f64 / 1000.0
+                    )
+                })
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  {:<18} {:<9} {}  {:<4} {took}{}",
+                run.stage,
+                run.status,
+                run.started_at,
+                run.trigger,
+                run.error
+                    .as_deref()
+                    .map(|e| format!("  {e}"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    for w in r.warnings {
+        let _ = writeln!(out, "warning: {}", w.message);
+    }
+    out
+}
+
+fn fmt_opt(value: Option<f64>, digits: usize) -> String {
+    value.map_or_else(|| "n/a".into(), |v| format!("{v:.digits$}"))
+}
+
+fn capitalise(s: &str) -> String {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+pub async fn doctor(ctx: &Context) -> Result<ExitCode> {
+    let checks = doctor::run_checks(&ctx.loaded).await;
+    let failed = checks
+        .iter()
+        .filter(|c| c.status == CheckStatus::Fail)
+        .count();
+    let warned = checks
+        .iter()
+        .filter(|c| c.status == CheckStatus::Warn)
+        .count();
+    ctx.out.summary(
+        &serde_json::json!({ "ok": failed == 0, "failed": failed, "warned": warned, "checks": checks }),
+        || {
+            let mut out = String::new();
+            for c in &checks {
+                let mark = match c.status {
+                    CheckStatus::Pass => "pass",
+                    CheckStatus::Warn => "WARN",
+                    CheckStatus::Fail => "FAIL",
+                };
+                let _ = writeln!(out, "[{mark}] {:<17} {}", c.name, c.detail);
+                if let Some(fix) = &c.fix {
+                    let _ = writeln!(out, "       {:<17} fix: {fix}", "");
+                }
+            }
+            let _ = write!(out, "{failed} failed, {warned} warnings");
+            out
+        },
+    );
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+pub fn config_show(ctx: &Context) -> Result<ExitCode> {
+    let loaded = &ctx.loaded;
+    let origins: std::collections::BTreeMap<&String, String> = loaded
+        .origins
+        .iter()
+        .map(|(k, o)| (k, o.to_string()))
+        .collect();
+    ctx.out.summary(
+        &serde_json::json!({ "config": loaded.config, "origins": origins, "config_file": loaded.config_file }),
+        || {
+            let mut out = String::new();
+            let _ = writeln!(
+                out,
+                "# config file: {}",
+                loaded
+                    .config_file
+                    .as_ref()
+                    .map_or_else(|| "none".into(), |p| p.display().to_string())
+            );
+            for (key, origin) in &origins {
+                let _ = writeln!(out, "# {key} from {origin}");
+            }
+            out.push_str(&loaded.to_masked_toml());
+            out
+        },
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,233 @@
+//! Layered configuration (DESIGN §4): built-in defaults < `config.toml` in
+//! the config directory < `.env.labelstudio` and `.env` in the working
+//! directory < the process environment < command-line flags.
+//!
+//! Every layer is written into one TOML table which is then deserialised
+//! into [`Config`] with unknown keys refused, so a typo in any layer is an
+//! error that names where it came from rather than a silently ignored value.
+
+mod layers;
+mod secret;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use layers::{LoadOptions, Origin};
+pub use secret::{DatabaseUrl, Secret};
+
+use crate::error::Result;
+
+/// The provider name the router writes into `conversation_logs.nlu_provider`.
+pub const ROUTER_PROVIDER: &str = "flywheel-router";
+
+/// The merged configuration every stage reads.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Holds the SQLite file, `models/`, `logs/` and the HMAC key.
+    pub data_dir: PathBuf,
+    /// `postgres://…` for PostgreSQL, `sqlite://…` for another SQLite file;
+    /// unset means the embedded SQLite file in the data dir.
+    pub database_url: Option<DatabaseUrl>,
+    /// URL of the NLU service's health endpoint, checked by `doctor` when set.
+    pub nlu_health_url: Option<String>,
+    pub auto_filter: AutoFilterConfig,
+    pub label_studio: LabelStudioConfig,
+    pub serve: ServeConfig,
+    pub training: TrainingConfig,
+    pub health: HealthConfig,
+}
+
+/// DESIGN §1 auto-filter rule.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AutoFilterConfig {
+    /// At or above this confidence, from a trusted provider: auto-approved.
+    pub auto_approve_confidence: f64,
+    /// At or above this: needs review with `medium_priority`; below: `high_priority`.
+    pub review_confidence: f64,
+    pub trusted_providers: Vec<String>,
+    pub medium_priority: i32,
+    pub high_priority: i32,
+    /// Daily capture warns "ready for training" at this many approved unused samples.
+    pub ready_for_training: i64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LabelStudioConfig {
+    pub url: Option<String>,
+    pub api_key: Option<Secret>,
+    pub project_id: Option<i64>,
+    /// Tasks per import call.
+    pub batch_size: usize,
+    pub timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServeConfig {
+    pub addr: String,
+    /// Bearer token required on every route but `/health` when set.
+    pub api_token: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainingConfig {
+    /// Weekly training runs only with at least this many approved unused samples.
+    pub min_samples: i64,
+    /// A new version must beat production by more than this on the test split.
+    pub min_improvement: f64,
+    /// Share of samples (by hash of id) held out as the stable test split.
+    pub test_split_percent: u32,
+    pub epochs: u32,
+    pub seed: u64,
+    /// Default canary traffic share when promoting without `--traffic`.
+    pub canary_traffic: u32,
+}
+
+/// Thresholds for the warnings of `status`, `doctor` and the console.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HealthConfig {
+    pub min_test_accuracy: f64,
+    pub max_fallback_rate: f64,
+    pub min_auto_approval_rate: f64,
+    pub max_auto_approval_rate: f64,
+    /// No capture for longer than this is a warning.
+    pub quiet_period_minutes: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: default_data_dir(),
+            database_url: None,
+            nlu_health_url: None,
+            auto_filter: AutoFilterConfig::default(),
+            label_studio: LabelStudioConfig::default(),
+            serve: ServeConfig::default(),
+            training: TrainingConfig::default(),
+            health: HealthConfig::default(),
+        }
+    }
+}
+
+impl Default for AutoFilterConfig {
+    fn default() -> Self {
+        Self {
+            auto_approve_confidence: 0.85,
+            review_confidence: 0.70,
+            trusted_providers: vec![ROUTER_PROVIDER.to_string()],
+            medium_priority: 5,
+            high_priority: 2,
+            ready_for_training: 1000,
+        }
+    }
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        Self {
+            addr: "127.0.0.1:3200".into(),
+            api_token: None,
+        }
+    }
+}
+
+impl Default for TrainingConfig {
+    fn default() -> Self {
+        Self {
+            min_samples: 500,
+            min_improvement: 0.0,
+            test_split_percent: 15,
+            epochs: 50,
+            seed: 42,
+            canary_traffic: 10,
+        }
+    }
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self {
+            min_test_accuracy: 0.82,
+            max_fallback_rate: 0.20,
+            min_auto_approval_rate: 50.0,
+            max_auto_approval_rate: 80.0,
+            quiet_period_minutes: 30,
+        }
+    }
+}
+
+/// The data dir when nothing says otherwise: the platform's user data dir.
+pub fn default_data_dir() -> PathBuf {
+    directories::ProjectDirs::from("", "", "flywheel")
+        .map(|dirs| dirs.data_dir().to_path_buf())
+        .unwrap_or_else(|| PathBuf::from(".flywheel"))
+}
+
+/// The config file read when neither `--config` nor `FLYWHEEL_CONFIG` names one.
+pub fn default_config_file() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "flywheel")
+        .map(|dirs| dirs.config_dir().join("config.toml"))
+}
+
+impl Config {
+    /// Merge every layer. See [`LoadOptions::from_process`] for the usual call.
+    pub fn load(options: &LoadOptions) -> Result<LoadedConfig> {
+        layers::load(options)
+    }
+
+    pub fn models_dir(&self) -> PathBuf {
+        self.data_dir.join("models")
+    }
+
+    pub fn logs_dir(&self) -> PathBuf {
+        self.data_dir.join("logs")
+    }
+
+    /// The embedded SQLite file used when no database URL is set.
+    pub fn sqlite_path(&self) -> PathBuf {
+        self.data_dir.join("flywheel.db")
+    }
+
+    pub fn label_studio_configured(&self) -> bool {
+        self.label_studio.url.is_some() && self.label_studio.api_key.is_some()
+    }
+}
+
+/// A merged configuration and where each explicitly set key came from.
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    pub config: Config,
+    /// Dotted key → the layer that set it (keys left at their default are absent).
+    pub origins: BTreeMap<String, Origin>,
+    /// The config file that was read, if any.
+    pub config_file: Option<PathBuf>,
+}
+
+impl LoadedConfig {
+    /// The merged configuration as TOML with secrets masked.
+    pub fn to_masked_toml(&self) -> String {
+        toml::to_string_pretty(&self.config)
+            .unwrap_or_else(|err| format!("# could not render the configuration: {err}\n"))
+    }
+
+    /// Where `key` came from, for `config show`.
+    pub fn origin_of(&self, key: &str) -> Option<&Origin> {
+        self.origins.get(key)
+    }
+}
+
+/// Resolve `path` against `base` when relative.
+pub(crate) fn absolute(base: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base.join(path)
+    }
+}

@@ -1,0 +1,285 @@
+//! `flywheel doctor`: every check says pass, warn or fail, and what to do.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::config::LoadedConfig;
+use crate::storage::{self, Store};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckStatus {
+    Pass,
+    Warn,
+    Fail,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub status: CheckStatus,
+    pub detail: String,
+    /// The exact thing to do when the check does not pass.
+    pub fix: Option<String>,
+}
+
+impl Check {
+    fn pass(name: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            name,
+            status: CheckStatus::Pass,
+            detail: detail.into(),
+            fix: None,
+        }
+    }
+    fn warn(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self {
+            name,
+            status: CheckStatus::Warn,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
+    fn fail(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self {
+            name,
+            status: CheckStatus::Fail,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
+}
+
+const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Run every check. Never fails itself: a failing dependency is a failed check.
+pub async fn run_checks(loaded: &LoadedConfig) -> Vec<Check> {
+    let config = &loaded.config;
+    let mut checks = vec![Check::pass(
+        "config",
+        match &loaded.config_file {
+            Some(path) => format!("loaded {}", path.display()),
+            None => "built-in defaults, environment and flags (no config file)".into(),
+        },
+    )];
+    checks.push(writable_dir("data dir", &config.data_dir));
+    checks.push(writable_dir("logs dir", &config.logs_dir()));
+    checks.extend(database_checks(loaded).await);
+    checks.extend(label_studio_checks(loaded).await);
+    if let Some(url) = &config.nlu_health_url {
+        checks.push(match http_get(url).await {
+            Ok(code) if (200..300).contains(&code) => {
+                Check::pass("nlu health", format!("{url} answered {code}"))
+            }
+            Ok(code) => Check::fail(
+                "nlu health",
+                format!("{url} answered {code}"),
+                "check the NLU service's logs; `flywheel serve` answers /health with what is wrong",
+            ),
+            Err(err) => Check::fail(
+                "nlu health",
+                format!("{url} is unreachable: {err}"),
+                "start the NLU service (`flywheel serve`) or fix nlu_health_url",
+            ),
+        });
+    }
+    checks.push(crontab_check());
+    checks
+}
+
+fn writable_dir(name: &'static str, dir: &Path) -> Check {
+    let probe = dir.join(format!(".doctor-probe-{}", std::process::id()));
+    let result = std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::write(&probe, b"ok"))
+        .and_then(|()| std::fs::remove_file(&probe));
+    match result {
+        Ok(()) => Check::pass(name, format!("{} is writable", dir.display())),
+        Err(err) => Check::fail(
+            name,
+            format!("{} is not writable: {err}", dir.display()),
+            format!(
+                "make {} writable by this user, or point --data-dir / FLYWHEEL_HOME at a writable directory",
+                dir.display()
+            ),
+        ),
+    }
+}
+
+async fn database_checks(loaded: &LoadedConfig) -> Vec<Check> {
+    let config = &loaded.config;
+    let store = match storage::open_unmigrated(config).await {
+        Ok(store) => store,
+        Err(err) => {
+            return vec![Check::fail(
+                "database",
+                err.message().to_string(),
+                match &config.database_url {
+                    Some(_) => "start the database or correct DATABASE_URL / --database-url",
+                    None => "make the data dir writable or set --data-dir",
+                },
+            )];
+        }
+    };
+    let mut checks = Vec::new();
+    match store.ping().await {
+        Ok(()) => checks.push(Check::pass(
+            "database",
+            format!("{} reachable", store.description()),
+        )),
+        Err(err) => {
+            checks.push(Check::fail(
+                "database",
+                err.message().to_string(),
+                "start the database or correct DATABASE_URL / --database-url",
+            ));
+            return checks;
+        }
+    }
+    checks.push(match store.migration_state().await {
+        Ok(state) if !state.unknown().is_empty() => Check::fail(
+            "schema",
+            format!(
+                "migrated by a newer Flywheel (unknown migrations {:?})",
+                state.unknown()
+            ),
+            "upgrade flywheel to the version that migrated this database",
+        ),
+        Ok(state) if !state.pending().is_empty() => Check::warn(
+            "schema",
+            format!("{} migration(s) not applied yet", state.pending().len()),
+            "run `flywheel migrate` (any stage command also migrates on start)",
+        ),
+        Ok(state) => Check::pass(
+            "schema",
+            format!("{} migration(s) applied", state.applied.len()),
+        ),
+        Err(err) => Check::fail(
+            "schema",
+            err.message().to_string(),
+            "run `flywheel migrate`",
+        ),
+    });
+    checks.extend(production_model_check(&store).await);
+    store.close().await;
+    checks
+}
+
+async fn production_model_check(store: &Store) -> Option<Check> {
+    let state = store.migration_state().await.ok()?;
+    if !state.pending().is_empty() {
+        return None;
+    }
+    let snapshot = store.status_snapshot(2).await.ok()?;
+    Some(
+        match snapshot
+            .live_models
+            .iter()
+            .find(|m| m.status == "production")
+        {
+            Some(model) => Check::pass("production model", model.version.clone()),
+            None => Check::warn(
+                "production model",
+                "no model is in production; classify requests will be refused",
+                "run `flywheel demo`, or train a model and `flywheel models promote VERSION --to production`",
+            ),
+        },
+    )
+}
+
+async fn label_studio_checks(loaded: &LoadedConfig) -> Vec<Check> {
+    let ls = &loaded.config.label_studio;
+    let Some(url) = &ls.url else {
+        return vec![Check::warn(
+            "label studio",
+            "not configured; review happens in the console's review pane only",
+            "set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY (environment, .env or .env.labelstudio) to review in Label Studio",
+        )];
+    };
+    if ls.api_key.is_none() {
+        return vec![Check::fail(
+            "label studio",
+            format!("LABEL_STUDIO_URL is {url} but no API key is set"),
+            "set LABEL_STUDIO_API_KEY to a personal access token (Account & Settings → Personal Access Token)",
+        )];
+    }
+    let health = format!("{}/health", url.trim_end_matches('/'));
+    match http_get(&health).await {
+        Ok(code) if (200..300).contains(&code) => {
+            vec![Check::pass("label studio", format!("{url} reachable"))]
+        }
+        Ok(code) => vec![Check::fail(
+            "label studio",
+            format!("{health} answered HTTP {code}"),
+            "check Label Studio's own logs; it answers /health with 200 when it is up",
+        )],
+        Err(err) => vec![Check::fail(
+            "label studio",
+            format!("{url} is unreachable: {err}"),
+            format!(
+                "start Label Studio (`label-studio start --port PORT`) or correct LABEL_STUDIO_URL (now {url})"
+            ),
+        )],
+    }
+}
+
+async fn http_get(url: &str) -> Result<u16, String> {
+    let client = reqwest::Client::builder()
+        .timeout(HTTP_TIMEOUT)
+        .build()
+        .map_err(|err| err.to_string())?;
+    client
+        .get(url)
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .map_err(|err| {
+            if err.is_timeout() {
+                format!("no answer within {} s", HTTP_TIMEOUT.as_secs())
+            } else if err.is_connect() {
+                "connection refused".to_string()
+            } else {
+                err.to_string()
+            }
+        })
+}
+
+/// The three schedules of crontab.conf, by the subcommand each runs.
+const SCHEDULED: [&str; 3] = ["daily-capture", "label-studio-sync", "weekly-training"];
+
+fn crontab_check() -> Check {
+    let output = std::process::Command::new("crontab").arg("-l").output();
+    let text = match output {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).into_owned(),
+        Ok(_) => String::new(), // "no crontab for user"
+        Err(_) => {
+            return Check::warn(
+                "crontab",
+                "the crontab command is not installed; stages will not run on schedule",
+                "install cron, then add the lines of crontab.conf with `crontab -e`",
+            );
+        }
+    };
+    let missing: Vec<&str> = SCHEDULED
+        .iter()
+        .copied()
+        .filter(|stage| {
+            !text.lines().any(|l| {
+                !l.trim_start().starts_with('#') && l.contains("flywheel") && l.contains(stage)
+            })
+        })
+        .collect();
+    if missing.is_empty() {
+        Check::pass(
+            "crontab",
+            "daily-capture, label-studio-sync and weekly-training are scheduled",
+        )
+    } else {
+        Check::warn(
+            "crontab",
+            format!("not scheduled: {}", missing.join(", ")),
+            "add the lines of crontab.conf to this user's crontab (`crontab -e`, adjust the paths)",
+        )
+    }
+}

@@ -1,0 +1,209 @@
+//! Health expectations (DESIGN §1): the warnings `status`, `doctor` and the
+//! console show. Pure functions over a status snapshot so every face agrees.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::jobs::Stage;
+use crate::storage::jobs::JobRun;
+use crate::storage::status::StatusSnapshot;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Warning {
+    /// Short machine-friendly name, e.g. `no-production-model`.
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// How often each scheduled stage is expected to run (crontab.conf), with slack.
+fn expected_interval(stage: &str) -> Option<Duration> {
+    match stage {
+        s if s == Stage::DailyCapture.as_str() => Some(Duration::hours(26)),
+        s if s == Stage::LabelStudioSync.as_str() => Some(Duration::hours(7)),
+        s if s == Stage::WeeklyTraining.as_str() => Some(Duration::days(8)),
+        _ => None,
+    }
+}
+
+pub fn warnings(
+    snapshot: &StatusSnapshot,
+    last_runs: &[JobRun],
+    config: &Config,
+    now: DateTime<Utc>,
+) -> Vec<Warning> {
+    let health = &config.health;
+    let mut out = Vec::new();
+    let mut warn = |code, message: String| out.push(Warning { code, message });
+
+    match snapshot.live_models.iter().find(|m| m.status == "production") {
+        None => warn(
+            "no-production-model",
+            "no model is in production: run `flywheel demo`, or train one and `flywheel models promote`"
+                .into(),
+        ),
+        Some(model) => {
+            if let Some(acc) = model.test_accuracy.filter(|a| *a < health.min_test_accuracy) {
+                warn(
+                    "low-test-accuracy",
+                    format!(
+                        "production model {} has test accuracy {acc:.3}, below {:.2}",
+                        model.version, health.min_test_accuracy
+                    ),
+                );
+            }
+            if let Some(rate) = model.fallback_rate.filter(|r| *r > health.max_fallback_rate) {
+                warn(
+                    "high-fallback-rate",
+                    format!(
+                        "production model {} falls back on {:.1} % of conversations (limit {:.0} %)",
+                        model.version,
+                        rate * 100.0,
+                        health.max_fallback_rate * 100.0
+                    ),
+                );
+            }
+        }
+    }
+
+    if let Some(rate) = snapshot.auto_approval_rate
+        && (rate < health.min_auto_approval_rate || rate > health.max_auto_approval_rate)
+    {
+        warn(
+            "auto-approval-rate",
+            format!(
+                "today's auto-approval rate is {rate:.1} %, outside {:.0}–{:.0} %",
+                health.min_auto_approval_rate, health.max_auto_approval_rate
+            ),
+        );
+    }
+
+    if let Some(last) = snapshot.last_capture_at {
+        let quiet = now - last.0;
+        if quiet > Duration::minutes(health.quiet_period_minutes as i64) {
+            warn(
+                "capture-quiet",
+                format!(
+                    "no conversation captured for {} (last at {last}); see `flywheel stats capture-gaps`",
+                    human_duration(quiet)
+                ),
+            );
+        }
+    }
+
+    for run in last_runs {
+        if matches!(run.status.as_str(), "failed" | "crashed") {
+            warn(
+                "stage-failed",
+                format!(
+                    "the last {} run (#{}, {}) {}: {}",
+                    run.stage,
+                    run.id,
+                    run.started_at,
+                    run.status,
+                    run.error.as_deref().unwrap_or("no error recorded")
+                ),
+            );
+        }
+        if let Some(interval) = expected_interval(&run.stage)
+            && now - run.started_at.0 > interval
+        {
+            warn(
+                "stage-overdue",
+                format!(
+                    "{} has not run since {} ({} ago); check cron (crontab.conf)",
+                    run.stage,
+                    run.started_at,
+                    human_duration(now - run.started_at.0)
+                ),
+            );
+        }
+    }
+    out
+}
+
+/// "3 min", "5 h 2 min", "2 d 4 h".
+pub fn human_duration(d: Duration) -> String {
+    let minutes = d.num_minutes().max(0);
+    match minutes {
+        0 => format!("{} s", d.num_seconds().max(0)),
+        1..60 => format!("{minutes} min"),
+        60..1440 => format!("{} h {} min", minutes / 60, minutes % 60),
+        _ => format!("{} d {} h", minutes / 1440, (minutes % 1440) / 60),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::Timestamp;
+    use crate::storage::status::LiveModel;
+
+    fn snapshot() -> StatusSnapshot {
+        StatusSnapshot {
+            queue: Default::default(),
+            approved_unused: 0,
+            today: Default::default(),
+            approved_today: 0,
+            rejected_today: 0,
+            auto_approval_rate: None,
+            last_capture_at: None,
+            live_models: vec![LiveModel {
+                version: "router-v1.0.0".into(),
+                status: "production".into(),
+                traffic_percentage: 100,
+                test_accuracy: Some(0.9),
+                production_accuracy: None,
+                fallback_rate: Some(0.05),
+            }],
+        }
+    }
+
+    fn codes(w: &[Warning]) -> Vec<&str> {
+        w.iter().map(|w| w.code).collect()
+    }
+
+    #[test]
+    fn healthy_snapshot_has_no_warnings() {
+        assert!(warnings(&snapshot(), &[], &Config::default(), Utc::now()).is_empty());
+    }
+
+    #[test]
+    fn each_expectation_warns() {
+        let now = Utc::now();
+        let mut s = snapshot();
+        s.live_models[0].test_accuracy = Some(0.7);
+        s.live_models[0].fallback_rate = Some(0.3);
+        s.auto_approval_rate = Some(95.0);
+        s.last_capture_at = Some(Timestamp(now - Duration::hours(2)));
+        let run = JobRun {
+            id: 7,
+            stage: "daily-capture".into(),
+            trigger: "cron".into(),
+            status: "failed".into(),
+            started_at: Timestamp(now - Duration::days(3)),
+            finished_at: None,
+            counts: None,
+            error: Some("database unavailable".into()),
+            host: None,
+            pid: None,
+        };
+        let w = warnings(&s, &[run], &Config::default(), now);
+        assert_eq!(
+            codes(&w),
+            [
+                "low-test-accuracy",
+                "high-fallback-rate",
+                "auto-approval-rate",
+                "capture-quiet",
+                "stage-failed",
+                "stage-overdue"
+            ]
+        );
+        s.live_models.clear();
+        assert_eq!(
+            codes(&warnings(&s, &[], &Config::default(), now))[0],
+            "no-production-model"
+        );
+    }
+}

@@ -1,0 +1,232 @@
+//! Opening the database and applying migrations.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+use super::{Backend, Store, db_error, on_pool};
+use crate::config::Config;
+use crate::error::{Error, Result};
+
+static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// How long a writer waits for SQLite's lock before giving up: long enough
+/// for a daily-capture batch to commit while `serve` keeps writing.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Open the configured database and bring its schema up to date.
+pub async fn open(config: &Config) -> Result<Store> {
+    let store = open_unmigrated(config).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// Open the configured database without touching its schema (`doctor`).
+pub async fn open_unmigrated(config: &Config) -> Result<Store> {
+    match &config.database_url {
+        None => open_sqlite_file(&config.sqlite_path()).await,
+        Some(url) => {
+            let raw = url.expose();
+            if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+                open_postgres(raw, &url.redacted(), &config.data_dir).await
+            } else if raw.starts_with("sqlite:") {
+                let options = SqliteConnectOptions::from_str(raw).map_err(|err| {
+                    Error::config(format!(
+                        "database URL {} is not valid: {err}",
+                        url.redacted()
+                    ))
+                })?;
+                let path = options.get_filename().to_path_buf();
+                open_sqlite(options, &path, &config.data_dir).await
+            } else {
+                let scheme = raw.split(':').next().unwrap_or_default();
+                Err(Error::config(format!(
+                    "database URL must start with postgres:// or sqlite:// (got `{scheme}:`); \
+                     fix DATABASE_URL or --database-url"
+                )))
+            }
+        }
+    }
+}
+
+async fn open_sqlite_file(path: &Path) -> Result<Store> {
+    let options = SqliteConnectOptions::new().filename(path);
+    let data_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    open_sqlite(options, path, &data_dir).await
+}
+
+async fn open_sqlite(options: SqliteConnectOptions, path: &Path, data_dir: &Path) -> Result<Store> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(|| data_dir.to_path_buf(), Path::to_path_buf);
+    std::fs::create_dir_all(&dir).map_err(|err| {
+        Error::config(format!(
+            "cannot create the data directory {}: {err}; set --data-dir or FLYWHEEL_HOME to a writable directory",
+            dir.display()
+        ))
+    })?;
+    let options = options
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(SQLITE_BUSY_TIMEOUT);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(8)
+        .acquire_timeout(SQLITE_BUSY_TIMEOUT)
+        .connect_with(options)
+        .await
+        .map_err(|err| sqlite_open_error(path, err))?;
+    Ok(Store {
+        backend: Backend::Sqlite(pool),
+        lock_dir: dir.join("locks"),
+        description: format!("sqlite {}", path.display()),
+    })
+}
+
+fn sqlite_open_error(path: &Path, err: sqlx::Error) -> Error {
+    let text = err.to_string();
+    if text.contains("readonly") || text.contains("read-only") {
+        Error::failure(format!(
+            "the SQLite database {} is read-only; make it writable (chmod u+w) or point --data-dir elsewhere",
+            path.display()
+        ))
+    } else if text.contains("unable to open") {
+        Error::config(format!(
+            "cannot open the SQLite database {}: {text}; check that the directory exists and is writable",
+            path.display()
+        ))
+    } else {
+        Error::failure(format!(
+            "cannot open the SQLite database {}: {text}",
+            path.display()
+        ))
+    }
+}
+
+async fn open_postgres(raw: &str, redacted: &str, data_dir: &Path) -> Result<Store> {
+    let options = PgConnectOptions::from_str(raw).map_err(|err| {
+        Error::config(format!(
+            "database URL {redacted} is not a valid PostgreSQL URL: {err}"
+        ))
+    })?;
+    let pool = PgPoolOptions::new()
+        .max_connections(16)
+        .acquire_timeout(CONNECT_TIMEOUT)
+        .connect_with(options)
+        .await
+        .map_err(|err| match err {
+            sqlx::Error::Database(db) => Error::config(format!(
+                "PostgreSQL at {redacted} refused the connection: {}; check the user, password and database in DATABASE_URL",
+                db.message()
+            )),
+            other => Error::unavailable(format!(
+                "cannot connect to PostgreSQL at {redacted}: {other}; is the server running and DATABASE_URL right?"
+            )),
+        })?;
+    Ok(Store {
+        backend: Backend::Postgres(pool),
+        lock_dir: data_dir.join("locks"),
+        description: redacted.to_string(),
+    })
+}
+
+/// What `doctor` reports about the schema.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MigrationState {
+    pub known: Vec<i64>,
+    pub applied: Vec<i64>,
+}
+
+impl MigrationState {
+    pub fn pending(&self) -> Vec<i64> {
+        self.known
+            .iter()
+            .copied()
+            .filter(|v| !self.applied.contains(v))
+            .collect()
+    }
+    /// Applied by a newer Flywheel than this one.
+    pub fn unknown(&self) -> Vec<i64> {
+        self.applied
+            .iter()
+            .copied()
+            .filter(|v| !self.known.contains(v))
+            .collect()
+    }
+}
+
+impl Store {
+    fn migrator(&self) -> &'static Migrator {
+        match self.backend() {
+            Backend::Sqlite(_) => &SQLITE_MIGRATOR,
+            Backend::Postgres(_) => &POSTGRES_MIGRATOR,
+        }
+    }
+
+    /// Apply pending migrations. PostgreSQL serialises concurrent callers
+    /// with an advisory lock inside sqlx; for SQLite we hold a file lock so
+    /// two processes starting at once do not both try.
+    pub async fn migrate(&self) -> Result<MigrationState> {
+        let _guard = match self.backend() {
+            Backend::Sqlite(_) => Some(self.lock_file_blocking("migrate").await?),
+            Backend::Postgres(_) => None,
+        };
+        let migrator = self.migrator();
+        let result = on_pool!(self, |pool| migrator.run(pool).await);
+        result.map_err(|err| match err {
+            MigrateError::VersionMissing(version) => Error::config(format!(
+                "the database was migrated by a newer Flywheel (migration {version} is unknown here); upgrade flywheel"
+            )),
+            MigrateError::VersionMismatch(version) => Error::config(format!(
+                "migration {version} was changed after it was applied to this database; restore the original migration files"
+            )),
+            MigrateError::Execute(err) => db_error("applying migrations", err),
+            other => Error::failure(format!("applying migrations: {other}")),
+        })?;
+        self.migration_state().await
+    }
+
+    /// Which migrations this binary knows and which the database has.
+    pub async fn migration_state(&self) -> Result<MigrationState> {
+        let known: Vec<i64> = self.migrator().iter().map(|m| m.version).collect();
+        let table_exists = on_pool!(self, |pool| {
+            sqlx::query_scalar::<_, i64>(match self.backend() {
+                Backend::Sqlite(_) => {
+                    "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'"
+                }
+                Backend::Postgres(_) => {
+                    "SELECT COUNT(*) FROM information_schema.tables WHERE table_name = '_sqlx_migrations' AND table_schema = current_schema()"
+                }
+            })
+            .fetch_one(pool)
+            .await
+        })
+        .map_err(|err| db_error("reading the schema version", err))?;
+        let applied = if table_exists == 0 {
+            Vec::new()
+        } else {
+            on_pool!(self, |pool| {
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version",
+                )
+                .fetch_all(pool)
+                .await
+            })
+            .map_err(|err| db_error("reading the schema version", err))?
+        };
+        Ok(MigrationState { known, applied })
+    }
+
+    /// Directory of the SQLite stage lock files.
+    pub(super) fn lock_dir(&self) -> &PathBuf {
+        &self.lock_dir
+    }
+}

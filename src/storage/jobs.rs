@@ -1,0 +1,133 @@
+//! `job_runs`: one row per stage run from the CLI, cron or the console.
+
+use serde::Serialize;
+
+use super::{Store, Timestamp, db_error, on_pool};
+use crate::error::Result;
+
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct JobRun {
+    pub id: i64,
+    pub stage: String,
+    pub trigger: String,
+    pub status: String,
+    pub started_at: Timestamp,
+    pub finished_at: Option<Timestamp>,
+    /// JSON object of the stage's counts.
+    pub counts: Option<String>,
+    pub error: Option<String>,
+    pub host: Option<String>,
+    pub pid: Option<i32>,
+}
+
+const COLUMNS: &str =
+    "id, stage, trigger, status, started_at, finished_at, counts, error, host, pid";
+
+impl Store {
+    /// Record the start of a run (status `running`).
+    pub async fn insert_job_run(
+        &self,
+        stage: &str,
+        trigger: &str,
+        host: Option<&str>,
+        pid: Option<i32>,
+    ) -> Result<JobRun> {
+        let sql = format!(
+            "INSERT INTO job_runs (stage, trigger, status, started_at, host, pid) \
+             VALUES ($1, $2, 'running', $3, $4, $5) RETURNING {COLUMNS}"
+        );
+        on_pool!(self, |pool| {
+            sqlx::query_as::<_, JobRun>(&sql)
+                .bind(stage)
+                .bind(trigger)
+                .bind(Timestamp::now())
+                .bind(host)
+                .bind(pid)
+                .fetch_one(pool)
+                .await
+        })
+        .map_err(|err| db_error("recording the job run", err))
+    }
+
+    /// Close a run with its final status, counts and error.
+    pub async fn finish_job_run(
+        &self,
+        id: i64,
+        status: &str,
+        counts: Option<&str>,
+        error: Option<&str>,
+    ) -> Result<()> {
+        on_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE job_runs SET status = $2, finished_at = $3, counts = $4, error = $5 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(status)
+            .bind(Timestamp::now())
+            .bind(counts)
+            .bind(error)
+            .execute(pool)
+            .await
+            .map(|_| ())
+        })
+        .map_err(|err| db_error("finishing the job run", err))
+    }
+
+    /// Runs of `stage` still marked `running` although the caller now holds
+    /// the stage lock: their process died. Mark them `crashed`.
+    pub async fn mark_crashed_job_runs(&self, stage: &str) -> Result<u64> {
+        on_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE job_runs SET status = 'crashed', finished_at = $2, \
+                 error = 'the process ended without finishing (killed or crashed)' \
+                 WHERE stage = $1 AND status = 'running'",
+            )
+            .bind(stage)
+            .bind(Timestamp::now())
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })
+        .map_err(|err| db_error("marking crashed job runs", err))
+    }
+
+    /// The newest `running` row of a stage (the holder of its lock, usually).
+    pub async fn running_job_run(&self, stage: &str) -> Result<Option<JobRun>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM job_runs WHERE stage = $1 AND status = 'running' \
+             ORDER BY started_at DESC, id DESC LIMIT 1"
+        );
+        on_pool!(self, |pool| {
+            sqlx::query_as::<_, JobRun>(&sql)
+                .bind(stage)
+                .fetch_optional(pool)
+                .await
+        })
+        .map_err(|err| db_error("reading job runs", err))
+    }
+
+    pub async fn recent_job_runs(&self, limit: i64) -> Result<Vec<JobRun>> {
+        let sql =
+            format!("SELECT {COLUMNS} FROM job_runs ORDER BY started_at DESC, id DESC LIMIT $1");
+        on_pool!(self, |pool| {
+            sqlx::query_as::<_, JobRun>(&sql)
+                .bind(limit)
+                .fetch_all(pool)
+                .await
+        })
+        .map_err(|err| db_error("reading job runs", err))
+    }
+
+    /// The latest run of every stage that has run at least once.
+    pub async fn last_job_run_per_stage(&self) -> Result<Vec<JobRun>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM job_runs j WHERE id = \
+               (SELECT id FROM job_runs k WHERE k.stage = j.stage ORDER BY started_at DESC, id DESC LIMIT 1) \
+             ORDER BY stage"
+        );
+        on_pool!(self, |pool| {
+            sqlx::query_as::<_, JobRun>(&sql).fetch_all(pool).await
+        })
+        .map_err(|err| db_error("reading job runs", err))
+    }
+}

@@ -1,0 +1,284 @@
+//! `migrate`, `status`, `doctor` through the real binary, and the bad inputs
+//! of the foundation issue: each one clear sentence and its exit code.
+
+mod common;
+
+use common::{TestDb, block_on, flywheel_cmd, json_stdout};
+use predicates::prelude::*;
+
+#[test]
+fn migrate_then_status_on_sqlite_with_no_configuration() {
+    let home = tempfile::tempdir().unwrap();
+    flywheel_cmd(home.path()).arg("migrate").assert().success();
+    let db_file = home.path().join("xdg-data/flywheel/flywheel.db");
+    assert!(
+        db_file.is_file(),
+        "default SQLite file missing at {}",
+        db_file.display()
+    );
+    let out = flywheel_cmd(home.path())
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status = json_stdout(&out);
+    assert_eq!(status["ok"], true);
+    assert_eq!(status["queue"]["needs_review"], 0);
+    assert_eq!(status["approved_unused"], 0);
+    assert_eq!(status["today"]["captured"], 0);
+    assert!(status["database"].as_str().unwrap().contains("flywheel.db"));
+    let codes: Vec<&str> = status["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["no-production-model"]);
+    // Human output names the sections.
+    flywheel_cmd(home.path())
+        .arg("status")
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("Review queue")
+                .and(predicate::str::contains("Production       none")),
+        );
+    // The log file landed in the data dir's logs/.
+    let logs: Vec<_> = std::fs::read_dir(home.path().join("xdg-data/flywheel/logs"))
+        .unwrap()
+        .collect();
+    assert!(!logs.is_empty());
+}
+
+#[test]
+fn migrate_then_status_on_postgres_from_database_url() {
+    let Some(db) = TestDb::postgres() else { return };
+    let url = db.database_url.clone().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    flywheel_cmd(home.path())
+        .arg("migrate")
+        .env("DATABASE_URL", &url)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("migration(s) applied now"));
+    let out = flywheel_cmd(home.path())
+        .args(["status", "--json"])
+        .env("DATABASE_URL", &url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status = json_stdout(&out);
+    assert_eq!(status["ok"], true);
+    assert!(
+        status["database"]
+            .as_str()
+            .unwrap()
+            .starts_with("postgres://")
+    );
+    // No SQLite file was created on the side.
+    assert!(!home.path().join("xdg-data/flywheel/flywheel.db").exists());
+}
+
+#[test]
+fn doctor_shows_unreachable_label_studio_with_its_fix() {
+    let db = TestDb::sqlite();
+    // A port nobody listens on: bind, read the port, close.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let out = db
+        .cmd()
+        .args(["doctor", "--json"])
+        .env("LABEL_STUDIO_URL", &url)
+        .env(
+            "LABEL_STUDIO_API_KEY",
+            "0123456789abcdef0123456789abcdef01234567",
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "a failing check exits 1");
+    let report = json_stdout(&out);
+    assert_eq!(report["ok"], false);
+    let checks = report["checks"].as_array().unwrap();
+    let ls = checks.iter().find(|c| c["name"] == "label studio").unwrap();
+    assert_eq!(ls["status"], "fail");
+    assert!(
+        ls["detail"].as_str().unwrap().contains("unreachable"),
+        "{ls}"
+    );
+    assert!(
+        ls["fix"].as_str().unwrap().contains("LABEL_STUDIO_URL"),
+        "{ls}"
+    );
+    let database = checks.iter().find(|c| c["name"] == "database").unwrap();
+    assert_eq!(database["status"], "pass");
+    // The key never appears in doctor's output.
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("0123456789abcdef"));
+
+    db.cmd()
+        .arg("doctor")
+        .env("LABEL_STUDIO_URL", &url)
+        .env("LABEL_STUDIO_API_KEY", "k")
+        .assert()
+        .code(1)
+        .stdout(
+            predicate::str::contains("[FAIL] label studio")
+                .and(predicate::str::contains("fix: start Label Studio")),
+        );
+}
+
+#[test]
+fn doctor_passes_without_label_studio_configured() {
+    let db = TestDb::sqlite();
+    let out = db.cmd().args(["doctor", "--json"]).output().unwrap();
+    let report = json_stdout(&out);
+    let ls = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "label studio")
+        .unwrap()
+        .clone();
+    assert_eq!(ls["status"], "warn");
+    assert_eq!(out.status.code(), Some(0), "{report}");
+}
+
+#[test]
+fn bad_database_urls_get_one_sentence_and_their_exit_code() {
+    let home = tempfile::tempdir().unwrap();
+    let run = |url: &str| {
+        flywheel_cmd(home.path())
+            .args(["status", "--database-url", url])
+            .output()
+            .unwrap()
+    };
+    let out = run("mysql://root@localhost/x");
+    assert_eq!(out.status.code(), Some(78));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("must start with postgres:// or sqlite://"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"));
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = run(&format!("postgres://fw:s3cret@127.0.0.1:{port}/fw"));
+    assert_eq!(out.status.code(), Some(69));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot connect to PostgreSQL"), "{stderr}");
+    assert!(!stderr.contains("s3cret"), "password leaked: {stderr}");
+    assert_eq!(
+        stderr.trim().lines().count(),
+        1,
+        "one clear sentence: {stderr}"
+    );
+}
+
+#[test]
+fn data_dir_that_cannot_be_created_is_a_config_error() {
+    let home = tempfile::tempdir().unwrap();
+    let file = home.path().join("not-a-dir");
+    std::fs::write(&file, "x").unwrap();
+    flywheel_cmd(home.path())
+        .args(["migrate", "--data-dir"])
+        .arg(file.join("data"))
+        .assert()
+        .code(78)
+        .stderr(predicate::str::contains("cannot create the data directory"));
+}
+
+#[test]
+fn read_only_sqlite_database_is_refused_clearly() {
+    let home = tempfile::tempdir().unwrap();
+    // An empty database that needs migrating, opened read-only (root ignores
+    // file modes, so use SQLite's own read-only mode).
+    let path = home.path().join("ro.db");
+    std::fs::write(&path, b"").unwrap();
+    let out = flywheel_cmd(home.path())
+        .args(["migrate", "--database-url"])
+        .arg(format!("sqlite://{}?mode=ro", path.display()))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("read-only"), "{stderr}");
+    assert_eq!(
+        stderr.trim().lines().count(),
+        1,
+        "one clear sentence: {stderr}"
+    );
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().len(),
+        0,
+        "nothing written"
+    );
+}
+
+#[test]
+fn database_migrated_by_a_newer_version_is_refused() {
+    for db in TestDb::all() {
+        db.cmd().arg("migrate").assert().success();
+        let config = db.config();
+        block_on(async move {
+            let store = flywheel::storage::open_unmigrated(&config).await.unwrap();
+            let sql = "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+                       VALUES (99990101000000, 'from the future', TRUE, X'00', 0)";
+            match store.backend() {
+                flywheel::storage::Backend::Sqlite(p) => {
+                    sqlx::query(sql).execute(p).await.map(|_| ())
+                }
+                flywheel::storage::Backend::Postgres(p) => {
+                    sqlx::query(&sql.replace("X'00'", "'\\x00'::bytea"))
+                        .execute(p)
+                        .await
+                        .map(|_| ())
+                }
+            }
+            .unwrap();
+            store.close().await;
+        });
+        db.cmd()
+            .arg("status")
+            .assert()
+            .code(78)
+            .stderr(predicate::str::contains("migrated by a newer Flywheel"));
+        let out = db.cmd().args(["doctor", "--json"]).output().unwrap();
+        let report = json_stdout(&out);
+        let schema = report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "schema")
+            .unwrap()
+            .clone();
+        assert_eq!(schema["status"], "fail", "{report}");
+    }
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let home = tempfile::tempdir().unwrap();
+    flywheel_cmd(home.path())
+        .arg("no-such-command")
+        .assert()
+        .code(2);
+    flywheel_cmd(home.path())
+        .args(["status", "-q", "-v"])
+        .assert()
+        .code(2);
+}
