@@ -14,6 +14,7 @@ pub mod error;
 pub mod health;
 pub mod jobs;
 pub mod lang;
+pub mod lifecycle;
 pub mod logging;
 pub mod progress;
 pub mod router;

@@ -3,6 +3,7 @@
 //! sysexits code. Commands are thin: the work lives in the library.
 
 mod admin;
+mod models;
 pub mod output;
 mod progress_display;
 
@@ -68,6 +69,9 @@ pub enum Command {
     /// Show the merged configuration (secrets masked).
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Model versions: list, history, promote, rollback, archive.
+    #[command(subcommand)]
+    Models(models::ModelsCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -157,6 +161,7 @@ async fn dispatch(command: Option<Command>, ctx: &Context) -> Result<ExitCode> {
         Command::Status => admin::status(ctx).await,
         Command::Doctor => admin::doctor(ctx).await,
         Command::Config(ConfigCommand::Show) => admin::config_show(ctx),
+        Command::Models(command) => models::run(ctx, command).await,
     }
 }
 
@@ -170,4 +175,13 @@ fn report_error(out: &Output, err: &Error) -> ExitCode {
         println!("{value}");
     }
     ExitCode::from(code)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }

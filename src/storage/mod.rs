@@ -11,6 +11,7 @@
 mod connect;
 pub mod jobs;
 mod locks;
+pub mod models;
 pub mod status;
 mod timestamp;
 

@@ -1,0 +1,298 @@
+//! `model_versions` and its audit trail `model_transitions`.
+//!
+//! Lifecycle changes run in one exclusive transaction: the caller's planner
+//! (pure rules in `crate::lifecycle`) sees the current rows and the history,
+//! and its changes are applied atomically, so two operators promoting at once
+//! cannot leave two canaries or a half-finished swap.
+
+use serde::Serialize;
+use sqlx::{Postgres, Sqlite, Transaction};
+
+use super::{Backend, Store, Timestamp, db_error, on_pool};
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct ModelVersion {
+    pub id: i64,
+    pub version: String,
+    pub status: String,
+    pub artifact_path: Option<String>,
+    pub train_samples: Option<i32>,
+    pub test_samples: Option<i32>,
+    pub test_accuracy: Option<f64>,
+    pub production_accuracy: Option<f64>,
+    pub fallback_rate: Option<f64>,
+    pub traffic_percentage: i32,
+    /// JSON: the evaluation report.
+    pub metrics: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub tested_at: Option<Timestamp>,
+    pub canary_at: Option<Timestamp>,
+    pub production_at: Option<Timestamp>,
+    pub archived_at: Option<Timestamp>,
+}
+
+const VERSION_COLUMNS: &str = "id, version, status, artifact_path, train_samples, test_samples, \
+    test_accuracy, production_accuracy, fallback_rate, traffic_percentage, metrics, created_at, \
+    updated_at, tested_at, canary_at, production_at, archived_at";
+
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct ModelTransition {
+    pub id: i64,
+    pub version: String,
+    pub from_status: Option<String>,
+    pub to_status: String,
+    pub traffic_percentage: i32,
+    pub actor: String,
+    pub reason: Option<String>,
+    pub at: Timestamp,
+}
+
+const TRANSITION_COLUMNS: &str =
+    "id, version, from_status, to_status, traffic_percentage, actor, reason, at";
+
+/// A version to register (weekly training, bootstrap, manual import).
+#[derive(Debug, Clone, Default)]
+pub struct NewModelVersion {
+    pub version: String,
+    pub status: String,
+    pub artifact_path: Option<String>,
+    pub train_samples: Option<i32>,
+    pub test_samples: Option<i32>,
+    pub test_accuracy: Option<f64>,
+    pub traffic_percentage: i32,
+    pub metrics: Option<String>,
+}
+
+/// One step of a lifecycle change.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelChange {
+    pub version: String,
+    pub from_status: String,
+    pub to_status: String,
+    pub traffic_percentage: i32,
+    pub reason: Option<String>,
+}
+
+/// How many transitions a planner sees (enough to find the last production).
+const HISTORY_FOR_PLANNING: i64 = 500;
+
+/// Sets the status, traffic and the timestamp of the status reached.
+const APPLY_CHANGE: &str = "UPDATE model_versions SET status = $2, traffic_percentage = $3, updated_at = $4, \
+    tested_at = CASE WHEN $2 = 'testing' THEN $4 ELSE tested_at END, \
+    canary_at = CASE WHEN $2 = 'canary' AND status <> 'canary' THEN $4 ELSE canary_at END, \
+    production_at = CASE WHEN $2 = 'production' AND status <> 'production' THEN $4 ELSE production_at END, \
+    archived_at = CASE WHEN $2 = 'archived' THEN $4 ELSE archived_at END \
+    WHERE version = $1 AND status = $5";
+
+const INSERT_TRANSITION: &str = "INSERT INTO model_transitions \
+    (version, from_status, to_status, traffic_percentage, actor, reason, at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+/// Serialises lifecycle changes across processes (PostgreSQL).
+const LIFECYCLE_LOCK_KEY: i64 = 0x666c_7977_6865_656c; // "flywheel"
+
+impl Store {
+    pub async fn list_model_versions(&self) -> Result<Vec<ModelVersion>> {
+        let sql = format!(
+            "SELECT {VERSION_COLUMNS} FROM model_versions ORDER BY created_at DESC, id DESC"
+        );
+        on_pool!(self, |pool| sqlx::query_as::<_, ModelVersion>(&sql)
+            .fetch_all(pool)
+            .await)
+        .map_err(|err| db_error("reading model versions", err))
+    }
+
+    pub async fn model_version(&self, version: &str) -> Result<Option<ModelVersion>> {
+        let sql = format!("SELECT {VERSION_COLUMNS} FROM model_versions WHERE version = $1");
+        on_pool!(self, |pool| sqlx::query_as::<_, ModelVersion>(&sql)
+            .bind(version)
+            .fetch_optional(pool)
+            .await)
+        .map_err(|err| db_error("reading a model version", err))
+    }
+
+    /// Newest first; all versions when `version` is `None`.
+    pub async fn model_transitions(
+        &self,
+        version: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<ModelTransition>> {
+        let sql = format!(
+            "SELECT {TRANSITION_COLUMNS} FROM model_transitions \
+             WHERE ($1 IS NULL OR version = $1) ORDER BY at DESC, id DESC LIMIT $2"
+        );
+        on_pool!(self, |pool| sqlx::query_as::<_, ModelTransition>(&sql)
+            .bind(version)
+            .bind(limit)
+            .fetch_all(pool)
+            .await)
+        .map_err(|err| db_error("reading model transitions", err))
+    }
+
+    /// Register a new version and record its first transition.
+    pub async fn insert_model_version(
+        &self,
+        new: &NewModelVersion,
+        actor: &str,
+    ) -> Result<ModelVersion> {
+        let now = Timestamp::now();
+        let sql = format!(
+            "INSERT INTO model_versions (version, status, artifact_path, train_samples, test_samples, \
+               test_accuracy, traffic_percentage, metrics, created_at, updated_at, tested_at, production_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, \
+               CASE WHEN $2 = 'testing' THEN $9 END, CASE WHEN $2 = 'production' THEN $9 END) \
+             RETURNING {VERSION_COLUMNS}"
+        );
+        let result = on_pool!(self, |pool| async {
+            let mut tx = pool.begin().await?;
+            let row = sqlx::query_as::<_, ModelVersion>(&sql)
+                .bind(&new.version)
+                .bind(&new.status)
+                .bind(&new.artifact_path)
+                .bind(new.train_samples)
+                .bind(new.test_samples)
+                .bind(new.test_accuracy)
+                .bind(new.traffic_percentage)
+                .bind(&new.metrics)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+            sqlx::query(INSERT_TRANSITION)
+                .bind(&new.version)
+                .bind(None::<String>)
+                .bind(&new.status)
+                .bind(new.traffic_percentage)
+                .bind(actor)
+                .bind("registered")
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(row)
+        }
+        .await);
+        result.map_err(|err| match &err {
+            sqlx::Error::Database(db) if db.is_unique_violation() => Error::failure(format!(
+                "cannot register {}: {}",
+                new.version,
+                if db.message().contains("one_live") || db.message().contains("status") {
+                    "another version already holds that status".to_string()
+                } else {
+                    "that version already exists".to_string()
+                }
+            )),
+            _ => db_error("registering a model version", err),
+        })
+    }
+
+    /// Plan and apply a lifecycle change atomically. `plan` gets the current
+    /// versions and recent transitions (newest first) and returns the steps
+    /// in an order that keeps "one canary, one production" true after each.
+    pub async fn change_models<F>(&self, actor: &str, plan: F) -> Result<Vec<ModelChange>>
+    where
+        F: FnOnce(&[ModelVersion], &[ModelTransition]) -> Result<Vec<ModelChange>>,
+    {
+        match self.backend() {
+            Backend::Sqlite(pool) => {
+                // IMMEDIATE: take the write lock before reading what we plan on.
+                let tx = pool
+                    .begin_with("BEGIN IMMEDIATE")
+                    .await
+                    .map_err(|err| db_error("starting a lifecycle change", err))?;
+                apply_sqlite(tx, actor, plan).await
+            }
+            Backend::Postgres(pool) => {
+                let mut tx = pool
+                    .begin()
+                    .await
+                    .map_err(|err| db_error("starting a lifecycle change", err))?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(LIFECYCLE_LOCK_KEY)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|err| db_error("locking the model lifecycle", err))?;
+                apply_postgres(tx, actor, plan).await
+            }
+        }
+    }
+}
+
+/// The body of `change_models`, written once for both transaction types.
+macro_rules! apply_changes {
+    ($tx:ident, $actor:ident, $plan:ident) => {{
+        let versions_sql = format!(
+            "SELECT {VERSION_COLUMNS} FROM model_versions ORDER BY created_at DESC, id DESC"
+        );
+        let history_sql = format!(
+            "SELECT {TRANSITION_COLUMNS} FROM model_transitions ORDER BY at DESC, id DESC LIMIT $1"
+        );
+        let read = |e| db_error("reading model versions", e);
+        let versions = sqlx::query_as::<_, ModelVersion>(&versions_sql)
+            .fetch_all(&mut *$tx)
+            .await
+            .map_err(read)?;
+        let history = sqlx::query_as::<_, ModelTransition>(&history_sql)
+            .bind(HISTORY_FOR_PLANNING)
+            .fetch_all(&mut *$tx)
+            .await
+            .map_err(read)?;
+        let changes = $plan(&versions, &history)?;
+        let now = Timestamp::now();
+        let write = |e| db_error("applying the lifecycle change", e);
+        for change in &changes {
+            let updated = sqlx::query(APPLY_CHANGE)
+                .bind(&change.version)
+                .bind(&change.to_status)
+                .bind(change.traffic_percentage)
+                .bind(now)
+                .bind(&change.from_status)
+                .execute(&mut *$tx)
+                .await
+                .map_err(write)?
+                .rows_affected();
+            if updated != 1 {
+                return Err(Error::failure(format!(
+                    "{} is no longer {}; nothing was changed",
+                    change.version, change.from_status
+                )));
+            }
+            sqlx::query(INSERT_TRANSITION)
+                .bind(&change.version)
+                .bind(&change.from_status)
+                .bind(&change.to_status)
+                .bind(change.traffic_percentage)
+                .bind($actor)
+                .bind(&change.reason)
+                .bind(now)
+                .execute(&mut *$tx)
+                .await
+                .map_err(write)?;
+        }
+        $tx.commit().await.map_err(write)?;
+        Ok(changes)
+    }};
+}
+
+async fn apply_sqlite<F>(
+    mut tx: Transaction<'_, Sqlite>,
+    actor: &str,
+    plan: F,
+) -> Result<Vec<ModelChange>>
+where
+    F: FnOnce(&[ModelVersion], &[ModelTransition]) -> Result<Vec<ModelChange>>,
+{
+    apply_changes!(tx, actor, plan)
+}
+
+async fn apply_postgres<F>(
+    mut tx: Transaction<'_, Postgres>,
+    actor: &str,
+    plan: F,
+) -> Result<Vec<ModelChange>>
+where
+    F: FnOnce(&[ModelVersion], &[ModelTransition]) -> Result<Vec<ModelChange>>,
+{
+    apply_changes!(tx, actor, plan)
+}

@@ -1,0 +1,334 @@
+//! The model lifecycle rules of DESIGN §1 on both backends, with the audit
+//! trail, through the library and the real binary.
+
+mod common;
+
+use common::{TestDb, block_on, json_stdout};
+use flywheel::lifecycle::{self, Target};
+use flywheel::storage::Store;
+use flywheel::storage::models::NewModelVersion;
+use predicates::prelude::*;
+
+async fn register(store: &Store, version: &str, status: &str, traffic: i32) {
+    store
+        .insert_model_version(
+            &NewModelVersion {
+                version: version.into(),
+                status: status.into(),
+                artifact_path: Some(format!("/models/{version}")),
+                test_accuracy: Some(0.9),
+                traffic_percentage: traffic,
+                ..Default::default()
+            },
+            "test@host",
+        )
+        .await
+        .unwrap();
+}
+
+async fn statuses(store: &Store) -> Vec<(String, String, i32)> {
+    let mut v: Vec<_> = store
+        .list_model_versions()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.version, m.status, m.traffic_percentage))
+        .collect();
+    v.sort();
+    v
+}
+
+fn row(v: &str, s: &str, t: i32) -> (String, String, i32) {
+    (v.into(), s.into(), t)
+}
+
+#[test]
+fn promote_canary_then_production_then_rollback() {
+    for db in TestDb::all() {
+        let config = db.config();
+        block_on(async move {
+            let store = flywheel::storage::open(&config).await.unwrap();
+            register(&store, "router-v1.0.0", "production", 100).await;
+            register(&store, "router-v1.1.0", "testing", 0).await;
+            register(&store, "router-v1.2.0", "testing", 0).await;
+
+            lifecycle::promote(
+                &store,
+                "router-v1.1.0",
+                Target::Canary { traffic: 10 },
+                "alice@ops",
+            )
+            .await
+            .unwrap();
+            assert_eq!(
+                statuses(&store).await,
+                [
+                    row("router-v1.0.0", "production", 90),
+                    row("router-v1.1.0", "canary", 10),
+                    row("router-v1.2.0", "testing", 0)
+                ]
+            );
+            // Gradual rollout: the canary again with more traffic.
+            lifecycle::promote(
+                &store,
+                "router-v1.1.0",
+                Target::Canary { traffic: 25 },
+                "alice@ops",
+            )
+            .await
+            .unwrap();
+            assert_eq!(
+                statuses(&store).await[0],
+                row("router-v1.0.0", "production", 75)
+            );
+            // One canary at a time.
+            let err = lifecycle::promote(
+                &store,
+                "router-v1.2.0",
+                Target::Canary { traffic: 10 },
+                "bob@ops",
+            )
+            .await
+            .unwrap_err();
+            assert!(
+                err.message()
+                    .contains("router-v1.1.0 is already the canary"),
+                "{err}"
+            );
+            // Production can't be archived; rejected/archived can't become canary.
+            let err = lifecycle::archive(&store, "router-v1.0.0", "bob@ops")
+                .await
+                .unwrap_err();
+            assert!(err.message().contains("is in production"), "{err}");
+
+            lifecycle::promote(&store, "router-v1.1.0", Target::Production, "alice@ops")
+                .await
+                .unwrap();
+            assert_eq!(
+                statuses(&store).await,
+                [
+                    row("router-v1.0.0", "archived", 0),
+                    row("router-v1.1.0", "production", 100),
+                    row("router-v1.2.0", "testing", 0)
+                ]
+            );
+            let err = lifecycle::promote(
+                &store,
+                "router-v1.0.0",
+                Target::Canary { traffic: 10 },
+                "bob@ops",
+            )
+            .await
+            .unwrap_err();
+            assert!(err.message().contains("only a testing version"), "{err}");
+
+            lifecycle::rollback(&store, "carol@oncall").await.unwrap();
+            assert_eq!(
+                statuses(&store).await,
+                [
+                    row("router-v1.0.0", "production", 100),
+                    row("router-v1.1.0", "archived", 0),
+                    row("router-v1.2.0", "testing", 0)
+                ]
+            );
+            let v1 = store.model_version("router-v1.0.0").await.unwrap().unwrap();
+            assert!(v1.production_at.is_some() && v1.archived_at.is_some());
+
+            // The audit trail says who did what, newest first.
+            let trail = store
+                .model_transitions(Some("router-v1.1.0"), 10)
+                .await
+                .unwrap();
+            let steps: Vec<_> = trail
+                .iter()
+                .map(|t| {
+                    (
+                        t.from_status.clone().unwrap_or_default(),
+                        t.to_status.clone(),
+                        t.actor.clone(),
+                    )
+                })
+                .collect();
+            assert_eq!(
+                steps,
+                [
+                    (
+                        "production".into(),
+                        "archived".into(),
+                        "carol@oncall".into()
+                    ),
+                    ("canary".into(), "production".into(), "alice@ops".into()),
+                    ("canary".into(), "canary".into(), "alice@ops".into()),
+                    ("testing".into(), "canary".into(), "alice@ops".into()),
+                    ("".into(), "testing".into(), "test@host".into()),
+                ]
+            );
+            store.close().await;
+        });
+    }
+}
+
+#[test]
+fn archive_canary_returns_traffic_and_rollback_needs_history() {
+    for db in TestDb::all() {
+        let config = db.config();
+        block_on(async move {
+            let store = flywheel::storage::open(&config).await.unwrap();
+            let err = lifecycle::rollback(&store, "x").await.unwrap_err();
+            assert!(err.message().contains("no production model"), "{err}");
+            register(&store, "router-v1.0.0", "production", 100).await;
+            let err = lifecycle::rollback(&store, "x").await.unwrap_err();
+            assert!(err.message().contains("nothing to roll back to"), "{err}");
+            register(&store, "router-v1.1.0", "testing", 0).await;
+            lifecycle::promote(&store, "router-v1.1.0", Target::Canary { traffic: 50 }, "x")
+                .await
+                .unwrap();
+            lifecycle::archive(&store, "router-v1.1.0", "x")
+                .await
+                .unwrap();
+            assert_eq!(
+                statuses(&store).await,
+                [
+                    row("router-v1.0.0", "production", 100),
+                    row("router-v1.1.0", "archived", 0)
+                ]
+            );
+            let err = lifecycle::promote(&store, "router-v9", Target::Production, "x")
+                .await
+                .unwrap_err();
+            assert!(
+                err.message().contains("no model version router-v9"),
+                "{err}"
+            );
+            let err = lifecycle::promote(
+                &store,
+                "router-v1.0.0",
+                Target::Canary { traffic: 100 },
+                "x",
+            )
+            .await
+            .unwrap_err();
+            assert_eq!(err.kind().exit_code(), 2);
+            store.close().await;
+        });
+    }
+}
+
+#[test]
+fn concurrent_promotions_leave_exactly_one_production() {
+    for db in TestDb::all() {
+        let config = db.config();
+        block_on(async move {
+            let store = flywheel::storage::open(&config).await.unwrap();
+            register(&store, "router-v1.0.0", "production", 100).await;
+            for v in [
+                "router-v1.1.0",
+                "router-v1.2.0",
+                "router-v1.3.0",
+                "router-v1.4.0",
+            ] {
+                register(&store, v, "testing", 0).await;
+            }
+            let tasks: Vec<_> = [
+                "router-v1.1.0",
+                "router-v1.2.0",
+                "router-v1.3.0",
+                "router-v1.4.0",
+            ]
+            .into_iter()
+            .map(|v| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    lifecycle::promote(&store, v, Target::Production, "race").await
+                })
+            })
+            .collect();
+            for t in tasks {
+                t.await.unwrap().expect("each promotion applies in turn");
+            }
+            let all = statuses(&store).await;
+            assert_eq!(
+                all.iter().filter(|(_, s, _)| s == "production").count(),
+                1,
+                "{all:?}"
+            );
+            assert_eq!(
+                all.iter().filter(|(_, s, _)| s == "archived").count(),
+                4,
+                "{all:?}"
+            );
+            store.close().await;
+        });
+    }
+}
+
+#[test]
+fn models_commands_through_the_binary() {
+    for db in TestDb::all() {
+        let config = db.config();
+        block_on(async move {
+            let store = flywheel::storage::open(&config).await.unwrap();
+            register(&store, "router-v1.0.0", "production", 100).await;
+            register(&store, "router-v1.1.0", "testing", 0).await;
+            store.close().await;
+        });
+        let out = db
+            .cmd()
+            .args([
+                "models",
+                "promote",
+                "router-v1.1.0",
+                "--to",
+                "canary",
+                "--json",
+            ])
+            .env("USER", "dana")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let changes = json_stdout(&out);
+        assert_eq!(changes["changes"][1]["to_status"], "canary");
+        assert_eq!(
+            changes["changes"][1]["traffic_percentage"], 10,
+            "default canary traffic"
+        );
+        db.cmd().args(["models", "list"]).assert().success().stdout(
+            predicate::str::contains("router-v1.1.0").and(predicate::str::contains("canary")),
+        );
+        db.cmd()
+            .args(["models", "history", "router-v1.1.0"])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("by dana@"));
+        db.cmd()
+            .args([
+                "models",
+                "promote",
+                "router-v1.1.0",
+                "--to",
+                "production",
+                "--traffic",
+                "5",
+            ])
+            .assert()
+            .code(2);
+        db.cmd()
+            .args(["models", "archive", "router-v1.0.0"])
+            .assert()
+            .code(1)
+            .stderr(predicate::str::contains("is in production"));
+        db.cmd()
+            .args(["models", "promote", "router-v1.1.0", "--to", "production"])
+            .assert()
+            .success();
+        db.cmd()
+            .args(["models", "rollback", "--json"])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("rolled back to router-v1.0.0"));
+    }
+}
