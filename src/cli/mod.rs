@@ -3,9 +3,11 @@
 //! sysexits code. Commands are thin: the work lives in the library.
 
 mod admin;
+mod args;
 mod models;
 pub mod output;
 mod progress_display;
+mod stats;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -72,6 +74,9 @@ pub enum Command {
     /// Model versions: list, history, promote, rollback, archive.
     #[command(subcommand)]
     Models(models::ModelsCommand),
+    /// Queue, daily counts, per-version performance.
+    #[command(subcommand)]
+    Stats(stats::StatsCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -162,6 +167,7 @@ async fn dispatch(command: Option<Command>, ctx: &Context) -> Result<ExitCode> {
         Command::Doctor => admin::doctor(ctx).await,
         Command::Config(ConfigCommand::Show) => admin::config_show(ctx),
         Command::Models(command) => models::run(ctx, command).await,
+        Command::Stats(command) => stats::run(ctx, command).await,
     }
 }
 

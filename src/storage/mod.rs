@@ -12,6 +12,7 @@ mod connect;
 pub mod jobs;
 mod locks;
 pub mod models;
+pub mod stats;
 pub mod status;
 mod timestamp;
 

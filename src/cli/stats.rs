@@ -1,0 +1,195 @@
+//! `flywheel stats queue|daily|models`.
+
+use std::fmt::Write as _;
+use std::process::ExitCode;
+
+use chrono::{Duration, Utc};
+use clap::Subcommand;
+use serde_json::json;
+
+use super::Context;
+use super::args::parse_duration;
+use crate::error::Result;
+use crate::storage::Store;
+use crate::storage::stats::WindowStats;
+
+#[derive(Debug, Subcommand)]
+pub enum StatsCommand {
+    /// The review queue in priority order, and its size per priority.
+    Queue {
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+    /// Per day: captured, auto-approved, needs review, reviewed, approved, rejected.
+    Daily {
+        #[arg(long, default_value = "7d", value_parser = parse_duration)]
+        since: Duration,
+    },
+    /// Per version: traffic, fallback rate, production and test accuracy;
+    /// canary against production since the canary started.
+    Models,
+}
+
+pub async fn run(ctx: &Context, command: StatsCommand) -> Result<ExitCode> {
+    let store = ctx.store().await?;
+    let result = match command {
+        StatsCommand::Queue { limit } => queue(ctx, &store, limit).await,
+        StatsCommand::Daily { since } => daily(ctx, &store, since).await,
+        StatsCommand::Models => models(ctx, &store).await,
+    };
+    store.close().await;
+    result.map(|()| ExitCode::SUCCESS)
+}
+
+async fn queue(ctx: &Context, store: &Store, limit: i64) -> Result<()> {
+    let by_priority = store.queue_by_priority().await?;
+    let items = store.queue_items(limit).await?;
+    let by_priority_json: Vec<_> = by_priority
+        .iter()
+        .map(|(p, n)| json!({ "priority": p, "count": n }))
+        .collect();
+    ctx.out.summary(
+        &json!({ "ok": true, "by_priority": by_priority_json, "items": items }),
+        || {
+            let mut out = String::new();
+            let total: i64 = by_priority.iter().map(|(_, n)| n).sum();
+            let parts: Vec<String> = by_priority
+                .iter()
+                .map(|(p, n)| format!("priority {p}: {n}"))
+                .collect();
+            let _ = writeln!(out, "{total} waiting for review ({})", parts.join(", "));
+            for i in &items {
+                let _ = writeln!(
+                    out,
+                    "  p{} ×{:<4} {:<18} {:>5}  {:<8} {}",
+                    i.priority,
+                    i.occurrences,
+                    i.intent,
+                    i.confidence
+                        .map_or_else(|| "-".into(), |c| format!("{c:.2}")),
+                    i.language.as_deref().unwrap_or("-"),
+                    i.text
+                );
+            }
+            out
+        },
+    );
+    Ok(())
+}
+
+async fn daily(ctx: &Context, store: &Store, since: Duration) -> Result<()> {
+    let from = (Utc::now() - since).date_naive();
+    let days = store.daily_stats(from).await?;
+    ctx.out
+        .summary(&json!({ "ok": true, "since": from, "days": days }), || {
+            let mut out = format!(
+                "{:<10} {:>8} {:>9} {:>7} {:>8} {:>8} {:>8} {:>6}\n",
+                "date",
+                "captured",
+                "auto-appr",
+                "review",
+                "reviewed",
+                "approved",
+                "rejected",
+                "auto %"
+            );
+            for d in &days {
+                let _ = writeln!(
+                    out,
+                    "{:<10} {:>8} {:>9} {:>7} {:>8} {:>8} {:>8} {:>6}",
+                    d.date,
+                    d.captured,
+                    d.auto_approved,
+                    d.needs_review,
+                    d.reviewed,
+                    d.approved,
+                    d.rejected,
+                    d.auto_approval_rate
+                        .map_or_else(|| "-".into(), |r| format!("{r:.1}"))
+                );
+            }
+            out
+        });
+    Ok(())
+}
+
+async fn models(ctx: &Context, store: &Store) -> Result<()> {
+    let performance = store.model_performance().await?;
+    let versions = store.list_model_versions().await?;
+    let canary = versions.iter().find(|m| m.status == "canary");
+    let production = versions.iter().find(|m| m.status == "production");
+    // The 48-hour watch: both live versions over the same window.
+    let watch = match (canary, production) {
+        (Some(c), Some(p)) => {
+            let since = c.canary_at.unwrap_or(c.updated_at);
+            let canary_stats = store.version_window_stats(&c.version, since).await?;
+            let production_stats = store.version_window_stats(&p.version, since).await?;
+            Some((
+                since,
+                c.version.clone(),
+                canary_stats,
+                p.version.clone(),
+                production_stats,
+            ))
+        }
+        _ => None,
+    };
+    let watch_json = watch.as_ref().map(|(since, cv, cs, pv, ps)| {
+        json!({ "since": since, "canary": { "version": cv, "stats": cs }, "production": { "version": pv, "stats": ps } })
+    });
+    ctx.out.summary(
+        &json!({ "ok": true, "models": performance, "canary_watch": watch_json }),
+        || {
+            let mut out = format!(
+                "{:<18} {:<10} {:>7} {:>9} {:>9} {:>8} {:>13}\n",
+                "version", "status", "traffic", "test acc", "prod acc", "fallback", "conversations"
+            );
+            for m in &performance {
+                let _ = writeln!(
+                    out,
+                    "{:<18} {:<10} {:>6} % {:>9} {:>9} {:>8} {:>13}",
+                    m.version,
+                    m.status,
+                    m.traffic_percentage,
+                    pct(m.test_accuracy),
+                    pct(m.production_accuracy),
+                    pct(m.fallback_rate),
+                    m.conversations
+                );
+            }
+            if let Some((since, cv, cs, pv, ps)) = &watch {
+                let total = (cs.conversations + ps.conversations).max(1) as f64;
+                let _ = writeln!(out, "\nCanary watch since {since}:");
+                let _ = writeln!(out, "{:<24} {:>14} {:>14}", "", cv, pv);
+                let row = |name: &str, f: &dyn Fn(&WindowStats) -> String| {
+                    format!("{name:<24} {:>14} {:>14}\n", f(cs), f(ps))
+                };
+                out.push_str(&row("traffic share", &|s| {
+                    format!("{:.1} %", s.conversations as f64 * 100.0 / total)
+                }));
+                out.push_str(&row("conversations", &|s| s.conversations.to_string()));
+                out.push_str(&row("fallback rate", &|s| {
+                    ratio(s.fallbacks, s.conversations)
+                }));
+                out.push_str(&row("negative feedback", &|s| {
+                    ratio(s.negative_feedback, s.conversations)
+                }));
+                out.push_str(&row("review agreement", &|s| ratio(s.agreed, s.reviewed)));
+            }
+            out
+        },
+    );
+    Ok(())
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".into(), |v| format!("{v:.3}"))
+}
+
+fn ratio(part: i64, whole: i64) -> String {
+    if whole == 0 {
+        "-".into()
+    } else {
+        format!("{:.1} %", part as f64 * 100.0 / whole as f64)
+    }
+}
