@@ -10,10 +10,12 @@
 
 mod connect;
 pub mod jobs;
+pub mod label_studio_tasks;
 mod locks;
 pub mod models;
 pub mod stats;
 pub mod status;
+pub mod training;
 mod timestamp;
 
 use std::path::PathBuf;

@@ -1,0 +1,211 @@
+//! `label_studio_tasks`: which sample became which Label Studio task. This
+//! is what makes a sync idempotent: a push is reserved (`pushing`) before
+//! the import call and confirmed (`pushed`, with the task id) after it, so a
+//! crash in between leaves a row that the next run reconciles against Label
+//! Studio by our sample id instead of pushing again.
+
+use serde::Serialize;
+
+use super::{Store, Timestamp, db_error, on_pool};
+use crate::error::Result;
+
+/// A needs-review sample that has no task in the project yet.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct SampleToPush {
+    pub id: i64,
+    pub text: String,
+    pub intent: String,
+    pub language: Option<String>,
+    pub confidence: Option<f64>,
+    pub priority: i32,
+    pub occurrences: i32,
+    pub predicted_by_version: Option<String>,
+}
+
+/// Our record of one task.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct TaskLink {
+    pub sample_id: i64,
+    pub task_id: Option<i64>,
+    pub sync_state: String,
+    pub last_annotation_id: Option<i64>,
+    pub last_annotation_updated_at: Option<Timestamp>,
+}
+
+/// Counts for the console's Label Studio pane.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct TaskCounts {
+    pub pushed: i64,
+    pub awaiting: i64,
+    pub annotated: i64,
+    pub in_flight: i64,
+}
+
+impl Store {
+    /// Needs-review samples without a task in `project`, most urgent first.
+    pub async fn samples_to_push(&self, project: i64, limit: i64) -> Result<Vec<SampleToPush>> {
+        on_pool!(self, |pool| sqlx::query_as::<_, SampleToPush>(
+            "SELECT s.id, s.text, s.intent, s.language, s.confidence, s.priority, s.occurrences, s.predicted_by_version \
+             FROM training_samples s \
+             WHERE s.review_status = 'needs-review' \
+               AND NOT EXISTS (SELECT 1 FROM label_studio_tasks t WHERE t.sample_id = s.id AND t.project_id = $1) \
+             ORDER BY s.priority, s.occurrences DESC, s.id LIMIT $2"
+        )
+        .bind(project)
+        .bind(limit)
+        .fetch_all(pool)
+        .await)
+        .map_err(|err| db_error("choosing samples to push", err))
+    }
+
+    /// Record that these samples are about to be imported (state `pushing`).
+    pub async fn reserve_pushes(&self, project: i64, sample_ids: &[i64]) -> Result<()> {
+        on_pool!(self, |pool| async {
+            let mut tx = pool.begin().await?;
+            for id in sample_ids {
+                sqlx::query(
+                    "INSERT INTO label_studio_tasks (sample_id, project_id, sync_state) VALUES ($1, $2, 'pushing') \
+                     ON CONFLICT (project_id, sample_id) DO NOTHING",
+                )
+                .bind(id)
+                .bind(project)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await
+        }
+        .await)
+        .map_err(|err| db_error("reserving pushes", err))
+    }
+
+    /// Samples whose push outcome is unknown (a crash between import and commit).
+    pub async fn unconfirmed_pushes(&self, project: i64) -> Result<Vec<i64>> {
+        on_pool!(self, |pool| sqlx::query_scalar::<_, i64>(
+            "SELECT sample_id FROM label_studio_tasks WHERE project_id = $1 AND sync_state = 'pushing' ORDER BY sample_id"
+        )
+        .bind(project)
+        .fetch_all(pool)
+        .await)
+        .map_err(|err| db_error("reading unconfirmed pushes", err))
+    }
+
+    /// Confirm pushes with their task ids and move the samples to `in-review`,
+    /// in one transaction.
+    pub async fn confirm_pushes(&self, project: i64, pushed: &[(i64, i64)]) -> Result<()> {
+        let now = Timestamp::now();
+        on_pool!(self, |pool| async {
+            let mut tx = pool.begin().await?;
+            for (sample_id, task_id) in pushed {
+                sqlx::query(
+                    "UPDATE label_studio_tasks SET task_id = $3, pushed_at = $4, sync_state = 'pushed', error = NULL \
+                     WHERE project_id = $1 AND sample_id = $2",
+                )
+                .bind(project)
+                .bind(sample_id)
+                .bind(task_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE training_samples SET review_status = 'in-review', updated_at = $2 \
+                     WHERE id = $1 AND review_status = 'needs-review'",
+                )
+                .bind(sample_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await
+        }
+        .await)
+        .map_err(|err| db_error("recording pushed tasks", err))
+    }
+
+    /// Forget reservations whose import certainly did not happen, so the
+    /// samples are pushed again next time.
+    pub async fn release_pushes(&self, project: i64, sample_ids: &[i64]) -> Result<()> {
+        on_pool!(self, |pool| async {
+            let mut tx = pool.begin().await?;
+            for id in sample_ids {
+                sqlx::query(
+                    "DELETE FROM label_studio_tasks WHERE project_id = $1 AND sample_id = $2 AND sync_state = 'pushing'",
+                )
+                .bind(project)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await
+        }
+        .await)
+        .map_err(|err| db_error("releasing pushes", err))
+    }
+
+    /// Our record of a task, by Label Studio task id.
+    pub async fn task_link(&self, project: i64, task_id: i64) -> Result<Option<TaskLink>> {
+        on_pool!(self, |pool| sqlx::query_as::<_, TaskLink>(
+            "SELECT sample_id, task_id, sync_state, last_annotation_id, last_annotation_updated_at \
+             FROM label_studio_tasks WHERE project_id = $1 AND task_id = $2"
+        )
+        .bind(project)
+        .bind(task_id)
+        .fetch_optional(pool)
+        .await)
+        .map_err(|err| db_error("reading a task link", err))
+    }
+
+    /// Remember the annotation we applied, so a later pull only re-applies
+    /// it when Label Studio says it changed.
+    pub async fn record_annotation(
+        &self,
+        project: i64,
+        task_id: i64,
+        annotation_id: Option<i64>,
+        updated_at: Timestamp,
+    ) -> Result<()> {
+        on_pool!(self, |pool| sqlx::query(
+            "UPDATE label_studio_tasks SET last_annotation_id = $3, last_annotation_updated_at = $4, \
+             sync_state = 'annotated' WHERE project_id = $1 AND task_id = $2"
+        )
+        .bind(project)
+        .bind(task_id)
+        .bind(annotation_id)
+        .bind(updated_at)
+        .execute(pool)
+        .await
+        .map(|_| ()))
+        .map_err(|err| db_error("recording an annotation", err))
+    }
+
+    /// The newest annotation time seen in `project`: where the next pull starts.
+    pub async fn pull_watermark(&self, project: i64) -> Result<Option<Timestamp>> {
+        on_pool!(self, |pool| sqlx::query_scalar::<_, Option<Timestamp>>(
+            "SELECT MAX(last_annotation_updated_at) FROM label_studio_tasks WHERE project_id = $1"
+        )
+        .bind(project)
+        .fetch_one(pool)
+        .await)
+        .map_err(|err| db_error("reading the pull watermark", err))
+    }
+
+    pub async fn label_studio_task_counts(&self, project: i64) -> Result<TaskCounts> {
+        let (pushed, awaiting, annotated, in_flight): (i64, i64, i64, i64) = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT COUNT(task_id), COUNT(CASE WHEN sync_state = 'pushed' THEN 1 END), \
+                        COUNT(CASE WHEN sync_state = 'annotated' THEN 1 END), \
+                        COUNT(CASE WHEN sync_state = 'pushing' THEN 1 END) \
+                 FROM label_studio_tasks WHERE project_id = $1",
+            )
+            .bind(project)
+            .fetch_one(pool)
+            .await
+        })
+        .map_err(|err| db_error("counting Label Studio tasks", err))?;
+        Ok(TaskCounts {
+            pushed,
+            awaiting,
+            annotated,
+            in_flight,
+        })
+    }
+}
