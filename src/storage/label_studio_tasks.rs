@@ -189,18 +189,19 @@ impl Store {
     }
 
     pub async fn label_studio_task_counts(&self, project: i64) -> Result<TaskCounts> {
-        let (pushed, awaiting, annotated, in_flight): (i64, i64, i64, i64) = on_pool!(self, |pool| {
-            sqlx::query_as(
-                "SELECT COUNT(task_id), COUNT(CASE WHEN sync_state = 'pushed' THEN 1 END), \
+        let (pushed, awaiting, annotated, in_flight): (i64, i64, i64, i64) =
+            on_pool!(self, |pool| {
+                sqlx::query_as(
+                    "SELECT COUNT(task_id), COUNT(CASE WHEN sync_state = 'pushed' THEN 1 END), \
                         COUNT(CASE WHEN sync_state = 'annotated' THEN 1 END), \
                         COUNT(CASE WHEN sync_state = 'pushing' THEN 1 END) \
                  FROM label_studio_tasks WHERE project_id = $1",
-            )
-            .bind(project)
-            .fetch_one(pool)
-            .await
-        })
-        .map_err(|err| db_error("counting Label Studio tasks", err))?;
+                )
+                .bind(project)
+                .fetch_one(pool)
+                .await
+            })
+            .map_err(|err| db_error("counting Label Studio tasks", err))?;
         Ok(TaskCounts {
             pushed,
             awaiting,

@@ -15,8 +15,8 @@ mod locks;
 pub mod models;
 pub mod stats;
 pub mod status;
-pub mod training;
 mod timestamp;
+pub mod training;
 
 use std::path::PathBuf;
 

@@ -34,8 +34,7 @@ pub struct TrainingRun {
     pub error: Option<String>,
 }
 
-const RUN_COLUMNS: &str =
-    "id, version, status, parameters, started_at, finished_at, epoch, epochs, loss, accuracy, report_path, error";
+const RUN_COLUMNS: &str = "id, version, status, parameters, started_at, finished_at, epoch, epochs, loss, accuracy, report_path, error";
 
 impl Store {
     /// Every approved sample, in id order (deterministic training input).
@@ -48,7 +47,12 @@ impl Store {
         .map_err(|err| db_error("reading approved samples", err))
     }
 
-    pub async fn start_training_run(&self, version: &str, parameters: &str, epochs: i32) -> Result<i64> {
+    pub async fn start_training_run(
+        &self,
+        version: &str,
+        parameters: &str,
+        epochs: i32,
+    ) -> Result<i64> {
         on_pool!(self, |pool| sqlx::query_scalar::<_, i64>(
             "INSERT INTO training_runs (version, status, parameters, started_at, epochs) \
              VALUES ($1, 'running', $2, $3, $4) RETURNING id"
@@ -120,7 +124,9 @@ impl Store {
     }
 
     pub async fn recent_training_runs(&self, limit: i64) -> Result<Vec<TrainingRun>> {
-        let sql = format!("SELECT {RUN_COLUMNS} FROM training_runs ORDER BY started_at DESC, id DESC LIMIT $1");
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM training_runs ORDER BY started_at DESC, id DESC LIMIT $1"
+        );
         on_pool!(self, |pool| sqlx::query_as::<_, TrainingRun>(&sql)
             .bind(limit)
             .fetch_all(pool)
@@ -156,7 +162,8 @@ impl Store {
         let insert_sql = "INSERT INTO model_versions (version, status, artifact_path, train_samples, test_samples, \
                test_accuracy, traffic_percentage, metrics, created_at, updated_at, tested_at) \
              VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $8, CASE WHEN $2 = 'testing' THEN $8 END) RETURNING id";
-        let result = on_pool!(self, |pool| async {
+        let result = on_pool!(self, |pool| {
+            async {
             let mut tx = pool.begin().await?;
             sqlx::query_scalar::<_, i64>(insert_sql)
                 .bind(&new.version)
@@ -197,10 +204,11 @@ impl Store {
             .await?;
             tx.commit().await
         }
-        .await);
+        .await
+        });
         result.map_err(|err| db_error("registering the trained version", err))?;
-        self.model_version(&new.version)
-            .await?
-            .ok_or_else(|| Error::failure(format!("{} vanished right after registration", new.version)))
+        self.model_version(&new.version).await?.ok_or_else(|| {
+            Error::failure(format!("{} vanished right after registration", new.version))
+        })
     }
 }
