@@ -16,5 +16,6 @@ pub mod logging;
 pub mod progress;
 pub mod router;
 pub mod storage;
+pub mod text;
 
 pub use error::{Error, Result};
