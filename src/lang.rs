@@ -2,8 +2,10 @@
 //! a language.
 //!
 //! [`detect`] runs on every classify request, so it does one pass over the
-//! characters, no allocation and no regex: words are looked up by binary
-//! search in static tables sorted once on first use.
+//! characters, no allocation and no regex: scripts are told apart by code
+//! point ranges, and words are looked up in static hash tables built on
+//! first use: about 0.4 µs of CPU per utterance in a release build
+//! (`tests/lang_detect.rs`, `latency_per_utterance`).
 //!
 //! The decision, in order:
 //! 1. No letters at all (empty, digits, punctuation, emoji) → [`Language::Other`]:
@@ -22,6 +24,8 @@
 //!    [`Language::En`]. Other Latin-script languages (Spanish, …) come out as
 //!    `en`: the router only tells English from Hinglish in Latin script.
 
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::LazyLock;
 
 use serde::{Deserialize, Serialize};
@@ -170,33 +174,53 @@ enum DevanagariCue {
     Marathi,
 }
 
-/// A static word list sorted once for binary search: for ~600 short words
-/// that is about ten comparisons, cheaper than hashing each token.
+/// A static word list hashed once. FNV-1a over a few bytes is cheaper than
+/// SipHash, or than a ten-step binary search with a `memcmp` per step.
 struct Lexicon<C> {
-    words: Vec<(&'static str, C)>,
+    words: HashMap<&'static [u8], C, BuildHasherDefault<Fnv1a>>,
 }
 
 impl<C: Copy> Lexicon<C> {
     /// Later lists win over earlier ones for a word listed twice.
     fn new(lists: &[(&'static str, C)]) -> Self {
-        let mut words: Vec<(&'static str, C)> = Vec::new();
+        let mut words = HashMap::default();
         for &(list, cue) in lists {
             for word in list.split_whitespace() {
-                match words.iter_mut().find(|(w, _)| *w == word) {
-                    Some(entry) => entry.1 = cue,
-                    None => words.push((word, cue)),
-                }
+                words.insert(word.as_bytes(), cue);
             }
         }
-        words.sort_unstable_by(|a, b| a.0.cmp(b.0));
         Lexicon { words }
     }
 
     fn get(&self, word: &[u8]) -> Option<C> {
-        self.words
-            .binary_search_by(|(w, _)| w.as_bytes().cmp(word))
-            .ok()
-            .map(|i| self.words[i].1)
+        self.words.get(word).copied()
+    }
+}
+
+/// FNV-1a. The keys are static and input words only look up, so there is
+/// no table an attacker could flood: a fast hash is safe here.
+struct Fnv1a(u64);
+
+impl Default for Fnv1a {
+    fn default() -> Self {
+        Fnv1a(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv1a {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        // The length prefix of a slice: one mixing step is enough.
+        self.0 = (self.0 ^ n as u64).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
     }
 }
 
@@ -347,12 +371,12 @@ fn tally(text: &str) -> Tally {
                 continue;
             }
             deva_start.get_or_insert(i);
-            if c.is_alphabetic() {
-                t.devanagari_letters += 1;
-                // LLA (ळ) is everyday Marathi and rare in Hindi.
-                if c == '\u{0933}' {
-                    t.marathi_words += 1;
-                }
+            // Every other Devanagari code point (letters, vowel signs, marks)
+            // counts: a range test, where `is_alphabetic` searches tables.
+            t.devanagari_letters += 1;
+            // LLA (ळ) is everyday Marathi and rare in Hindi.
+            if c == '\u{0933}' {
+                t.marathi_words += 1;
             }
             continue;
         }
@@ -404,7 +428,6 @@ mod tests {
                 "{word}"
             );
         }
-        assert!(LATIN.words.windows(2).all(|w| w[0].0 < w[1].0));
         // A word in two lists would silently take the last list's cue.
         let strong: Vec<&str> = HINGLISH_STRONG.split_whitespace().collect();
         for word in HINGLISH_WEAK

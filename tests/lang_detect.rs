@@ -168,6 +168,13 @@ fn accuracy_on_clinc150_validation() {
     assert!(acc >= 0.99, "english accuracy {acc:.4}");
 }
 
+/// CPU time this thread has run, where Linux tells it: wall time would
+/// count the time other processes held the (shared) cores.
+fn thread_cpu_ns() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    stat.split_whitespace().next()?.parse().ok()
+}
+
 /// The per-request budget (≤ 2 µs for a typical utterance) only means
 /// something in an optimised build:
 /// `cargo test --release --test lang_detect -- --ignored --nocapture`.
@@ -180,7 +187,8 @@ fn latency_per_utterance() {
         "मेरा ऑर्डर कहाँ है, बहुत देर हो गई",
         "माझी ऑर्डर कुठे आहे",
     ];
-    let rounds = 200_000;
+    let rounds = 400_000;
+    let cpu_start = thread_cpu_ns();
     let start = Instant::now();
     let mut hinglish = 0usize;
     for i in 0..rounds {
@@ -188,10 +196,14 @@ fn latency_per_utterance() {
             hinglish += 1;
         }
     }
-    let per_call = start.elapsed().as_secs_f64() * 1e9 / rounds as f64;
-    println!("detect: {per_call:.0} ns per utterance");
+    let wall = start.elapsed().as_secs_f64() * 1e9 / rounds as f64;
+    let cpu = match (cpu_start, thread_cpu_ns()) {
+        (Some(a), Some(b)) => (b - a) as f64 / rounds as f64,
+        _ => wall,
+    };
+    println!("detect: {cpu:.0} ns CPU, {wall:.0} ns wall per utterance");
     assert_eq!(hinglish, rounds / 4);
     if !cfg!(debug_assertions) {
-        assert!(per_call <= 2000.0, "{per_call:.0} ns per utterance");
+        assert!(cpu <= 2000.0, "{cpu:.0} ns per utterance");
     }
 }
