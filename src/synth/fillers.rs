@@ -10,11 +10,11 @@ use crate::lang::Language;
 
 const DISHES: &str = "\
     paneer butter masala|chicken biryani|veg biryani|masala dosa|chole bhature|\
-    dal makhani|pav bhaji|aloo paratha|butter chicken|a margherita pizza|\
-    a farmhouse pizza|a veg burger|chicken momos|hakka noodles|veg fried rice|\
-    idli sambar|a veg thali|rajma chawal|kadai paneer|tandoori roti|garlic naan|\
-    gulab jamun|chicken shawarma|egg rolls|a cold coffee|samosas|vada pav|\
-    fish curry|mutton rogan josh|chilli paneer|pasta alfredo|a chicken wrap";
+    dal makhani|pav bhaji|aloo paratha|butter chicken|margherita pizza|\
+    farmhouse pizza|veg burger|chicken momos|hakka noodles|veg fried rice|\
+    idli sambar|veg thali|rajma chawal|kadai paneer|tandoori roti|garlic naan|\
+    gulab jamun|chicken shawarma|egg rolls|cold coffee|samosas|vada pav|\
+    fish curry|mutton rogan josh|chilli paneer|pasta alfredo|chicken wrap";
 
 const DISHES_HI: &str = "\
     पनीर बटर मसाला|चिकन बिरयानी|वेज बिरयानी|मसाला डोसा|छोले भटूरे|दाल मखनी|पाव भाजी|\
@@ -35,7 +35,7 @@ const STORES: &str = "\
     FreshMart|DailyBasket|the kirana store|Green Grocers|QuickMart|\
     the nearest store|Super Bazaar|City Bazaar";
 
-const STORES_HI: &str = "किराना स्टोर|अपना बाज़ार|सुपर बाज़ार|पास वाली दुकान|फ्रेशमार्ट";
+const STORES_HI: &str = "किराना स्टोर|अपना बाज़ार|सुपर बाज़ार|फ्रेशमार्ट";
 
 const ITEMS_EN: &str = "\
     milk|bread|eggs|rice|atta|toor dal|onions|tomatoes|potatoes|sugar|salt|\
@@ -91,8 +91,8 @@ const ADDRESS_HOUSES: &str = "\
 const ADDRESS_HOUSES_HI: &str = "मकान नंबर 14|फ्लैट 302|प्लॉट 7|कमरा 5, शांति निवास";
 
 const PARCELS: &str = "\
-    documents|a laptop charger|my keys|a gift box|a birthday cake|some clothes|\
-    a tiffin box|medicines|a small package|my passport|a phone";
+    documents|laptop charger|house keys|gift box|birthday cake|clothes|\
+    tiffin box|medicines|small package|passport|phone";
 
 const PARCELS_HI: &str = "कागज़ात|चाबी|दवाइयाँ|कपड़े|टिफ़िन|तोहफ़ा|चार्जर";
 
@@ -104,7 +104,7 @@ const PAYMENTS: &str = "UPI|GPay|PhonePe|Paytm|credit card|debit card|net bankin
 
 const PAYMENTS_HI: &str = "यूपीआई|कार्ड|पेटीएम|फ़ोनपे|नेट बैंकिंग|वॉलेट";
 
-const TIMES: &str = "7 pm|8:30 pm|9 am|noon|tonight|10 pm|6:45 am|lunch time";
+const TIMES: &str = "7 pm|8:30 pm|9 am|12 noon|10 pm|6:45 am|11 am|1:30 pm";
 
 const TIMES_HI: &str = "शाम 7 बजे|रात 9 बजे|सुबह 8 बजे|दोपहर 1 बजे";
 

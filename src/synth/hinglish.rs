@@ -210,7 +210,7 @@ pub(super) const TEMPLATES: &[(&str, &[&str])] = &[
             "(tum kaun ho|tumhara naam kya hai|kya tum insaan ho|mujhse shaadi karoge)",
             "cricket ka score kya hai",
             "koi (gaana|song) bajao",
-            "kal subah {time} ka alarm laga do",
+            "(kal subah (6|7|8) baje|{time}) ka alarm laga do",
             "{city} ki (train|flight) ticket book karo",
             "koi acchi (movie|web series) batao",
             "(india|france) ki capital kya hai",
