@@ -19,5 +19,7 @@ pub mod logging;
 pub mod progress;
 pub mod router;
 pub mod storage;
+pub mod synth;
+pub mod text;
 
 pub use error::{Error, Result};

@@ -1,0 +1,101 @@
+//! Text normalisation shared by the stages that compare utterances.
+
+use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::char::is_combining_mark;
+
+/// The key two utterances are deduplicated on (DESIGN §1: a repeat raises an
+/// occurrence count instead of creating a second sample).
+///
+/// Folds what a user does not mean: Unicode compatibility forms (NFKC, so a
+/// full-width "ｈｉ" or a precomposed nukta letter matches its plain
+/// spelling), letter case, punctuation and symbols (each becomes a word
+/// break), and runs of whitespace (one space, none at the ends).
+/// Apostrophes are dropped without a break so "what's" matches "whats".
+/// Letters, digits and combining marks of every script are kept, so
+/// Devanagari vowel signs and viramas survive: "मेरा ऑर्डर" stays itself.
+pub fn normalize_for_dedup(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    if text.is_ascii() {
+        // ASCII is already NFKC: skip the normaliser on the common path.
+        fold_into(text.chars(), &mut out);
+    } else {
+        fold_into(text.nfkc(), &mut out);
+    }
+    out
+}
+
+fn fold_into(chars: impl Iterator<Item = char>, out: &mut String) {
+    let mut pending_space = false;
+    for c in chars {
+        if c.is_alphanumeric() || is_combining_mark(c) {
+            if pending_space && !out.is_empty() {
+                out.push(' ');
+            }
+            pending_space = false;
+            out.extend(c.to_lowercase());
+        } else if is_joiner(c) {
+            // Inside a word: "what's" = "whats"; ZWJ/ZWNJ only change how
+            // Devanagari conjuncts are drawn.
+        } else {
+            pending_space = true;
+        }
+    }
+}
+
+/// Characters dropped without breaking the word.
+fn is_joiner(c: char) -> bool {
+    matches!(
+        c,
+        '\'' | '\u{2019}' | '\u{2018}' | '`' | '\u{200C}' | '\u{200D}' | '\u{00AD}' | '\u{FEFF}'
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_for_dedup as norm;
+
+    #[test]
+    fn folds_case_whitespace_and_punctuation() {
+        assert_eq!(norm("  Where is   my ORDER?? "), "where is my order");
+        assert_eq!(norm("where is my order"), norm("Where is my order!"));
+        assert_eq!(
+            norm("cancel order #4829173, please."),
+            "cancel order 4829173 please"
+        );
+        assert_eq!(norm("pick-up\tfrom\nAndheri"), "pick up from andheri");
+        assert_eq!(norm("what's up"), norm("whats up"));
+        assert_eq!(norm("what’s up"), "whats up");
+    }
+
+    #[test]
+    fn keeps_words_apart_and_meaning_distinct() {
+        assert_ne!(norm("cancel my order"), norm("cancel my orders"));
+        assert_ne!(norm("order 12"), norm("order 1 2"));
+        assert_eq!(norm("a.b"), "a b");
+    }
+
+    #[test]
+    fn empty_and_symbol_only_texts_normalise_to_empty() {
+        assert_eq!(norm(""), "");
+        assert_eq!(norm(" ?!… 🙏 "), "");
+    }
+
+    #[test]
+    fn devanagari_survives_with_its_vowel_signs_and_viramas() {
+        assert_eq!(norm("मेरा ऑर्डर कहाँ है?"), "मेरा ऑर्डर कहाँ है");
+        assert_eq!(norm("पैसे कट गए।"), "पैसे कट गए");
+        // The virama (्) and nukta forms are combining marks, not punctuation.
+        assert_eq!(norm("क्या"), "क्या");
+        // A precomposed nukta letter (U+0958) equals its decomposed spelling.
+        assert_eq!(norm("\u{0958}"), norm("\u{0915}\u{093C}"));
+        // ZWJ/ZWNJ only change rendering.
+        assert_eq!(norm("क्\u{200D}या"), norm("क्या"));
+    }
+
+    #[test]
+    fn compatibility_forms_fold() {
+        assert_eq!(norm("ｈｅｌｌｏ"), "hello");
+        assert_eq!(norm("Café"), norm("Cafe\u{0301}"));
+        assert_eq!(norm("ÉCOLE"), "école");
+    }
+}
