@@ -14,6 +14,7 @@ pub mod jobs;
 pub mod lang;
 pub mod logging;
 pub mod progress;
+pub mod review;
 pub mod router;
 pub mod storage;
 
