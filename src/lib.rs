@@ -17,6 +17,7 @@ pub mod lang;
 pub mod lifecycle;
 pub mod logging;
 pub mod progress;
+pub mod review;
 pub mod router;
 pub mod storage;
 pub mod synth;

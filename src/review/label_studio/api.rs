@@ -1,0 +1,251 @@
+//! The Label Studio calls the sync stage and `doctor` need, one method each.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use super::LabelStudioClient;
+use super::http::Call;
+use super::types::{
+    NewTask, Project, TaskWithAnnotations, User, WireImportAnswer, WireNewTask, WireTask,
+    WireTaskPage,
+};
+use crate::error::{Error, Result};
+
+/// Tasks per page when reading tasks back.
+const PAGE_SIZE: usize = 500;
+/// Sample ids per filtered lookup: each becomes one filter item in the URL's
+/// query string, which servers and proxies cap at a few KB.
+const LOOKUP_CHUNK: usize = 40;
+
+/// The `filter:tasks:updated_at` value format. Anything else makes Label
+/// Studio answer 500 (§11); `%.6f` is Python's `%f` (microseconds).
+pub const TIMESTAMP_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.6fZ";
+
+fn project_not_found(id: i64) -> String {
+    format!(
+        "Label Studio project {id} not found; check LABEL_STUDIO_PROJECT_ID (or --project-id), or unset it to create a new project"
+    )
+}
+
+impl LabelStudioClient {
+    /// `GET /health`, unauthenticated: is the server up at all?
+    pub async fn health(&self) -> Result<()> {
+        let call = Call::new("check health (GET /health)", Method::GET, "health");
+        let answer = self.execute_anonymous(&call).await?;
+        self.expect_success(&call, &answer)
+    }
+
+    /// The key's user: a cheap check that the key works (`doctor`).
+    pub async fn whoami(&self) -> Result<User> {
+        self.call(Call::new(
+            "identify the key's user (GET /api/current-user/whoami)",
+            Method::GET,
+            "api/current-user/whoami",
+        ))
+        .await
+    }
+
+    /// Create a project and return its id. Titles are not unique in Label
+    /// Studio: store the id, never look a project up by title.
+    pub async fn create_project(&self, title: &str, label_config: &str) -> Result<i64> {
+        let call = Call::new(
+            format!("create project {title:?} (POST /api/projects)"),
+            Method::POST,
+            "api/projects",
+        )
+        .json(&json!({
+            "title": title,
+            "label_config": label_config,
+            // Annotators start from the model's prediction.
+            "show_collab_predictions": true,
+        }));
+        let project: Project = self.call(call).await?;
+        Ok(project.id)
+    }
+
+    pub async fn get_project(&self, id: i64) -> Result<Project> {
+        self.call(
+            Call::new(
+                format!("read project {id}"),
+                Method::GET,
+                format!("api/projects/{id}"),
+            )
+            .not_found(project_not_found(id)),
+        )
+        .await
+    }
+
+    /// Replace the project's label config (e.g. with new intents added).
+    /// Label Studio refuses (400) a config that invalidates existing
+    /// annotations, so only ever add choices.
+    pub async fn update_label_config(&self, id: i64, label_config: &str) -> Result<()> {
+        self.call_unit(
+            Call::new(
+                format!("update the label config of project {id}"),
+                Method::PATCH,
+                format!("api/projects/{id}"),
+            )
+            .json(&json!({ "label_config": label_config }))
+            .not_found(project_not_found(id)),
+        )
+        .await
+    }
+
+    /// Annotators only see predictions whose `model_version` equals the
+    /// project's: set it when the production model changes. Label Studio
+    /// 1.23.2 refuses (400) a version that no prediction in the project
+    /// carries yet, so call this after importing tasks predicted by it.
+    pub async fn set_project_model_version(&self, id: i64, model_version: &str) -> Result<()> {
+        self.call_unit(
+            Call::new(
+                format!("set the model version of project {id} to {model_version:?}"),
+                Method::PATCH,
+                format!("api/projects/{id}"),
+            )
+            .json(&json!({ "model_version": model_version }))
+            .not_found(project_not_found(id)),
+        )
+        .await
+    }
+
+    /// Import one batch of tasks (all or nothing) and return their task ids
+    /// in input order. Not idempotent: after an error whose outcome is
+    /// unknown, look the samples up with [`Self::find_tasks_by_sample_ids`]
+    /// before importing them again.
+    pub async fn import_tasks(&self, project: i64, tasks: &[NewTask]) -> Result<Vec<i64>> {
+        if tasks.is_empty() {
+            return Ok(Vec::new());
+        }
+        let wire: Vec<WireNewTask<'_>> = tasks.iter().map(WireNewTask::from).collect();
+        let call = Call::new(
+            format!("import {} tasks into project {project}", tasks.len()),
+            Method::POST,
+            format!("api/projects/{project}/import"),
+        )
+        .query("return_task_ids", "true")
+        .json(&wire)
+        .not_found(project_not_found(project));
+        let answer: WireImportAnswer = self.call(call).await?;
+        let ids = answer.task_ids.unwrap_or_default();
+        if ids.len() != tasks.len() {
+            return Err(Error::unavailable(format!(
+                "Label Studio imported {} tasks into project {project} but returned {} task ids for {} tasks; reconcile by sample id",
+                answer.task_count.unwrap_or(-1),
+                ids.len(),
+                tasks.len()
+            )));
+        }
+        Ok(ids)
+    }
+
+    /// Which of `sample_ids` already have a task in `project`, by the
+    /// `sample_id` we store in task data (task ids can be reused after
+    /// deletions, §11). Should a sample have several tasks (an import
+    /// repeated by hand), the oldest one is returned.
+    pub async fn find_tasks_by_sample_ids(
+        &self,
+        project: i64,
+        sample_ids: &[i64],
+    ) -> Result<HashMap<i64, i64>> {
+        let mut found = HashMap::new();
+        for chunk in sample_ids.chunks(LOOKUP_CHUNK) {
+            let items: Vec<Value> = chunk
+                .iter()
+                .map(|id| {
+                    json!({"filter": "filter:tasks:data.sample_id", "operator": "equal",
+                           "type": "Number", "value": id})
+                })
+                .collect();
+            let filters = json!({"conjunction": "or", "items": items});
+            let what = format!("look up {} sample ids in project {project}", chunk.len());
+            for task in self.list_tasks(project, filters, &what).await? {
+                if let Some(sample) = task.sample_id {
+                    // Pages are in id order: the first seen is the oldest.
+                    found.entry(sample).or_insert(task.id);
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Tasks of `project` whose `updated_at` is after `since` (all tasks when
+    /// `None`), with their annotations. A task's `updated_at` moves when an
+    /// annotation is created, updated, deleted or skipped.
+    pub async fn tasks_updated_since(
+        &self,
+        project: i64,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<TaskWithAnnotations>> {
+        let items: Vec<Value> = since
+            .map(|ts| {
+                json!({"filter": "filter:tasks:updated_at", "operator": "greater",
+                       "type": "Datetime", "value": ts.format(TIMESTAMP_FORMAT).to_string()})
+            })
+            .into_iter()
+            .collect();
+        let filters = json!({"conjunction": "and", "items": items});
+        let what = match since {
+            Some(ts) => format!("list tasks of project {project} updated since {ts}"),
+            None => format!("list tasks of project {project}"),
+        };
+        self.list_tasks(project, filters, &what).await
+    }
+
+    /// Page through `GET /api/tasks` with a data-manager filter, in id order.
+    async fn list_tasks(
+        &self,
+        project: i64,
+        filters: Value,
+        what: &str,
+    ) -> Result<Vec<TaskWithAnnotations>> {
+        let query = json!({"filters": filters, "ordering": ["tasks:id"]}).to_string();
+        let mut tasks = Vec::new();
+        for page in 1.. {
+            let call = Call::new(format!("{what} (page {page})"), Method::GET, "api/tasks")
+                .query("project", project)
+                .query("page", page)
+                .query("page_size", PAGE_SIZE)
+                .query("fields", "all")
+                .query("query", &query);
+            let answer = self.execute(&call).await?;
+            // Paging past the end answers 404 "Invalid page." (§11).
+            if answer.status == StatusCode::NOT_FOUND && page > 1 {
+                break;
+            }
+            if answer.status == StatusCode::NOT_FOUND
+                && self.detail(&answer.body).contains("Invalid page")
+            {
+                break;
+            }
+            let call = call.not_found(project_not_found(project));
+            self.expect_success(&call, &answer)?;
+            let body: WireTaskPage = self.parse(&call, &answer)?;
+            let n = body.tasks.len();
+            tasks.extend(body.tasks.into_iter().map(WireTask::into_task));
+            let total = body.total.map(|t| t as usize);
+            if n < PAGE_SIZE || total.is_some_and(|t| tasks.len() >= t) {
+                break;
+            }
+        }
+        Ok(tasks)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn timestamps_use_microseconds_like_python_strftime() {
+        let ts = Utc.with_ymd_and_hms(2026, 11, 25, 1, 2, 3).unwrap()
+            + chrono::Duration::nanoseconds(456_789_123);
+        assert_eq!(
+            ts.format(TIMESTAMP_FORMAT).to_string(),
+            "2026-11-25T01:02:03.456789Z"
+        );
+    }
+}
