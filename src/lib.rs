@@ -15,8 +15,10 @@ pub mod health;
 pub mod jobs;
 pub mod lang;
 pub mod logging;
+pub mod pipeline;
 pub mod progress;
 pub mod router;
 pub mod storage;
+pub mod text;
 
 pub use error::{Error, Result};

@@ -4,6 +4,7 @@
 
 mod admin;
 pub mod output;
+mod pipeline;
 mod progress_display;
 
 use std::path::PathBuf;
@@ -68,6 +69,11 @@ pub enum Command {
     /// Show the merged configuration (secrets masked).
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Auto-filter the window's pending conversations into samples and the review queue; write the daily report.
+    DailyCapture(pipeline::DailyCaptureArgs),
+    /// Manage training samples.
+    #[command(subcommand)]
+    Samples(pipeline::SamplesCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -157,6 +163,8 @@ async fn dispatch(command: Option<Command>, ctx: &Context) -> Result<ExitCode> {
         Command::Status => admin::status(ctx).await,
         Command::Doctor => admin::doctor(ctx).await,
         Command::Config(ConfigCommand::Show) => admin::config_show(ctx),
+        Command::DailyCapture(args) => pipeline::daily_capture(ctx, args).await,
+        Command::Samples(command) => pipeline::samples(ctx, command).await,
     }
 }
 

@@ -9,8 +9,10 @@
 //! [`on_pool!`] macro runs one generic body against whichever pool is live.
 
 mod connect;
+pub mod daily_capture;
 pub mod jobs;
 mod locks;
+pub mod samples;
 pub mod status;
 mod timestamp;
 
