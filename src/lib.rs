@@ -16,6 +16,7 @@ pub mod jobs;
 pub mod lang;
 pub mod lifecycle;
 pub mod logging;
+pub mod pipeline;
 pub mod progress;
 pub mod review;
 pub mod router;

@@ -6,6 +6,7 @@ mod admin;
 mod args;
 mod models;
 pub mod output;
+mod pipeline;
 mod progress_display;
 mod stats;
 
@@ -77,6 +78,11 @@ pub enum Command {
     /// Queue, daily counts, per-version performance.
     #[command(subcommand)]
     Stats(stats::StatsCommand),
+    /// Auto-filter the window's pending conversations into samples and the review queue; write the daily report.
+    DailyCapture(pipeline::DailyCaptureArgs),
+    /// Manage training samples.
+    #[command(subcommand)]
+    Samples(pipeline::SamplesCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -168,6 +174,8 @@ async fn dispatch(command: Option<Command>, ctx: &Context) -> Result<ExitCode> {
         Command::Config(ConfigCommand::Show) => admin::config_show(ctx),
         Command::Models(command) => models::run(ctx, command).await,
         Command::Stats(command) => stats::run(ctx, command).await,
+        Command::DailyCapture(args) => pipeline::daily_capture(ctx, args).await,
+        Command::Samples(command) => pipeline::samples(ctx, command).await,
     }
 }
 

@@ -9,11 +9,13 @@
 //! [`on_pool!`] macro runs one generic body against whichever pool is live.
 
 mod connect;
+pub mod daily_capture;
 pub mod jobs;
 pub mod label_studio_tasks;
 mod locks;
 pub mod models;
 pub mod stats;
+pub mod samples;
 pub mod status;
 mod timestamp;
 pub mod training;

@@ -1,0 +1,175 @@
+//! `daily-capture` and `samples import`: thin callers of `crate::pipeline`.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use chrono::{Duration, NaiveDate};
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use super::Context;
+use crate::error::Result;
+use crate::pipeline::daily_capture::{self, DEFAULT_BATCH_SIZE, Options, Window};
+use crate::pipeline::daily_report::DailyReport;
+use crate::pipeline::samples_import::{self, ImportSource};
+
+#[derive(Debug, Args)]
+pub struct DailyCaptureArgs {
+    /// Look back this far from now: 24h, 90m, 7d [default: 24h].
+    #[arg(long, value_name = "SPAN", value_parser = parse_since, conflicts_with = "date")]
+    pub since: Option<Duration>,
+    /// Capture one UTC calendar day instead.
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub date: Option<NaiveDate>,
+    /// Print what would happen; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Conversations per transaction.
+    #[arg(long, default_value_t = DEFAULT_BATCH_SIZE, hide = true)]
+    pub batch_size: usize,
+}
+
+fn parse_since(text: &str) -> std::result::Result<Duration, String> {
+    daily_capture::parse_since(text).map_err(|err| err.message().to_string())
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SamplesCommand {
+    /// Labelled JSONL (`{"text", "intent", "language"?}` per line) → approved samples.
+    Import(SamplesImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SamplesImportArgs {
+    /// The JSONL file.
+    pub file: PathBuf,
+    /// Recorded as the samples' source.
+    #[arg(long, value_enum, default_value_t = ImportSource::Import)]
+    pub source: ImportSource,
+}
+
+pub async fn daily_capture(ctx: &Context, args: DailyCaptureArgs) -> Result<ExitCode> {
+    let window = match (args.date, args.since) {
+        (Some(date), _) => Window::Date(date),
+        (None, since) => Window::Since(since.unwrap_or_else(|| Duration::hours(24))),
+    };
+    let options = Options {
+        window,
+        dry_run: args.dry_run,
+        batch_size: args.batch_size.max(1),
+    };
+    let store = ctx.store().await?;
+    let (reporter, display) = ctx.out.progress();
+    let result =
+        daily_capture::run_recorded(&store, ctx.config(), &options, ctx.trigger, &reporter).await;
+    drop(reporter);
+    display.finish();
+    store.close().await;
+    let outcome = result?;
+    ctx.out.summary(
+        &json!({
+            "ok": true,
+            "dry_run": options.dry_run,
+            "report_path": outcome.report_path,
+            "report": outcome.report,
+        }),
+        || render_capture(&outcome.report, outcome.report_path.as_deref()),
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn render_capture(r: &DailyReport, path: Option<&std::path::Path>) -> String {
+    let mut out = String::new();
+    let would = if r.dry_run {
+        "dry run, would capture"
+    } else {
+        "captured"
+    };
+    let _ = writeln!(
+        out,
+        "daily-capture {}: {would} {} conversation(s) from {} to {}",
+        r.date, r.captured, r.window_start, r.window_end
+    );
+    let priorities: Vec<String> = r
+        .needs_review_by_priority
+        .iter()
+        .map(|(p, n)| format!("priority {p}: {n}"))
+        .collect();
+    let _ = writeln!(
+        out,
+        "  {} auto-approved{}, {} need review ({}), {} already reviewed, {} ignored",
+        r.auto_approved,
+        r.auto_approval_rate
+            .map(|rate| format!(" ({rate:.1} %)"))
+            .unwrap_or_default(),
+        r.needs_review,
+        if priorities.is_empty() {
+            "none".to_string()
+        } else {
+            priorities.join(", ")
+        },
+        r.already_reviewed,
+        r.ignored
+    );
+    let _ = writeln!(
+        out,
+        "  samples: {} new approved, {} new to review, {} duplicate(s) folded",
+        r.new_samples.approved, r.new_samples.needs_review, r.duplicates_folded
+    );
+    let _ = writeln!(
+        out,
+        "  approved unused: {}{}",
+        r.approved_unused,
+        if r.ready_for_training {
+            format!(
+                " — ready for training (threshold {})",
+                r.ready_for_training_threshold
+            )
+        } else {
+            String::new()
+        }
+    );
+    match path {
+        Some(path) => {
+            let _ = writeln!(out, "  report: {}", path.display());
+        }
+        None => {
+            let _ = writeln!(out, "  dry run: nothing was written");
+        }
+    }
+    out
+}
+
+pub async fn samples(ctx: &Context, command: SamplesCommand) -> Result<ExitCode> {
+    match command {
+        SamplesCommand::Import(args) => samples_import(ctx, args).await,
+    }
+}
+
+async fn samples_import(ctx: &Context, args: SamplesImportArgs) -> Result<ExitCode> {
+    let store = ctx.store().await?;
+    let (reporter, display) = ctx.out.progress();
+    let result =
+        samples_import::run_recorded(&store, &args.file, args.source, ctx.trigger, &reporter).await;
+    drop(reporter);
+    display.finish();
+    store.close().await;
+    let summary = result?;
+    ctx.out.summary(&json!({ "ok": true, "import": summary }), || {
+        let mut out = format!(
+            "{}: {} line(s) → {} new {} sample(s), {} folded into existing samples, {} repeated line(s)\n",
+            summary.file.display(),
+            summary.lines,
+            summary.created,
+            summary.source,
+            summary.folded_into_existing,
+            summary.duplicates_in_file
+        );
+        for (intent, n) in &summary.per_intent {
+            let _ = writeln!(out, "  {intent:<30} {n}");
+        }
+        out
+    });
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,9 @@
+//! The data stages of the loop, as library functions the CLI and the
+//! console both call: daily capture (auto-filter into samples and the review
+//! queue) and importing labelled samples.
+
+pub mod auto_filter;
+pub mod daily_capture;
+pub mod daily_report;
+mod jsonl;
+pub mod samples_import;

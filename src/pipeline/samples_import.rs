@@ -1,0 +1,253 @@
+//! `flywheel samples import`: labelled data a team already has (or the
+//! shipped synthetic seed set) → approved samples, folded by normalised text
+//! like captured ones. The whole file is validated first; then it goes in as
+//! one transaction, so a bad line means nothing was imported.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::jsonl::{self, Line};
+use crate::error::{Error, Result};
+use crate::jobs::{Stage, Trigger, run_stage};
+use crate::lang::Language;
+use crate::progress::Reporter;
+use crate::storage::Store;
+use crate::storage::samples::NewSample;
+use crate::text::normalize_for_dedup;
+
+/// Longest text accepted, in characters: utterances, not documents.
+pub const MAX_TEXT_CHARS: usize = 2000;
+const MAX_INTENT_CHARS: usize = 100;
+/// Errors listed before "… and N more".
+const MAX_REPORTED_ERRORS: usize = 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ImportSource {
+    Synthetic,
+    #[default]
+    Import,
+}
+
+impl ImportSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImportSource::Synthetic => "synthetic",
+            ImportSource::Import => "import",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ImportSummary {
+    pub file: PathBuf,
+    pub source: &'static str,
+    /// Sample lines read (blank lines not counted).
+    pub lines: u64,
+    /// Distinct normalised texts.
+    pub samples: u64,
+    pub created: u64,
+    /// Texts we already held: their occurrences went up instead.
+    pub folded_into_existing: u64,
+    /// Lines that repeated an earlier line of the file.
+    pub duplicates_in_file: u64,
+    pub per_intent: BTreeMap<String, u64>,
+    pub per_language: BTreeMap<String, u64>,
+}
+
+/// Import as a locked, recorded `samples-import` run.
+pub async fn run_recorded(
+    store: &Store,
+    path: &Path,
+    source: ImportSource,
+    trigger: Trigger,
+    reporter: &Reporter,
+) -> Result<ImportSummary> {
+    run_stage(store, Stage::SamplesImport, trigger, |_| async {
+        let summary = run(store, path, source, reporter).await?;
+        let counts = json!({
+            "lines": summary.lines,
+            "created": summary.created,
+            "folded_into_existing": summary.folded_into_existing,
+            "duplicates_in_file": summary.duplicates_in_file,
+        });
+        Ok((summary, counts))
+    })
+    .await
+}
+
+pub async fn run(
+    store: &Store,
+    path: &Path,
+    source: ImportSource,
+    reporter: &Reporter,
+) -> Result<ImportSummary> {
+    reporter.phase("validate", None);
+    let (samples, mut summary) = validate(path, source)?;
+    reporter.phase("import", Some(samples.len() as u64));
+    let stored = store.upsert_samples(&samples).await?;
+    reporter.advance(samples.len() as u64);
+    summary.created = stored.iter().filter(|s| s.created).count() as u64;
+    summary.folded_into_existing = summary.samples - summary.created;
+    Ok(summary)
+}
+
+/// Parse and check every line; all problems at once, each naming file,
+/// line and field (exit 65).
+pub fn validate(path: &Path, source: ImportSource) -> Result<(Vec<NewSample>, ImportSummary)> {
+    let mut summary = ImportSummary {
+        file: path.to_path_buf(),
+        source: source.as_str(),
+        ..Default::default()
+    };
+    let mut errors: Vec<String> = Vec::new();
+    let mut samples: Vec<NewSample> = Vec::new();
+    // normalised text → (index in samples, first line)
+    let mut seen: HashMap<String, (usize, usize)> = HashMap::new();
+    let file = path.display();
+    for line in jsonl::read_lines(path)? {
+        summary.lines += 1;
+        let line = match line {
+            Ok(line) => line,
+            Err((number, message)) => {
+                errors.push(format!("{file}:{number}: {message}"));
+                continue;
+            }
+        };
+        let number = line.number;
+        let sample = match parse_sample(&line, source) {
+            Ok(sample) => sample,
+            Err(message) => {
+                errors.push(format!("{file}:{number}: {message}"));
+                continue;
+            }
+        };
+        match seen.get(&sample.normalized_text) {
+            Some(&(index, first)) => {
+                let earlier = &mut samples[index];
+                if earlier.intent != sample.intent {
+                    errors.push(format!(
+                        "{file}:{number}: field `intent`: {:?} contradicts line {first}, which labels the same text {:?}",
+                        sample.intent, earlier.intent
+                    ));
+                } else {
+                    earlier.occurrences += 1;
+                    summary.duplicates_in_file += 1;
+                }
+            }
+            None => {
+                seen.insert(sample.normalized_text.clone(), (samples.len(), number));
+                samples.push(sample);
+            }
+        }
+    }
+    if !errors.is_empty() {
+        let total = errors.len();
+        let mut message = format!(
+            "{file}: {total} invalid line(s); nothing was imported:\n  {}",
+            errors[..total.min(MAX_REPORTED_ERRORS)].join("\n  ")
+        );
+        if total > MAX_REPORTED_ERRORS {
+            message.push_str(&format!("\n  … and {} more", total - MAX_REPORTED_ERRORS));
+        }
+        return Err(Error::bad_input(message));
+    }
+    summary.samples = samples.len() as u64;
+    for s in &samples {
+        let n = u64::try_from(s.occurrences).unwrap_or(0);
+        *summary.per_intent.entry(s.intent.clone()).or_default() += n;
+        let language = s.language.clone().unwrap_or_else(|| "unknown".into());
+        *summary.per_language.entry(language).or_default() += n;
+    }
+    Ok((samples, summary))
+}
+
+fn parse_sample(line: &Line, source: ImportSource) -> std::result::Result<NewSample, String> {
+    let field = |name: &str| line.value.get(name).filter(|v| !v.is_null());
+    let text = match field("text") {
+        None => return Err("field `text`: missing".into()),
+        Some(Value::String(text)) => text.trim(),
+        Some(other) => {
+            return Err(format!(
+                "field `text`: expected a string, got {}",
+                jsonl::kind(other)
+            ));
+        }
+    };
+    if text.chars().count() > MAX_TEXT_CHARS {
+        return Err(format!(
+            "field `text`: longer than {MAX_TEXT_CHARS} characters"
+        ));
+    }
+    let normalized_text = normalize_for_dedup(text);
+    if normalized_text.is_empty() {
+        return Err("field `text`: has no letters or digits".into());
+    }
+    let intent = match field("intent") {
+        None => return Err("field `intent`: missing".into()),
+        Some(Value::String(intent)) => intent.trim(),
+        Some(other) => {
+            return Err(format!(
+                "field `intent`: expected a string, got {}",
+                jsonl::kind(other)
+            ));
+        }
+    };
+    let intent_ok = !intent.is_empty()
+        && intent.chars().count() <= MAX_INTENT_CHARS
+        && intent
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'));
+    if !intent_ok {
+        return Err(format!(
+            "field `intent`: {intent:?} is not an intent name (letters, digits, _ - . : ; at most {MAX_INTENT_CHARS})"
+        ));
+    }
+    let language = match field("language") {
+        None => None,
+        Some(Value::String(code)) => match Language::parse(code) {
+            Some(language) => Some(language.as_str().to_string()),
+            None => {
+                return Err(format!(
+                    "field `language`: unknown language {code:?} (expected en, hinglish, hi, mr or other)"
+                ));
+            }
+        },
+        Some(other) => {
+            return Err(format!(
+                "field `language`: expected a string, got {}",
+                jsonl::kind(other)
+            ));
+        }
+    };
+    let confidence = match field("confidence") {
+        None => None,
+        Some(Value::Number(n)) => match n.as_f64().filter(|c| (0.0..=1.0).contains(c)) {
+            Some(c) => Some(c),
+            None => return Err(format!("field `confidence`: {n} is not between 0 and 1")),
+        },
+        Some(other) => {
+            return Err(format!(
+                "field `confidence`: expected a number, got {}",
+                jsonl::kind(other)
+            ));
+        }
+    };
+    Ok(NewSample {
+        text: text.to_string(),
+        normalized_text,
+        intent: intent.to_string(),
+        language,
+        source: source.as_str(),
+        confidence,
+        review_status: "approved",
+        priority: 5,
+        occurrences: 1,
+        predicted_intent: None,
+        predicted_by_version: None,
+        conversation_id: None,
+    })
+}

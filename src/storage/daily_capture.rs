@@ -1,0 +1,189 @@
+//! The set-based SQL of daily capture: stream a window's `pending`
+//! conversations by id, and write each batch's samples and conversation
+//! marks in one transaction, so a crash loses nothing and a re-run finds
+//! nothing left to do.
+
+use super::samples::{
+    NewSample, UPSERT_CHUNK, UpsertedSample, bind_new_sample, match_upserted, upsert_sql,
+};
+use super::{Store, Timestamp, db_error, on_pool};
+use crate::error::{Error, Result};
+
+/// The columns of a pending conversation the auto-filter needs.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct PendingConversation {
+    pub id: i64,
+    pub user_message: String,
+    pub language: Option<String>,
+    pub nlu_intent: Option<String>,
+    pub nlu_confidence: Option<f64>,
+    pub nlu_provider: Option<String>,
+    pub model_version: Option<String>,
+}
+
+/// One conversation of a batch and the sample (index into the batch's
+/// samples) it folds into; `None` for text with nothing to learn from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CapturedConversation {
+    pub id: i64,
+    pub sample: Option<usize>,
+}
+
+/// A conversation's status mirrors where its sample stands after the
+/// upsert, so every `needs-review` conversation has a review task behind it:
+/// a human already decided the sample → `reviewed`; the sample is approved
+/// (auto-approved now or earlier, imported) → `auto-approved`; it waits for
+/// review → `needs-review`; no sample → `ignored`.
+pub fn conversation_status(sample: Option<&UpsertedSample>) -> &'static str {
+    match sample {
+        None => "ignored",
+        Some(s) if s.reviewed_at.is_some() => "reviewed",
+        Some(s) if s.review_status == "approved" => "auto-approved",
+        Some(_) => "needs-review",
+    }
+}
+
+/// Rows per `UPDATE … FROM (VALUES …)`: 3 parameters each.
+const MARK_CHUNK: usize = 5000;
+
+impl Store {
+    /// How many pending conversations the window holds, and the id range
+    /// to walk (`None` when there are none).
+    pub async fn pending_in_window(
+        &self,
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Result<(i64, Option<(i64, i64)>)> {
+        let (count, min, max): (i64, Option<i64>, Option<i64>) = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT COUNT(*), MIN(id), MAX(id) FROM conversation_logs \
+                 WHERE review_status = 'pending' AND created_at >= $1 AND created_at < $2",
+            )
+            .bind(start)
+            .bind(end)
+            .fetch_one(pool)
+            .await
+        })
+        .map_err(|err| db_error("counting pending conversations", err))?;
+        Ok((count, min.zip(max)))
+    }
+
+    /// The next `limit` pending conversations of the window with id in
+    /// (`after_id`, `max_id`], in id order.
+    pub async fn pending_conversations(
+        &self,
+        start: Timestamp,
+        end: Timestamp,
+        after_id: i64,
+        max_id: i64,
+        limit: i64,
+    ) -> Result<Vec<PendingConversation>> {
+        on_pool!(self, |pool| {
+            sqlx::query_as::<_, PendingConversation>(
+                "SELECT id, user_message, language, nlu_intent, nlu_confidence, nlu_provider, model_version \
+                 FROM conversation_logs \
+                 WHERE id > $3 AND id <= $4 AND review_status = 'pending' \
+                   AND created_at >= $1 AND created_at < $2 \
+                 ORDER BY id LIMIT $5",
+            )
+            .bind(start)
+            .bind(end)
+            .bind(after_id)
+            .bind(max_id)
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(|err| db_error("reading pending conversations", err))
+    }
+
+    /// For `--dry-run`: which of these normalised texts already have a
+    /// sample, with that sample's status and review time.
+    pub async fn existing_samples(&self, normalized: &[String]) -> Result<Vec<UpsertedSample>> {
+        let mut out = Vec::new();
+        for chunk in normalized.chunks(UPSERT_CHUNK) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT id, normalized_text, occurrences, priority, review_status, reviewed_at \
+                 FROM training_samples WHERE normalized_text IN ({})",
+                placeholders.join(",")
+            );
+            let rows = on_pool!(self, |pool| {
+                let mut query = sqlx::query_as::<_, UpsertedSample>(&sql);
+                for text in chunk {
+                    query = query.bind(text);
+                }
+                query.fetch_all(pool).await
+            })
+            .map_err(|err| db_error("looking up existing samples", err))?;
+            out.extend(rows);
+        }
+        Ok(out)
+    }
+
+    /// Upsert the batch's samples and mark its conversations (status,
+    /// `sample_id`, `processed_at`) in one transaction.
+    pub async fn apply_capture_batch(
+        &self,
+        samples: &[NewSample],
+        conversations: &[CapturedConversation],
+    ) -> Result<Vec<UpsertedSample>> {
+        let now = Timestamp::now();
+        let err = |e| db_error("storing a daily-capture batch", e);
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin().await.map_err(err)?;
+            let mut upserted = Vec::with_capacity(samples.len());
+            for chunk in samples.chunks(UPSERT_CHUNK) {
+                let sql = upsert_sql(chunk.len());
+                let mut query = sqlx::query_as::<_, UpsertedSample>(&sql).bind(now);
+                for s in chunk {
+                    query = bind_new_sample!(query, s);
+                }
+                let rows = query.fetch_all(&mut *tx).await.map_err(err)?;
+                upserted.extend(match_upserted(chunk, rows)?);
+            }
+            let marks: Vec<(i64, &str, Option<i64>)> = conversations
+                .iter()
+                .map(|c| {
+                    let sample = c.sample.map(|i| &upserted[i]);
+                    (c.id, conversation_status(sample), sample.map(|s| s.id))
+                })
+                .collect();
+            for chunk in marks.chunks(MARK_CHUNK) {
+                let sql = mark_sql(chunk.len());
+                let mut query = sqlx::query(&sql).bind(now);
+                for (id, status, sample_id) in chunk {
+                    query = query.bind(*id).bind(*status).bind(*sample_id);
+                }
+                let done = query.execute(&mut *tx).await.map_err(err)?;
+                if done.rows_affected() != chunk.len() as u64 {
+                    return Err(Error::failure(format!(
+                        "daily capture: marked {} of {} conversations; the batch was rolled back",
+                        done.rows_affected(),
+                        chunk.len()
+                    )));
+                }
+            }
+            tx.commit().await.map_err(err)?;
+            Ok(upserted)
+        })
+    }
+}
+
+/// `UPDATE conversation_logs … FROM (VALUES (id, status, sample_id), …)`;
+/// `$1` is `processed_at`. VALUES columns are `column1…` on both backends.
+fn mark_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "UPDATE conversation_logs SET review_status = v.column2, sample_id = v.column3, \
+         processed_at = $1 FROM (VALUES ",
+    );
+    for row in 0..rows {
+        let base = 2 + row * 3;
+        if row > 0 {
+            sql.push(',');
+        }
+        sql.push_str(&format!("(${},${},${})", base, base + 1, base + 2));
+    }
+    sql.push_str(") AS v WHERE conversation_logs.id = v.column1");
+    sql
+}

@@ -1,0 +1,376 @@
+//! `training_samples`: the one place samples are created and decided.
+//!
+//! Samples are keyed by normalised text ([`crate::text::normalize_for_dedup`]):
+//! an upsert of a text we already hold raises its `occurrences` instead of
+//! creating a second sample or review task. A human decision — from the
+//! Label Studio pull or the console's review pane — goes through
+//! [`Store::apply_review`], and the console's undo through
+//! [`Store::undo_review`].
+
+use serde::Serialize;
+
+use super::{Store, Timestamp, db_error, on_pool};
+use crate::error::Result;
+
+/// One row of `training_samples`. Status and source keep the schema's
+/// spellings (`needs-review`, `in-review`, `approved`, `rejected`;
+/// `auto`, `human`, `synthetic`, `import`).
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct Sample {
+    pub id: i64,
+    pub text: String,
+    pub normalized_text: String,
+    pub intent: String,
+    pub language: Option<String>,
+    pub source: String,
+    pub confidence: Option<f64>,
+    pub review_status: String,
+    pub priority: i32,
+    pub occurrences: i32,
+    /// What the model said; the base a review accepts or corrects.
+    pub predicted_intent: Option<String>,
+    pub predicted_by_version: Option<String>,
+    /// The intent a reviewer replaced (NULL when accepted as predicted).
+    pub corrected_from: Option<String>,
+    pub annotator: Option<String>,
+    pub conversation_id: Option<i64>,
+    pub model_version_target: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub reviewed_at: Option<Timestamp>,
+}
+
+pub(super) const SAMPLE_COLUMNS: &str = "id, text, normalized_text, intent, language, source, \
+    confidence, review_status, priority, occurrences, predicted_intent, predicted_by_version, \
+    corrected_from, annotator, conversation_id, model_version_target, created_at, updated_at, reviewed_at";
+
+/// A sample to create, or to fold into the existing one with the same
+/// normalised text. Callers fold duplicates within one call themselves
+/// (one entry per normalised text, `occurrences` = how many they folded).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewSample {
+    pub text: String,
+    pub normalized_text: String,
+    pub intent: String,
+    pub language: Option<String>,
+    /// `auto`, `human`, `synthetic` or `import`.
+    pub source: &'static str,
+    pub confidence: Option<f64>,
+    /// `approved` or `needs-review`.
+    pub review_status: &'static str,
+    pub priority: i32,
+    pub occurrences: i32,
+    pub predicted_intent: Option<String>,
+    pub predicted_by_version: Option<String>,
+    pub conversation_id: Option<i64>,
+}
+
+/// What an upsert did to one [`NewSample`].
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct UpsertedSample {
+    pub id: i64,
+    pub normalized_text: String,
+    /// Occurrences after the upsert.
+    pub occurrences: i32,
+    pub priority: i32,
+    /// Status of the stored sample (an existing sample keeps its own).
+    pub review_status: String,
+    /// Set when a human already decided the stored sample.
+    pub reviewed_at: Option<Timestamp>,
+    /// False when the text folded into a sample we already held.
+    #[sqlx(skip)]
+    pub created: bool,
+}
+
+/// Rows per multi-row upsert: 12 parameters each stays far below SQLite's
+/// 32 766-parameter limit.
+pub(super) const UPSERT_CHUNK: usize = 1000;
+const UPSERT_PARAMS_PER_ROW: usize = 12;
+
+/// `INSERT … VALUES (…), … ON CONFLICT (normalized_text) DO UPDATE` for
+/// `rows` samples; `$1` is the timestamp shared by every row. An existing
+/// sample only gains occurrences (and, while it waits for review, the more
+/// urgent priority); its text, intent and status stay as they are.
+pub(super) fn upsert_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO training_samples (text, normalized_text, intent, language, source, confidence, \
+         review_status, priority, occurrences, predicted_intent, predicted_by_version, \
+         conversation_id, created_at, updated_at) VALUES ",
+    );
+    for row in 0..rows {
+        let base = 2 + row * UPSERT_PARAMS_PER_ROW;
+        if row > 0 {
+            sql.push(',');
+        }
+        sql.push('(');
+        for i in 0..UPSERT_PARAMS_PER_ROW {
+            sql.push_str(&format!("${},", base + i));
+        }
+        sql.push_str("$1,$1)");
+    }
+    sql.push_str(
+        " ON CONFLICT (normalized_text) DO UPDATE SET \
+           occurrences = training_samples.occurrences + excluded.occurrences, \
+           priority = CASE WHEN training_samples.review_status = 'needs-review' \
+                            AND excluded.priority < training_samples.priority \
+                           THEN excluded.priority ELSE training_samples.priority END, \
+           updated_at = excluded.updated_at \
+         RETURNING id, normalized_text, occurrences, priority, review_status, reviewed_at",
+    );
+    sql
+}
+
+/// Bind one [`NewSample`] in [`upsert_sql`]'s column order.
+macro_rules! bind_new_sample {
+    ($query:expr, $s:expr) => {
+        $query
+            .bind(&$s.text)
+            .bind(&$s.normalized_text)
+            .bind(&$s.intent)
+            .bind(&$s.language)
+            .bind($s.source)
+            .bind($s.confidence)
+            .bind($s.review_status)
+            .bind($s.priority)
+            .bind($s.occurrences)
+            .bind(&$s.predicted_intent)
+            .bind(&$s.predicted_by_version)
+            .bind($s.conversation_id)
+    };
+}
+pub(super) use bind_new_sample;
+
+/// Order the RETURNING rows like the input (the database does not promise
+/// an order) and say which were created.
+pub(super) fn match_upserted(
+    input: &[NewSample],
+    returned: Vec<UpsertedSample>,
+) -> Result<Vec<UpsertedSample>> {
+    let mut by_text: std::collections::HashMap<String, UpsertedSample> = returned
+        .into_iter()
+        .map(|r| (r.normalized_text.clone(), r))
+        .collect();
+    input
+        .iter()
+        .map(|s| {
+            let mut row = by_text.remove(&s.normalized_text).ok_or_else(|| {
+                crate::error::Error::failure(format!(
+                    "upserting samples: no row came back for {:?}; were two entries given the same normalised text?",
+                    s.normalized_text
+                ))
+            })?;
+            // A stored sample has at least one occurrence, so only a fresh
+            // row ends with exactly the occurrences we brought.
+            row.created = row.occurrences == s.occurrences;
+            Ok(row)
+        })
+        .collect()
+}
+
+/// A human's decision on one sample.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReviewVerdict {
+    /// The model's prediction is right.
+    Accept,
+    /// This intent is right (the same as the prediction counts as accept).
+    Choose(String),
+    /// Not a usable sample: an explicit reject, a skip or a cancelled annotation.
+    Reject,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReviewDecision {
+    pub verdict: ReviewVerdict,
+    /// Label Studio user (email or id) or the console's operator.
+    pub annotator: Option<String>,
+    /// When the human decided (the annotation's `updated_at`); a decision
+    /// older than the one recorded is ignored, so the most recent wins.
+    pub decided_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReviewOutcome {
+    /// The decision is now the sample's state.
+    Applied(Sample),
+    /// A more recent decision was already recorded; nothing changed.
+    Stale(Sample),
+    NotFound,
+}
+
+/// The intent a review starts from: the model's prediction, or for samples
+/// without one (imports) the label as first stored.
+const BASE_INTENT: &str = "COALESCE(predicted_intent, corrected_from, intent)";
+
+impl Store {
+    pub async fn sample(&self, id: i64) -> Result<Option<Sample>> {
+        let sql = format!("SELECT {SAMPLE_COLUMNS} FROM training_samples WHERE id = $1");
+        on_pool!(self, |pool| {
+            sqlx::query_as::<_, Sample>(&sql)
+                .bind(id)
+                .fetch_optional(pool)
+                .await
+        })
+        .map_err(|err| db_error("reading a sample", err))
+    }
+
+    /// The sample holding `text`'s normalised form, if any.
+    pub async fn sample_by_normalized_text(&self, normalized: &str) -> Result<Option<Sample>> {
+        let sql =
+            format!("SELECT {SAMPLE_COLUMNS} FROM training_samples WHERE normalized_text = $1");
+        on_pool!(self, |pool| {
+            sqlx::query_as::<_, Sample>(&sql)
+                .bind(normalized)
+                .fetch_optional(pool)
+                .await
+        })
+        .map_err(|err| db_error("reading a sample", err))
+    }
+
+    /// Needs-review samples, most urgent first (lowest priority number, then
+    /// most occurrences, then oldest): the order of the `training_queue` view.
+    pub async fn review_queue(&self, limit: i64, offset: i64) -> Result<Vec<Sample>> {
+        let sql = format!(
+            "SELECT {SAMPLE_COLUMNS} FROM training_samples WHERE review_status = 'needs-review' \
+             ORDER BY priority, occurrences DESC, id LIMIT $1 OFFSET $2"
+        );
+        on_pool!(self, |pool| {
+            sqlx::query_as::<_, Sample>(&sql)
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(pool)
+                .await
+        })
+        .map_err(|err| db_error("reading the review queue", err))
+    }
+
+    /// Approved samples no training run has used yet.
+    pub async fn approved_unused_count(&self) -> Result<i64> {
+        on_pool!(self, |pool| {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM training_samples \
+                 WHERE review_status = 'approved' AND model_version_target IS NULL",
+            )
+            .fetch_one(pool)
+            .await
+        })
+        .map_err(|err| db_error("counting approved unused samples", err))
+    }
+
+    /// Create or fold `samples` in one transaction (all or nothing), e.g.
+    /// `samples import`. Returns one row per input, in input order.
+    pub async fn upsert_samples(&self, samples: &[NewSample]) -> Result<Vec<UpsertedSample>> {
+        let now = Timestamp::now();
+        let err = |e| db_error("storing samples", e);
+        let mut out = Vec::with_capacity(samples.len());
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin().await.map_err(err)?;
+            for chunk in samples.chunks(UPSERT_CHUNK) {
+                let sql = upsert_sql(chunk.len());
+                let mut query = sqlx::query_as::<_, UpsertedSample>(&sql).bind(now);
+                for s in chunk {
+                    query = bind_new_sample!(query, s);
+                }
+                let rows = query.fetch_all(&mut *tx).await.map_err(err)?;
+                out.extend(match_upserted(chunk, rows)?);
+            }
+            tx.commit().await.map_err(err)
+        })?;
+        Ok(out)
+    }
+
+    /// Apply a human decision (DESIGN §1 review): accept → `approved` with
+    /// the predicted intent; another intent → `approved` with that intent and
+    /// `corrected_from` = the prediction; reject (skip, cancel) → `rejected`.
+    /// Source becomes `human`; annotator and `reviewed_at` are recorded; the
+    /// sample's conversations become `reviewed`. A later decision overrides
+    /// an earlier one, the same decision again changes nothing, and a
+    /// decision older than the recorded one is [`ReviewOutcome::Stale`].
+    pub async fn apply_review(
+        &self,
+        sample_id: i64,
+        decision: &ReviewDecision,
+    ) -> Result<ReviewOutcome> {
+        let (status, chosen) = match &decision.verdict {
+            ReviewVerdict::Accept => ("approved", None),
+            ReviewVerdict::Choose(intent) => ("approved", Some(intent.as_str())),
+            ReviewVerdict::Reject => ("rejected", None),
+        };
+        let sql = format!(
+            "UPDATE training_samples SET review_status = $2, \
+                intent = COALESCE($3, {BASE_INTENT}), \
+                corrected_from = CASE WHEN $3 IS NULL OR $3 = {BASE_INTENT} THEN NULL ELSE {BASE_INTENT} END, \
+                source = 'human', annotator = $4, reviewed_at = $5, updated_at = $6 \
+             WHERE id = $1 AND (reviewed_at IS NULL OR reviewed_at <= $5) \
+             RETURNING {SAMPLE_COLUMNS}"
+        );
+        let err = |e| db_error("applying a review decision", e);
+        let updated = on_pool!(self, |pool| {
+            let mut tx = pool.begin().await.map_err(err)?;
+            let row = sqlx::query_as::<_, Sample>(&sql)
+                .bind(sample_id)
+                .bind(status)
+                .bind(chosen)
+                .bind(&decision.annotator)
+                .bind(decision.decided_at)
+                .bind(Timestamp::now())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(err)?;
+            if row.is_some() {
+                sqlx::query(
+                    "UPDATE conversation_logs SET review_status = 'reviewed' \
+                     WHERE sample_id = $1 AND review_status <> 'ignored'",
+                )
+                .bind(sample_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+            }
+            tx.commit().await.map_err(err)?;
+            Ok::<_, crate::error::Error>(row)
+        })?;
+        match updated {
+            Some(sample) => Ok(ReviewOutcome::Applied(sample)),
+            None => Ok(match self.sample(sample_id).await? {
+                Some(sample) => ReviewOutcome::Stale(sample),
+                None => ReviewOutcome::NotFound,
+            }),
+        }
+    }
+
+    /// The console's undo: put a human-decided sample back in the queue
+    /// (`needs-review`, predicted intent, no annotator or `reviewed_at`,
+    /// source `auto`) and its conversations back to `needs-review`. Returns
+    /// `None` when the sample is missing or was not decided by a human.
+    pub async fn undo_review(&self, sample_id: i64) -> Result<Option<Sample>> {
+        let sql = format!(
+            "UPDATE training_samples SET review_status = 'needs-review', intent = {BASE_INTENT}, \
+                corrected_from = NULL, annotator = NULL, reviewed_at = NULL, source = 'auto', \
+                updated_at = $2 \
+             WHERE id = $1 AND source = 'human' AND review_status IN ('approved', 'rejected') \
+             RETURNING {SAMPLE_COLUMNS}"
+        );
+        let err = |e| db_error("undoing a review decision", e);
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin().await.map_err(err)?;
+            let row = sqlx::query_as::<_, Sample>(&sql)
+                .bind(sample_id)
+                .bind(Timestamp::now())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(err)?;
+            if row.is_some() {
+                sqlx::query(
+                    "UPDATE conversation_logs SET review_status = 'needs-review' \
+                     WHERE sample_id = $1 AND review_status = 'reviewed'",
+                )
+                .bind(sample_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
+            }
+            tx.commit().await.map_err(err)?;
+            Ok(row)
+        })
+    }
+}

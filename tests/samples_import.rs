@@ -1,0 +1,154 @@
+//! `flywheel samples import` through the real binary on both backends:
+//! approved samples folded by normalised text, and all-or-nothing validation
+//! with errors naming file, line and field (exit 65).
+
+mod common;
+mod daily_capture_support;
+
+use common::{TestDb, block_on, json_stdout};
+use daily_capture_support::{job_run_count, samples};
+
+fn write(db: &TestDb, name: &str, content: &[u8]) -> std::path::PathBuf {
+    let path = db.data_path().join(name);
+    std::fs::write(&path, content).unwrap();
+    path
+}
+
+#[test]
+fn imports_approved_samples_folding_duplicates() {
+    for db in TestDb::all() {
+        let file = write(
+            &db,
+            "seed.jsonl",
+            concat!(
+                r#"{"text": "Pizza chahiye", "intent": "order_food", "language": "hinglish", "confidence": 1.0, "extra": [1]}"#,
+                "\n\n",
+                r#"{"text": "pizza chahiye!!", "intent": "order_food"}"#,
+                "\n",
+                r#"{"text": "where is my order", "intent": "track_order", "language": "en"}"#,
+                "\n",
+            )
+            .as_bytes(),
+        );
+        let out = db
+            .cmd()
+            .args(["--json", "samples", "import"])
+            .arg(&file)
+            .args(["--source", "synthetic"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let json = json_stdout(&out);
+        assert_eq!(json["import"]["lines"], 3);
+        assert_eq!(json["import"]["created"], 2);
+        assert_eq!(json["import"]["duplicates_in_file"], 1);
+        assert_eq!(json["import"]["per_intent"]["order_food"], 2);
+
+        // The same text again folds into the stored sample.
+        let again = write(
+            &db,
+            "more.jsonl",
+            br#"{"text": "WHERE is my order?", "intent": "track_order"}"#,
+        );
+        let out = db
+            .cmd()
+            .args(["--json", "samples", "import"])
+            .arg(&again)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(json_stdout(&out)["import"]["folded_into_existing"], 1);
+
+        let config = db.config();
+        block_on(async move {
+            let store = flywheel::storage::open(&config).await.unwrap();
+            let all = samples(&store).await;
+            assert_eq!(all.len(), 2);
+            let pizza = &all[0];
+            assert_eq!(pizza.text, "Pizza chahiye");
+            assert_eq!(
+                (pizza.source.as_str(), pizza.review_status.as_str()),
+                ("synthetic", "approved")
+            );
+            assert_eq!(pizza.language.as_deref(), Some("hinglish"));
+            assert_eq!(pizza.occurrences, 2);
+            assert_eq!(all[1].occurrences, 2);
+            assert_eq!(store.approved_unused_count().await.unwrap(), 2);
+            assert_eq!(job_run_count(&store, "samples-import").await, 2);
+            store.close().await;
+        });
+    }
+}
+
+#[test]
+fn a_bad_file_imports_nothing_and_names_every_bad_line_and_field() {
+    for db in TestDb::all() {
+        let mut content = Vec::new();
+        content.extend_from_slice(b"{\"text\": \"good one\", \"intent\": \"greeting\"}\n");
+        content.extend_from_slice(b"{\"text\": \"no intent\"}\n");
+        content.extend_from_slice(b"{\"text\": 42, \"intent\": \"x\"}\n");
+        content.extend_from_slice(
+            b"{\"text\": \"bad conf\", \"intent\": \"x\", \"confidence\": 1.5}\n",
+        );
+        content.extend_from_slice(b"{\"text\": \"good one!\", \"intent\": \"farewell\"}\n");
+        content.extend_from_slice(b"{\"text\": \"not \xff utf8\", \"intent\": \"x\"}\n");
+        content.extend_from_slice(b"{\"text\": \"truncated\n");
+        content.extend_from_slice(
+            b"{\"text\": \"lang\", \"intent\": \"x\", \"language\": \"klingon\"}\n",
+        );
+        content.extend_from_slice(b"[1, 2]\n");
+        let file = write(&db, "bad.jsonl", &content);
+        let out = db
+            .cmd()
+            .args(["samples", "import"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(65));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let name = file.display().to_string();
+        for expected in [
+            format!("{name}:2: field `intent`: missing"),
+            format!("{name}:3: field `text`: expected a string, got a number"),
+            format!("{name}:4: field `confidence`: 1.5 is not between 0 and 1"),
+            format!("{name}:5: field `intent`: \"farewell\" contradicts line 1"),
+            format!("{name}:6: not valid UTF-8"),
+            format!("{name}:7: invalid JSON"),
+            format!("{name}:8: field `language`: unknown language \"klingon\""),
+            format!("{name}:9: expected a JSON object, got an array"),
+            "nothing was imported".to_string(),
+        ] {
+            assert!(
+                stderr.contains(&expected),
+                "missing {expected:?} in:\n{stderr}"
+            );
+        }
+        assert!(!stderr.contains(":1:"), "line 1 is fine:\n{stderr}");
+        let config = db.config();
+        block_on(async move {
+            let store = flywheel::storage::open(&config).await.unwrap();
+            assert!(samples(&store).await.is_empty(), "all or nothing");
+            store.close().await;
+        });
+    }
+}
+
+#[test]
+fn a_missing_file_is_bad_input() {
+    let db = TestDb::sqlite();
+    let out = db
+        .cmd()
+        .args(["samples", "import", "nope.jsonl"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(65));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot open nope.jsonl"));
+}
