@@ -8,6 +8,7 @@ mod models;
 pub mod output;
 mod pipeline;
 mod progress_display;
+mod review;
 mod stats;
 
 use std::path::PathBuf;
@@ -83,6 +84,8 @@ pub enum Command {
     /// Manage training samples.
     #[command(subcommand)]
     Samples(pipeline::SamplesCommand),
+    /// Push the review queue to Label Studio and pull finished annotations back.
+    LabelStudioSync(review::SyncArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -176,6 +179,7 @@ async fn dispatch(command: Option<Command>, ctx: &Context) -> Result<ExitCode> {
         Command::Stats(command) => stats::run(ctx, command).await,
         Command::DailyCapture(args) => pipeline::daily_capture(ctx, args).await,
         Command::Samples(command) => pipeline::samples(ctx, command).await,
+        Command::LabelStudioSync(args) => review::label_studio_sync(ctx, &args).await,
     }
 }
 

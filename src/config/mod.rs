@@ -55,7 +55,7 @@ pub struct AutoFilterConfig {
     pub ready_for_training: i64,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LabelStudioConfig {
     pub url: Option<String>,
@@ -125,6 +125,18 @@ impl Default for AutoFilterConfig {
             medium_priority: 5,
             high_priority: 2,
             ready_for_training: 1000,
+        }
+    }
+}
+
+impl Default for LabelStudioConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            api_key: None,
+            project_id: None,
+            batch_size: 500,
+            timeout_secs: 60,
         }
     }
 }

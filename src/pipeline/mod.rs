@@ -6,4 +6,5 @@ pub mod auto_filter;
 pub mod daily_capture;
 pub mod daily_report;
 mod jsonl;
+pub mod label_studio_sync;
 pub mod samples_import;

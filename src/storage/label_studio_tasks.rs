@@ -209,4 +209,24 @@ impl Store {
             in_flight,
         })
     }
+
+    /// Every intent any sample carries: the choices the project must offer.
+    pub async fn sample_intents(&self) -> Result<Vec<String>> {
+        on_pool!(self, |pool| sqlx::query_scalar::<_, String>(
+            "SELECT DISTINCT intent FROM training_samples ORDER BY intent"
+        )
+        .fetch_all(pool)
+        .await)
+        .map_err(|err| db_error("reading sample intents", err))
+    }
+
+    /// The project of the most recent push, when no project is configured.
+    pub async fn latest_label_studio_project(&self) -> Result<Option<i64>> {
+        on_pool!(self, |pool| sqlx::query_scalar::<_, i64>(
+            "SELECT project_id FROM label_studio_tasks ORDER BY id DESC LIMIT 1"
+        )
+        .fetch_optional(pool)
+        .await)
+        .map_err(|err| db_error("reading the Label Studio project", err))
+    }
 }

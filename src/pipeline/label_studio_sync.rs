@@ -1,0 +1,381 @@
+//! Two-way Label Studio sync (DESIGN §1 review sync, §11): push the review
+//! queue as tasks carrying the model's prediction, pull finished
+//! annotations back and apply them through the same storage call as the
+//! console's review pane.
+//!
+//! Never push twice: every batch is reserved in `label_studio_tasks` before
+//! the import call and confirmed after it; reservations a crash left
+//! unconfirmed are reconciled by our `sample_id` in the task data before
+//! anything new is pushed. Label Studio being unreachable is found out
+//! before anything changes locally (exit 69).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::error::{Error, ErrorKind, Result};
+use crate::jobs::{Stage, Trigger, run_stage};
+use crate::progress::Reporter;
+use crate::review::label_studio::{
+    DEFAULT_LABEL_CONFIG, LabelStudioClient, ModelPrediction, NewTask, Verdict, decide,
+    label_config_with_intents,
+};
+use crate::storage::samples::{ReviewDecision, ReviewOutcome, ReviewVerdict};
+use crate::storage::{Store, Timestamp};
+
+#[derive(Debug, Clone, Default)]
+pub struct SyncOptions {
+    /// Push at most this many samples.
+    pub limit: Option<i64>,
+    /// Overrides `label_studio.project_id`.
+    pub project_id: Option<i64>,
+    pub push: bool,
+    pub pull: bool,
+}
+
+/// What a sync did; also the counts recorded in `job_runs`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SyncReport {
+    pub project_id: i64,
+    pub project_created: bool,
+    pub label_config_updated: bool,
+    pub pushed: usize,
+    /// Unconfirmed pushes of an interrupted run found in Label Studio.
+    pub reconciled: usize,
+    /// Tasks read back with at least one annotation.
+    pub pulled: usize,
+    pub approved: usize,
+    pub corrected: usize,
+    pub rejected: usize,
+    /// Annotations that could not be applied (no choice, unknown intent…).
+    pub unusable: usize,
+    /// Tasks whose annotations disagree (the most recent won).
+    pub disagreements: usize,
+    pub errors: Vec<String>,
+}
+
+/// Annotations are pulled again from a little before the newest one seen,
+/// so an annotation saved in the same instant as our last pull is not missed
+/// (re-reading is harmless: unchanged annotations are skipped).
+const PULL_OVERLAP: chrono::Duration = chrono::Duration::minutes(5);
+
+pub async fn run(
+    store: &Store,
+    config: &Config,
+    client: &LabelStudioClient,
+    options: SyncOptions,
+    trigger: Trigger,
+    reporter: &Reporter,
+) -> Result<SyncReport> {
+    run_stage(store, Stage::LabelStudioSync, trigger, |_| async {
+        let report = sync(store, config, client, &options, reporter).await?;
+        let counts = serde_json::to_value(&report).unwrap_or_default();
+        Ok((report, counts))
+    })
+    .await
+}
+
+async fn sync(
+    store: &Store,
+    config: &Config,
+    client: &LabelStudioClient,
+    options: &SyncOptions,
+    reporter: &Reporter,
+) -> Result<SyncReport> {
+    // Fail before touching anything local when Label Studio is down or the
+    // key is wrong.
+    client.whoami().await?;
+    let mut report = SyncReport::default();
+    let intents = known_intents(store).await?;
+    let project = ensure_project(store, config, client, options, &intents, &mut report).await?;
+    report.project_id = project;
+    if options.push {
+        push(
+            store,
+            config,
+            client,
+            project,
+            options.limit,
+            &mut report,
+            reporter,
+        )
+        .await?;
+    }
+    if options.pull {
+        pull(store, client, project, &intents, &mut report, reporter).await?;
+    }
+    Ok(report)
+}
+
+async fn known_intents(store: &Store) -> Result<Vec<String>> {
+    let mut intents: BTreeSet<String> = store.sample_intents().await?.into_iter().collect();
+    intents.remove("");
+    Ok(intents.into_iter().collect())
+}
+
+/// Where a project Flywheel created is remembered when none is configured.
+fn project_file(config: &Config) -> PathBuf {
+    config.data_dir.join("label-studio-project-id")
+}
+
+async fn ensure_project(
+    store: &Store,
+    config: &Config,
+    client: &LabelStudioClient,
+    options: &SyncOptions,
+    intents: &[String],
+    report: &mut SyncReport,
+) -> Result<i64> {
+    let known = match options.project_id.or(config.label_studio.project_id) {
+        Some(id) => Some(id),
+        None => match read_project_file(&project_file(config))? {
+            Some(id) => Some(id),
+            None => store.latest_label_studio_project().await?,
+        },
+    };
+    let wanted = label_config_with_intents(DEFAULT_LABEL_CONFIG, intents)?;
+    match known {
+        Some(id) => {
+            let project = client.get_project(id).await?;
+            let missing = intents
+                .iter()
+                .any(|i| !project.label_config.contains(&format!("value=\"{i}\"")));
+            if missing {
+                client.update_label_config(id, &wanted).await?;
+                report.label_config_updated = true;
+                tracing::info!(
+                    project = id,
+                    "added new intents to the Label Studio project"
+                );
+            }
+            Ok(id)
+        }
+        None => {
+            let id = client
+                .create_project("Flywheel intent review", &wanted)
+                .await?;
+            let path = project_file(config);
+            std::fs::create_dir_all(&config.data_dir)
+                .and_then(|()| std::fs::write(&path, id.to_string()))
+                .map_err(|err| {
+                    Error::failure(format!(
+                        "created Label Studio project {id} but could not remember it in {}: {err}; set LABEL_STUDIO_PROJECT_ID={id}",
+                        path.display()
+                    ))
+                })?;
+            tracing::info!(
+                project = id,
+                "created a Label Studio project; set LABEL_STUDIO_PROJECT_ID={id} to pin it"
+            );
+            report.project_created = true;
+            Ok(id)
+        }
+    }
+}
+
+fn read_project_file(path: &Path) -> Result<Option<i64>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => text.trim().parse().map(Some).map_err(|_| {
+            Error::config(format!(
+                "{} should hold a Label Studio project id, not {:?}",
+                path.display(),
+                text.trim()
+            ))
+        }),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(Error::failure(format!("reading {}: {err}", path.display()))),
+    }
+}
+
+async fn push(
+    store: &Store,
+    config: &Config,
+    client: &LabelStudioClient,
+    project: i64,
+    limit: Option<i64>,
+    report: &mut SyncReport,
+    reporter: &Reporter,
+) -> Result<()> {
+    // 1. A crash between import and confirm left reservations: find them in
+    //    Label Studio by sample id; confirm those found, release the rest.
+    let unconfirmed = store.unconfirmed_pushes(project).await?;
+    if !unconfirmed.is_empty() {
+        let found = client
+            .find_tasks_by_sample_ids(project, &unconfirmed)
+            .await?;
+        let confirmed: Vec<(i64, i64)> = unconfirmed
+            .iter()
+            .filter_map(|s| found.get(s).map(|t| (*s, *t)))
+            .collect();
+        let missing: Vec<i64> = unconfirmed
+            .iter()
+            .copied()
+            .filter(|s| !found.contains_key(s))
+            .collect();
+        store.confirm_pushes(project, &confirmed).await?;
+        store.release_pushes(project, &missing).await?;
+        report.reconciled = confirmed.len();
+        if !confirmed.is_empty() {
+            tracing::warn!(
+                reconciled = confirmed.len(),
+                released = missing.len(),
+                "an earlier sync was interrupted mid-push; its tasks were found in Label Studio and not pushed again"
+            );
+        }
+    }
+
+    // 2. New pushes, most urgent first, in batches.
+    let production = store
+        .list_model_versions()
+        .await?
+        .into_iter()
+        .find(|m| m.status == "production")
+        .map(|m| m.version);
+    let batch_size = config.label_studio.batch_size.max(1) as i64;
+    let total = limit.unwrap_or(i64::MAX);
+    reporter.phase("push", limit.map(|l| l as u64));
+    let mut model_versions = BTreeSet::new();
+    while (report.pushed as i64) < total {
+        reporter.check_cancelled()?;
+        let want = batch_size.min(total - report.pushed as i64);
+        let batch = store.samples_to_push(project, want).await?;
+        if batch.is_empty() {
+            break;
+        }
+        let ids: Vec<i64> = batch.iter().map(|s| s.id).collect();
+        store.reserve_pushes(project, &ids).await?;
+        let tasks: Vec<NewTask> = batch
+            .iter()
+            .map(|s| {
+                let model_version = s
+                    .predicted_by_version
+                    .clone()
+                    .or_else(|| production.clone())
+                    .unwrap_or_else(|| "unknown".into());
+                model_versions.insert(model_version.clone());
+                NewTask {
+                    sample_id: s.id,
+                    text: s.text.clone(),
+                    language: s.language.clone().unwrap_or_default(),
+                    occurrences: i64::from(s.occurrences),
+                    priority: i64::from(s.priority),
+                    prediction: ModelPrediction {
+                        model_version,
+                        intent: s.intent.clone(),
+                        score: s.confidence.unwrap_or(0.0),
+                    },
+                }
+            })
+            .collect();
+        match client.import_tasks(project, &tasks).await {
+            Ok(task_ids) => {
+                let pairs: Vec<(i64, i64)> = ids.iter().copied().zip(task_ids).collect();
+                store.confirm_pushes(project, &pairs).await?;
+                report.pushed += pairs.len();
+                reporter.advance(report.pushed as u64);
+            }
+            // A refused batch (bad request) certainly did not import: release
+            // it so it is tried again. Anything else may have imported:
+            // keep the reservation for the next run's reconciliation.
+            Err(err) if err.kind() == ErrorKind::BadInput => {
+                store.release_pushes(project, &ids).await?;
+                return Err(err);
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    // Annotators see predictions only of the project's model version (§11).
+    let shown = production.or_else(|| model_versions.into_iter().next_back());
+    if let Some(version) = shown
+        && report.pushed > 0
+    {
+        client.set_project_model_version(project, &version).await?;
+    }
+    Ok(())
+}
+
+async fn pull(
+    store: &Store,
+    client: &LabelStudioClient,
+    project: i64,
+    intents: &[String],
+    report: &mut SyncReport,
+    reporter: &Reporter,
+) -> Result<()> {
+    let since = store
+        .pull_watermark(project)
+        .await?
+        .map(|t| t.0 - PULL_OVERLAP);
+    reporter.phase("pull", None);
+    let tasks = client.tasks_updated_since(project, since).await?;
+    let is_known = |intent: &str| intents.iter().any(|i| i == intent);
+    for task in tasks {
+        reporter.check_cancelled()?;
+        let Some(link) = store.task_link(project, task.id).await? else {
+            continue; // not one of ours
+        };
+        if task.sample_id.is_some_and(|s| s != link.sample_id) {
+            // Task ids can be reused after deletions (§11): trust our sample id.
+            report.errors.push(format!(
+                "task {} now carries sample {:?}, not {}; skipped",
+                task.id, task.sample_id, link.sample_id
+            ));
+            continue;
+        }
+        let Some(sample) = store.sample(link.sample_id).await? else {
+            continue;
+        };
+        let predicted = sample
+            .predicted_intent
+            .clone()
+            .unwrap_or_else(|| sample.intent.clone());
+        let Some(decision) = decide(&task, &predicted, is_known) else {
+            continue; // no annotation yet
+        };
+        report.pulled += 1;
+        let seen = Timestamp::from(decision.annotation_updated_at);
+        if link.last_annotation_id == Some(decision.annotation_id)
+            && link.last_annotation_updated_at == Some(seen)
+        {
+            continue; // applied before, unchanged since
+        }
+        if decision.disagreement {
+            report.disagreements += 1;
+        }
+        let verdict = match &decision.verdict {
+            Verdict::Accepted { .. } => ReviewVerdict::Accept,
+            Verdict::Corrected { intent, .. } => ReviewVerdict::Choose(intent.clone()),
+            Verdict::Rejected { .. } => ReviewVerdict::Reject,
+            Verdict::Unusable { reason } => {
+                report.unusable += 1;
+                report.errors.push(format!("task {}: {reason}", task.id));
+                continue;
+            }
+        };
+        let outcome = store
+            .apply_review(
+                link.sample_id,
+                &ReviewDecision {
+                    verdict,
+                    annotator: decision
+                        .annotator
+                        .map(|id| format!("label-studio:user/{id}")),
+                    decided_at: seen,
+                },
+            )
+            .await?;
+        if let ReviewOutcome::Applied(_) = outcome {
+            match decision.verdict {
+                Verdict::Accepted { .. } => report.approved += 1,
+                Verdict::Corrected { .. } => report.corrected += 1,
+                _ => report.rejected += 1,
+            }
+        }
+        store
+            .record_annotation(project, task.id, Some(decision.annotation_id), seen)
+            .await?;
+    }
+    Ok(())
+}
