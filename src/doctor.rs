@@ -207,7 +207,9 @@ async fn label_studio_checks(loaded: &LoadedConfig) -> Vec<Check> {
     let health = format!("{}/health", url.trim_end_matches('/'));
     match http_get(&health).await {
         Ok(code) if (200..300).contains(&code) => {
-            vec![Check::pass("label studio", format!("{url} reachable"))]
+            let mut checks = vec![Check::pass("label studio", format!("{url} reachable"))];
+            checks.extend(label_studio_key_checks(loaded).await);
+            checks
         }
         Ok(code) => vec![Check::fail(
             "label studio",
@@ -222,6 +224,50 @@ async fn label_studio_checks(loaded: &LoadedConfig) -> Vec<Check> {
             ),
         )],
     }
+}
+
+/// The key works, and the configured project exists.
+async fn label_studio_key_checks(loaded: &LoadedConfig) -> Vec<Check> {
+    let client = match crate::pipeline::label_studio_sync::client_from_config(&loaded.config) {
+        Ok(client) => client,
+        Err(err) => {
+            return vec![Check::fail(
+                "label studio key",
+                err.message().to_string(),
+                "fix LABEL_STUDIO_URL / LABEL_STUDIO_API_KEY",
+            )];
+        }
+    };
+    let mut checks = Vec::new();
+    match client.whoami().await {
+        Ok(user) => checks.push(Check::pass(
+            "label studio key",
+            format!(
+                "accepted ({:?} key of user {})",
+                client.key_kind(),
+                user.email
+            ),
+        )),
+        Err(err) => {
+            checks.push(Check::fail(
+                "label studio key",
+                err.message().to_string(),
+                "create a personal access token in Label Studio (Account & Settings → Personal Access Token) and set LABEL_STUDIO_API_KEY",
+            ));
+            return checks;
+        }
+    }
+    if let Some(project) = loaded.config.label_studio.project_id {
+        checks.push(match client.get_project(project).await {
+            Ok(p) => Check::pass("label studio project", format!("{project}: {}", p.title)),
+            Err(err) => Check::fail(
+                "label studio project",
+                err.message().to_string(),
+                "unset LABEL_STUDIO_PROJECT_ID to let the sync create a project, or set it to an existing project's id",
+            ),
+        });
+    }
+    checks
 }
 
 async fn http_get(url: &str) -> Result<u16, String> {

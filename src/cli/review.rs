@@ -1,15 +1,12 @@
 //! `flywheel label-studio-sync`.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::Args;
 
 use super::Context;
-use crate::config::Config;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::pipeline::label_studio_sync::{self, SyncOptions};
-use crate::review::label_studio::{ClientOptions, LabelStudioClient};
 
 #[derive(Debug, Args)]
 pub struct SyncArgs {
@@ -27,27 +24,8 @@ pub struct SyncArgs {
     pub pull_only: bool,
 }
 
-/// The configured client, or a configuration error saying what to set.
-pub fn label_studio_client(config: &Config) -> Result<LabelStudioClient> {
-    let ls = &config.label_studio;
-    let (Some(url), Some(key)) = (&ls.url, &ls.api_key) else {
-        return Err(Error::config(
-            "Label Studio is not configured: set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY \
-             (environment, .env or .env.labelstudio), or review in the console instead",
-        ));
-    };
-    LabelStudioClient::new(
-        url,
-        secrecy::SecretString::from(key.expose().to_string()),
-        ClientOptions {
-            timeout: Duration::from_secs(ls.timeout_secs.max(1)),
-            ..ClientOptions::default()
-        },
-    )
-}
-
 pub async fn label_studio_sync(ctx: &Context, args: &SyncArgs) -> Result<ExitCode> {
-    let client = label_studio_client(ctx.config())?;
+    let client = label_studio_sync::client_from_config(ctx.config())?;
     let store = ctx.store().await?;
     let options = SyncOptions {
         limit: args.limit,

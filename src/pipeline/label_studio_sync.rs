@@ -19,8 +19,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::jobs::{Stage, Trigger, run_stage};
 use crate::progress::Reporter;
 use crate::review::label_studio::{
-    DEFAULT_LABEL_CONFIG, LabelStudioClient, ModelPrediction, NewTask, Verdict, decide,
-    label_config_with_intents,
+    ClientOptions, DEFAULT_LABEL_CONFIG, LabelStudioClient, ModelPrediction, NewTask, Verdict,
+    decide, label_config_with_intents,
 };
 use crate::storage::samples::{ReviewDecision, ReviewOutcome, ReviewVerdict};
 use crate::storage::{Store, Timestamp};
@@ -54,6 +54,25 @@ pub struct SyncReport {
     /// Tasks whose annotations disagree (the most recent won).
     pub disagreements: usize,
     pub errors: Vec<String>,
+}
+
+/// The configured client, or a configuration error saying what to set.
+pub fn client_from_config(config: &Config) -> Result<LabelStudioClient> {
+    let ls = &config.label_studio;
+    let (Some(url), Some(key)) = (&ls.url, &ls.api_key) else {
+        return Err(Error::config(
+            "Label Studio is not configured: set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY \
+             (environment, .env or .env.labelstudio), or review in the console instead",
+        ));
+    };
+    LabelStudioClient::new(
+        url,
+        secrecy::SecretString::from(key.expose().to_string()),
+        ClientOptions {
+            timeout: std::time::Duration::from_secs(ls.timeout_secs.max(1)),
+            ..ClientOptions::default()
+        },
+    )
 }
 
 /// Annotations are pulled again from a little before the newest one seen,
