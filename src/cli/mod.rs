@@ -71,6 +71,8 @@ pub enum Command {
     Config(ConfigCommand),
     /// Auto-filter the window's pending conversations into samples and the review queue; write the daily report.
     DailyCapture(pipeline::DailyCaptureArgs),
+    /// Approved samples to JSONL for training, with the stable test split.
+    Export(pipeline::ExportArgs),
     /// Manage training samples.
     #[command(subcommand)]
     Samples(pipeline::SamplesCommand),
@@ -165,6 +167,7 @@ async fn dispatch(command: Option<Command>, ctx: &Context) -> Result<ExitCode> {
         Command::Config(ConfigCommand::Show) => admin::config_show(ctx),
         Command::DailyCapture(args) => pipeline::daily_capture(ctx, args).await,
         Command::Samples(command) => pipeline::samples(ctx, command).await,
+        Command::Export(args) => pipeline::export(ctx, args).await,
     }
 }
 

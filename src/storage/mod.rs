@@ -10,6 +10,7 @@
 
 mod connect;
 pub mod daily_capture;
+pub mod export;
 pub mod jobs;
 mod locks;
 pub mod samples;
