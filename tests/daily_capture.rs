@@ -349,3 +349,42 @@ fn a_repeat_of_a_human_decided_sample_is_marked_reviewed_not_queued() {
         });
     }
 }
+
+#[test]
+fn a_batch_larger_than_one_upsert_statement_links_every_conversation() {
+    for db in TestDb::all() {
+        let config = db.config();
+        block_on(async move {
+            let store = flywheel::storage::open(&config).await.unwrap();
+            // 1 300 distinct texts, each twice (once shouting): more samples
+            // than one multi-row upsert takes, all in one batch.
+            let rows: Vec<Conv> = (0..2600)
+                .map(|i| {
+                    let text: &'static str = if i % 2 == 0 {
+                        Box::leak(format!("utterance {}", i / 2).into_boxed_str())
+                    } else {
+                        Box::leak(format!("UTTERANCE {}!", i / 2).into_boxed_str())
+                    };
+                    conv(text, "intent", 0.9, "2026-03-10T12:00:00Z")
+                })
+                .collect();
+            let ids = insert(&store, &rows).await;
+            let report = capture_day(&store, &config, DAY, 10_000).await;
+            assert_eq!(report.captured, 2600);
+            assert_eq!(report.new_samples.approved, 1300);
+            assert_eq!(report.duplicates_folded, 1300);
+            let all = samples(&store).await;
+            assert_eq!(all.len(), 1300);
+            assert!(all.iter().all(|s| s.occurrences == 2));
+            let by_id: std::collections::HashMap<i64, &flywheel::storage::samples::Sample> =
+                all.iter().map(|s| (s.id, s)).collect();
+            for (i, (id, status, sample)) in conversations(&store).await.into_iter().enumerate() {
+                assert_eq!(id, ids[i]);
+                assert_eq!(status, "auto-approved");
+                let sample = by_id[&sample.expect("linked")];
+                assert_eq!(sample.text, format!("utterance {}", i / 2));
+            }
+            store.close().await;
+        });
+    }
+}

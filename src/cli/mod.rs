@@ -81,6 +81,8 @@ pub enum Command {
     Stats(stats::StatsCommand),
     /// Auto-filter the window's pending conversations into samples and the review queue; write the daily report.
     DailyCapture(pipeline::DailyCaptureArgs),
+    /// Approved samples to JSONL for training, with the stable test split.
+    Export(pipeline::ExportArgs),
     /// Manage training samples.
     #[command(subcommand)]
     Samples(pipeline::SamplesCommand),
@@ -180,6 +182,7 @@ async fn dispatch(command: Option<Command>, ctx: &Context) -> Result<ExitCode> {
         Command::DailyCapture(args) => pipeline::daily_capture(ctx, args).await,
         Command::Samples(command) => pipeline::samples(ctx, command).await,
         Command::LabelStudioSync(args) => review::label_studio_sync(ctx, &args).await,
+        Command::Export(args) => pipeline::export(ctx, args).await,
     }
 }
 

@@ -1,4 +1,4 @@
-//! `daily-capture` and `samples import`: thin callers of `crate::pipeline`.
+//! `daily-capture`, `samples import` and `export`: thin callers of `crate::pipeline`.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -12,7 +12,9 @@ use super::Context;
 use crate::error::Result;
 use crate::pipeline::daily_capture::{self, DEFAULT_BATCH_SIZE, Options, Window};
 use crate::pipeline::daily_report::DailyReport;
+use crate::pipeline::export::{self as export_stage, ExportOptions, Split};
 use crate::pipeline::samples_import::{self, ImportSource};
+use crate::storage::export::ExportFilter;
 
 #[derive(Debug, Args)]
 pub struct DailyCaptureArgs {
@@ -171,5 +173,85 @@ async fn samples_import(ctx: &Context, args: SamplesImportArgs) -> Result<ExitCo
         }
         out
     });
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// JSONL file to write, or `-` for stdout.
+    #[arg(long, short, value_name = "FILE", default_value = "-")]
+    pub output: PathBuf,
+    /// At most this many samples.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u64>,
+    /// Only these languages (comma-separated: en,hinglish).
+    #[arg(long, value_delimiter = ',', value_name = "LANGS")]
+    pub languages: Vec<String>,
+    /// Leave out samples whose confidence is below this (samples without one are kept).
+    #[arg(long, value_name = "X")]
+    pub min_confidence: Option<f64>,
+    /// The stable split by hash of sample id (config `training.test_split_percent`).
+    #[arg(long, value_enum, default_value_t = Split::All)]
+    pub split: Split,
+    /// Only samples no training run has used yet.
+    #[arg(long)]
+    pub unused_only: bool,
+}
+
+pub async fn export(ctx: &Context, args: ExportArgs) -> Result<ExitCode> {
+    let to_stdout = args.output.as_os_str() == "-";
+    let options = ExportOptions {
+        output: (!to_stdout).then_some(args.output),
+        limit: args.limit,
+        filter: ExportFilter {
+            languages: args
+                .languages
+                .iter()
+                .map(|l| l.trim().to_string())
+                .filter(|l| !l.is_empty())
+                .collect(),
+            min_confidence: args.min_confidence,
+            unused_only: args.unused_only,
+        },
+        split: args.split,
+        test_split_percent: ctx.config().training.test_split_percent,
+    };
+    let store = ctx.store().await?;
+    let (reporter, display) = ctx.out.progress();
+    let result = export_stage::run_recorded(&store, &options, ctx.trigger, &reporter).await;
+    drop(reporter);
+    display.finish();
+    store.close().await;
+    let summary = result?;
+    let human = || {
+        let mut out = format!(
+            "exported {} sample(s) ({:?} split, test share {} %) to {}\n",
+            summary.exported, summary.split, summary.test_split_percent, summary.output
+        );
+        for (intent, n) in &summary.per_intent {
+            let _ = writeln!(out, "  {intent:<30} {n}");
+        }
+        let languages: Vec<String> = summary
+            .per_language
+            .iter()
+            .map(|(l, n)| format!("{l} {n}"))
+            .collect();
+        let _ = writeln!(out, "  languages: {}", languages.join(", "));
+        for w in &summary.warnings {
+            let _ = writeln!(out, "warning: {w}");
+        }
+        out
+    };
+    let value = json!({ "ok": true, "export": summary });
+    if to_stdout {
+        // stdout carries the samples: the summary goes to stderr.
+        if ctx.out.json {
+            eprintln!("{value}");
+        } else if !ctx.out.quiet {
+            eprint!("{}", human());
+        }
+    } else {
+        ctx.out.summary(&value, human);
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -152,12 +152,15 @@ pub async fn run(
         let mut done = 0u64;
         loop {
             reporter.check_cancelled()?;
+            let started = std::time::Instant::now();
             let rows = store
                 .pending_conversations(start, end, after, max_id, options.batch_size as i64)
                 .await?;
             let Some(last) = rows.last() else { break };
             after = last.id;
+            let fetched = started.elapsed();
             let batch = build_batch(&rows, config);
+            let built = started.elapsed();
             let states = if options.dry_run {
                 simulate(store, &batch.samples, &mut would_create).await?
             } else {
@@ -166,6 +169,14 @@ pub async fn run(
                     .await?
             };
             count_batch(&mut report, &rows, &batch, &states);
+            tracing::debug!(
+                rows = rows.len(),
+                samples = batch.samples.len(),
+                fetch_ms = fetched.as_millis() as u64,
+                fold_ms = (built - fetched).as_millis() as u64,
+                write_ms = (started.elapsed() - built).as_millis() as u64,
+                "daily-capture batch"
+            );
             done += rows.len() as u64;
             reporter.advance(done);
         }

@@ -4,7 +4,7 @@
 //! nothing left to do.
 
 use super::samples::{
-    NewSample, UPSERT_CHUNK, UpsertedSample, bind_new_sample, match_upserted, upsert_sql,
+    Markers, NewSample, UPSERT_CHUNK, UpsertedSample, bind_new_sample, match_upserted, upsert_sql,
 };
 use super::{Store, Timestamp, db_error, on_pool};
 use crate::error::{Error, Result};
@@ -102,11 +102,10 @@ impl Store {
     pub async fn existing_samples(&self, normalized: &[String]) -> Result<Vec<UpsertedSample>> {
         let mut out = Vec::new();
         for chunk in normalized.chunks(UPSERT_CHUNK) {
-            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
             let sql = format!(
                 "SELECT id, normalized_text, occurrences, priority, review_status, reviewed_at \
-                 FROM training_samples WHERE normalized_text IN ({})",
-                placeholders.join(",")
+                 FROM training_samples WHERE normalized_text IN {}",
+                Markers::new(self.is_postgres()).tuple(chunk.len())
             );
             let rows = on_pool!(self, |pool| {
                 let mut query = sqlx::query_as::<_, UpsertedSample>(&sql);
@@ -132,12 +131,17 @@ impl Store {
         let err = |e| db_error("storing a daily-capture batch", e);
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await.map_err(err)?;
+            if !self.is_postgres() {
+                for pragma in SQLITE_BULK_PRAGMAS {
+                    sqlx::query(pragma).execute(&mut *tx).await.map_err(err)?;
+                }
+            }
             let mut upserted = Vec::with_capacity(samples.len());
             for chunk in samples.chunks(UPSERT_CHUNK) {
-                let sql = upsert_sql(chunk.len());
-                let mut query = sqlx::query_as::<_, UpsertedSample>(&sql).bind(now);
+                let sql = upsert_sql(chunk.len(), self.is_postgres());
+                let mut query = sqlx::query_as::<_, UpsertedSample>(&sql);
                 for s in chunk {
-                    query = bind_new_sample!(query, s);
+                    query = bind_new_sample!(query, s, now);
                 }
                 let rows = query.fetch_all(&mut *tx).await.map_err(err)?;
                 upserted.extend(match_upserted(chunk, rows)?);
@@ -150,7 +154,7 @@ impl Store {
                 })
                 .collect();
             for chunk in marks.chunks(MARK_CHUNK) {
-                let sql = mark_sql(chunk.len());
+                let sql = mark_sql(chunk.len(), self.is_postgres());
                 let mut query = sqlx::query(&sql).bind(now);
                 for (id, status, sample_id) in chunk {
                     query = query.bind(*id).bind(*status).bind(*sample_id);
@@ -170,20 +174,26 @@ impl Store {
     }
 }
 
+/// A million-conversation window touches far more index pages than
+/// SQLite's default 2 MiB page cache holds, and the default checkpoint
+/// every 1000 WAL pages turns one batch into several checkpoints. Both
+/// settings are per connection; the pool's connections keep them, which
+/// only costs memory they actually use.
+const SQLITE_BULK_PRAGMAS: [&str; 2] = [
+    "PRAGMA cache_size = -65536",
+    "PRAGMA wal_autocheckpoint = 16384",
+];
+
 /// `UPDATE conversation_logs … FROM (VALUES (id, status, sample_id), …)`;
-/// `$1` is `processed_at`. VALUES columns are `column1…` on both backends.
-fn mark_sql(rows: usize) -> String {
-    let mut sql = String::from(
+/// the first marker is `processed_at`. VALUES columns are `column1…` on
+/// both backends.
+fn mark_sql(rows: usize, postgres: bool) -> String {
+    let mut markers = Markers::new(postgres);
+    let processed_at = markers.next();
+    let values: Vec<String> = (0..rows).map(|_| markers.tuple(3)).collect();
+    format!(
         "UPDATE conversation_logs SET review_status = v.column2, sample_id = v.column3, \
-         processed_at = $1 FROM (VALUES ",
-    );
-    for row in 0..rows {
-        let base = 2 + row * 3;
-        if row > 0 {
-            sql.push(',');
-        }
-        sql.push_str(&format!("(${},${},${})", base, base + 1, base + 2));
-    }
-    sql.push_str(") AS v WHERE conversation_logs.id = v.column1");
-    sql
+         processed_at = {processed_at} FROM (VALUES {}) AS v WHERE conversation_logs.id = v.column1",
+        values.join(",")
+    )
 }

@@ -10,6 +10,7 @@
 
 mod connect;
 pub mod daily_capture;
+pub mod export;
 pub mod jobs;
 pub mod label_studio_tasks;
 mod locks;

@@ -82,47 +82,70 @@ pub struct UpsertedSample {
     pub created: bool,
 }
 
-/// Rows per multi-row upsert: 12 parameters each stays far below SQLite's
+/// Rows per multi-row upsert: 14 parameters each stays far below SQLite's
 /// 32 766-parameter limit.
 pub(super) const UPSERT_CHUNK: usize = 1000;
-const UPSERT_PARAMS_PER_ROW: usize = 12;
+const UPSERT_PARAMS_PER_ROW: usize = 14;
+
+/// Bind markers for generated multi-row statements, numbered in text order.
+/// PostgreSQL gets `$1, $2, …`; SQLite gets anonymous `?`, because it finds
+/// a numbered or named marker by a linear search of all markers (on prepare
+/// and again in `sqlite3_bind_parameter_name`, which sqlx calls per bind), so
+/// thousands of `$N` make every statement quadratic. Bind in text order.
+pub(super) struct Markers {
+    postgres: bool,
+    next: usize,
+}
+
+impl Markers {
+    pub(super) fn new(postgres: bool) -> Self {
+        Self { postgres, next: 0 }
+    }
+
+    pub(super) fn next(&mut self) -> String {
+        self.next += 1;
+        if self.postgres {
+            format!("${}", self.next)
+        } else {
+            "?".to_string()
+        }
+    }
+
+    /// `(m, m, …)` with `n` markers.
+    pub(super) fn tuple(&mut self, n: usize) -> String {
+        let markers: Vec<String> = (0..n).map(|_| self.next()).collect();
+        format!("({})", markers.join(","))
+    }
+}
 
 /// `INSERT … VALUES (…), … ON CONFLICT (normalized_text) DO UPDATE` for
-/// `rows` samples; `$1` is the timestamp shared by every row. An existing
-/// sample only gains occurrences (and, while it waits for review, the more
-/// urgent priority); its text, intent and status stay as they are.
-pub(super) fn upsert_sql(rows: usize) -> String {
-    let mut sql = String::from(
+/// `rows` samples. An existing sample only gains occurrences (and, while it
+/// waits for review, the more urgent priority); its text, intent and status
+/// stay as they are.
+pub(super) fn upsert_sql(rows: usize, postgres: bool) -> String {
+    let mut markers = Markers::new(postgres);
+    let values: Vec<String> = (0..rows)
+        .map(|_| markers.tuple(UPSERT_PARAMS_PER_ROW))
+        .collect();
+    format!(
         "INSERT INTO training_samples (text, normalized_text, intent, language, source, confidence, \
          review_status, priority, occurrences, predicted_intent, predicted_by_version, \
-         conversation_id, created_at, updated_at) VALUES ",
-    );
-    for row in 0..rows {
-        let base = 2 + row * UPSERT_PARAMS_PER_ROW;
-        if row > 0 {
-            sql.push(',');
-        }
-        sql.push('(');
-        for i in 0..UPSERT_PARAMS_PER_ROW {
-            sql.push_str(&format!("${},", base + i));
-        }
-        sql.push_str("$1,$1)");
-    }
-    sql.push_str(
-        " ON CONFLICT (normalized_text) DO UPDATE SET \
+         conversation_id, created_at, updated_at) VALUES {} \
+         ON CONFLICT (normalized_text) DO UPDATE SET \
            occurrences = training_samples.occurrences + excluded.occurrences, \
            priority = CASE WHEN training_samples.review_status = 'needs-review' \
                             AND excluded.priority < training_samples.priority \
                            THEN excluded.priority ELSE training_samples.priority END, \
            updated_at = excluded.updated_at \
          RETURNING id, normalized_text, occurrences, priority, review_status, reviewed_at",
-    );
-    sql
+        values.join(",")
+    )
 }
 
-/// Bind one [`NewSample`] in [`upsert_sql`]'s column order.
+/// Bind one [`NewSample`] in [`upsert_sql`]'s column order; `$now` is its
+/// `created_at` and `updated_at`.
 macro_rules! bind_new_sample {
-    ($query:expr, $s:expr) => {
+    ($query:expr, $s:expr, $now:expr) => {
         $query
             .bind(&$s.text)
             .bind(&$s.normalized_text)
@@ -136,6 +159,8 @@ macro_rules! bind_new_sample {
             .bind(&$s.predicted_intent)
             .bind(&$s.predicted_by_version)
             .bind($s.conversation_id)
+            .bind($now)
+            .bind($now)
     };
 }
 pub(super) use bind_new_sample;
@@ -265,10 +290,10 @@ impl Store {
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await.map_err(err)?;
             for chunk in samples.chunks(UPSERT_CHUNK) {
-                let sql = upsert_sql(chunk.len());
-                let mut query = sqlx::query_as::<_, UpsertedSample>(&sql).bind(now);
+                let sql = upsert_sql(chunk.len(), self.is_postgres());
+                let mut query = sqlx::query_as::<_, UpsertedSample>(&sql);
                 for s in chunk {
-                    query = bind_new_sample!(query, s);
+                    query = bind_new_sample!(query, s, now);
                 }
                 let rows = query.fetch_all(&mut *tx).await.map_err(err)?;
                 out.extend(match_upserted(chunk, rows)?);

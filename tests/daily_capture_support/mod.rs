@@ -46,35 +46,33 @@ const INSERT: &str = "INSERT INTO conversation_logs \
     (user_message, nlu_intent, nlu_confidence, nlu_provider, language, model_version, created_at) \
     VALUES ($1, $2, $3, $4, $5, 'router-v1.0.0', $6) RETURNING id";
 
-/// Insert conversations as `pending`; returns their ids in order.
+/// Insert conversations as `pending` in one transaction; returns their ids in order.
 pub async fn insert(store: &Store, rows: &[Conv]) -> Vec<i64> {
-    let mut ids = Vec::new();
-    for c in rows {
-        let id: i64 = match store.backend() {
-            Backend::Sqlite(pool) => sqlx::query_scalar(INSERT)
-                .bind(c.text)
-                .bind(c.intent)
-                .bind(c.confidence)
-                .bind(c.provider)
-                .bind(c.language)
-                .bind(ts(c.at))
-                .fetch_one(pool)
-                .await
-                .unwrap(),
-            Backend::Postgres(pool) => sqlx::query_scalar(INSERT)
-                .bind(c.text)
-                .bind(c.intent)
-                .bind(c.confidence)
-                .bind(c.provider)
-                .bind(c.language)
-                .bind(ts(c.at))
-                .fetch_one(pool)
-                .await
-                .unwrap(),
-        };
-        ids.push(id);
+    macro_rules! insert_all {
+        ($pool:expr) => {{
+            let mut tx = $pool.begin().await.unwrap();
+            let mut ids = Vec::new();
+            for c in rows {
+                let id: i64 = sqlx::query_scalar(INSERT)
+                    .bind(c.text)
+                    .bind(c.intent)
+                    .bind(c.confidence)
+                    .bind(c.provider)
+                    .bind(c.language)
+                    .bind(ts(c.at))
+                    .fetch_one(&mut *tx)
+                    .await
+                    .unwrap();
+                ids.push(id);
+            }
+            tx.commit().await.unwrap();
+            ids
+        }};
     }
-    ids
+    match store.backend() {
+        Backend::Sqlite(pool) => insert_all!(pool),
+        Backend::Postgres(pool) => insert_all!(pool),
+    }
 }
 
 /// (id, review_status, sample_id) of every conversation, by id.

@@ -1,0 +1,200 @@
+//! `flywheel export`: approved samples → JSONL (DESIGN §5 format plus
+//! `sample_id`, `source`, `occurrences`), read a page at a time in id order
+//! (constant memory, deterministic output), with the stable test split.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::jobs::{Stage, Trigger, run_stage};
+use crate::progress::Reporter;
+use crate::storage::Store;
+use crate::storage::export::{ExportFilter, ExportRow};
+
+/// Samples read per query.
+const PAGE: i64 = 10_000;
+/// An intent with fewer exported samples than this gets a warning: too few
+/// to learn or to measure.
+pub const MIN_SAMPLES_PER_INTENT: u64 = 10;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Split {
+    Train,
+    Test,
+    #[default]
+    All,
+}
+
+/// Whether a sample belongs to the held-out test split (DESIGN §1): a hash
+/// of its id, so the split never changes as samples are added and a new
+/// model and production are scored on the same samples.
+pub fn in_test_split(sample_id: i64, test_percent: u32) -> bool {
+    let digest = Sha256::digest(sample_id.to_le_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_le_bytes(first) % 100 < u64::from(test_percent)
+}
+
+#[derive(Debug, Clone)]
+pub struct ExportOptions {
+    /// `None` writes to stdout.
+    pub output: Option<PathBuf>,
+    pub limit: Option<u64>,
+    pub filter: ExportFilter,
+    pub split: Split,
+    pub test_split_percent: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExportSummary {
+    /// The file written, or "-" for stdout.
+    pub output: String,
+    pub exported: u64,
+    pub split: Split,
+    pub test_split_percent: u32,
+    pub per_intent: BTreeMap<String, u64>,
+    pub per_language: BTreeMap<String, u64>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct Line<'a> {
+    text: &'a str,
+    intent: &'a str,
+    language: Option<&'a str>,
+    confidence: Option<f64>,
+    source: &'a str,
+    sample_id: i64,
+    occurrences: i32,
+}
+
+pub async fn run_recorded(
+    store: &Store,
+    options: &ExportOptions,
+    trigger: Trigger,
+    reporter: &Reporter,
+) -> Result<ExportSummary> {
+    run_stage(store, Stage::Export, trigger, |_| async {
+        let summary = run(store, options, reporter).await?;
+        let counts = json!({ "exported": summary.exported, "intents": summary.per_intent.len() });
+        Ok((summary, counts))
+    })
+    .await
+}
+
+pub async fn run(
+    store: &Store,
+    options: &ExportOptions,
+    reporter: &Reporter,
+) -> Result<ExportSummary> {
+    reporter.phase("export", options.limit);
+    let mut summary = ExportSummary {
+        output: options
+            .output
+            .as_ref()
+            .map_or_else(|| "-".into(), |p| p.display().to_string()),
+        exported: 0,
+        split: options.split,
+        test_split_percent: options.test_split_percent,
+        per_intent: BTreeMap::new(),
+        per_language: BTreeMap::new(),
+        warnings: Vec::new(),
+    };
+    // A file is written beside its final name and renamed at the end, so a
+    // failed export never leaves a truncated training file behind.
+    let tmp = options.output.as_deref().map(temp_path);
+    let mut out: Box<dyn Write> = match &tmp {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .map_err(|err| Error::failure(format!("creating {}: {err}", path.display())))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let write_err = |err: std::io::Error| Error::failure(format!("writing the export: {err}"));
+    let mut after = 0i64;
+    'pages: loop {
+        reporter.check_cancelled()?;
+        let page = store
+            .approved_samples_page(&options.filter, after, PAGE)
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        for row in &page {
+            if options.limit.is_some_and(|limit| summary.exported >= limit) {
+                break 'pages;
+            }
+            if !wanted(row, options) {
+                continue;
+            }
+            serde_json::to_writer(&mut out, &line(row)).map_err(|e| write_err(e.into()))?;
+            out.write_all(b"\n").map_err(write_err)?;
+            summary.exported += 1;
+            *summary.per_intent.entry(row.intent.clone()).or_default() += 1;
+            let language = row.language.clone().unwrap_or_else(|| "unknown".into());
+            *summary.per_language.entry(language).or_default() += 1;
+        }
+        reporter.advance(summary.exported);
+    }
+    out.flush().map_err(write_err)?;
+    drop(out);
+    if let (Some(tmp), Some(output)) = (&tmp, &options.output) {
+        std::fs::rename(tmp, output)
+            .map_err(|err| Error::failure(format!("writing {}: {err}", output.display())))?;
+    }
+    for (intent, n) in &summary.per_intent {
+        if *n < MIN_SAMPLES_PER_INTENT {
+            let warning = format!(
+                "intent {intent} has only {n} sample(s) (fewer than {MIN_SAMPLES_PER_INTENT}); the model will barely learn it"
+            );
+            tracing::warn!("{warning}");
+            summary.warnings.push(warning);
+        }
+    }
+    Ok(summary)
+}
+
+fn wanted(row: &ExportRow, options: &ExportOptions) -> bool {
+    match options.split {
+        Split::All => true,
+        Split::Test => in_test_split(row.id, options.test_split_percent),
+        Split::Train => !in_test_split(row.id, options.test_split_percent),
+    }
+}
+
+fn line(row: &ExportRow) -> Line<'_> {
+    Line {
+        text: &row.text,
+        intent: &row.intent,
+        language: row.language.as_deref(),
+        confidence: row.confidence,
+        source: &row.source,
+        sample_id: row.id,
+        occurrences: row.occurrences,
+    }
+}
+
+fn temp_path(output: &Path) -> PathBuf {
+    let mut name = output.file_name().unwrap_or_default().to_os_string();
+    name.push(".partial");
+    output.with_file_name(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::in_test_split;
+
+    #[test]
+    fn the_test_split_is_stable_and_near_its_share() {
+        let test = (1..=10_000).filter(|id| in_test_split(*id, 15)).count();
+        assert!((1300..=1700).contains(&test), "{test}");
+        assert_eq!(in_test_split(42, 15), in_test_split(42, 15));
+        assert!((1..=1000).all(|id| !in_test_split(id, 0)));
+        assert!((1..=1000).all(|id| in_test_split(id, 100)));
+    }
+}
