@@ -2,8 +2,9 @@
 # Install the Label Studio the tests run against (DESIGN §11) into a cached
 # virtualenv, once per machine. The Rust test harness
 # (tests/support/label_studio.rs) calls this same script, so the README's test
-# command and CI can pre-install with `scripts/label-studio.sh install` and the
-# tests then start at once.
+# command and CI can pre-install with `scripts/label-studio.sh install`. (The
+# harness then migrates a template data dir once, next to the venv, so later
+# test binaries start from a copy in ~20-30 s.)
 #
 #   scripts/label-studio.sh install   # idempotent; prints the venv's bin dir
 #   scripts/label-studio.sh path      # prints the bin dir, fails if not installed

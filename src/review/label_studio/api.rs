@@ -16,9 +16,25 @@ use crate::error::{Error, Result};
 
 /// Tasks per page when reading tasks back.
 const PAGE_SIZE: usize = 500;
-/// Sample ids per filtered lookup: each becomes one filter item in the URL's
-/// query string, which servers and proxies cap at a few KB.
-const LOOKUP_CHUNK: usize = 40;
+/// Sample ids per lookup request: they travel in the URL's query string
+/// (~10 bytes each once encoded), which proxies cap at a few KB.
+const LOOKUP_CHUNK: usize = 200;
+
+/// How much of each task to read: annotations make a page twice as slow.
+#[derive(Clone, Copy)]
+enum Fields {
+    All,
+    TaskOnly,
+}
+
+impl Fields {
+    fn as_str(self) -> &'static str {
+        match self {
+            Fields::All => "all",
+            Fields::TaskOnly => "task_only",
+        }
+    }
+}
 
 /// The `filter:tasks:updated_at` value format. Anything else makes Label
 /// Studio answer 500 (§11); `%.6f` is Python's `%f` (microseconds).
@@ -152,16 +168,18 @@ impl LabelStudioClient {
     ) -> Result<HashMap<i64, i64>> {
         let mut found = HashMap::new();
         for chunk in sample_ids.chunks(LOOKUP_CHUNK) {
-            let items: Vec<Value> = chunk
-                .iter()
-                .map(|id| {
-                    json!({"filter": "filter:tasks:data.sample_id", "operator": "equal",
-                           "type": "Number", "value": id})
-                })
-                .collect();
-            let filters = json!({"conjunction": "or", "items": items});
+            // `in_list` is one SQL `IN`: 5x faster than OR-ing `equal` items
+            // (1000 ids among 10 000 tasks: 14 s against 79 s on a loaded
+            // machine). Only ids and data are needed, so skip annotations.
+            let filters = json!({"conjunction": "and", "items": [{
+                "filter": "filter:tasks:data.sample_id", "operator": "in_list",
+                "type": "Number", "value": chunk,
+            }]});
             let what = format!("look up {} sample ids in project {project}", chunk.len());
-            for task in self.list_tasks(project, filters, &what).await? {
+            for task in self
+                .list_tasks(project, filters, Fields::TaskOnly, &what)
+                .await?
+            {
                 if let Some(sample) = task.sample_id {
                     // Pages are in id order: the first seen is the oldest.
                     found.entry(sample).or_insert(task.id);
@@ -191,7 +209,7 @@ impl LabelStudioClient {
             Some(ts) => format!("list tasks of project {project} updated since {ts}"),
             None => format!("list tasks of project {project}"),
         };
-        self.list_tasks(project, filters, &what).await
+        self.list_tasks(project, filters, Fields::All, &what).await
     }
 
     /// Page through `GET /api/tasks` with a data-manager filter, in id order.
@@ -199,6 +217,7 @@ impl LabelStudioClient {
         &self,
         project: i64,
         filters: Value,
+        fields: Fields,
         what: &str,
     ) -> Result<Vec<TaskWithAnnotations>> {
         let query = json!({"filters": filters, "ordering": ["tasks:id"]}).to_string();
@@ -208,7 +227,7 @@ impl LabelStudioClient {
                 .query("project", project)
                 .query("page", page)
                 .query("page_size", PAGE_SIZE)
-                .query("fields", "all")
+                .query("fields", fields.as_str())
                 .query("query", &query);
             let answer = self.execute(&call).await?;
             // Paging past the end answers 404 "Invalid page." (§11).
