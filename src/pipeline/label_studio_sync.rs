@@ -305,12 +305,18 @@ async fn push(
             Err(err) => return Err(err),
         }
     }
-    // Annotators see predictions only of the project's model version (§11).
-    let shown = production.or_else(|| model_versions.into_iter().next_back());
+    // Annotators see predictions only of the project's model version (§11);
+    // Label Studio refuses a version no task has predictions of, so pick one
+    // of the pushed ones (production's when it is among them).
+    let shown = production
+        .filter(|p| model_versions.contains(p))
+        .or_else(|| model_versions.into_iter().next_back());
     if let Some(version) = shown
         && report.pushed > 0
+        && let Err(err) = client.set_project_model_version(project, &version).await
     {
-        client.set_project_model_version(project, &version).await?;
+        tracing::warn!("could not show {version}'s predictions to annotators: {err}");
+        report.errors.push(format!("setting the project's model version: {err}"));
     }
     Ok(())
 }
