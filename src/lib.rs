@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod dataset;
 pub mod error;
 pub mod jobs;
 pub mod lang;
