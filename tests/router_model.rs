@@ -171,7 +171,7 @@ fn artifact_round_trip_and_batch_path_agree() {
         assert_eq!(after.alternatives[0].intent, after.intent);
     }
     assert_eq!(
-        loaded.classify("order a pizza please", None).intent,
+        loaded.classify("get me a dosa please", None).intent,
         "order_food"
     );
     assert_eq!(

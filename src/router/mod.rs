@@ -13,6 +13,7 @@ mod calibrate;
 mod eval;
 pub mod features;
 mod model;
+mod sgd;
 mod train;
 
 use std::path::Path;
