@@ -188,15 +188,23 @@ fn main() {
     for t in &texts {
         std::hint::black_box(clinc.model.classify(t, None));
     }
-    let mut lat: Vec<f64> = Vec::with_capacity(texts.len() * 3);
-    for _ in 0..3 {
-        for t in &texts {
+    // Five passes; besides the plain distribution, keep each utterance's
+    // fastest pass: on a shared machine that filters out time spent
+    // preempted by the neighbours.
+    let passes = 5;
+    let mut lat: Vec<f64> = Vec::with_capacity(texts.len() * passes);
+    let mut best = vec![f64::INFINITY; texts.len()];
+    for _ in 0..passes {
+        for (i, t) in texts.iter().enumerate() {
             let t0 = Instant::now();
             std::hint::black_box(clinc.model.classify(t, None));
-            lat.push(t0.elapsed().as_secs_f64() * 1e6);
+            let us = t0.elapsed().as_secs_f64() * 1e6;
+            lat.push(us);
+            best[i] = best[i].min(us);
         }
     }
     lat.sort_by(f64::total_cmp);
+    best.sort_by(f64::total_cmp);
     // Throughput: the batch path over the validation texts, several rounds.
     let batch: Vec<_> = texts.iter().map(|t| (*t, None)).collect();
     let rounds = 10;
@@ -249,6 +257,11 @@ fn main() {
         "| classify p50 / p99 (1 utterance) | {:.1} µs / {:.1} µs | p50 ≤ 20 µs |",
         percentile(&lat, 0.5),
         percentile(&lat, 0.99)
+    );
+    println!(
+        "| classify p50 / p99, best of {passes} passes per utterance | {:.1} µs / {:.1} µs | |",
+        percentile(&best, 0.5),
+        percentile(&best, 0.99)
     );
     println!("| batch throughput | {throughput:.0} utt/s | ≥ 50 000 |");
     println!(

@@ -99,6 +99,7 @@ pub struct Scratch {
     norm: String,
     word: String,
     bounds: Vec<usize>,
+    ids: Vec<u32>,
     pub hashes: Vec<u64>,
 }
 
@@ -199,11 +200,9 @@ impl Vocab {
         out: &mut Vec<(u32, f32)>,
     ) {
         extract(cfg, text, s);
-        let mut ids: Vec<u32> = s
-            .hashes
-            .iter()
-            .filter_map(|h| self.index.get(h).copied())
-            .collect();
+        let ids = &mut s.ids;
+        ids.clear();
+        ids.extend(s.hashes.iter().filter_map(|h| self.index.get(h).copied()));
         ids.sort_unstable();
         out.clear();
         let mut norm = 0.0f32;

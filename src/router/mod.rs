@@ -14,6 +14,7 @@ mod eval;
 pub mod features;
 mod model;
 mod sgd;
+mod table;
 mod train;
 
 use std::path::Path;

@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use super::artifact::Metadata;
 use super::features::{FeatureConfig, Scratch, Vocab};
+use super::table::Table;
 use crate::error::{Error, Result};
 use crate::lang::{self, Language};
 
@@ -46,10 +47,8 @@ pub struct Model {
     pub(crate) dim: usize,
     pub(crate) vocab: Vocab,
     pub(crate) members: Vec<Member>,
-    /// All members' tables interleaved (`features × members·dim`), so one
-    /// utterance reads each n-gram's weights for the whole ensemble from one
-    /// contiguous row: the classify path is bound by these memory reads.
-    table: Vec<f32>,
+    /// The members' tables interleaved and quantised, for inference.
+    table: Table,
     /// candle copies of each member's output layer, for the batch path.
     pub(crate) output: Vec<(Tensor, Tensor)>,
     oos: Option<usize>,
@@ -101,14 +100,7 @@ impl Model {
             .collect::<candle_core::Result<Vec<_>>>()
             .map_err(|e| Error::failure(format!("building the output layer: {e}")))?;
         let oos = labels.iter().position(|l| l == OOS_LABEL);
-        let width = dim * members.len();
-        let mut table = vec![0.0f32; vocab.len() * width];
-        for (row, out) in table.chunks_mut(width).enumerate() {
-            for (m, member) in members.iter().enumerate() {
-                out[m * dim..(m + 1) * dim]
-                    .copy_from_slice(&member.embedding[row * dim..(row + 1) * dim]);
-            }
-        }
+        let table = Table::new(&members, vocab.len(), dim);
         Ok(Self {
             table,
             metadata,
@@ -160,7 +152,7 @@ impl Model {
             texts.par_iter().map(|(t, _)| self.vectorise(t)).collect();
         let probs = self.probabilities_batch(&vectors)?;
         Ok(probs
-            .iter()
+            .par_iter()
             .zip(texts)
             .map(|(p, (text, language))| {
                 self.prediction(p, language.unwrap_or_else(|| lang::detect(text)))
@@ -183,7 +175,7 @@ impl Model {
     pub(crate) fn probabilities(&self, vector: &[(u32, f32)]) -> Vec<f32> {
         let (classes, dim) = (self.labels.len(), self.dim);
         let mut hidden = vec![0.0f32; dim * self.members.len()];
-        hidden_vector(&self.table, hidden.len(), vector, &mut hidden);
+        self.table.hidden(vector, &mut hidden);
         let mut logits = vec![0.0f32; classes];
         let mut out = vec![0.0f32; classes];
         for (m, member) in self.members.iter().enumerate() {
@@ -195,7 +187,7 @@ impl Model {
                     &mut logits,
                 );
             }
-            softmax_into(&logits, self.metadata.temperature, &mut out);
+            softmax_into(&mut logits, self.metadata.temperature, &mut out);
         }
         let n = self.members.len() as f32;
         out.iter_mut().for_each(|p| *p /= n);
@@ -210,7 +202,7 @@ impl Model {
         let (dim, members) = (self.dim, self.members.len());
         let mut all = Vec::with_capacity(vectors.len());
         for chunk in vectors.chunks(BATCH_CHUNK) {
-            let hidden = hidden_matrix(&self.table, dim * members, chunk);
+            let hidden = self.table.hidden_matrix(chunk);
             let hidden = Tensor::from_vec(hidden, (chunk.len(), dim * members), &Device::Cpu)
                 .map_err(err)?;
             let mut sum: Option<Tensor> = None;
@@ -311,19 +303,18 @@ pub(crate) fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
 }
 
 /// Adds softmax(logits / t) into `out`.
-fn softmax_into(logits: &[f32], t: f32, out: &mut [f32]) {
+/// Overwrites `logits` with the unnormalised exponentials (no allocation on
+/// the classify path).
+fn softmax_into(logits: &mut [f32], t: f32, out: &mut [f32]) {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let mut sum = 0.0;
-    let exps: Vec<f32> = logits
-        .iter()
-        .map(|&l| {
-            let e = ((l - max) / t).exp();
-            sum += e;
-            e
-        })
-        .collect();
-    for (o, e) in out.iter_mut().zip(exps) {
-        *o += e / sum;
+    for l in logits.iter_mut() {
+        *l = ((*l - max) / t).exp();
+        sum += *l;
+    }
+    let inv = sum.recip();
+    for (o, e) in out.iter_mut().zip(logits.iter()) {
+        *o += e * inv;
     }
 }
 

@@ -244,7 +244,12 @@ pub fn train(
         let logits = calibrate::member_logits(&model, &val_vectors)?;
         let temperature = calibrate::fit_temperature(&logits, &val_labels);
         model.metadata.temperature = temperature;
-        let probs = calibrate::probabilities(&logits, temperature);
+        // Threshold and report from the inference path itself (quantised
+        // table), so they match what `evaluate` says about the saved model.
+        let probs: Vec<Vec<f32>> = val_vectors
+            .par_iter()
+            .map(|v| model.probabilities(v))
+            .collect();
         if params.fallback_threshold.is_none() {
             model.metadata.fallback_threshold = calibrate::choose_threshold(&model, val, &probs);
             model.metadata.fallback_threshold_source = "validation".into();
