@@ -17,7 +17,7 @@ use super::calibrate;
 use super::eval::{EvalReport, evaluate_probabilities};
 use super::features::{FeatureConfig, Scratch, Vocab};
 use super::model::Model;
-use super::sgd::{Example, Trainer};
+use super::sgd::{Example, Outcome, Trainer};
 use crate::dataset::Sample;
 use crate::error::{Error, Result};
 use crate::lang;
@@ -172,21 +172,33 @@ pub fn train(
         })
         .unwrap_or_default();
 
+    // Members train side by side, one per core: each is deterministic on its
+    // own, and two independent loops keep both cores busier than one loop
+    // whose every small step is split in two.
+    let outcomes: Vec<Result<(Outcome, Vec<EpochRecord>)>> = (0..params.members)
+        .into_par_iter()
+        .map(|m| {
+            let mut history = Vec::new();
+            let mut trainer = Trainer::new(vocab.len(), labels.len(), params, m)?;
+            let outcome = trainer.run(
+                &examples,
+                &val_vectors,
+                &val_labels,
+                params,
+                m,
+                reporter,
+                &mut history,
+            )?;
+            Ok((outcome, history))
+        })
+        .collect();
     let mut members = Vec::new();
     let mut history = Vec::new();
     let mut best_acc: Option<f32> = None;
     let mut target_met = None;
-    for m in 0..params.members {
-        let mut trainer = Trainer::new(vocab.len(), labels.len(), params, m)?;
-        let outcome = trainer.run(
-            &examples,
-            &val_vectors,
-            &val_labels,
-            params,
-            m,
-            reporter,
-            &mut history,
-        )?;
+    for result in outcomes {
+        let (outcome, member_history) = result?;
+        history.extend(member_history);
         best_acc = outcome.best_accuracy.or(best_acc);
         if let Some(target) = params.target_accuracy {
             let reached = outcome.best_accuracy.unwrap_or(outcome.train_accuracy) >= target;
