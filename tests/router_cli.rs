@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use flywheel::cli::output::Output;
-use flywheel::cli::router::{ClassifyArgs, EvalArgs, TrainArgs, classify, eval, train};
+use flywheel::cli::router::{
+    ClassifyArgs, EvalArgs, TrainArgs, classify, eval, prediction_line, train,
+};
 use flywheel::error::ErrorKind;
 
 const OUT: Output = Output {
@@ -117,6 +119,18 @@ fn train_eval_classify_end_to_end() {
         language: None,
     };
     classify(&args, &OUT).unwrap();
+
+    // The line format of `classify`.
+    let loaded = flywheel::router::Model::load(&model).unwrap();
+    let line = prediction_line("order pizza", &loaded.classify("order pizza", None)).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["text"], "order pizza");
+    assert_eq!(v["intent"], "order_food");
+    assert!(v["confidence"].as_f64().unwrap() > 0.0);
+    assert!(v["fallback"].is_boolean());
+    assert_eq!(v["language"], "en");
+    assert_eq!(v["alternatives"].as_array().unwrap().len(), 3);
+    assert_eq!(v["alternatives"][0]["intent"], "order_food");
 
     // A target the model cannot reach: failure (exit 1), report still written.
     let strict = dir.path().join("strict");

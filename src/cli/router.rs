@@ -189,16 +189,19 @@ struct ClassifyLine<'a> {
     prediction: &'a router::Prediction,
 }
 
+/// The JSON line `classify` prints for one input: `text`, `intent`,
+/// `confidence`, `fallback`, `language`, `alternatives` (top 3).
+pub fn prediction_line(text: &str, prediction: &router::Prediction) -> Result<String> {
+    serde_json::to_string(&ClassifyLine { text, prediction })
+        .map_err(|e| Error::failure(format!("encoding a prediction: {e}")))
+}
+
 pub fn classify(args: &ClassifyArgs, _out: &Output) -> Result<()> {
     let model = Model::load(&args.model)?;
     let stdout = std::io::stdout();
     let mut w = std::io::BufWriter::new(stdout.lock());
     let mut emit = |text: &str, p: &router::Prediction| -> Result<()> {
-        let line = serde_json::to_string(&ClassifyLine {
-            text,
-            prediction: p,
-        })
-        .map_err(|e| Error::failure(format!("encoding a prediction: {e}")))?;
+        let line = prediction_line(text, p)?;
         writeln!(w, "{line}").map_err(|e| Error::failure(format!("writing stdout: {e}")))
     };
     if let Some(text) = &args.text {
