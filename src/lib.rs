@@ -10,6 +10,7 @@
 pub mod cli;
 pub mod config;
 pub mod doctor;
+pub mod dataset;
 pub mod error;
 pub mod health;
 pub mod jobs;

@@ -9,6 +9,7 @@ pub mod output;
 mod pipeline;
 mod progress_display;
 mod review;
+pub mod router;
 mod stats;
 
 use std::path::PathBuf;
@@ -88,6 +89,12 @@ pub enum Command {
     Samples(pipeline::SamplesCommand),
     /// Push the review queue to Label Studio and pull finished annotations back.
     LabelStudioSync(review::SyncArgs),
+    /// Train a router model from a JSONL file.
+    Train(router::TrainArgs),
+    /// Score a model on a labelled JSONL file.
+    Eval(router::EvalArgs),
+    /// Classify one text or a JSONL file, one JSON line per input.
+    Classify(router::ClassifyArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -182,6 +189,10 @@ async fn dispatch(command: Option<Command>, ctx: &Context) -> Result<ExitCode> {
         Command::DailyCapture(args) => pipeline::daily_capture(ctx, args).await,
         Command::Samples(command) => pipeline::samples(ctx, command).await,
         Command::LabelStudioSync(args) => review::label_studio_sync(ctx, &args).await,
+        // CPU-bound and database-free: run on this thread, outside the reactor's workers.
+        Command::Train(args) => tokio::task::block_in_place(|| router::train(&args, &ctx.out)).map(|()| ExitCode::SUCCESS),
+        Command::Eval(args) => tokio::task::block_in_place(|| router::eval(&args, &ctx.out)).map(|()| ExitCode::SUCCESS),
+        Command::Classify(args) => tokio::task::block_in_place(|| router::classify(&args, &ctx.out)).map(|()| ExitCode::SUCCESS),
         Command::Export(args) => pipeline::export(ctx, args).await,
     }
 }

@@ -1,0 +1,343 @@
+//! Router library behaviour on a tiny synthetic set: learning, determinism,
+//! artifact round trip, corrupt artifacts, awkward training data.
+
+use flywheel::dataset::Sample;
+use flywheel::error::ErrorKind;
+use flywheel::lang::Language;
+use flywheel::progress::Reporter;
+use flywheel::router::{self, Model, TrainParams, TrainedModel};
+
+/// Four intents, English and Hinglish, built from templates so the test
+/// needs no data files. `offset` picks a disjoint slice for held-out text.
+fn synthetic(per_intent: usize, offset: usize) -> Vec<Sample> {
+    let intents: [(&str, &[&str], &[&str]); 4] = [
+        (
+            "order_food",
+            &["order", "i want", "mujhe chahiye", "send me", "get me"],
+            &[
+                "pizza",
+                "biryani",
+                "burger",
+                "paneer tikka",
+                "dosa",
+                "noodles",
+            ],
+        ),
+        (
+            "track_order",
+            &[
+                "where is my",
+                "track my",
+                "mera kahan hai",
+                "status of my",
+                "when will my",
+            ],
+            &[
+                "order",
+                "parcel",
+                "delivery",
+                "package",
+                "food order",
+                "grocery order",
+            ],
+        ),
+        (
+            "greeting",
+            &["hello", "hi there", "namaste", "good morning", "hey"],
+            &["friend", "bot", "ji", "team", "buddy", "assistant"],
+        ),
+        (
+            "cancel_order",
+            &[
+                "cancel my",
+                "please cancel the",
+                "mera cancel karo",
+                "stop my",
+                "i dont want my",
+            ],
+            &[
+                "order",
+                "pizza order",
+                "parcel",
+                "booking",
+                "delivery",
+                "subscription",
+            ],
+        ),
+    ];
+    let mut out = Vec::new();
+    for (intent, heads, tails) in intents {
+        for k in offset..offset + per_intent {
+            let text = format!(
+                "{} {}",
+                heads[k % heads.len()],
+                tails[(k / heads.len() + k) % tails.len()]
+            );
+            out.push(Sample::new(text, intent));
+        }
+    }
+    out
+}
+
+fn small_params(seed: u64) -> TrainParams {
+    TrainParams {
+        epochs: 15,
+        seed,
+        dim: 16,
+        learning_rate: 0.5,
+        batch_size: 8,
+        features: router::features::FeatureConfig {
+            min_count: 1,
+            ..Default::default()
+        },
+        ..TrainParams::default()
+    }
+}
+
+fn train(seed: u64) -> TrainedModel {
+    let val = synthetic(5, 30);
+    router::train(
+        &synthetic(30, 0),
+        Some(&val),
+        &small_params(seed),
+        &Reporter::silent(),
+    )
+    .expect("training")
+}
+
+#[test]
+fn learns_synthetic_intents_and_is_deterministic_for_a_seed() {
+    let a = train(7);
+    let b = train(7);
+    let c = train(8);
+    let val = a.report.validation.as_ref().expect("validation report");
+    assert!(val.accuracy >= 0.9, "validation accuracy {}", val.accuracy);
+    // Same seed: identical metrics and identical weights on disk.
+    assert_eq!(a.report.validation, b.report.validation);
+    let curve = |t: &TrainedModel| {
+        t.report
+            .epochs
+            .iter()
+            .map(|e| (e.epoch, e.loss, e.validation_accuracy))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(curve(&a), curve(&b));
+    let (da, db, dc) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    a.save(da.path()).unwrap();
+    b.save(db.path()).unwrap();
+    c.save(dc.path()).unwrap();
+    let weights =
+        |d: &tempfile::TempDir| std::fs::read(d.path().join("model.safetensors")).unwrap();
+    assert_eq!(weights(&da), weights(&db));
+    assert_ne!(
+        weights(&da),
+        weights(&dc),
+        "another seed should give other weights"
+    );
+}
+
+#[test]
+fn artifact_round_trip_and_batch_path_agree() {
+    let trained = train(3);
+    let dir = tempfile::tempdir().unwrap();
+    trained.save(dir.path()).unwrap();
+    assert!(dir.path().join(router::REPORT_FILE).is_file());
+    let loaded = Model::load(dir.path()).unwrap();
+    assert_eq!(loaded.version(), "router-v1.0.0");
+    assert_eq!(
+        loaded.fallback_threshold(),
+        trained.model.fallback_threshold()
+    );
+    let texts = [
+        "order a pizza please",
+        "where is my parcel",
+        "namaste ji",
+        "cancel my booking",
+        "xyzzy",
+    ];
+    let batch: Vec<_> = texts.iter().map(|t| (*t, None)).collect();
+    let batched = loaded.classify_batch(&batch).unwrap();
+    for (text, b) in texts.iter().zip(&batched) {
+        let before = trained.model.classify(text, None);
+        let after = loaded.classify(text, None);
+        assert_eq!(before, after, "{text}");
+        assert_eq!(after.intent, b.intent);
+        assert!((after.confidence - b.confidence).abs() < 1e-4);
+        assert_eq!(after.alternatives.len(), 3);
+        assert_eq!(after.alternatives[0].intent, after.intent);
+    }
+    assert_eq!(
+        loaded.classify("get me a dosa please", None).intent,
+        "order_food"
+    );
+    assert_eq!(
+        loaded
+            .classify("mera order kahan hai", Some(Language::Hinglish))
+            .language,
+        Language::Hinglish
+    );
+    // Same metrics from the loaded model as at training time.
+    let val = synthetic(5, 30);
+    assert_eq!(
+        router::evaluate(&loaded, &val),
+        trained.report.validation.clone().unwrap()
+    );
+}
+
+#[test]
+fn missing_or_corrupt_artifact_files_are_refused_with_the_file_named() {
+    let trained = train(1);
+    let base = tempfile::tempdir().unwrap();
+    trained.save(base.path()).unwrap();
+    for file in [
+        "model.safetensors",
+        "labels.json",
+        "features.json",
+        "metadata.json",
+    ] {
+        for damage in ["missing", "corrupt"] {
+            let dir = tempfile::tempdir().unwrap();
+            for entry in std::fs::read_dir(base.path()).unwrap() {
+                let entry = entry.unwrap();
+                std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+            }
+            let path = dir.path().join(file);
+            if damage == "missing" {
+                std::fs::remove_file(&path).unwrap();
+            } else {
+                let mut bytes = std::fs::read(&path).unwrap();
+                let mid = bytes.len() / 2;
+                bytes[mid] ^= 0x5a;
+                bytes.truncate(bytes.len() - 3);
+                std::fs::write(&path, bytes).unwrap();
+            }
+            let err = Model::load(dir.path()).expect_err(&format!("{damage} {file} must not load"));
+            assert_eq!(err.kind(), ErrorKind::BadInput);
+            assert!(
+                err.message().contains(file),
+                "{damage} {file}: {}",
+                err.message()
+            );
+            let word = if damage == "missing" {
+                "missing"
+            } else {
+                "corrupt"
+            };
+            assert!(
+                err.message().contains(word),
+                "{damage} {file}: {}",
+                err.message()
+            );
+        }
+    }
+    let err = Model::load(base.path().join("nope")).unwrap_err();
+    assert!(err.message().contains("does not exist"));
+}
+
+#[test]
+fn awkward_training_data() {
+    // One intent: nothing to learn, clear error.
+    let one: Vec<Sample> = (0..5)
+        .map(|i| Sample::new(format!("hello {i}"), "greeting"))
+        .collect();
+    let err = router::train(&one, None, &small_params(1), &Reporter::silent())
+        .err()
+        .expect("one intent fails");
+    assert_eq!(err.kind(), ErrorKind::BadInput);
+    assert!(
+        err.message().contains("at least two intents"),
+        "{}",
+        err.message()
+    );
+    // A label with one example: trains, with a warning naming it.
+    let mut data = synthetic(10, 0);
+    data.push(Sample::new("refund my money", "refund_request"));
+    let trained = router::train(&data, None, &small_params(1), &Reporter::silent()).unwrap();
+    assert!(
+        trained
+            .report
+            .warnings
+            .iter()
+            .any(|w| w.contains("refund_request"))
+    );
+    assert!(
+        trained
+            .model
+            .labels()
+            .contains(&"refund_request".to_string())
+    );
+    // No validation: the default threshold is stored.
+    assert_eq!(
+        trained.model.fallback_threshold(),
+        router::DEFAULT_FALLBACK_THRESHOLD
+    );
+    // Unknown intents at eval time are errors and listed.
+    let mut eval = synthetic(3, 30);
+    eval.push(Sample::new("book a flight to goa", "book_flight"));
+    let report = router::evaluate(&trained.model, &eval);
+    assert_eq!(report.unknown_intents.get("book_flight"), Some(&1));
+    assert!(report.accuracy < 1.0);
+    assert!(report.per_intent["book_flight"].recall == 0.0);
+}
+
+#[test]
+fn out_of_scope_class_and_threshold_drive_fallback() {
+    let mut data = synthetic(30, 0);
+    let chit_chat = [
+        "what is the meaning of life",
+        "tell me a joke",
+        "who won the match",
+        "is it raining",
+        "sing a song",
+        "how tall is everest",
+    ];
+    for (i, t) in chit_chat.iter().cycle().take(30).enumerate() {
+        data.push(Sample::new(
+            format!("{t} {}", ["", "please", "now"][i % 3]),
+            "oos",
+        ));
+    }
+    let mut val = synthetic(5, 30);
+    val.push(Sample::new("what is the capital of peru", "oos"));
+    let trained = router::train(&data, Some(&val), &small_params(5), &Reporter::silent()).unwrap();
+    let report = trained.report.validation.unwrap();
+    assert!(report.in_scope_accuracy.is_some() && report.oos_recall.is_some());
+    let p = trained.model.classify("tell me a joke please", None);
+    assert_eq!(p.intent, "oos");
+    assert!(p.fallback, "the out-of-scope class always falls back");
+    // A threshold override is stored and used.
+    let params = TrainParams {
+        fallback_threshold: Some(0.999),
+        ..small_params(5)
+    };
+    let strict = router::train(&data, Some(&val), &params, &Reporter::silent()).unwrap();
+    assert_eq!(strict.model.fallback_threshold(), 0.999);
+    for text in ["order pizza", "where is my parcel", "tell me a joke"] {
+        let p = strict.model.classify(text, None);
+        assert_eq!(
+            p.fallback,
+            p.confidence < 0.999 || p.intent == "oos",
+            "{text}: {p:?}"
+        );
+    }
+    let mut model = strict.model;
+    model.set_fallback_threshold(1.01);
+    assert!(
+        model.classify("order pizza", None).fallback,
+        "nothing reaches a threshold above 1"
+    );
+}
+
+#[test]
+fn cancellation_stops_training() {
+    let reporter = Reporter::silent();
+    reporter.cancel();
+    let err = router::train(&synthetic(10, 0), None, &small_params(1), &reporter)
+        .err()
+        .expect("cancelled");
+    assert!(err.message().contains("cancelled"));
+}
