@@ -25,8 +25,8 @@ use crate::lang::{self, Language};
 /// The label CLINC150-style data uses for out-of-scope utterances.
 pub const OOS_LABEL: &str = "oos";
 
-/// Rows per candle matmul on the batch path: bounds memory for huge inputs.
-const BATCH_CHUNK: usize = 2048;
+/// Rows per candle matmul on the batch path (chunks run in parallel).
+const BATCH_CHUNK: usize = 256;
 
 /// One member of the ensemble.
 #[derive(Debug, Clone)]
@@ -198,35 +198,43 @@ impl Model {
     /// vectors in parallel, then each member's output layer and softmax as
     /// candle ops over the whole chunk.
     pub(crate) fn probabilities_batch(&self, vectors: &[Vec<(u32, f32)>]) -> Result<Vec<Vec<f32>>> {
-        let err = |e: candle_core::Error| Error::failure(format!("batch classify: {e}"));
-        let (dim, members) = (self.dim, self.members.len());
+        // Chunks run in parallel, each a short sequence of candle ops: the
+        // ops on one big matrix left a core idle between the parallel parts.
+        let chunks: Vec<Result<Vec<Vec<f32>>>> = vectors
+            .par_chunks(BATCH_CHUNK)
+            .map(|chunk| self.chunk_probabilities(chunk))
+            .collect();
         let mut all = Vec::with_capacity(vectors.len());
-        for chunk in vectors.chunks(BATCH_CHUNK) {
-            let hidden = self.table.hidden_matrix(chunk);
-            let hidden = Tensor::from_vec(hidden, (chunk.len(), dim * members), &Device::Cpu)
-                .map_err(err)?;
-            let mut sum: Option<Tensor> = None;
-            for (m, (w, b)) in self.output.iter().enumerate() {
-                let probs = output_probabilities(
-                    &hidden.narrow(1, m * dim, dim).map_err(err)?,
-                    w,
-                    b,
-                    self.metadata.temperature,
-                )
-                .map_err(err)?;
-                sum = Some(match sum {
-                    None => probs,
-                    Some(s) => (s + probs).map_err(err)?,
-                });
-            }
-            let rows = sum
-                .expect("a model has at least one member")
-                .affine(1.0 / members as f64, 0.0)
-                .and_then(|t| t.to_vec2::<f32>())
-                .map_err(err)?;
-            all.extend(rows);
+        for chunk in chunks {
+            all.extend(chunk?);
         }
         Ok(all)
+    }
+
+    fn chunk_probabilities(&self, chunk: &[Vec<(u32, f32)>]) -> Result<Vec<Vec<f32>>> {
+        let err = |e: candle_core::Error| Error::failure(format!("batch classify: {e}"));
+        let (dim, members) = (self.dim, self.members.len());
+        let hidden = self.table.hidden_rows(chunk);
+        let hidden =
+            Tensor::from_vec(hidden, (chunk.len(), dim * members), &Device::Cpu).map_err(err)?;
+        let mut sum: Option<Tensor> = None;
+        for (m, (w, b)) in self.output.iter().enumerate() {
+            let probs = output_probabilities(
+                &hidden.narrow(1, m * dim, dim).map_err(err)?,
+                w,
+                b,
+                self.metadata.temperature,
+            )
+            .map_err(err)?;
+            sum = Some(match sum {
+                None => probs,
+                Some(s) => (s + probs).map_err(err)?,
+            });
+        }
+        sum.expect("a model has at least one member")
+            .affine(1.0 / members as f64, 0.0)
+            .and_then(|t| t.to_vec2::<f32>())
+            .map_err(err)
     }
 
     pub(crate) fn prediction(&self, probs: &[f32], language: Language) -> Prediction {
