@@ -57,6 +57,20 @@ impl Reporter {
         )
     }
 
+    /// A new reporter whose events arrive on the returned receiver (for a
+    /// caller that wants to see them before passing them on) but which
+    /// shares this reporter's cancel flag.
+    pub fn intercept(&self) -> (Self, UnboundedReceiver<ProgressEvent>) {
+        let (tx, rx) = unbounded_channel();
+        (
+            Self {
+                tx: Some(tx),
+                cancelled: Arc::clone(&self.cancelled),
+            },
+            rx,
+        )
+    }
+
     pub fn send(&self, event: ProgressEvent) {
         if let Some(tx) = &self.tx {
             // A receiver that went away (console closed) is not the stage's problem.

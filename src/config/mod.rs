@@ -83,7 +83,8 @@ pub struct TrainingConfig {
     pub min_improvement: f64,
     /// Share of samples (by hash of id) held out as the stable test split.
     pub test_split_percent: u32,
-    pub epochs: u32,
+    /// Maximum epochs; unset: the router's tuned default (early stopping decides).
+    pub epochs: Option<u32>,
     pub seed: u64,
     /// Default canary traffic share when promoting without `--traffic`.
     pub canary_traffic: u32,
@@ -156,7 +157,7 @@ impl Default for TrainingConfig {
             min_samples: 500,
             min_improvement: 0.0,
             test_split_percent: 15,
-            epochs: 50,
+            epochs: None,
             seed: 42,
             canary_traffic: 10,
         }

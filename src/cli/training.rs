@@ -1,0 +1,63 @@
+//! `flywheel weekly-training`.
+
+use std::process::ExitCode;
+
+use clap::Args;
+
+use super::Context;
+use crate::error::Result;
+use crate::pipeline::weekly_training::{self, WeeklyOptions, WeeklyOutcome};
+
+#[derive(Debug, Args)]
+pub struct WeeklyTrainingArgs {
+    /// Train only with at least this many approved unused samples
+    /// (default: training.min_samples, 500).
+    #[arg(long)]
+    pub min_samples: Option<i64>,
+    /// Train now whatever the count (on all approved samples).
+    #[arg(long)]
+    pub force: bool,
+    /// Bump the MAJOR version (an architecture change) instead of MINOR.
+    #[arg(long)]
+    pub major: bool,
+}
+
+pub async fn weekly_training(ctx: &Context, args: &WeeklyTrainingArgs) -> Result<ExitCode> {
+    let store = ctx.store().await?;
+    let options = WeeklyOptions {
+        min_samples: args
+            .min_samples
+            .unwrap_or(ctx.config().training.min_samples),
+        force: args.force,
+        major: args.major,
+    };
+    let (reporter, display) = ctx.out.progress();
+    let result = weekly_training::run(&store, ctx.config(), options, ctx.trigger, &reporter).await;
+    drop(reporter);
+    display.finish();
+    store.close().await;
+    let outcome = result?;
+    ctx.out.summary(&serde_json::json!({ "ok": true, "result": outcome }), || match &outcome {
+        WeeklyOutcome::Skipped {
+            approved_unused,
+            min_samples,
+        } => format!(
+            "Nothing to do: {approved_unused} approved unused samples, weekly training needs {min_samples} (--force trains anyway)."
+        ),
+        WeeklyOutcome::Trained(s) => format!(
+            "{} trained on {} samples, tested on {}: accuracy {:.4}{} → registered as {}.\nReport: {}",
+            s.version,
+            s.train_samples,
+            s.test_samples,
+            s.accuracy,
+            match (&s.production_version, s.production_accuracy) {
+                (Some(v), Some(a)) => format!(" vs {v} {a:.4} on the same test split"),
+                (Some(v), None) => format!(" ({v} could not be scored)"),
+                _ => " (no production model yet)".into(),
+            },
+            s.status,
+            s.report_path.display()
+        ),
+    });
+    Ok(ExitCode::SUCCESS)
+}

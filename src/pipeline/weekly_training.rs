@@ -1,0 +1,521 @@
+//! Weekly training (DESIGN §1): when enough approved samples wait, train the
+//! next version on the train split, score it **and the production model on
+//! the same test split**, and register it as `testing` when it is better or
+//! `rejected` otherwise, with a report in `logs/`.
+//!
+//! Crash safety: the artifact is written to a `.partial-` directory and only
+//! renamed into place before registration, which (version row, audit entry,
+//! run end, samples marked used) is one transaction. A SIGKILL anywhere
+//! before it leaves no version and no marked samples; the next run cleans
+//! the partial directory and closes the dead `training_runs` row.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::split::is_test;
+use crate::config::Config;
+use crate::dataset::Sample;
+use crate::error::{Error, Result};
+use crate::jobs::{Stage, Trigger, run_stage};
+use crate::lang::Language;
+use crate::progress::{ProgressEvent, Reporter};
+use crate::router::{self, EvalReport, Model, TrainParams};
+use crate::storage::Store;
+use crate::storage::models::NewModelVersion;
+use crate::storage::training::TrainingSample;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WeeklyOptions {
+    pub min_samples: i64,
+    /// Train even with fewer approved unused samples than the minimum.
+    pub force: bool,
+    /// Bump MAJOR (an architecture change) instead of MINOR.
+    pub major: bool,
+}
+
+/// How the run ended.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum WeeklyOutcome {
+    /// Not enough new samples; nothing trained.
+    Skipped {
+        approved_unused: i64,
+        min_samples: i64,
+    },
+    Trained(TrainingSummary),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainingSummary {
+    pub version: String,
+    /// `testing` (better than production) or `rejected`.
+    pub status: String,
+    pub train_samples: usize,
+    pub test_samples: usize,
+    pub accuracy: f32,
+    pub production_version: Option<String>,
+    pub production_accuracy: Option<f32>,
+    pub report_path: PathBuf,
+    pub seconds: f64,
+}
+
+/// The report written to `logs/training-router-vX.Y.Z.json`.
+#[derive(Debug, Serialize)]
+struct Report<'a> {
+    version: &'a str,
+    decision: &'a str,
+    reason: String,
+    data: DataCounts,
+    parameters: &'a TrainParams,
+    new_model: &'a EvalReport,
+    production_model: Option<ProductionSide<'a>>,
+    /// Per intent: new F1 minus production F1 on the same test split.
+    per_intent_f1_delta: Vec<(String, f32)>,
+    training: &'a router::TrainingReport,
+    seconds: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct ProductionSide<'a> {
+    version: &'a str,
+    metrics: Option<&'a EvalReport>,
+    load_error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct DataCounts {
+    approved: usize,
+    train: usize,
+    test: usize,
+    per_intent: std::collections::BTreeMap<String, (usize, usize)>,
+    per_language: std::collections::BTreeMap<String, usize>,
+}
+
+/// Run weekly training as a locked, recorded stage.
+pub async fn run(
+    store: &Store,
+    config: &Config,
+    options: WeeklyOptions,
+    trigger: Trigger,
+    reporter: &Reporter,
+) -> Result<WeeklyOutcome> {
+    run_stage(store, Stage::WeeklyTraining, trigger, |_| async {
+        let outcome = train_next_version(store, config, options, reporter).await?;
+        let counts = serde_json::to_value(&outcome).unwrap_or_default();
+        Ok((outcome, counts))
+    })
+    .await
+}
+
+async fn train_next_version(
+    store: &Store,
+    config: &Config,
+    options: WeeklyOptions,
+    reporter: &Reporter,
+) -> Result<WeeklyOutcome> {
+    let started = Instant::now();
+    let approved_unused = store.status_snapshot(0).await?.approved_unused;
+    if approved_unused < options.min_samples && !options.force {
+        tracing::info!(
+            approved_unused,
+            min_samples = options.min_samples,
+            "not enough approved unused samples for weekly training; nothing to do"
+        );
+        return Ok(WeeklyOutcome::Skipped {
+            approved_unused,
+            min_samples: options.min_samples,
+        });
+    }
+    let stale = store.fail_stale_training_runs().await?;
+    if stale > 0 {
+        tracing::warn!(
+            stale,
+            "closed training runs left running by a process that died"
+        );
+    }
+    remove_partial_artifacts(&config.models_dir());
+
+    let samples = store.approved_samples().await?;
+    let percent = config.training.test_split_percent;
+    let (test, train): (Vec<&TrainingSample>, Vec<&TrainingSample>) =
+        samples.iter().partition(|s| is_test(s.id, percent));
+    if train.is_empty() {
+        return Err(Error::failure(
+            "there are no approved samples to train on; run daily-capture and review, or `flywheel samples import`",
+        ));
+    }
+    if test.is_empty() {
+        return Err(Error::failure(format!(
+            "none of the {} approved samples falls in the {percent} % test split; a new model cannot be compared with production",
+            samples.len()
+        )));
+    }
+    let versions = store.list_model_versions().await?;
+    let version = next_version(versions.iter().map(|m| m.version.as_str()), options.major);
+    let params = TrainParams {
+        version: version.clone(),
+        seed: config.training.seed,
+        epochs: config
+            .training
+            .epochs
+            .unwrap_or(TrainParams::default().epochs),
+        ..TrainParams::default()
+    };
+    let params_json = serde_json::to_string(&params).unwrap_or_default();
+    let run_id = store
+        .start_training_run(&version, &params_json, params.epochs as i32)
+        .await?;
+    tracing::info!(version = %version, train = train.len(), test = test.len(), "weekly training started");
+
+    let train_samples: Vec<Sample> = train.iter().map(|s| to_sample(s)).collect();
+    let test_samples: Vec<Sample> = test.iter().map(|s| to_sample(s)).collect();
+    let partial = config.models_dir().join(format!(".partial-{version}"));
+    let result = train_and_compare(
+        store,
+        config,
+        &params,
+        run_id,
+        &train_samples,
+        &test_samples,
+        &partial,
+        reporter,
+    )
+    .await;
+    let (trained_eval, training_report, production) = match result {
+        Ok(parts) => parts,
+        Err(err) => {
+            let _ = std::fs::remove_dir_all(&partial);
+            let _ = store
+                .finish_training_run(run_id, "failed", None, Some(err.message()))
+                .await;
+            return Err(err);
+        }
+    };
+
+    let production_accuracy = production
+        .as_ref()
+        .and_then(|p| p.metrics.as_ref())
+        .map(|m| m.accuracy);
+    let margin = config.training.min_improvement as f32;
+    let (status, reason) = match (&production, production_accuracy) {
+        (None, _) => ("testing", "no production model to compare with".to_string()),
+        (Some(p), None) => (
+            "testing",
+            format!(
+                "production model {} could not be loaded ({}); registered for a human decision",
+                p.version,
+                p.load_error.as_deref().unwrap_or("unknown error")
+            ),
+        ),
+        (Some(p), Some(acc)) if trained_eval.accuracy > acc + margin => (
+            "testing",
+            format!(
+                "{:.4} beats {} at {acc:.4} by more than {margin}",
+                trained_eval.accuracy, p.version
+            ),
+        ),
+        (Some(p), Some(acc)) => (
+            "rejected",
+            format!(
+                "{:.4} does not beat {} at {acc:.4} by more than {margin}",
+                trained_eval.accuracy, p.version
+            ),
+        ),
+    };
+
+    let final_dir = config.models_dir().join(&version);
+    std::fs::rename(&partial, &final_dir).map_err(|err| {
+        Error::failure(format!(
+            "moving the trained model to {}: {err}",
+            final_dir.display()
+        ))
+    })?;
+    let report_path = config.logs_dir().join(format!("training-{version}.json"));
+    let report = Report {
+        version: &version,
+        decision: status,
+        reason: reason.clone(),
+        data: data_counts(&samples, &train_samples, &test_samples),
+        parameters: &params,
+        new_model: &trained_eval,
+        production_model: production.as_ref().map(|p| ProductionSide {
+            version: &p.version,
+            metrics: p.metrics.as_ref(),
+            load_error: p.load_error.clone(),
+        }),
+        per_intent_f1_delta: f1_deltas(
+            &trained_eval,
+            production.as_ref().and_then(|p| p.metrics.as_ref()),
+        ),
+        training: &training_report,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    write_report(&report_path, &report)?;
+
+    let new = NewModelVersion {
+        version: version.clone(),
+        status: status.to_string(),
+        artifact_path: Some(final_dir.display().to_string()),
+        train_samples: Some(train_samples.len() as i32),
+        test_samples: Some(test_samples.len() as i32),
+        test_accuracy: Some(f64::from(trained_eval.accuracy)),
+        traffic_percentage: 0,
+        metrics: serde_json::to_string(&trained_eval).ok(),
+    };
+    let used: Vec<i64> = samples.iter().map(|s| s.id).collect();
+    let registered = store
+        .register_trained_version(
+            &new,
+            &crate::lifecycle::current_actor(),
+            run_id,
+            &report_path.display().to_string(),
+            &used,
+        )
+        .await;
+    if let Err(err) = registered {
+        // Not registered: nothing may point at the artifact, so remove it.
+        let _ = std::fs::remove_dir_all(&final_dir);
+        let _ = store
+            .finish_training_run(run_id, "failed", None, Some(err.message()))
+            .await;
+        return Err(err);
+    }
+    tracing::info!(version = %version, status, "{reason}");
+    Ok(WeeklyOutcome::Trained(TrainingSummary {
+        version,
+        status: status.to_string(),
+        train_samples: train_samples.len(),
+        test_samples: test_samples.len(),
+        accuracy: trained_eval.accuracy,
+        production_version: production.map(|p| p.version),
+        production_accuracy,
+        report_path,
+        seconds: started.elapsed().as_secs_f64(),
+    }))
+}
+
+struct Production {
+    version: String,
+    metrics: Option<EvalReport>,
+    load_error: Option<String>,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn train_and_compare(
+    store: &Store,
+    config: &Config,
+    params: &TrainParams,
+    run_id: i64,
+    train: &[Sample],
+    test: &[Sample],
+    partial: &Path,
+    reporter: &Reporter,
+) -> Result<(EvalReport, router::TrainingReport, Option<Production>)> {
+    // Progress goes to training_runs (for the console) and on to the caller.
+    let (inner, mut events) = reporter.intercept();
+    let outer = reporter.clone();
+    let progress_store = store.clone();
+    let forwarder = tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            if let ProgressEvent::Epoch {
+                epoch,
+                loss,
+                validation_accuracy,
+                ..
+            } = &event
+            {
+                let _ = progress_store
+                    .update_training_progress(
+                        run_id,
+                        *epoch as i32,
+                        f64::from(*loss),
+                        validation_accuracy.map(f64::from),
+                    )
+                    .await;
+            }
+            outer.send(event);
+        }
+    });
+
+    let train_owned = train.to_vec();
+    let test_owned = test.to_vec();
+    let params_owned = params.clone();
+    let partial_owned = partial.to_path_buf();
+    let trained = tokio::task::spawn_blocking(move || -> Result<_> {
+        let (fit, validation) = router::split_validation(train_owned, 0.1, params_owned.seed);
+        let validation = (!validation.is_empty()).then_some(validation);
+        let trained = router::train(&fit, validation.as_deref(), &params_owned, &inner)?;
+        std::fs::create_dir_all(&partial_owned).map_err(|err| {
+            Error::failure(format!("creating {}: {err}", partial_owned.display()))
+        })?;
+        trained.save(&partial_owned)?;
+        let evaluation = router::evaluate(&trained.model, &test_owned);
+        Ok((evaluation, trained.report))
+    })
+    .await
+    .map_err(|err| Error::failure(format!("the training task failed: {err}")))?;
+    let _ = forwarder.await;
+    let (evaluation, training_report) = trained?;
+
+    let production = match store
+        .list_model_versions()
+        .await?
+        .into_iter()
+        .find(|m| m.status == "production")
+    {
+        None => None,
+        Some(p) => Some(evaluate_production(&p.version, p.artifact_path.as_deref(), test).await),
+    };
+    let _ = config;
+    Ok((evaluation, training_report, production))
+}
+
+async fn evaluate_production(version: &str, artifact: Option<&str>, test: &[Sample]) -> Production {
+    let Some(artifact) = artifact.map(PathBuf::from) else {
+        return Production {
+            version: version.to_string(),
+            metrics: None,
+            load_error: Some("no artifact path recorded".into()),
+        };
+    };
+    let test = test.to_vec();
+    let result = tokio::task::spawn_blocking(move || {
+        Model::load(&artifact).map(|model| router::evaluate(&model, &test))
+    })
+    .await;
+    match result {
+        Ok(Ok(metrics)) => Production {
+            version: version.to_string(),
+            metrics: Some(metrics),
+            load_error: None,
+        },
+        Ok(Err(err)) => Production {
+            version: version.to_string(),
+            metrics: None,
+            load_error: Some(err.message().to_string()),
+        },
+        Err(err) => Production {
+            version: version.to_string(),
+            metrics: None,
+            load_error: Some(err.to_string()),
+        },
+    }
+}
+
+fn to_sample(s: &TrainingSample) -> Sample {
+    Sample {
+        text: s.text.clone(),
+        intent: s.intent.clone(),
+        language: s.language.as_deref().and_then(Language::parse),
+        confidence: None,
+        source: None,
+    }
+}
+
+/// The next `router-vMAJOR.MINOR.PATCH`: MINOR+1 (MAJOR+1 with `major`)
+/// over every version ever registered, rejected ones included, so numbers
+/// are never reused. The first is `router-v1.0.0`.
+pub fn next_version<'a>(existing: impl Iterator<Item = &'a str>, major: bool) -> String {
+    let highest = existing
+        .filter_map(|v| {
+            let mut parts = v
+                .strip_prefix("router-v")?
+                .split('.')
+                .map(|p| p.parse::<u32>().ok());
+            Some((parts.next()??, parts.next()??, parts.next()??))
+        })
+        .max();
+    match highest {
+        None => "router-v1.0.0".into(),
+        Some((ma, _, _)) if major => format!("router-v{}.0.0", ma + 1),
+        Some((ma, mi, _)) => format!("router-v{ma}.{}.0", mi + 1),
+    }
+}
+
+fn remove_partial_artifacts(models_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(models_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(".partial-") {
+            tracing::warn!(path = %entry.path().display(), "removing a half-written model from an interrupted run");
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+fn data_counts(all: &[TrainingSample], train: &[Sample], test: &[Sample]) -> DataCounts {
+    let mut per_intent = std::collections::BTreeMap::<String, (usize, usize)>::new();
+    for s in train {
+        per_intent.entry(s.intent.clone()).or_default().0 += 1;
+    }
+    for s in test {
+        per_intent.entry(s.intent.clone()).or_default().1 += 1;
+    }
+    let mut per_language = std::collections::BTreeMap::new();
+    for s in all {
+        *per_language
+            .entry(s.language.clone().unwrap_or_else(|| "unknown".into()))
+            .or_insert(0) += 1;
+    }
+    DataCounts {
+        approved: all.len(),
+        train: train.len(),
+        test: test.len(),
+        per_intent,
+        per_language,
+    }
+}
+
+fn f1_deltas(new: &EvalReport, production: Option<&EvalReport>) -> Vec<(String, f32)> {
+    let Some(production) = production else {
+        return Vec::new();
+    };
+    let mut deltas: Vec<(String, f32)> = new
+        .per_intent
+        .iter()
+        .map(|(intent, m)| {
+            let before = production.per_intent.get(intent).map_or(0.0, |p| p.f1);
+            (intent.clone(), m.f1 - before)
+        })
+        .collect();
+    deltas.sort_by(|a, b| a.1.total_cmp(&b.1));
+    deltas
+}
+
+fn write_report(path: &Path, report: &Report<'_>) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|err| Error::failure(format!("creating {}: {err}", dir.display())))?;
+    }
+    let bytes = serde_json::to_vec_pretty(report)
+        .map_err(|err| Error::failure(format!("encoding the training report: {err}")))?;
+    // Write then rename: a reader never sees half a report.
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, bytes)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|err| Error::failure(format!("writing {}: {err}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_version;
+
+    #[test]
+    fn versions_bump_minor_or_major_and_never_reuse() {
+        assert_eq!(next_version([].into_iter(), false), "router-v1.0.0");
+        assert_eq!(
+            next_version(
+                ["router-v1.0.0", "router-v1.2.0", "router-v1.1.0", "junk"].into_iter(),
+                false
+            ),
+            "router-v1.3.0"
+        );
+        assert_eq!(
+            next_version(["router-v1.3.1"].into_iter(), true),
+            "router-v2.0.0"
+        );
+    }
+}

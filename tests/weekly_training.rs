@@ -1,0 +1,303 @@
+//! Weekly training end to end through the binary on both backends: skip
+//! below the minimum, train and register, compare with production on the
+//! same test split, and leave nothing half-done when it fails.
+
+mod common;
+
+use common::{TestDb, block_on, json_stdout};
+use flywheel::storage::{Backend, Store};
+
+/// A small learnable data set: five intents from templates and fillers.
+fn utterances(round: usize) -> Vec<(String, &'static str)> {
+    let fillers = [
+        "pizza",
+        "biryani",
+        "dosa",
+        "burger",
+        "paneer tikka",
+        "noodles",
+        "momos",
+        "thali",
+        "pasta",
+        "samosa",
+    ];
+    let templates: [(&str, &[&str]); 5] = [
+        (
+            "order_food",
+            &[
+                "i want to order {} please",
+                "get me some {} now",
+                "{} order karo",
+                "can i get {} delivered",
+            ],
+        ),
+        (
+            "track_order",
+            &[
+                "where is my {} order",
+                "track my {} delivery",
+                "mera {} order kahan hai",
+                "how long until the {} arrives",
+            ],
+        ),
+        (
+            "cancel_order",
+            &[
+                "cancel my {} order",
+                "i don't want the {} anymore",
+                "{} wala order cancel karo",
+                "please stop the {} order",
+            ],
+        ),
+        (
+            "refund_request",
+            &[
+                "refund for the {} please",
+                "i want my money back for {}",
+                "{} ka refund chahiye",
+                "the {} was bad give me a refund",
+            ],
+        ),
+        (
+            "greeting",
+            &[
+                "hello there about {}",
+                "hi i have a question on {}",
+                "namaste {} ke baare mein",
+                "good morning, {} question",
+            ],
+        ),
+    ];
+    let mut out = Vec::new();
+    for (intent, forms) in templates {
+        for form in forms {
+            for (i, f) in fillers.iter().enumerate() {
+                if (i + round) % 3 != 0 || round == 0 {
+                    out.push((
+                        format!(
+                            "{} {}",
+                            form.replace("{}", f),
+                            if round > 0 {
+                                format!("#{round}")
+                            } else {
+                                String::new()
+                            }
+                        )
+                        .trim()
+                        .to_string(),
+                        intent,
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+async fn exec(store: &Store, sql: &str) {
+    match store.backend() {
+        Backend::Sqlite(p) => sqlx::query(sql).execute(p).await.map(|_| ()),
+        Backend::Postgres(p) => sqlx::query(sql).execute(p).await.map(|_| ()),
+    }
+    .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+async fn scalar(store: &Store, sql: &str) -> i64 {
+    match store.backend() {
+        Backend::Sqlite(p) => sqlx::query_scalar(sql).fetch_one(p).await,
+        Backend::Postgres(p) => sqlx::query_scalar(sql).fetch_one(p).await,
+    }
+    .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+async fn add_approved(store: &Store, round: usize) {
+    for (text, intent) in utterances(round) {
+        let t = text.replace('\'', "''");
+        exec(store, &format!(
+            "INSERT INTO training_samples (text, normalized_text, intent, language, source, review_status) \
+             VALUES ('{t}', '{t}', '{intent}', 'en', 'human', 'approved')"
+        )).await;
+    }
+}
+
+#[test]
+fn weekly_training_skips_trains_compares_and_registers() {
+    for db in TestDb::all() {
+        let config = db.config();
+        block_on(async move {
+            let store = flywheel::storage::open(&config).await.unwrap();
+            add_approved(&store, 0).await;
+            store.close().await;
+        });
+
+        // Below the minimum: says so, exits 0, trains nothing.
+        let out = db
+            .cmd()
+            .args(["weekly-training", "--json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let skipped = json_stdout(&out);
+        assert_eq!(skipped["result"]["outcome"], "skipped");
+        assert_eq!(skipped["result"]["approved_unused"], 200);
+
+        // --force: the first version, no production to compare with.
+        let out = db
+            .cmd()
+            .args(["weekly-training", "--force", "--json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let first = json_stdout(&out);
+        let r = &first["result"];
+        assert_eq!(r["outcome"], "trained");
+        assert_eq!(r["version"], "router-v1.0.0");
+        assert_eq!(r["status"], "testing");
+        assert_eq!(
+            r["train_samples"].as_u64().unwrap() + r["test_samples"].as_u64().unwrap(),
+            200
+        );
+        assert!(r["accuracy"].as_f64().unwrap() > 0.6, "{r}");
+        let report_path = r["report_path"].as_str().unwrap().to_string();
+        let report: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
+        assert_eq!(report["decision"], "testing");
+        assert_eq!(report["data"]["approved"], 200);
+        assert!(report["new_model"]["per_intent"]["order_food"]["f1"].is_number());
+        assert!(
+            db.data_path()
+                .join("models/router-v1.0.0/metadata.json")
+                .is_file()
+        );
+
+        let config = db.config();
+        block_on(async move {
+            let store = flywheel::storage::open(&config).await.unwrap();
+            assert_eq!(scalar(&store, "SELECT COUNT(*) FROM training_samples WHERE model_version_target = 'router-v1.0.0'").await, 200);
+            assert_eq!(
+                scalar(
+                    &store,
+                    "SELECT COUNT(*) FROM training_runs WHERE status = 'succeeded' AND epoch >= 1"
+                )
+                .await,
+                1
+            );
+            flywheel::lifecycle::promote(
+                &store,
+                "router-v1.0.0",
+                flywheel::lifecycle::Target::Production,
+                "t",
+            )
+            .await
+            .unwrap();
+            add_approved(&store, 1).await;
+            store.close().await;
+        });
+
+        // Second version: scored against production on the same test split.
+        let out = db
+            .cmd()
+            .args(["weekly-training", "--force", "--json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let second = json_stdout(&out);
+        let r = &second["result"];
+        assert_eq!(r["version"], "router-v1.1.0");
+        assert_eq!(r["production_version"], "router-v1.0.0");
+        let (new, prod) = (
+            r["accuracy"].as_f64().unwrap(),
+            r["production_accuracy"].as_f64().unwrap(),
+        );
+        let expected = if new > prod { "testing" } else { "rejected" };
+        assert_eq!(r["status"], expected, "{r}");
+        let report: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(r["report_path"].as_str().unwrap()).unwrap())
+                .unwrap();
+        assert_eq!(report["production_model"]["version"], "router-v1.0.0");
+        assert_eq!(
+            report["production_model"]["metrics"]["samples"], report["new_model"]["samples"],
+            "both models are scored on the same test split"
+        );
+        let config = db.config();
+        block_on(async move {
+            let store = flywheel::storage::open(&config).await.unwrap();
+            let marked = scalar(&store, "SELECT COUNT(*) FROM training_samples WHERE model_version_target = 'router-v1.1.0'").await;
+            if expected == "testing" {
+                assert!(marked > 0);
+            } else {
+                assert_eq!(marked, 0, "a rejected model marks no samples used");
+            }
+            store.close().await;
+        });
+    }
+}
+
+#[test]
+fn a_failed_training_leaves_no_version_and_no_marked_samples() {
+    for db in TestDb::all() {
+        let config = db.config();
+        block_on(async move {
+            let store = flywheel::storage::open(&config).await.unwrap();
+            add_approved(&store, 0).await;
+            store.close().await;
+        });
+        // The models directory cannot be created: training fails after the run started.
+        std::fs::write(db.data_path().join("models"), b"not a directory").unwrap();
+        let out = db
+            .cmd()
+            .args(["weekly-training", "--force"])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let config = db.config();
+        block_on(async move {
+            let store = flywheel::storage::open(&config).await.unwrap();
+            assert_eq!(
+                scalar(&store, "SELECT COUNT(*) FROM model_versions").await,
+                0
+            );
+            assert_eq!(
+                scalar(
+                    &store,
+                    "SELECT COUNT(*) FROM training_samples WHERE model_version_target IS NOT NULL"
+                )
+                .await,
+                0
+            );
+            assert_eq!(
+                scalar(
+                    &store,
+                    "SELECT COUNT(*) FROM training_runs WHERE status = 'failed'"
+                )
+                .await,
+                1
+            );
+            assert_eq!(scalar(&store, "SELECT COUNT(*) FROM job_runs WHERE stage = 'weekly-training' AND status = 'failed'").await, 1);
+            store.close().await;
+        });
+        // Fixed: the next run starts clean.
+        std::fs::remove_file(db.data_path().join("models")).unwrap();
+        db.cmd()
+            .args(["weekly-training", "--force"])
+            .assert()
+            .success();
+    }
+}
