@@ -9,8 +9,8 @@
 
 pub mod cli;
 pub mod config;
-pub mod doctor;
 pub mod dataset;
+pub mod doctor;
 pub mod error;
 pub mod health;
 pub mod jobs;

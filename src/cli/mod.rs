@@ -11,6 +11,7 @@ mod progress_display;
 mod review;
 pub mod router;
 mod stats;
+mod training;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -95,6 +96,8 @@ pub enum Command {
     Eval(router::EvalArgs),
     /// Classify one text or a JSONL file, one JSON line per input.
     Classify(router::ClassifyArgs),
+    /// Train the next version when enough approved samples wait; compare with production.
+    WeeklyTraining(training::WeeklyTrainingArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -189,10 +192,16 @@ async fn dispatch(command: Option<Command>, ctx: &Context) -> Result<ExitCode> {
         Command::DailyCapture(args) => pipeline::daily_capture(ctx, args).await,
         Command::Samples(command) => pipeline::samples(ctx, command).await,
         Command::LabelStudioSync(args) => review::label_studio_sync(ctx, &args).await,
+        Command::WeeklyTraining(args) => training::weekly_training(ctx, &args).await,
         // CPU-bound and database-free: run on this thread, outside the reactor's workers.
-        Command::Train(args) => tokio::task::block_in_place(|| router::train(&args, &ctx.out)).map(|()| ExitCode::SUCCESS),
-        Command::Eval(args) => tokio::task::block_in_place(|| router::eval(&args, &ctx.out)).map(|()| ExitCode::SUCCESS),
-        Command::Classify(args) => tokio::task::block_in_place(|| router::classify(&args, &ctx.out)).map(|()| ExitCode::SUCCESS),
+        Command::Train(args) => tokio::task::block_in_place(|| router::train(&args, &ctx.out))
+            .map(|()| ExitCode::SUCCESS),
+        Command::Eval(args) => tokio::task::block_in_place(|| router::eval(&args, &ctx.out))
+            .map(|()| ExitCode::SUCCESS),
+        Command::Classify(args) => {
+            tokio::task::block_in_place(|| router::classify(&args, &ctx.out))
+                .map(|()| ExitCode::SUCCESS)
+        }
         Command::Export(args) => pipeline::export(ctx, args).await,
     }
 }

@@ -316,7 +316,9 @@ async fn push(
         && let Err(err) = client.set_project_model_version(project, &version).await
     {
         tracing::warn!("could not show {version}'s predictions to annotators: {err}");
-        report.errors.push(format!("setting the project's model version: {err}"));
+        report
+            .errors
+            .push(format!("setting the project's model version: {err}"));
     }
     Ok(())
 }

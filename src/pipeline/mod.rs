@@ -9,3 +9,4 @@ pub mod export;
 mod jsonl;
 pub mod label_studio_sync;
 pub mod samples_import;
+pub mod weekly_training;

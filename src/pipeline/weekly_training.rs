@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::split::is_test;
+use super::export::in_test_split;
 use crate::config::Config;
 use crate::dataset::Sample;
 use crate::error::{Error, Result};
@@ -140,7 +140,7 @@ async fn train_next_version(
     let samples = store.approved_samples().await?;
     let percent = config.training.test_split_percent;
     let (test, train): (Vec<&TrainingSample>, Vec<&TrainingSample>) =
-        samples.iter().partition(|s| is_test(s.id, percent));
+        samples.iter().partition(|s| in_test_split(s.id, percent));
     if train.is_empty() {
         return Err(Error::failure(
             "there are no approved samples to train on; run daily-capture and review, or `flywheel samples import`",
