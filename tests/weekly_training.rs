@@ -72,7 +72,7 @@ fn utterances(round: usize) -> Vec<(String, &'static str)> {
     for (intent, forms) in templates {
         for form in forms {
             for (i, f) in fillers.iter().enumerate() {
-                if (i + round) % 3 != 0 || round == 0 {
+                if !(i + round).is_multiple_of(3) || round == 0 {
                     out.push((
                         format!(
                             "{} {}",
