@@ -3,6 +3,7 @@
 //! sysexits code. Commands are thin: the work lives in the library.
 
 mod admin;
+mod capture;
 pub mod output;
 mod progress_display;
 
@@ -68,6 +69,13 @@ pub enum Command {
     /// Show the merged configuration (secrets masked).
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Classify and log live utterances over HTTP (DESIGN §6).
+    Serve(capture::ServeArgs),
+    /// Backfill conversation records from JSONL (all or nothing by default).
+    Ingest(capture::IngestArgs),
+    /// Statistics: recent conversations, capture gaps.
+    #[command(subcommand)]
+    Stats(capture::StatsCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -157,6 +165,9 @@ async fn dispatch(command: Option<Command>, ctx: &Context) -> Result<ExitCode> {
         Command::Status => admin::status(ctx).await,
         Command::Doctor => admin::doctor(ctx).await,
         Command::Config(ConfigCommand::Show) => admin::config_show(ctx),
+        Command::Serve(args) => capture::serve(ctx, args).await,
+        Command::Ingest(args) => capture::ingest(ctx, args).await,
+        Command::Stats(command) => capture::stats(ctx, command).await,
     }
 }
 

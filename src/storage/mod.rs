@@ -8,9 +8,12 @@
 //! ISO-8601 text timestamps on SQLite — which `Any` would erase. The
 //! [`on_pool!`] macro runs one generic body against whichever pool is live.
 
+pub mod capture_stats;
 mod connect;
+pub mod conversations;
 pub mod jobs;
 mod locks;
+pub mod serving;
 pub mod status;
 mod timestamp;
 
