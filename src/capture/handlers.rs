@@ -4,14 +4,14 @@
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::body::{Body, HttpBody};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -58,19 +58,12 @@ impl AppState {
 
 /// The service's routes with their limits and middleware.
 pub fn app(state: AppState) -> Router {
+    // One Arc for the whole state: extractors and middleware clone it per request.
+    let state = Arc::new(state);
     let protected = Router::new()
-        .route(
-            "/nlu/classify",
-            post(classify).layer(DefaultBodyLimit::max(CLASSIFY_BODY_LIMIT)),
-        )
-        .route(
-            "/v1/conversations",
-            post(conversations).layer(DefaultBodyLimit::max(BULK_BODY_LIMIT)),
-        )
-        .route(
-            "/v1/feedback",
-            post(feedback).layer(DefaultBodyLimit::max(CLASSIFY_BODY_LIMIT)),
-        )
+        .route("/nlu/classify", post(classify))
+        .route("/v1/conversations", post(conversations))
+        .route("/v1/feedback", post(feedback))
         .route("/metrics", get(metrics))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
@@ -142,16 +135,45 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The body as JSON; 413 past the route's limit, 400 naming the problem.
-fn json_body(body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
-    let bytes = body.map_err(|rejection| {
-        let status = rejection.status();
-        if status == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(status, "the request body is larger than this route accepts")
-        } else {
-            ApiError::new(status, rejection.body_text())
+/// Past its limit a body is still read (and thrown away) up to this, so
+/// the client, still sending, gets its 413 instead of a reset connection.
+const DRAIN_LIMIT: u64 = 64 * 1024 * 1024;
+
+/// The body as JSON: 413 past `limit` (holding at most `limit` bytes),
+/// 400 naming the problem when it is not JSON.
+async fn json_body(body: Body, limit: usize) -> Result<Value, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the request body is larger than the {} KiB this route accepts",
+                limit / 1024
+            ),
+        )
+    };
+    let mut body = body;
+    if body.size_hint().lower() > DRAIN_LIMIT {
+        return Err(too_large());
+    }
+    let mut bytes: Vec<u8> = Vec::new();
+    let mut seen: u64 = 0;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|err| {
+            ApiError::new(StatusCode::BAD_REQUEST, format!("reading the body: {err}"))
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        seen += data.len() as u64;
+        if seen <= limit as u64 {
+            bytes.extend_from_slice(&data);
+        } else if seen > DRAIN_LIMIT {
+            break;
         }
-    })?;
+    }
+    if seen > limit as u64 {
+        return Err(too_large());
+    }
     serde_json::from_slice(&bytes).map_err(|err| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -177,11 +199,8 @@ async fn store_rows(state: &AppState, rows: Vec<NewConversation>) -> Result<Vec<
     }
 }
 
-async fn classify(
-    State(state): State<AppState>,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let value = json_body(body)?;
+async fn classify(State(state): State<Arc<AppState>>, body: Body) -> Result<Response, ApiError> {
+    let value = json_body(body, CLASSIFY_BODY_LIMIT).await?;
     let request = ClassifyRequest::parse(&value, &state.hasher)?;
     let router = state.router();
     let Some(model) = router.pick(request.sticky_key()) else {
@@ -234,10 +253,10 @@ pub fn no_model_message() -> String {
 }
 
 async fn conversations(
-    State(state): State<AppState>,
-    body: Result<Bytes, BytesRejection>,
+    State(state): State<Arc<AppState>>,
+    body: Body,
 ) -> Result<Response, ApiError> {
-    let value = json_body(body)?;
+    let value = json_body(body, BULK_BODY_LIMIT).await?;
     let Value::Array(records) = value else {
         return Err(ApiError::from(FieldError::new(
             "body",
@@ -267,11 +286,8 @@ async fn conversations(
     Ok(Json(json!({ "stored": ids.len(), "ids": ids })).into_response())
 }
 
-async fn feedback(
-    State(state): State<AppState>,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let value = json_body(body)?;
+async fn feedback(State(state): State<Arc<AppState>>, body: Body) -> Result<Response, ApiError> {
+    let value = json_body(body, CLASSIFY_BODY_LIMIT).await?;
     let request = FeedbackRequest::parse(&value)?;
     let found = state
         .store
@@ -295,7 +311,7 @@ async fn feedback(
     Ok(Json(json!({ "ok": true, "conversation_id": request.conversation_id })).into_response())
 }
 
-async fn health(State(state): State<AppState>) -> Response {
+async fn health(State(state): State<Arc<AppState>>) -> Response {
     let database_up = state.queue.database_up()
         && matches!(
             tokio::time::timeout(Duration::from_secs(1), state.store.ping()).await,
@@ -331,7 +347,7 @@ async fn health(State(state): State<AppState>) -> Response {
     (code, Json(body)).into_response()
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let gauges = Gauges {
         queue_depth: state.queue.depth(),
         queue_capacity: state.queue.capacity(),
@@ -350,7 +366,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
 
 /// `Authorization: Bearer <token>` when a token is configured.
 async fn require_token(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     request: Request,
     next: Next,
@@ -378,6 +394,18 @@ async fn require_token(
     }
 }
 
+/// The route as a static label (no allocation per request).
+fn route_name(path: &str) -> &'static str {
+    match path {
+        "/nlu/classify" => "/nlu/classify",
+        "/v1/conversations" => "/v1/conversations",
+        "/v1/feedback" => "/v1/feedback",
+        "/health" => "/health",
+        "/metrics" => "/metrics",
+        _ => "other",
+    }
+}
+
 pub fn token_digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
@@ -389,15 +417,15 @@ fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
 }
 
 /// Count every request by route and status with its latency.
-async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+async fn track(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+        .map_or("unmatched", |p| route_name(p.as_str()));
     let started = Instant::now();
     let response = next.run(request).await;
     state
         .metrics
-        .record_request(&route, response.status().as_u16(), started.elapsed());
+        .record_request(route, response.status().as_u16(), started.elapsed());
     response
 }

@@ -37,8 +37,8 @@ impl Histogram {
 #[derive(Default)]
 struct Labelled {
     /// (route, status) → requests.
-    requests: BTreeMap<(String, u16), u64>,
-    latency: BTreeMap<String, Histogram>,
+    requests: BTreeMap<(&'static str, u16), u64>,
+    latency: BTreeMap<&'static str, Histogram>,
     /// model version → (classified, fallbacks).
     classified: BTreeMap<String, (u64, u64)>,
 }
@@ -63,20 +63,25 @@ pub struct Gauges {
 }
 
 impl Metrics {
-    pub fn record_request(&self, route: &str, status: u16, elapsed: Duration) {
+    pub fn record_request(&self, route: &'static str, status: u16, elapsed: Duration) {
         let mut l = self.labelled.lock().unwrap_or_else(|e| e.into_inner());
-        *l.requests.entry((route.to_string(), status)).or_default() += 1;
+        *l.requests.entry((route, status)).or_default() += 1;
         l.latency
-            .entry(route.to_string())
+            .entry(route)
             .or_default()
             .observe(elapsed.as_secs_f64());
     }
 
     pub fn record_classification(&self, version: &str, fallback: bool) {
         let mut l = self.labelled.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = l.classified.entry(version.to_string()).or_default();
-        entry.0 += 1;
-        entry.1 += u64::from(fallback);
+        // Look up before inserting: the version string is allocated once, not per request.
+        if !l.classified.contains_key(version) {
+            l.classified.insert(version.to_string(), (0, 0));
+        }
+        if let Some(entry) = l.classified.get_mut(version) {
+            entry.0 += 1;
+            entry.1 += u64::from(fallback);
+        }
     }
 
     pub fn record_commit(&self, rows: &[NewConversation], elapsed: Duration) {

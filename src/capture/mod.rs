@@ -6,7 +6,8 @@
 //! numbers into HMACs; [`classifier`] is the routing point between the
 //! service and the models; [`writer`] is the group commit; [`handlers`] the
 //! HTTP routes; [`server`] start-up, model reloads and graceful shutdown;
-//! [`ingest`] the JSONL backfill; [`gaps`] the gap analysis.
+//! [`ingest`] the JSONL backfill; [`gaps`] the gap analysis; [`simulate`]
+//! synthetic users for demos.
 //!
 //! Plugging in the router model: implement [`classifier::IntentClassifier`]
 //! for an adapter over `router::Model` and call it from
@@ -20,5 +21,6 @@ pub mod ingest;
 pub mod metrics;
 pub mod record;
 pub mod server;
+pub mod simulate;
 pub mod user_hash;
 pub mod writer;

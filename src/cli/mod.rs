@@ -73,6 +73,8 @@ pub enum Command {
     Serve(capture::ServeArgs),
     /// Backfill conversation records from JSONL (all or nothing by default).
     Ingest(capture::IngestArgs),
+    /// Synthetic users talking to a running `serve` (language mix, repeats, bursts, --gap).
+    Simulate(capture::SimulateArgs),
     /// Statistics: recent conversations, capture gaps.
     #[command(subcommand)]
     Stats(capture::StatsCommand),
@@ -167,6 +169,7 @@ async fn dispatch(command: Option<Command>, ctx: &Context) -> Result<ExitCode> {
         Command::Config(ConfigCommand::Show) => admin::config_show(ctx),
         Command::Serve(args) => capture::serve(ctx, args).await,
         Command::Ingest(args) => capture::ingest(ctx, args).await,
+        Command::Simulate(args) => capture::simulate(ctx, args).await,
         Command::Stats(command) => capture::stats(ctx, command).await,
     }
 }
