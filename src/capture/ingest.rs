@@ -85,10 +85,14 @@ pub async fn ingest<R: AsyncBufRead + Unpin>(
         dry_run: options.dry_run,
         ..IngestReport::default()
     };
-    let mut import: Option<ConversationImport> = if options.dry_run {
+    // Parsing and validating (CPU) overlap with inserting (the database):
+    // batches go to a writer task that owns the transaction.
+    let mut writer = if options.dry_run {
         None
     } else {
-        Some(store.begin_conversation_import().await?)
+        Some(ImportWriter::start(
+            store.begin_conversation_import().await?,
+        ))
     };
     let mut pending: Vec<NewConversation> = Vec::with_capacity(BATCH_ROWS);
     let mut line = Vec::with_capacity(4096);
@@ -103,7 +107,7 @@ pub async fn ingest<R: AsyncBufRead + Unpin>(
         match parse_line(&line, too_long, number, hasher, now) {
             Ok(row) => {
                 report.valid += 1;
-                if import.is_some() {
+                if writer.is_some() {
                     pending.push(row);
                 }
             }
@@ -113,19 +117,24 @@ pub async fn ingest<R: AsyncBufRead + Unpin>(
                     report.errors.push(err);
                 }
                 if !options.skip_invalid
-                    && let Some(tx) = import.take()
+                    && let Some(w) = writer.take()
                 {
                     // Nothing of this run may land: stop writing, keep validating.
-                    tx.rollback().await?;
+                    w.finish().await?.0.rollback().await?;
                     pending.clear();
                 }
             }
         }
         if pending.len() >= BATCH_ROWS
-            && let Some(tx) = import.as_mut()
+            && let Some(w) = writer.as_mut()
         {
-            report.imported += tx.insert(&pending).await?.len() as u64;
-            pending.clear();
+            let batch = std::mem::replace(&mut pending, Vec::with_capacity(BATCH_ROWS));
+            if w.batches.send(batch).await.is_err() {
+                // The writer stopped: its error says why.
+                let w = writer.take().expect("checked");
+                w.finish().await?;
+                return Err(Error::failure("the import writer stopped unexpectedly"));
+            }
         }
         if number.is_multiple_of(10_000) {
             reporter.advance(number);
@@ -133,11 +142,13 @@ pub async fn ingest<R: AsyncBufRead + Unpin>(
         }
     }
     reporter.advance(report.lines);
-    if let Some(mut tx) = import {
-        report.imported += tx.insert(&pending).await?.len() as u64;
-        tx.commit().await?;
-    } else {
-        report.imported = 0;
+    if let Some(w) = writer {
+        if !pending.is_empty() {
+            let _ = w.batches.send(std::mem::take(&mut pending)).await;
+        }
+        let (import, imported) = w.finish().await?;
+        import.commit().await?;
+        report.imported = imported;
     }
     report.seconds = started.elapsed().as_secs_f64();
     report.rows_per_second = report.valid as f64 / report.seconds.max(1e-9);
@@ -161,6 +172,35 @@ pub async fn ingest<R: AsyncBufRead + Unpin>(
         )));
     }
     Ok(report)
+}
+
+/// The task inserting an import's batches while the next ones are parsed.
+struct ImportWriter {
+    batches: tokio::sync::mpsc::Sender<Vec<NewConversation>>,
+    task: tokio::task::JoinHandle<Result<(ConversationImport, u64)>>,
+}
+
+impl ImportWriter {
+    fn start(mut import: ConversationImport) -> Self {
+        // Two batches in flight at most: memory stays bounded.
+        let (batches, mut rx) = tokio::sync::mpsc::channel::<Vec<NewConversation>>(2);
+        let task = tokio::spawn(async move {
+            let mut imported = 0u64;
+            while let Some(batch) = rx.recv().await {
+                imported += import.insert(&batch).await?.len() as u64;
+            }
+            Ok((import, imported))
+        });
+        Self { batches, task }
+    }
+
+    /// Wait for every sent batch to be inserted; the open import and its row count.
+    async fn finish(self) -> Result<(ConversationImport, u64)> {
+        drop(self.batches);
+        self.task
+            .await
+            .map_err(|err| Error::failure(format!("the import writer failed: {err}")))?
+    }
 }
 
 fn parse_line(
