@@ -7,6 +7,7 @@
 //! [`progress::Reporter`], so the CLI and the console call the same code.
 #![forbid(unsafe_code)]
 
+pub mod capture;
 pub mod cli;
 pub mod config;
 pub mod dataset;

@@ -4,6 +4,7 @@
 
 mod admin;
 mod args;
+mod capture;
 mod models;
 pub mod output;
 mod pipeline;
@@ -98,6 +99,12 @@ pub enum Command {
     Classify(router::ClassifyArgs),
     /// Train the next version when enough approved samples wait; compare with production.
     WeeklyTraining(training::WeeklyTrainingArgs),
+    /// Classify and log live utterances over HTTP (DESIGN §6).
+    Serve(capture::ServeArgs),
+    /// Backfill conversation records from JSONL (all or nothing by default).
+    Ingest(capture::IngestArgs),
+    /// Synthetic users talking to a running `serve` (language mix, repeats, bursts, --gap).
+    Simulate(capture::SimulateArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -203,6 +210,9 @@ async fn dispatch(command: Option<Command>, ctx: &Context) -> Result<ExitCode> {
                 .map(|()| ExitCode::SUCCESS)
         }
         Command::Export(args) => pipeline::export(ctx, args).await,
+        Command::Serve(args) => capture::serve(ctx, args).await,
+        Command::Ingest(args) => capture::ingest(ctx, args).await,
+        Command::Simulate(args) => capture::simulate(ctx, args).await,
     }
 }
 

@@ -28,14 +28,21 @@ pub enum StatsCommand {
     /// Per version: traffic, fallback rate, production and test accuracy;
     /// canary against production since the canary started.
     Models,
+    /// Recent conversations and capture gaps.
+    #[command(flatten)]
+    Capture(super::capture::StatsCommand),
 }
 
 pub async fn run(ctx: &Context, command: StatsCommand) -> Result<ExitCode> {
+    if let StatsCommand::Capture(command) = command {
+        return super::capture::stats(ctx, command).await;
+    }
     let store = ctx.store().await?;
     let result = match command {
         StatsCommand::Queue { limit } => queue(ctx, &store, limit).await,
         StatsCommand::Daily { since } => daily(ctx, &store, since).await,
         StatsCommand::Models => models(ctx, &store).await,
+        StatsCommand::Capture(_) => unreachable!("handled above"),
     };
     store.close().await;
     result.map(|()| ExitCode::SUCCESS)

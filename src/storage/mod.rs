@@ -8,7 +8,9 @@
 //! ISO-8601 text timestamps on SQLite — which `Any` would erase. The
 //! [`on_pool!`] macro runs one generic body against whichever pool is live.
 
+pub mod capture_stats;
 mod connect;
+pub mod conversations;
 pub mod daily_capture;
 pub mod export;
 pub mod jobs;
@@ -16,6 +18,7 @@ pub mod label_studio_tasks;
 mod locks;
 pub mod models;
 pub mod samples;
+pub mod serving;
 pub mod stats;
 pub mod status;
 mod timestamp;

@@ -1,0 +1,219 @@
+//! `flywheel serve`: binds, loads the live models, starts the group-commit
+//! writer, serves until SIGTERM/SIGINT, then drains: no new connections,
+//! in-flight requests finish, every queued row is committed, exit 0.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use super::classifier::{Classification, IntentClassifier, Loader, ModelRouter};
+use super::handlers::{AppState, app, token_digest};
+use super::metrics::Metrics;
+use super::user_hash::UserHasher;
+use super::writer::{WriteQueue, WriterOptions};
+use crate::config::{Config, Secret};
+use crate::error::{Error, Result};
+use crate::lang::Language;
+use crate::storage::Store;
+
+/// How often the live models are re-read (a promotion reaches `serve` this fast).
+const MODEL_POLL: Duration = Duration::from_secs(5);
+
+pub struct ServeOptions {
+    pub addr: String,
+    pub api_token: Option<Secret>,
+    pub writer: WriterOptions,
+    pub loader: Loader,
+}
+
+/// What a finished `serve` reports.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ServeSummary {
+    pub addr: String,
+    pub captured_rows: u64,
+}
+
+/// Run the service until a shutdown signal; `on_listening` gets the bound
+/// address (useful with port 0).
+pub async fn serve(
+    store: Store,
+    config: &Config,
+    options: ServeOptions,
+    on_listening: impl FnOnce(SocketAddr),
+) -> Result<ServeSummary> {
+    let hasher = Arc::new(UserHasher::load_or_create(&config.data_dir)?);
+    let listener = TcpListener::bind(&options.addr).await.map_err(|err| {
+        Error::config(format!(
+            "cannot listen on {}: {err}; pick another --addr (or serve.addr)",
+            options.addr
+        ))
+    })?;
+    let local = listener.local_addr()?;
+    let metrics = Arc::new(Metrics::default());
+    let (queue, writer) = WriteQueue::start(store.clone(), options.writer, metrics.clone());
+    let models = Arc::new(RwLock::new(Arc::new(ModelRouter::default())));
+    let model_problem = Arc::new(RwLock::new(None));
+    let mut live = LiveModels {
+        store: store.clone(),
+        models_base: config.data_dir.clone(),
+        loader: options.loader,
+        models: models.clone(),
+        problem: model_problem.clone(),
+        current: None,
+    };
+    // Load before listening so the first request already has its model.
+    if let Err(err) = live.refresh().await {
+        tracing::warn!("could not read the live models: {err}");
+    }
+    let reload = tokio::spawn(live.run());
+    let state = AppState {
+        store: store.clone(),
+        queue,
+        models,
+        model_problem,
+        hasher,
+        metrics: metrics.clone(),
+        token_digest: options.api_token.as_ref().map(|t| token_digest(t.expose())),
+    };
+    if state.token_digest.is_none() && !local.ip().is_loopback() {
+        tracing::warn!(addr = %local, "serving on a non-loopback address without an API token");
+    }
+    tracing::info!(addr = %local, database = store.description(), "serve listening");
+    on_listening(local);
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|err| Error::failure(format!("the HTTP server failed: {err}")))?;
+    // Every handler (and its queue handle) is gone: the writer now commits
+    // what is left in the queue and stops.
+    reload.abort();
+    tracing::info!("shutting down: committing queued rows");
+    writer
+        .await
+        .map_err(|err| Error::failure(format!("the writer task failed: {err}")))?;
+    tracing::info!(captured = metrics.captured_rows(), "serve stopped");
+    Ok(ServeSummary {
+        addr: local.to_string(),
+        captured_rows: metrics.captured_rows(),
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = ctrl_c => {},
+                _ = term.recv() => {},
+            }
+        }
+        Err(err) => {
+            tracing::warn!("cannot watch SIGTERM ({err}); only Ctrl-C stops serve gracefully");
+            let _ = ctrl_c.await;
+        }
+    }
+    tracing::info!("shutdown signal received; draining");
+}
+
+/// Keeps the [`ModelRouter`] in step with `model_versions`.
+struct LiveModels {
+    store: Store,
+    models_base: PathBuf,
+    loader: Loader,
+    models: Arc<RwLock<Arc<ModelRouter>>>,
+    problem: Arc<RwLock<Option<String>>>,
+    /// (version, artifact path) loaded now.
+    current: Option<(String, String)>,
+}
+
+impl LiveModels {
+    async fn run(mut self) {
+        let mut tick = tokio::time::interval(MODEL_POLL);
+        loop {
+            tick.tick().await;
+            if let Err(err) = self.refresh().await {
+                tracing::warn!("could not refresh the live models: {err}");
+            }
+        }
+    }
+
+    async fn refresh(&mut self) -> Result<()> {
+        let rows = self.store.serving_models().await?;
+        // Canary routing is designed in (ModelRouter::pick) but off until the
+        // lifecycle issue: only production is loaded.
+        let production = rows.into_iter().find(|r| r.status == "production");
+        let wanted = production.as_ref().map(|p| {
+            (
+                p.version.clone(),
+                p.artifact_path.clone().unwrap_or_default(),
+            )
+        });
+        if wanted == self.current {
+            return Ok(());
+        }
+        let (router, problem) = match &wanted {
+            None => (ModelRouter::default(), None),
+            Some((version, artifact)) => match self.load(version, artifact).await {
+                Ok(model) => {
+                    tracing::info!(version, "production model loaded");
+                    (ModelRouter::new(Some(model), None), None)
+                }
+                Err(err) => {
+                    tracing::error!(version, "cannot load the production model: {err}");
+                    let message = format!(
+                        "the production model {version} cannot be loaded ({err}); fix its artifact or \
+                         `flywheel models rollback`"
+                    );
+                    (ModelRouter::default(), Some(message))
+                }
+            },
+        };
+        *self.models.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(router);
+        *self.problem.write().unwrap_or_else(|e| e.into_inner()) = problem;
+        self.current = wanted;
+        Ok(())
+    }
+
+    async fn load(&self, version: &str, artifact: &str) -> Result<Arc<dyn IntentClassifier>> {
+        if artifact.is_empty() {
+            return Err(Error::config("its model_versions row has no artifact_path"));
+        }
+        let dir = resolve(&self.models_base, Path::new(artifact));
+        let loader = self.loader;
+        let model = tokio::task::spawn_blocking(move || loader(&dir))
+            .await
+            .map_err(|err| Error::failure(format!("loading panicked: {err}")))??;
+        Ok(Arc::new(AsVersion {
+            inner: model,
+            version: version.to_string(),
+        }))
+    }
+}
+
+/// Relative artifact paths are relative to the data dir.
+fn resolve(base: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base.join(path)
+    }
+}
+
+/// Reports the `model_versions.version` the model was loaded as, so logged
+/// rows join the lifecycle tables whatever the artifact calls itself.
+struct AsVersion {
+    inner: Arc<dyn IntentClassifier>,
+    version: String,
+}
+
+impl IntentClassifier for AsVersion {
+    fn classify(&self, text: &str, language: Option<Language>) -> Classification {
+        self.inner.classify(text, language)
+    }
+    fn version(&self) -> &str {
+        &self.version
+    }
+}

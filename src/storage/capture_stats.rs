@@ -1,0 +1,159 @@
+//! Capture-health queries for `stats capture-gaps` and the console's
+//! capture pane: captures per minute / hour, time of the last capture and
+//! the provider / language / intent / fallback mix per hour.
+//!
+//! Every query is bounded by a `created_at >= $1` range on the
+//! `conversation_logs_created_at` index. Counting by bucket reads only that
+//! index (SQLite groups by a prefix of the fixed-width ISO text, PostgreSQL
+//! by `date_trunc`), so a console tick over the last hours stays cheap on a
+//! table of millions of rows; the mix reads the rows of its window only.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde::Serialize;
+
+use super::{Backend, Store, Timestamp, db_error, on_pool};
+use crate::error::{Error, Result};
+
+/// Width of a counting bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bucket {
+    Minute,
+    Hour,
+}
+
+/// Captures in one bucket. Buckets with no capture are absent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct BucketCount {
+    pub start: Timestamp,
+    pub count: i64,
+}
+
+/// Which column a mix breaks captures down by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MixDimension {
+    Provider,
+    Language,
+    Intent,
+    /// `fallback` / `classified`.
+    Fallback,
+}
+
+impl MixDimension {
+    pub const ALL: [MixDimension; 4] = [
+        MixDimension::Provider,
+        MixDimension::Language,
+        MixDimension::Intent,
+        MixDimension::Fallback,
+    ];
+
+    /// SQL for the value; a fixed string per variant, never user input.
+    fn expression(self) -> &'static str {
+        match self {
+            MixDimension::Provider => "nlu_provider",
+            MixDimension::Language => "language",
+            MixDimension::Intent => "nlu_intent",
+            MixDimension::Fallback => "CASE WHEN fallback THEN 'fallback' ELSE 'classified' END",
+        }
+    }
+}
+
+/// Captures of one value of a dimension in one hour.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MixCount {
+    pub hour: Timestamp,
+    /// `None` when the column is NULL (e.g. a language nobody gave).
+    pub value: Option<String>,
+    pub count: i64,
+}
+
+fn bucket_sql(backend: &Backend, bucket: Bucket) -> &'static str {
+    match (backend, bucket) {
+        (Backend::Sqlite(_), Bucket::Minute) => "substr(created_at, 1, 16)",
+        (Backend::Sqlite(_), Bucket::Hour) => "substr(created_at, 1, 13) || ':00'",
+        (Backend::Postgres(_), Bucket::Minute) => {
+            "to_char(date_trunc('minute', created_at AT TIME ZONE 'UTC'), 'YYYY-MM-DD\"T\"HH24:MI')"
+        }
+        (Backend::Postgres(_), Bucket::Hour) => {
+            "to_char(date_trunc('hour', created_at AT TIME ZONE 'UTC'), 'YYYY-MM-DD\"T\"HH24:MI')"
+        }
+    }
+}
+
+/// `2026-11-25T02:13` (or SQLite's `2026-11-25 02:13` from hand-written rows).
+fn parse_bucket(text: &str) -> Result<Timestamp> {
+    let normalised = text.replacen(' ', "T", 1);
+    NaiveDateTime::parse_from_str(&normalised, "%Y-%m-%dT%H:%M")
+        .map(|naive| Timestamp(DateTime::<Utc>::from_naive_utc_and_offset(naive, Utc)))
+        .map_err(|err| {
+            Error::failure(format!(
+                "conversation_logs.created_at holds `{text}`, which is not a UTC timestamp: {err}"
+            ))
+        })
+}
+
+impl Store {
+    /// Captures per bucket since `since`, oldest first.
+    pub async fn capture_counts(
+        &self,
+        since: Timestamp,
+        bucket: Bucket,
+    ) -> Result<Vec<BucketCount>> {
+        let sql = format!(
+            "SELECT {b} AS bucket, COUNT(*) FROM conversation_logs \
+             WHERE created_at >= $1 GROUP BY 1 ORDER BY 1",
+            b = bucket_sql(self.backend(), bucket)
+        );
+        let rows: Vec<(String, i64)> = on_pool!(self, |pool| {
+            sqlx::query_as(&sql).bind(since).fetch_all(pool).await
+        })
+        .map_err(|err| db_error("counting captures", err))?;
+        rows.into_iter()
+            .map(|(start, count)| {
+                Ok(BucketCount {
+                    start: parse_bucket(&start)?,
+                    count,
+                })
+            })
+            .collect()
+    }
+
+    /// When the newest conversation was logged (an index look-up).
+    pub async fn last_capture_at(&self) -> Result<Option<Timestamp>> {
+        on_pool!(self, |pool| {
+            sqlx::query_scalar::<_, Timestamp>(
+                "SELECT created_at FROM conversation_logs ORDER BY created_at DESC LIMIT 1",
+            )
+            .fetch_optional(pool)
+            .await
+        })
+        .map_err(|err| db_error("reading the last capture", err))
+    }
+
+    /// Captures per hour and value of `dimension` since `since`.
+    pub async fn capture_mix(
+        &self,
+        since: Timestamp,
+        dimension: MixDimension,
+    ) -> Result<Vec<MixCount>> {
+        let sql = format!(
+            "SELECT {b} AS hour, {v} AS value, COUNT(*) FROM conversation_logs \
+             WHERE created_at >= $1 GROUP BY 1, 2 ORDER BY 1, 3 DESC",
+            b = bucket_sql(self.backend(), Bucket::Hour),
+            v = dimension.expression()
+        );
+        let rows: Vec<(String, Option<String>, i64)> = on_pool!(self, |pool| {
+            sqlx::query_as(&sql).bind(since).fetch_all(pool).await
+        })
+        .map_err(|err| db_error("reading the capture mix", err))?;
+        rows.into_iter()
+            .map(|(hour, value, count)| {
+                Ok(MixCount {
+                    hour: parse_bucket(&hour)?,
+                    value,
+                    count,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,236 @@
+//! `conversation_logs` writes: batched inserts for `serve`'s group commit
+//! and `ingest`, user feedback, and the latest conversations.
+
+use serde::Serialize;
+use sqlx::{Postgres, QueryBuilder, Sqlite, Transaction};
+
+use super::{Backend, Store, Timestamp, db_error, on_pool};
+use crate::error::{Error, Result};
+
+/// A conversation to log. Validated before it gets here (see
+/// `capture::record`); the database's CHECKs are the last line only.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewConversation {
+    pub created_at: Timestamp,
+    pub session_id: Option<String>,
+    /// HMAC of the phone number, never the number itself.
+    pub user_hash: Option<String>,
+    pub user_message: String,
+    pub language: Option<String>,
+    pub nlu_intent: Option<String>,
+    pub nlu_confidence: Option<f64>,
+    pub nlu_provider: Option<String>,
+    pub model_version: Option<String>,
+    pub fallback: bool,
+    pub routing_decision: Option<String>,
+}
+
+/// Rows per INSERT statement: 11 binds each stays far below SQLite's
+/// 32 766 and PostgreSQL's 65 535 bind limits, and a statement this size
+/// already amortises the round trip.
+const ROWS_PER_STATEMENT: usize = 500;
+
+const INSERT_HEAD: &str = "INSERT INTO conversation_logs (created_at, session_id, user_hash, user_message, \
+     language, nlu_intent, nlu_confidence, nlu_provider, model_version, fallback, routing_decision) ";
+
+/// One stored conversation, as `stats recent` and the console show it.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct Conversation {
+    pub id: i64,
+    pub created_at: Timestamp,
+    pub session_id: Option<String>,
+    pub user_message: String,
+    pub language: Option<String>,
+    pub nlu_intent: Option<String>,
+    pub nlu_confidence: Option<f64>,
+    pub nlu_provider: Option<String>,
+    pub model_version: Option<String>,
+    pub fallback: bool,
+    pub routing_decision: Option<String>,
+    pub feedback: Option<String>,
+    pub review_status: String,
+}
+
+/// Insert `rows` with multi-row INSERTs on an open transaction; the new ids
+/// in the order of `rows`.
+macro_rules! insert_on {
+    ($tx:expr, $db:ty, $rows:expr) => {{
+        let mut ids: Vec<i64> = Vec::with_capacity($rows.len());
+        for chunk in $rows.chunks(ROWS_PER_STATEMENT) {
+            let mut qb = QueryBuilder::<$db>::new(INSERT_HEAD);
+            qb.push_values(chunk, |mut b, row| {
+                b.push_bind(row.created_at)
+                    .push_bind(row.session_id.as_deref())
+                    .push_bind(row.user_hash.as_deref())
+                    .push_bind(row.user_message.as_str())
+                    .push_bind(row.language.as_deref())
+                    .push_bind(row.nlu_intent.as_deref())
+                    .push_bind(row.nlu_confidence)
+                    .push_bind(row.nlu_provider.as_deref())
+                    .push_bind(row.model_version.as_deref())
+                    .push_bind(row.fallback)
+                    .push_bind(row.routing_decision.as_deref());
+            });
+            qb.push(" RETURNING id");
+            let mut chunk_ids: Vec<i64> = qb
+                .build_query_scalar::<i64>()
+                .fetch_all(&mut **$tx)
+                .await
+                .map_err(|err| write_error("storing conversations", err))?;
+            // RETURNING's row order is not promised by either database, but
+            // ids are assigned in VALUES order within one statement, so
+            // sorting restores the order of `rows`.
+            chunk_ids.sort_unstable();
+            ids.extend(chunk_ids);
+        }
+        Ok::<_, Error>(ids)
+    }};
+}
+
+/// An open all-or-nothing import (`flywheel ingest`): rows inserted through
+/// it become visible together on [`ConversationImport::commit`], or never.
+pub enum ConversationImport {
+    Sqlite(Transaction<'static, Sqlite>),
+    Postgres(Transaction<'static, Postgres>),
+}
+
+impl ConversationImport {
+    pub async fn insert(&mut self, rows: &[NewConversation]) -> Result<Vec<i64>> {
+        match self {
+            ConversationImport::Sqlite(tx) => insert_on!(tx, Sqlite, rows),
+            ConversationImport::Postgres(tx) => insert_on!(tx, Postgres, rows),
+        }
+    }
+
+    pub async fn commit(self) -> Result<()> {
+        match self {
+            ConversationImport::Sqlite(tx) => tx.commit().await,
+            ConversationImport::Postgres(tx) => tx.commit().await,
+        }
+        .map_err(|err| write_error("committing the import", err))
+    }
+
+    /// Explicit rollback (dropping does the same, later).
+    pub async fn rollback(self) -> Result<()> {
+        match self {
+            ConversationImport::Sqlite(tx) => tx.rollback().await,
+            ConversationImport::Postgres(tx) => tx.rollback().await,
+        }
+        .map_err(|err| write_error("rolling back the import", err))
+    }
+}
+
+impl Store {
+    /// Insert every row in one transaction; the new ids in the order of
+    /// `rows`. This is the group commit: one call per batch of requests.
+    pub async fn insert_conversations(&self, rows: &[NewConversation]) -> Result<Vec<i64>> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.begin_transaction().await?;
+        let ids = tx.insert(rows).await?;
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    /// Start an all-or-nothing import (`flywheel ingest`). On SQLite the
+    /// import's connection gets a 64 MiB page cache: a million-row
+    /// transaction cannot checkpoint, and with the default 2 MiB cache its
+    /// index inserts turn into WAL look-ups that halve the insert rate.
+    pub async fn begin_conversation_import(&self) -> Result<ConversationImport> {
+        let mut import = self.begin_transaction().await?;
+        if let ConversationImport::Sqlite(tx) = &mut import {
+            sqlx::query("PRAGMA cache_size = -65536")
+                .execute(&mut **tx)
+                .await
+                .map_err(|err| write_error("sizing the import cache", err))?;
+        }
+        Ok(import)
+    }
+
+    async fn begin_transaction(&self) -> Result<ConversationImport> {
+        match self.backend() {
+            Backend::Sqlite(pool) => pool.begin().await.map(ConversationImport::Sqlite),
+            Backend::Postgres(pool) => pool.begin().await.map(ConversationImport::Postgres),
+        }
+        .map_err(|err| write_error("starting a transaction", err))
+    }
+
+    /// Record user feedback on a conversation; `false` when no such id.
+    pub async fn record_feedback(
+        &self,
+        id: i64,
+        feedback: &str,
+        correct_intent: Option<&str>,
+    ) -> Result<bool> {
+        on_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE conversation_logs SET feedback = $2, correct_intent = $3, feedback_at = $4 \
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(feedback)
+            .bind(correct_intent)
+            .bind(Timestamp::now())
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected() > 0)
+        })
+        .map_err(|err| write_error("recording feedback", err))
+    }
+
+    /// The newest `limit` conversations (index on `created_at`).
+    pub async fn recent_conversations(&self, limit: i64) -> Result<Vec<Conversation>> {
+        on_pool!(self, |pool| {
+            sqlx::query_as::<_, Conversation>(
+                "SELECT id, created_at, session_id, user_message, language, nlu_intent, \
+                 nlu_confidence, nlu_provider, model_version, fallback, routing_decision, \
+                 feedback, review_status \
+                 FROM conversation_logs ORDER BY created_at DESC, id DESC LIMIT $1",
+            )
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(|err| db_error("reading recent conversations", err))
+    }
+
+    /// Rows whose `user_hash` equals `hash` (tests and support look-ups).
+    pub async fn count_conversations_by_user_hash(&self, hash: &str) -> Result<i64> {
+        on_pool!(self, |pool| {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT COUNT(*) FROM conversation_logs WHERE user_hash = $1",
+            )
+            .bind(hash)
+            .fetch_one(pool)
+            .await
+        })
+        .map_err(|err| db_error("counting conversations", err))
+    }
+}
+
+/// Like [`db_error`], but also treats the errors of a database that is
+/// going away or refusing connections as "unavailable", so `serve` answers
+/// 503 and waits for it to come back instead of reporting a failure.
+pub(crate) fn write_error(operation: &str, err: sqlx::Error) -> Error {
+    if let sqlx::Error::Database(db) = &err {
+        let code = db.code().unwrap_or_default();
+        // 08: connection exception; 57P: operator intervention (shutdown,
+        // terminated); 53: insufficient resources; 55000: database not
+        // accepting connections; 3D000: database does not exist;
+        // SQLite 5/6/10/13: busy, locked, I/O error, disk full.
+        let unavailable = code.starts_with("08")
+            || code.starts_with("57P")
+            || code.starts_with("53")
+            || code == "55000"
+            || code == "3D000"
+            || matches!(code.as_ref(), "5" | "6" | "10" | "13" | "261" | "517");
+        if unavailable {
+            return Error::unavailable(format!(
+                "{operation}: database unavailable: {}",
+                db.message()
+            ));
+        }
+    }
+    db_error(operation, err)
+}

@@ -1,0 +1,82 @@
+//! `flywheel simulate` against a real `serve`: synthetic traffic is
+//! classified and logged, in several languages, with the injected gap
+//! visible in the stored timestamps.
+
+mod capture_support;
+mod common;
+
+use capture_support::{Server, flywheel, install_rules_model};
+use common::{TestDb, json_stdout};
+use flywheel::storage::Backend as Pool;
+use flywheel::storage::Timestamp;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulated_users_are_captured_with_the_injected_gap() {
+    let db = TestDb::sqlite();
+    let store = db.store().await;
+    install_rules_model(&db, &store).await;
+    let server = Server::start(&db, &[], &[]);
+    let out = flywheel(&db)
+        .args([
+            "simulate",
+            "--rate",
+            "100",
+            "--duration",
+            "3s",
+            "--gap",
+            "1s",
+            "--json",
+            "--target",
+            &server.base,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = json_stdout(&out)["report"].clone();
+    let sent = report["sent"].as_u64().unwrap();
+    assert!(sent >= 50, "{report}");
+    assert_eq!(report["ok"].as_u64(), Some(sent), "{report}");
+    assert_eq!(report["gap_seconds"].as_f64(), Some(1.0));
+
+    let Pool::Sqlite(pool) = store.backend() else {
+        unreachable!()
+    };
+    let rows: Vec<(Timestamp, Option<String>)> =
+        sqlx::query_as("SELECT created_at, language FROM conversation_logs ORDER BY created_at")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    assert_eq!(rows.len() as u64, sent);
+    let languages: std::collections::BTreeSet<_> =
+        rows.iter().filter_map(|(_, l)| l.clone()).collect();
+    assert!(languages.len() >= 2, "{languages:?}");
+    let longest = rows.windows(2).map(|w| w[1].0.0 - w[0].0.0).max().unwrap();
+    assert!(
+        longest >= chrono::Duration::milliseconds(900),
+        "longest silence {longest}"
+    );
+
+    // Nothing listening: a clear error, exit 69.
+    let down = flywheel(&db)
+        .args([
+            "simulate",
+            "--rate",
+            "50",
+            "--duration",
+            "1s",
+            "--target",
+            "http://127.0.0.1:9",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        down.status.code(),
+        Some(69),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+}
