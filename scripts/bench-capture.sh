@@ -76,6 +76,11 @@ bench_http() { # $1 = label, rest = flywheel global args
   errors=$(awk '/Non-2xx|Socket errors/ {print}' "$work/wrk-$label.txt" | tr '\n' ' ')
   results+=("| classify+log, $label, $connections conn | $rps req/s | p50 $p50 | p99 $p99 | rows committed: $captured ${errors:+($errors)}|")
   cat "$work/wrk-$label.txt" >&2
+  # serve logs only errors here (-q): show them next to the figures.
+  if [ -s "$work/serve-$label.err" ]; then
+    echo "serve ($label) logged:" >&2
+    sort "$work/serve-$label.err" | uniq -c | sort -rn | head -5 >&2
+  fi
 }
 
 # --- SQLite

@@ -145,9 +145,25 @@ struct Writer {
 /// How often a down database is pinged.
 const PROBE_INTERVAL: Duration = Duration::from_millis(250);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often the WAL is checkpointed while serving (SQLite).
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Writer {
     async fn run(mut self) {
+        // Commits leave the WAL checkpoints to this task (see
+        // `insert_conversations_deferring_checkpoints`).
+        let checkpoints = tokio::spawn({
+            let store = self.store.clone();
+            async move {
+                let mut tick = tokio::time::interval(CHECKPOINT_INTERVAL);
+                loop {
+                    tick.tick().await;
+                    if let Err(err) = store.checkpoint_wal().await {
+                        tracing::debug!("WAL checkpoint skipped: {err}");
+                    }
+                }
+            }
+        });
         while let Some(first) = self.rx.recv().await {
             let mut rows = first.rows.len();
             let mut batch = vec![first];
@@ -173,6 +189,10 @@ impl Writer {
             self.commit(batch).await;
             self.in_flight.store(0, Ordering::Relaxed);
         }
+        checkpoints.abort();
+        if let Err(err) = self.store.checkpoint_wal().await {
+            tracing::debug!("final WAL checkpoint skipped: {err}");
+        }
         tracing::debug!("write queue drained; writer stopped");
     }
 
@@ -183,7 +203,11 @@ impl Writer {
             rows.append(&mut job.rows);
         }
         let started = std::time::Instant::now();
-        match self.store.insert_conversations(&rows).await {
+        match self
+            .store
+            .insert_conversations_deferring_checkpoints(&rows)
+            .await
+        {
             Ok(ids) => {
                 self.metrics.record_commit(&rows, started.elapsed());
                 let mut ids = ids.into_iter();

@@ -133,6 +133,42 @@ impl Store {
         Ok(ids)
     }
 
+    /// [`Store::insert_conversations`] for `serve`'s writer: on SQLite the
+    /// connection stops checkpointing the WAL on commit (a checkpoint
+    /// fsyncs the database file, and a commit waiting on it stalls every
+    /// request in the group); `serve` calls [`Store::checkpoint_wal`] from
+    /// another task instead.
+    pub async fn insert_conversations_deferring_checkpoints(
+        &self,
+        rows: &[NewConversation],
+    ) -> Result<Vec<i64>> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.begin_transaction().await?;
+        if let ConversationImport::Sqlite(tx) = &mut tx {
+            sqlx::query("PRAGMA wal_autocheckpoint = 0")
+                .execute(&mut **tx)
+                .await
+                .map_err(|err| write_error("storing conversations", err))?;
+        }
+        let ids = tx.insert(rows).await?;
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    /// Copy the SQLite WAL into the database without blocking writers
+    /// (PASSIVE); nothing to do on PostgreSQL.
+    pub async fn checkpoint_wal(&self) -> Result<()> {
+        if let Backend::Sqlite(pool) = self.backend() {
+            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(pool)
+                .await
+                .map_err(|err| write_error("checkpointing the WAL", err))?;
+        }
+        Ok(())
+    }
+
     /// Start an all-or-nothing import (`flywheel ingest`). On SQLite the
     /// import's connection gets a 64 MiB page cache: a million-row
     /// transaction cannot checkpoint, and with the default 2 MiB cache its
