@@ -57,6 +57,11 @@ pub fn init(logs_dir: Option<&Path>, verbosity: i8, stderr: bool) -> LogGuard {
     });
     let stderr_layer = stderr.then(|| {
         tracing_subscriber::fmt::layer()
+            // Colour only for a person at a terminal: cron appends stderr to files.
+            .with_ansi(
+                std::io::IsTerminal::is_terminal(&std::io::stderr())
+                    && std::env::var_os("NO_COLOR").is_none(),
+            )
             .with_writer(std::io::stderr.with_max_level(tracing::Level::TRACE))
             .with_target(false)
             .without_time()
