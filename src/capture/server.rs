@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use super::classifier::{Classification, IntentClassifier, Loader, ModelRouter};
+use super::classifier::{Canary, Classification, IntentClassifier, Loader, ModelRouter};
 use super::handlers::{AppState, app, token_digest};
 use super::metrics::Metrics;
 use super::user_hash::UserHasher;
@@ -18,6 +18,7 @@ use crate::config::{Config, Secret};
 use crate::error::{Error, Result};
 use crate::lang::Language;
 use crate::storage::Store;
+use crate::storage::serving::ServingModel;
 
 /// How often the live models are re-read (a promotion reaches `serve` this fast).
 const MODEL_POLL: Duration = Duration::from_secs(5);
@@ -62,7 +63,7 @@ pub async fn serve(
         loader: options.loader,
         models: models.clone(),
         problem: model_problem.clone(),
-        current: None,
+        current: (None, None),
     };
     // Load before listening so the first request already has its model.
     if let Err(err) = live.refresh().await {
@@ -118,6 +119,8 @@ async fn shutdown_signal() {
     tracing::info!("shutdown signal received; draining");
 }
 
+type LiveKey = Option<(String, String, i32)>;
+
 /// Keeps the [`ModelRouter`] in step with `model_versions`.
 struct LiveModels {
     store: Store,
@@ -125,8 +128,8 @@ struct LiveModels {
     loader: Loader,
     models: Arc<RwLock<Arc<ModelRouter>>>,
     problem: Arc<RwLock<Option<String>>>,
-    /// (version, artifact path) loaded now.
-    current: Option<(String, String)>,
+    /// (version, artifact path, traffic) of production and canary loaded now.
+    current: (LiveKey, LiveKey),
 }
 
 impl LiveModels {
@@ -142,35 +145,59 @@ impl LiveModels {
 
     async fn refresh(&mut self) -> Result<()> {
         let rows = self.store.serving_models().await?;
-        // Canary routing is designed in (ModelRouter::pick) but off until the
-        // lifecycle issue: only production is loaded.
-        let production = rows.into_iter().find(|r| r.status == "production");
-        let wanted = production.as_ref().map(|p| {
+        let production = rows.iter().find(|r| r.status == "production");
+        let canary = rows.iter().find(|r| r.status == "canary");
+        let key = |r: &ServingModel| {
             (
-                p.version.clone(),
-                p.artifact_path.clone().unwrap_or_default(),
+                r.version.clone(),
+                r.artifact_path.clone().unwrap_or_default(),
+                r.traffic_percentage,
             )
-        });
+        };
+        let wanted = (production.map(key), canary.map(key));
         if wanted == self.current {
             return Ok(());
         }
-        let (router, problem) = match &wanted {
-            None => (ModelRouter::default(), None),
-            Some((version, artifact)) => match self.load(version, artifact).await {
+        let mut problem = None;
+        let production_model = match &wanted.0 {
+            None => None,
+            Some((version, artifact, _)) => match self.load(version, artifact).await {
                 Ok(model) => {
                     tracing::info!(version, "production model loaded");
-                    (ModelRouter::new(Some(model), None), None)
+                    Some(model)
                 }
                 Err(err) => {
                     tracing::error!(version, "cannot load the production model: {err}");
-                    let message = format!(
+                    problem = Some(format!(
                         "the production model {version} cannot be loaded ({err}); fix its artifact or \
                          `flywheel models rollback`"
-                    );
-                    (ModelRouter::default(), Some(message))
+                    ));
+                    None
                 }
             },
         };
+        // A canary that cannot be loaded is left out: production answers all
+        // traffic rather than a share of requests failing.
+        let canary_model = match &wanted.1 {
+            None => None,
+            Some((version, artifact, traffic)) => match self.load(version, artifact).await {
+                Ok(model) => {
+                    tracing::info!(version, traffic, "canary model loaded");
+                    Some(Canary {
+                        classifier: model,
+                        traffic_percent: (*traffic).clamp(0, 100) as u8,
+                    })
+                }
+                Err(err) => {
+                    tracing::error!(
+                        version,
+                        "cannot load the canary model; production takes all traffic: {err}"
+                    );
+                    None
+                }
+            },
+        };
+        let router = ModelRouter::new(production_model, canary_model);
         *self.models.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(router);
         *self.problem.write().unwrap_or_else(|e| e.into_inner()) = problem;
         self.current = wanted;
