@@ -99,6 +99,9 @@ pub(crate) fn db_error(operation: &str, err: sqlx::Error) -> Error {
         E::Io(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed | E::Tls(_) => {
             Error::unavailable(format!("{operation}: database unavailable: {err}"))
         }
+        E::Database(db) if is_server_going_away(db.code().as_deref()) => Error::unavailable(
+            format!("{operation}: database unavailable: {}", db.message()),
+        ),
         E::Database(db) => {
             let message = db.message();
             if message.contains("readonly") || message.contains("read-only") {
@@ -114,5 +117,26 @@ pub(crate) fn db_error(operation: &str, err: sqlx::Error) -> Error {
             }
         }
         _ => Error::failure(format!("{operation}: {err}")),
+    }
+}
+
+/// PostgreSQL SQLSTATEs that mean "the server or the connection is going
+/// away" (admin shutdown, crash, connection failure, database dropped):
+/// retryable unavailability, not a bug in the statement.
+fn is_server_going_away(code: Option<&str>) -> bool {
+    matches!(code, Some(c) if c.starts_with("08") || c.starts_with("57P") || c == "3D000")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn server_going_away_codes_are_unavailability() {
+        for code in ["57P01", "57P03", "08006", "08003", "3D000"] {
+            assert!(super::is_server_going_away(Some(code)), "{code}");
+        }
+        for code in ["23505", "42P01", "22P02"] {
+            assert!(!super::is_server_going_away(Some(code)), "{code}");
+        }
+        assert!(!super::is_server_going_away(None));
     }
 }
