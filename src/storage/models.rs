@@ -86,7 +86,20 @@ const APPLY_CHANGE: &str = "UPDATE model_versions SET status = $2, traffic_perce
     archived_at = CASE WHEN $2 = 'archived' THEN $4 ELSE archived_at END \
     WHERE version = $1 AND status = $5";
 
-const INSERT_TRANSITION: &str = "INSERT INTO model_transitions \
+/// Registers a version; binds version, status, artifact path, train and
+/// test samples, test accuracy, traffic, metrics, now.
+pub(super) fn insert_version_sql() -> String {
+    format!(
+        "INSERT INTO model_versions (version, status, artifact_path, train_samples, test_samples, \
+           test_accuracy, traffic_percentage, metrics, created_at, updated_at, tested_at, production_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, \
+           CASE WHEN $2 = 'testing' THEN $9 END, CASE WHEN $2 = 'production' THEN $9 END) \
+         RETURNING {VERSION_COLUMNS}"
+    )
+}
+
+/// Binds version, from status, to status, traffic, actor, reason, now.
+pub(super) const INSERT_TRANSITION: &str = "INSERT INTO model_transitions \
     (version, from_status, to_status, traffic_percentage, actor, reason, at) \
     VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
@@ -138,13 +151,7 @@ impl Store {
         actor: &str,
     ) -> Result<ModelVersion> {
         let now = Timestamp::now();
-        let sql = format!(
-            "INSERT INTO model_versions (version, status, artifact_path, train_samples, test_samples, \
-               test_accuracy, traffic_percentage, metrics, created_at, updated_at, tested_at, production_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, \
-               CASE WHEN $2 = 'testing' THEN $9 END, CASE WHEN $2 = 'production' THEN $9 END) \
-             RETURNING {VERSION_COLUMNS}"
-        );
+        let sql = insert_version_sql();
         let result = on_pool!(self, |pool| async {
             let mut tx = pool.begin().await?;
             let row = sqlx::query_as::<_, ModelVersion>(&sql)

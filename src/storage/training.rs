@@ -5,9 +5,9 @@
 
 use serde::Serialize;
 
-use super::models::{ModelVersion, NewModelVersion};
+use super::models::{INSERT_TRANSITION, ModelVersion, NewModelVersion, insert_version_sql};
 use super::{Backend, Store, Timestamp, db_error, on_pool};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// An approved sample as training reads it.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
@@ -159,33 +159,32 @@ impl Store {
                    AND id IN (SELECT value FROM json_each($3))"
             }
         };
-        let insert_sql = "INSERT INTO model_versions (version, status, artifact_path, train_samples, test_samples, \
-               test_accuracy, traffic_percentage, metrics, created_at, updated_at, tested_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $8, CASE WHEN $2 = 'testing' THEN $8 END) RETURNING id";
+        let insert_sql = insert_version_sql();
         let result = on_pool!(self, |pool| {
             async {
-            let mut tx = pool.begin().await?;
-            sqlx::query_scalar::<_, i64>(insert_sql)
-                .bind(&new.version)
-                .bind(&new.status)
-                .bind(&new.artifact_path)
-                .bind(new.train_samples)
-                .bind(new.test_samples)
-                .bind(new.test_accuracy)
-                .bind(&new.metrics)
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await?;
-            sqlx::query(
-                "INSERT INTO model_transitions (version, from_status, to_status, traffic_percentage, actor, reason, at) \
-                 VALUES ($1, 'training', $2, 0, $3, 'weekly training', $4)",
-            )
-            .bind(&new.version)
-            .bind(&new.status)
-            .bind(actor)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+                let mut tx = pool.begin().await?;
+                let row = sqlx::query_as::<_, ModelVersion>(&insert_sql)
+                    .bind(&new.version)
+                    .bind(&new.status)
+                    .bind(&new.artifact_path)
+                    .bind(new.train_samples)
+                    .bind(new.test_samples)
+                    .bind(new.test_accuracy)
+                    .bind(new.traffic_percentage)
+                    .bind(&new.metrics)
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                sqlx::query(INSERT_TRANSITION)
+                    .bind(&new.version)
+                    .bind("training")
+                    .bind(&new.status)
+                    .bind(new.traffic_percentage)
+                    .bind(actor)
+                    .bind("weekly training")
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
             if new.status == "testing" {
                 sqlx::query(mark_sql)
                     .bind(&new.version)
@@ -202,13 +201,11 @@ impl Store {
             .bind(report_path)
             .execute(&mut *tx)
             .await?;
-            tx.commit().await
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(row)
         }
         .await
         });
-        result.map_err(|err| db_error("registering the trained version", err))?;
-        self.model_version(&new.version).await?.ok_or_else(|| {
-            Error::failure(format!("{} vanished right after registration", new.version))
-        })
+        result.map_err(|err| db_error("registering the trained version", err))
     }
 }
