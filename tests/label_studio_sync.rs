@@ -9,18 +9,10 @@ mod support;
 
 use std::time::Duration;
 
-use common::{TestDb, block_on, json_stdout};
+use common::{TestDb, block_on, exec, json_stdout};
 use flywheel::review::label_studio::{ClientOptions, LabelStudioClient};
 use flywheel::storage::{Backend, Store};
 use secrecy::SecretString;
-
-async fn exec(store: &Store, sql: &str) {
-    match store.backend() {
-        Backend::Sqlite(p) => sqlx::query(sql).execute(p).await.map(|_| ()),
-        Backend::Postgres(p) => sqlx::query(sql).execute(p).await.map(|_| ()),
-    }
-    .unwrap_or_else(|e| panic!("{sql}: {e}"));
-}
 
 async fn rows(store: &Store, sql: &str) -> Vec<(String, String, String, Option<String>)> {
     match store.backend() {

@@ -3,18 +3,9 @@
 
 mod common;
 
-use common::{TestDb, block_on, json_stdout};
+use common::{TestDb, block_on, exec, json_stdout};
 use flywheel::lifecycle::{self, Target};
-use flywheel::storage::Backend;
 use flywheel::storage::models::NewModelVersion;
-
-async fn exec(store: &flywheel::storage::Store, sql: &str) {
-    match store.backend() {
-        Backend::Sqlite(p) => sqlx::query(sql).execute(p).await.map(|_| ()),
-        Backend::Postgres(p) => sqlx::query(sql).execute(p).await.map(|_| ()),
-    }
-    .unwrap_or_else(|e| panic!("{sql}: {e}"));
-}
 
 #[test]
 fn stats_commands_report_the_views() {

@@ -4,8 +4,8 @@
 
 mod common;
 
-use common::{TestDb, block_on, json_stdout};
-use flywheel::storage::{Backend, Store};
+use common::{TestDb, block_on, exec, json_stdout, scalar};
+use flywheel::storage::Store;
 
 /// A small learnable data set: five intents from templates and fillers.
 fn utterances(round: usize) -> Vec<(String, &'static str)> {
@@ -92,22 +92,6 @@ fn utterances(round: usize) -> Vec<(String, &'static str)> {
         }
     }
     out
-}
-
-async fn exec(store: &Store, sql: &str) {
-    match store.backend() {
-        Backend::Sqlite(p) => sqlx::query(sql).execute(p).await.map(|_| ()),
-        Backend::Postgres(p) => sqlx::query(sql).execute(p).await.map(|_| ()),
-    }
-    .unwrap_or_else(|e| panic!("{sql}: {e}"));
-}
-
-async fn scalar(store: &Store, sql: &str) -> i64 {
-    match store.backend() {
-        Backend::Sqlite(p) => sqlx::query_scalar(sql).fetch_one(p).await,
-        Backend::Postgres(p) => sqlx::query_scalar(sql).fetch_one(p).await,
-    }
-    .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
 async fn add_approved(store: &Store, round: usize) {

@@ -182,3 +182,23 @@ pub fn json_stdout(output: &std::process::Output) -> serde_json::Value {
 pub fn path_string(p: &Path) -> String {
     PathBuf::from(p).display().to_string()
 }
+
+/// Run one statement against whichever backend `store` uses; panics with the SQL.
+pub async fn exec(store: &flywheel::storage::Store, sql: &str) {
+    use flywheel::storage::Backend as Pool;
+    match store.backend() {
+        Pool::Sqlite(p) => sqlx::query(sql).execute(p).await.map(|_| ()),
+        Pool::Postgres(p) => sqlx::query(sql).execute(p).await.map(|_| ()),
+    }
+    .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// The single integer a query returns (a `COUNT(*)`, usually).
+pub async fn scalar(store: &flywheel::storage::Store, sql: &str) -> i64 {
+    use flywheel::storage::Backend as Pool;
+    match store.backend() {
+        Pool::Sqlite(p) => sqlx::query_scalar(sql).fetch_one(p).await,
+        Pool::Postgres(p) => sqlx::query_scalar(sql).fetch_one(p).await,
+    }
+    .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
