@@ -5,6 +5,7 @@
 mod admin;
 mod args;
 mod capture;
+mod demo;
 mod models;
 pub mod output;
 mod pipeline;
@@ -105,6 +106,8 @@ pub enum Command {
     Ingest(capture::IngestArgs),
     /// Synthetic users talking to a running `serve` (language mix, repeats, bursts, --gap).
     Simulate(capture::SimulateArgs),
+    /// Everything alive in a minute: bootstrap model, serve, synthetic users, daily capture, the console.
+    Demo(demo::DemoArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -141,10 +144,14 @@ pub fn main() -> ExitCode {
         data_dir: cli.global.data_dir.clone(),
         ..LoadOptions::from_process()
     };
-    let loaded = match Config::load(&options) {
+    let mut loaded = match Config::load(&options) {
         Ok(loaded) => loaded,
         Err(err) => return report_error(&out, &err),
     };
+    if matches!(cli.command, Some(Command::Demo(_))) {
+        // The demo never touches the operator's real data or database.
+        loaded.config = crate::demo::demo_config(&loaded.config);
+    }
     let verbosity = if cli.global.quiet {
         -1
     } else {
@@ -156,8 +163,13 @@ pub fn main() -> ExitCode {
         None | Some(Command::Config(_) | Command::Doctor)
     );
     let logs_dir = loaded.config.logs_dir();
-    let _log_guard =
-        crate::logging::init(file_logging.then_some(logs_dir.as_path()), verbosity, true);
+    // Log lines on stderr would scribble over the console.
+    let console = matches!(&cli.command, Some(Command::Demo(args)) if !args.headless);
+    let _log_guard = crate::logging::init(
+        file_logging.then_some(logs_dir.as_path()),
+        verbosity,
+        !console,
+    );
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -213,6 +225,7 @@ async fn dispatch(command: Option<Command>, ctx: &Context) -> Result<ExitCode> {
         Command::Serve(args) => capture::serve(ctx, args).await,
         Command::Ingest(args) => capture::ingest(ctx, args).await,
         Command::Simulate(args) => capture::simulate(ctx, args).await,
+        Command::Demo(args) => demo::demo(ctx, args).await,
     }
 }
 
