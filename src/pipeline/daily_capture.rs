@@ -148,37 +148,41 @@ pub async fn run(
     // Dry run only: samples this run would already have created.
     let mut would_create: HashSet<String> = HashSet::new();
     if let Some((min_id, max_id)) = ids {
-        let mut after = min_id - 1;
+        let fetch = |after: i64| {
+            store.pending_conversations(start, end, after, max_id, options.batch_size as i64)
+        };
         let mut done = 0u64;
-        loop {
+        let mut rows = fetch(min_id - 1).await?;
+        while let Some(last) = rows.last() {
             reporter.check_cancelled()?;
             let started = std::time::Instant::now();
-            let rows = store
-                .pending_conversations(start, end, after, max_id, options.batch_size as i64)
-                .await?;
-            let Some(last) = rows.last() else { break };
-            after = last.id;
-            let fetched = started.elapsed();
             let batch = build_batch(&rows, config);
             let built = started.elapsed();
-            let states = if options.dry_run {
-                simulate(store, &batch.samples, &mut would_create).await?
-            } else {
-                store
-                    .apply_capture_batch(&batch.samples, &batch.conversations)
-                    .await?
+            // The next batch is read while this one is written: the read
+            // only sees ids above this batch's, which the write never
+            // touches, and under WAL (SQLite) or MVCC it does not wait.
+            let write = async {
+                if options.dry_run {
+                    simulate(store, &batch.samples, &mut would_create).await
+                } else {
+                    store
+                        .apply_capture_batch(&batch.samples, &batch.conversations)
+                        .await
+                }
             };
+            let (states, next) = tokio::join!(write, fetch(last.id));
+            let states = states?;
             count_batch(&mut report, &rows, &batch, &states);
             tracing::debug!(
                 rows = rows.len(),
                 samples = batch.samples.len(),
-                fetch_ms = fetched.as_millis() as u64,
-                fold_ms = (built - fetched).as_millis() as u64,
-                write_ms = (started.elapsed() - built).as_millis() as u64,
+                fold_ms = built.as_millis() as u64,
+                write_and_next_read_ms = (started.elapsed() - built).as_millis() as u64,
                 "daily-capture batch"
             );
             done += rows.len() as u64;
             reporter.advance(done);
+            rows = next?;
         }
     }
     report.approved_unused = store.approved_unused_count().await?

@@ -3,10 +3,9 @@
 //! marks in one transaction, so a crash loses nothing and a re-run finds
 //! nothing left to do.
 
-use super::samples::{
-    Markers, NewSample, UPSERT_CHUNK, UpsertedSample, bind_new_sample, match_upserted, upsert_sql,
-};
-use super::{Store, Timestamp, db_error, on_pool};
+use super::bulk::{self, ConversationMark};
+use super::samples::{Markers, NewSample, UPSERT_CHUNK, UpsertedSample, match_upserted};
+use super::{Backend, Store, Timestamp, db_error, on_pool};
 use crate::error::{Error, Result};
 
 /// The columns of a pending conversation the auto-filter needs.
@@ -43,9 +42,6 @@ pub fn conversation_status(sample: Option<&UpsertedSample>) -> &'static str {
     }
 }
 
-/// Rows per `UPDATE … FROM (VALUES …)`: 3 parameters each.
-const MARK_CHUNK: usize = 5000;
-
 impl Store {
     /// How many pending conversations the window holds, and the id range
     /// to walk (`None` when there are none).
@@ -78,23 +74,76 @@ impl Store {
         max_id: i64,
         limit: i64,
     ) -> Result<Vec<PendingConversation>> {
-        on_pool!(self, |pool| {
-            sqlx::query_as::<_, PendingConversation>(
-                "SELECT id, user_message, language, nlu_intent, nlu_confidence, nlu_provider, model_version \
-                 FROM conversation_logs \
-                 WHERE id > $3 AND id <= $4 AND review_status = 'pending' \
-                   AND created_at >= $1 AND created_at < $2 \
-                 ORDER BY id LIMIT $5",
-            )
-            .bind(start)
-            .bind(end)
-            .bind(after_id)
-            .bind(max_id)
-            .bind(limit)
-            .fetch_all(pool)
-            .await
-        })
-        .map_err(|err| db_error("reading pending conversations", err))
+        let err = |e| db_error("reading pending conversations", e);
+        const COLUMNS: &str =
+            "id, user_message, language, nlu_intent, nlu_confidence, nlu_provider, model_version";
+        const WINDOW: &str = "FROM conversation_logs \
+             WHERE id > $3 AND id <= $4 AND review_status = 'pending' \
+               AND created_at >= $1 AND created_at < $2 \
+             ORDER BY id LIMIT $5";
+        match self.backend() {
+            Backend::Sqlite(pool) => {
+                // Walk the primary key: `+` keeps SQLite off the created_at
+                // and partial `pending` indexes, with which every batch
+                // would rescan (and sort) the rest of the window.
+                let window = WINDOW
+                    .replace("AND review_status", "AND +review_status")
+                    .replace("AND created_at >=", "AND +created_at >=")
+                    .replace("AND created_at <", "AND +created_at <");
+                // One JSON value per batch instead of a result row per
+                // conversation: sqlx passes every row from its SQLite
+                // thread to ours separately, the larger cost at 1 M rows.
+                let json: String = sqlx::query_scalar(&format!(
+                    "SELECT json_group_array(json_array({COLUMNS})) \
+                     FROM (SELECT {COLUMNS} {window})"
+                ))
+                .bind(start)
+                .bind(end)
+                .bind(after_id)
+                .bind(max_id)
+                .bind(limit)
+                .fetch_one(pool)
+                .await
+                .map_err(err)?;
+                type Row = (
+                    i64,
+                    String,
+                    Option<String>,
+                    Option<String>,
+                    Option<f64>,
+                    Option<String>,
+                    Option<String>,
+                );
+                let rows: Vec<Row> = serde_json::from_str(&json)
+                    .map_err(|e| Error::failure(format!("reading pending conversations: {e}")))?;
+                let mut rows: Vec<PendingConversation> = rows
+                    .into_iter()
+                    .map(|r| PendingConversation {
+                        id: r.0,
+                        user_message: r.1,
+                        language: r.2,
+                        nlu_intent: r.3,
+                        nlu_confidence: r.4,
+                        nlu_provider: r.5,
+                        model_version: r.6,
+                    })
+                    .collect();
+                // The aggregate's order is the subquery's in practice, not by contract.
+                rows.sort_unstable_by_key(|r| r.id);
+                Ok(rows)
+            }
+            Backend::Postgres(pool) => {
+                sqlx::query_as::<_, PendingConversation>(&format!("SELECT {COLUMNS} {WINDOW}"))
+                    .bind(start)
+                    .bind(end)
+                    .bind(after_id)
+                    .bind(max_id)
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await
+                    .map_err(err)
+            }
+        }
     }
 
     /// For `--dry-run`: which of these normalised texts already have a
@@ -121,7 +170,8 @@ impl Store {
     }
 
     /// Upsert the batch's samples and mark its conversations (status,
-    /// `sample_id`, `processed_at`) in one transaction.
+    /// `sample_id`, `processed_at`) in one transaction. `samples` are
+    /// distinct by normalised text (the batch is folded before).
     pub async fn apply_capture_batch(
         &self,
         samples: &[NewSample],
@@ -129,48 +179,72 @@ impl Store {
     ) -> Result<Vec<UpsertedSample>> {
         let now = Timestamp::now();
         let err = |e| db_error("storing a daily-capture batch", e);
-        on_pool!(self, |pool| {
-            let mut tx = pool.begin().await.map_err(err)?;
-            if !self.is_postgres() {
-                for pragma in SQLITE_BULK_PRAGMAS {
-                    sqlx::query(pragma).execute(&mut *tx).await.map_err(err)?;
-                }
-            }
-            let mut upserted = Vec::with_capacity(samples.len());
-            for chunk in samples.chunks(UPSERT_CHUNK) {
-                let sql = upsert_sql(chunk.len(), self.is_postgres());
-                let mut query = sqlx::query_as::<_, UpsertedSample>(&sql);
-                for s in chunk {
-                    query = bind_new_sample!(query, s, now);
-                }
-                let rows = query.fetch_all(&mut *tx).await.map_err(err)?;
-                upserted.extend(match_upserted(chunk, rows)?);
-            }
-            let marks: Vec<(i64, &str, Option<i64>)> = conversations
+        let marks = |upserted: &[UpsertedSample]| -> Vec<ConversationMark<'static>> {
+            conversations
                 .iter()
                 .map(|c| {
                     let sample = c.sample.map(|i| &upserted[i]);
-                    (c.id, conversation_status(sample), sample.map(|s| s.id))
+                    ConversationMark {
+                        id: c.id,
+                        status: conversation_status(sample),
+                        sample_id: sample.map(|s| s.id),
+                    }
                 })
-                .collect();
-            for chunk in marks.chunks(MARK_CHUNK) {
-                let sql = mark_sql(chunk.len(), self.is_postgres());
-                let mut query = sqlx::query(&sql).bind(now);
-                for (id, status, sample_id) in chunk {
-                    query = query.bind(*id).bind(*status).bind(*sample_id);
+                .collect()
+        };
+        let (upserted, marked) = match self.backend() {
+            Backend::Sqlite(pool) => {
+                let mut tx = pool.begin().await.map_err(err)?;
+                for pragma in SQLITE_BULK_PRAGMAS {
+                    sqlx::query(pragma).execute(&mut *tx).await.map_err(err)?;
                 }
-                let done = query.execute(&mut *tx).await.map_err(err)?;
-                if done.rows_affected() != chunk.len() as u64 {
-                    return Err(Error::failure(format!(
-                        "daily capture: marked {} of {} conversations; the batch was rolled back",
-                        done.rows_affected(),
-                        chunk.len()
-                    )));
-                }
+                let rows = bulk::upsert_samples_sqlite(&mut tx, samples, now)
+                    .await
+                    .map_err(err)?;
+                let upserted = match_upserted(samples, rows)?;
+                let marked = bulk::mark_conversations_sqlite(&mut tx, &marks(&upserted), now)
+                    .await
+                    .map_err(err)?;
+                check_marked(marked, conversations.len())?;
+                tx.commit().await.map_err(err)?;
+                (upserted, marked)
             }
-            tx.commit().await.map_err(err)?;
-            Ok(upserted)
-        })
+            Backend::Postgres(pool) => {
+                let mut tx = pool.begin().await.map_err(err)?;
+                // A batch lost to a server crash right after its commit is
+                // still `pending` and the next run takes it (daily capture
+                // is idempotent), so no need to wait for the WAL flush of
+                // every one of a million-row window's batches.
+                sqlx::query("SET LOCAL synchronous_commit = off")
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(err)?;
+                let rows = bulk::upsert_samples_postgres(&mut tx, samples, now)
+                    .await
+                    .map_err(err)?;
+                let upserted = match_upserted(samples, rows)?;
+                let marked = bulk::mark_conversations_postgres(&mut tx, &marks(&upserted), now)
+                    .await
+                    .map_err(err)?;
+                check_marked(marked, conversations.len())?;
+                tx.commit().await.map_err(err)?;
+                (upserted, marked)
+            }
+        };
+        debug_assert_eq!(marked, conversations.len() as u64);
+        Ok(upserted)
+    }
+}
+
+/// Every conversation of the batch must be marked, or the batch is rolled
+/// back (returning the error drops the transaction).
+fn check_marked(marked: u64, expected: usize) -> Result<()> {
+    if marked == expected as u64 {
+        Ok(())
+    } else {
+        Err(Error::failure(format!(
+            "daily capture: marked {marked} of {expected} conversations; the batch was rolled back"
+        )))
     }
 }
 
@@ -183,17 +257,3 @@ const SQLITE_BULK_PRAGMAS: [&str; 2] = [
     "PRAGMA cache_size = -65536",
     "PRAGMA wal_autocheckpoint = 16384",
 ];
-
-/// `UPDATE conversation_logs … FROM (VALUES (id, status, sample_id), …)`;
-/// the first marker is `processed_at`. VALUES columns are `column1…` on
-/// both backends.
-fn mark_sql(rows: usize, postgres: bool) -> String {
-    let mut markers = Markers::new(postgres);
-    let processed_at = markers.next();
-    let values: Vec<String> = (0..rows).map(|_| markers.tuple(3)).collect();
-    format!(
-        "UPDATE conversation_logs SET review_status = v.column2, sample_id = v.column3, \
-         processed_at = {processed_at} FROM (VALUES {}) AS v WHERE conversation_logs.id = v.column1",
-        values.join(",")
-    )
-}

@@ -9,7 +9,7 @@
 
 use serde::Serialize;
 
-use super::{Store, Timestamp, db_error, on_pool};
+use super::{Backend, Store, Timestamp, bulk, db_error, on_pool};
 use crate::error::Result;
 
 /// One row of `training_samples`. Status and source keep the schema's
@@ -82,10 +82,9 @@ pub struct UpsertedSample {
     pub created: bool,
 }
 
-/// Rows per multi-row upsert: 14 parameters each stays far below SQLite's
-/// 32 766-parameter limit.
-pub(super) const UPSERT_CHUNK: usize = 1000;
-const UPSERT_PARAMS_PER_ROW: usize = 14;
+/// Samples per upsert statement (one JSON text or 12 arrays): large enough
+/// to amortise a round trip, small enough to keep statements modest.
+pub(super) const UPSERT_CHUNK: usize = 5000;
 
 /// Bind markers for generated multi-row statements, numbered in text order.
 /// PostgreSQL gets `$1, $2, …`; SQLite gets anonymous `?`, because it finds
@@ -117,53 +116,6 @@ impl Markers {
         format!("({})", markers.join(","))
     }
 }
-
-/// `INSERT … VALUES (…), … ON CONFLICT (normalized_text) DO UPDATE` for
-/// `rows` samples. An existing sample only gains occurrences (and, while it
-/// waits for review, the more urgent priority); its text, intent and status
-/// stay as they are.
-pub(super) fn upsert_sql(rows: usize, postgres: bool) -> String {
-    let mut markers = Markers::new(postgres);
-    let values: Vec<String> = (0..rows)
-        .map(|_| markers.tuple(UPSERT_PARAMS_PER_ROW))
-        .collect();
-    format!(
-        "INSERT INTO training_samples (text, normalized_text, intent, language, source, confidence, \
-         review_status, priority, occurrences, predicted_intent, predicted_by_version, \
-         conversation_id, created_at, updated_at) VALUES {} \
-         ON CONFLICT (normalized_text) DO UPDATE SET \
-           occurrences = training_samples.occurrences + excluded.occurrences, \
-           priority = CASE WHEN training_samples.review_status = 'needs-review' \
-                            AND excluded.priority < training_samples.priority \
-                           THEN excluded.priority ELSE training_samples.priority END, \
-           updated_at = excluded.updated_at \
-         RETURNING id, normalized_text, occurrences, priority, review_status, reviewed_at",
-        values.join(",")
-    )
-}
-
-/// Bind one [`NewSample`] in [`upsert_sql`]'s column order; `$now` is its
-/// `created_at` and `updated_at`.
-macro_rules! bind_new_sample {
-    ($query:expr, $s:expr, $now:expr) => {
-        $query
-            .bind(&$s.text)
-            .bind(&$s.normalized_text)
-            .bind(&$s.intent)
-            .bind(&$s.language)
-            .bind($s.source)
-            .bind($s.confidence)
-            .bind($s.review_status)
-            .bind($s.priority)
-            .bind($s.occurrences)
-            .bind(&$s.predicted_intent)
-            .bind(&$s.predicted_by_version)
-            .bind($s.conversation_id)
-            .bind($now)
-            .bind($now)
-    };
-}
-pub(super) use bind_new_sample;
 
 /// Order the RETURNING rows like the input (the database does not promise
 /// an order) and say which were created.
@@ -298,19 +250,28 @@ impl Store {
         let now = Timestamp::now();
         let err = |e| db_error("storing samples", e);
         let mut out = Vec::with_capacity(samples.len());
-        on_pool!(self, |pool| {
-            let mut tx = pool.begin().await.map_err(err)?;
-            for chunk in samples.chunks(UPSERT_CHUNK) {
-                let sql = upsert_sql(chunk.len(), self.is_postgres());
-                let mut query = sqlx::query_as::<_, UpsertedSample>(&sql);
-                for s in chunk {
-                    query = bind_new_sample!(query, s, now);
+        match self.backend() {
+            Backend::Sqlite(pool) => {
+                let mut tx = pool.begin().await.map_err(err)?;
+                for chunk in samples.chunks(UPSERT_CHUNK) {
+                    let rows = bulk::upsert_samples_sqlite(&mut tx, chunk, now)
+                        .await
+                        .map_err(err)?;
+                    out.extend(match_upserted(chunk, rows)?);
                 }
-                let rows = query.fetch_all(&mut *tx).await.map_err(err)?;
-                out.extend(match_upserted(chunk, rows)?);
+                tx.commit().await.map_err(err)?;
             }
-            tx.commit().await.map_err(err)
-        })?;
+            Backend::Postgres(pool) => {
+                let mut tx = pool.begin().await.map_err(err)?;
+                for chunk in samples.chunks(UPSERT_CHUNK) {
+                    let rows = bulk::upsert_samples_postgres(&mut tx, chunk, now)
+                        .await
+                        .map_err(err)?;
+                    out.extend(match_upserted(chunk, rows)?);
+                }
+                tx.commit().await.map_err(err)?;
+            }
+        }
         Ok(out)
     }
 

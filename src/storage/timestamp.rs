@@ -32,7 +32,7 @@ impl Timestamp {
         self.0.format(SQLITE_FORMAT).to_string()
     }
 
-    fn parse_sqlite_text(text: &str) -> Result<Self, BoxDynError> {
+    pub(crate) fn parse_sqlite_text(text: &str) -> Result<Self, BoxDynError> {
         if let Ok(dt) = DateTime::parse_from_rfc3339(text) {
             return Ok(Self(dt.with_timezone(&Utc)));
         }
