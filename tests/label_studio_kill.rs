@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{TestDb, block_on, exec, json_stdout, scalar};
+use common::{TestDb, exec, json_stdout, scalar};
 use serde_json::Value;
 
 const SAMPLES: i64 = 1200;
@@ -21,9 +21,15 @@ fn a_push_killed_midway_resumes_without_duplicates_or_losses() {
     let Some(ls) = support::label_studio::label_studio() else {
         return;
     };
+    // The sync runs as a child process; this test's own queries need a
+    // runtime that may borrow locals.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     for db in TestDb::all() {
-        let store = block_on(db.store());
-        block_on(async {
+        let store = runtime.block_on(db.store());
+        runtime.block_on(async {
             // One statement: a recursive CTE (SQLite) / generate_series (PostgreSQL).
             let numbers = if store.is_postgres() {
                 format!("SELECT i FROM generate_series(1, {SAMPLES}) AS s(i)")
@@ -71,7 +77,7 @@ fn a_push_killed_midway_resumes_without_duplicates_or_losses() {
         // (imported or being imported, not yet confirmed).
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
-            let (pushed, pushing) = block_on(async {
+            let (pushed, pushing) = runtime.block_on(async {
                 (
                     scalar(
                         &store,
@@ -97,7 +103,7 @@ fn a_push_killed_midway_resumes_without_duplicates_or_losses() {
             std::thread::sleep(Duration::from_millis(5));
         }
         victim.wait().unwrap();
-        let confirmed_before = block_on(scalar(
+        let confirmed_before = runtime.block_on(scalar(
             &store,
             "SELECT COUNT(*) FROM label_studio_tasks WHERE sync_state = 'pushed'",
         ));
@@ -116,13 +122,13 @@ fn a_push_killed_midway_resumes_without_duplicates_or_losses() {
         assert_eq!(confirmed_before + resumed, SAMPLES, "{report}");
 
         // Label Studio: one task per sample.
-        let sample_ids = block_on(task_sample_ids(&ls.url, project));
+        let sample_ids = runtime.block_on(task_sample_ids(&ls.url, project));
         assert_eq!(sample_ids.len() as i64, SAMPLES, "tasks in Label Studio");
         let distinct: HashSet<i64> = sample_ids.iter().copied().collect();
         assert_eq!(distinct.len() as i64, SAMPLES, "a sample has two tasks");
 
         // Our side: every sample in exactly one state, every link confirmed.
-        block_on(async {
+        runtime.block_on(async {
             let states = [
                 ("review_status = 'in-review'", SAMPLES),
                 ("review_status <> 'in-review'", 0),
@@ -144,7 +150,7 @@ fn a_push_killed_midway_resumes_without_duplicates_or_losses() {
             let crashed = scalar(&store, "SELECT COUNT(*) FROM job_runs WHERE stage = 'label-studio-sync' AND status = 'crashed'").await;
             assert_eq!(crashed, 1, "the killed run is not recorded as crashed");
         });
-        block_on(store.close());
+        runtime.block_on(store.close());
     }
 }
 
