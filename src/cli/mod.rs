@@ -5,6 +5,7 @@
 mod admin;
 mod args;
 mod capture;
+mod console;
 mod models;
 pub mod output;
 mod pipeline;
@@ -105,6 +106,8 @@ pub enum Command {
     Ingest(capture::IngestArgs),
     /// Synthetic users talking to a running `serve` (language mix, repeats, bursts, --gap).
     Simulate(capture::SimulateArgs),
+    /// The operator console (what `flywheel` alone opens on a terminal).
+    Tui,
 }
 
 #[derive(Debug, Subcommand)]
@@ -150,14 +153,20 @@ pub fn main() -> ExitCode {
     } else {
         cli.global.verbose.min(3) as i8
     };
+    // The console draws on the terminal: it logs to the file only.
+    let console = console::opens_console(cli.command.as_ref());
     // Inspection commands must not create directories as a side effect.
-    let file_logging = !matches!(
-        cli.command,
-        None | Some(Command::Config(_) | Command::Doctor)
-    );
+    let file_logging = console
+        || !matches!(
+            cli.command,
+            None | Some(Command::Config(_) | Command::Doctor)
+        );
     let logs_dir = loaded.config.logs_dir();
-    let _log_guard =
-        crate::logging::init(file_logging.then_some(logs_dir.as_path()), verbosity, true);
+    let _log_guard = crate::logging::init(
+        file_logging.then_some(logs_dir.as_path()),
+        verbosity,
+        !console,
+    );
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -184,7 +193,10 @@ pub fn main() -> ExitCode {
 
 async fn dispatch(command: Option<Command>, ctx: &Context) -> Result<ExitCode> {
     let Some(command) = command else {
-        // The console arrives with the TUI issue; until then, show the map.
+        if console::opens_console(None) {
+            return console::run(ctx).await;
+        }
+        // No terminal (cron, a pipe): show the map, exit as a usage error.
         use clap::CommandFactory;
         Cli::command().print_help().ok();
         return Ok(ExitCode::from(2));
@@ -213,6 +225,7 @@ async fn dispatch(command: Option<Command>, ctx: &Context) -> Result<ExitCode> {
         Command::Serve(args) => capture::serve(ctx, args).await,
         Command::Ingest(args) => capture::ingest(ctx, args).await,
         Command::Simulate(args) => capture::simulate(ctx, args).await,
+        Command::Tui => console::run(ctx).await,
     }
 }
 

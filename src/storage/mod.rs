@@ -10,6 +10,7 @@
 
 pub mod capture_stats;
 mod connect;
+pub mod console;
 pub mod conversations;
 pub mod daily_capture;
 pub mod export;
