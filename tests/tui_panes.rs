@@ -58,7 +58,7 @@ async fn seed_conversations(store: &Store) {
                 nlu_intent: Some(["order_status", "refund", "greeting"][i as usize % 3].into()),
                 nlu_confidence: Some(0.5 + f64::from(i % 50) / 100.0),
                 nlu_provider: Some(
-                    if i % 10 == 0 {
+                    if i.is_multiple_of(10) {
                         "legacy-nlu"
                     } else {
                         "flywheel-router"
@@ -315,7 +315,10 @@ fn seeded_panes_at_80x24_and_120x40() {
             // What the seeded data must show, beyond "it looks the same".
             app.pane = Pane::Capture;
             let capture = render(&app, 120, 40);
-            assert!(capture.contains("silent longer than 30 min"), "{capture}");
+            assert!(
+                capture.contains("NO CAPTURE for 46 min (limit 30 min)"),
+                "{capture}"
+            );
             assert_eq!(app.capture.as_ref().unwrap().gaps.len(), 2);
             app.pane = Pane::Review;
             let review = render(&app, 80, 24);

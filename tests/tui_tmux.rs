@@ -114,10 +114,10 @@ fn console_in_tmux_reviews_a_sample_and_restores_the_terminal() {
         return;
     }
     let db = TestDb::sqlite();
+    let text = "cancel my subscription please";
     let config = db.config();
     block_on(async move {
         let store = flywheel::storage::open(&config).await.unwrap();
-        let text = "cancel my subscription please";
         store
             .upsert_samples(&[NewSample {
                 text: text.into(),

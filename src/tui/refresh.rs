@@ -127,7 +127,7 @@ impl Loader {
             cache.max_id = newest.id;
         }
         let mut feed = fresh;
-        feed.extend(cache.feed.drain(..));
+        feed.append(&mut cache.feed);
         feed.truncate(FEED_LEN);
         cache.feed = feed;
 

@@ -20,7 +20,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let wide = area.width >= 110;
     let [head, rate, hours, rest] = Layout::vertical([
         Constraint::Length(1),
-        Constraint::Length(4),
+        Constraint::Length(if wide { 5 } else { 4 }),
         Constraint::Length(if area.height >= 30 { 8 } else { 5 }),
         Constraint::Min(4),
     ])
@@ -54,8 +54,8 @@ fn draw_head(frame: &mut Frame, area: Rect, app: &App, data: &CaptureData, theme
     let last = match data.last_capture_at {
         Some(at) if app.now - at.0 >= quiet => Span::styled(
             format!(
-                "last capture {} — silent longer than {} min",
-                ago(at, app.now),
+                "NO CAPTURE for {} (limit {} min)",
+                crate::health::human_duration(app.now - at.0),
                 data.quiet_period_minutes
             ),
             theme.bad(),
@@ -67,10 +67,7 @@ fn draw_head(frame: &mut Frame, area: Rect, app: &App, data: &CaptureData, theme
     let day: i64 = data.per_hour.iter().map(|b| b.count).sum();
     let line = Line::from(vec![
         last,
-        Span::styled(
-            format!("  · {hour} in the last hour · {day} in 48 h"),
-            theme.plain(),
-        ),
+        Span::styled(format!(" · {hour} in 1 h · {day} in 48 h"), theme.plain()),
     ]);
     frame.render_widget(Paragraph::new(line), area);
 }

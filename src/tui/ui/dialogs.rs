@@ -90,7 +90,7 @@ pub fn draw(frame: &mut Frame, app: &App, theme: &Theme) {
                     } else {
                         theme.plain()
                     };
-                    Line::from(Span::styled(format!("{}", capitalise(&job.label())), style))
+                    Line::from(Span::styled(capitalise(&job.label()), style))
                 })
                 .collect();
             dialog(

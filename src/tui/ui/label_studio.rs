@@ -14,7 +14,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let Some(data) = &app.label_studio else {
         return super::loading(frame, area, app, Pane::LabelStudio, theme);
     };
-    let [state, syncs] = Layout::vertical([Constraint::Length(6), Constraint::Min(3)]).areas(area);
+    let [state, syncs] = Layout::vertical([Constraint::Length(7), Constraint::Min(3)]).areas(area);
     let field = |name: &str, value: Span<'static>| {
         Line::from(vec![
             Span::styled(format!("{name:<11}"), theme.dim()),

@@ -196,6 +196,7 @@ fn draw_chart(frame: &mut Frame, area: Rect, app: &App, data: &TrainingData, the
     frame.render_widget(
         Chart::new(datasets)
             .block(Block::bordered().title(title))
+            .hidden_legend_constraints((Constraint::Ratio(1, 2), Constraint::Ratio(1, 2)))
             .x_axis(
                 Axis::default()
                     .bounds([1.0, x_max])
