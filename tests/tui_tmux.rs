@@ -141,13 +141,14 @@ fn console_in_tmux_reviews_a_sample_and_restores_the_terminal() {
     let home = db.data_path();
     let bin = assert_cmd::cargo::cargo_bin("flywheel");
     let tmux = Tmux::start(100, 30);
-    tmux.type_line(&format!(
-        "cd {home} && env -u DATABASE_URL -u LABEL_STUDIO_URL -u LABEL_STUDIO_API_KEY -u FLYWHEEL_LOG \
+    let console = format!(
+        "env -u DATABASE_URL -u LABEL_STUDIO_URL -u LABEL_STUDIO_API_KEY -u FLYWHEEL_LOG \
          HOME={home} XDG_DATA_HOME={home}/xdg-data XDG_CONFIG_HOME={home}/xdg-config \
-         {bin} --data-dir {home} tui; echo EXIT=$?",
+         {bin} --data-dir {home} tui",
         home = quoted(home),
         bin = quoted(&bin),
-    ));
+    );
+    tmux.type_line(&format!("cd {} && {console}; echo EXIT=$?", quoted(home)));
     tmux.wait_for("1 Capture");
     tmux.wait_for("nothing captured yet");
 
@@ -184,4 +185,31 @@ fn console_in_tmux_reviews_a_sample_and_restores_the_terminal() {
     // keep the typed command from matching what we wait for.)
     tmux.type_line("stty -a | grep -q -- -icanon && echo RA''W-MODE || echo COO''KED-MODE");
     tmux.wait_for("COOKED-MODE");
+
+    // SIGTERM (a closing SSH session, `kill`) also restores the terminal.
+    tmux.type_line("clear");
+    tmux.type_line(&format!("{console}; echo TERM-EXIT=$?"));
+    tmux.wait_for("1 Capture");
+    let shell = tmux.run(&["display-message", "-p", "-t", "main", "#{pane_pid}"]);
+    let children = Command::new("pgrep")
+        .args(["-P", shell.trim()])
+        .output()
+        .expect("pgrep");
+    let pid = String::from_utf8_lossy(&children.stdout).trim().to_string();
+    assert!(
+        !pid.is_empty() && !pid.contains('\n'),
+        "one console process under the shell: {pid:?}"
+    );
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let screen = tmux.wait_for("TERM-EXIT=0");
+    assert!(
+        !screen.contains("1 Capture"),
+        "screen restored after SIGTERM:\n{screen}"
+    );
+    tmux.type_line("stty -a | grep -q -- -icanon && echo RA''W-AGAIN || echo COO''KED-AGAIN");
+    tmux.wait_for("COOKED-AGAIN");
 }

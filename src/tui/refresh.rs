@@ -33,7 +33,7 @@ const CAPTURE_WINDOW: Duration = Duration::hours(48);
 /// into the past by `ingest` are missed by the incremental tail).
 const FULL_RELOAD_EVERY: Duration = Duration::minutes(10);
 const FEED_LEN: usize = 100;
-const QUEUE_HEAD: i64 = 200;
+const QUEUE_HEAD: i64 = 100;
 /// Heavier, slowly changing reads: per-version performance and the intent list.
 const SLOW_EVERY: StdDuration = StdDuration::from_secs(60);
 const LOG_TAIL_BYTES: u64 = 32 * 1024;
@@ -63,8 +63,60 @@ pub struct Loader {
     store: Store,
     config: Config,
     capture: CaptureCache,
-    performance: Option<(Instant, Vec<ModelPerformance>)>,
-    intents: Option<(Instant, Vec<String>)>,
+    performance: Slow<Vec<ModelPerformance>>,
+    intents: Slow<Vec<String>>,
+}
+
+/// A heavy, slowly changing read: loaded once, then refreshed every
+/// [`SLOW_EVERY`] in a task of its own while loads return the last value,
+/// so the refresh that happens to be due never pays for it.
+struct Slow<T> {
+    value: Option<T>,
+    at: Option<Instant>,
+    pending: Option<tokio::task::JoinHandle<Result<T>>>,
+}
+
+impl<T> Default for Slow<T> {
+    fn default() -> Self {
+        Self {
+            value: None,
+            at: None,
+            pending: None,
+        }
+    }
+}
+
+impl<T: Clone + Send + 'static> Slow<T> {
+    async fn get<Fut>(&mut self, fetch: impl FnOnce() -> Fut) -> Result<T>
+    where
+        Fut: std::future::Future<Output = Result<T>> + Send + 'static,
+    {
+        if self.pending.as_ref().is_some_and(|h| h.is_finished())
+            && let Some(handle) = self.pending.take()
+        {
+            // A failed background read keeps the last value; the next
+            // attempt comes after another SLOW_EVERY.
+            if let Ok(Ok(value)) = handle.await {
+                self.value = Some(value);
+            }
+        }
+        match &self.value {
+            None => {
+                let value = fetch().await?;
+                self.value = Some(value.clone());
+                self.at = Some(Instant::now());
+                Ok(value)
+            }
+            Some(value) => {
+                let due = self.at.is_none_or(|at| at.elapsed() >= SLOW_EVERY);
+                if due && self.pending.is_none() {
+                    self.at = Some(Instant::now());
+                    self.pending = Some(tokio::spawn(fetch()));
+                }
+                Ok(value.clone())
+            }
+        }
+    }
 }
 
 impl Loader {
@@ -73,8 +125,8 @@ impl Loader {
             store,
             config,
             capture: CaptureCache::default(),
-            performance: None,
-            intents: None,
+            performance: Slow::default(),
+            intents: Slow::default(),
         }
     }
 
@@ -185,19 +237,16 @@ impl Loader {
     }
 
     async fn review(&mut self) -> Result<ReviewData> {
-        let queue = self.store.review_queue(QUEUE_HEAD, 0).await?;
+        let queue = self.store.console_review_queue(QUEUE_HEAD).await?;
         let size = self
             .store
             .review_queue_size(self.config.auto_filter.high_priority)
             .await?;
-        let intents = match &self.intents {
-            Some((at, intents)) if at.elapsed() < SLOW_EVERY => intents.clone(),
-            _ => {
-                let intents = self.store.sample_intents().await?;
-                self.intents = Some((Instant::now(), intents.clone()));
-                intents
-            }
-        };
+        let store = self.store.clone();
+        let intents = self
+            .intents
+            .get(|| async move { store.sample_intents().await })
+            .await?;
         Ok(ReviewData {
             queue,
             size,
@@ -237,16 +286,13 @@ impl Loader {
     async fn training(&mut self) -> Result<TrainingData> {
         let versions = self.store.list_model_versions().await?;
         let runs = self.store.recent_training_runs(10).await?;
-        // The view aggregates every conversation per version: read it
-        // rarely, not on every tick.
-        let performance = match &self.performance {
-            Some((at, rows)) if at.elapsed() < SLOW_EVERY => rows.clone(),
-            _ => {
-                let rows = self.store.model_performance().await?;
-                self.performance = Some((Instant::now(), rows.clone()));
-                rows
-            }
-        };
+        // The view aggregates every conversation per version (~0.4 s at a
+        // million rows): read it rarely and in the background.
+        let store = self.store.clone();
+        let performance = self
+            .performance
+            .get(|| async move { store.model_performance().await })
+            .await?;
         Ok(TrainingData {
             versions,
             runs,
