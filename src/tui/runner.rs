@@ -100,28 +100,35 @@ impl Runner {
         }
     }
 
-    /// Start `job`; returns the reporter whose `cancel()` stops it.
+    /// Start `job`; returns the reporter whose `cancel()` stops it. The
+    /// console sees every progress event of the job before its end.
     pub fn start(&self, job: Job) -> Reporter {
-        let (reporter, mut progress) = Reporter::channel();
+        // Only the cancel flag of this one is used; its own events go nowhere.
+        let (cancel, _) = Reporter::channel();
+        let (stage_reporter, mut progress) = cancel.intercept();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let this = self.clone();
+        let running = job.clone();
+        tokio::spawn(async move {
+            let result = this
+                .run_job(&running, &stage_reporter)
+                .await
+                .map_err(|err| err.message().to_string());
+            // Closing the progress channel tells the forwarder the job is over.
+            drop(stage_reporter);
+            let _ = done_tx.send(result);
+        });
         let events = self.events.clone();
         tokio::spawn(async move {
             while let Some(event) = progress.recv().await {
-                if events.send(UiEvent::Progress(event)).is_err() {
-                    break;
-                }
+                let _ = events.send(UiEvent::Progress(event));
             }
-        });
-        let this = self.clone();
-        let stage_reporter = reporter.clone();
-        tokio::spawn(async move {
-            let result = this
-                .run_job(&job, &stage_reporter)
+            let result = done_rx
                 .await
-                .map_err(|err| err.message().to_string());
-            drop(stage_reporter);
-            let _ = this.events.send(UiEvent::JobFinished { job, result });
+                .unwrap_or_else(|_| Err("the job's task ended without a result".into()));
+            let _ = events.send(UiEvent::JobFinished { job, result });
         });
-        reporter
+        cancel
     }
 
     async fn run_job(&self, job: &Job, reporter: &Reporter) -> Result<String> {
