@@ -492,3 +492,40 @@ fn dialogs_and_live_training_chart() {
         store.close().await;
     });
 }
+
+#[test]
+fn no_color_draws_every_pane_without_colours() {
+    let db = TestDb::sqlite();
+    let config = db.config();
+    block_on(async move {
+        let store = flywheel::storage::open(&config).await.unwrap();
+        seed_conversations(&store).await;
+        seed_rest(&store, &config).await;
+        let mut app = loaded_app(&store, &config).await;
+        for pane in Pane::ALL {
+            app.pane = pane;
+            for color in [true, false] {
+                let mut terminal = Terminal::new(TestBackend::new(120, 40)).unwrap();
+                terminal
+                    .draw(|frame| ui::draw(frame, &app, &Theme { color }))
+                    .unwrap();
+                let coloured = terminal
+                    .backend()
+                    .buffer()
+                    .content()
+                    .iter()
+                    .filter(|cell| {
+                        cell.fg != ratatui::style::Color::Reset
+                            || cell.bg != ratatui::style::Color::Reset
+                    })
+                    .count();
+                if color {
+                    assert!(coloured > 0, "{pane:?} uses colour when allowed");
+                } else {
+                    assert_eq!(coloured, 0, "{pane:?} drew colour under NO_COLOR");
+                }
+            }
+        }
+        store.close().await;
+    });
+}

@@ -186,9 +186,11 @@ fn console_in_tmux_reviews_a_sample_and_restores_the_terminal() {
     tmux.type_line("stty -a | grep -q -- -icanon && echo RA''W-MODE || echo COO''KED-MODE");
     tmux.wait_for("COOKED-MODE");
 
-    // SIGTERM (a closing SSH session, `kill`) also restores the terminal.
+    // `flywheel` alone on a terminal opens the console too; SIGTERM (a
+    // closing SSH session, `kill`) restores the terminal like `q` does.
     tmux.type_line("clear");
-    tmux.type_line(&format!("{console}; echo TERM-EXIT=$?"));
+    let bare = console.trim_end_matches(" tui");
+    tmux.type_line(&format!("{bare}; echo TERM-EXIT=$?"));
     tmux.wait_for("1 Capture");
     let shell = tmux.run(&["display-message", "-p", "-t", "main", "#{pane_pid}"]);
     let children = Command::new("pgrep")
@@ -212,4 +214,18 @@ fn console_in_tmux_reviews_a_sample_and_restores_the_terminal() {
     );
     tmux.type_line("stty -a | grep -q -- -icanon && echo RA''W-AGAIN || echo COO''KED-AGAIN");
     tmux.wait_for("COOKED-AGAIN");
+}
+
+#[test]
+fn without_a_terminal_the_console_refuses_and_bare_flywheel_prints_help() {
+    let db = TestDb::sqlite();
+    db.cmd()
+        .arg("tui")
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("needs a terminal"));
+    db.cmd()
+        .assert()
+        .code(2)
+        .stdout(predicates::str::contains("Usage: flywheel"));
 }
