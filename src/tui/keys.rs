@@ -1,11 +1,13 @@
 //! Every key of the console, as data: the help overlay lists this table
 //! and a test presses each entry's key in its pane, so the two cannot drift.
 
+use super::data::Pane;
+
 /// Where a key works.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
     Anywhere,
-    Pane(super::data::Pane),
+    Pane(Pane),
     Dialog,
 }
 
@@ -18,8 +20,6 @@ pub struct KeyHelp {
     /// A key that triggers the entry, for the test (`None`: not a plain key).
     pub example: Option<char>,
 }
-
-use super::data::Pane;
 
 const fn key(
     keys: &'static str,

@@ -33,6 +33,31 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         draw_mix(frame, mix, data, theme);
     } else {
         draw_sparkline(frame, rate, data, theme);
+        // No room for the mix box: the leading value of each dimension.
+        let leaders: Vec<String> = data
+            .mix
+            .iter()
+            .filter_map(|(_, values)| values.first().map(|(v, n)| format!("{v} {n}")))
+            .collect();
+        if !leaders.is_empty() {
+            let bottom = Rect {
+                y: rate.y + rate.height - 1,
+                height: 1,
+                ..rate
+            };
+            let text = cut(
+                &format!(" last hour mostly: {} ", leaders.join(" · ")),
+                rate.width.saturating_sub(4) as usize,
+            );
+            frame.render_widget(
+                Paragraph::new(Span::styled(text, theme.dim())),
+                Rect {
+                    x: bottom.x + 2,
+                    width: bottom.width.saturating_sub(4),
+                    ..bottom
+                },
+            );
+        }
     }
     draw_hours(frame, hours, app, data, theme);
     if wide {
@@ -136,13 +161,11 @@ fn draw_hours(frame: &mut Frame, area: Rect, app: &App, data: &CaptureData, them
                 .style(style)
         })
         .collect();
-    let flagged = data.per_hour.iter().filter(|b| alert(b.start.0)).count();
     let title = format!(
-        "per hour, 48 h to {} UTC · {} gap(s), {} low hour(s){}",
+        "per hour, 48 h to {} UTC · {} gap(s) · {} low hour(s), highlighted",
         app.now.format("%H:%M"),
         data.gaps.len(),
         data.low_hours.len(),
-        if flagged > 0 { " marked" } else { "" }
     );
     let inner = area.width.saturating_sub(2);
     let bar_width = if inner >= 48 * 2 { 2 } else { 1 };
