@@ -529,3 +529,61 @@ fn no_color_draws_every_pane_without_colours() {
         store.close().await;
     });
 }
+
+#[test]
+fn training_pane_compares_canary_and_production_since_the_canary_started() {
+    for db in TestDb::all() {
+        let config = db.config();
+        block_on(async move {
+            let store = flywheel::storage::open(&config).await.unwrap();
+            seed_conversations(&store).await;
+            seed_rest(&store, &config).await;
+            exec(&store, &format!(
+                "UPDATE model_versions SET status = 'canary', traffic_percentage = 10, canary_at = '{}' \
+                 WHERE version = 'router-v1.1.0'",
+                ts(now() - Duration::hours(12))
+            ))
+            .await;
+            // A tenth of the last 12 h went to the canary; one of its answers got negative feedback.
+            exec(
+                &store,
+                &format!(
+                    "UPDATE conversation_logs SET model_version = 'router-v1.1.0' \
+                 WHERE created_at >= '{}' AND id % 10 = 0",
+                    ts(now() - Duration::hours(12))
+                ),
+            )
+            .await;
+            exec(
+                &store,
+                &format!(
+                    "UPDATE conversation_logs SET feedback = 'negative' WHERE id = \
+                 (SELECT MAX(id) FROM conversation_logs WHERE model_version = 'router-v1.1.0')"
+                ),
+            )
+            .await;
+            let mut app = loaded_app(&store, &config).await;
+            app.pane = Pane::Training;
+            let watch = app.training.as_ref().unwrap().canary_watch.clone().unwrap();
+            assert_eq!(watch.canary.negative_feedback, 1);
+            assert_eq!(
+                watch.canary.conversations + watch.production.conversations,
+                common::scalar(
+                    &store,
+                    &format!(
+                        "SELECT COUNT(*) FROM conversation_logs WHERE created_at >= '{}'",
+                        ts(now() - Duration::hours(12))
+                    )
+                )
+                .await
+            );
+            for (w, h) in SIZES {
+                insta::assert_snapshot!(
+                    format!("training_canary_watch_{w}x{h}"),
+                    render(&app, w, h)
+                );
+            }
+            store.close().await;
+        });
+    }
+}

@@ -13,7 +13,7 @@ use crate::storage::jobs::JobRun;
 use crate::storage::label_studio_tasks::TaskCounts;
 use crate::storage::models::ModelVersion;
 use crate::storage::samples::Sample;
-use crate::storage::stats::ModelPerformance;
+use crate::storage::stats::{ModelPerformance, WindowStats};
 use crate::storage::training::TrainingRun;
 
 /// The five panes, in tab order.
@@ -109,6 +109,19 @@ pub struct TrainingData {
     /// Traffic, fallback rate and production accuracy computed from
     /// captured data (a heavier query, refreshed less often).
     pub performance: Vec<ModelPerformance>,
+    /// Canary and production side by side since the canary started.
+    pub canary_watch: Option<CanaryWatch>,
+}
+
+/// The 48-hour watch of DESIGN §1: both live versions over the same window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CanaryWatch {
+    pub since: Timestamp,
+    pub canary_version: String,
+    pub canary_traffic: i32,
+    pub canary: WindowStats,
+    pub production_version: String,
+    pub production: WindowStats,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]

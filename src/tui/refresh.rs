@@ -21,6 +21,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::jobs::Stage;
 use crate::storage::capture_stats::{Bucket, BucketCount, MixDimension};
 use crate::storage::conversations::Conversation;
+use crate::storage::models::ModelVersion;
 use crate::storage::stats::ModelPerformance;
 use crate::storage::{Store, Timestamp};
 
@@ -65,6 +66,8 @@ pub struct Loader {
     capture: CaptureCache,
     performance: Slow<Vec<ModelPerformance>>,
     intents: Slow<Vec<String>>,
+    /// Keyed by canary, its start and production: a new pair reloads at once.
+    canary_watch: Option<(String, Slow<CanaryWatch>)>,
 }
 
 /// A heavy, slowly changing read: loaded once, then refreshed every
@@ -127,6 +130,7 @@ impl Loader {
             capture: CaptureCache::default(),
             performance: Slow::default(),
             intents: Slow::default(),
+            canary_watch: None,
         }
     }
 
@@ -293,11 +297,48 @@ impl Loader {
             .performance
             .get(|| async move { store.model_performance().await })
             .await?;
+        let canary_watch = self.canary_watch(&versions).await?;
         Ok(TrainingData {
             versions,
             runs,
             performance,
+            canary_watch,
         })
+    }
+
+    /// Canary vs production since the canary started, when both exist. It
+    /// reads every conversation of both since then: a slow read.
+    async fn canary_watch(&mut self, versions: &[ModelVersion]) -> Result<Option<CanaryWatch>> {
+        let canary = versions.iter().find(|v| v.status == "canary");
+        let production = versions.iter().find(|v| v.status == "production");
+        let (Some(canary), Some(production)) = (canary, production) else {
+            self.canary_watch = None;
+            return Ok(None);
+        };
+        let since = canary.canary_at.unwrap_or(canary.updated_at);
+        let key = format!("{}@{}/{}", canary.version, since, production.version);
+        if self.canary_watch.as_ref().is_none_or(|(k, _)| *k != key) {
+            self.canary_watch = Some((key, Slow::default()));
+        }
+        let store = self.store.clone();
+        let (canary_version, canary_traffic) = (canary.version.clone(), canary.traffic_percentage);
+        let production_version = production.version.clone();
+        let slow = &mut self.canary_watch.as_mut().expect("set above").1;
+        let watch = slow
+            .get(|| async move {
+                Ok(CanaryWatch {
+                    since,
+                    canary: store.version_window_stats(&canary_version, since).await?,
+                    production: store
+                        .version_window_stats(&production_version, since)
+                        .await?,
+                    canary_version,
+                    canary_traffic,
+                    production_version,
+                })
+            })
+            .await?;
+        Ok(Some(watch))
     }
 
     async fn jobs(&mut self) -> Result<JobsData> {

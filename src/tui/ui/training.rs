@@ -9,8 +9,9 @@ use ratatui::widgets::{Axis, Block, Chart, Dataset, GraphType, Paragraph, Row, T
 
 use super::theme::Theme;
 use super::{day_time, percent, took};
+use crate::storage::stats::WindowStats;
 use crate::tui::app::App;
-use crate::tui::data::{Pane, TrainingData};
+use crate::tui::data::{CanaryWatch, Pane, TrainingData};
 
 pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let Some(data) = &app.training else {
@@ -139,6 +140,9 @@ fn draw_runs(frame: &mut Frame, area: Rect, app: &App, data: &TrainingData, them
 
 fn draw_chart(frame: &mut Frame, area: Rect, app: &App, data: &TrainingData, theme: &Theme) {
     let Some(last) = app.epochs.last() else {
+        if let Some(watch) = &data.canary_watch {
+            return draw_canary_watch(frame, area, app, watch, theme);
+        }
         let text = match data.runs.iter().find(|r| r.status == "running") {
             Some(run) => format!(
                 "{} is training (started elsewhere): epoch {} — the chart follows trainings started here",
@@ -207,6 +211,64 @@ fn draw_chart(frame: &mut Frame, area: Rect, app: &App, data: &TrainingData, the
                     .bounds([0.0, max_loss])
                     .labels(["0".to_string(), format!("{max_loss:.1}")]),
             ),
+        area,
+    );
+}
+
+/// Canary and production over the same window, side by side.
+fn draw_canary_watch(frame: &mut Frame, area: Rect, app: &App, watch: &CanaryWatch, theme: &Theme) {
+    let rate = |part: i64, whole: i64| {
+        if whole > 0 {
+            format!("{:.1}%", part as f64 * 100.0 / whole as f64)
+        } else {
+            "–".into()
+        }
+    };
+    let column = |s: &WindowStats| {
+        vec![
+            s.conversations.to_string(),
+            rate(s.fallbacks, s.conversations),
+            rate(s.negative_feedback, s.conversations),
+            format!("{} ({} reviewed)", rate(s.agreed, s.reviewed), s.reviewed),
+        ]
+    };
+    let (c, p) = (column(&watch.canary), column(&watch.production));
+    let names = [
+        "conversations",
+        "fallback rate",
+        "negative feedback",
+        "review agreement",
+    ];
+    let rows: Vec<Row> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| Row::new(vec![name.to_string(), c[i].clone(), p[i].clone()]))
+        .collect();
+    let header = Row::new(vec![
+        String::new(),
+        format!(
+            "canary {} ({} %)",
+            watch.canary_version, watch.canary_traffic
+        ),
+        format!("production {}", watch.production_version),
+    ])
+    .style(theme.title());
+    let title = format!(
+        "canary watch since {} ({}) · p raises its traffic",
+        day_time(watch.since),
+        super::ago(watch.since, app.now)
+    );
+    frame.render_widget(
+        Table::new(
+            rows,
+            [
+                Constraint::Length(18),
+                Constraint::Fill(1),
+                Constraint::Fill(1),
+            ],
+        )
+        .header(header)
+        .block(Block::bordered().title(title)),
         area,
     );
 }
