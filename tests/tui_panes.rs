@@ -556,10 +556,8 @@ fn training_pane_compares_canary_and_production_since_the_canary_started() {
             .await;
             exec(
                 &store,
-                &format!(
-                    "UPDATE conversation_logs SET feedback = 'negative' WHERE id = \
-                 (SELECT MAX(id) FROM conversation_logs WHERE model_version = 'router-v1.1.0')"
-                ),
+                "UPDATE conversation_logs SET feedback = 'negative' WHERE id = \
+                 (SELECT MAX(id) FROM conversation_logs WHERE model_version = 'router-v1.1.0')",
             )
             .await;
             let mut app = loaded_app(&store, &config).await;
