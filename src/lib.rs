@@ -11,6 +11,7 @@ pub mod capture;
 pub mod cli;
 pub mod config;
 pub mod dataset;
+pub mod demo;
 pub mod doctor;
 pub mod error;
 pub mod health;

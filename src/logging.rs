@@ -6,10 +6,10 @@ use std::path::Path;
 
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_appender::rolling::{Builder, Rotation};
+use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::writer::MakeWriterExt;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{EnvFilter, Layer};
 
 /// Quiet crates that are chatty at INFO.
 const BASE_FILTER: &str = "sqlx=warn,hyper=warn,reqwest=warn,h2=warn,rustls=warn";
@@ -22,18 +22,37 @@ pub struct LogGuard {
 /// `verbosity`: -1 quiet, 0 default, 1 `-v`, 2+ `-vv`. `FLYWHEEL_LOG`
 /// (EnvFilter syntax) overrides the level of both outputs.
 pub fn init(logs_dir: Option<&Path>, verbosity: i8, stderr: bool) -> LogGuard {
+    use tracing::Level;
     let stderr_level = match verbosity {
-        i8::MIN..=-1 => "error",
-        0 => "info",
-        1 => "debug",
-        _ => "trace",
+        i8::MIN..=-1 => Level::ERROR,
+        0 => Level::INFO,
+        1 => Level::DEBUG,
+        _ => Level::TRACE,
     };
-    let file_level = if verbosity >= 1 { "debug" } else { "info" };
-    let filter = |level: &str| {
-        std::env::var("FLYWHEEL_LOG")
-            .ok()
-            .and_then(|spec| EnvFilter::try_new(spec).ok())
-            .unwrap_or_else(|| EnvFilter::new(format!("{level},{BASE_FILTER}")))
+    let file_level = if verbosity >= 1 {
+        Level::DEBUG
+    } else {
+        Level::INFO
+    };
+    let custom = std::env::var("FLYWHEEL_LOG")
+        .ok()
+        .and_then(|spec| EnvFilter::try_new(spec).ok());
+    // One global filter, and each output's level applied by its writer.
+    // Per-layer filters (`Layer::with_filter`) would be simpler, but their
+    // thread-local state is corrupted by `tracing::enabled!` checks that
+    // are not followed by an event (sqlx does this on PostgreSQL at debug
+    // level), which silently dropped unrelated INFO lines such as serve's
+    // "listening" and the bootstrap's. Seen with tracing-subscriber 0.3.
+    let (filter, stderr_level, file_level) = match custom {
+        Some(filter) => (filter, Level::TRACE, Level::TRACE),
+        None => {
+            let most = stderr_level.max(file_level);
+            let filter = EnvFilter::new(format!(
+                "{},{BASE_FILTER}",
+                most.as_str().to_ascii_lowercase()
+            ));
+            (filter, stderr_level, file_level)
+        }
     };
 
     let mut warning = None;
@@ -52,8 +71,7 @@ pub fn init(logs_dir: Option<&Path>, verbosity: i8, stderr: bool) -> LogGuard {
     let file_layer = file_writer.map(|writer| {
         tracing_subscriber::fmt::layer()
             .with_ansi(false)
-            .with_writer(writer)
-            .with_filter(filter(file_level))
+            .with_writer(writer.with_max_level(file_level))
     });
     let stderr_layer = stderr.then(|| {
         tracing_subscriber::fmt::layer()
@@ -62,12 +80,12 @@ pub fn init(logs_dir: Option<&Path>, verbosity: i8, stderr: bool) -> LogGuard {
                 std::io::IsTerminal::is_terminal(&std::io::stderr())
                     && std::env::var_os("NO_COLOR").is_none(),
             )
-            .with_writer(std::io::stderr.with_max_level(tracing::Level::TRACE))
+            .with_writer(std::io::stderr.with_max_level(stderr_level))
             .with_target(false)
             .without_time()
-            .with_filter(filter(stderr_level))
     });
     let _ = tracing_subscriber::registry()
+        .with(filter)
         .with(file_layer)
         .with(stderr_layer)
         .try_init();

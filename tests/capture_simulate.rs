@@ -54,6 +54,22 @@ async fn simulated_users_are_captured_with_the_injected_gap() {
     let languages: std::collections::BTreeSet<_> =
         rows.iter().filter_map(|(_, l)| l.clone()).collect();
     assert!(languages.len() >= 2, "{languages:?}");
+    // Every simulated user has a phone number: stored as an HMAC only, and
+    // returning users (the traffic's heavy users) share one.
+    let (hashed, users, raw): (i64, i64, i64) = sqlx::query_as(
+        "SELECT COUNT(user_hash), COUNT(DISTINCT user_hash), \
+                SUM(CASE WHEN user_hash LIKE '%+91%' OR session_id LIKE '%+91%' THEN 1 ELSE 0 END) \
+         FROM conversation_logs",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(hashed as u64, sent, "conversations without a user hash");
+    assert!(
+        users > 1 && (users as u64) < sent,
+        "{users} distinct users in {sent} turns"
+    );
+    assert_eq!(raw, 0, "a raw phone number was stored");
     let longest = rows.windows(2).map(|w| w[1].0.0 - w[0].0.0).max().unwrap();
     assert!(
         longest >= chrono::Duration::milliseconds(900),

@@ -8,6 +8,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 
 use super::classifier::{Canary, Classification, IntentClassifier, Loader, ModelRouter};
 use super::handlers::{AppState, app, token_digest};
@@ -16,7 +17,10 @@ use super::user_hash::UserHasher;
 use super::writer::{WriteQueue, WriterOptions};
 use crate::config::{Config, Secret};
 use crate::error::{Error, Result};
+use crate::jobs::Trigger;
 use crate::lang::Language;
+use crate::pipeline::bootstrap::{self, BootstrapOutcome};
+use crate::progress::Reporter;
 use crate::storage::Store;
 use crate::storage::serving::ServingModel;
 
@@ -25,6 +29,12 @@ const MODEL_POLL: Duration = Duration::from_secs(5);
 
 pub struct ServeOptions {
     pub addr: String,
+    /// On a fresh installation (no model version ever), train and deploy
+    /// the bootstrap model in the background (`serve.bootstrap`).
+    pub bootstrap: bool,
+    /// Stops serve like SIGTERM does (drain, commit, return) when notified;
+    /// for callers that run it in-process (`demo`).
+    pub shutdown: Option<Arc<Notify>>,
     pub api_token: Option<Secret>,
     pub writer: WriterOptions,
     pub loader: Loader,
@@ -64,11 +74,20 @@ pub async fn serve(
         models: models.clone(),
         problem: model_problem.clone(),
         current: (None, None),
+        refresh_now: Arc::new(Notify::new()),
     };
     // Load before listening so the first request already has its model.
     if let Err(err) = live.refresh().await {
         tracing::warn!("could not read the live models: {err}");
     }
+    let bootstrap = options.bootstrap.then(|| {
+        tokio::spawn(bootstrap_in_background(
+            store.clone(),
+            config.clone(),
+            model_problem.clone(),
+            live.refresh_now.clone(),
+        ))
+    });
     let reload = tokio::spawn(live.run());
     let state = AppState {
         store: store.clone(),
@@ -85,12 +104,16 @@ pub async fn serve(
     tracing::info!(addr = %local, database = store.description(), "serve listening");
     on_listening(local);
     axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(shutdown_signal(options.shutdown.clone()))
         .await
         .map_err(|err| Error::failure(format!("the HTTP server failed: {err}")))?;
     // Every handler (and its queue handle) is gone: the writer now commits
     // what is left in the queue and stops.
     reload.abort();
+    if let Some(bootstrap) = bootstrap {
+        // Its training is crash-safe: an aborted run registers nothing.
+        bootstrap.abort();
+    }
     tracing::info!("shutting down: committing queued rows");
     writer
         .await
@@ -102,8 +125,19 @@ pub async fn serve(
     })
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+async fn shutdown_signal(requested: Option<Arc<Notify>>) {
+    let requested = async move {
+        match requested {
+            Some(notify) => notify.notified().await,
+            None => std::future::pending().await,
+        }
+    };
+    let ctrl_c = async {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = requested => {},
+        }
+    };
     match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(mut term) => {
             tokio::select! {
@@ -119,6 +153,49 @@ async fn shutdown_signal() {
     tracing::info!("shutdown signal received; draining");
 }
 
+/// Train and deploy the bootstrap model on a fresh installation while
+/// serve already answers (bulk logging works; classify says to retry).
+async fn bootstrap_in_background(
+    store: Store,
+    config: Config,
+    problem: Arc<RwLock<Option<String>>>,
+    refresh_now: Arc<Notify>,
+) {
+    let set_problem = |message: Option<String>| {
+        *problem.write().unwrap_or_else(|e| e.into_inner()) = message;
+    };
+    match store.list_model_versions().await {
+        Ok(versions) if versions.is_empty() => {}
+        // Not fresh (or unreadable, which refresh already reports).
+        _ => return,
+    }
+    set_problem(Some(
+        "no model is in production yet: the bootstrap model router-v1.0.0 is being trained from \
+         the built-in seed set (about a minute); retry shortly"
+            .into(),
+    ));
+    let outcome =
+        bootstrap::ensure_production_model(&store, &config, Trigger::Cli, &Reporter::silent())
+            .await;
+    match outcome {
+        Ok(BootstrapOutcome::Deployed { .. } | BootstrapOutcome::RunningElsewhere) => {}
+        Ok(BootstrapOutcome::NotNeeded {
+            production: Some(_),
+        }) => {}
+        Ok(BootstrapOutcome::NotNeeded { production: None }) => set_problem(None),
+        Err(err) => {
+            tracing::error!("bootstrap failed: {err}");
+            set_problem(Some(format!(
+                "no model is in production and training the bootstrap model failed ({err}); see \
+                 the serve log, then `flywheel weekly-training --force` and `flywheel models \
+                 promote VERSION --to production`"
+            )));
+            return;
+        }
+    }
+    refresh_now.notify_one();
+}
+
 type LiveKey = Option<(String, String, i32)>;
 
 /// Keeps the [`ModelRouter`] in step with `model_versions`.
@@ -130,13 +207,18 @@ struct LiveModels {
     problem: Arc<RwLock<Option<String>>>,
     /// (version, artifact path, traffic) of production and canary loaded now.
     current: (LiveKey, LiveKey),
+    /// Wakes the loop before its next tick (the bootstrap model is ready).
+    refresh_now: Arc<Notify>,
 }
 
 impl LiveModels {
     async fn run(mut self) {
         let mut tick = tokio::time::interval(MODEL_POLL);
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = self.refresh_now.notified() => {}
+            }
             if let Err(err) = self.refresh().await {
                 tracing::warn!("could not refresh the live models: {err}");
             }

@@ -4,21 +4,23 @@
 //! with sticky sessions, repeated utterances, bursts, and optionally an
 //! injected outage (`--gap`) in the middle of the run.
 //!
-//! The utterances come from a small built-in template set; the synthetic
-//! seed generator of the router work can replace [`utterance`] later.
+//! The conversations come from [`crate::synth::traffic`]: the same
+//! templates the seed set was generated from, so the bootstrap model knows
+//! most of what it hears, and users with phone numbers (stored only as an
+//! HMAC) and multi-turn sessions.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
-use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
 use crate::error::{Error, Result};
 use crate::progress::Reporter;
+use crate::synth::{Traffic, TrafficConfig};
 
 #[derive(Debug, Clone)]
 pub struct SimulateOptions {
@@ -45,60 +47,6 @@ pub struct SimulateReport {
     pub gap_seconds: Option<f64>,
 }
 
-const EN: &[(&str, &[&str])] = &[
-    (
-        "I want to order {food}",
-        &["a pizza", "two burgers", "biryani", "some noodles"],
-    ),
-    (
-        "where is my order {id}",
-        &["", "#4411", "from yesterday", "number 982"],
-    ),
-    ("cancel my {what}", &["order", "last order", "subscription"]),
-    ("hello {who}", &["", "there", "team"]),
-    (
-        "I need help with {what}",
-        &["my payment", "a refund", "my account"],
-    ),
-];
-const HINGLISH: &[(&str, &[&str])] = &[
-    (
-        "mujhe {food} chahiye",
-        &["pizza", "do burger", "biryani", "chai"],
-    ),
-    (
-        "mera order kahan hai {id}",
-        &["", "bhai", "abhi tak nahi aaya"],
-    ),
-    ("order cancel kar do {what}", &["please", "jaldi", ""]),
-    ("namaste {who}", &["ji", "bhaiya", ""]),
-];
-const HINDI: &[(&str, &[&str])] = &[
-    ("मुझे {food} चाहिए", &["पिज़्ज़ा", "बर्गर", "खाना"]),
-    ("मेरा ऑर्डर कहाँ है {id}", &["", "भाई"]),
-    ("नमस्ते {who}", &["जी", ""]),
-];
-
-/// One synthetic utterance and its language code.
-pub fn utterance(rng: &mut StdRng) -> (String, &'static str) {
-    let roll: f64 = rng.random();
-    let (templates, language) = if roll < 0.5 {
-        (EN, "en")
-    } else if roll < 0.85 {
-        (HINGLISH, "hinglish")
-    } else {
-        (HINDI, "hi")
-    };
-    let (template, fillers) = templates.choose(rng).expect("non-empty templates");
-    let filler = fillers.choose(rng).copied().unwrap_or_default();
-    let text = template
-        .replace("{food}", filler)
-        .replace("{id}", filler)
-        .replace("{what}", filler)
-        .replace("{who}", filler);
-    (text.trim().to_string(), language)
-}
-
 /// Run the simulation until `duration` has passed or the reporter is cancelled.
 pub async fn simulate(options: SimulateOptions, reporter: &Reporter) -> Result<SimulateReport> {
     if !options.rate.is_finite() || options.rate <= 0.0 {
@@ -115,7 +63,7 @@ pub async fn simulate(options: SimulateOptions, reporter: &Reporter) -> Result<S
     let started = Instant::now();
     let gap_start = options.gap.map(|_| options.duration / 3);
     let mut report = SimulateReport::default();
-    let mut recent: Vec<(String, &'static str)> = Vec::new();
+    let mut traffic = Traffic::new(options.seed, TrafficConfig::default());
     let mut next = Instant::now();
     reporter.phase("simulate", Some(options.duration.as_secs()));
     while started.elapsed() < options.duration && !reporter.is_cancelled() {
@@ -138,23 +86,15 @@ pub async fn simulate(options: SimulateOptions, reporter: &Reporter) -> Result<S
         } else {
             options.rate
         };
-        let (text, language) = if !recent.is_empty() && rng.random_bool(0.2) {
-            recent.choose(&mut rng).expect("non-empty").clone()
-        } else {
-            let fresh = utterance(&mut rng);
-            if recent.len() < 200 {
-                recent.push(fresh.clone());
-            }
-            fresh
-        };
-        let user: u32 = rng.random_range(0..500);
+        let event = traffic.next().expect("traffic is endless");
         let mut body = serde_json::json!({
-            "text": text,
-            "sessionId": format!("sim-session-{user}"),
-            "phoneNumber": format!("+91 90000 {user:05}"),
+            "text": event.utterance.text,
+            "sessionId": event.session_id,
+            "phoneNumber": event.phone_number,
         });
+        // Half the callers say the language; serve detects it for the rest.
         if rng.random_bool(0.5) {
-            body["language"] = language.into();
+            body["language"] = event.utterance.language.as_str().into();
         }
         let permit = in_flight
             .clone()
@@ -197,26 +137,4 @@ pub async fn simulate(options: SimulateOptions, reporter: &Reporter) -> Result<S
         )));
     }
     Ok(report)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn utterances_cover_the_three_languages_deterministically() {
-        let mut a = StdRng::seed_from_u64(7);
-        let mut b = StdRng::seed_from_u64(7);
-        let mut languages = std::collections::BTreeSet::new();
-        for _ in 0..200 {
-            let (text, language) = utterance(&mut a);
-            assert_eq!((text.clone(), language), utterance(&mut b));
-            assert!(!text.is_empty() && !text.contains('{'));
-            languages.insert(language);
-        }
-        assert_eq!(
-            languages.into_iter().collect::<Vec<_>>(),
-            ["en", "hi", "hinglish"]
-        );
-    }
 }

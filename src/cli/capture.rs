@@ -32,6 +32,10 @@ pub struct ServeArgs {
     /// Rows committed per transaction at most.
     #[arg(long, default_value_t = WriterOptions::default().max_batch_rows, value_name = "N")]
     pub max_batch: usize,
+    /// On a fresh installation, do not train and deploy the bootstrap model
+    /// (classify answers 503 until a model is promoted); `serve.bootstrap = false`.
+    #[arg(long)]
+    pub no_bootstrap: bool,
 }
 
 pub async fn serve(ctx: &Context, args: ServeArgs) -> Result<ExitCode> {
@@ -39,6 +43,8 @@ pub async fn serve(ctx: &Context, args: ServeArgs) -> Result<ExitCode> {
     let store = ctx.store().await?;
     let options = ServeOptions {
         addr: args.addr.unwrap_or_else(|| config.serve.addr.clone()),
+        bootstrap: config.serve.bootstrap && !args.no_bootstrap,
+        shutdown: None,
         api_token: config.serve.api_token.clone(),
         writer: WriterOptions {
             queue_capacity: args.queue_capacity,

@@ -6,6 +6,7 @@ mod admin;
 mod args;
 mod capture;
 mod console;
+mod demo;
 mod models;
 pub mod output;
 mod pipeline;
@@ -108,6 +109,8 @@ pub enum Command {
     Simulate(capture::SimulateArgs),
     /// The operator console (what `flywheel` alone opens on a terminal).
     Tui,
+    /// Everything alive in a minute: bootstrap model, serve, synthetic users, daily capture, the console.
+    Demo(demo::DemoArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -144,17 +147,23 @@ pub fn main() -> ExitCode {
         data_dir: cli.global.data_dir.clone(),
         ..LoadOptions::from_process()
     };
-    let loaded = match Config::load(&options) {
+    let mut loaded = match Config::load(&options) {
         Ok(loaded) => loaded,
         Err(err) => return report_error(&out, &err),
     };
+    if matches!(cli.command, Some(Command::Demo(_))) {
+        // The demo never touches the operator's real data or database.
+        loaded.config = crate::demo::demo_config(&loaded.config);
+    }
     let verbosity = if cli.global.quiet {
         -1
     } else {
         cli.global.verbose.min(3) as i8
     };
-    // The console draws on the terminal: it logs to the file only.
-    let console = console::opens_console(cli.command.as_ref());
+    // The console draws on the terminal: log lines on stderr would
+    // scribble over it, so it logs to the file only.
+    let console = console::opens_console(cli.command.as_ref())
+        || matches!(&cli.command, Some(Command::Demo(args)) if !args.headless);
     // Inspection commands must not create directories as a side effect.
     let file_logging = console
         || !matches!(
@@ -226,6 +235,7 @@ async fn dispatch(command: Option<Command>, ctx: &Context) -> Result<ExitCode> {
         Command::Ingest(args) => capture::ingest(ctx, args).await,
         Command::Simulate(args) => capture::simulate(ctx, args).await,
         Command::Tui => console::run(ctx).await,
+        Command::Demo(args) => demo::demo(ctx, args).await,
     }
 }
 

@@ -72,6 +72,9 @@ pub struct ServeConfig {
     pub addr: String,
     /// Bearer token required on every route but `/health` when set.
     pub api_token: Option<Secret>,
+    /// A fresh installation (no model version ever) trains and deploys the
+    /// bootstrap model from the built-in seed set when serve starts.
+    pub bootstrap: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -147,6 +150,7 @@ impl Default for ServeConfig {
         Self {
             addr: "127.0.0.1:3200".into(),
             api_token: None,
+            bootstrap: true,
         }
     }
 }

@@ -18,7 +18,14 @@ pub struct Line {
 pub fn read_lines(path: &Path) -> Result<Vec<std::result::Result<Line, (usize, String)>>> {
     let file = std::fs::File::open(path)
         .map_err(|err| Error::bad_input(format!("cannot open {}: {err}", path.display())))?;
-    let mut reader = std::io::BufReader::new(file);
+    read_lines_from(&path.display().to_string(), std::io::BufReader::new(file))
+}
+
+/// [`read_lines`] over any reader; `name` is what errors call it.
+pub fn read_lines_from(
+    name: &str,
+    mut reader: impl BufRead,
+) -> Result<Vec<std::result::Result<Line, (usize, String)>>> {
     let mut out = Vec::new();
     let mut buf = Vec::new();
     let mut number = 0;
@@ -26,7 +33,7 @@ pub fn read_lines(path: &Path) -> Result<Vec<std::result::Result<Line, (usize, S
         buf.clear();
         let read = reader
             .read_until(b'\n', &mut buf)
-            .map_err(|err| Error::failure(format!("reading {}: {err}", path.display())))?;
+            .map_err(|err| Error::failure(format!("reading {name}: {err}")))?;
         if read == 0 {
             break;
         }

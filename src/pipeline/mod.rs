@@ -3,6 +3,7 @@
 //! queue), importing labelled samples and exporting approved ones.
 
 pub mod auto_filter;
+pub mod bootstrap;
 pub mod daily_capture;
 pub mod daily_report;
 pub mod export;

@@ -86,7 +86,16 @@ pub async fn run(
     reporter: &Reporter,
 ) -> Result<ImportSummary> {
     reporter.phase("validate", None);
-    let (samples, mut summary) = validate(path, source)?;
+    let (samples, summary) = validate(path, source)?;
+    store_samples(store, samples, summary, reporter).await
+}
+
+async fn store_samples(
+    store: &Store,
+    samples: Vec<NewSample>,
+    mut summary: ImportSummary,
+    reporter: &Reporter,
+) -> Result<ImportSummary> {
     reporter.phase("import", Some(samples.len() as u64));
     let stored = store.upsert_samples(&samples).await?;
     reporter.advance(samples.len() as u64);
@@ -95,11 +104,35 @@ pub async fn run(
     Ok(summary)
 }
 
+/// The synthetic seed set shipped in the binary (`assets/seed/seed.jsonl`),
+/// so an installed `flywheel` can bootstrap its first model anywhere.
+const SEED_SET: &[u8] = include_bytes!("../../assets/seed/seed.jsonl");
+/// What the seed set is called in summaries and errors.
+pub const SEED_SET_NAME: &str = "built-in seed set (assets/seed/seed.jsonl)";
+
+/// Import the built-in seed set as `synthetic` samples. A second import
+/// duplicates nothing (samples fold by normalised text) but does raise
+/// occurrences, so bootstrap only imports it on a fresh install.
+pub async fn import_seed_set(store: &Store, reporter: &Reporter) -> Result<ImportSummary> {
+    reporter.phase("validate", None);
+    let lines = jsonl::read_lines_from(SEED_SET_NAME, SEED_SET)?;
+    let (samples, summary) = validate_lines(SEED_SET_NAME.into(), lines, ImportSource::Synthetic)?;
+    store_samples(store, samples, summary, reporter).await
+}
+
 /// Parse and check every line; all problems at once, each naming file,
 /// line and field (exit 65).
 pub fn validate(path: &Path, source: ImportSource) -> Result<(Vec<NewSample>, ImportSummary)> {
+    validate_lines(path.to_path_buf(), jsonl::read_lines(path)?, source)
+}
+
+fn validate_lines(
+    path: PathBuf,
+    lines: Vec<std::result::Result<Line, (usize, String)>>,
+    source: ImportSource,
+) -> Result<(Vec<NewSample>, ImportSummary)> {
     let mut summary = ImportSummary {
-        file: path.to_path_buf(),
+        file: path.clone(),
         source: source.as_str(),
         ..Default::default()
     };
@@ -108,7 +141,7 @@ pub fn validate(path: &Path, source: ImportSource) -> Result<(Vec<NewSample>, Im
     // normalised text → (index in samples, first line)
     let mut seen: HashMap<String, (usize, usize)> = HashMap::new();
     let file = path.display();
-    for line in jsonl::read_lines(path)? {
+    for line in lines {
         summary.lines += 1;
         let line = match line {
             Ok(line) => line,

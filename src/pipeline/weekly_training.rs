@@ -109,7 +109,9 @@ pub async fn run(
     .await
 }
 
-async fn train_next_version(
+/// The work of one run, for callers that hold the weekly-training lock
+/// themselves (bootstrap).
+pub(crate) async fn train_next_version(
     store: &Store,
     config: &Config,
     options: WeeklyOptions,

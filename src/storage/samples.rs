@@ -281,6 +281,17 @@ impl Store {
         .map_err(|err| db_error("counting approved unused samples", err))
     }
 
+    /// Samples of one `source` (`auto`, `human`, `synthetic`, `import`), any status.
+    pub async fn sample_count_by_source(&self, source: &str) -> Result<i64> {
+        on_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT COUNT(*) FROM training_samples WHERE source = $1")
+                .bind(source)
+                .fetch_one(pool)
+                .await
+        })
+        .map_err(|err| db_error("counting samples by source", err))
+    }
+
     /// Create or fold `samples` in one transaction (all or nothing), e.g.
     /// `samples import`. Returns one row per input, in input order.
     pub async fn upsert_samples(&self, samples: &[NewSample]) -> Result<Vec<UpsertedSample>> {

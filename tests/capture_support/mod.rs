@@ -59,13 +59,26 @@ pub fn flywheel(db: &TestDb) -> Command {
 
 impl Server {
     /// Start serve on a free port with `args` and `env`, and wait until it listens.
+    /// Tests choose their own models, so this passes `--no-bootstrap`.
     pub fn start(db: &TestDb, args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::spawn(db, args, env, false)
+    }
+
+    /// Start serve as an operator would, bootstrapping a fresh installation.
+    pub fn start_bootstrapping(db: &TestDb, args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::spawn(db, args, env, true)
+    }
+
+    fn spawn(db: &TestDb, args: &[&str], env: &[(&str, &str)], bootstrap: bool) -> Self {
         static STARTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let log = db.data_path().join(format!("serve-{n}.stderr"));
         let mut cmd = flywheel(db);
         cmd.args(["-vv", "serve", "--addr", "127.0.0.1:0"])
             .args(args);
+        if !bootstrap {
+            cmd.arg("--no-bootstrap");
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }

@@ -1,0 +1,90 @@
+//! `flywheel demo`: see `crate::demo`. This face only picks console or
+//! headless and prints the summary.
+
+use std::process::ExitCode;
+
+use clap::Args;
+
+use super::Context;
+use super::args::parse_duration;
+use crate::demo::{self, DemoOptions, DemoSummary};
+use crate::error::{Error, Result};
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// No console: set up, let synthetic users talk to serve for --duration,
+    /// fold their conversations with a daily capture, print a summary.
+    #[arg(long)]
+    pub headless: bool,
+    /// With --headless: how long the synthetic users talk (20s, 2m…).
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    pub duration: chrono::Duration,
+    /// Synthetic requests per second.
+    #[arg(long, default_value_t = 20.0)]
+    pub rate: f64,
+    /// Where the demo's serve listens (a busy address falls back to a free port).
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:3200")]
+    pub addr: String,
+}
+
+pub async fn demo(ctx: &Context, args: DemoArgs) -> Result<ExitCode> {
+    // main() has already moved the configuration to the demo's data dir.
+    let config = ctx.config();
+    let store = ctx.store().await?;
+    let options = DemoOptions {
+        addr: args.addr.clone(),
+        rate: args.rate,
+    };
+    let (reporter, display) = ctx.out.progress();
+    let started = demo::start(&store, config, &options, &reporter).await;
+    drop(reporter);
+    display.finish();
+    let session = started?;
+    if args.headless {
+        let duration = args
+            .duration
+            .to_std()
+            .map_err(|_| Error::usage("--duration must be positive"))?;
+        tracing::info!(
+            addr = %session.setup.serve_addr,
+            "demo running for {}s: serve on http://{}",
+            duration.as_secs(),
+            session.setup.serve_addr
+        );
+        // The demo's run time is the feature here, not synchronisation.
+        tokio::time::sleep(duration).await;
+    } else {
+        run_console(ctx, &store).await?;
+    }
+    let summary = session.stop().await?;
+    store.close().await;
+    ctx.out
+        .summary(&serde_json::json!({"ok": true, "demo": &summary}), || {
+            human_summary(&summary)
+        });
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_console(_ctx: &Context, _store: &crate::storage::Store) -> Result<()> {
+    Err(Error::usage(
+        "the console is not built yet; run `flywheel demo --headless`",
+    ))
+}
+
+fn human_summary(s: &DemoSummary) -> String {
+    let setup = &s.setup;
+    let model = setup.bootstrap.describe();
+    format!(
+        "demo in {dir}, serve was on http://{addr}\n  {model}\n  {history} conversations of synthetic history, {live} captured live \
+         from {sent} simulated requests\n  daily capture: {captured} conversations → {approved} auto-approved, \
+         {review} to review\n  look around: flywheel --data-dir {dir} status   (or `stats capture-gaps`, `models list`)",
+        dir = setup.data_dir,
+        addr = setup.serve_addr,
+        history = setup.history_conversations,
+        live = s.captured_live,
+        sent = s.simulated.sent,
+        captured = setup.daily_capture.captured,
+        approved = setup.daily_capture.auto_approved,
+        review = setup.daily_capture.needs_review,
+    )
+}

@@ -1,0 +1,168 @@
+//! Bootstrap (issue 6): a fresh installation has nothing to serve, so on
+//! first need (`serve` with no model, `demo`) Flywheel imports the built-in
+//! synthetic seed set, trains `router-v1.0.0` on it and puts it in
+//! production, saying so in the log.
+//!
+//! "Fresh" means no model version was ever registered. An installation whose
+//! operator archived or rejected every version is not fresh; it gets advice,
+//! not a synthetic model it did not ask for. The work runs under the
+//! weekly-training lock and re-checks inside it, so two `serve` replicas
+//! starting on one empty database train one model, not two.
+
+use serde::Serialize;
+
+use super::samples_import::{self, SEED_SET_NAME};
+use super::weekly_training::{self, WeeklyOptions, WeeklyOutcome};
+use crate::config::Config;
+use crate::error::{Error, ErrorKind, Result};
+use crate::jobs::{Stage, Trigger, run_stage};
+use crate::lifecycle::{self, Target};
+use crate::progress::Reporter;
+use crate::storage::Store;
+
+/// Who the audit trail says promoted the bootstrap model.
+pub const BOOTSTRAP_ACTOR: &str = "flywheel-bootstrap";
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum BootstrapOutcome {
+    /// Model versions exist already; nothing was done.
+    NotNeeded { production: Option<String> },
+    /// Another process holds the weekly-training lock (probably
+    /// bootstrapping right now); the model will appear when it finishes.
+    RunningElsewhere,
+    /// This call trained and deployed the bootstrap model.
+    Deployed {
+        version: String,
+        test_accuracy: f32,
+        seed_samples_created: u64,
+        seconds: f64,
+    },
+}
+
+impl BootstrapOutcome {
+    /// One line for people.
+    pub fn describe(&self) -> String {
+        match self {
+            BootstrapOutcome::NotNeeded {
+                production: Some(version),
+            } => format!("{version} is in production"),
+            BootstrapOutcome::NotNeeded { production: None } => {
+                "model versions exist but none is in production; promote one".into()
+            }
+            BootstrapOutcome::RunningElsewhere => {
+                "another process is training the bootstrap model".into()
+            }
+            BootstrapOutcome::Deployed {
+                version,
+                test_accuracy,
+                seconds,
+                ..
+            } => format!(
+                "trained {version} from the built-in seed set in {seconds:.0} s (test accuracy \
+                 {test_accuracy:.3}) and put it in production"
+            ),
+        }
+    }
+}
+
+/// Make sure a fresh installation has a production model.
+pub async fn ensure_production_model(
+    store: &Store,
+    config: &Config,
+    trigger: Trigger,
+    reporter: &Reporter,
+) -> Result<BootstrapOutcome> {
+    // Cheap check first: the common case (models exist) takes no lock.
+    if let Some(outcome) = not_fresh(store).await? {
+        return Ok(outcome);
+    }
+    let result = run_stage(store, Stage::WeeklyTraining, trigger, |_| async {
+        let outcome = bootstrap_locked(store, config, reporter).await?;
+        let counts = serde_json::json!({ "bootstrap": &outcome });
+        Ok((outcome, counts))
+    })
+    .await;
+    match result {
+        Err(err) if err.kind() == ErrorKind::Locked => {
+            tracing::info!(
+                "bootstrap: another run holds the weekly-training lock; waiting for its model"
+            );
+            Ok(BootstrapOutcome::RunningElsewhere)
+        }
+        other => other,
+    }
+}
+
+async fn not_fresh(store: &Store) -> Result<Option<BootstrapOutcome>> {
+    let versions = store.list_model_versions().await?;
+    if versions.is_empty() {
+        return Ok(None);
+    }
+    let production = versions
+        .iter()
+        .find(|v| v.status == "production")
+        .map(|v| v.version.clone());
+    Ok(Some(BootstrapOutcome::NotNeeded { production }))
+}
+
+async fn bootstrap_locked(
+    store: &Store,
+    config: &Config,
+    reporter: &Reporter,
+) -> Result<BootstrapOutcome> {
+    // Someone may have finished while we waited to start.
+    if let Some(outcome) = not_fresh(store).await? {
+        return Ok(outcome);
+    }
+    let started = std::time::Instant::now();
+    tracing::info!(
+        "bootstrap: fresh installation with no model; training router-v1.0.0 from the {SEED_SET_NAME} and putting it in production"
+    );
+    // A bootstrap that died after importing must not import twice.
+    let seed_samples_created = if store.sample_count_by_source("synthetic").await? == 0 {
+        let summary = samples_import::import_seed_set(store, reporter).await?;
+        tracing::info!(
+            created = summary.created,
+            "bootstrap: imported the seed set as approved synthetic samples"
+        );
+        summary.created
+    } else {
+        0
+    };
+    let options = WeeklyOptions {
+        min_samples: 0,
+        force: true,
+        major: false,
+    };
+    let summary =
+        match weekly_training::train_next_version(store, config, options, reporter).await? {
+            WeeklyOutcome::Trained(summary) => summary,
+            WeeklyOutcome::Skipped { .. } => {
+                return Err(Error::failure(
+                    "bootstrap: weekly training skipped although forced",
+                ));
+            }
+        };
+    if summary.status != "testing" {
+        return Err(Error::failure(format!(
+            "bootstrap: {} was registered as {}, not testing; see {}",
+            summary.version,
+            summary.status,
+            summary.report_path.display()
+        )));
+    }
+    lifecycle::promote(store, &summary.version, Target::Production, BOOTSTRAP_ACTOR).await?;
+    tracing::info!(
+        version = %summary.version,
+        test_accuracy = summary.accuracy,
+        "bootstrap: {} is in production",
+        summary.version
+    );
+    Ok(BootstrapOutcome::Deployed {
+        version: summary.version,
+        test_accuracy: summary.accuracy,
+        seed_samples_created,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
