@@ -26,5 +26,6 @@ pub mod router;
 pub mod storage;
 pub mod synth;
 pub mod text;
+pub mod tui;
 
 pub use error::{Error, Result};

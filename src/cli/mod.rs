@@ -5,6 +5,7 @@
 mod admin;
 mod args;
 mod capture;
+mod console;
 mod demo;
 mod models;
 pub mod output;
@@ -106,6 +107,8 @@ pub enum Command {
     Ingest(capture::IngestArgs),
     /// Synthetic users talking to a running `serve` (language mix, repeats, bursts, --gap).
     Simulate(capture::SimulateArgs),
+    /// The operator console (what `flywheel` alone opens on a terminal).
+    Tui,
     /// Everything alive in a minute: bootstrap model, serve, synthetic users, daily capture, the console.
     Demo(demo::DemoArgs),
 }
@@ -157,14 +160,17 @@ pub fn main() -> ExitCode {
     } else {
         cli.global.verbose.min(3) as i8
     };
+    // The console draws on the terminal: log lines on stderr would
+    // scribble over it, so it logs to the file only.
+    let console = console::opens_console(cli.command.as_ref())
+        || matches!(&cli.command, Some(Command::Demo(args)) if !args.headless);
     // Inspection commands must not create directories as a side effect.
-    let file_logging = !matches!(
-        cli.command,
-        None | Some(Command::Config(_) | Command::Doctor)
-    );
+    let file_logging = console
+        || !matches!(
+            cli.command,
+            None | Some(Command::Config(_) | Command::Doctor)
+        );
     let logs_dir = loaded.config.logs_dir();
-    // Log lines on stderr would scribble over the console.
-    let console = matches!(&cli.command, Some(Command::Demo(args)) if !args.headless);
     let _log_guard = crate::logging::init(
         file_logging.then_some(logs_dir.as_path()),
         verbosity,
@@ -196,7 +202,10 @@ pub fn main() -> ExitCode {
 
 async fn dispatch(command: Option<Command>, ctx: &Context) -> Result<ExitCode> {
     let Some(command) = command else {
-        // The console arrives with the TUI issue; until then, show the map.
+        if console::opens_console(None) {
+            return console::run(ctx).await;
+        }
+        // No terminal (cron, a pipe): show the map, exit as a usage error.
         use clap::CommandFactory;
         Cli::command().print_help().ok();
         return Ok(ExitCode::from(2));
@@ -225,6 +234,7 @@ async fn dispatch(command: Option<Command>, ctx: &Context) -> Result<ExitCode> {
         Command::Serve(args) => capture::serve(ctx, args).await,
         Command::Ingest(args) => capture::ingest(ctx, args).await,
         Command::Simulate(args) => capture::simulate(ctx, args).await,
+        Command::Tui => console::run(ctx).await,
         Command::Demo(args) => demo::demo(ctx, args).await,
     }
 }

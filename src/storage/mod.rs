@@ -11,6 +11,7 @@
 mod bulk;
 pub mod capture_stats;
 mod connect;
+pub mod console;
 pub mod conversations;
 pub mod daily_capture;
 pub mod export;

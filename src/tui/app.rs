@@ -1,0 +1,1053 @@
+//! The console's state and how keys and background results change it.
+//! Pure: no terminal, no database. A key or an event updates the state and
+//! returns the [`Command`]s the UI loop must carry out (refresh, record a
+//! review, start a job), so every key is tested on this type alone.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+
+use super::data::*;
+use super::runner::{Job, short};
+use crate::capture::gaps::Gap;
+use crate::progress::ProgressEvent;
+use crate::storage::samples::{ReviewVerdict, Sample};
+
+/// Results and progress arriving from background tasks.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UiEvent {
+    Loaded {
+        data: PaneData,
+        at: DateTime<Utc>,
+    },
+    LoadFailed {
+        pane: Pane,
+        message: String,
+    },
+    Connection(Connection),
+    GapLoaded(Result<GapDetail, String>),
+    Reviewed {
+        sample_id: i64,
+        result: Result<String, String>,
+    },
+    Undone {
+        sample_id: i64,
+        result: Result<String, String>,
+    },
+    Progress(ProgressEvent),
+    JobFinished {
+        job: Job,
+        result: Result<String, String>,
+    },
+}
+
+/// What the UI loop must do after a key or an event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Reload the current pane now.
+    Refresh,
+    Review {
+        sample_id: i64,
+        verdict: ReviewVerdict,
+    },
+    Undo {
+        sample_id: i64,
+    },
+    Start(Job),
+    CancelJob,
+    LoadGap(Gap),
+    Quit,
+}
+
+/// A dialog over the pane; while one is open it gets every key.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Overlay {
+    #[default]
+    None,
+    Help,
+    ChooseIntent {
+        filter: String,
+        selected: usize,
+    },
+    Confirm(Confirm),
+    /// Promote `version`: type the traffic percentage (100 = production).
+    Traffic {
+        version: String,
+        input: String,
+    },
+    JobMenu {
+        selected: usize,
+    },
+    Gap(GapView),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Confirm {
+    Start(Job),
+    /// Quit although a job runs (it is cancelled).
+    Quit,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum GapView {
+    Loading(Gap),
+    Loaded(GapDetail),
+    Failed(String),
+}
+
+/// One finished epoch of a training run started from the console.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EpochPoint {
+    pub epoch: u32,
+    pub epochs: u32,
+    pub loss: f32,
+    pub accuracy: Option<f32>,
+}
+
+/// The job started from the console and what it has reported.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobView {
+    pub job: Job,
+    pub phase: Option<String>,
+    pub total: Option<u64>,
+    pub done: u64,
+    pub note: Option<String>,
+    pub cancelling: bool,
+}
+
+/// The status line's latest message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub ok: bool,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct App {
+    pub pane: Pane,
+    /// The time panes are drawn against: the loop sets it each tick, tests fix it.
+    pub now: DateTime<Utc>,
+    pub capture: Option<CaptureData>,
+    pub review: Option<ReviewData>,
+    pub label_studio: Option<LabelStudioData>,
+    pub training: Option<TrainingData>,
+    pub jobs: Option<JobsData>,
+    pub connection: Option<Connection>,
+    /// The latest load that failed (slow or unreachable database).
+    pub load_error: Option<(Pane, String)>,
+    pub overlay: Overlay,
+    /// Selection per pane (capture: gaps; review: queue; training: versions; jobs: runs).
+    pub cursor: [usize; 5],
+    /// Skipped this session: left in the queue, hidden until the console restarts.
+    pub skipped: HashSet<i64>,
+    /// Decided here and hidden until a load shows the queue without them.
+    pub pending: HashSet<i64>,
+    /// Samples decided in this session, newest last: what `u` undoes.
+    pub decided: Vec<i64>,
+    pub job: Option<JobView>,
+    /// Epochs of the latest training started here (kept after it ends).
+    pub epochs: Vec<EpochPoint>,
+    pub message: Option<Message>,
+    /// Proposed traffic when promoting a testing version.
+    pub canary_traffic: u32,
+    pub quit: bool,
+}
+
+impl App {
+    pub fn new(now: DateTime<Utc>, canary_traffic: u32) -> Self {
+        Self {
+            now,
+            canary_traffic,
+            ..Self::default()
+        }
+    }
+
+    /// The review queue as shown: without skipped and just-decided samples.
+    pub fn visible_queue(&self) -> Vec<&Sample> {
+        self.review
+            .as_ref()
+            .map(|r| {
+                r.queue
+                    .iter()
+                    .filter(|s| !self.skipped.contains(&s.id) && !self.pending.contains(&s.id))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Intents matching the chooser's filter (case-insensitive substring).
+    pub fn filtered_intents(&self, filter: &str) -> Vec<&str> {
+        let needle = filter.to_lowercase();
+        self.review
+            .iter()
+            .flat_map(|r| r.intents.iter())
+            .filter(|i| i.to_lowercase().contains(&needle))
+            .map(String::as_str)
+            .collect()
+    }
+
+    pub fn selected(&self) -> usize {
+        self.cursor[self.pane.index()]
+    }
+
+    fn list_len(&self, pane: Pane) -> usize {
+        match pane {
+            Pane::Capture => self.capture.as_ref().map_or(0, |c| c.gaps.len()),
+            Pane::Review => self.visible_queue().len(),
+            Pane::LabelStudio => self.label_studio.as_ref().map_or(0, |l| l.syncs.len()),
+            Pane::Training => self.training.as_ref().map_or(0, |t| t.versions.len()),
+            Pane::Jobs => self.jobs.as_ref().map_or(0, |j| j.runs.len()),
+        }
+    }
+
+    fn clamp_cursors(&mut self) {
+        for pane in Pane::ALL {
+            let len = self.list_len(pane);
+            let c = &mut self.cursor[pane.index()];
+            *c = (*c).min(len.saturating_sub(1));
+        }
+    }
+
+    fn say(&mut self, ok: bool, text: impl Into<String>) {
+        self.message = Some(Message {
+            ok,
+            text: text.into(),
+        });
+    }
+
+    /// A key press. Releases and repeats of other kinds are ignored.
+    pub fn handle_key(&mut self, key: KeyEvent) -> Vec<Command> {
+        if key.kind == KeyEventKind::Release {
+            return Vec::new();
+        }
+        if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
+            self.quit = true;
+            return vec![Command::Quit];
+        }
+        self.dispatch_key(key).unwrap_or_default()
+    }
+
+    /// `None` when nothing is bound to the key here.
+    pub(crate) fn dispatch_key(&mut self, key: KeyEvent) -> Option<Vec<Command>> {
+        if self.overlay != Overlay::None {
+            return Some(self.overlay_key(key));
+        }
+        let none = Vec::new;
+        Some(match key.code {
+            KeyCode::Char('q') => {
+                if self.job.is_some() {
+                    self.overlay = Overlay::Confirm(Confirm::Quit);
+                    none()
+                } else {
+                    self.quit = true;
+                    vec![Command::Quit]
+                }
+            }
+            KeyCode::Char('?') => {
+                self.overlay = Overlay::Help;
+                none()
+            }
+            KeyCode::Tab => self.switch(Pane::ALL[(self.pane.index() + 1) % 5]),
+            KeyCode::BackTab => self.switch(Pane::ALL[(self.pane.index() + 4) % 5]),
+            KeyCode::Char(c @ '1'..='5') => self.switch(Pane::ALL[c as usize - '1' as usize]),
+            KeyCode::Down | KeyCode::Char('j') => {
+                self.move_cursor(1);
+                none()
+            }
+            KeyCode::Up | KeyCode::Char('k') => {
+                self.move_cursor(-1);
+                none()
+            }
+            KeyCode::Char('R') => vec![Command::Refresh],
+            KeyCode::Char('x') => match &mut self.job {
+                Some(job) => {
+                    job.cancelling = true;
+                    vec![Command::CancelJob]
+                }
+                None => {
+                    self.say(false, "no job is running");
+                    none()
+                }
+            },
+            _ => return self.pane_key(key),
+        })
+    }
+
+    fn switch(&mut self, pane: Pane) -> Vec<Command> {
+        self.pane = pane;
+        vec![Command::Refresh]
+    }
+
+    fn move_cursor(&mut self, delta: isize) {
+        let len = self.list_len(self.pane);
+        let c = &mut self.cursor[self.pane.index()];
+        *c = c.saturating_add_signed(delta).min(len.saturating_sub(1));
+    }
+
+    fn pane_key(&mut self, key: KeyEvent) -> Option<Vec<Command>> {
+        let code = key.code;
+        match (self.pane, code) {
+            (Pane::Capture, KeyCode::Enter) => {
+                let gap = self
+                    .capture
+                    .as_ref()
+                    .and_then(|c| c.gaps.get(self.selected()))
+                    .cloned();
+                Some(match gap {
+                    Some(gap) => {
+                        self.overlay = Overlay::Gap(GapView::Loading(gap.clone()));
+                        vec![Command::LoadGap(gap)]
+                    }
+                    None => {
+                        self.say(false, "no capture gap in the last 48 h to drill into");
+                        Vec::new()
+                    }
+                })
+            }
+            (Pane::Review, KeyCode::Char('a')) => Some(self.decide(ReviewVerdict::Accept)),
+            (Pane::Review, KeyCode::Char('r')) => Some(self.decide(ReviewVerdict::Reject)),
+            (Pane::Review, KeyCode::Char('c')) => {
+                if self.current_sample().is_some() {
+                    self.overlay = Overlay::ChooseIntent {
+                        filter: String::new(),
+                        selected: 0,
+                    };
+                } else {
+                    self.say(false, "the review queue is empty");
+                }
+                Some(Vec::new())
+            }
+            (Pane::Review, KeyCode::Char('s')) => {
+                if let Some(sample) = self.current_sample() {
+                    let (id, text) = (sample.id, short(&sample.text));
+                    self.skipped.insert(id);
+                    self.say(true, format!("skipped “{text}”; it stays in the queue"));
+                    self.clamp_cursors();
+                } else {
+                    self.say(false, "the review queue is empty");
+                }
+                Some(Vec::new())
+            }
+            (Pane::Review, KeyCode::Char('u')) => Some(match self.decided.pop() {
+                Some(sample_id) => {
+                    self.pending.remove(&sample_id);
+                    vec![Command::Undo { sample_id }]
+                }
+                None => {
+                    self.say(false, "nothing to undo in this session");
+                    Vec::new()
+                }
+            }),
+            (Pane::LabelStudio, KeyCode::Char('S')) => Some(self.start(Job::LabelStudioSync)),
+            (Pane::Training, KeyCode::Char('t')) => {
+                self.overlay = Overlay::Confirm(Confirm::Start(Job::TrainNow));
+                Some(Vec::new())
+            }
+            (Pane::Training, KeyCode::Char('b')) => {
+                self.overlay = Overlay::Confirm(Confirm::Start(Job::Rollback));
+                Some(Vec::new())
+            }
+            (Pane::Training, KeyCode::Char('p')) => {
+                let version = self
+                    .training
+                    .as_ref()
+                    .and_then(|t| t.versions.get(self.selected()))
+                    .map(|v| (v.version.clone(), v.status.clone(), v.traffic_percentage));
+                match version {
+                    Some((version, status, traffic)) if status == "testing" || status == "canary" => {
+                        let proposal = if status == "canary" {
+                            100
+                        } else {
+                            self.canary_traffic.max(traffic.max(0) as u32)
+                        };
+                        self.overlay = Overlay::Traffic {
+                            version,
+                            input: proposal.to_string(),
+                        };
+                    }
+                    Some((version, status, _)) => self.say(
+                        false,
+                        format!("{version} is {status}; only testing and canary versions can be promoted"),
+                    ),
+                    None => self.say(false, "no model version selected"),
+                }
+                Some(Vec::new())
+            }
+            (Pane::Jobs, KeyCode::Enter | KeyCode::Char('m')) => {
+                self.overlay = Overlay::JobMenu { selected: 0 };
+                Some(Vec::new())
+            }
+            _ => None,
+        }
+    }
+
+    fn current_sample(&self) -> Option<&Sample> {
+        let cursor = self.cursor[Pane::Review.index()];
+        self.visible_queue().get(cursor).copied()
+    }
+
+    fn decide(&mut self, verdict: ReviewVerdict) -> Vec<Command> {
+        let Some(sample_id) = self.current_sample().map(|s| s.id) else {
+            self.say(false, "the review queue is empty");
+            return Vec::new();
+        };
+        self.pending.insert(sample_id);
+        self.decided.push(sample_id);
+        self.clamp_cursors();
+        vec![Command::Review { sample_id, verdict }]
+    }
+
+    fn start(&mut self, job: Job) -> Vec<Command> {
+        if let Some(running) = &self.job {
+            let text = format!("{} is still running; x cancels it", running.job.label());
+            self.say(false, text);
+            return Vec::new();
+        }
+        if job == Job::LabelStudioSync
+            && let Some(missing) = self
+                .label_studio
+                .as_ref()
+                .and_then(|l| l.missing_settings.clone())
+        {
+            self.say(
+                false,
+                format!("Label Studio is not configured: set {missing}"),
+            );
+            return Vec::new();
+        }
+        if job == Job::TrainNow {
+            self.epochs.clear();
+        }
+        self.job = Some(JobView {
+            job: job.clone(),
+            phase: None,
+            total: None,
+            done: 0,
+            note: None,
+            cancelling: false,
+        });
+        self.say(true, format!("started: {}", job.label()));
+        vec![Command::Start(job)]
+    }
+
+    fn overlay_key(&mut self, key: KeyEvent) -> Vec<Command> {
+        let overlay = std::mem::take(&mut self.overlay);
+        let keep = |app: &mut App, o: Overlay| {
+            app.overlay = o;
+            Vec::new()
+        };
+        match overlay {
+            Overlay::None => Vec::new(),
+            Overlay::Help => Vec::new(),
+            Overlay::Gap(view) => match key.code {
+                KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') => Vec::new(),
+                _ => keep(self, Overlay::Gap(view)),
+            },
+            Overlay::Confirm(confirm) => match key.code {
+                KeyCode::Char('y') | KeyCode::Enter => match confirm {
+                    Confirm::Start(job) => self.start(job),
+                    Confirm::Quit => {
+                        self.quit = true;
+                        vec![Command::CancelJob, Command::Quit]
+                    }
+                },
+                KeyCode::Char('n') | KeyCode::Esc | KeyCode::Char('q') => {
+                    self.say(true, "cancelled; nothing was done");
+                    Vec::new()
+                }
+                _ => keep(self, Overlay::Confirm(confirm)),
+            },
+            Overlay::Traffic { version, mut input } => match key.code {
+                KeyCode::Esc => Vec::new(),
+                KeyCode::Char(c) if c.is_ascii_digit() && input.len() < 3 => {
+                    input.push(c);
+                    keep(self, Overlay::Traffic { version, input })
+                }
+                KeyCode::Backspace => {
+                    input.pop();
+                    keep(self, Overlay::Traffic { version, input })
+                }
+                KeyCode::Enter => match input.parse::<u32>() {
+                    Ok(traffic @ 1..=100) => {
+                        self.overlay =
+                            Overlay::Confirm(Confirm::Start(Job::Promote { version, traffic }));
+                        Vec::new()
+                    }
+                    _ => {
+                        self.say(
+                            false,
+                            "traffic must be 1–99 % for a canary, or 100 for production",
+                        );
+                        keep(self, Overlay::Traffic { version, input })
+                    }
+                },
+                _ => keep(self, Overlay::Traffic { version, input }),
+            },
+            Overlay::JobMenu { selected } => match key.code {
+                KeyCode::Esc | KeyCode::Char('q') => Vec::new(),
+                KeyCode::Down | KeyCode::Char('j') => keep(
+                    self,
+                    Overlay::JobMenu {
+                        selected: (selected + 1).min(Job::MENU.len() - 1),
+                    },
+                ),
+                KeyCode::Up | KeyCode::Char('k') => keep(
+                    self,
+                    Overlay::JobMenu {
+                        selected: selected.saturating_sub(1),
+                    },
+                ),
+                KeyCode::Enter => {
+                    let job = Job::MENU[selected].clone();
+                    self.start(job)
+                }
+                _ => keep(self, Overlay::JobMenu { selected }),
+            },
+            Overlay::ChooseIntent {
+                mut filter,
+                mut selected,
+            } => match key.code {
+                KeyCode::Esc => Vec::new(),
+                KeyCode::Enter => {
+                    let intent = self
+                        .filtered_intents(&filter)
+                        .get(selected)
+                        .map(|s| s.to_string())
+                        // An intent nobody has used yet: take what was typed.
+                        .or_else(|| (!filter.trim().is_empty()).then(|| filter.trim().to_string()));
+                    match intent {
+                        Some(intent) => self.decide(ReviewVerdict::Choose(intent)),
+                        None => keep(self, Overlay::ChooseIntent { filter, selected }),
+                    }
+                }
+                KeyCode::Down => {
+                    let len = self.filtered_intents(&filter).len();
+                    selected = (selected + 1).min(len.saturating_sub(1));
+                    keep(self, Overlay::ChooseIntent { filter, selected })
+                }
+                KeyCode::Up => {
+                    selected = selected.saturating_sub(1);
+                    keep(self, Overlay::ChooseIntent { filter, selected })
+                }
+                KeyCode::Backspace => {
+                    filter.pop();
+                    keep(
+                        self,
+                        Overlay::ChooseIntent {
+                            filter,
+                            selected: 0,
+                        },
+                    )
+                }
+                KeyCode::Char(c) => {
+                    filter.push(c);
+                    keep(
+                        self,
+                        Overlay::ChooseIntent {
+                            filter,
+                            selected: 0,
+                        },
+                    )
+                }
+                _ => keep(self, Overlay::ChooseIntent { filter, selected }),
+            },
+        }
+    }
+
+    /// A result or progress from a background task.
+    pub fn apply(&mut self, event: UiEvent) -> Vec<Command> {
+        match event {
+            UiEvent::Loaded { data, at: _ } => {
+                if self
+                    .load_error
+                    .as_ref()
+                    .is_some_and(|(p, _)| *p == data.pane())
+                {
+                    self.load_error = None;
+                }
+                match data {
+                    PaneData::Capture(d) => self.capture = Some(d),
+                    PaneData::Review(d) => {
+                        let present: HashSet<i64> = d.queue.iter().map(|s| s.id).collect();
+                        self.pending.retain(|id| present.contains(id));
+                        self.review = Some(d);
+                    }
+                    PaneData::LabelStudio(d) => self.label_studio = Some(d),
+                    PaneData::Training(d) => self.training = Some(d),
+                    PaneData::Jobs(d) => self.jobs = Some(d),
+                }
+                self.clamp_cursors();
+                Vec::new()
+            }
+            UiEvent::LoadFailed { pane, message } => {
+                self.load_error = Some((pane, message));
+                Vec::new()
+            }
+            UiEvent::Connection(connection) => {
+                self.connection = Some(connection);
+                Vec::new()
+            }
+            UiEvent::GapLoaded(result) => {
+                if matches!(self.overlay, Overlay::Gap(GapView::Loading(_))) {
+                    self.overlay = Overlay::Gap(match result {
+                        Ok(detail) => GapView::Loaded(detail),
+                        Err(err) => GapView::Failed(err),
+                    });
+                }
+                Vec::new()
+            }
+            UiEvent::Reviewed { sample_id, result } => {
+                match result {
+                    Ok(text) => self.say(true, text),
+                    Err(err) => {
+                        self.pending.remove(&sample_id);
+                        self.decided.retain(|id| *id != sample_id);
+                        self.say(false, err);
+                    }
+                }
+                vec![Command::Refresh]
+            }
+            UiEvent::Undone { sample_id, result } => {
+                match result {
+                    Ok(text) => {
+                        self.skipped.remove(&sample_id);
+                        self.say(true, text);
+                    }
+                    Err(err) => self.say(false, err),
+                }
+                vec![Command::Refresh]
+            }
+            UiEvent::Progress(event) => {
+                let Some(job) = &mut self.job else {
+                    return Vec::new();
+                };
+                match event {
+                    ProgressEvent::Phase { name, total } => {
+                        job.phase = Some(name);
+                        job.total = total;
+                        job.done = 0;
+                        vec![Command::Refresh]
+                    }
+                    ProgressEvent::Advance { done } => {
+                        job.done = done;
+                        Vec::new()
+                    }
+                    ProgressEvent::Epoch {
+                        epoch,
+                        epochs,
+                        loss,
+                        validation_accuracy,
+                    } => {
+                        self.epochs.push(EpochPoint {
+                            epoch,
+                            epochs,
+                            loss,
+                            accuracy: validation_accuracy,
+                        });
+                        vec![Command::Refresh]
+                    }
+                    ProgressEvent::Note { message } => {
+                        job.note = Some(message);
+                        Vec::new()
+                    }
+                }
+            }
+            UiEvent::JobFinished { job, result } => {
+                self.job = None;
+                match result {
+                    Ok(text) => self.say(true, text),
+                    Err(err) => self.say(false, format!("{} failed: {err}", job.label())),
+                }
+                vec![Command::Refresh]
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::Timestamp;
+    use crate::storage::console::QueueSize;
+    use crate::tui::keys::{KEYS, Scope};
+
+    fn key(code: KeyCode) -> KeyEvent {
+        KeyEvent::new(code, KeyModifiers::NONE)
+    }
+
+    fn ch(c: char) -> KeyEvent {
+        key(KeyCode::Char(c))
+    }
+
+    fn sample(id: i64, text: &str) -> Sample {
+        Sample {
+            id,
+            text: text.into(),
+            normalized_text: text.into(),
+            intent: "refund".into(),
+            language: Some("en".into()),
+            source: "auto".into(),
+            confidence: Some(0.5),
+            review_status: "needs-review".into(),
+            priority: 2,
+            occurrences: 1,
+            predicted_intent: Some("refund".into()),
+            predicted_by_version: Some("router-v1.0.0".into()),
+            corrected_from: None,
+            annotator: None,
+            conversation_id: None,
+            model_version_target: None,
+            created_at: Timestamp::now(),
+            updated_at: Timestamp::now(),
+            reviewed_at: None,
+        }
+    }
+
+    fn review_app() -> App {
+        let mut app = App::new(Utc::now(), 10);
+        app.apply(UiEvent::Loaded {
+            data: PaneData::Review(ReviewData {
+                queue: vec![sample(1, "one"), sample(2, "two"), sample(3, "three")],
+                size: QueueSize {
+                    total: 3,
+                    urgent: 3,
+                },
+                intents: vec!["greeting".into(), "refund".into(), "order_status".into()],
+            }),
+            at: Utc::now(),
+        });
+        app.pane = Pane::Review;
+        app
+    }
+
+    #[test]
+    fn tab_numbers_and_q_switch_and_quit() {
+        let mut app = App::new(Utc::now(), 10);
+        assert_eq!(app.handle_key(key(KeyCode::Tab)), vec![Command::Refresh]);
+        assert_eq!(app.pane, Pane::Review);
+        app.handle_key(key(KeyCode::BackTab));
+        app.handle_key(key(KeyCode::BackTab));
+        assert_eq!(app.pane, Pane::Jobs);
+        app.handle_key(ch('3'));
+        assert_eq!(app.pane, Pane::LabelStudio);
+        app.handle_key(ch('?'));
+        assert_eq!(app.overlay, Overlay::Help);
+        // Any key closes the help, and does nothing else.
+        assert!(app.handle_key(ch('q')).is_empty());
+        assert_eq!(app.overlay, Overlay::None);
+        assert!(!app.quit);
+        assert_eq!(app.handle_key(ch('q')), vec![Command::Quit]);
+        assert!(app.quit);
+    }
+
+    #[test]
+    fn key_releases_are_ignored_and_ctrl_c_quits_from_a_dialog() {
+        let mut app = review_app();
+        let mut release = ch('a');
+        release.kind = KeyEventKind::Release;
+        assert!(app.handle_key(release).is_empty());
+        assert!(app.pending.is_empty());
+        app.overlay = Overlay::Help;
+        let commands = app.handle_key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL));
+        assert_eq!(commands, vec![Command::Quit]);
+    }
+
+    #[test]
+    fn accept_reject_hide_the_sample_and_undo_brings_back_the_last() {
+        let mut app = review_app();
+        assert_eq!(
+            app.handle_key(ch('a')),
+            vec![Command::Review {
+                sample_id: 1,
+                verdict: ReviewVerdict::Accept
+            }]
+        );
+        assert_eq!(app.visible_queue()[0].id, 2);
+        assert_eq!(
+            app.handle_key(ch('r')),
+            vec![Command::Review {
+                sample_id: 2,
+                verdict: ReviewVerdict::Reject
+            }]
+        );
+        assert_eq!(app.visible_queue().len(), 1);
+        assert_eq!(
+            app.handle_key(ch('u')),
+            vec![Command::Undo { sample_id: 2 }]
+        );
+        assert_eq!(app.visible_queue().len(), 2);
+        assert_eq!(
+            app.handle_key(ch('u')),
+            vec![Command::Undo { sample_id: 1 }]
+        );
+        assert!(app.handle_key(ch('u')).is_empty());
+        assert!(!app.message.as_ref().unwrap().ok);
+    }
+
+    #[test]
+    fn skip_leaves_the_sample_in_the_queue_without_a_decision() {
+        let mut app = review_app();
+        assert!(app.handle_key(ch('s')).is_empty());
+        assert_eq!(app.visible_queue()[0].id, 2);
+        assert!(app.decided.is_empty(), "a skip is not a decision");
+    }
+
+    #[test]
+    fn choose_filters_intents_as_you_type_and_records_the_choice() {
+        let mut app = review_app();
+        app.handle_key(key(KeyCode::Down));
+        app.handle_key(ch('c'));
+        for c in "ord".chars() {
+            app.handle_key(ch(c));
+        }
+        assert_eq!(app.filtered_intents("ord"), vec!["order_status"]);
+        assert_eq!(
+            app.handle_key(key(KeyCode::Enter)),
+            vec![Command::Review {
+                sample_id: 2,
+                verdict: ReviewVerdict::Choose("order_status".into())
+            }]
+        );
+        assert_eq!(app.overlay, Overlay::None);
+        // Escape abandons without deciding; typed keys do not leak to the pane.
+        app.handle_key(ch('c'));
+        app.handle_key(ch('q'));
+        app.handle_key(key(KeyCode::Esc));
+        assert!(!app.quit);
+        assert_eq!(app.decided, vec![2]);
+    }
+
+    #[test]
+    fn a_failed_decision_puts_the_sample_back() {
+        let mut app = review_app();
+        app.handle_key(ch('a'));
+        let commands = app.apply(UiEvent::Reviewed {
+            sample_id: 1,
+            result: Err("database unavailable".into()),
+        });
+        assert_eq!(commands, vec![Command::Refresh]);
+        assert_eq!(app.visible_queue()[0].id, 1);
+        assert!(app.decided.is_empty());
+        assert!(!app.message.as_ref().unwrap().ok);
+    }
+
+    #[test]
+    fn a_reload_without_the_decided_sample_forgets_it() {
+        let mut app = review_app();
+        app.handle_key(ch('a'));
+        app.apply(UiEvent::Loaded {
+            data: PaneData::Review(ReviewData {
+                queue: vec![sample(2, "two"), sample(3, "three")],
+                ..Default::default()
+            }),
+            at: Utc::now(),
+        });
+        assert!(app.pending.is_empty());
+        assert_eq!(app.decided, vec![1], "still undoable");
+    }
+
+    #[test]
+    fn promote_asks_traffic_then_confirmation() {
+        let mut app = App::new(Utc::now(), 10);
+        let version = |v: &str, status: &str| crate::storage::models::ModelVersion {
+            id: 1,
+            version: v.into(),
+            status: status.into(),
+            artifact_path: None,
+            train_samples: None,
+            test_samples: None,
+            test_accuracy: None,
+            production_accuracy: None,
+            fallback_rate: None,
+            traffic_percentage: 0,
+            metrics: None,
+            created_at: Timestamp::now(),
+            updated_at: Timestamp::now(),
+            tested_at: None,
+            canary_at: None,
+            production_at: None,
+            archived_at: None,
+        };
+        app.apply(UiEvent::Loaded {
+            data: PaneData::Training(TrainingData {
+                versions: vec![
+                    version("router-v1.1.0", "testing"),
+                    version("router-v1.0.0", "production"),
+                ],
+                ..Default::default()
+            }),
+            at: Utc::now(),
+        });
+        app.pane = Pane::Training;
+        app.handle_key(ch('p'));
+        assert_eq!(
+            app.overlay,
+            Overlay::Traffic {
+                version: "router-v1.1.0".into(),
+                input: "10".into()
+            }
+        );
+        app.handle_key(key(KeyCode::Backspace));
+        app.handle_key(key(KeyCode::Backspace));
+        app.handle_key(ch('2'));
+        app.handle_key(ch('5'));
+        assert!(app.handle_key(key(KeyCode::Enter)).is_empty());
+        let job = Job::Promote {
+            version: "router-v1.1.0".into(),
+            traffic: 25,
+        };
+        assert_eq!(app.overlay, Overlay::Confirm(Confirm::Start(job.clone())));
+        assert_eq!(app.handle_key(ch('y')), vec![Command::Start(job)]);
+        assert!(app.job.is_some());
+
+        // Production cannot be promoted; the status line says why.
+        app.job = None;
+        app.handle_key(key(KeyCode::Down));
+        assert!(app.handle_key(ch('p')).is_empty());
+        assert_eq!(app.overlay, Overlay::None);
+        assert!(
+            app.message
+                .as_ref()
+                .unwrap()
+                .text
+                .contains("only testing and canary")
+        );
+    }
+
+    #[test]
+    fn confirmations_can_be_declined_and_one_job_runs_at_a_time() {
+        let mut app = App::new(Utc::now(), 10);
+        app.pane = Pane::Training;
+        app.handle_key(ch('b'));
+        assert!(app.handle_key(ch('n')).is_empty());
+        assert!(app.job.is_none());
+        app.handle_key(ch('t'));
+        assert_eq!(
+            app.handle_key(key(KeyCode::Enter)),
+            vec![Command::Start(Job::TrainNow)]
+        );
+        app.pane = Pane::Jobs;
+        app.handle_key(key(KeyCode::Enter));
+        assert!(
+            app.handle_key(key(KeyCode::Enter)).is_empty(),
+            "refused while training runs"
+        );
+        assert!(app.message.as_ref().unwrap().text.contains("still running"));
+        // Quitting with a job running asks first, and cancels it.
+        app.handle_key(ch('q'));
+        assert_eq!(app.overlay, Overlay::Confirm(Confirm::Quit));
+        assert_eq!(
+            app.handle_key(ch('y')),
+            vec![Command::CancelJob, Command::Quit]
+        );
+    }
+
+    #[test]
+    fn progress_fills_the_job_and_the_epoch_chart_and_finish_clears_it() {
+        let mut app = App::new(Utc::now(), 10);
+        app.pane = Pane::Training;
+        app.handle_key(ch('t'));
+        app.handle_key(ch('y'));
+        app.apply(UiEvent::Progress(ProgressEvent::Phase {
+            name: "train".into(),
+            total: Some(3),
+        }));
+        app.apply(UiEvent::Progress(ProgressEvent::Advance { done: 2 }));
+        app.apply(UiEvent::Progress(ProgressEvent::Epoch {
+            epoch: 1,
+            epochs: 3,
+            loss: 0.9,
+            validation_accuracy: Some(0.7),
+        }));
+        let job = app.job.as_ref().unwrap();
+        assert_eq!(
+            (job.phase.as_deref(), job.total, job.done),
+            (Some("train"), Some(3), 2)
+        );
+        assert_eq!(app.epochs.len(), 1);
+        assert_eq!(app.handle_key(ch('x')), vec![Command::CancelJob]);
+        assert!(app.job.as_ref().unwrap().cancelling);
+        app.apply(UiEvent::JobFinished {
+            job: Job::TrainNow,
+            result: Err("cancelled by the operator".into()),
+        });
+        assert!(app.job.is_none());
+        assert_eq!(app.epochs.len(), 1, "the chart stays after the run");
+        assert!(
+            app.message
+                .as_ref()
+                .unwrap()
+                .text
+                .contains("cancelled by the operator")
+        );
+    }
+
+    #[test]
+    fn sync_without_label_studio_configured_says_what_to_set() {
+        let mut app = App::new(Utc::now(), 10);
+        app.apply(UiEvent::Loaded {
+            data: PaneData::LabelStudio(LabelStudioData {
+                missing_settings: Some("LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY".into()),
+                ..Default::default()
+            }),
+            at: Utc::now(),
+        });
+        app.pane = Pane::LabelStudio;
+        assert!(app.handle_key(ch('S')).is_empty());
+        assert!(
+            app.message
+                .as_ref()
+                .unwrap()
+                .text
+                .contains("LABEL_STUDIO_URL")
+        );
+    }
+
+    #[test]
+    fn gap_drill_opens_loading_then_shows_the_detail() {
+        let mut app = App::new(Utc::now(), 10);
+        let gap = Gap {
+            start: Timestamp::now(),
+            end: Timestamp::now(),
+            minutes: 40,
+            ongoing: false,
+        };
+        app.apply(UiEvent::Loaded {
+            data: PaneData::Capture(CaptureData {
+                gaps: vec![gap.clone()],
+                ..Default::default()
+            }),
+            at: Utc::now(),
+        });
+        assert_eq!(
+            app.handle_key(key(KeyCode::Enter)),
+            vec![Command::LoadGap(gap.clone())]
+        );
+        app.apply(UiEvent::GapLoaded(Err("database unavailable".into())));
+        assert_eq!(
+            app.overlay,
+            Overlay::Gap(GapView::Failed("database unavailable".into()))
+        );
+        app.handle_key(key(KeyCode::Esc));
+        assert_eq!(app.overlay, Overlay::None);
+    }
+
+    /// Every key the help lists does something in its pane.
+    #[test]
+    fn every_key_in_the_help_is_bound() {
+        for entry in KEYS {
+            let Some(c) = entry.example else { continue };
+            let mut app = review_app();
+            if let Scope::Pane(pane) = entry.scope {
+                app.pane = pane;
+            }
+            assert!(
+                app.dispatch_key(ch(c)).is_some(),
+                "{:?} ({}) is listed in the help but not bound",
+                entry.keys,
+                entry.action
+            );
+        }
+    }
+}

@@ -1,0 +1,332 @@
+//! Running work the operator starts from the console: stages (the same
+//! library functions the CLI calls, recorded with trigger `tui`), lifecycle
+//! changes and review decisions. Each runs in its own tokio task; results
+//! and progress come back to the UI loop as [`UiEvent`]s, so nothing here
+//! ever blocks a frame.
+
+use std::path::PathBuf;
+
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+
+use super::app::UiEvent;
+use super::refresh::Loader;
+use crate::capture::gaps::Gap;
+use crate::config::Config;
+use crate::error::Result;
+use crate::jobs::Trigger;
+use crate::lifecycle::{self, Target};
+use crate::pipeline::{daily_capture, export, label_studio_sync, weekly_training};
+use crate::progress::Reporter;
+use crate::storage::samples::{ReviewDecision, ReviewOutcome, ReviewVerdict};
+use crate::storage::{Store, Timestamp};
+
+/// Work that runs in the background with progress and can be cancelled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Job {
+    DailyCapture,
+    LabelStudioSync,
+    Export,
+    /// Weekly training with `--force`: "train now".
+    TrainNow,
+    /// Promote a version: canary with this traffic, or production at 100.
+    Promote {
+        version: String,
+        traffic: u32,
+    },
+    Rollback,
+}
+
+impl Job {
+    /// The stages the jobs menu offers, in order.
+    pub const MENU: [Job; 4] = [
+        Job::DailyCapture,
+        Job::LabelStudioSync,
+        Job::Export,
+        Job::TrainNow,
+    ];
+
+    pub fn label(&self) -> String {
+        match self {
+            Job::DailyCapture => "daily capture (last 24 h)".into(),
+            Job::LabelStudioSync => "Label Studio sync".into(),
+            Job::Export => "export approved samples".into(),
+            Job::TrainNow => "weekly training now (--force)".into(),
+            Job::Promote { version, traffic } if *traffic >= 100 => {
+                format!("promote {version} to production")
+            }
+            Job::Promote { version, traffic } => {
+                format!("promote {version} to canary at {traffic} %")
+            }
+            Job::Rollback => "roll back production".into(),
+        }
+    }
+}
+
+/// Hands work to background tasks; cheap to clone.
+#[derive(Clone)]
+pub struct Runner {
+    store: Store,
+    config: Config,
+    events: UnboundedSender<UiEvent>,
+    actor: String,
+    /// Decisions and undos go through one worker, in the order they were
+    /// made: an undo never overtakes the decision it undoes.
+    reviews: UnboundedSender<ReviewOp>,
+}
+
+#[derive(Debug)]
+enum ReviewOp {
+    Decide(i64, ReviewVerdict),
+    Undo(i64),
+}
+
+impl Runner {
+    /// Must be called inside the tokio runtime (it starts the review worker).
+    pub fn new(store: Store, config: Config, events: UnboundedSender<UiEvent>) -> Self {
+        let actor = lifecycle::current_actor();
+        let (reviews, ops) = unbounded_channel();
+        tokio::spawn(review_worker(
+            store.clone(),
+            actor.clone(),
+            ops,
+            events.clone(),
+        ));
+        Self {
+            store,
+            config,
+            events,
+            actor,
+            reviews,
+        }
+    }
+
+    /// Start `job`; returns the reporter whose `cancel()` stops it. The
+    /// console sees every progress event of the job before its end.
+    pub fn start(&self, job: Job) -> Reporter {
+        // Only the cancel flag of this one is used; its own events go nowhere.
+        let (cancel, _) = Reporter::channel();
+        let (stage_reporter, mut progress) = cancel.intercept();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let this = self.clone();
+        let running = job.clone();
+        tokio::spawn(async move {
+            let result = this
+                .run_job(&running, &stage_reporter)
+                .await
+                .map_err(|err| err.message().to_string());
+            // Closing the progress channel tells the forwarder the job is over.
+            drop(stage_reporter);
+            let _ = done_tx.send(result);
+        });
+        let events = self.events.clone();
+        tokio::spawn(async move {
+            while let Some(event) = progress.recv().await {
+                let _ = events.send(UiEvent::Progress(event));
+            }
+            let result = done_rx
+                .await
+                .unwrap_or_else(|_| Err("the job's task ended without a result".into()));
+            let _ = events.send(UiEvent::JobFinished { job, result });
+        });
+        cancel
+    }
+
+    async fn run_job(&self, job: &Job, reporter: &Reporter) -> Result<String> {
+        let (store, config, trigger) = (&self.store, &self.config, Trigger::Tui);
+        match job {
+            Job::DailyCapture => {
+                let options = daily_capture::Options {
+                    window: daily_capture::Window::Since(chrono::Duration::hours(24)),
+                    dry_run: false,
+                    batch_size: daily_capture::DEFAULT_BATCH_SIZE,
+                };
+                let outcome =
+                    daily_capture::run_recorded(store, config, &options, trigger, reporter).await?;
+                let r = &outcome.report;
+                Ok(format!(
+                    "daily capture: {} captured, {} auto-approved, {} need review",
+                    r.captured, r.auto_approved, r.needs_review
+                ))
+            }
+            Job::LabelStudioSync => {
+                let client = label_studio_sync::client_from_config(config)?;
+                let options = label_studio_sync::SyncOptions {
+                    push: true,
+                    pull: true,
+                    ..Default::default()
+                };
+                let r = label_studio_sync::run(store, config, &client, options, trigger, reporter)
+                    .await?;
+                let mut text = format!(
+                    "sync: project {}, pushed {}, pulled {} ({} approved, {} corrected, {} rejected)",
+                    r.project_id, r.pushed, r.pulled, r.approved, r.corrected, r.rejected
+                );
+                if !r.errors.is_empty() {
+                    text.push_str(&format!(", {} error(s): {}", r.errors.len(), r.errors[0]));
+                }
+                Ok(text)
+            }
+            Job::Export => {
+                let output = export_path(config);
+                if let Some(dir) = output.parent() {
+                    std::fs::create_dir_all(dir).map_err(|err| {
+                        crate::Error::failure(format!("creating {}: {err}", dir.display()))
+                    })?;
+                }
+                let options = export::ExportOptions {
+                    output: Some(output),
+                    limit: None,
+                    filter: Default::default(),
+                    split: export::Split::All,
+                    test_split_percent: config.training.test_split_percent,
+                };
+                // `export::run`'s future is not `Send` (it holds a `Box<dyn Write>`
+                // across awaits), so it runs on a blocking thread of this runtime.
+                let (store, reporter) = (store.clone(), reporter.clone());
+                let runtime = tokio::runtime::Handle::current();
+                let s = tokio::task::spawn_blocking(move || {
+                    runtime.block_on(export::run_recorded(&store, &options, trigger, &reporter))
+                })
+                .await
+                .map_err(|err| crate::Error::failure(format!("export task: {err}")))??;
+                Ok(format!("exported {} sample(s) to {}", s.exported, s.output))
+            }
+            Job::TrainNow => {
+                let options = weekly_training::WeeklyOptions {
+                    min_samples: config.training.min_samples,
+                    force: true,
+                    major: false,
+                };
+                match weekly_training::run(store, config, options, trigger, reporter).await? {
+                    weekly_training::WeeklyOutcome::Skipped {
+                        approved_unused, ..
+                    } => Ok(format!(
+                        "nothing trained ({approved_unused} approved unused samples)"
+                    )),
+                    weekly_training::WeeklyOutcome::Trained(s) => Ok(format!(
+                        "{} trained: accuracy {:.3}, registered as {}",
+                        s.version, s.accuracy, s.status
+                    )),
+                }
+            }
+            Job::Promote { version, traffic } => {
+                let target = if *traffic >= 100 {
+                    Target::Production
+                } else {
+                    Target::Canary { traffic: *traffic }
+                };
+                let changes = lifecycle::promote(store, version, target, &self.actor).await?;
+                Ok(describe_changes(&changes))
+            }
+            Job::Rollback => {
+                let changes = lifecycle::rollback(store, &self.actor).await?;
+                Ok(describe_changes(&changes))
+            }
+        }
+    }
+
+    /// Record a review decision exactly as a Label Studio pull does.
+    pub fn review(&self, sample_id: i64, verdict: ReviewVerdict) {
+        let _ = self.reviews.send(ReviewOp::Decide(sample_id, verdict));
+    }
+
+    /// Put a decided sample back in the queue.
+    pub fn undo(&self, sample_id: i64) {
+        let _ = self.reviews.send(ReviewOp::Undo(sample_id));
+    }
+
+    pub fn load_gap(&self, gap: Gap) {
+        let loader = Loader::new(self.store.clone(), self.config.clone());
+        let events = self.events.clone();
+        tokio::spawn(async move {
+            let result = loader
+                .gap_detail(gap)
+                .await
+                .map_err(|err| err.message().to_string());
+            let _ = events.send(UiEvent::GapLoaded(result));
+        });
+    }
+}
+
+async fn review_worker(
+    store: Store,
+    annotator: String,
+    mut ops: UnboundedReceiver<ReviewOp>,
+    events: UnboundedSender<UiEvent>,
+) {
+    while let Some(op) = ops.recv().await {
+        let event = match op {
+            ReviewOp::Decide(sample_id, verdict) => {
+                let decision = ReviewDecision {
+                    verdict,
+                    annotator: Some(annotator.clone()),
+                    decided_at: Timestamp::now(),
+                };
+                let result = match store.apply_review(sample_id, &decision).await {
+                    Ok(ReviewOutcome::Applied(s)) => Ok(format!(
+                        "{} “{}” as {}",
+                        s.review_status,
+                        short(&s.text),
+                        s.intent
+                    )),
+                    Ok(ReviewOutcome::Stale(s)) => Err(format!(
+                        "“{}” was decided more recently elsewhere ({}); nothing changed",
+                        short(&s.text),
+                        s.review_status
+                    )),
+                    Ok(ReviewOutcome::NotFound) => {
+                        Err(format!("sample {sample_id} no longer exists"))
+                    }
+                    Err(err) => Err(err.message().to_string()),
+                };
+                UiEvent::Reviewed { sample_id, result }
+            }
+            ReviewOp::Undo(sample_id) => {
+                let result = match store.undo_review(sample_id).await {
+                    Ok(Some(s)) => Ok(format!("“{}” is back in the queue", short(&s.text))),
+                    Ok(None) => Err(format!(
+                        "sample {sample_id} was not decided by a human; nothing to undo"
+                    )),
+                    Err(err) => Err(err.message().to_string()),
+                };
+                UiEvent::Undone { sample_id, result }
+            }
+        };
+        if events.send(event).is_err() {
+            break;
+        }
+    }
+}
+
+fn describe_changes(changes: &[crate::storage::models::ModelChange]) -> String {
+    if changes.is_empty() {
+        return "nothing changed".into();
+    }
+    changes
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {} → {} ({} %)",
+                c.version, c.from_status, c.to_status, c.traffic_percentage
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// `DATA_DIR/exports/export-YYYYmmdd-HHMMSS.jsonl`.
+fn export_path(config: &Config) -> PathBuf {
+    config.data_dir.join("exports").join(format!(
+        "export-{}.jsonl",
+        chrono::Utc::now().format("%Y%m%d-%H%M%S")
+    ))
+}
+
+/// The first 40 characters of a text, for one-line messages.
+pub fn short(text: &str) -> String {
+    let mut out: String = text.chars().take(40).collect();
+    if text.chars().count() > 40 {
+        out.push('…');
+    }
+    out
+}

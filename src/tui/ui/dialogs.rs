@@ -1,0 +1,287 @@
+//! Dialogs drawn over the pane: help, intent chooser, confirmations, the
+//! traffic prompt, the stage menu and a capture gap's detail.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Flex, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Clear, Paragraph, Row, Table, Wrap};
+
+use super::theme::Theme;
+use super::{cut, day_time, took};
+use crate::tui::app::{App, Confirm, GapView, Overlay};
+use crate::tui::keys::{KEYS, Scope};
+use crate::tui::runner::Job;
+
+pub fn draw(frame: &mut Frame, app: &App, theme: &Theme) {
+    let area = frame.area();
+    match &app.overlay {
+        Overlay::None => {}
+        Overlay::Help => help(frame, area, theme),
+        Overlay::ChooseIntent { filter, selected } => {
+            let popup = centered(area, 60, 16);
+            let intents = app.filtered_intents(filter);
+            let visible = popup.height.saturating_sub(4) as usize;
+            let skip = selected.saturating_sub(visible.saturating_sub(1));
+            let mut lines = vec![
+                Line::from(vec![
+                    Span::styled("filter: ", theme.dim()),
+                    Span::styled(format!("{filter}_"), theme.title()),
+                ]),
+                Line::default(),
+            ];
+            if intents.is_empty() {
+                lines.push(Line::from(Span::styled(
+                    format!("no known intent matches; Enter uses “{filter}” as a new intent"),
+                    theme.warn(),
+                )));
+            }
+            for (i, intent) in intents.iter().enumerate().skip(skip).take(visible) {
+                let style = if i == *selected {
+                    theme.selected()
+                } else {
+                    theme.plain()
+                };
+                lines.push(Line::from(Span::styled(intent.to_string(), style)));
+            }
+            dialog(
+                frame,
+                popup,
+                "choose the right intent · type to filter · Enter · Esc",
+                lines,
+            );
+        }
+        Overlay::Confirm(confirm) => {
+            let question = match confirm {
+                Confirm::Start(Job::TrainNow) => {
+                    "Train a new version now on all approved samples? It is registered as testing only if it beats production.".to_string()
+                }
+                Confirm::Start(Job::Rollback) => {
+                    "Roll back: the previous production version takes 100 % of traffic again.".to_string()
+                }
+                Confirm::Start(job) => format!("{}?", capitalise(&job.label())),
+                Confirm::Quit => "A job is still running. Cancel it and quit?".to_string(),
+            };
+            let lines = vec![
+                Line::from(question),
+                Line::default(),
+                Line::from(Span::styled("y / Enter: yes · n / Esc: no", theme.accent())),
+            ];
+            dialog(frame, centered(area, 60, 7), "confirm", lines);
+        }
+        Overlay::Traffic { version, input } => {
+            let lines = vec![
+                Line::from(format!("Promote {version}: share of traffic in %")),
+                Line::from(Span::styled(
+                    "1–99 makes it the canary, 100 makes it production",
+                    theme.dim(),
+                )),
+                Line::default(),
+                Line::from(Span::styled(format!("{input}_ %"), theme.title())),
+            ];
+            dialog(frame, centered(area, 56, 8), "promote · Enter · Esc", lines);
+        }
+        Overlay::JobMenu { selected } => {
+            let lines: Vec<Line> = Job::MENU
+                .iter()
+                .enumerate()
+                .map(|(i, job)| {
+                    let style = if i == *selected {
+                        theme.selected()
+                    } else {
+                        theme.plain()
+                    };
+                    Line::from(Span::styled(capitalise(&job.label()), style))
+                })
+                .collect();
+            dialog(
+                frame,
+                centered(area, 44, 8),
+                "run a stage · Enter · Esc",
+                lines,
+            );
+        }
+        Overlay::Gap(view) => gap(frame, area, app, view, theme),
+    }
+}
+
+fn help(frame: &mut Frame, area: Rect, theme: &Theme) {
+    let rows: Vec<Row> = KEYS
+        .iter()
+        .map(|k| {
+            let scope = match k.scope {
+                Scope::Anywhere => "anywhere".to_string(),
+                Scope::Pane(p) => p.title().to_string(),
+                Scope::Dialog => "dialogs".to_string(),
+            };
+            Row::new(vec![k.keys.to_string(), scope, k.action.to_string()])
+        })
+        .collect();
+    let popup = centered(area, 78, KEYS.len() as u16 + 3);
+    frame.render_widget(Clear, popup);
+    frame.render_widget(
+        Table::new(
+            rows,
+            [
+                Constraint::Length(15),
+                Constraint::Length(12),
+                Constraint::Fill(1),
+            ],
+        )
+        .header(Row::new(vec!["key", "where", "does"]).style(theme.title()))
+        .block(Block::bordered().title("keys · any key closes")),
+        popup,
+    );
+}
+
+fn gap(frame: &mut Frame, area: Rect, app: &App, view: &GapView, theme: &Theme) {
+    let popup = centered(
+        area,
+        area.width.saturating_sub(4),
+        area.height.saturating_sub(2),
+    );
+    frame.render_widget(Clear, popup);
+    let block = Block::bordered().title("capture gap · Esc closes");
+    let detail = match view {
+        GapView::Loading(g) => {
+            let text = format!(
+                "{} → {} ({} min): loading…",
+                day_time(g.start),
+                day_time(g.end),
+                g.minutes
+            );
+            frame.render_widget(Paragraph::new(text).block(block), popup);
+            return;
+        }
+        GapView::Failed(err) => {
+            frame.render_widget(
+                Paragraph::new(Span::styled(err.clone(), theme.bad())).block(block),
+                popup,
+            );
+            return;
+        }
+        GapView::Loaded(detail) => detail,
+    };
+    let inner = block.inner(popup);
+    frame.render_widget(block, popup);
+    let g = &detail.gap;
+    let job_rows = (detail.job_runs.len().clamp(1, 6) + 2) as u16;
+    let [head, convs, jobs] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(3),
+        Constraint::Length(job_rows),
+    ])
+    .areas(inner);
+    frame.render_widget(
+        Paragraph::new(Span::styled(
+            format!(
+                "silent from {} to {} UTC: {} min{}",
+                day_time(g.start),
+                if g.ongoing {
+                    "now".to_string()
+                } else {
+                    day_time(g.end)
+                },
+                g.minutes,
+                if g.ongoing { " and counting" } else { "" }
+            ),
+            theme.warn(),
+        )),
+        head,
+    );
+    let rows: Vec<Row> = detail
+        .conversations
+        .iter()
+        .map(|c| {
+            let side = if c.created_at < g.start {
+                "before"
+            } else {
+                "after"
+            };
+            Row::new(vec![
+                side.to_string(),
+                c.created_at.0.format("%m-%d %H:%M:%S").to_string(),
+                c.nlu_provider.clone().unwrap_or_default(),
+                c.nlu_intent.clone().unwrap_or_default(),
+                cut(&c.user_message, 200),
+            ])
+        })
+        .collect();
+    frame.render_widget(
+        Table::new(
+            rows,
+            [
+                Constraint::Length(6),
+                Constraint::Length(14),
+                Constraint::Length(16),
+                Constraint::Length(18),
+                Constraint::Fill(1),
+            ],
+        )
+        .block(Block::bordered().title("conversations at the edges of the gap")),
+        convs,
+    );
+    let rows: Vec<Row> = detail
+        .job_runs
+        .iter()
+        .map(|r| {
+            Row::new(vec![
+                day_time(r.started_at),
+                r.stage.clone(),
+                r.trigger.clone(),
+                r.status.clone(),
+                took(r.started_at, r.finished_at, app.now),
+                cut(r.error.as_deref().unwrap_or(""), 200),
+            ])
+            .style(theme.status_style(&r.status))
+        })
+        .collect();
+    let title = if detail.job_runs.is_empty() {
+        "job runs during the gap · none"
+    } else {
+        "job runs during the gap"
+    };
+    frame.render_widget(
+        Table::new(
+            rows,
+            [
+                Constraint::Length(11),
+                Constraint::Length(17),
+                Constraint::Length(4),
+                Constraint::Length(9),
+                Constraint::Length(7),
+                Constraint::Fill(1),
+            ],
+        )
+        .block(Block::bordered().title(title)),
+        jobs,
+    );
+}
+
+fn dialog(frame: &mut Frame, area: Rect, title: &str, lines: Vec<Line>) {
+    frame.render_widget(Clear, area);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: true })
+            .block(Block::bordered().title(title.to_string())),
+        area,
+    );
+}
+
+/// A `width` × `height` rectangle in the middle of `area` (clipped to it).
+fn centered(area: Rect, width: u16, height: u16) -> Rect {
+    let [row] = Layout::vertical([Constraint::Length(height.min(area.height))])
+        .flex(Flex::Center)
+        .areas(area);
+    let [cell] = Layout::horizontal([Constraint::Length(width.min(area.width))])
+        .flex(Flex::Center)
+        .areas(row);
+    cell
+}
+
+fn capitalise(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}

@@ -1,0 +1,131 @@
+//! Review pane: the queue in priority order and the selected sample in full.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Paragraph, Row, Table, Wrap};
+
+use super::theme::Theme;
+use super::{cut, day_time};
+use crate::tui::app::App;
+use crate::tui::data::Pane;
+
+pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
+    let Some(data) = &app.review else {
+        return super::loading(frame, area, app, Pane::Review, theme);
+    };
+    let queue = app.visible_queue();
+    let detail_rows = if area.height >= 30 { 9 } else { 7 };
+    let [list, detail] =
+        Layout::vertical([Constraint::Min(4), Constraint::Length(detail_rows)]).areas(area);
+
+    let selected = app.cursor[Pane::Review.index()];
+    let visible = list.height.saturating_sub(3) as usize;
+    let skip = selected.saturating_sub(visible.saturating_sub(1));
+    let rows: Vec<Row> = queue
+        .iter()
+        .enumerate()
+        .skip(skip)
+        .map(|(i, s)| {
+            let row = Row::new(vec![
+                s.priority.to_string(),
+                s.occurrences.to_string(),
+                s.confidence.map_or("–".into(), |c| format!("{c:.2}")),
+                s.language.clone().unwrap_or_default(),
+                s.predicted_intent
+                    .clone()
+                    .unwrap_or_else(|| s.intent.clone()),
+                cut(&s.text, 200),
+            ]);
+            if i == selected {
+                row.style(theme.selected())
+            } else if s.priority <= 2 {
+                row.style(theme.warn())
+            } else {
+                row
+            }
+        })
+        .collect();
+    let hidden = data.queue.len() - queue.len();
+    let title = format!(
+        "review queue · {} waiting, {} urgent{}",
+        data.size.total,
+        data.size.urgent,
+        if hidden > 0 {
+            format!(" · {hidden} skipped/decided here")
+        } else {
+            String::new()
+        }
+    );
+    let header =
+        Row::new(vec!["pri", "occ", "conf", "lang", "prediction", "text"]).style(theme.title());
+    frame.render_widget(
+        Table::new(
+            rows,
+            [
+                Constraint::Length(3),
+                Constraint::Length(4),
+                Constraint::Length(4),
+                Constraint::Length(8),
+                Constraint::Length(18),
+                Constraint::Fill(1),
+            ],
+        )
+        .header(header)
+        .block(Block::bordered().title(title)),
+        list,
+    );
+
+    let body: Vec<Line> = match queue.get(selected) {
+        None if data.size.total == 0 => vec![Line::from(Span::styled(
+            "The queue is empty: nothing waits for a human. Daily capture fills it with uncertain predictions.",
+            theme.good(),
+        ))],
+        None => vec![Line::from(Span::styled(
+            "Every sample shown was skipped or decided here; R reloads the queue.",
+            theme.dim(),
+        ))],
+        Some(s) => {
+            let field = |name: &str, value: String| {
+                Line::from(vec![
+                    Span::styled(format!("{name:<11}"), theme.dim()),
+                    Span::raw(value),
+                ])
+            };
+            vec![
+                Line::from(Span::styled(s.text.clone(), theme.title())),
+                field(
+                    "prediction",
+                    format!(
+                        "{}  confidence {}  by {}",
+                        s.predicted_intent
+                            .clone()
+                            .unwrap_or_else(|| s.intent.clone()),
+                        s.confidence.map_or("–".into(), |c| format!("{c:.2}")),
+                        s.predicted_by_version.clone().unwrap_or_else(|| "–".into())
+                    ),
+                ),
+                field(
+                    "language",
+                    format!(
+                        "{}  occurrences {}  priority {}  since {}",
+                        s.language.clone().unwrap_or_else(|| "–".into()),
+                        s.occurrences,
+                        s.priority,
+                        day_time(s.created_at)
+                    ),
+                ),
+                Line::from(Span::styled(
+                    "a accept · c choose intent · r reject · s skip · u undo",
+                    theme.accent(),
+                )),
+            ]
+        }
+    };
+    frame.render_widget(
+        Paragraph::new(body)
+            .wrap(Wrap { trim: true })
+            .block(Block::bordered().title("sample")),
+        detail,
+    );
+}

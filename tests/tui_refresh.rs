@@ -1,0 +1,131 @@
+//! The console's refresh path on both backends: the capture pane's data
+//! follows new rows incrementally (feed tailed by id, counts re-read from
+//! the newest minute), and the refresh task answers requests with loads or
+//! with a failure the status line shows.
+
+mod common;
+
+use chrono::{DateTime, Duration, DurationRound, Utc};
+use common::{TestDb, block_on};
+use flywheel::storage::Timestamp;
+use flywheel::storage::conversations::NewConversation;
+use flywheel::tui::app::UiEvent;
+use flywheel::tui::data::{Pane, PaneData};
+use flywheel::tui::refresh::{self, Loader, RefreshRequest};
+use tokio::sync::{mpsc, watch};
+
+fn conversation(text: &str, at: DateTime<Utc>) -> NewConversation {
+    NewConversation {
+        created_at: Timestamp(at),
+        session_id: None,
+        user_hash: None,
+        user_message: text.into(),
+        language: Some("en".into()),
+        nlu_intent: Some("greeting".into()),
+        nlu_confidence: Some(0.9),
+        nlu_provider: Some("flywheel-router".into()),
+        model_version: Some("router-v1.0.0".into()),
+        fallback: false,
+        routing_decision: None,
+    }
+}
+
+#[test]
+fn capture_data_follows_new_rows_between_refreshes() {
+    for db in TestDb::all() {
+        let config = db.config();
+        block_on(async move {
+            let store = flywheel::storage::open(&config).await.unwrap();
+            let now =
+                Utc::now().duration_trunc(Duration::minutes(1)).unwrap() + Duration::seconds(30);
+            store
+                .insert_conversations(&[
+                    conversation("an hour ago", now - Duration::minutes(61)),
+                    conversation("two minutes ago", now - Duration::minutes(2)),
+                ])
+                .await
+                .unwrap();
+            let mut loader = Loader::new(store.clone(), config.clone());
+            let PaneData::Capture(first) = loader.load(Pane::Capture, now).await.unwrap() else {
+                panic!("capture data")
+            };
+            assert_eq!(first.feed.len(), 2);
+            assert_eq!(
+                first.per_minute.iter().sum::<u64>(),
+                1,
+                "only one in the last hour"
+            );
+
+            store
+                .insert_conversations(&[
+                    conversation("same minute as the last", now - Duration::minutes(2)),
+                    conversation("just now", now),
+                ])
+                .await
+                .unwrap();
+            let PaneData::Capture(second) = loader.load(Pane::Capture, now).await.unwrap() else {
+                panic!("capture data")
+            };
+            let texts: Vec<&str> = second
+                .feed
+                .iter()
+                .map(|c| c.user_message.as_str())
+                .collect();
+            assert_eq!(
+                texts,
+                [
+                    "just now",
+                    "same minute as the last",
+                    "two minutes ago",
+                    "an hour ago"
+                ]
+            );
+            assert_eq!(second.per_minute.iter().sum::<u64>(), 3);
+            assert_eq!(
+                second.per_minute[57], 2,
+                "the newest cached minute was re-counted"
+            );
+            assert_eq!(*second.per_minute.last().unwrap(), 1);
+            assert_eq!(second.per_hour.iter().map(|b| b.count).sum::<i64>(), 4);
+            store.close().await;
+        });
+    }
+}
+
+#[test]
+fn refresh_task_answers_the_latest_request_and_reports_failures() {
+    let db = TestDb::sqlite();
+    let config = db.config();
+    block_on(async move {
+        let store = flywheel::storage::open(&config).await.unwrap();
+        let (events_tx, mut events) = mpsc::unbounded_channel();
+        let (requests, requests_rx) = watch::channel(RefreshRequest::default());
+        let task = refresh::spawn(
+            Loader::new(store.clone(), config.clone()),
+            requests_rx,
+            events_tx,
+        );
+        requests.send_replace(RefreshRequest {
+            pane: Pane::Jobs,
+            seq: 1,
+        });
+        match events.recv().await.unwrap() {
+            UiEvent::Loaded { data, .. } => assert_eq!(data.pane(), Pane::Jobs),
+            other => panic!("expected a load, got {other:?}"),
+        }
+        store.close().await;
+        requests.send_replace(RefreshRequest {
+            pane: Pane::Review,
+            seq: 2,
+        });
+        match events.recv().await.unwrap() {
+            UiEvent::LoadFailed { pane, message } => {
+                assert_eq!(pane, Pane::Review);
+                assert!(message.contains("database unavailable"), "{message}");
+            }
+            other => panic!("expected a failure, got {other:?}"),
+        }
+        drop(requests);
+        task.await.unwrap();
+    });
+}

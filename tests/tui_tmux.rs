@@ -1,0 +1,231 @@
+//! The real binary in a real terminal (tmux, private server socket): the
+//! console opens, switches panes, reviews one sample — the database shows
+//! it approved by the operator, exactly as a Label Studio pull records it —
+//! quits, and leaves the terminal as it found it (main screen, cooked mode).
+//! Synchronisation is by polling the screen for expected text, with a deadline.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{TestDb, block_on, scalar};
+use flywheel::storage::samples::NewSample;
+
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(width: u16, height: u16) -> Self {
+        let socket = format!(
+            "flywheel-tui-test-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        );
+        let tmux = Self { socket };
+        tmux.run(&[
+            "-f",
+            "/dev/null",
+            "new-session",
+            "-d",
+            "-s",
+            "main",
+            "-x",
+            &width.to_string(),
+            "-y",
+            &height.to_string(),
+            "sh",
+        ]);
+        tmux
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let output = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("tmux runs");
+        assert!(
+            output.status.success(),
+            "tmux {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    fn type_line(&self, line: &str) {
+        self.run(&["send-keys", "-t", "main", "-l", line]);
+        self.run(&["send-keys", "-t", "main", "Enter"]);
+    }
+
+    fn key(&self, key: &str) {
+        self.run(&["send-keys", "-t", "main", key]);
+    }
+
+    fn screen(&self) -> String {
+        self.run(&["capture-pane", "-p", "-t", "main"])
+    }
+
+    /// Poll the screen until it contains `text`; panic with the screen at the deadline.
+    fn wait_for(&self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let screen = self.screen();
+            if screen.contains(text) {
+                return screen;
+            }
+            if Instant::now() > deadline {
+                panic!("waited 30 s for {text:?}; the screen shows:\n{screen}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .arg("kill-server")
+            .output();
+    }
+}
+
+fn tmux_available() -> bool {
+    Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn quoted(path: &Path) -> String {
+    format!("'{}'", path.display().to_string().replace('\'', r"'\''"))
+}
+
+#[test]
+fn console_in_tmux_reviews_a_sample_and_restores_the_terminal() {
+    if !tmux_available() {
+        assert!(std::env::var_os("CI").is_none(), "tmux is required in CI");
+        eprintln!("skipping: tmux is not installed");
+        return;
+    }
+    let db = TestDb::sqlite();
+    let text = "cancel my subscription please";
+    let config = db.config();
+    block_on(async move {
+        let store = flywheel::storage::open(&config).await.unwrap();
+        store
+            .upsert_samples(&[NewSample {
+                text: text.into(),
+                normalized_text: flywheel::text::normalize_for_dedup(text),
+                intent: "refund".into(),
+                language: Some("en".into()),
+                source: "auto",
+                confidence: Some(0.42),
+                review_status: "needs-review",
+                priority: 2,
+                occurrences: 3,
+                predicted_intent: Some("refund".into()),
+                predicted_by_version: Some("router-v1.0.0".into()),
+                conversation_id: None,
+            }])
+            .await
+            .unwrap();
+        store.close().await;
+    });
+
+    let home = db.data_path();
+    let bin = assert_cmd::cargo::cargo_bin("flywheel");
+    let tmux = Tmux::start(100, 30);
+    let console = format!(
+        "env -u DATABASE_URL -u LABEL_STUDIO_URL -u LABEL_STUDIO_API_KEY -u FLYWHEEL_LOG \
+         HOME={home} XDG_DATA_HOME={home}/xdg-data XDG_CONFIG_HOME={home}/xdg-config \
+         {bin} --data-dir {home} tui",
+        home = quoted(home),
+        bin = quoted(&bin),
+    );
+    tmux.type_line(&format!("cd {} && {console}; echo EXIT=$?", quoted(home)));
+    tmux.wait_for("1 Capture");
+    tmux.wait_for("nothing captured yet");
+
+    tmux.key("Tab");
+    tmux.wait_for("review queue · 1 waiting, 1 urgent");
+    tmux.wait_for(text);
+    tmux.key("5");
+    tmux.wait_for("stage runs");
+    tmux.key("2");
+    tmux.wait_for(text);
+    tmux.key("a");
+    tmux.wait_for("approved “cancel my subscription please” as refund");
+
+    let config = db.config();
+    let (approved, by_human, annotated) = block_on(async move {
+        let store = flywheel::storage::open(&config).await.unwrap();
+        let counts = (
+            scalar(&store, "SELECT COUNT(*) FROM training_samples WHERE review_status = 'approved'").await,
+            scalar(&store, "SELECT COUNT(*) FROM training_samples WHERE source = 'human' AND reviewed_at IS NOT NULL").await,
+            scalar(&store, "SELECT COUNT(*) FROM training_samples WHERE annotator IS NOT NULL AND annotator <> ''").await,
+        );
+        store.close().await;
+        counts
+    });
+    assert_eq!((approved, by_human, annotated), (1, 1, 1));
+
+    tmux.key("q");
+    let screen = tmux.wait_for("EXIT=0");
+    assert!(
+        !screen.contains("1 Capture"),
+        "the console's screen is gone after quitting:\n{screen}"
+    );
+    // Cooked mode again: the shell's terminal is not left raw. (The quotes
+    // keep the typed command from matching what we wait for.)
+    tmux.type_line("stty -a | grep -q -- -icanon && echo RA''W-MODE || echo COO''KED-MODE");
+    tmux.wait_for("COOKED-MODE");
+
+    // `flywheel` alone on a terminal opens the console too; SIGTERM (a
+    // closing SSH session, `kill`) restores the terminal like `q` does.
+    tmux.type_line("clear");
+    let bare = console.trim_end_matches(" tui");
+    tmux.type_line(&format!("{bare}; echo TERM-EXIT=$?"));
+    tmux.wait_for("1 Capture");
+    let shell = tmux.run(&["display-message", "-p", "-t", "main", "#{pane_pid}"]);
+    let children = Command::new("pgrep")
+        .args(["-P", shell.trim()])
+        .output()
+        .expect("pgrep");
+    let pid = String::from_utf8_lossy(&children.stdout).trim().to_string();
+    assert!(
+        !pid.is_empty() && !pid.contains('\n'),
+        "one console process under the shell: {pid:?}"
+    );
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let screen = tmux.wait_for("TERM-EXIT=0");
+    assert!(
+        !screen.contains("1 Capture"),
+        "screen restored after SIGTERM:\n{screen}"
+    );
+    tmux.type_line("stty -a | grep -q -- -icanon && echo RA''W-AGAIN || echo COO''KED-AGAIN");
+    tmux.wait_for("COOKED-AGAIN");
+}
+
+#[test]
+fn without_a_terminal_the_console_refuses_and_bare_flywheel_prints_help() {
+    let db = TestDb::sqlite();
+    db.cmd()
+        .arg("tui")
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("needs a terminal"));
+    db.cmd()
+        .assert()
+        .code(2)
+        .stdout(predicates::str::contains("Usage: flywheel"));
+}
