@@ -28,6 +28,11 @@ pub struct DemoArgs {
 }
 
 pub async fn demo(ctx: &Context, args: DemoArgs) -> Result<ExitCode> {
+    if !args.headless && !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        return Err(Error::usage(
+            "the console needs a terminal; run `flywheel demo --headless` instead",
+        ));
+    }
     // main() has already moved the configuration to the demo's data dir.
     let config = ctx.config();
     let store = ctx.store().await?;
@@ -65,10 +70,8 @@ pub async fn demo(ctx: &Context, args: DemoArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn run_console(_ctx: &Context, _store: &crate::storage::Store) -> Result<()> {
-    Err(Error::usage(
-        "the console is not built yet; run `flywheel demo --headless`",
-    ))
+async fn run_console(ctx: &Context, store: &crate::storage::Store) -> Result<()> {
+    crate::tui::run(store.clone(), ctx.config().clone()).await
 }
 
 fn human_summary(s: &DemoSummary) -> String {

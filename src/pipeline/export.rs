@@ -109,12 +109,13 @@ pub async fn run(
     // A file is written beside its final name and renamed at the end, so a
     // failed export never leaves a truncated training file behind.
     let tmp = options.output.as_deref().map(temp_path);
-    let mut out: Box<dyn Write> = match &tmp {
+    // `Send`, so the console can run an export on any of its tasks.
+    let mut out: Box<dyn Write + Send> = match &tmp {
         Some(path) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(path)
                 .map_err(|err| Error::failure(format!("creating {}: {err}", path.display())))?,
         )),
-        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout())),
     };
     let write_err = |err: std::io::Error| Error::failure(format!("writing the export: {err}"));
     let mut after = 0i64;

@@ -180,15 +180,7 @@ impl Runner {
                     split: export::Split::All,
                     test_split_percent: config.training.test_split_percent,
                 };
-                // `export::run`'s future is not `Send` (it holds a `Box<dyn Write>`
-                // across awaits), so it runs on a blocking thread of this runtime.
-                let (store, reporter) = (store.clone(), reporter.clone());
-                let runtime = tokio::runtime::Handle::current();
-                let s = tokio::task::spawn_blocking(move || {
-                    runtime.block_on(export::run_recorded(&store, &options, trigger, &reporter))
-                })
-                .await
-                .map_err(|err| crate::Error::failure(format!("export task: {err}")))??;
+                let s = export::run_recorded(store, &options, trigger, reporter).await?;
                 Ok(format!("exported {} sample(s) to {}", s.exported, s.output))
             }
             Job::TrainNow => {
