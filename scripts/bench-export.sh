@@ -44,7 +44,7 @@ run_export() {
   python3 - "$label" "$started" "$ended" "$work/out.json" "$work/rss" "$work/export.jsonl" <<'EOF'
 import json, os, sys
 label, start, end, out, rss, path = sys.argv[1:]
-r = json.load(open(out))
+r = json.load(open(out))["export"]
 kib, user, system = open(rss).read().split()[-3:]
 wall = float(end) - float(start)
 print(f"{label:<10} export {r['exported']:>8} samples {wall:6.2f} s wall, {float(user) + float(system):6.2f} s CPU, "
