@@ -31,14 +31,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A keyword model in production (the router model replaces it once merged).
-install_model() { # $1 = data dir, $2 = sql runner command
-  mkdir -p "$1/models/rules-v1"
-  cat >"$1/models/rules-v1/keywords.json" <<'JSON'
-{"version": "rules-v1", "intents": {"order_food": ["pizza", "burger", "khana"], "greet": ["hello", "namaste"], "track_order": ["where is my order", "track"]}}
-JSON
-  $2 "INSERT INTO model_versions (version, status, artifact_path, traffic_percentage) VALUES ('rules-v1', 'production', '$1/models/rules-v1', 100)"
-}
 
 cat >"$work/classify.lua" <<'LUA'
 -- Varied utterances, sessions and languages, like production traffic.
@@ -59,8 +51,11 @@ bench_http() { # $1 = label, rest = flywheel global args
   local port=$((20000 + RANDOM % 20000))
   ${NICE:+nice -n "$NICE"} "$bin" "$@" serve --addr "127.0.0.1:$port" >"$work/serve-$label.out" 2>"$work/serve-$label.err" &
   server_pid=$!
-  for _ in $(seq 1 200); do
-    curl -sf "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break
+  # Fresh database: serve bootstraps the real router model (router-v1.0.0)
+  # from the built-in seed set; wait until classify answers with it.
+  for _ in $(seq 1 1200); do
+    curl -sf -H 'Content-Type: application/json' -d '{"text":"hello"}' \
+      "http://127.0.0.1:$port/nlu/classify" >/dev/null 2>&1 && break
     sleep 0.05
   done
   # Warm up (connections, page cache, prepared statements), then measure.
@@ -87,7 +82,6 @@ bench_http() { # $1 = label, rest = flywheel global args
 if [ -z "${SKIP_HTTP:-}" ]; then
 mkdir -p "$work/sqlite"
 "$bin" --data-dir "$work/sqlite" -q migrate
-install_model "$work/sqlite" "sqlite3 $work/sqlite/flywheel.db"
 bench_http sqlite --data-dir "$work/sqlite" -q
 
 # --- PostgreSQL
@@ -97,7 +91,6 @@ if [ -z "${SKIP_PG:-}" ] && command -v psql >/dev/null 2>&1 && psql -q "$pg_admi
   pg_url="${pg_admin%/*}/$pg_db"
   mkdir -p "$work/pg"
   "$bin" --data-dir "$work/pg" --database-url "$pg_url" -q migrate
-  install_model "$work/pg" "psql -q $pg_url -c"
   bench_http postgres --data-dir "$work/pg" --database-url "$pg_url" -q
 else
   echo "PostgreSQL not reachable at $pg_admin: skipping its HTTP bench" >&2

@@ -58,10 +58,16 @@ pub async fn demo(ctx: &Context, args: DemoArgs) -> Result<ExitCode> {
         );
         // The demo's run time is the feature here, not synchronisation.
         tokio::time::sleep(duration).await;
-    } else {
-        run_console(ctx, &store).await?;
     }
-    let summary = session.stop().await?;
+    let console = if args.headless {
+        Ok(())
+    } else {
+        run_console(ctx, &store).await
+    };
+    // Serve and the synthetic users stop cleanly even when the console failed.
+    let stopped = session.stop().await;
+    console?;
+    let summary = stopped?;
     store.close().await;
     ctx.out
         .summary(&serde_json::json!({"ok": true, "demo": &summary}), || {
