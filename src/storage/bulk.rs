@@ -60,12 +60,16 @@ pub(super) async fn upsert_samples_sqlite(
         })
         .collect();
     let rows = Value::Array(rows).to_string();
-    // `WHERE true`: SQLite needs it to parse ON CONFLICT after a SELECT.
+    // MATERIALIZED: json_each re-renders `value` as text on every
+    // reference, so without it each row would be rendered (and parsed
+    // again) twelve times. `WHERE true`: SQLite needs it to parse
+    // ON CONFLICT after a SELECT.
     let sql = format!(
-        "INSERT INTO training_samples ({COLUMNS}) \
-         SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, \
-                value->>7, value->>8, value->>9, value->>10, value->>11, ?2, ?2 \
-         FROM json_each(?1) WHERE true {ON_CONFLICT}"
+        "WITH r(v) AS MATERIALIZED (SELECT value FROM json_each(?1)) \
+         INSERT INTO training_samples ({COLUMNS}) \
+         SELECT v->>0, v->>1, v->>2, v->>3, v->>4, v->>5, v->>6, v->>7, v->>8, v->>9, v->>10, \
+                v->>11, ?2, ?2 \
+         FROM r WHERE true {ON_CONFLICT}"
     );
     sqlx::query(&sql)
         .bind(&rows)
