@@ -16,7 +16,7 @@ use sqlx::{PgConnection, SqliteConnection};
 use super::Timestamp;
 use super::samples::{NewSample, UpsertedSample};
 
-/// What a stored sample gives back; shared by both upserts.
+/// What the PostgreSQL upsert returns; SQLite reads the same columns back.
 const RETURNING: &str =
     "RETURNING id, normalized_text, occurrences, priority, review_status, reviewed_at";
 
