@@ -2,9 +2,10 @@
 //! the embedded database of a separate demo data dir (never the operator's
 //! real database). It bootstraps the first model, backfills two days of
 //! synthetic history (with an outage, so gap detection has something to
-//! find), starts `serve` and synthetic users in-process, and runs a daily
-//! capture so the review queue has work. The console (or `--headless`)
-//! then watches it; [`DemoSession::stop`] shuts it all down cleanly.
+//! find), runs a daily capture over it so the review queue has work, and
+//! starts `serve` and synthetic users in-process. The console (or
+//! `--headless`) then watches it; [`DemoSession::stop`] shuts it all down
+//! cleanly.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -130,6 +131,20 @@ pub async fn start(
         0
     };
 
+    // Before live traffic starts, so its counts are exactly the history's.
+    reporter.note("running a daily capture over the history");
+    let outcome = daily_capture::run_recorded(
+        store,
+        config,
+        &daily_capture::Options {
+            window: Window::Since(chrono::Duration::hours(HISTORY_HOURS + 1)),
+            dry_run: false,
+            batch_size: DEFAULT_BATCH_SIZE,
+        },
+        Trigger::Cli,
+        reporter,
+    )
+    .await?;
     reporter.note("starting serve and synthetic users");
     let stop_serve = Arc::new(Notify::new());
     let (listening_tx, listening_rx) = tokio::sync::oneshot::channel::<SocketAddr>();
@@ -180,20 +195,6 @@ pub async fn start(
         tokio::spawn(async move { simulate(simulate_options, &reporter).await })
     };
 
-    reporter.note("running a daily capture over the history");
-    let outcome = daily_capture::run_recorded(
-        store,
-        config,
-        &daily_capture::Options {
-            window: Window::Since(chrono::Duration::hours(HISTORY_HOURS + 1)),
-            dry_run: false,
-            batch_size: DEFAULT_BATCH_SIZE,
-        },
-        Trigger::Cli,
-        reporter,
-    )
-    .await?;
-    let r = &outcome.report;
     Ok(DemoSession {
         setup: DemoSetup {
             data_dir: config.data_dir.display().to_string(),
@@ -201,10 +202,11 @@ pub async fn start(
             history_conversations,
             serve_addr: serve_addr.to_string(),
             daily_capture: DailyCaptureCounts {
-                captured: r.captured,
-                auto_approved: r.auto_approved,
-                needs_review: r.needs_review,
-                new_samples: r.new_samples.approved + r.new_samples.needs_review,
+                captured: outcome.report.captured,
+                auto_approved: outcome.report.auto_approved,
+                needs_review: outcome.report.needs_review,
+                new_samples: outcome.report.new_samples.approved
+                    + outcome.report.new_samples.needs_review,
             },
         },
         serve: serve_task,
