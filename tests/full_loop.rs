@@ -136,6 +136,21 @@ async fn the_whole_loop_runs_from_a_fresh_install() {
         let captured = count(&store, "model_version = 'router-v1.0.0'").await;
         assert!(captured >= 100, "only {captured} conversations captured");
 
+        // A team's own NLU logs two uncertain predictions in bulk, so the
+        // review queue has work whatever the bootstrap model's confidence.
+        let bulk = http
+            .post(server.url("/v1/conversations"))
+            .json(&json!([
+                {"user_message": "mera parcel galat address pe gaya", "nlu_intent": "change_address",
+                 "nlu_confidence": 0.41, "nlu_provider": "php-nlu"},
+                {"user_message": "the rider was rude to me", "nlu_intent": "greeting",
+                 "nlu_confidence": 0.38, "nlu_provider": "php-nlu"}
+            ]))
+            .send()
+            .await
+            .unwrap();
+        assert!(bulk.status().is_success(), "{:?}", bulk.text().await);
+
         // 3. Daily capture turns them into samples and a review queue.
         let report = run(&db, &["daily-capture", "--since", "1h"])["report"].clone();
         assert!(report["captured"].as_u64().unwrap() >= 100, "{report}");
