@@ -40,16 +40,18 @@ pub enum Stage {
     WeeklyTraining,
     SamplesImport,
     Ingest,
+    Prune,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 6] = [
+    pub const ALL: [Stage; 7] = [
         Stage::DailyCapture,
         Stage::LabelStudioSync,
         Stage::Export,
         Stage::WeeklyTraining,
         Stage::SamplesImport,
         Stage::Ingest,
+        Stage::Prune,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -60,6 +62,7 @@ impl Stage {
             Stage::WeeklyTraining => "weekly-training",
             Stage::SamplesImport => "samples-import",
             Stage::Ingest => "ingest",
+            Stage::Prune => "prune",
         }
     }
 }

@@ -11,6 +11,7 @@ mod models;
 pub mod output;
 mod pipeline;
 mod progress_display;
+mod retention;
 mod review;
 pub mod router;
 mod stats;
@@ -111,6 +112,10 @@ pub enum Command {
     Tui,
     /// Everything alive in a minute: bootstrap model, serve, synthetic users, daily capture, the console.
     Demo(demo::DemoArgs),
+    /// Delete conversation logs older than a retention period (samples and models are kept).
+    Prune(retention::PruneArgs),
+    /// Copy the embedded SQLite database to FILE while it is in use.
+    Backup(retention::BackupArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -236,6 +241,8 @@ async fn dispatch(command: Option<Command>, ctx: &Context) -> Result<ExitCode> {
         Command::Simulate(args) => capture::simulate(ctx, args).await,
         Command::Tui => console::run(ctx).await,
         Command::Demo(args) => demo::demo(ctx, args).await,
+        Command::Prune(args) => retention::prune(ctx, args).await,
+        Command::Backup(args) => retention::backup(ctx, args).await,
     }
 }
 

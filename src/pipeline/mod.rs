@@ -9,5 +9,6 @@ pub mod daily_report;
 pub mod export;
 mod jsonl;
 pub mod label_studio_sync;
+pub mod prune;
 pub mod samples_import;
 pub mod weekly_training;

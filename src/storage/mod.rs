@@ -19,6 +19,7 @@ pub mod jobs;
 pub mod label_studio_tasks;
 mod locks;
 pub mod models;
+pub mod retention;
 pub mod samples;
 pub mod serving;
 pub mod stats;
