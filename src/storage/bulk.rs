@@ -10,11 +10,28 @@
 //! conversations, SQLite): ~100 µs per conversation with VALUES against
 //! ~12 µs of actual database work. One JSON text or 12 arrays make it cheap.
 
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use sqlx::{PgConnection, SqliteConnection};
 
 use super::Timestamp;
 use super::samples::{NewSample, UpsertedSample};
+
+/// Rows that SQLite handed over as one `json_group_array(json_array(…))`
+/// value (instead of a result row each: sqlx passes every row from its
+/// SQLite thread to ours separately, the larger cost at a million rows).
+/// `T` deserialises from an array in column order; rows come back sorted by
+/// `key`, because an aggregate keeps its subquery's order only in practice.
+pub(super) fn json_rows<T: DeserializeOwned, K: Ord>(
+    json: &str,
+    what: &str,
+    key: impl FnMut(&T) -> K,
+) -> crate::error::Result<Vec<T>> {
+    let mut rows: Vec<T> = serde_json::from_str(json)
+        .map_err(|e| crate::error::Error::failure(format!("{what}: {e}")))?;
+    rows.sort_unstable_by_key(key);
+    Ok(rows)
+}
 
 /// What the PostgreSQL upsert returns; SQLite reads the same columns back.
 const RETURNING: &str =

@@ -9,7 +9,7 @@ use super::{Backend, Store, Timestamp, db_error, on_pool};
 use crate::error::{Error, Result};
 
 /// The columns of a pending conversation the auto-filter needs.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow, serde::Deserialize)]
 pub struct PendingConversation {
     pub id: i64,
     pub user_message: String,
@@ -81,21 +81,18 @@ impl Store {
              WHERE id > $3 AND id <= $4 AND review_status = 'pending' \
                AND created_at >= $1 AND created_at < $2 \
              ORDER BY id LIMIT $5";
+        // SQLite walks the primary key: `+` keeps it off the created_at and
+        // partial `pending` indexes, with which every batch would rescan
+        // (and sort) the rest of the window.
+        const SQLITE_WINDOW: &str = "FROM conversation_logs \
+             WHERE id > $3 AND id <= $4 AND +review_status = 'pending' \
+               AND +created_at >= $1 AND +created_at < $2 \
+             ORDER BY id LIMIT $5";
         match self.backend() {
             Backend::Sqlite(pool) => {
-                // Walk the primary key: `+` keeps SQLite off the created_at
-                // and partial `pending` indexes, with which every batch
-                // would rescan (and sort) the rest of the window.
-                let window = WINDOW
-                    .replace("AND review_status", "AND +review_status")
-                    .replace("AND created_at >=", "AND +created_at >=")
-                    .replace("AND created_at <", "AND +created_at <");
-                // One JSON value per batch instead of a result row per
-                // conversation: sqlx passes every row from its SQLite
-                // thread to ours separately, the larger cost at 1 M rows.
                 let json: String = sqlx::query_scalar(&format!(
                     "SELECT json_group_array(json_array({COLUMNS})) \
-                     FROM (SELECT {COLUMNS} {window})"
+                     FROM (SELECT {COLUMNS} {SQLITE_WINDOW})"
                 ))
                 .bind(start)
                 .bind(end)
@@ -105,32 +102,11 @@ impl Store {
                 .fetch_one(pool)
                 .await
                 .map_err(err)?;
-                type Row = (
-                    i64,
-                    String,
-                    Option<String>,
-                    Option<String>,
-                    Option<f64>,
-                    Option<String>,
-                    Option<String>,
-                );
-                let rows: Vec<Row> = serde_json::from_str(&json)
-                    .map_err(|e| Error::failure(format!("reading pending conversations: {e}")))?;
-                let mut rows: Vec<PendingConversation> = rows
-                    .into_iter()
-                    .map(|r| PendingConversation {
-                        id: r.0,
-                        user_message: r.1,
-                        language: r.2,
-                        nlu_intent: r.3,
-                        nlu_confidence: r.4,
-                        nlu_provider: r.5,
-                        model_version: r.6,
-                    })
-                    .collect();
-                // The aggregate's order is the subquery's in practice, not by contract.
-                rows.sort_unstable_by_key(|r| r.id);
-                Ok(rows)
+                bulk::json_rows(
+                    &json,
+                    "reading pending conversations",
+                    |r: &PendingConversation| r.id,
+                )
             }
             Backend::Postgres(pool) => {
                 sqlx::query_as::<_, PendingConversation>(&format!("SELECT {COLUMNS} {WINDOW}"))
@@ -192,7 +168,7 @@ impl Store {
                 })
                 .collect()
         };
-        let (upserted, marked) = match self.backend() {
+        let upserted = match self.backend() {
             Backend::Sqlite(pool) => {
                 let mut tx = pool.begin().await.map_err(err)?;
                 for pragma in SQLITE_BULK_PRAGMAS {
@@ -207,7 +183,7 @@ impl Store {
                     .map_err(err)?;
                 check_marked(marked, conversations.len())?;
                 tx.commit().await.map_err(err)?;
-                (upserted, marked)
+                upserted
             }
             Backend::Postgres(pool) => {
                 let mut tx = pool.begin().await.map_err(err)?;
@@ -228,10 +204,9 @@ impl Store {
                     .map_err(err)?;
                 check_marked(marked, conversations.len())?;
                 tx.commit().await.map_err(err)?;
-                (upserted, marked)
+                upserted
             }
         };
-        debug_assert_eq!(marked, conversations.len() as u64);
         Ok(upserted)
     }
 }

@@ -2,11 +2,11 @@
 //! order, so memory stays constant and the output order is deterministic.
 
 use super::samples::Markers;
-use super::{Backend, Store, db_error};
-use crate::error::{Error, Result};
+use super::{Backend, Store, bulk, db_error};
+use crate::error::Result;
 
 /// One approved sample as exported (DESIGN §5 plus id, source, occurrences).
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow, serde::Deserialize)]
 pub struct ExportRow {
     pub id: i64,
     pub text: String,
@@ -62,9 +62,8 @@ impl Store {
         let err = |err| db_error("reading approved samples", err);
         match self.backend() {
             Backend::Sqlite(pool) => {
-                // One JSON value per page rather than a row per sample: sqlx
-                // passes each result row from its SQLite thread to ours
-                // separately, which was most of the time of a 1 M export.
+                // One JSON value per page (see `bulk::json_rows`): most of
+                // a 1 M export's time was sqlx handing rows across threads.
                 let sql = format!(
                     "SELECT json_group_array(json_array(id, text, intent, language, confidence, \
                      source, occurrences)) FROM ({sql})"
@@ -77,32 +76,7 @@ impl Store {
                     query = query.bind(language);
                 }
                 let json = query.bind(limit).fetch_one(pool).await.map_err(err)?;
-                type Row = (
-                    i64,
-                    String,
-                    String,
-                    Option<String>,
-                    Option<f64>,
-                    String,
-                    i32,
-                );
-                let rows: Vec<Row> = serde_json::from_str(&json)
-                    .map_err(|e| Error::failure(format!("reading approved samples: {e}")))?;
-                let mut rows: Vec<ExportRow> = rows
-                    .into_iter()
-                    .map(|r| ExportRow {
-                        id: r.0,
-                        text: r.1,
-                        intent: r.2,
-                        language: r.3,
-                        confidence: r.4,
-                        source: r.5,
-                        occurrences: r.6,
-                    })
-                    .collect();
-                // The aggregate keeps the subquery's order in practice, not by contract.
-                rows.sort_unstable_by_key(|r| r.id);
-                Ok(rows)
+                bulk::json_rows(&json, "reading approved samples", |r: &ExportRow| r.id)
             }
             Backend::Postgres(pool) => {
                 let mut query = sqlx::query_as::<_, ExportRow>(&sql).bind(after_id);
