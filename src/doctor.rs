@@ -64,6 +64,7 @@ pub async fn run_checks(loaded: &LoadedConfig) -> Vec<Check> {
             None => "built-in defaults, environment and flags (no config file)".into(),
         },
     )];
+    checks.push(secret_files_check(loaded));
     checks.push(writable_dir("data dir", &config.data_dir));
     checks.push(writable_dir("logs dir", &config.logs_dir()));
     checks.extend(database_checks(loaded).await);
@@ -87,6 +88,27 @@ pub async fn run_checks(loaded: &LoadedConfig) -> Vec<Check> {
     }
     checks.push(crontab_check());
     checks
+}
+
+/// Files holding a secret must be readable by their owner only.
+fn secret_files_check(loaded: &LoadedConfig) -> Check {
+    let open = loaded.readable_secret_files();
+    if open.is_empty() {
+        return Check::pass(
+            "secret files",
+            "no file holding a secret is readable by others",
+        );
+    }
+    let listed: Vec<String> = open
+        .iter()
+        .map(|(path, mode)| format!("{} (mode {mode:o})", path.display()))
+        .collect();
+    let paths: Vec<String> = open.iter().map(|(p, _)| p.display().to_string()).collect();
+    Check::fail(
+        "secret files",
+        format!("other users can read secrets in {}", listed.join(", ")),
+        format!("chmod 600 {}", paths.join(" ")),
+    )
 }
 
 fn writable_dir(name: &'static str, dir: &Path) -> Check {

@@ -20,6 +20,7 @@ pub mod lang;
 pub mod lifecycle;
 pub mod logging;
 pub mod pipeline;
+pub mod privacy;
 pub mod progress;
 pub mod review;
 pub mod router;

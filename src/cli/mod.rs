@@ -182,6 +182,15 @@ pub fn main() -> ExitCode {
         !console,
     );
 
+    // `doctor` fails on these; every other command says so once.
+    for (path, mode) in loaded.readable_secret_files() {
+        tracing::warn!(
+            "{} holds a secret and other users can read it (mode {mode:o}); run `chmod 600 {}`",
+            path.display(),
+            path.display()
+        );
+    }
+
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -14,6 +14,7 @@ use crate::pipeline::daily_capture::{self, DEFAULT_BATCH_SIZE, Options, Window};
 use crate::pipeline::daily_report::DailyReport;
 use crate::pipeline::export::{self as export_stage, ExportOptions, Split};
 use crate::pipeline::samples_import::{self, ImportSource};
+use crate::privacy::Redactor;
 use crate::storage::export::ExportFilter;
 
 #[derive(Debug, Args)]
@@ -201,6 +202,7 @@ pub struct ExportArgs {
 pub async fn export(ctx: &Context, args: ExportArgs) -> Result<ExitCode> {
     let to_stdout = args.output.as_os_str() == "-";
     let options = ExportOptions {
+        redactor: Redactor::new(&ctx.config().privacy),
         output: (!to_stdout).then_some(args.output),
         limit: args.limit,
         filter: ExportFilter {

@@ -17,6 +17,8 @@ use serde::{Deserialize, Serialize};
 pub use layers::{LoadOptions, Origin};
 pub use secret::{DatabaseUrl, Secret};
 
+pub use crate::privacy::PrivacyConfig;
+
 use crate::error::Result;
 
 /// The provider name the router writes into `conversation_logs.nlu_provider`.
@@ -38,6 +40,8 @@ pub struct Config {
     pub serve: ServeConfig,
     pub training: TrainingConfig,
     pub health: HealthConfig,
+    /// Redaction of texts leaving for Label Studio or an export (SECURITY.md).
+    pub privacy: PrivacyConfig,
 }
 
 /// DESIGN §1 auto-filter rule.
@@ -116,6 +120,7 @@ impl Default for Config {
             serve: ServeConfig::default(),
             training: TrainingConfig::default(),
             health: HealthConfig::default(),
+            privacy: PrivacyConfig::default(),
         }
     }
 }
@@ -217,6 +222,9 @@ impl Config {
     }
 }
 
+/// The keys whose values are secrets.
+const SECRET_KEYS: [&str; 3] = ["label_studio.api_key", "serve.api_token", "database_url"];
+
 /// A merged configuration and where each explicitly set key came from.
 #[derive(Debug, Clone)]
 pub struct LoadedConfig {
@@ -232,6 +240,35 @@ impl LoadedConfig {
     pub fn to_masked_toml(&self) -> String {
         toml::to_string_pretty(&self.config)
             .unwrap_or_else(|err| format!("# could not render the configuration: {err}\n"))
+    }
+
+    /// Files that hold a secret (a Label Studio key, the API token, a
+    /// database password) and that other users may read: each with its mode.
+    /// `doctor` fails on them and every command warns (SECURITY.md).
+    pub fn readable_secret_files(&self) -> Vec<(PathBuf, u32)> {
+        use std::os::unix::fs::PermissionsExt;
+        let has_password = self
+            .config
+            .database_url
+            .as_ref()
+            .is_some_and(|url| url.redacted() != url.expose());
+        let mut files: Vec<PathBuf> = SECRET_KEYS
+            .iter()
+            .filter(|key| **key != "database_url" || has_password)
+            .filter_map(|key| match self.origins.get(*key) {
+                Some(Origin::File(path) | Origin::DotEnv(path)) => Some(path.clone()),
+                _ => None,
+            })
+            .collect();
+        files.sort();
+        files.dedup();
+        files
+            .into_iter()
+            .filter_map(|path| {
+                let mode = std::fs::metadata(&path).ok()?.permissions().mode() & 0o777;
+                (mode & 0o077 != 0).then_some((path, mode))
+            })
+            .collect()
     }
 
     /// Where `key` came from, for `config show`.

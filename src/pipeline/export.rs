@@ -2,6 +2,7 @@
 //! `sample_id`, `source`, `occurrences`), read a page at a time in id order
 //! (constant memory, deterministic output), with the stable test split.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::jobs::{Stage, Trigger, run_stage};
+use crate::privacy::Redactor;
 use crate::progress::Reporter;
 use crate::storage::Store;
 use crate::storage::export::{ExportFilter, ExportRow};
@@ -49,6 +51,8 @@ pub struct ExportOptions {
     pub filter: ExportFilter,
     pub split: Split,
     pub test_split_percent: u32,
+    /// Phone numbers, e-mails and long digit runs in texts (`privacy.redact`).
+    pub redactor: Redactor,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -65,7 +69,7 @@ pub struct ExportSummary {
 
 #[derive(Serialize)]
 struct Line<'a> {
-    text: &'a str,
+    text: Cow<'a, str>,
     intent: &'a str,
     language: Option<&'a str>,
     confidence: Option<f64>,
@@ -133,7 +137,8 @@ pub async fn run(
             if !wanted(row, options) {
                 continue;
             }
-            serde_json::to_writer(&mut out, &line(row)).map_err(|e| write_err(e.into()))?;
+            serde_json::to_writer(&mut out, &line(row, &options.redactor))
+                .map_err(|e| write_err(e.into()))?;
             out.write_all(b"\n").map_err(write_err)?;
             summary.exported += 1;
             *summary.per_intent.entry(row.intent.clone()).or_default() += 1;
@@ -168,9 +173,9 @@ fn wanted(row: &ExportRow, options: &ExportOptions) -> bool {
     }
 }
 
-fn line(row: &ExportRow) -> Line<'_> {
+fn line<'a>(row: &'a ExportRow, redactor: &Redactor) -> Line<'a> {
     Line {
-        text: &row.text,
+        text: redactor.redact(&row.text),
         intent: &row.intent,
         language: row.language.as_deref(),
         confidence: row.confidence,

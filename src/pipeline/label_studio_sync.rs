@@ -17,6 +17,7 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
 use crate::jobs::{Stage, Trigger, run_stage};
+use crate::privacy::Redactor;
 use crate::progress::Reporter;
 use crate::review::label_studio::{
     ClientOptions, DEFAULT_LABEL_CONFIG, LabelStudioClient, ModelPrediction, NewTask, Verdict,
@@ -256,6 +257,7 @@ async fn push(
     let total = limit.unwrap_or(i64::MAX);
     reporter.phase("push", limit.map(|l| l as u64));
     let mut model_versions = BTreeSet::new();
+    let redactor = Redactor::new(&config.privacy);
     while (report.pushed as i64) < total {
         reporter.check_cancelled()?;
         let want = batch_size.min(total - report.pushed as i64);
@@ -276,7 +278,7 @@ async fn push(
                 model_versions.insert(model_version.clone());
                 NewTask {
                     sample_id: s.id,
-                    text: s.text.clone(),
+                    text: redactor.redact(&s.text).into_owned(),
                     language: s.language.clone().unwrap_or_default(),
                     occurrences: i64::from(s.occurrences),
                     priority: i64::from(s.priority),

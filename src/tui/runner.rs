@@ -179,6 +179,7 @@ impl Runner {
                     filter: Default::default(),
                     split: export::Split::All,
                     test_split_percent: config.training.test_split_percent,
+                    redactor: crate::privacy::Redactor::new(&config.privacy),
                 };
                 let s = export::run_recorded(store, &options, trigger, reporter).await?;
                 Ok(format!("exported {} sample(s) to {}", s.exported, s.output))
