@@ -44,6 +44,13 @@ async fn seed(store: &flywheel::storage::Store) {
          FROM conversation_logs WHERE user_message = 'old approved'",
     )
     .await;
+    // every conversation linked for review, old and new
+    exec(
+        store,
+        "INSERT INTO review_links (conversation_id, sample_id) \
+         SELECT c.id, s.id FROM conversation_logs c, training_samples s",
+    )
+    .await;
 }
 
 #[test]
@@ -109,6 +116,11 @@ fn prune_deletes_old_conversations_and_keeps_samples() {
                 )
                 .await,
                 2
+            );
+            // Only the kept conversations keep their review links.
+            assert_eq!(
+                scalar(&store, "SELECT COUNT(*) FROM review_links").await,
+                scalar(&store, "SELECT COUNT(*) FROM conversation_logs").await
             );
             // The sample stays, unlinked from its pruned conversation.
             assert_eq!(

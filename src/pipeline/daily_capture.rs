@@ -2,9 +2,10 @@
 //! → the auto-filter rule → approved samples and a review queue, folded by
 //! normalised text, plus the day's report.
 //!
-//! Work goes in batches of conversations streamed by id; each batch is one
-//! transaction (samples upserted, conversations marked), so a crash loses
-//! nothing and a re-run of the window finds nothing pending.
+//! Conversations are streamed by id and folded a round at a time
+//! (`capture_fold`); each chunk of the round is one transaction (samples
+//! upserted, their conversations marked), so a crash loses nothing and a
+//! re-run of the window finds nothing pending.
 
 use std::collections::HashMap;
 use std::collections::HashSet;
@@ -13,7 +14,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde_json::json;
 
-use super::auto_filter::{Verdict, classify};
+use super::capture_fold::{Chunk, Fold, Labels, ROUND_CONVERSATIONS};
 use super::daily_report::{DailyReport, MixCounts};
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -21,11 +22,8 @@ use crate::jobs::{Stage, Trigger, run_stage};
 use crate::progress::Reporter;
 use crate::storage::Store;
 use crate::storage::Timestamp;
-use crate::storage::daily_capture::{
-    CapturedConversation, PendingConversation, conversation_status,
-};
+use crate::storage::daily_capture::conversation_status;
 use crate::storage::samples::{NewSample, UpsertedSample};
-use crate::text::normalize_for_dedup;
 
 /// Conversations per transaction: big enough for set-based SQL to pay off,
 /// small enough that `serve` never waits long for SQLite's write lock.
@@ -148,41 +146,45 @@ pub async fn run(
     // Dry run only: samples this run would already have created.
     let mut would_create: HashSet<String> = HashSet::new();
     if let Some((min_id, max_id)) = ids {
-        let fetch = |after: i64| {
-            store.pending_conversations(start, end, after, max_id, options.batch_size as i64)
-        };
+        let mut after = min_id - 1;
         let mut done = 0u64;
-        let mut rows = fetch(min_id - 1).await?;
-        while let Some(last) = rows.last() {
-            reporter.check_cancelled()?;
+        loop {
             let started = std::time::Instant::now();
-            let batch = build_batch(&rows, config);
-            let built = started.elapsed();
-            // The next batch is read while this one is written: the read
-            // only sees ids above this batch's, which the write never
-            // touches, and under WAL (SQLite) or MVCC it does not wait.
-            let write = async {
-                if options.dry_run {
-                    simulate(store, &batch.samples, &mut would_create).await
+            let (fold, last) = read_round(
+                store,
+                config,
+                options,
+                (start, end),
+                after,
+                max_id,
+                reporter,
+            )
+            .await?;
+            let Some(last) = last else { break };
+            after = last;
+            let read = started.elapsed();
+            let mut chunks = 0usize;
+            for chunk in fold.chunks(options.batch_size) {
+                chunks += 1;
+                reporter.check_cancelled()?;
+                let states = if options.dry_run {
+                    simulate(store, &chunk.samples, &mut would_create).await?
                 } else {
                     store
-                        .apply_capture_batch(&batch.samples, &batch.conversations)
-                        .await
-                }
-            };
-            let (states, next) = tokio::join!(write, fetch(last.id));
-            let states = states?;
-            count_batch(&mut report, &rows, &batch, &states);
+                        .apply_capture_batch(&chunk.samples, &chunk.conversations)
+                        .await?
+                };
+                count_chunk(&mut report, &fold.labels, &chunk, &states);
+                done += chunk.conversations.len() as u64;
+                reporter.advance(done);
+            }
             tracing::debug!(
-                rows = rows.len(),
-                samples = batch.samples.len(),
-                fold_ms = built.as_millis() as u64,
-                write_and_next_read_ms = (started.elapsed() - built).as_millis() as u64,
-                "daily-capture batch"
+                conversations = fold.conversations,
+                chunks,
+                read_and_fold_ms = read.as_millis() as u64,
+                write_ms = (started.elapsed() - read).as_millis() as u64,
+                "daily-capture round"
             );
-            done += rows.len() as u64;
-            reporter.advance(done);
-            rows = next?;
         }
     }
     report.approved_unused = store.approved_unused_count().await?
@@ -244,99 +246,39 @@ fn empty_report(
     }
 }
 
-/// A batch folded by normalised text, ready for one transaction.
-struct Batch {
-    samples: Vec<NewSample>,
-    conversations: Vec<CapturedConversation>,
-}
-
-fn build_batch(rows: &[PendingConversation], config: &Config) -> Batch {
-    let filter = &config.auto_filter;
-    let mut index: HashMap<String, usize> = HashMap::new();
-    let mut samples: Vec<NewSample> = Vec::new();
-    let mut conversations = Vec::with_capacity(rows.len());
-    for row in rows {
-        let normalized = normalize_for_dedup(&row.user_message);
-        if normalized.is_empty() {
-            conversations.push(CapturedConversation {
-                id: row.id,
-                sample: None,
-            });
-            continue;
-        }
-        let verdict = classify(
-            filter,
-            row.nlu_intent.as_deref(),
-            row.nlu_confidence,
-            row.nlu_provider.as_deref(),
-        );
-        let slot = match index.get(&normalized) {
-            Some(&slot) => {
-                let sample = &mut samples[slot];
-                sample.occurrences += 1;
-                match verdict {
-                    // A confident repeat makes the new sample an approved
-                    // one, represented by that conversation.
-                    Verdict::AutoApproved if sample.review_status != "approved" => {
-                        let occurrences = sample.occurrences;
-                        *sample = new_sample(row, normalized, verdict, filter.medium_priority);
-                        sample.occurrences = occurrences;
-                    }
-                    Verdict::NeedsReview { priority }
-                        if sample.review_status == "needs-review" && priority < sample.priority =>
-                    {
-                        sample.priority = priority;
-                    }
-                    _ => {}
-                }
-                slot
-            }
-            None => {
-                index.insert(normalized.clone(), samples.len());
-                samples.push(new_sample(row, normalized, verdict, filter.medium_priority));
-                samples.len() - 1
-            }
-        };
-        conversations.push(CapturedConversation {
-            id: row.id,
-            sample: Some(slot),
-        });
-    }
-    Batch {
-        samples,
-        conversations,
-    }
-}
-
-fn new_sample(
-    row: &PendingConversation,
-    normalized_text: String,
-    verdict: Verdict,
-    medium_priority: i32,
-) -> NewSample {
-    let (review_status, priority) = match verdict {
-        Verdict::AutoApproved => ("approved", medium_priority),
-        Verdict::NeedsReview { priority } => ("needs-review", priority),
+/// Read pending conversations after `after` (up to `max_id`) and fold
+/// them, until the round is full or the window exhausted; returns the fold
+/// and the last id read (`None`: nothing was left). The next read batch is
+/// fetched while the current one is folded.
+async fn read_round(
+    store: &Store,
+    config: &Config,
+    options: &Options,
+    (start, end): (Timestamp, Timestamp),
+    after: i64,
+    max_id: i64,
+    reporter: &Reporter,
+) -> Result<(Fold, Option<i64>)> {
+    let fetch = |after: i64| {
+        store.pending_conversations(start, end, after, max_id, options.batch_size as i64)
     };
-    NewSample {
-        text: row.user_message.trim().to_string(),
-        normalized_text,
-        // A sample needs an intent; reviewers replace this placeholder.
-        intent: row
-            .nlu_intent
-            .clone()
-            .filter(|i| !i.trim().is_empty())
-            .unwrap_or_else(|| "unknown".into()),
-        language: row.language.clone(),
-        source: "auto",
-        confidence: row.nlu_confidence,
-        review_status,
-        priority,
-        occurrences: 1,
-        predicted_intent: row.nlu_intent.clone(),
-        predicted_by_version: row.model_version.clone(),
-        conversation_id: Some(row.id),
+    let mut fold = Fold::default();
+    let mut last = None;
+    let mut rows = fetch(after).await?;
+    while let Some(row) = rows.last() {
+        reporter.check_cancelled()?;
+        last = Some(row.id);
+        let full = fold.conversations + rows.len() >= ROUND_CONVERSATIONS;
+        if full {
+            fold.add(&rows, &config.auto_filter);
+            break;
+        }
+        let (next, ()) = tokio::join!(fetch(row.id), async {
+            fold.add(&rows, &config.auto_filter)
+        });
+        rows = next?;
     }
+    Ok((fold, last))
 }
 
 /// What the batch would do, without writing: existing samples as stored,
@@ -378,10 +320,10 @@ async fn simulate(
         .collect())
 }
 
-fn count_batch(
+fn count_chunk(
     report: &mut DailyReport,
-    rows: &[PendingConversation],
-    batch: &Batch,
+    labels: &Labels,
+    chunk: &Chunk,
     states: &[UpsertedSample],
 ) {
     for state in states.iter().filter(|s| s.created) {
@@ -393,7 +335,7 @@ fn count_batch(
     }
     let created = states.iter().filter(|s| s.created).count() as u64;
     let mut folded_into_samples = 0u64;
-    for (row, conversation) in rows.iter().zip(&batch.conversations) {
+    for (conversation, labels_of) in chunk.conversations.iter().zip(&chunk.refs) {
         report.captured += 1;
         let state = conversation.sample.map(|i| &states[i]);
         let status = conversation_status(state);
@@ -408,13 +350,13 @@ fn count_batch(
         bump(
             report
                 .per_language
-                .entry(row.language.clone().unwrap_or_else(|| "unknown".into()))
+                .entry(labels.name(labels_of.language).to_string())
                 .or_default(),
         );
         bump(
             report
                 .per_intent
-                .entry(row.nlu_intent.clone().unwrap_or_else(|| "unknown".into()))
+                .entry(labels.name(labels_of.intent).to_string())
                 .or_default(),
         );
         match (status, state) {

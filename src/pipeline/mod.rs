@@ -4,6 +4,7 @@
 
 pub mod auto_filter;
 pub mod bootstrap;
+mod capture_fold;
 pub mod daily_capture;
 pub mod daily_report;
 pub mod export;

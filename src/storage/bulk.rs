@@ -214,3 +214,54 @@ pub(super) async fn mark_conversations_postgres(
     .await?;
     Ok(done.rows_affected())
 }
+
+/// Link the marks that wait on (or were decided by) a human review to their
+/// sample in `review_links`, where a review decision finds them.
+fn review_links<'a>(marks: &'a [ConversationMark<'_>]) -> impl Iterator<Item = (i64, i64)> + 'a {
+    marks.iter().filter_map(|m| {
+        matches!(m.status, "needs-review" | "reviewed")
+            .then_some(m.sample_id.map(|sample| (m.id, sample)))
+            .flatten()
+    })
+}
+
+/// [`review_links`] written on SQLite.
+pub(super) async fn link_reviews_sqlite(
+    conn: &mut SqliteConnection,
+    marks: &[ConversationMark<'_>],
+) -> sqlx::Result<()> {
+    let rows: Vec<Value> = review_links(marks).map(|(c, s)| json!([c, s])).collect();
+    if rows.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO review_links (conversation_id, sample_id) \
+         SELECT value->>0, value->>1 FROM json_each(?1) WHERE true \
+         ON CONFLICT (conversation_id) DO UPDATE SET sample_id = excluded.sample_id",
+    )
+    .bind(Value::Array(rows).to_string())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// [`review_links`] written on PostgreSQL.
+pub(super) async fn link_reviews_postgres(
+    conn: &mut PgConnection,
+    marks: &[ConversationMark<'_>],
+) -> sqlx::Result<()> {
+    let (conversations, samples): (Vec<i64>, Vec<i64>) = review_links(marks).unzip();
+    if conversations.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO review_links (conversation_id, sample_id) \
+         SELECT * FROM UNNEST($1::int8[], $2::int8[]) \
+         ON CONFLICT (conversation_id) DO UPDATE SET sample_id = excluded.sample_id",
+    )
+    .bind(conversations)
+    .bind(samples)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

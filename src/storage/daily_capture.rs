@@ -145,8 +145,9 @@ impl Store {
         Ok(out)
     }
 
-    /// Upsert the batch's samples and mark its conversations (status,
-    /// `sample_id`, `processed_at`) in one transaction. `samples` are
+    /// Upsert the batch's samples, mark its conversations (status,
+    /// `sample_id`, `processed_at`) and link those that wait on a review
+    /// (`review_links`), in one transaction. `samples` are
     /// distinct by normalised text (the batch is folded before).
     pub async fn apply_capture_batch(
         &self,
@@ -178,10 +179,14 @@ impl Store {
                     .await
                     .map_err(err)?;
                 let upserted = match_upserted(samples, rows)?;
-                let marked = bulk::mark_conversations_sqlite(&mut tx, &marks(&upserted), now)
+                let marks = marks(&upserted);
+                let marked = bulk::mark_conversations_sqlite(&mut tx, &marks, now)
                     .await
                     .map_err(err)?;
                 check_marked(marked, conversations.len())?;
+                bulk::link_reviews_sqlite(&mut tx, &marks)
+                    .await
+                    .map_err(err)?;
                 tx.commit().await.map_err(err)?;
                 upserted
             }
@@ -199,10 +204,14 @@ impl Store {
                     .await
                     .map_err(err)?;
                 let upserted = match_upserted(samples, rows)?;
-                let marked = bulk::mark_conversations_postgres(&mut tx, &marks(&upserted), now)
+                let marks = marks(&upserted);
+                let marked = bulk::mark_conversations_postgres(&mut tx, &marks, now)
                     .await
                     .map_err(err)?;
                 check_marked(marked, conversations.len())?;
+                bulk::link_reviews_postgres(&mut tx, &marks)
+                    .await
+                    .map_err(err)?;
                 tx.commit().await.map_err(err)?;
                 upserted
             }

@@ -39,17 +39,38 @@ impl Store {
     /// first, in one short transaction (serve keeps writing meanwhile);
     /// returns how many went.
     pub async fn delete_conversations_before(&self, cutoff: Timestamp, limit: i64) -> Result<u64> {
-        on_pool!(self, |pool| {
-            sqlx::query(
-                "DELETE FROM conversation_logs WHERE id IN \
-                   (SELECT id FROM conversation_logs WHERE created_at < $1 ORDER BY id LIMIT $2)",
-            )
+        // The batch's review links go with it, and its samples forget it:
+        // on PostgreSQL no foreign key does either (see migration 0004).
+        const BATCH: &str =
+            "SELECT id FROM conversation_logs WHERE created_at < $1 ORDER BY id LIMIT $2";
+        on_pool!(self, |pool| async {
+            let mut tx = pool.begin().await?;
+            sqlx::query(&format!(
+                "DELETE FROM review_links WHERE conversation_id IN ({BATCH})"
+            ))
             .bind(cutoff)
             .bind(limit)
-            .execute(pool)
-            .await
-            .map(|done| done.rows_affected())
-        })
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(&format!(
+                "UPDATE training_samples SET conversation_id = NULL \
+                 WHERE conversation_id IN ({BATCH})"
+            ))
+            .bind(cutoff)
+            .bind(limit)
+            .execute(&mut *tx)
+            .await?;
+            let done = sqlx::query(&format!(
+                "DELETE FROM conversation_logs WHERE id IN ({BATCH})"
+            ))
+            .bind(cutoff)
+            .bind(limit)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(done.rows_affected())
+        }
+        .await)
         .map_err(|err| db_error("deleting old conversations", err))
     }
 

@@ -316,7 +316,8 @@ impl Store {
             if row.is_some() {
                 sqlx::query(
                     "UPDATE conversation_logs SET review_status = 'reviewed' \
-                     WHERE sample_id = $1 AND review_status <> 'ignored'",
+                     WHERE id IN (SELECT conversation_id FROM review_links WHERE sample_id = $1) \
+                       AND review_status <> 'ignored'",
                 )
                 .bind(sample_id)
                 .execute(&mut *tx)
@@ -359,7 +360,8 @@ impl Store {
             if row.is_some() {
                 sqlx::query(
                     "UPDATE conversation_logs SET review_status = 'needs-review' \
-                     WHERE sample_id = $1 AND review_status = 'reviewed'",
+                     WHERE id IN (SELECT conversation_id FROM review_links WHERE sample_id = $1) \
+                       AND review_status = 'reviewed'",
                 )
                 .bind(sample_id)
                 .execute(&mut *tx)
