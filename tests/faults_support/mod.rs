@@ -221,6 +221,24 @@ pub async fn stage_running(store: &Store, stage: &str) -> bool {
         > 0
 }
 
+/// Whether a run of `stage` newer than run `after` is recorded as `running`
+/// (an older `running` row may be a killed run nobody has marked yet).
+pub async fn new_run_running(store: &Store, stage: &str, after: i64) -> bool {
+    scalar(
+        store,
+        &format!(
+            "SELECT COUNT(*) FROM job_runs WHERE stage = '{stage}' AND status = 'running' AND id > {after}"
+        ),
+    )
+    .await
+        > 0
+}
+
+/// The newest job run id (0 when none).
+pub async fn last_job_run_id(store: &Store) -> i64 {
+    scalar(store, "SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT) FROM job_runs").await
+}
+
 pub const DAY: &str = "2026-03-10";
 
 /// `n` pending conversations on [`DAY`], in one statement: 997 distinct
