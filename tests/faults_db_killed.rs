@@ -157,8 +157,7 @@ async fn epoch_recorded(store: &flywheel::storage::Store) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn weekly_training_survives_killed_connections_and_fails_cleanly_when_the_database_is_gone()
-{
+async fn weekly_training_survives_killed_connections_and_fails_cleanly_when_the_database_is_gone() {
     let Some(db) = TestDb::postgres() else { return };
     let name = pg_name(&db);
     let store = db.store().await;
@@ -191,7 +190,10 @@ async fn weekly_training_survives_killed_connections_and_fails_cleanly_when_the_
     seed_approved_samples(&store2, SAMPLES).await;
     let mut run = weekly(&db2);
     assert!(
-        until_or_exit(&mut run, Duration::from_secs(60), || epoch_recorded(&store2)).await
+        until_or_exit(&mut run, Duration::from_secs(60), || epoch_recorded(
+            &store2
+        ))
+        .await
             && run.exited().is_none(),
         "training ended before an epoch was seen: {}",
         run.stderr_now()
@@ -211,7 +213,10 @@ async fn weekly_training_survives_killed_connections_and_fails_cleanly_when_the_
     assert!(after_failure.versions.is_empty(), "{after_failure:?}");
     assert!(after_failure.used.is_empty(), "{after_failure:?}");
     assert!(
-        after_failure.model_dirs.iter().all(|d| d.starts_with(".partial-")),
+        after_failure
+            .model_dirs
+            .iter()
+            .all(|d| d.starts_with(".partial-")),
         "no finished model without a registered version: {after_failure:?}"
     );
 
@@ -298,7 +303,10 @@ async fn export_connection_killed_mid_run_leaves_no_file_and_a_rerun_is_whole() 
     assert_eq!(ids.len() as i64, EXPORTED);
     ids.dedup();
     assert_eq!(ids.len() as i64, EXPORTED, "no sample twice");
-    assert!(!partial.exists(), "the successful re-run leaves no partial file");
+    assert!(
+        !partial.exists(),
+        "the successful re-run leaves no partial file"
+    );
     let store = db.store().await;
     let runs = job_runs(&store, "export").await;
     assert_eq!(runs.len(), 2, "{runs:?}");

@@ -90,9 +90,11 @@ async fn faulty(fault: Option<Fault>) -> Option<Response> {
             axum::Json(json!({"detail": "Request was throttled."})),
         )
             .into_response(),
-        Fault::ServerError => {
-            (StatusCode::INTERNAL_SERVER_ERROR, "<h1>Server Error (500)</h1>").into_response()
-        }
+        Fault::ServerError => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "<h1>Server Error (500)</h1>",
+        )
+            .into_response(),
         Fault::Garbage => (
             StatusCode::OK,
             "<html><title>Welcome to nginx</title>\u{0}\u{1}garbage",

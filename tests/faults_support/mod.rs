@@ -70,6 +70,34 @@ pub fn spawn(db: &TestDb, args: &[&str], env: &[(&str, &str)]) -> Run {
 /// (RLIMIT_FSIZE, with SIGXFSZ ignored, so a write past the limit fails
 /// with EFBIG the way a full disk fails with ENOSPC).
 pub fn spawn_limited(db: &TestDb, bytes: u64, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let cmd = limited_command(db, bytes, args, env);
+    spawn_command(db, cmd, &format!("{} (files ≤ {bytes} B)", args.join(" ")))
+}
+
+/// Run the binary to completion with every file limited to `bytes`; its
+/// output goes through pipes, which the limit does not cover.
+pub fn run_limited(db: &TestDb, bytes: u64, args: &[&str]) -> Finished {
+    let out = limited_command(db, bytes, args, &[])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run flywheel");
+    Finished {
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Lift the file-size limit of a running process: the disk has room again.
+pub fn lift_limit(pid: u32) {
+    let status = Command::new("prlimit")
+        .args(["--pid", &pid.to_string(), "--fsize=unlimited:unlimited"])
+        .status()
+        .expect("prlimit");
+    assert!(status.success());
+}
+
+fn limited_command(db: &TestDb, bytes: u64, args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut inner = flywheel(db);
     inner.args(args);
     for (k, v) in env {
@@ -77,7 +105,7 @@ pub fn spawn_limited(db: &TestDb, bytes: u64, args: &[&str], env: &[(&str, &str)
     }
     let mut cmd = Command::new("sh");
     cmd.arg("-c")
-        .arg(r#"trap '' XFSZ; exec prlimit --fsize="$0" -- "$@""#)
+        .arg(r#"trap '' XFSZ; exec prlimit --fsize="$0": -- "$@""#)
         .arg(bytes.to_string())
         .arg(inner.get_program())
         .args(inner.get_args());
@@ -90,7 +118,7 @@ pub fn spawn_limited(db: &TestDb, bytes: u64, args: &[&str], env: &[(&str, &str)
     if let Some(dir) = inner.get_current_dir() {
         cmd.current_dir(dir);
     }
-    spawn_command(db, cmd, &format!("{} (files ≤ {bytes} B)", args.join(" ")))
+    cmd
 }
 
 fn spawn_command(db: &TestDb, mut cmd: Command, what: &str) -> Run {
@@ -236,7 +264,11 @@ pub async fn new_run_running(store: &Store, stage: &str, after: i64) -> bool {
 
 /// The newest job run id (0 when none).
 pub async fn last_job_run_id(store: &Store) -> i64 {
-    scalar(store, "SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT) FROM job_runs").await
+    scalar(
+        store,
+        "SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT) FROM job_runs",
+    )
+    .await
 }
 
 pub const DAY: &str = "2026-03-10";
@@ -270,8 +302,7 @@ pub async fn seed_conversations(store: &Store, n: i64) {
 
 /// `n` approved samples of five learnable intents, in one statement.
 pub async fn seed_approved_samples(store: &Store, n: i64) {
-    let columns =
-        "INSERT INTO training_samples (text, normalized_text, intent, language, source, review_status)";
+    let columns = "INSERT INTO training_samples (text, normalized_text, intent, language, source, review_status)";
     let text = |i: &str| {
         format!(
             "(CASE {i} % 5 WHEN 0 THEN 'order some pizza' WHEN 1 THEN 'track my parcel' \
@@ -346,7 +377,10 @@ pub async fn assert_capture_invariants(store: &Store, n: i64) {
         match status.as_str() {
             "ignored" => assert!(sample.is_none(), "ignored conversation {id} has a sample"),
             "auto-approved" | "needs-review" => {
-                assert!(sample.is_some(), "conversation {id} ({status}) has no sample")
+                assert!(
+                    sample.is_some(),
+                    "conversation {id} ({status}) has no sample"
+                )
             }
             other => panic!("conversation {id} in unexpected state {other}"),
         }
@@ -559,8 +593,8 @@ pub fn clean_training_state(n: i64) -> TrainingState {
 pub fn assert_training_report_whole(db: &TestDb) {
     let logs = db.data_path().join("logs");
     let report = logs.join("training-router-v1.0.0.json");
-    let text = std::fs::read_to_string(&report)
-        .unwrap_or_else(|e| panic!("{}: {e}", report.display()));
+    let text =
+        std::fs::read_to_string(&report).unwrap_or_else(|e| panic!("{}: {e}", report.display()));
     let json: serde_json::Value = serde_json::from_str(&text).expect("a whole training report");
     assert_eq!(json["version"], "router-v1.0.0");
     let leftovers: Vec<_> = files_under(&logs)
