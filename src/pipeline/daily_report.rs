@@ -135,7 +135,11 @@ impl DailyReport {
         let tmp = path.with_extension("json.tmp");
         std::fs::write(&tmp, text + "\n")
             .and_then(|()| std::fs::rename(&tmp, &path))
-            .map_err(|err| Error::failure(format!("writing {}: {err}", path.display())))?;
+            .map_err(|err| {
+                // A full disk leaves no half-written file behind.
+                let _ = std::fs::remove_file(&tmp);
+                Error::failure(format!("writing {}: {err}", path.display()))
+            })?;
         Ok(path)
     }
 }

@@ -228,6 +228,12 @@ pub(crate) async fn train_next_version(
     };
 
     let final_dir = config.models_dir().join(&version);
+    // The version is above every registered one, so a directory under its
+    // name is a model a killed run moved into place but never registered.
+    if final_dir.exists() {
+        tracing::warn!(path = %final_dir.display(), "removing a model an interrupted run never registered");
+        let _ = std::fs::remove_dir_all(&final_dir);
+    }
     std::fs::rename(&partial, &final_dir).map_err(|err| {
         Error::failure(format!(
             "moving the trained model to {}: {err}",
@@ -498,7 +504,11 @@ fn write_report(path: &Path, report: &Report<'_>) -> Result<()> {
     let tmp = path.with_extension("json.tmp");
     std::fs::write(&tmp, bytes)
         .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|err| Error::failure(format!("writing {}: {err}", path.display())))
+        .map_err(|err| {
+            // A full disk leaves no half-written file behind.
+            let _ = std::fs::remove_file(&tmp);
+            Error::failure(format!("writing {}: {err}", path.display()))
+        })
 }
 
 #[cfg(test)]

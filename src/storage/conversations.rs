@@ -254,13 +254,19 @@ pub(crate) fn write_error(operation: &str, err: sqlx::Error) -> Error {
         // 08: connection exception; 57P: operator intervention (shutdown,
         // terminated); 53: insufficient resources; 55000: database not
         // accepting connections; 3D000: database does not exist;
-        // SQLite 5/6/10/13: busy, locked, I/O error, disk full.
+        // SQLite 5/6/10/13: busy, locked, I/O error, disk full — with
+        // their extended codes (low byte), e.g. 778 SQLITE_IOERR_WRITE when
+        // a write fails for lack of room (EFBIG) or a failing disk.
+        let sqlite_primary = db
+            .try_downcast_ref::<sqlx::sqlite::SqliteError>()
+            .and_then(|_| code.parse::<i32>().ok())
+            .map(|c| c & 0xff);
         let unavailable = code.starts_with("08")
             || code.starts_with("57P")
             || code.starts_with("53")
             || code == "55000"
             || code == "3D000"
-            || matches!(code.as_ref(), "5" | "6" | "10" | "13" | "261" | "517");
+            || matches!(sqlite_primary, Some(5 | 6 | 10 | 13));
         if unavailable {
             return Error::unavailable(format!(
                 "{operation}: database unavailable: {}",

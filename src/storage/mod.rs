@@ -113,6 +113,9 @@ pub(crate) fn db_error(operation: &str, err: sqlx::Error) -> Error {
                 ))
             } else if message.contains("terminating connection")
                 || message.contains("the database system is")
+                // 55000 from a database with ALLOW_CONNECTIONS false (being
+                // maintained, restored or dropped): it went away.
+                || message.contains("not currently accepting connections")
             {
                 Error::unavailable(format!("{operation}: database unavailable: {message}"))
             } else {
@@ -127,14 +130,14 @@ pub(crate) fn db_error(operation: &str, err: sqlx::Error) -> Error {
 /// away" (admin shutdown, crash, connection failure, database dropped):
 /// retryable unavailability, not a bug in the statement.
 fn is_server_going_away(code: Option<&str>) -> bool {
-    matches!(code, Some(c) if c.starts_with("08") || c.starts_with("57P") || c == "3D000")
+    matches!(code, Some(c) if c.starts_with("08") || c.starts_with("57P") || c == "3D000" || c == "53300")
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn server_going_away_codes_are_unavailability() {
-        for code in ["57P01", "57P03", "08006", "08003", "3D000"] {
+        for code in ["57P01", "57P03", "08006", "08003", "3D000", "53300"] {
             assert!(super::is_server_going_away(Some(code)), "{code}");
         }
         for code in ["23505", "42P01", "22P02"] {
