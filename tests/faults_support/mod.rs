@@ -338,9 +338,11 @@ pub async fn seed_approved_samples(store: &Store, n: i64) {
 #[derive(Debug, PartialEq, Eq)]
 pub struct CaptureState {
     pub conversations: Vec<(i64, String, Option<String>)>,
-    /// (normalized_text, intent, review_status, occurrences, priority, source, representative conversation)
-    pub samples: Vec<(String, String, String, i64, i64, String, Option<i64>)>,
+    pub samples: Vec<SampleState>,
 }
+
+/// (normalized_text, intent, review_status, occurrences, priority, source, representative conversation)
+pub type SampleState = (String, String, String, i64, i64, String, Option<i64>);
 
 pub async fn capture_state(store: &Store) -> CaptureState {
     const CONVERSATIONS: &str = "SELECT CAST(c.id AS BIGINT), c.review_status, s.normalized_text \
