@@ -158,8 +158,21 @@ pub async fn run_stage<T, Fut>(
 where
     Fut: Future<Output = Result<(T, serde_json::Value)>>,
 {
-    let guard = JobRunGuard::start(store, stage, trigger).await?;
-    match work(guard.run().id).await {
+    let mut guard = JobRunGuard::start(store, stage, trigger).await?;
+    let run_id = guard.run().id;
+    // Losing the lock mid-run stops the stage (its open transaction rolls
+    // back), so two runs never overlap even when a lock session is killed.
+    let outcome = tokio::select! {
+        outcome = work(run_id) => outcome,
+        () = guard.lock.lost() => Err(Error::new(
+            ErrorKind::Unavailable,
+            format!(
+                "{stage} lost its lock: the database session holding it ended; \
+                 stopped so that no other run overlaps this one. Run it again."
+            ),
+        )),
+    };
+    match outcome {
         Ok((value, counts)) => {
             guard.succeed(&counts).await?;
             Ok(value)

@@ -163,9 +163,10 @@ async fn weekly_training_survives_killed_connections_and_fails_cleanly_when_the_
     let store = db.store().await;
     seed_approved_samples(&store, SAMPLES).await;
 
-    // 1. Every connection killed while the model trains (the stage lock's
-    //    session included): training is CPU work, its pool reconnects, the
-    //    run finishes and registers its version.
+    // 1. Every pool connection killed while the model trains: training is
+    //    CPU work, the pool reconnects, the run finishes and registers its
+    //    version. (Killing the lock's session stops a run: see
+    //    a_stage_whose_lock_session_dies_stops_with_exit_69.)
     let mut run = weekly(&db);
     assert!(
         until_or_exit(&mut run, Duration::from_secs(60), || epoch_recorded(&store)).await
@@ -174,7 +175,7 @@ async fn weekly_training_survives_killed_connections_and_fails_cleanly_when_the_
         run.stderr_now()
     );
     let mut admin = PgAdmin::connect().await;
-    assert!(admin.terminate(&name, false).await > 0);
+    assert!(admin.terminate_by_lock(&name, false).await > 0);
     let out = run.finish(Duration::from_secs(120)).await;
     assert_eq!(out.code(), Some(0), "{}", out.output());
     let state = training_state(&db, &db.store().await).await;
@@ -320,4 +321,64 @@ async fn export_connection_killed_mid_run_leaves_no_file_and_a_rerun_is_whole() 
 
 async fn run_export(db: &TestDb, output: &str) -> Finished {
     run(db, &["export", "--output", output]).await
+}
+
+/// A Label Studio that knows the key but never answers anything else, so
+/// a sync holds its stage lock for as long as the test wants.
+async fn hanging_label_studio() -> String {
+    use axum::routing::{any, get};
+    let app = axum::Router::new()
+        .route(
+            "/api/current-user/whoami",
+            get(|| async { axum::Json(serde_json::json!({"id": 1, "email": "ops@example.com"})) }),
+        )
+        .fallback(any(std::future::pending::<()>));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stage_whose_lock_session_dies_stops_with_exit_69() {
+    let Some(db) = TestDb::postgres() else { return };
+    let name = pg_name(&db);
+    let store = db.store().await;
+    let url = hanging_label_studio().await;
+    let env = [
+        ("LABEL_STUDIO_URL", url.as_str()),
+        (
+            "LABEL_STUDIO_API_KEY",
+            "0123456789abcdef0123456789abcdef01234567",
+        ),
+        ("LABEL_STUDIO_PROJECT_ID", "7"),
+    ];
+    let mut run = spawn(&db, &["label-studio-sync"], &env);
+    assert!(
+        until_or_exit(&mut run, Duration::from_secs(30), || stage_running(
+            &store,
+            "label-studio-sync"
+        ))
+        .await
+            && run.exited().is_none(),
+        "{}",
+        run.stderr_now()
+    );
+    // The sync waits on Label Studio forever; only the lost lock ends it.
+    let mut admin = PgAdmin::connect().await;
+    assert_eq!(admin.terminate_by_lock(&name, true).await, 1);
+    let out = run.finish(Duration::from_secs(30)).await;
+    assert_eq!(out.code(), Some(69), "{}", out.output());
+    assert!(
+        out.stderr.contains("label-studio-sync lost its lock"),
+        "{}",
+        out.output()
+    );
+    // Its job run says why (the pool's own sessions were left alone).
+    let runs = job_runs(&store, "label-studio-sync").await;
+    assert_eq!(runs.len(), 1);
+    assert!(
+        runs[0].1 == "failed" && runs[0].2.as_deref().unwrap_or("").contains("lost its lock"),
+        "{runs:?}"
+    );
 }

@@ -19,7 +19,27 @@ pub enum StageLock {
     Postgres(PgConnection),
 }
 
+/// How often a PostgreSQL lock's session is checked while its stage runs.
+const LIVENESS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl StageLock {
+    /// Resolves only when the lock is gone: the PostgreSQL session that
+    /// holds it ended (killed, server restarted, network cut), so another
+    /// run may already have taken it. A file lock lives as long as this
+    /// process, so for SQLite this never resolves.
+    pub async fn lost(&mut self) {
+        match self {
+            StageLock::File(_) => std::future::pending().await,
+            StageLock::Postgres(conn) => loop {
+                tokio::time::sleep(LIVENESS_INTERVAL).await;
+                let alive = tokio::time::timeout(LIVENESS_INTERVAL, conn.ping()).await;
+                if !matches!(alive, Ok(Ok(()))) {
+                    return;
+                }
+            },
+        }
+    }
+
     /// Release now rather than on drop (drop releases too).
     pub async fn release(self) {
         if let StageLock::Postgres(conn) = self {

@@ -489,6 +489,22 @@ impl PgAdmin {
             .unwrap()
     }
 
+    /// Terminate the sessions of `database` that hold an advisory lock
+    /// (`lock_holders`: a stage's lock), or all the others; returns how many.
+    pub async fn terminate_by_lock(&mut self, database: &str, lock_holders: bool) -> i64 {
+        let sql = format!(
+            "SELECT COUNT(*) FROM (SELECT pg_terminate_backend(a.pid) FROM pg_stat_activity a \
+             WHERE a.datname = $1 AND a.pid <> pg_backend_pid() AND {} EXISTS \
+               (SELECT 1 FROM pg_locks l WHERE l.pid = a.pid AND l.locktype = 'advisory')) AS t",
+            if lock_holders { "" } else { "NOT" }
+        );
+        sqlx::query_scalar(&sql)
+            .bind(database)
+            .fetch_one(&mut self.0)
+            .await
+            .unwrap()
+    }
+
     /// The database refuses (false) or accepts (true) new connections.
     pub async fn allow_connections(&mut self, database: &str, allow: bool) {
         sqlx::query(&format!(
