@@ -127,13 +127,17 @@ async fn export_on_a_full_disk_leaves_no_file_and_a_rerun_is_whole() {
         let out = run_limited(&db, ROOM, &["export", "--output", &out_arg]);
         assert_eq!(out.code(), Some(1), "{:?}: {}", db.backend, out.output());
         assert!(
-            out.stderr.contains("File too large"),
-            "names the problem: {}",
+            out.stderr.contains("File too large") && out.stderr.contains(&out_arg),
+            "names the problem and the file: {}",
             out.output()
         );
         assert!(
             !output.exists(),
             "never a truncated file under the final name"
+        );
+        assert!(
+            !db.data_path().join("train.jsonl.partial").exists(),
+            "the failed run removes its partial file"
         );
 
         let rerun = run(&db, &["export", "--output", &out_arg]).await;

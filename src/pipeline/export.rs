@@ -112,16 +112,25 @@ pub async fn run(
     };
     // A file is written beside its final name and renamed at the end, so a
     // failed export never leaves a truncated training file behind.
-    let tmp = options.output.as_deref().map(temp_path);
+    // Removed again on any error or cancel (the guard's drop).
+    let mut tmp = options.output.as_deref().map(|output| PartialFile {
+        path: temp_path(output),
+        renamed: false,
+    });
     // `Send`, so the console can run an export on any of its tasks.
     let mut out: Box<dyn Write + Send> = match &tmp {
-        Some(path) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(path)
-                .map_err(|err| Error::failure(format!("creating {}: {err}", path.display())))?,
+        Some(tmp) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(&tmp.path)
+                .map_err(|err| Error::failure(format!("creating {}: {err}", tmp.path.display())))?,
         )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout())),
     };
-    let write_err = |err: std::io::Error| Error::failure(format!("writing the export: {err}"));
+    let target = options
+        .output
+        .as_ref()
+        .map_or_else(|| "stdout".to_string(), |p| p.display().to_string());
+    let write_err =
+        |err: std::io::Error| Error::failure(format!("writing the export to {target}: {err}"));
     let mut after = 0i64;
     'pages: loop {
         reporter.check_cancelled()?;
@@ -149,9 +158,10 @@ pub async fn run(
     }
     out.flush().map_err(write_err)?;
     drop(out);
-    if let (Some(tmp), Some(output)) = (&tmp, &options.output) {
-        std::fs::rename(tmp, output)
+    if let (Some(tmp), Some(output)) = (&mut tmp, &options.output) {
+        std::fs::rename(&tmp.path, output)
             .map_err(|err| Error::failure(format!("writing {}: {err}", output.display())))?;
+        tmp.renamed = true;
     }
     for (intent, n) in &summary.per_intent {
         if *n < MIN_SAMPLES_PER_INTENT {
@@ -182,6 +192,20 @@ fn line<'a>(row: &'a ExportRow, redactor: &Redactor) -> Line<'a> {
         source: &row.source,
         sample_id: row.id,
         occurrences: row.occurrences,
+    }
+}
+
+/// The `.partial` file being written; deleted unless renamed into place.
+struct PartialFile {
+    path: PathBuf,
+    renamed: bool,
+}
+
+impl Drop for PartialFile {
+    fn drop(&mut self) {
+        if !self.renamed {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 
