@@ -121,7 +121,7 @@ impl Store {
                 .await
         })
         .map_err(err)?;
-        let live_models: Vec<LiveModel> = on_pool!(self, |pool| {
+        let mut live_models: Vec<LiveModel> = on_pool!(self, |pool| {
             sqlx::query_as(
                 "SELECT version, status, traffic_percentage, test_accuracy, production_accuracy, fallback_rate \
                  FROM model_versions WHERE status IN ('production', 'canary') \
@@ -131,6 +131,26 @@ impl Store {
             .await
         })
         .map_err(err)?;
+        // Nothing writes model_versions.fallback_rate while a version
+        // serves: measure it over the last 24 hours of its conversations
+        // (the (model_version, created_at) index), so the warning can fire.
+        let since = Timestamp::from(chrono::Utc::now() - chrono::Duration::hours(24));
+        for model in &mut live_models {
+            let (served, fell_back): (i64, Option<i64>) = on_pool!(self, |pool| {
+                sqlx::query_as(
+                    "SELECT COUNT(*), SUM(CASE WHEN fallback THEN 1 ELSE 0 END) \
+                     FROM conversation_logs WHERE model_version = $1 AND created_at >= $2",
+                )
+                .bind(&model.version)
+                .bind(since)
+                .fetch_one(pool)
+                .await
+            })
+            .map_err(err)?;
+            if served > 0 {
+                model.fallback_rate = Some(fell_back.unwrap_or(0) as f64 / served as f64);
+            }
+        }
         let processed = day.captured - day.pending;
         let auto_approval_rate =
             (processed > 0).then(|| day.auto_approved as f64 * 100.0 / processed as f64);
