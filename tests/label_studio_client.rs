@@ -159,9 +159,17 @@ async fn project_label_config_and_model_version_can_be_updated() {
     let mut newer = task(1, "cancel_order");
     newer.prediction.model_version = "router-v1.1.0".into();
     c.import_tasks(id, &[newer]).await.unwrap();
-    c.set_project_model_version(id, "router-v1.1.0")
-        .await
-        .unwrap();
+    // Label Studio learns a project's prediction versions after the import
+    // returns (seen under load): poll until it accepts the version.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while let Err(err) = c.set_project_model_version(id, "router-v1.1.0").await {
+        assert!(
+            std::time::Instant::now() < deadline
+                && err.message().contains("Model version doesn't exist"),
+            "{err}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
     let project = c.get_project(id).await.unwrap();
     assert!(
         project
