@@ -5,10 +5,13 @@
 //!
 //!   cargo bench --bench console                  # 1 000 000 / 100 000
 //!   CONVERSATIONS=200000 SAMPLES=20000 cargo bench --bench console
+//!   BENCH_DATABASE_URL=postgres://…/empty_db cargo bench --bench console
 //!
-//! Rows are generated inside SQLite (a recursive CTE), so seeding takes
-//! seconds: conversations spread evenly over the last 30 days, half the
-//! samples waiting for review.
+//! Rows are generated inside the database (a recursive CTE on SQLite,
+//! generate_series on PostgreSQL), so seeding takes seconds: conversations
+//! spread evenly over the last 30 days, half the samples waiting for
+//! review. With `BENCH_DATABASE_URL` the bench seeds that (empty, migrated
+//! on open) PostgreSQL database and leaves it for `scripts/bench-scale.sh`.
 
 use std::time::{Duration, Instant};
 
@@ -30,16 +33,69 @@ fn env_or(name: &str, default: u64) -> u64 {
 }
 
 async fn exec(store: &Store, sql: &str) {
-    let Backend::Sqlite(pool) = store.backend() else {
-        unreachable!("the bench runs on SQLite")
-    };
-    sqlx::query(sql)
-        .execute(pool)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    match store.backend() {
+        Backend::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(drop),
+        Backend::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(drop),
+    }
+    .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
-async fn seed(store: &Store, conversations: u64, samples: u64) {
+/// [`seed_sqlite`]'s rows, written by PostgreSQL.
+async fn seed_postgres(store: &Store, conversations: u64, samples: u64) {
+    let span_secs = 30 * 24 * 3600;
+    exec(
+        store,
+        &format!(
+            "INSERT INTO conversation_logs (created_at, session_id, user_message, language, nlu_intent, \
+               nlu_confidence, nlu_provider, model_version, fallback, review_status) \
+             SELECT now() - make_interval(secs => ({conversations} - i) * {span_secs}.0 / {conversations}), \
+               's' || (i % 5000), 'where is order ' || i, \
+               CASE i % 3 WHEN 0 THEN 'en' WHEN 1 THEN 'hinglish' ELSE 'hi' END, 'intent_' || (i % 40), \
+               0.4 + (i % 60) / 100.0, CASE WHEN i % 10 = 0 THEN 'legacy-nlu' ELSE 'flywheel-router' END, \
+               CASE WHEN i % 5 = 0 THEN 'router-v1.1.0' ELSE 'router-v1.0.0' END, i % 9 = 0, \
+               CASE WHEN i % 2 = 0 THEN 'auto-approved' ELSE 'needs-review' END \
+             FROM generate_series(1, {conversations}) AS s(i)"
+        ),
+    )
+    .await;
+    exec(
+        store,
+        &format!(
+            "INSERT INTO training_samples (text, normalized_text, intent, language, source, confidence, \
+               review_status, priority, occurrences, predicted_intent, predicted_by_version) \
+             SELECT 'sample text ' || i, 'sample text ' || i, 'intent_' || (i % 40), 'en', 'auto', \
+               0.3 + (i % 50) / 100.0, CASE WHEN i % 2 = 0 THEN 'approved' ELSE 'needs-review' END, \
+               CASE WHEN i % 3 = 0 THEN 2 ELSE 5 END, 1 + i % 7, 'intent_' || (i % 40), 'router-v1.0.0' \
+             FROM generate_series(1, {samples}) AS s(i)"
+        ),
+    )
+    .await;
+    exec(
+        store,
+        "INSERT INTO job_runs (stage, trigger, status, started_at, finished_at, counts) \
+         SELECT CASE i % 3 WHEN 0 THEN 'daily-capture' WHEN 1 THEN 'label-studio-sync' ELSE 'export' END, \
+           'cron', 'succeeded', now() - make_interval(mins => i * 20), \
+           now() - make_interval(mins => i * 20 - 1), '{\"pushed\":10,\"pulled\":4}' \
+         FROM generate_series(1, 2000) AS s(i)",
+    )
+    .await;
+    exec(
+        store,
+        "INSERT INTO label_studio_tasks (sample_id, project_id, task_id, pushed_at, sync_state) \
+         SELECT id, 1, id, updated_at, 'pushed' FROM training_samples WHERE review_status = 'needs-review' LIMIT 10000",
+    )
+    .await;
+    exec(
+        store,
+        "INSERT INTO model_versions (version, status, traffic_percentage, test_accuracy) \
+         VALUES ('router-v1.0.0', 'production', 100, 0.91), ('router-v1.1.0', 'testing', 0, 0.91)",
+    )
+    .await;
+    // PostgreSQL in production runs autovacuum, which analyzes.
+    exec(store, "ANALYZE").await;
+}
+
+async fn seed_sqlite(store: &Store, conversations: u64, samples: u64) {
     let span_secs = 30 * 24 * 3600;
     exec(
         store,
@@ -148,16 +204,24 @@ fn main() {
         .build()
         .expect("runtime");
     let dir = tempfile::tempdir().expect("tempdir");
+    let database_url = std::env::var("BENCH_DATABASE_URL").ok();
     let config = Config {
         data_dir: dir.path().to_path_buf(),
+        database_url: database_url.clone().map(flywheel::config::DatabaseUrl::new),
         ..Config::default()
     };
     runtime.block_on(async {
         let store = flywheel::storage::open(&config).await.expect("open");
         let started = Instant::now();
-        seed(&store, conversations, samples).await;
+        let backend = if database_url.is_some() {
+            seed_postgres(&store, conversations, samples).await;
+            "PostgreSQL"
+        } else {
+            seed_sqlite(&store, conversations, samples).await;
+            "SQLite"
+        };
         println!(
-            "seeded {conversations} conversations, {samples} samples on SQLite in {:.1} s",
+            "seeded {conversations} conversations, {samples} samples on {backend} in {:.1} s",
             started.elapsed().as_secs_f64()
         );
 
