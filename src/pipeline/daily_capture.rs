@@ -12,6 +12,7 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
+use futures_util::StreamExt;
 use serde_json::json;
 
 use super::capture_fold::{Chunk, Fold, Labels, ROUND_CONVERSATIONS};
@@ -164,19 +165,38 @@ pub async fn run(
             after = last;
             let read = started.elapsed();
             let mut chunks = 0usize;
-            for chunk in fold.chunks(options.batch_size) {
-                chunks += 1;
-                reporter.check_cancelled()?;
-                let states = if options.dry_run {
-                    simulate(store, &chunk.samples, &mut would_create).await?
-                } else {
-                    store
-                        .apply_capture_batch(&chunk.samples, &chunk.conversations)
-                        .await?
-                };
-                count_chunk(&mut report, &fold.labels, &chunk, &states);
-                done += chunk.conversations.len() as u64;
-                reporter.advance(done);
+            if options.dry_run {
+                for chunk in fold.chunks(options.batch_size) {
+                    reporter.check_cancelled()?;
+                    let states = simulate(store, &chunk.samples, &mut would_create).await?;
+                    count_chunk(&mut report, &fold.labels, &chunk, &states);
+                    chunks += 1;
+                    done += chunk.conversations.len() as u64;
+                    reporter.advance(done);
+                }
+            } else {
+                // PostgreSQL writes two chunks at once: they touch different
+                // conversations and samples (two neighbours share at most
+                // the one sample split between them, which only waits for
+                // the other's commit), and the server has a core per
+                // session. SQLite has one writer: one at a time.
+                let in_flight = if store.is_postgres() { 2 } else { 1 };
+                let mut written = futures_util::stream::iter(fold.chunks(options.batch_size))
+                    .map(|chunk| async move {
+                        reporter.check_cancelled()?;
+                        let states = store
+                            .apply_capture_batch(&chunk.samples, &chunk.conversations)
+                            .await?;
+                        Ok::<_, Error>((chunk, states))
+                    })
+                    .buffered(in_flight);
+                while let Some(result) = written.next().await {
+                    let (chunk, states) = result?;
+                    count_chunk(&mut report, &fold.labels, &chunk, &states);
+                    chunks += 1;
+                    done += chunk.conversations.len() as u64;
+                    reporter.advance(done);
+                }
             }
             tracing::debug!(
                 conversations = fold.conversations,
