@@ -7,8 +7,8 @@
 //! upserted, their conversations marked), so a crash loses nothing and a
 //! re-run of the window finds nothing pending.
 
-use std::collections::HashMap;
 use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
@@ -340,6 +340,14 @@ async fn simulate(
         .collect())
 }
 
+/// The counts of `name`, allocating its key only the first time.
+fn mix_of<'a>(mixes: &'a mut BTreeMap<String, MixCounts>, name: &str) -> &'a mut MixCounts {
+    if !mixes.contains_key(name) {
+        mixes.insert(name.to_string(), MixCounts::default());
+    }
+    mixes.get_mut(name).expect("inserted")
+}
+
 fn count_chunk(
     report: &mut DailyReport,
     labels: &Labels,
@@ -367,18 +375,14 @@ fn count_chunk(
                 _ => {}
             }
         };
-        bump(
-            report
-                .per_language
-                .entry(labels.name(labels_of.language).to_string())
-                .or_default(),
-        );
-        bump(
-            report
-                .per_intent
-                .entry(labels.name(labels_of.intent).to_string())
-                .or_default(),
-        );
+        bump(mix_of(
+            &mut report.per_language,
+            labels.name(labels_of.language),
+        ));
+        bump(mix_of(
+            &mut report.per_intent,
+            labels.name(labels_of.intent),
+        ));
         match (status, state) {
             ("ignored", _) => report.ignored += 1,
             ("reviewed", _) => report.already_reviewed += 1,

@@ -11,7 +11,6 @@
 //! ~12 µs of actual database work. One JSON text or 12 arrays make it cheap.
 
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
 use sqlx::{PgConnection, SqliteConnection};
 
 use super::Timestamp;
@@ -57,26 +56,28 @@ pub(super) async fn upsert_samples_sqlite(
     samples: &[NewSample],
     now: Timestamp,
 ) -> sqlx::Result<Vec<UpsertedSample>> {
-    let rows: Vec<Value> = samples
+    // Serialised straight from borrowed tuples (each an array): no
+    // intermediate `Value` with a copy of every string.
+    let rows: Vec<_> = samples
         .iter()
         .map(|s| {
-            json!([
-                s.text,
-                s.normalized_text,
-                s.intent,
-                s.language,
+            (
+                &s.text,
+                &s.normalized_text,
+                &s.intent,
+                &s.language,
                 s.source,
                 s.confidence,
                 s.review_status,
                 s.priority,
                 s.occurrences,
-                s.predicted_intent,
-                s.predicted_by_version,
+                &s.predicted_intent,
+                &s.predicted_by_version,
                 s.conversation_id,
-            ])
+            )
         })
         .collect();
-    let rows = Value::Array(rows).to_string();
+    let rows = serde_json::to_string(&rows).map_err(|err| sqlx::Error::Encode(err.into()))?;
     // MATERIALIZED: json_each re-renders `value` as text on every
     // reference, so without it each row would be rendered (and parsed
     // again) twelve times. `WHERE true`: SQLite needs it to parse
@@ -179,16 +180,17 @@ pub(super) async fn mark_conversations_sqlite(
     marks: &[ConversationMark<'_>],
     now: Timestamp,
 ) -> sqlx::Result<u64> {
-    let rows: Vec<Value> = marks
+    let rows: Vec<_> = marks
         .iter()
-        .map(|m| json!([m.id, m.status, m.sample_id]))
+        .map(|m| (m.id, m.status, m.sample_id))
         .collect();
+    let rows = serde_json::to_string(&rows).map_err(|err| sqlx::Error::Encode(err.into()))?;
     let done = sqlx::query(
         "UPDATE conversation_logs SET review_status = v.value->>1, sample_id = v.value->>2, \
          processed_at = ?1 FROM json_each(?2) AS v WHERE conversation_logs.id = v.value->>0",
     )
     .bind(now)
-    .bind(Value::Array(rows).to_string())
+    .bind(rows)
     .execute(conn)
     .await?;
     Ok(done.rows_affected())
@@ -230,16 +232,17 @@ pub(super) async fn link_reviews_sqlite(
     conn: &mut SqliteConnection,
     marks: &[ConversationMark<'_>],
 ) -> sqlx::Result<()> {
-    let rows: Vec<Value> = review_links(marks).map(|(c, s)| json!([c, s])).collect();
+    let rows: Vec<(i64, i64)> = review_links(marks).collect();
     if rows.is_empty() {
         return Ok(());
     }
+    let rows = serde_json::to_string(&rows).map_err(|err| sqlx::Error::Encode(err.into()))?;
     sqlx::query(
         "INSERT INTO review_links (conversation_id, sample_id) \
          SELECT value->>0, value->>1 FROM json_each(?1) WHERE true \
          ON CONFLICT (conversation_id) DO UPDATE SET sample_id = excluded.sample_id",
     )
-    .bind(Value::Array(rows).to_string())
+    .bind(rows)
     .execute(conn)
     .await?;
     Ok(())
