@@ -238,7 +238,7 @@ const SECTIONS: &[&str] = &[
 ];
 
 proptest! {
-    #![proptest_config(config(64))]
+    #![proptest_config(config(128))]
 
     #[test]
     fn a_valid_file_loads_to_the_values_written(settings in settings()) {
@@ -425,7 +425,7 @@ fn hostile_env() -> impl Strategy<Value = HashMap<String, String>> {
 }
 
 proptest! {
-    #![proptest_config(config(64))]
+    #![proptest_config(config(128))]
 
     #[test]
     fn environment_variables_load_to_their_values(settings in env_settings()) {

@@ -162,7 +162,7 @@ fn check_record_reader(lines: &[Vec<u8>], crlf: bool) -> Result<(), TestCaseErro
 }
 
 proptest! {
-    #![proptest_config(config(96))]
+    #![proptest_config(config(256))]
 
     #[test]
     fn record_reader_never_panics_and_names_the_line(
@@ -301,7 +301,7 @@ fn import_file(lines: &[Vec<u8>]) -> (tempfile::TempDir, std::path::PathBuf) {
 }
 
 proptest! {
-    #![proptest_config(config(64))]
+    #![proptest_config(config(128))]
 
     #[test]
     fn samples_import_names_file_line_and_field_for_every_problem(
@@ -466,7 +466,7 @@ fn ingest_line() -> impl Strategy<Value = (Vec<u8>, Option<bool>)> {
 }
 
 proptest! {
-    #![proptest_config(config(64))]
+    #![proptest_config(config(128))]
 
     #[test]
     fn ingest_counts_every_line_and_names_bad_ones(

@@ -305,7 +305,7 @@ fn check_decision(task: &TaskWithAnnotations, generated: &GenTask) -> Result<(),
 }
 
 proptest! {
-    #![proptest_config(config(128))]
+    #![proptest_config(config(256))]
 
     #[test]
     fn well_formed_pages_decode_and_every_annotated_task_gets_one_decision(
@@ -449,7 +449,7 @@ fn body() -> impl Strategy<Value = Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(config(48))]
+    #![proptest_config(config(96))]
 
     #[test]
     fn the_client_turns_any_answer_into_data_or_an_error_naming_the_call(

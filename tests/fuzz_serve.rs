@@ -259,7 +259,7 @@ fn hostile_object() -> impl Strategy<Value = Value> {
 }
 
 proptest! {
-    #![proptest_config(config(64))]
+    #![proptest_config(config(256))]
 
     #[test]
     fn random_bytes_never_get_a_5xx(

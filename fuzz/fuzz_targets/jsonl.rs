@@ -20,8 +20,16 @@ fuzz_target!(|data: &[u8]| {
     let lines = data.split(|&b| b == b'\n').count();
     for item in RecordReader::new("in.jsonl", data) {
         if let Err(err) = item {
-            let rest = err.message().strip_prefix("in.jsonl:").expect("names the input");
-            let number: usize = rest.split(':').next().unwrap().parse().expect("a line number");
+            let rest = err
+                .message()
+                .strip_prefix("in.jsonl:")
+                .expect("names the input");
+            let number: usize = rest
+                .split(':')
+                .next()
+                .unwrap()
+                .parse()
+                .expect("a line number");
             assert!((1..=lines).contains(&number), "{}", err.message());
         }
     }
@@ -29,7 +37,11 @@ fuzz_target!(|data: &[u8]| {
     let path = workdir().path().join("samples.jsonl");
     std::fs::write(&path, data).expect("write");
     if let Err(err) = validate(&path, ImportSource::Import) {
-        assert!(err.message().starts_with(&path.display().to_string()), "{}", err.message());
+        assert!(
+            err.message().starts_with(&path.display().to_string()),
+            "{}",
+            err.message()
+        );
     }
 
     let hasher = UserHasher::from_key([5; 32]);
