@@ -141,9 +141,16 @@ fn non_blank(lines: &[Vec<u8>]) -> Vec<usize> {
 }
 
 /// Every item the record reader yields, with the line it must be about.
-fn check_record_reader(lines: &[Vec<u8>], crlf: bool) -> Result<(), TestCaseError> {
+/// The reader gets its input through a buffer of `capacity` bytes, so
+/// lines and characters straddle buffer boundaries.
+fn check_record_reader(
+    lines: &[Vec<u8>],
+    crlf: bool,
+    capacity: usize,
+) -> Result<(), TestCaseError> {
     let bytes = join(lines, crlf);
-    let items: Vec<_> = RecordReader::new("in.jsonl", &bytes[..]).collect();
+    let input = std::io::BufReader::with_capacity(capacity, &bytes[..]);
+    let items: Vec<_> = RecordReader::new("in.jsonl", input).collect();
     let expected = non_blank(lines);
     prop_assert_eq!(items.len(), expected.len());
     for (item, number) in items.iter().zip(&expected) {
@@ -168,8 +175,9 @@ proptest! {
     fn record_reader_never_panics_and_names_the_line(
         lines in prop::collection::vec(hostile_line(), 0..12),
         crlf in any::<bool>(),
+        capacity in prop_oneof![1usize..16, Just(8192)],
     ) {
-        check_record_reader(&lines, crlf)?;
+        check_record_reader(&lines, crlf, capacity)?;
     }
 
     #[test]
@@ -472,12 +480,16 @@ proptest! {
     fn ingest_counts_every_line_and_names_bad_ones(
         generated in prop::collection::vec(ingest_line(), 0..15),
         skip_invalid in any::<bool>(),
+        crlf in any::<bool>(),
+        capacity in prop_oneof![1usize..16, Just(8192)],
     ) {
         let f = fixture();
         let lines: Vec<Vec<u8>> = generated.iter().map(|(l, _)| l.clone()).collect();
-        let bytes = join(&lines, false);
+        let bytes = join(&lines, crlf);
         let options = IngestOptions { dry_run: true, skip_invalid };
-        let result = f.runtime.block_on(ingest(&f.store, &bytes[..], &f.hasher, options, &Reporter::silent()));
+        // A small buffer: lines and characters straddle its refills.
+        let input = tokio::io::BufReader::with_capacity(capacity, &bytes[..]);
+        let result = f.runtime.block_on(ingest(&f.store, input, &f.hasher, options, &Reporter::silent()));
         let blank = |l: &Vec<u8>| l.iter().all(u8::is_ascii_whitespace);
         let counted = lines.iter().filter(|l| !blank(l)).count() as u64;
         match result {
