@@ -521,3 +521,36 @@ proptest! {
         }
     }
 }
+
+/// Lines past ingest's limit are refused by number without being held, and
+/// the lines after them are still read.
+#[test]
+fn example_an_overlong_ingest_line_is_named() {
+    let f = fixture();
+    let good = r#"{"user_message": "hi", "nlu_intent": "greet", "nlu_confidence": 0.5, "nlu_provider": "x"}"#;
+    let long = format!("{{\"user_message\": \"{}\"}}", "ह".repeat(400_000));
+    assert!(long.len() > flywheel::capture::ingest::MAX_LINE_BYTES);
+    let bytes = format!("{good}\n{long}\n{good}\n");
+    let input = tokio::io::BufReader::with_capacity(4096, bytes.as_bytes());
+    let options = IngestOptions {
+        dry_run: true,
+        skip_invalid: true,
+    };
+    let report = f
+        .runtime
+        .block_on(ingest(
+            &f.store,
+            input,
+            &f.hasher,
+            options,
+            &Reporter::silent(),
+        ))
+        .expect("skip-invalid reports");
+    assert_eq!((report.valid, report.invalid), (2, 1));
+    assert_eq!(report.errors[0].line, 2);
+    assert!(
+        report.errors[0].message.contains("longer than"),
+        "{:?}",
+        report.errors
+    );
+}
