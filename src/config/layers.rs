@@ -197,7 +197,9 @@ impl Merged {
             candidates.push(v.clone());
         }
         candidates.push(Value::String(raw.to_string()));
-        if raw.contains(',') {
+        // A list key given one item (`FLYWHEEL_AUTO_FILTER__TRUSTED_PROVIDERS=router`)
+        // is a list of one, not a type error.
+        if !raw.trim().is_empty() {
             let items = raw
                 .split(',')
                 .map(|s| Value::String(s.trim().to_string()))

@@ -65,7 +65,10 @@ pub fn decide(
         .max_by_key(|a| (a.updated_at, a.id))?;
     let verdict_of = |a: &Annotation| verdict(a, predicted_intent, &is_known_intent);
     let winner = verdict_of(latest);
-    let disagreement = task.annotations.iter().any(|a| verdict_of(a) != winner);
+    let disagreement = task
+        .annotations
+        .iter()
+        .any(|a| !same_outcome(&verdict_of(a), &winner));
     Some(Decision {
         verdict: winner,
         annotation_id: latest.id,
@@ -75,6 +78,12 @@ pub fn decide(
         annotations: task.annotations.len(),
         disagreement,
     })
+}
+
+/// Two verdicts agree when they do the same to the sample. Unusable ones
+/// all leave it alone: their reasons differ if only by naming the annotation.
+fn same_outcome(a: &Verdict, b: &Verdict) -> bool {
+    matches!((a, b), (Verdict::Unusable { .. }, Verdict::Unusable { .. })) || a == b
 }
 
 fn verdict(a: &Annotation, predicted: &str, is_known: &impl Fn(&str) -> bool) -> Verdict {

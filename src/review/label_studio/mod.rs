@@ -23,4 +23,6 @@ pub use auth::KeyKind;
 pub use client::{ClientOptions, LabelStudioClient};
 pub use decision::{Decision, RejectReason, Verdict, decide};
 pub use label_config::{DEFAULT_LABEL_CONFIG, REJECT_CHOICE, label_config_with_intents};
-pub use types::{Annotation, ModelPrediction, NewTask, Project, TaskWithAnnotations, User};
+pub use types::{
+    Annotation, ModelPrediction, NewTask, Project, TaskWithAnnotations, User, decode_task_page,
+};

@@ -270,6 +270,19 @@ impl WireAnnotation {
     }
 }
 
+/// Decode one page of `GET /api/tasks?fields=all` exactly as the sync does
+/// (tasks with their annotations, and the total when one is sent). Public
+/// so the fuzz tests and targets drive the real decoder without a server.
+pub fn decode_task_page(
+    body: &[u8],
+) -> serde_json::Result<(Vec<TaskWithAnnotations>, Option<i64>)> {
+    let page: WireTaskPage = serde_json::from_slice(body)?;
+    Ok((
+        page.tasks.into_iter().map(WireTask::into_task).collect(),
+        page.total,
+    ))
+}
+
 fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
