@@ -30,6 +30,11 @@ use crate::storage::samples::{NewSample, UpsertedSample};
 /// small enough that `serve` never waits long for SQLite's write lock.
 pub const DEFAULT_BATCH_SIZE: usize = 5000;
 
+/// Conversations per read while folding: reads are not transactions, so
+/// they need not follow the write chunks' size, and fewer, larger reads
+/// cost the database less.
+const READ_BATCH: usize = 20_000;
+
 /// Which conversations a run looks at (by `created_at`, UTC).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Window {
@@ -280,7 +285,8 @@ async fn read_round(
     reporter: &Reporter,
 ) -> Result<(Fold, Option<i64>)> {
     let fetch = |after: i64| {
-        store.pending_conversations(start, end, after, max_id, options.batch_size as i64)
+        let limit = options.batch_size.max(READ_BATCH) as i64;
+        store.pending_conversations(start, end, after, max_id, limit)
     };
     let mut fold = Fold::default();
     let mut last = None;
