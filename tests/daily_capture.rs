@@ -5,7 +5,7 @@
 mod common;
 mod daily_capture_support;
 
-use common::{TestDb, block_on};
+use common::{TestDb, block_on, exec};
 use daily_capture_support::{Conv, capture_day, conv, conversations, insert, samples};
 use flywheel::config::ROUTER_PROVIDER;
 use flywheel::pipeline::daily_report::DailyReport;
@@ -384,6 +384,58 @@ fn a_batch_larger_than_one_upsert_statement_links_every_conversation() {
                 let sample = by_id[&sample.expect("linked")];
                 assert_eq!(sample.text, format!("utterance {}", i / 2));
             }
+            store.close().await;
+        });
+    }
+}
+
+#[test]
+fn pending_conversations_scattered_over_many_read_spans_are_all_captured() {
+    for db in TestDb::all() {
+        let config = db.config();
+        block_on(async move {
+            let store = flywheel::storage::open(&config).await.unwrap();
+            // Reads walk spans of 20 000 ids ahead of the fold: pending rows
+            // far apart, with empty spans and another day's rows between
+            // them, and a repeat in the last span.
+            let rows = [
+                conv("track my parcel", "track", 0.95, "2026-03-10T01:00:00Z"),
+                conv("old question", "track", 0.95, "2026-03-09T12:00:00Z"),
+                conv("cancel my order", "cancel", 0.5, "2026-03-10T02:00:00Z"),
+                conv("where is my refund", "refund", 0.95, "2026-03-10T03:00:00Z"),
+                conv("Track my parcel!", "track", 0.95, "2026-03-10T04:00:00Z"),
+            ];
+            let ids = insert(&store, &rows).await;
+            let spread = [1, 20_000, 20_001, 95_003, 140_000];
+            for (id, new_id) in ids.iter().zip(spread).rev() {
+                exec(
+                    &store,
+                    &format!("UPDATE conversation_logs SET id = {new_id} WHERE id = {id}"),
+                )
+                .await;
+            }
+            let report = capture_day(&store, &config, DAY, 5000).await;
+            assert_eq!(report.captured, 4);
+            assert_eq!(report.auto_approved, 3);
+            assert_eq!(report.needs_review, 1);
+            assert_eq!(report.duplicates_folded, 1);
+            let convs = conversations(&store).await;
+            let statuses: Vec<(i64, &str)> =
+                convs.iter().map(|(id, s, _)| (*id, s.as_str())).collect();
+            assert_eq!(
+                statuses,
+                [
+                    (1, "auto-approved"),
+                    (20_000, "pending"),
+                    (20_001, "needs-review"),
+                    (95_003, "auto-approved"),
+                    (140_000, "auto-approved"),
+                ]
+            );
+            assert_eq!(convs[0].2, convs[4].2, "the repeat folds into one sample");
+            let again = capture_day(&store, &config, DAY, 5000).await;
+            assert_eq!(again.captured, 0, "nothing is left pending");
+            assert_eq!(samples(&store).await.len(), 3);
             store.close().await;
         });
     }

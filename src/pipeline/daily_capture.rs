@@ -30,9 +30,9 @@ use crate::storage::samples::{NewSample, UpsertedSample};
 /// small enough that `serve` never waits long for SQLite's write lock.
 pub const DEFAULT_BATCH_SIZE: usize = 5000;
 
-/// Conversations per read while folding: reads are not transactions, so
-/// they need not follow the write chunks' size, and fewer, larger reads
-/// cost the database less.
+/// Ids per read while folding (so at most as many conversations): reads
+/// are not transactions, so they need not follow the write chunks' size,
+/// and fewer, larger reads cost the database less.
 const READ_BATCH: usize = 20_000;
 
 /// Which conversations a run looks at (by `created_at`, UTC).
@@ -273,8 +273,12 @@ fn empty_report(
 
 /// Read pending conversations after `after` (up to `max_id`) and fold
 /// them, until the round is full or the window exhausted; returns the fold
-/// and the last id read (`None`: nothing was left). The next read batch is
-/// fetched while the current one is folded.
+/// and the last id read past (`None`: nothing was left).
+///
+/// Reads walk fixed spans of ids, so the next spans are known before the
+/// current one arrives: [`READ_AHEAD`] of them are read (and decoded) on
+/// other tasks while this one folds. A round that fills up drops the spans
+/// read ahead; the next round reads them again.
 async fn read_round(
     store: &Store,
     config: &Config,
@@ -284,27 +288,54 @@ async fn read_round(
     max_id: i64,
     reporter: &Reporter,
 ) -> Result<(Fold, Option<i64>)> {
-    let fetch = |after: i64| {
-        let limit = options.batch_size.max(READ_BATCH) as i64;
-        store.pending_conversations(start, end, after, max_id, limit)
-    };
+    if after >= max_id {
+        return Ok((Fold::default(), None));
+    }
+    let span = options.batch_size.max(READ_BATCH) as i64;
+    let mut spans = (after..max_id).step_by(span as usize).map(|low| {
+        let high = low.saturating_add(span).min(max_id);
+        let store = store.clone();
+        let read = tokio::spawn(async move {
+            store
+                .pending_conversations(start, end, low, high, span)
+                .await
+        });
+        (high, AbortOnDrop(read))
+    });
+    let mut ahead: std::collections::VecDeque<_> = spans.by_ref().take(READ_AHEAD).collect();
     let mut fold = Fold::default();
-    let mut last = None;
-    let mut rows = fetch(after).await?;
-    while let Some(row) = rows.last() {
+    let mut last = after;
+    while let Some((high, mut read)) = ahead.pop_front() {
+        ahead.extend(spans.next());
         reporter.check_cancelled()?;
-        last = Some(row.id);
-        let full = fold.conversations + rows.len() >= ROUND_CONVERSATIONS;
-        if full {
-            fold.add(&rows, &config.auto_filter);
+        let rows = read.join().await?;
+        fold.add(&rows, &config.auto_filter);
+        last = high;
+        if fold.conversations >= ROUND_CONVERSATIONS {
             break;
         }
-        let (next, ()) = tokio::join!(fetch(row.id), async {
-            fold.add(&rows, &config.auto_filter)
-        });
-        rows = next?;
     }
-    Ok((fold, last))
+    Ok((fold, Some(last)))
+}
+
+/// Spans of ids read ahead of the fold (besides the one being folded).
+const READ_AHEAD: usize = 2;
+
+/// A read running on its own task, stopped when the round no longer wants it.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> AbortOnDrop<Result<T>> {
+    async fn join(&mut self) -> Result<T> {
+        (&mut self.0)
+            .await
+            .map_err(|err| Error::failure(format!("daily capture: a read task failed: {err}")))?
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// What the batch would do, without writing: existing samples as stored,

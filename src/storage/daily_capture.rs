@@ -156,8 +156,11 @@ impl Store {
     ) -> Result<Vec<UpsertedSample>> {
         let now = Timestamp::now();
         let err = |e| db_error("storing a daily-capture batch", e);
+        // In id order: a chunk's conversations come sample by sample, spread
+        // over the day, and walking the table in order is cheaper than
+        // jumping back and forth in it (~15 % of the update on SQLite).
         let marks = |upserted: &[UpsertedSample]| -> Vec<ConversationMark<'static>> {
-            conversations
+            let mut marks: Vec<_> = conversations
                 .iter()
                 .map(|c| {
                     let sample = c.sample.map(|i| &upserted[i]);
@@ -167,7 +170,9 @@ impl Store {
                         sample_id: sample.map(|s| s.id),
                     }
                 })
-                .collect()
+                .collect();
+            marks.sort_unstable_by_key(|m| m.id);
+            marks
         };
         let upserted = match self.backend() {
             Backend::Sqlite(pool) => {
