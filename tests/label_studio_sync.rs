@@ -336,3 +336,45 @@ fn unreachable_label_studio_or_a_wrong_key_changes_nothing() {
         assert!(!db.data_path().join("label-studio-project-id").exists());
     }
 }
+
+/// The push bar (issue 5): 10 000 needs-review samples pushed by the real
+/// `label-studio-sync --push-only` in ≤ 60 s, and a second sync pushes 0.
+/// `cargo test --test label_studio_sync -- --ignored --nocapture push_10k`
+#[test]
+#[ignore = "benchmark: pushes 10 000 samples; run by hand"]
+fn push_10k_needs_review_samples() {
+    let Some(ls) = support::label_studio::label_studio() else {
+        return;
+    };
+    let db = TestDb::sqlite();
+    let config = db.config();
+    block_on(async move {
+        let store = flywheel::storage::open(&config).await.unwrap();
+        exec(
+            &store,
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10000) \
+             INSERT INTO training_samples (text, normalized_text, intent, predicted_intent, \
+               predicted_by_version, language, source, confidence, review_status, priority, \
+               occurrences) \
+             SELECT 'utterance ' || i, 'utterance ' || i, 'intent_' || (i % 40), \
+               'intent_' || (i % 40), 'router-v1.0.0', 'en', 'auto', 0.6, 'needs-review', \
+               CASE WHEN i % 3 = 0 THEN 2 ELSE 5 END, 1 + i % 7 FROM n",
+        )
+        .await;
+        store.close().await;
+    });
+    let started = std::time::Instant::now();
+    let first = ok_report(&sync(&db, &ls.url, &ls.pat, &["--push-only"]));
+    let push = started.elapsed();
+    assert_eq!(first["pushed"], 10_000);
+    let started = std::time::Instant::now();
+    let again = ok_report(&sync(&db, &ls.url, &ls.pat, &["--push-only"]));
+    let second = started.elapsed();
+    assert_eq!(again["pushed"], 0);
+    eprintln!(
+        "label-studio-sync --push-only: 10 000 samples in {:.1} s (project created, tasks \
+         with predictions); second sync {:.1} s, pushed 0",
+        push.as_secs_f64(),
+        second.as_secs_f64()
+    );
+}
