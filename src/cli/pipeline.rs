@@ -19,7 +19,7 @@ use crate::storage::export::ExportFilter;
 
 #[derive(Debug, Args)]
 pub struct DailyCaptureArgs {
-    /// Look back this far from now: 24h, 90m, 7d [default: 24h].
+    /// Look back this far from now: 24h, 90m, 7d, 2w [default: 24h].
     #[arg(long, value_name = "SPAN", value_parser = parse_since, conflicts_with = "date")]
     pub since: Option<Duration>,
     /// Capture one UTC calendar day instead.
@@ -33,8 +33,16 @@ pub struct DailyCaptureArgs {
     pub batch_size: usize,
 }
 
+/// `--since`: any span `parse_duration` takes (`2w` too), but not zero.
 fn parse_since(text: &str) -> std::result::Result<Duration, String> {
-    daily_capture::parse_since(text).map_err(|err| err.message().to_string())
+    let span = super::args::parse_duration(text)?;
+    if span <= Duration::zero() {
+        return Err(format!(
+            "`{}` is an empty window; give a positive span like 24h",
+            text.trim()
+        ));
+    }
+    Ok(span)
 }
 
 #[derive(Debug, Subcommand)]
@@ -256,4 +264,19 @@ pub async fn export(ctx: &Context, args: ExportArgs) -> Result<ExitCode> {
         ctx.out.summary(&value, human);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod since_tests {
+    use super::*;
+
+    #[test]
+    fn since_takes_every_unit_of_other_spans_but_no_empty_window() {
+        assert_eq!(parse_since("24h"), Ok(Duration::hours(24)));
+        assert_eq!(parse_since("2w"), Ok(Duration::weeks(2)));
+        assert_eq!(parse_since(" 90m "), Ok(Duration::minutes(90)));
+        assert!(parse_since("0h").unwrap_err().contains("empty window"));
+        assert!(parse_since("24").unwrap_err().contains("needs a unit"));
+        assert!(parse_since("3y").unwrap_err().contains("unknown unit"));
+    }
 }

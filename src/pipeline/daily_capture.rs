@@ -65,27 +65,6 @@ impl Window {
     }
 }
 
-/// Parse `--since`: a positive number with `s`, `m`, `h` or `d` (`24h`, `90m`, `7d`).
-pub fn parse_since(text: &str) -> Result<Duration> {
-    let text = text.trim();
-    let split = text.len().saturating_sub(1);
-    let (number, unit) = text.split_at(split);
-    let n: i64 = number.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
-        Error::usage(format!(
-            "--since {text:?}: expected a positive number and a unit, like 24h, 90m or 7d"
-        ))
-    })?;
-    match unit {
-        "s" => Ok(Duration::seconds(n)),
-        "m" => Ok(Duration::minutes(n)),
-        "h" => Ok(Duration::hours(n)),
-        "d" => Ok(Duration::days(n)),
-        _ => Err(Error::usage(format!(
-            "--since {text:?}: the unit must be s, m, h or d (like 24h)"
-        ))),
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct Options {
     pub window: Window,
