@@ -27,6 +27,18 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     duration.ok_or_else(|| format!("`{text}` is too long"))
 }
 
+/// A span that must not be empty (`--since` of daily capture).
+pub fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+    let span = parse_duration(text)?;
+    if span <= Duration::zero() {
+        return Err(format!(
+            "`{}` is an empty window; give a positive span like 24h",
+            text.trim()
+        ));
+    }
+    Ok(span)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -40,5 +52,21 @@ mod tests {
         assert!(parse_duration("7").unwrap_err().contains("needs a unit"));
         assert!(parse_duration("7y").unwrap_err().contains("unknown unit"));
         assert!(parse_duration("d").is_err());
+    }
+
+    #[test]
+    fn a_positive_span_refuses_an_empty_window() {
+        assert_eq!(parse_positive_duration("2w"), Ok(Duration::weeks(2)));
+        assert_eq!(parse_positive_duration(" 90m "), Ok(Duration::minutes(90)));
+        assert!(
+            parse_positive_duration("0h")
+                .unwrap_err()
+                .contains("empty window")
+        );
+        assert!(
+            parse_positive_duration("24")
+                .unwrap_err()
+                .contains("needs a unit")
+        );
     }
 }

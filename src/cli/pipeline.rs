@@ -9,6 +9,7 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 
 use super::Context;
+use super::args::parse_positive_duration;
 use crate::error::Result;
 use crate::pipeline::daily_capture::{self, DEFAULT_BATCH_SIZE, Options, Window};
 use crate::pipeline::daily_report::DailyReport;
@@ -20,7 +21,7 @@ use crate::storage::export::ExportFilter;
 #[derive(Debug, Args)]
 pub struct DailyCaptureArgs {
     /// Look back this far from now: 24h, 90m, 7d, 2w [default: 24h].
-    #[arg(long, value_name = "SPAN", value_parser = parse_since, conflicts_with = "date")]
+    #[arg(long, value_name = "SPAN", value_parser = parse_positive_duration, conflicts_with = "date")]
     pub since: Option<Duration>,
     /// Capture one UTC calendar day instead.
     #[arg(long, value_name = "YYYY-MM-DD")]
@@ -31,18 +32,6 @@ pub struct DailyCaptureArgs {
     /// Conversations per transaction.
     #[arg(long, default_value_t = DEFAULT_BATCH_SIZE, hide = true)]
     pub batch_size: usize,
-}
-
-/// `--since`: any span `parse_duration` takes (`2w` too), but not zero.
-fn parse_since(text: &str) -> std::result::Result<Duration, String> {
-    let span = super::args::parse_duration(text)?;
-    if span <= Duration::zero() {
-        return Err(format!(
-            "`{}` is an empty window; give a positive span like 24h",
-            text.trim()
-        ));
-    }
-    Ok(span)
 }
 
 #[derive(Debug, Subcommand)]
@@ -264,19 +253,4 @@ pub async fn export(ctx: &Context, args: ExportArgs) -> Result<ExitCode> {
         ctx.out.summary(&value, human);
     }
     Ok(ExitCode::SUCCESS)
-}
-
-#[cfg(test)]
-mod since_tests {
-    use super::*;
-
-    #[test]
-    fn since_takes_every_unit_of_other_spans_but_no_empty_window() {
-        assert_eq!(parse_since("24h"), Ok(Duration::hours(24)));
-        assert_eq!(parse_since("2w"), Ok(Duration::weeks(2)));
-        assert_eq!(parse_since(" 90m "), Ok(Duration::minutes(90)));
-        assert!(parse_since("0h").unwrap_err().contains("empty window"));
-        assert!(parse_since("24").unwrap_err().contains("needs a unit"));
-        assert!(parse_since("3y").unwrap_err().contains("unknown unit"));
-    }
 }
