@@ -37,6 +37,12 @@ async fn daily_capture_on_a_full_disk_fails_cleanly_and_a_rerun_converges() {
     for db in TestDb::all() {
         let store = db.store().await;
         seed_conversations(&store, CONVERSATIONS).await;
+        if db.backend == Backend::Sqlite {
+            // Start from an empty WAL, as a database that has been idle
+            // does: what a full disk refuses is then this run's writes, not
+            // whatever seeding left in the log.
+            common::exec(&store, "PRAGMA wal_checkpoint(TRUNCATE)").await;
+        }
         store.close().await;
         let batch = BATCH.to_string();
         let args = ["daily-capture", "--date", DAY, "--batch-size", &batch];
@@ -87,7 +93,13 @@ async fn daily_capture_on_a_full_disk_fails_cleanly_and_a_rerun_converges() {
         assert!(whole["captured"].is_number());
         let store = db.store().await;
         let runs = job_runs(&store, "daily-capture").await;
-        assert_eq!(runs.len(), 2, "{runs:?}");
+        assert_eq!(
+            runs.len(),
+            2,
+            "{:?} {runs:?}; the failed run: {}",
+            db.backend,
+            out.output()
+        );
         match db.backend {
             // Recording the failure needs the disk too: the re-run marks it.
             Backend::Sqlite => assert!(
@@ -122,22 +134,24 @@ async fn export_on_a_full_disk_leaves_no_file_and_a_rerun_is_whole() {
         let store = db.store().await;
         seed_approved_samples(&store, SAMPLES).await;
         store.close().await;
-        let output = db.data_path().join("train.jsonl");
+        let output = db.data_path().join("out").join("train.jsonl");
         let out_arg = output.display().to_string();
-        let out = run_limited(&db, ROOM, &["export", "--output", &out_arg]);
+        let (out, left) = run_with_full_dir(
+            &db,
+            output.parent().unwrap(),
+            ROOM,
+            &["export", "--output", &out_arg],
+        );
         assert_eq!(out.code(), Some(1), "{:?}: {}", db.backend, out.output());
         assert!(
-            out.stderr.contains("File too large") && out.stderr.contains(&out_arg),
+            out.stderr.contains("No space left on device") && out.stderr.contains(&out_arg),
             "names the problem and the file: {}",
             out.output()
         );
         assert!(
-            !output.exists(),
-            "never a truncated file under the final name"
-        );
-        assert!(
-            !db.data_path().join("train.jsonl.partial").exists(),
-            "the failed run removes its partial file"
+            left.is_empty(),
+            "never a truncated file under the final name, and the failed run \
+             removes its partial file: {left:?}"
         );
 
         let rerun = run(&db, &["export", "--output", &out_arg]).await;
@@ -149,12 +163,12 @@ async fn export_on_a_full_disk_leaves_no_file_and_a_rerun_is_whole() {
             .collect();
         assert_eq!(lines.len() as i64, SAMPLES);
         assert!(
-            !db.data_path().join("train.jsonl.partial").exists(),
+            !output.with_extension("jsonl.partial").exists(),
             "the re-run leaves no partial file"
         );
         let store = db.store().await;
         let runs = job_runs(&store, "export").await;
-        assert_eq!(runs.len(), 2, "{runs:?}");
+        assert_eq!(runs.len(), 2, "{:?} {runs:?}", db.backend);
         assert!(
             matches!(runs[0].1.as_str(), "failed" | "crashed"),
             "{runs:?}"

@@ -88,6 +88,65 @@ pub fn run_limited(db: &TestDb, bytes: u64, args: &[&str]) -> Finished {
     }
 }
 
+/// Run flywheel with `dir` on a full disk: a `bytes`-sized tmpfs mounted
+/// there in a private mount namespace (gone with the process), so only
+/// what is written under `dir` runs out of space; the database file can
+/// still rewrite its pages, as on a real full disk. (RLIMIT_FSIZE would
+/// also refuse SQLite's checkpoint into its own larger file.) Returns the
+/// run and the names left in `dir` when it ended.
+pub fn run_with_full_dir(
+    db: &TestDb,
+    dir: &std::path::Path,
+    bytes: u64,
+    args: &[&str],
+) -> (Finished, Vec<String>) {
+    std::fs::create_dir_all(dir).unwrap();
+    let listing = db.data_path().join("full-dir-listing");
+    let mut inner = flywheel(db);
+    inner.args(args);
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--map-root-user", "--mount", "sh", "-c"])
+        .arg(
+            r#"mount -t tmpfs -o size="$0" tmpfs "$1" || exit 111
+               dir="$1"; out="$2"; shift 3
+               "$@"; rc=$?
+               ls -A "$dir" > "$out"; exit $rc"#,
+        )
+        .arg(bytes.to_string())
+        .arg(dir)
+        .arg(&listing)
+        .arg("--")
+        .arg(inner.get_program())
+        .args(inner.get_args());
+    for (key, value) in inner.get_envs() {
+        match value {
+            Some(value) => cmd.env(key, value),
+            None => cmd.env_remove(key),
+        };
+    }
+    if let Some(cwd) = inner.get_current_dir() {
+        cmd.current_dir(cwd);
+    }
+    let out = cmd.stdin(Stdio::null()).output().expect("run unshare");
+    assert_ne!(
+        out.status.code(),
+        Some(111),
+        "could not mount a tmpfs in a private namespace: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let left = std::fs::read_to_string(&listing)
+        .unwrap_or_else(|e| panic!("{}: {e}", listing.display()))
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let finished = Finished {
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    (finished, left)
+}
+
 /// Lift the file-size limit of a running process: the disk has room again.
 pub fn lift_limit(pid: u32) {
     let status = Command::new("prlimit")
