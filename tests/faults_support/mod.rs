@@ -115,18 +115,8 @@ pub fn run_with_full_dir(
         .arg(bytes.to_string())
         .arg(dir)
         .arg(&listing)
-        .arg("--")
-        .arg(inner.get_program())
-        .args(inner.get_args());
-    for (key, value) in inner.get_envs() {
-        match value {
-            Some(value) => cmd.env(key, value),
-            None => cmd.env_remove(key),
-        };
-    }
-    if let Some(cwd) = inner.get_current_dir() {
-        cmd.current_dir(cwd);
-    }
+        .arg("--");
+    run_inside(&mut cmd, &inner);
     let out = cmd.stdin(Stdio::null()).output().expect("run unshare");
     assert_ne!(
         out.status.code(),
@@ -165,19 +155,24 @@ fn limited_command(db: &TestDb, bytes: u64, args: &[&str], env: &[(&str, &str)])
     let mut cmd = Command::new("sh");
     cmd.arg("-c")
         .arg(r#"trap '' XFSZ; exec prlimit --fsize="$0": -- "$@""#)
-        .arg(bytes.to_string())
-        .arg(inner.get_program())
-        .args(inner.get_args());
+        .arg(bytes.to_string());
+    run_inside(&mut cmd, &inner);
+    cmd
+}
+
+/// Make `wrapper` end by running `inner` (its program and arguments last),
+/// with `inner`'s environment and working directory.
+fn run_inside(wrapper: &mut Command, inner: &Command) {
+    wrapper.arg(inner.get_program()).args(inner.get_args());
     for (key, value) in inner.get_envs() {
         match value {
-            Some(value) => cmd.env(key, value),
-            None => cmd.env_remove(key),
+            Some(value) => wrapper.env(key, value),
+            None => wrapper.env_remove(key),
         };
     }
     if let Some(dir) = inner.get_current_dir() {
-        cmd.current_dir(dir);
+        wrapper.current_dir(dir);
     }
-    cmd
 }
 
 fn spawn_command(db: &TestDb, mut cmd: Command, what: &str) -> Run {
