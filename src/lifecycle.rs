@@ -1,7 +1,7 @@
 //! The model lifecycle of DESIGN §1:
 //! `training → testing → canary (N %) → production (100 %)`, plus
 //! `archived`, `failed`, `rejected`; at most one canary and one production;
-//! rollback restores the previous production.
+//! rollback walks back through production history, one version per call.
 //!
 //! The rules are pure planners over the current rows; storage applies a plan
 //! atomically and records each step with its actor in `model_transitions`.
@@ -39,7 +39,19 @@ fn change(m: &ModelVersion, to: &str, traffic: u32, reason: impl Into<String>) -
         to_status: to.to_string(),
         traffic_percentage: traffic as i32,
         reason: Some(reason.into()),
+        forced: false,
     }
+}
+
+/// Whether `promote` respects the weekly-training gate's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Gate {
+    /// A `rejected` version is refused (the default).
+    #[default]
+    Respect,
+    /// `--force`: an operator promotes a `rejected` version on purpose; the
+    /// transition is recorded as forced.
+    Override,
 }
 
 /// Plan `models promote VERSION --to TARGET`.
@@ -47,8 +59,41 @@ pub fn plan_promotion(
     models: &[ModelVersion],
     version: &str,
     target: Target,
+    gate: Gate,
 ) -> Result<Vec<ModelChange>> {
-    let model = find(models, version)?;
+    let found = find(models, version)?;
+    // An overridden rejection is planned as if the version were testing,
+    // then its step is marked forced.
+    let overridden;
+    let model = if found.status == "rejected" && gate == Gate::Override {
+        overridden = ModelVersion {
+            status: "testing".into(),
+            ..found.clone()
+        };
+        &overridden
+    } else {
+        found
+    };
+    let mut steps = plan_promotion_of(models, model, target)?;
+    if model.status != found.status {
+        for step in steps.iter_mut().filter(|s| s.version == version) {
+            step.from_status = found.status.clone();
+            step.forced = true;
+            step.reason = Some(format!(
+                "forced: {} although the weekly-training gate rejected it",
+                step.reason.as_deref().unwrap_or("promoted")
+            ));
+        }
+    }
+    Ok(steps)
+}
+
+fn plan_promotion_of(
+    models: &[ModelVersion],
+    model: &ModelVersion,
+    target: Target,
+) -> Result<Vec<ModelChange>> {
+    let version = model.version.as_str();
     let production = with_status(models, "production");
     let canary = with_status(models, "canary");
     match target {
@@ -60,8 +105,9 @@ pub fn plan_promotion(
             }
             if !matches!(model.status.as_str(), "testing" | "canary") {
                 return Err(Error::failure(format!(
-                    "only a testing version can become the canary; {version} is {}",
-                    model.status
+                    "only a testing version can become the canary; {version} is {}{}",
+                    model.status,
+                    force_hint(model)
                 )));
             }
             if let Some(other) = canary.filter(|c| c.version != version) {
@@ -96,8 +142,9 @@ pub fn plan_promotion(
         Target::Production => {
             if !matches!(model.status.as_str(), "testing" | "canary") {
                 return Err(Error::failure(format!(
-                    "only a testing or canary version can be promoted to production; {version} is {}",
-                    model.status
+                    "only a testing or canary version can be promoted to production; {version} is {}{}",
+                    model.status,
+                    force_hint(model)
                 )));
             }
             // A different canary keeps its share; the new production gets the rest.
@@ -118,8 +165,51 @@ pub fn plan_promotion(
     }
 }
 
-/// Plan `models rollback`: the current production is archived and the most
-/// recent earlier production version (still archived) takes its place.
+fn force_hint(model: &ModelVersion) -> &'static str {
+    if model.status == "rejected" {
+        " (the weekly-training gate rejected it; `--force` promotes it anyway, recorded as forced)"
+    } else {
+        ""
+    }
+}
+
+/// The versions that served as production, oldest first, as rollbacks left
+/// them: a promotion (or a registration straight into production) pushes
+/// its version; a rollback (the only way an archived version returns to
+/// production) pops back down to the version it restored. `history` is
+/// newest first.
+fn production_stack(history: &[ModelTransition]) -> Vec<&str> {
+    let mut stack: Vec<&str> = Vec::new();
+    for t in history.iter().rev() {
+        if t.to_status != "production" || t.from_status.as_deref() == Some("production") {
+            continue;
+        }
+        if t.from_status.as_deref() == Some("archived") {
+            match stack.iter().rposition(|v| *v == t.version) {
+                Some(at) => stack.truncate(at + 1),
+                // Older than the history read: start from here.
+                None => stack = vec![t.version.as_str()],
+            }
+        } else {
+            stack.push(&t.version);
+        }
+    }
+    stack
+}
+
+/// Retired with `models archive` after serving: rollback passes over it.
+fn is_retired(history: &[ModelTransition], version: &str) -> bool {
+    history.iter().any(|t| {
+        t.version == version
+            && t.from_status.as_deref() == Some("archived")
+            && t.to_status == "archived"
+    })
+}
+
+/// Plan `models rollback`: the current production is archived and the
+/// version that served before it takes its place. Each rollback goes one
+/// step further back (a rolled-back version is never restored by the next
+/// rollback), skipping versions an operator retired with `models archive`.
 pub fn plan_rollback(
     models: &[ModelVersion],
     history: &[ModelTransition],
@@ -129,13 +219,21 @@ pub fn plan_rollback(
             "there is no production model to roll back; `flywheel models promote VERSION --to production`",
         ));
     };
-    let previous = history
+    let stack = production_stack(history);
+    let previous = stack
         .iter()
-        .filter(|t| t.to_status == "production" && t.version != current.version)
-        .find_map(|t| models.iter().find(|m| m.version == t.version && m.status == "archived"))
+        .rev()
+        .filter(|v| **v != current.version && !is_retired(history, v))
+        .find_map(|v| {
+            models
+                .iter()
+                .find(|m| m.version == *v && m.status == "archived")
+        })
         .ok_or_else(|| {
             Error::failure(format!(
-                "{} is the only version that has been in production; there is nothing to roll back to",
+                "nothing to roll back to: no earlier production version of {} is left (each \
+                 rollback goes one step further back; retired versions are skipped); promote a \
+                 version instead",
                 current.version
             ))
         })?;
@@ -157,13 +255,27 @@ pub fn plan_rollback(
     ])
 }
 
-/// Plan `models archive VERSION`.
-pub fn plan_archive(models: &[ModelVersion], version: &str) -> Result<Vec<ModelChange>> {
+/// Plan `models archive VERSION`. Archiving a version that already left
+/// production retires it: `models rollback` will not restore it.
+pub fn plan_archive(
+    models: &[ModelVersion],
+    history: &[ModelTransition],
+    version: &str,
+) -> Result<Vec<ModelChange>> {
     let model = find(models, version)?;
     match model.status.as_str() {
         "production" => Err(Error::failure(format!(
             "{version} is in production; promote another version or `flywheel models rollback` first"
         ))),
+        "archived" if is_retired(history, version) => Err(Error::failure(format!(
+            "{version} is already archived and retired"
+        ))),
+        "archived" if production_stack(history).contains(&version) => Ok(vec![change(
+            model,
+            "archived",
+            0,
+            "retired: `models rollback` will not restore it",
+        )]),
         "archived" => Err(Error::failure(format!("{version} is already archived"))),
         "canary" => {
             let mut steps = vec![change(model, "archived", 0, "canary stopped")];
@@ -187,8 +299,20 @@ pub async fn promote(
     target: Target,
     actor: &str,
 ) -> Result<Vec<ModelChange>> {
+    promote_with(store, version, target, Gate::Respect, actor).await
+}
+
+pub async fn promote_with(
+    store: &Store,
+    version: &str,
+    target: Target,
+    gate: Gate,
+    actor: &str,
+) -> Result<Vec<ModelChange>> {
     store
-        .change_models(actor, |models, _| plan_promotion(models, version, target))
+        .change_models(actor, |models, _| {
+            plan_promotion(models, version, target, gate)
+        })
         .await
 }
 
@@ -198,8 +322,24 @@ pub async fn rollback(store: &Store, actor: &str) -> Result<Vec<ModelChange>> {
 
 pub async fn archive(store: &Store, version: &str, actor: &str) -> Result<Vec<ModelChange>> {
     store
-        .change_models(actor, |models, _| plan_archive(models, version))
+        .change_models(actor, |models, history| {
+            plan_archive(models, history, version)
+        })
         .await
+}
+
+/// What fixes "no model is in production" on this installation. (Never
+/// `flywheel demo`: it works in a data dir of its own and leaves this
+/// installation as it was.)
+pub fn no_production_advice(any_model_version: bool) -> &'static str {
+    if any_model_version {
+        "promote one: `flywheel models list`, then `flywheel models promote VERSION --to production` \
+         (or `flywheel models rollback` to the one before)"
+    } else {
+        "`flywheel serve` trains and deploys the bootstrap model router-v1.0.0 on its first start; \
+         or import labelled data (`flywheel samples import FILE`), run `flywheel weekly-training \
+         --force`, then `flywheel models promote VERSION --to production`"
+    }
 }
 
 /// Who is acting, for the audit trail: `user@host` (the invoking user under sudo).

@@ -332,3 +332,151 @@ fn models_commands_through_the_binary() {
             .stdout(predicate::str::contains("rolled back to router-v1.0.0"));
     }
 }
+
+/// Five versions promoted one after another; each rollback goes one step
+/// further back (never back to what the previous rollback removed), and a
+/// version retired with `models archive` is passed over.
+#[test]
+fn rollback_walks_back_through_production_history() {
+    for db in TestDb::all() {
+        let config = db.config();
+        block_on(async move {
+            let store = flywheel::storage::open(&config).await.unwrap();
+            register(&store, "router-v1.0.0", "production", 100).await;
+            for v in [
+                "router-v1.1.0",
+                "router-v1.2.0",
+                "router-v1.3.0",
+                "router-v1.4.0",
+            ] {
+                register(&store, v, "testing", 0).await;
+                lifecycle::promote(&store, v, Target::Production, "ops")
+                    .await
+                    .unwrap();
+            }
+            let production = |store: Store| async move {
+                store
+                    .list_model_versions()
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .find(|m| m.status == "production")
+                    .map(|m| m.version)
+                    .unwrap()
+            };
+            // router-v1.2.0 is retired by an operator: rollback skips it.
+            lifecycle::archive(&store, "router-v1.2.0", "ops")
+                .await
+                .unwrap();
+            let err = lifecycle::archive(&store, "router-v1.2.0", "ops")
+                .await
+                .unwrap_err();
+            assert!(
+                err.message().contains("already archived and retired"),
+                "{err}"
+            );
+
+            let mut seen = Vec::new();
+            for _ in 0..3 {
+                lifecycle::rollback(&store, "oncall").await.unwrap();
+                seen.push(production(store.clone()).await);
+            }
+            assert_eq!(seen, ["router-v1.3.0", "router-v1.1.0", "router-v1.0.0"]);
+            let err = lifecycle::rollback(&store, "oncall").await.unwrap_err();
+            assert!(err.message().contains("nothing to roll back to"), "{err}");
+
+            // A new promotion starts a new history: rollback returns to the
+            // version it replaced, not to anything rolled back earlier.
+            register(&store, "router-v1.5.0", "testing", 0).await;
+            lifecycle::promote(&store, "router-v1.5.0", Target::Production, "ops")
+                .await
+                .unwrap();
+            lifecycle::rollback(&store, "oncall").await.unwrap();
+            assert_eq!(production(store.clone()).await, "router-v1.0.0");
+            store.close().await;
+        });
+    }
+}
+
+/// `--force` promotes a rejected version on purpose, recorded as forced;
+/// without it a rejected version is refused with a hint.
+#[test]
+fn forced_promotion_of_a_rejected_version_is_recorded() {
+    for db in TestDb::all() {
+        let config = db.config();
+        block_on(async move {
+            let store = flywheel::storage::open(&config).await.unwrap();
+            register(&store, "router-v1.0.0", "production", 100).await;
+            register(&store, "router-v1.1.0", "rejected", 0).await;
+            store.close().await;
+        });
+        db.cmd()
+            .args(["models", "promote", "router-v1.1.0", "--to", "canary"])
+            .assert()
+            .code(1)
+            .stderr(
+                predicate::str::contains("is rejected").and(predicate::str::contains("--force")),
+            );
+        let out = db
+            .cmd()
+            .args([
+                "models",
+                "promote",
+                "router-v1.1.0",
+                "--to",
+                "canary",
+                "--force",
+                "--json",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let changes = json_stdout(&out);
+        let step = &changes["changes"][1];
+        assert_eq!(step["version"], "router-v1.1.0");
+        assert_eq!(step["from_status"], "rejected");
+        assert_eq!(step["to_status"], "canary");
+        assert_eq!(step["forced"], true);
+        let config = db.config();
+        block_on(async move {
+            let store = flywheel::storage::open(&config).await.unwrap();
+            let trail = store
+                .model_transitions(Some("router-v1.1.0"), 10)
+                .await
+                .unwrap();
+            assert!(
+                trail[0].forced && trail[0].to_status == "canary",
+                "{trail:?}"
+            );
+            assert!(!trail[1].forced, "registration is not forced: {trail:?}");
+            store.close().await;
+        });
+        // The rollback through the binary names what it restored and retired.
+        db.cmd()
+            .args(["models", "promote", "router-v1.1.0", "--to", "production"])
+            .assert()
+            .success();
+        let out = db
+            .cmd()
+            .args(["models", "rollback", "--json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let rollback = json_stdout(&out);
+        assert_eq!(rollback["restored"], "router-v1.0.0");
+        assert_eq!(rollback["retired"], "router-v1.1.0");
+        db.cmd()
+            .args(["models", "rollback"])
+            .assert()
+            .code(1)
+            .stderr(predicate::str::contains("nothing to roll back to"));
+    }
+}

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::Context;
 use crate::error::Result;
-use crate::lifecycle::{self, Target};
+use crate::lifecycle::{self, Gate, Target};
 use crate::storage::models::ModelChange;
 
 #[derive(Debug, Subcommand)]
@@ -32,10 +32,16 @@ pub enum ModelsCommand {
         /// Canary share of traffic in percent (default: training.canary_traffic, 10).
         #[arg(long)]
         traffic: Option<u32>,
+        /// Promote a version the weekly-training gate rejected, on purpose
+        /// (recorded as forced in the audit trail).
+        #[arg(long)]
+        force: bool,
     },
-    /// Restore the previous production version.
+    /// Restore the version that served before the current production (each
+    /// call one step further back, skipping retired versions).
     Rollback,
-    /// Retire a version that is not in production.
+    /// Retire a version that is not in production (rollback skips a retired
+    /// former production version).
     Archive {
         #[arg(value_name = "VERSION")]
         model: String,
@@ -49,14 +55,19 @@ pub enum PromoteTo {
 }
 
 pub async fn run(ctx: &Context, command: ModelsCommand) -> Result<ExitCode> {
-    let store = ctx.store().await?;
+    let store = ctx.existing_store().await?;
     let actor = lifecycle::current_actor();
     let result = match command {
         ModelsCommand::List => list(ctx, &store).await,
         ModelsCommand::History { model, limit } => {
             history(ctx, &store, model.as_deref(), limit).await
         }
-        ModelsCommand::Promote { model, to, traffic } => {
+        ModelsCommand::Promote {
+            model,
+            to,
+            traffic,
+            force,
+        } => {
             let target = match to {
                 PromoteTo::Canary => Target::Canary {
                     traffic: traffic.unwrap_or(ctx.config().training.canary_traffic),
@@ -70,13 +81,14 @@ pub async fn run(ctx: &Context, command: ModelsCommand) -> Result<ExitCode> {
                     Target::Production
                 }
             };
-            let changes = lifecycle::promote(&store, &model, target, &actor).await?;
+            let gate = if force { Gate::Override } else { Gate::Respect };
+            let changes = lifecycle::promote_with(&store, &model, target, gate, &actor).await?;
             report_changes(ctx, &changes);
             Ok(())
         }
         ModelsCommand::Rollback => {
             let changes = lifecycle::rollback(&store, &actor).await?;
-            report_changes(ctx, &changes);
+            report_rollback(ctx, &changes);
             Ok(())
         }
         ModelsCommand::Archive { model } => {
@@ -92,51 +104,85 @@ pub async fn run(ctx: &Context, command: ModelsCommand) -> Result<ExitCode> {
 fn report_changes(ctx: &Context, changes: &[ModelChange]) {
     ctx.out
         .summary(&json!({ "ok": true, "changes": changes }), || {
+            describe_changes(changes)
+        });
+}
+
+/// A rollback also names the version it restored and the one it retired.
+fn report_rollback(ctx: &Context, changes: &[ModelChange]) {
+    let restored = changes.iter().find(|c| c.to_status == "production");
+    let retired = changes.iter().find(|c| c.from_status == "production");
+    let name = |c: Option<&ModelChange>| c.map(|c| c.version.clone());
+    ctx.out.summary(
+        &json!({
+            "ok": true,
+            "restored": name(restored),
+            "retired": name(retired),
+            "changes": changes,
+        }),
+        || {
             let mut out = String::new();
-            for c in changes {
+            if let (Some(restored), Some(retired)) = (restored, retired) {
                 let _ = writeln!(
                     out,
-                    "{}: {} → {} ({} % traffic){}",
-                    c.version,
-                    c.from_status,
-                    c.to_status,
-                    c.traffic_percentage,
-                    c.reason
-                        .as_deref()
-                        .map(|r| format!(" — {r}"))
-                        .unwrap_or_default()
+                    "Restored {} to production; retired {} (a further rollback goes further back, never to it).",
+                    restored.version, retired.version
                 );
             }
-            out.push_str("Running `flywheel serve` processes pick this up within seconds.");
-            out
-        });
+            out + &describe_changes(changes)
+        },
+    );
+}
+
+fn describe_changes(changes: &[ModelChange]) -> String {
+    let mut out = String::new();
+    for c in changes {
+        let _ = writeln!(
+            out,
+            "{}: {} → {} ({} % traffic){}",
+            c.version,
+            c.from_status,
+            c.to_status,
+            c.traffic_percentage,
+            c.reason
+                .as_deref()
+                .map(|r| format!(" — {r}"))
+                .unwrap_or_default()
+        );
+    }
+    out.push_str("Running `flywheel serve` processes pick this up within seconds.");
+    out
 }
 
 async fn list(ctx: &Context, store: &crate::storage::Store) -> Result<()> {
     let versions = store.list_model_versions().await?;
-    ctx.out.summary(&json!({ "ok": true, "models": versions }), || {
-        if versions.is_empty() {
-            return "No model versions yet. `flywheel demo` or `flywheel weekly-training` creates one.".into();
-        }
-        let mut out = format!(
-            "{:<18} {:<10} {:>7} {:>9} {:>9} {:>8}  {}\n",
-            "version", "status", "traffic", "test acc", "prod acc", "fallback", "created"
-        );
-        for m in &versions {
-            let _ = writeln!(
-                out,
-                "{:<18} {:<10} {:>6} % {:>9} {:>9} {:>8}  {}",
-                m.version,
-                m.status,
-                m.traffic_percentage,
-                fmt(m.test_accuracy),
-                fmt(m.production_accuracy),
-                fmt(m.fallback_rate),
-                m.created_at
+    ctx.out
+        .summary(&json!({ "ok": true, "models": versions }), || {
+            if versions.is_empty() {
+                return format!(
+                    "No model versions yet: {}.",
+                    lifecycle::no_production_advice(false)
+                );
+            }
+            let mut out = format!(
+                "{:<18} {:<10} {:>7} {:>9} {:>9} {:>8}  {}\n",
+                "version", "status", "traffic", "test acc", "prod acc", "fallback", "created"
             );
-        }
-        out
-    });
+            for m in &versions {
+                let _ = writeln!(
+                    out,
+                    "{:<18} {:<10} {:>6} % {:>9} {:>9} {:>8}  {}",
+                    m.version,
+                    m.status,
+                    m.traffic_percentage,
+                    fmt(m.test_accuracy),
+                    fmt(m.production_accuracy),
+                    fmt(m.fallback_rate),
+                    m.created_at
+                );
+            }
+            out
+        });
     Ok(())
 }
 

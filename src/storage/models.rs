@@ -47,10 +47,12 @@ pub struct ModelTransition {
     pub actor: String,
     pub reason: Option<String>,
     pub at: Timestamp,
+    /// An operator overrode the promotion gate (`models promote --force`).
+    pub forced: bool,
 }
 
 const TRANSITION_COLUMNS: &str =
-    "id, version, from_status, to_status, traffic_percentage, actor, reason, at";
+    "id, version, from_status, to_status, traffic_percentage, actor, reason, at, forced";
 
 /// A version to register (weekly training, bootstrap, manual import).
 #[derive(Debug, Clone, Default)]
@@ -73,6 +75,8 @@ pub struct ModelChange {
     pub to_status: String,
     pub traffic_percentage: i32,
     pub reason: Option<String>,
+    /// Promoted although the gate rejected it (recorded in the transition).
+    pub forced: bool,
 }
 
 /// How many transitions a planner sees (enough to find the last production).
@@ -83,7 +87,7 @@ const APPLY_CHANGE: &str = "UPDATE model_versions SET status = $2, traffic_perce
     tested_at = CASE WHEN $2 = 'testing' THEN $4 ELSE tested_at END, \
     canary_at = CASE WHEN $2 = 'canary' AND status <> 'canary' THEN $4 ELSE canary_at END, \
     production_at = CASE WHEN $2 = 'production' AND status <> 'production' THEN $4 ELSE production_at END, \
-    archived_at = CASE WHEN $2 = 'archived' THEN $4 ELSE archived_at END \
+    archived_at = CASE WHEN $2 = 'archived' AND status <> 'archived' THEN $4 ELSE archived_at END \
     WHERE version = $1 AND status = $5";
 
 /// Registers a version; binds version, status, artifact path, train and
@@ -98,10 +102,10 @@ pub(super) fn insert_version_sql() -> String {
     )
 }
 
-/// Binds version, from status, to status, traffic, actor, reason, now.
+/// Binds version, from status, to status, traffic, actor, reason, now, forced.
 pub(super) const INSERT_TRANSITION: &str = "INSERT INTO model_transitions \
-    (version, from_status, to_status, traffic_percentage, actor, reason, at) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7)";
+    (version, from_status, to_status, traffic_percentage, actor, reason, at, forced) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 
 /// Serialises lifecycle changes across processes (PostgreSQL).
 const LIFECYCLE_LOCK_KEY: i64 = 0x666c_7977_6865_656c; // "flywheel"
@@ -174,6 +178,7 @@ impl Store {
                 .bind(actor)
                 .bind("registered")
                 .bind(now)
+                .bind(false)
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
@@ -273,6 +278,7 @@ macro_rules! apply_changes {
                 .bind($actor)
                 .bind(&change.reason)
                 .bind(now)
+                .bind(change.forced)
                 .execute(&mut *$tx)
                 .await
                 .map_err(write)?;

@@ -183,6 +183,7 @@ impl Store {
                     .bind(actor)
                     .bind("weekly training")
                     .bind(now)
+                    .bind(false)
                     .execute(&mut *tx)
                     .await?;
             if new.status == "testing" {
