@@ -36,14 +36,23 @@ pub fn warnings(
     let mut out = Vec::new();
     let mut warn = |code, message: String| out.push(Warning { code, message });
 
-    match snapshot.live_models.iter().find(|m| m.status == "production") {
+    match snapshot
+        .live_models
+        .iter()
+        .find(|m| m.status == "production")
+    {
         None => warn(
             "no-production-model",
-            "no model is in production: run `flywheel demo`, or train one and `flywheel models promote`"
-                .into(),
+            format!(
+                "no model is in production: {}",
+                crate::lifecycle::no_production_advice(snapshot.model_versions > 0)
+            ),
         ),
         Some(model) => {
-            if let Some(acc) = model.test_accuracy.filter(|a| *a < health.min_test_accuracy) {
+            if let Some(acc) = model
+                .test_accuracy
+                .filter(|a| *a < health.min_test_accuracy)
+            {
                 warn(
                     "low-test-accuracy",
                     format!(
@@ -52,7 +61,10 @@ pub fn warnings(
                     ),
                 );
             }
-            if let Some(rate) = model.fallback_rate.filter(|r| *r > health.max_fallback_rate) {
+            if let Some(rate) = model
+                .fallback_rate
+                .filter(|r| *r > health.max_fallback_rate)
+            {
                 warn(
                     "high-fallback-rate",
                     format!(
@@ -156,6 +168,38 @@ mod tests {
                 production_accuracy: None,
                 fallback_rate: Some(0.05),
             }],
+            model_versions: 1,
+        }
+    }
+
+    /// The advice fixes this installation: never `flywheel demo`, which
+    /// works in a data dir of its own.
+    #[test]
+    fn no_production_model_advice_fits_the_installation() {
+        let mut s = snapshot();
+        s.live_models.clear();
+        s.model_versions = 0;
+        let fresh = &warnings(&s, &[], &Config::default(), Utc::now())[0];
+        assert_eq!(fresh.code, "no-production-model");
+        assert!(
+            fresh
+                .message
+                .contains("`flywheel serve` trains and deploys"),
+            "{fresh:?}"
+        );
+        assert!(
+            fresh.message.contains("weekly-training --force"),
+            "{fresh:?}"
+        );
+        s.model_versions = 3;
+        let with_versions = &warnings(&s, &[], &Config::default(), Utc::now())[0];
+        assert!(
+            with_versions
+                .message
+                .contains("models promote VERSION --to production")
+        );
+        for w in [fresh, with_versions] {
+            assert!(!w.message.contains("demo"), "{w:?}");
         }
     }
 
@@ -187,6 +231,7 @@ mod tests {
             error: Some("database unavailable".into()),
             host: None,
             pid: None,
+            heartbeat_at: None,
         };
         let w = warnings(&s, &[run], &Config::default(), now);
         assert_eq!(

@@ -4,6 +4,7 @@
 //! message naming the run that holds the lock.
 
 use std::future::Future;
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -147,6 +148,23 @@ impl JobRunGuard {
     }
 }
 
+/// How often a running stage records that it is alive: a run that dies is
+/// shown as ending at most this long after it really did.
+const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Move the run's heartbeat forward until dropped. A missed beat (the
+/// database busy or briefly away) only makes a crash look a little earlier.
+async fn heartbeat(store: Store, run_id: i64) {
+    let mut tick = tokio::time::interval(HEARTBEAT_INTERVAL);
+    tick.tick().await; // the row starts with its heartbeat at started_at
+    loop {
+        tick.tick().await;
+        if let Err(err) = store.beat_job_run(run_id).await {
+            tracing::debug!(run = run_id, "heartbeat not recorded: {err}");
+        }
+    }
+}
+
 /// Run `work` as one recorded, locked run of `stage`. `work` returns its
 /// result and the counts to record.
 pub async fn run_stage<T, Fut>(
@@ -164,6 +182,7 @@ where
     // back), so two runs never overlap even when a lock session is killed.
     let outcome = tokio::select! {
         outcome = work(run_id) => outcome,
+        () = heartbeat(store.clone(), run_id) => unreachable!("the heartbeat never ends"),
         () = guard.lock.lost() => Err(Error::new(
             ErrorKind::Unavailable,
             format!(

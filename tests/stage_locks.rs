@@ -126,3 +126,66 @@ fn a_run_whose_process_died_is_marked_crashed_and_its_lock_is_free() {
         });
     }
 }
+
+/// A run keeps a heartbeat on its row; one that dies is ended at its last
+/// heartbeat, not when the next run notices it (which made a run killed at
+/// 3 s look like it ran 6 s).
+#[test]
+fn a_crashed_run_ends_at_its_last_heartbeat() {
+    for db in TestDb::all() {
+        let config = db.config();
+        block_on(async move {
+            let store = storage::open(&config).await.unwrap();
+            let running = {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    run_stage::<(), _>(&store, Stage::DailyCapture, Trigger::Cron, |_| {
+                        std::future::pending()
+                    })
+                    .await
+                })
+            };
+            // Wait (bounded) until the heartbeat has moved past the start.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            let beating = loop {
+                let runs = store.recent_job_runs(5).await.unwrap();
+                if let Some(run) = runs.iter().find(|r| {
+                    r.status == "running" && r.heartbeat_at.is_some_and(|h| h > r.started_at)
+                }) {
+                    break run.clone();
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "no heartbeat: {runs:?}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            };
+            // The process "dies": its future is dropped, its lock released.
+            running.abort();
+            let _ = running.await;
+            let died_by = flywheel::storage::Timestamp::now();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            let next = loop {
+                match JobRunGuard::start(&store, Stage::DailyCapture, Trigger::Cli).await {
+                    Ok(guard) => break guard,
+                    Err(err) if std::time::Instant::now() < deadline => {
+                        assert_eq!(err.kind(), ErrorKind::Locked);
+                        tokio::task::yield_now().await;
+                    }
+                    Err(err) => panic!("{err}"),
+                }
+            };
+            let runs = store.recent_job_runs(10).await.unwrap();
+            let dead = runs.iter().find(|r| r.id == beating.id).unwrap();
+            assert_eq!(dead.status, "crashed");
+            let ended = dead.finished_at.expect("a crashed run has an end");
+            assert!(ended >= beating.heartbeat_at.unwrap(), "{dead:?}");
+            assert!(
+                ended <= died_by,
+                "ended when noticed, not at its last heartbeat: {dead:?}"
+            );
+            next.succeed(&serde_json::json!({})).await.unwrap();
+            store.close().await;
+        });
+    }
+}

@@ -4,7 +4,7 @@
 //! so a console tick stays cheap on millions of rows.
 
 use super::conversations::Conversation;
-use super::jobs::JobRun;
+use super::jobs::{JOB_RUN_COLUMNS, JobRun};
 use super::samples::{SAMPLE_COLUMNS, Sample};
 use super::{Store, Timestamp, db_error, on_pool};
 use crate::error::Result;
@@ -12,9 +12,6 @@ use crate::error::Result;
 const CONVERSATION_COLUMNS: &str = "id, created_at, session_id, user_message, language, \
     nlu_intent, nlu_confidence, nlu_provider, model_version, fallback, routing_decision, \
     feedback, review_status";
-
-const JOB_RUN_COLUMNS: &str =
-    "id, stage, trigger, status, started_at, finished_at, counts, error, host, pid";
 
 /// Size of the review queue and how much of it is urgent.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -18,10 +18,12 @@ pub struct JobRun {
     pub error: Option<String>,
     pub host: Option<String>,
     pub pid: Option<i32>,
+    /// Last sign of life of a running run; a crashed run ends here.
+    pub heartbeat_at: Option<Timestamp>,
 }
 
-const COLUMNS: &str =
-    "id, stage, trigger, status, started_at, finished_at, counts, error, host, pid";
+pub(super) const JOB_RUN_COLUMNS: &str =
+    "id, stage, trigger, status, started_at, finished_at, counts, error, host, pid, heartbeat_at";
 
 impl Store {
     /// Record the start of a run (status `running`).
@@ -33,8 +35,8 @@ impl Store {
         pid: Option<i32>,
     ) -> Result<JobRun> {
         let sql = format!(
-            "INSERT INTO job_runs (stage, trigger, status, started_at, host, pid) \
-             VALUES ($1, $2, 'running', $3, $4, $5) RETURNING {COLUMNS}"
+            "INSERT INTO job_runs (stage, trigger, status, started_at, heartbeat_at, host, pid) \
+             VALUES ($1, $2, 'running', $3, $3, $4, $5) RETURNING {JOB_RUN_COLUMNS}"
         );
         on_pool!(self, |pool| {
             sqlx::query_as::<_, JobRun>(&sql)
@@ -73,17 +75,33 @@ impl Store {
         .map_err(|err| db_error("finishing the job run", err))
     }
 
+    /// A running run is alive: move its heartbeat to now.
+    pub async fn beat_job_run(&self, id: i64) -> Result<()> {
+        on_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE job_runs SET heartbeat_at = $2 WHERE id = $1 AND status = 'running'",
+            )
+            .bind(id)
+            .bind(Timestamp::now())
+            .execute(pool)
+            .await
+            .map(|_| ())
+        })
+        .map_err(|err| db_error("recording the job run's heartbeat", err))
+    }
+
     /// Runs of `stage` still marked `running` although the caller now holds
-    /// the stage lock: their process died. Mark them `crashed`.
+    /// the stage lock: their process died. Mark them `crashed`, ended at
+    /// their last heartbeat (not now, when their death was noticed).
     pub async fn mark_crashed_job_runs(&self, stage: &str) -> Result<u64> {
         on_pool!(self, |pool| {
             sqlx::query(
-                "UPDATE job_runs SET status = 'crashed', finished_at = $2, \
+                "UPDATE job_runs SET status = 'crashed', \
+                 finished_at = COALESCE(heartbeat_at, started_at), \
                  error = 'the process ended without finishing (killed or crashed)' \
                  WHERE stage = $1 AND status = 'running'",
             )
             .bind(stage)
-            .bind(Timestamp::now())
             .execute(pool)
             .await
             .map(|r| r.rows_affected())
@@ -94,7 +112,7 @@ impl Store {
     /// The newest `running` row of a stage (the holder of its lock, usually).
     pub async fn running_job_run(&self, stage: &str) -> Result<Option<JobRun>> {
         let sql = format!(
-            "SELECT {COLUMNS} FROM job_runs WHERE stage = $1 AND status = 'running' \
+            "SELECT {JOB_RUN_COLUMNS} FROM job_runs WHERE stage = $1 AND status = 'running' \
              ORDER BY started_at DESC, id DESC LIMIT 1"
         );
         on_pool!(self, |pool| {
@@ -107,8 +125,9 @@ impl Store {
     }
 
     pub async fn recent_job_runs(&self, limit: i64) -> Result<Vec<JobRun>> {
-        let sql =
-            format!("SELECT {COLUMNS} FROM job_runs ORDER BY started_at DESC, id DESC LIMIT $1");
+        let sql = format!(
+            "SELECT {JOB_RUN_COLUMNS} FROM job_runs ORDER BY started_at DESC, id DESC LIMIT $1"
+        );
         on_pool!(self, |pool| {
             sqlx::query_as::<_, JobRun>(&sql)
                 .bind(limit)
@@ -121,7 +140,7 @@ impl Store {
     /// The latest run of every stage that has run at least once.
     pub async fn last_job_run_per_stage(&self) -> Result<Vec<JobRun>> {
         let sql = format!(
-            "SELECT {COLUMNS} FROM job_runs j WHERE id = \
+            "SELECT {JOB_RUN_COLUMNS} FROM job_runs j WHERE id = \
                (SELECT id FROM job_runs k WHERE k.stage = j.stage ORDER BY started_at DESC, id DESC LIMIT 1) \
              ORDER BY stage"
         );
