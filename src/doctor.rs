@@ -66,7 +66,9 @@ pub async fn run_checks(loaded: &LoadedConfig) -> Vec<Check> {
     )];
     checks.push(secret_files_check(loaded));
     checks.push(writable_dir("data dir", &config.data_dir));
-    checks.push(writable_dir("logs dir", &config.logs_dir()));
+    if config.data_dir.is_dir() {
+        checks.push(writable_dir("logs dir", &config.logs_dir()));
+    }
     checks.extend(database_checks(loaded).await);
     checks.extend(label_studio_checks(loaded).await);
     if let Some(url) = &config.nlu_health_url {
@@ -111,11 +113,23 @@ fn secret_files_check(loaded: &LoadedConfig) -> Check {
     )
 }
 
+/// Whether `dir` takes a file. `doctor` only looks: a directory that is not
+/// there is reported, never created (a typo in `--data-dir` must not make
+/// an empty installation).
 fn writable_dir(name: &'static str, dir: &Path) -> Check {
+    if !dir.exists() {
+        return Check::fail(
+            name,
+            format!(
+                "{} does not exist: nothing has run with this data dir",
+                dir.display()
+            ),
+            "check --data-dir / FLYWHEEL_HOME for a typo; `flywheel serve` or `flywheel migrate` \
+             creates an installation there",
+        );
+    }
     let probe = dir.join(format!(".doctor-probe-{}", std::process::id()));
-    let result = std::fs::create_dir_all(dir)
-        .and_then(|()| std::fs::write(&probe, b"ok"))
-        .and_then(|()| std::fs::remove_file(&probe));
+    let result = std::fs::write(&probe, b"ok").and_then(|()| std::fs::remove_file(&probe));
     match result {
         Ok(()) => Check::pass(name, format!("{} is writable", dir.display())),
         Err(err) => Check::fail(
@@ -131,7 +145,7 @@ fn writable_dir(name: &'static str, dir: &Path) -> Check {
 
 async fn database_checks(loaded: &LoadedConfig) -> Vec<Check> {
     let config = &loaded.config;
-    let store = match storage::open_unmigrated(config).await {
+    let store = match storage::open_unmigrated(config, storage::OpenMode::Existing).await {
         Ok(store) => store,
         Err(err) => {
             return vec![Check::fail(
@@ -139,7 +153,9 @@ async fn database_checks(loaded: &LoadedConfig) -> Vec<Check> {
                 err.message().to_string(),
                 match &config.database_url {
                     Some(_) => "start the database or correct DATABASE_URL / --database-url",
-                    None => "make the data dir writable or set --data-dir",
+                    None => {
+                        "check --data-dir / FLYWHEEL_HOME; `flywheel migrate` creates the database"
+                    }
                 },
             )];
         }
@@ -204,7 +220,7 @@ async fn production_model_check(store: &Store) -> Option<Check> {
             None => Check::warn(
                 "production model",
                 "no model is in production; classify requests will be refused",
-                "run `flywheel demo`, or train a model and `flywheel models promote VERSION --to production`",
+                crate::lifecycle::no_production_advice(snapshot.model_versions > 0),
             ),
         },
     )

@@ -90,6 +90,8 @@ fn migrate_then_status_on_postgres_from_database_url() {
 #[test]
 fn doctor_shows_unreachable_label_studio_with_its_fix() {
     let db = TestDb::sqlite();
+    // doctor only looks: the installation must exist.
+    db.cmd().arg("migrate").assert().success();
     // A port nobody listens on: bind, read the port, close.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -141,6 +143,7 @@ fn doctor_shows_unreachable_label_studio_with_its_fix() {
 #[test]
 fn doctor_passes_without_label_studio_configured() {
     let db = TestDb::sqlite();
+    db.cmd().arg("migrate").assert().success();
     let out = db.cmd().args(["doctor", "--json"]).output().unwrap();
     let report = json_stdout(&out);
     let ls = report["checks"]
@@ -235,7 +238,10 @@ fn database_migrated_by_a_newer_version_is_refused() {
         db.cmd().arg("migrate").assert().success();
         let config = db.config();
         block_on(async move {
-            let store = flywheel::storage::open_unmigrated(&config).await.unwrap();
+            let store =
+                flywheel::storage::open_unmigrated(&config, flywheel::storage::OpenMode::Create)
+                    .await
+                    .unwrap();
             let sql = "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
                        VALUES (99990101000000, 'from the future', TRUE, X'00', 0)";
             match store.backend() {
@@ -281,4 +287,107 @@ fn usage_errors_exit_2() {
         .args(["status", "-q", "-v"])
         .assert()
         .code(2);
+}
+
+/// Commands that only read never create an installation: a typo in
+/// `--data-dir` gets "there is no Flywheel database here" and how to make
+/// one, and the directory is still not there afterwards.
+#[test]
+fn readers_never_create_a_data_dir_or_database() {
+    let home = tempfile::tempdir().unwrap();
+    let typo = home.path().join("flywhel-typo");
+    let readers: [&[&str]; 6] = [
+        &["status"],
+        &["stats", "queue"],
+        &["models", "list"],
+        &["models", "history"],
+        &["tui"],
+        &["backup", "copy.db"],
+    ];
+    for args in readers {
+        let out = flywheel_cmd(home.path())
+            .args(args)
+            .arg("--data-dir")
+            .arg(&typo)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if args == ["tui"] {
+            // No terminal here: refused before it looks for the database.
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        } else {
+            assert_eq!(out.status.code(), Some(78), "{args:?}: {stderr}");
+            assert!(
+                stderr.contains("there is no Flywheel database at")
+                    && stderr.contains("flywheel migrate"),
+                "{args:?}: {stderr}"
+            );
+        }
+        assert!(!typo.exists(), "{args:?} created {}", typo.display());
+    }
+    let out = flywheel_cmd(home.path())
+        .args(["doctor", "--json", "--data-dir"])
+        .arg(&typo)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let doctor = json_stdout(&out);
+    let check = |name: &str| {
+        doctor["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name} check: {doctor}"))
+    };
+    assert_eq!(check("data dir")["status"], "fail");
+    assert!(
+        check("data dir")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("does not exist")
+    );
+    assert_eq!(check("database")["status"], "fail");
+    flywheel_cmd(home.path())
+        .args(["config", "show", "--data-dir"])
+        .arg(&typo)
+        .assert()
+        .success();
+    assert!(
+        !typo.exists(),
+        "doctor or config show created {}",
+        typo.display()
+    );
+    // A creating command still makes the installation.
+    flywheel_cmd(home.path())
+        .args(["migrate", "--data-dir"])
+        .arg(&typo)
+        .assert()
+        .success();
+    assert!(typo.join("flywheel.db").is_file());
+}
+
+/// "No model in production" advice fixes this installation: never the
+/// demo, which works in a data dir of its own.
+#[test]
+fn no_model_advice_points_at_what_fixes_this_installation() {
+    for db in TestDb::all() {
+        db.cmd().arg("migrate").assert().success();
+        let status = db.cmd().arg("status").output().unwrap();
+        let doctor = db.cmd().arg("doctor").output().unwrap();
+        let list = db.cmd().args(["models", "list"]).output().unwrap();
+        for (what, out) in [
+            ("status", status),
+            ("doctor", doctor),
+            ("models list", list),
+        ] {
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                text.contains("`flywheel serve` trains and deploys the bootstrap model"),
+                "{what}: {text}"
+            );
+            assert!(!text.contains("flywheel demo"), "{what}: {text}");
+        }
+    }
 }

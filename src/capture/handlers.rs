@@ -246,9 +246,11 @@ async fn classify(State(state): State<Arc<AppState>>, body: Body) -> Result<Resp
 /// What classify says when no model is in production.
 pub fn no_model_message() -> String {
     "no model is in production yet, so /nlu/classify cannot answer (bulk logging with \
-     POST /v1/conversations still works): run `flywheel demo` for the bootstrap model, or train \
-     one (`flywheel train` / `flywheel weekly-training`) and `flywheel models promote VERSION \
-     --to production`; serve picks it up within seconds"
+     POST /v1/conversations still works): promote a version (`flywheel models promote VERSION \
+     --to production`); on an installation with no model versions, start serve with its \
+     bootstrap on (without --no-bootstrap; serve.bootstrap = true) to train router-v1.0.0, or \
+     `flywheel samples import FILE` then `flywheel weekly-training --force` and promote; serve \
+     picks it up within seconds"
         .to_string()
 }
 

@@ -14,7 +14,8 @@ use crate::storage::jobs::JobRun;
 use crate::storage::status::StatusSnapshot;
 
 pub async fn migrate(ctx: &Context) -> Result<ExitCode> {
-    let store = super::storage::open_unmigrated(ctx.config()).await?;
+    let store =
+        super::storage::open_unmigrated(ctx.config(), super::storage::OpenMode::Create).await?;
     let before = store.migration_state().await?;
     let after = store.migrate().await?;
     let applied_now = after.applied.len().saturating_sub(before.applied.len());
@@ -55,7 +56,7 @@ struct StatusReport<'a> {
 }
 
 pub async fn status(ctx: &Context) -> Result<ExitCode> {
-    let store = ctx.store().await?;
+    let store = ctx.existing_store().await?;
     let config = ctx.config();
     let snapshot = store
         .status_snapshot(config.auto_filter.high_priority)

@@ -12,7 +12,7 @@ pub async fn run(ctx: &Context) -> Result<ExitCode> {
             "the console needs a terminal on stdout; cron and scripts use the headless commands (`flywheel --help`)",
         ));
     }
-    let store = ctx.store().await?;
+    let store = ctx.existing_store().await?;
     let result = crate::tui::run(store.clone(), ctx.config().clone()).await;
     store.close().await;
     result.map(|()| ExitCode::SUCCESS)

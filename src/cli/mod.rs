@@ -136,9 +136,14 @@ impl Context {
         &self.loaded.config
     }
 
-    /// Open the database and apply migrations.
+    /// Open the database (creating an embedded one) and apply migrations.
     pub async fn store(&self) -> Result<Store> {
         storage::open(self.config()).await
+    }
+
+    /// For commands that only read: the database must already exist.
+    pub async fn existing_store(&self) -> Result<Store> {
+        storage::open_existing(self.config()).await
     }
 }
 
@@ -169,12 +174,11 @@ pub fn main() -> ExitCode {
     // scribble over it, so it logs to the file only.
     let console = console::opens_console(cli.command.as_ref())
         || matches!(&cli.command, Some(Command::Demo(args)) if !args.headless);
-    // Inspection commands must not create directories as a side effect.
-    let file_logging = console
-        || !matches!(
-            cli.command,
-            None | Some(Command::Config(_) | Command::Doctor)
-        );
+    // Inspection commands never create a data dir (a typo in --data-dir
+    // must not make an empty installation): they log to a file only where
+    // one already exists.
+    let file_logging = !matches!(cli.command, Some(Command::Config(_) | Command::Doctor))
+        && (!reads_only(cli.command.as_ref()) || loaded.config.data_dir.is_dir());
     let logs_dir = loaded.config.logs_dir();
     let _log_guard = crate::logging::init(
         file_logging.then_some(logs_dir.as_path()),
@@ -212,6 +216,22 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => report_error(&out, &err),
     }
+}
+
+/// Commands that only read: they never create a data dir or database.
+fn reads_only(command: Option<&Command>) -> bool {
+    matches!(
+        command,
+        None | Some(
+            Command::Status
+                | Command::Doctor
+                | Command::Config(_)
+                | Command::Stats(_)
+                | Command::Models(_)
+                | Command::Tui
+                | Command::Backup(_)
+        )
+    )
 }
 
 async fn dispatch(command: Option<Command>, ctx: &Context) -> Result<ExitCode> {

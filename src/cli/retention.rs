@@ -60,7 +60,7 @@ pub async fn prune(ctx: &Context, args: PruneArgs) -> Result<ExitCode> {
 }
 
 pub async fn backup(ctx: &Context, args: BackupArgs) -> Result<ExitCode> {
-    let store = ctx.store().await?;
+    let store = ctx.existing_store().await?;
     let bytes = store.backup_sqlite(&args.file).await?;
     store.close().await;
     let file = args.file.display().to_string();

@@ -37,7 +37,7 @@ pub async fn run(ctx: &Context, command: StatsCommand) -> Result<ExitCode> {
     if let StatsCommand::Capture(command) = command {
         return super::capture::stats(ctx, command).await;
     }
-    let store = ctx.store().await?;
+    let store = ctx.existing_store().await?;
     let result = match command {
         StatsCommand::Queue { limit } => queue(ctx, &store, limit).await,
         StatsCommand::Daily { since } => daily(ctx, &store, since).await,

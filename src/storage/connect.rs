@@ -21,17 +21,36 @@ static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Open the configured database and bring its schema up to date.
+/// Whether opening may create an embedded database that is not there yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Stages, `serve`, `migrate`: create the data dir and SQLite file.
+    Create,
+    /// Commands that only read (`status`, `stats`, `models`, the console,
+    /// `doctor`): a missing SQLite file is an error saying so, so a typo in
+    /// `--data-dir` never makes an empty installation.
+    Existing,
+}
+
+/// Open the configured database (creating an embedded one) and bring its
+/// schema up to date.
 pub async fn open(config: &Config) -> Result<Store> {
-    let store = open_unmigrated(config).await?;
+    let store = open_unmigrated(config, OpenMode::Create).await?;
     store.migrate().await?;
     Ok(store)
 }
 
-/// Open the configured database without touching its schema (`doctor`).
-pub async fn open_unmigrated(config: &Config) -> Result<Store> {
+/// Open a database that must already exist, and bring its schema up to date.
+pub async fn open_existing(config: &Config) -> Result<Store> {
+    let store = open_unmigrated(config, OpenMode::Existing).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// Open the configured database without touching its schema (`doctor`, `migrate`).
+pub async fn open_unmigrated(config: &Config, mode: OpenMode) -> Result<Store> {
     match &config.database_url {
-        None => open_sqlite_file(&config.sqlite_path()).await,
+        None => open_sqlite_file(&config.sqlite_path(), mode).await,
         Some(url) => {
             let raw = url.expose();
             if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
@@ -44,7 +63,7 @@ pub async fn open_unmigrated(config: &Config) -> Result<Store> {
                     ))
                 })?;
                 let path = options.get_filename().to_path_buf();
-                open_sqlite(options, &path, &config.data_dir).await
+                open_sqlite(options, &path, &config.data_dir, mode).await
             } else {
                 let scheme = raw.split(':').next().unwrap_or_default();
                 Err(Error::config(format!(
@@ -56,25 +75,34 @@ pub async fn open_unmigrated(config: &Config) -> Result<Store> {
     }
 }
 
-async fn open_sqlite_file(path: &Path) -> Result<Store> {
+async fn open_sqlite_file(path: &Path, mode: OpenMode) -> Result<Store> {
     let options = SqliteConnectOptions::new().filename(path);
     let data_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    open_sqlite(options, path, &data_dir).await
+    open_sqlite(options, path, &data_dir, mode).await
 }
 
-async fn open_sqlite(options: SqliteConnectOptions, path: &Path, data_dir: &Path) -> Result<Store> {
+async fn open_sqlite(
+    options: SqliteConnectOptions,
+    path: &Path,
+    data_dir: &Path,
+    mode: OpenMode,
+) -> Result<Store> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .map_or_else(|| data_dir.to_path_buf(), Path::to_path_buf);
-    std::fs::create_dir_all(&dir).map_err(|err| {
-        Error::config(format!(
-            "cannot create the data directory {}: {err}; set --data-dir or FLYWHEEL_HOME to a writable directory",
-            dir.display()
-        ))
-    })?;
+    match mode {
+        OpenMode::Create => std::fs::create_dir_all(&dir).map_err(|err| {
+            Error::config(format!(
+                "cannot create the data directory {}: {err}; set --data-dir or FLYWHEEL_HOME to a writable directory",
+                dir.display()
+            ))
+        })?,
+        OpenMode::Existing if !path.exists() => return Err(no_installation_error(path)),
+        OpenMode::Existing => {}
+    }
     let options = options
-        .create_if_missing(true)
+        .create_if_missing(mode == OpenMode::Create)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .foreign_keys(true)
@@ -93,6 +121,16 @@ async fn open_sqlite(options: SqliteConnectOptions, path: &Path, data_dir: &Path
         lock_dir: dir.join("locks"),
         description: format!("sqlite {}", path.display()),
     })
+}
+
+/// A reader pointed at a data dir where nothing has run.
+pub fn no_installation_error(path: &Path) -> Error {
+    Error::config(format!(
+        "there is no Flywheel database at {}: nothing has run with this data dir (check \
+         --data-dir / FLYWHEEL_HOME / DATABASE_URL for a typo). To make an installation here: \
+         `flywheel serve` (creates it and bootstraps a model) or `flywheel migrate` (an empty one)",
+        path.display()
+    ))
 }
 
 fn sqlite_open_error(path: &Path, err: sqlx::Error) -> Error {

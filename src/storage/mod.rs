@@ -31,7 +31,9 @@ use std::path::PathBuf;
 
 use sqlx::{PgPool, SqlitePool};
 
-pub use connect::{MigrationState, open, open_unmigrated};
+pub use connect::{
+    MigrationState, OpenMode, no_installation_error, open, open_existing, open_unmigrated,
+};
 pub use locks::StageLock;
 pub use timestamp::Timestamp;
 

@@ -49,6 +49,8 @@ pub struct StatusSnapshot {
     pub last_capture_at: Option<Timestamp>,
     /// Production and canary, production first.
     pub live_models: Vec<LiveModel>,
+    /// Model versions ever registered (none: a fresh installation).
+    pub model_versions: i64,
 }
 
 fn start_of_today() -> Timestamp {
@@ -131,6 +133,12 @@ impl Store {
             .await
         })
         .map_err(err)?;
+        let model_versions: i64 = on_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT COUNT(*) FROM model_versions")
+                .fetch_one(pool)
+                .await
+        })
+        .map_err(err)?;
         // Nothing writes model_versions.fallback_rate while a version
         // serves: measure it over the last 24 hours of its conversations
         // (the (model_version, created_at) index), so the warning can fire.
@@ -167,6 +175,7 @@ impl Store {
             auto_approval_rate,
             last_capture_at,
             live_models,
+            model_versions,
         })
     }
 }

@@ -66,7 +66,7 @@ fn draw_versions(frame: &mut Frame, area: Rect, app: &App, data: &TrainingData, 
         })
         .collect();
     let title = if data.versions.is_empty() {
-        "model versions · none yet: t trains one (or flywheel demo)"
+        "model versions · none yet: t trains one (or `flywheel serve` bootstraps one)"
     } else {
         "model versions · t train now · p promote selected · b roll back"
     };
