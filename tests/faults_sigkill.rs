@@ -85,6 +85,70 @@ async fn daily_capture_killed_at_random_points_converges() {
     }
 }
 
+/// The day's report covers every run of the day: a run killed after
+/// committing part of the window, then a re-run, report the whole window
+/// (on main the report counted only the re-run: "captured 195000, runs 1"
+/// after 300 000).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daily_report_after_a_killed_run_counts_every_run() {
+    for db in TestDb::all() {
+        let store = db.store().await;
+        seed_conversations(&store, CONVERSATIONS).await;
+        let batch = BATCH.to_string();
+        let args = ["daily-capture", "--date", DAY, "--batch-size", &batch];
+        let mut first = spawn(&db, &args, &[]);
+        let reached = until_or_exit(&mut first, Duration::from_secs(60), || async {
+            marked(&store).await >= CONVERSATIONS / 3
+        })
+        .await;
+        assert!(
+            reached && first.exited().is_none(),
+            "the run ended before the kill"
+        );
+        first.kill();
+        let out = first.finish(Duration::from_secs(30)).await;
+        assert_eq!(out.status.code(), None, "ended by SIGKILL");
+        let killed_at = marked(&store).await;
+        assert!(
+            killed_at < CONVERSATIONS,
+            "the kill came too late to test anything"
+        );
+        let rerun = run(&db, &args).await;
+        assert_eq!(rerun.code(), Some(0), "{}", rerun.output());
+        store.close().await;
+
+        let path = db.data_path().join(format!("logs/daily-report-{DAY}.json"));
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(
+            report["captured"], CONVERSATIONS,
+            "{:?}: {report}",
+            db.backend
+        );
+        assert_eq!(report["runs"], 2, "{:?}: {report}", db.backend);
+        let buckets: i64 = [
+            "auto_approved",
+            "needs_review",
+            "ignored",
+            "already_reviewed",
+        ]
+        .iter()
+        .map(|k| report[*k].as_i64().unwrap())
+        .sum();
+        assert_eq!(
+            buckets, CONVERSATIONS,
+            "every conversation in one bucket: {report}"
+        );
+        let per_language: i64 = report["per_language"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|m| m["captured"].as_i64().unwrap())
+            .sum();
+        assert_eq!(per_language, CONVERSATIONS, "{report}");
+    }
+}
+
 async fn marked(store: &flywheel::storage::Store) -> i64 {
     scalar(
         store,

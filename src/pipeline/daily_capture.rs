@@ -23,7 +23,7 @@ use crate::jobs::{Stage, Trigger, run_stage};
 use crate::progress::Reporter;
 use crate::storage::Store;
 use crate::storage::Timestamp;
-use crate::storage::daily_capture::conversation_status;
+use crate::storage::daily_capture::{TallyKey, conversation_status};
 use crate::storage::samples::{NewSample, UpsertedSample};
 
 /// Conversations per transaction: big enough for set-based SQL to pay off,
@@ -92,8 +92,8 @@ pub async fn run_recorded(
     if options.dry_run {
         return run(store, config, options, reporter).await;
     }
-    run_stage(store, Stage::DailyCapture, trigger, |_run_id| async {
-        let outcome = run(store, config, options, reporter).await?;
+    run_stage(store, Stage::DailyCapture, trigger, |run_id| async move {
+        let outcome = run_as(store, config, options, Some(run_id), reporter).await?;
         let r = &outcome.report;
         let counts = json!({
             "captured": r.captured,
@@ -110,14 +110,30 @@ pub async fn run_recorded(
     .await
 }
 
-/// The stage itself, without the lock and job-run bookkeeping.
+/// The stage itself, without the lock and job-run bookkeeping (its
+/// batches leave no tallies, so the day's report only adds it to the file).
 pub async fn run(
     store: &Store,
     config: &Config,
     options: &Options,
     reporter: &Reporter,
 ) -> Result<Outcome> {
+    run_as(store, config, options, None, reporter).await
+}
+
+/// The stage as job run `run_id`: each batch records its counts with it.
+async fn run_as(
+    store: &Store,
+    config: &Config,
+    options: &Options,
+    run_id: Option<i64>,
+    reporter: &Reporter,
+) -> Result<Outcome> {
     let (start, end, date) = options.window.bounds(Utc::now());
+    let tally_key = run_id.map(|job_run_id| TallyKey {
+        job_run_id,
+        report_date: date,
+    });
     let (total, ids) = store.pending_in_window(start, end).await?;
     reporter.phase(
         if options.dry_run {
@@ -127,7 +143,11 @@ pub async fn run(
         },
         Some(total.max(0) as u64),
     );
-    let mut report = empty_report(date, start, end, options.dry_run, config);
+    let mut report = DailyReport {
+        dry_run: options.dry_run,
+        ready_for_training_threshold: config.auto_filter.ready_for_training,
+        ..DailyReport::tally(date, start, end)
+    };
     // Dry run only: samples this run would already have created.
     let mut would_create: HashSet<String> = HashSet::new();
     if let Some((min_id, max_id)) = ids {
@@ -165,11 +185,23 @@ pub async fn run(
                 // the other's commit), and the server has a core per
                 // session. SQLite has one writer: one at a time.
                 let in_flight = if store.is_postgres() { 2 } else { 1 };
+                let labels = &fold.labels;
                 let mut written = futures_util::stream::iter(fold.chunks(options.batch_size))
                     .map(|chunk| async move {
                         reporter.check_cancelled()?;
+                        // The batch's own counts, committed with it.
+                        let tally = |states: &[UpsertedSample]| {
+                            let mut tally = DailyReport::tally(date, start, end);
+                            count_chunk(&mut tally, labels, &chunk, states);
+                            serde_json::to_string(&tally).expect("a report serialises")
+                        };
                         let states = store
-                            .apply_capture_batch(&chunk.samples, &chunk.conversations)
+                            .apply_capture_batch(
+                                &chunk.samples,
+                                &chunk.conversations,
+                                tally_key,
+                                tally,
+                            )
                             .await?;
                         Ok::<_, Error>((chunk, states))
                     })
@@ -211,7 +243,10 @@ pub async fn run(
     let report_path = if options.dry_run {
         None
     } else {
-        Some(report.save(&config.logs_dir())?)
+        Some(match day_from_tallies(store, &report, run_id).await? {
+            Some(day) => day.write(&config.logs_dir())?,
+            None => report.save(&config.logs_dir())?,
+        })
     };
     Ok(Outcome {
         report,
@@ -219,35 +254,43 @@ pub async fn run(
     })
 }
 
-fn empty_report(
-    date: NaiveDate,
-    start: Timestamp,
-    end: Timestamp,
-    dry_run: bool,
-    config: &Config,
-) -> DailyReport {
-    DailyReport {
-        date,
-        window_start: start,
-        window_end: end,
-        generated_at: Timestamp::now(),
-        dry_run,
-        runs: 1,
-        captured: 0,
-        auto_approved: 0,
-        needs_review: 0,
-        needs_review_by_priority: Default::default(),
-        ignored: 0,
-        already_reviewed: 0,
-        new_samples: Default::default(),
-        duplicates_folded: 0,
-        per_language: Default::default(),
-        per_intent: Default::default(),
-        auto_approval_rate: None,
-        approved_unused: 0,
-        ready_for_training_threshold: config.auto_filter.ready_for_training,
-        ready_for_training: false,
+/// The report of every run of `report`'s day, from the tallies their
+/// batches committed (a killed run's included), with this run's view of
+/// what waits for training. `None` for a run that is not a recorded job or
+/// a day without tallies (runs before they existed): the file then
+/// accumulates as before.
+async fn day_from_tallies(
+    store: &Store,
+    report: &DailyReport,
+    run_id: Option<i64>,
+) -> Result<Option<DailyReport>> {
+    if run_id.is_none() {
+        return Ok(None);
     }
+    let tallies = store.daily_capture_tallies(report.date).await?;
+    if tallies.is_empty() {
+        return Ok(None);
+    }
+    let mut day = DailyReport {
+        runs: 0,
+        generated_at: report.generated_at,
+        approved_unused: report.approved_unused,
+        ready_for_training_threshold: report.ready_for_training_threshold,
+        ready_for_training: report.ready_for_training,
+        ..DailyReport::tally(report.date, report.window_start, report.window_end)
+    };
+    let mut runs = HashSet::new();
+    for (run, tally) in tallies {
+        let tally: DailyReport = serde_json::from_str(&tally).map_err(|err| {
+            Error::failure(format!(
+                "daily capture: the stored tally of run {run}: {err}"
+            ))
+        })?;
+        runs.insert(run);
+        day.absorb(DailyReport { runs: 0, ..tally });
+    }
+    day.runs = runs.len() as u32;
+    Ok(Some(day))
 }
 
 /// Read pending conversations after `after` (up to `max_id`) and fold

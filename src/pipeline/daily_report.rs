@@ -62,6 +62,33 @@ pub struct DailyReport {
 }
 
 impl DailyReport {
+    /// Nothing counted yet, for one run's window of `date`; what one batch
+    /// adds (a tally) starts from this too.
+    pub fn tally(date: NaiveDate, window_start: Timestamp, window_end: Timestamp) -> Self {
+        Self {
+            date,
+            window_start,
+            window_end,
+            generated_at: Timestamp::now(),
+            dry_run: false,
+            runs: 1,
+            captured: 0,
+            auto_approved: 0,
+            needs_review: 0,
+            needs_review_by_priority: BTreeMap::new(),
+            ignored: 0,
+            already_reviewed: 0,
+            new_samples: NewSamples::default(),
+            duplicates_folded: 0,
+            per_language: BTreeMap::new(),
+            per_intent: BTreeMap::new(),
+            auto_approval_rate: None,
+            approved_unused: 0,
+            ready_for_training_threshold: 0,
+            ready_for_training: false,
+        }
+    }
+
     pub fn file_name(date: NaiveDate) -> String {
         format!("daily-report-{}.json", date.format("%Y-%m-%d"))
     }
@@ -76,7 +103,7 @@ impl DailyReport {
         });
     }
 
-    /// Add an earlier report of the same day into this one.
+    /// Add an earlier report (or a batch's tally) of the same day into this one.
     pub fn absorb(&mut self, earlier: DailyReport) {
         self.runs += earlier.runs;
         self.window_start = self.window_start.min(earlier.window_start);
@@ -126,6 +153,14 @@ impl DailyReport {
                 }
             }
         }
+        report.write(logs_dir)
+    }
+
+    /// Write this report as its date's file, replacing what is there.
+    pub fn write(&self, logs_dir: &Path) -> Result<PathBuf> {
+        let path = Self::path_in(logs_dir, self.date);
+        let mut report = self.clone();
+        report.recompute_rate();
         std::fs::create_dir_all(logs_dir).map_err(|err| {
             Error::failure(format!("cannot create {}: {err}", logs_dir.display()))
         })?;

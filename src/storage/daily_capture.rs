@@ -20,6 +20,13 @@ pub struct PendingConversation {
     pub model_version: Option<String>,
 }
 
+/// Where a batch's counts are recorded: its run and the day of the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TallyKey {
+    pub job_run_id: i64,
+    pub report_date: chrono::NaiveDate,
+}
+
 /// One conversation of a batch and the sample (index into the batch's
 /// samples) it folds into; `None` for text with nothing to learn from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,12 +155,19 @@ impl Store {
     /// Upsert the batch's samples, mark its conversations (status,
     /// `sample_id`, `processed_at`) and link those that wait on a review
     /// (`review_links`), in one transaction. `samples` are
-    /// distinct by normalised text (the batch is folded before).
+    /// distinct by normalised text (the batch is folded before). With a
+    /// `tally_key`, what `tally` makes of the stored samples is recorded in
+    /// the same transaction (the day's report sums these).
     pub async fn apply_capture_batch(
         &self,
         samples: &[NewSample],
         conversations: &[CapturedConversation],
+        tally_key: Option<TallyKey>,
+        tally: impl FnOnce(&[UpsertedSample]) -> String,
     ) -> Result<Vec<UpsertedSample>> {
+        let tally_row = |upserted: &[UpsertedSample]| {
+            tally_key.map(|key| (key.job_run_id, key.report_date.to_string(), tally(upserted)))
+        };
         let now = Timestamp::now();
         let err = |e| db_error("storing a daily-capture batch", e);
         // In id order: a chunk's conversations come sample by sample, spread
@@ -192,6 +206,9 @@ impl Store {
                 bulk::link_reviews_sqlite(&mut tx, &marks)
                     .await
                     .map_err(err)?;
+                if let Some(row) = tally_row(&upserted) {
+                    insert_tally(row).execute(&mut *tx).await.map_err(err)?;
+                }
                 tx.commit().await.map_err(err)?;
                 upserted
             }
@@ -217,12 +234,49 @@ impl Store {
                 bulk::link_reviews_postgres(&mut tx, &marks)
                     .await
                     .map_err(err)?;
+                if let Some(row) = tally_row(&upserted) {
+                    insert_tally(row).execute(&mut *tx).await.map_err(err)?;
+                }
                 tx.commit().await.map_err(err)?;
                 upserted
             }
         };
         Ok(upserted)
     }
+}
+
+impl Store {
+    /// The tallies of one report day: (job run, tally JSON), oldest first.
+    pub async fn daily_capture_tallies(
+        &self,
+        report_date: chrono::NaiveDate,
+    ) -> Result<Vec<(i64, String)>> {
+        on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT job_run_id, tally FROM daily_capture_tallies \
+                 WHERE report_date = $1 ORDER BY id",
+            )
+            .bind(report_date.to_string())
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(|err| db_error("reading the day's daily-capture tallies", err))
+    }
+}
+
+fn insert_tally<DB: sqlx::Database>(
+    (job_run_id, report_date, tally): (i64, String, String),
+) -> sqlx::query::Query<'static, DB, <DB as sqlx::Database>::Arguments<'static>>
+where
+    i64: sqlx::Encode<'static, DB> + sqlx::Type<DB>,
+    String: sqlx::Encode<'static, DB> + sqlx::Type<DB>,
+{
+    sqlx::query(
+        "INSERT INTO daily_capture_tallies (job_run_id, report_date, tally) VALUES ($1, $2, $3)",
+    )
+    .bind(job_run_id)
+    .bind(report_date)
+    .bind(tally)
 }
 
 /// Every conversation of the batch must be marked, or the batch is rolled
