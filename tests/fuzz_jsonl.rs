@@ -317,7 +317,7 @@ proptest! {
     ) {
         let (_dir, path) = import_file(&lines);
         match validate(&path, ImportSource::Import) {
-            Ok((_, summary)) => prop_assert_eq!(summary.lines as usize, non_blank(&lines).len()),
+            Ok(validated) => prop_assert_eq!(validated.summary.lines as usize, non_blank(&lines).len()),
             Err(err) => {
                 prop_assert_eq!(err.kind(), ErrorKind::BadInput);
                 let file = path.display().to_string();
@@ -352,8 +352,9 @@ proptest! {
         let generated: Vec<GenSample> = generated.iter().enumerate().map(|(i, s)| importable(i, s)).collect();
         let lines: Vec<Vec<u8>> = generated.iter().map(|s| s.line().into_bytes()).collect();
         let (_dir, path) = import_file(&lines);
-        let (read, summary) = validate(&path, ImportSource::Synthetic)
+        let validated = validate(&path, ImportSource::Synthetic)
             .map_err(|e| TestCaseError::fail(e.message().to_string()))?;
+        let (read, summary) = (validated.samples, validated.summary);
         prop_assert_eq!(summary.lines as usize, generated.len());
         prop_assert_eq!(read.len(), generated.len());
         for (got, want) in read.iter().zip(&generated) {

@@ -152,3 +152,158 @@ fn a_missing_file_is_bad_input() {
     assert_eq!(out.status.code(), Some(65));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot open nope.jsonl"));
 }
+
+/// A labelled import beats a label the model gave itself (counted as a
+/// correction, or a confirmation when it agrees); a conflict with a human
+/// review is refused whole (exit 65 naming the line and the stored label)
+/// unless `--on-conflict keep|replace` says otherwise.
+#[test]
+fn an_import_replaces_model_labels_and_refuses_conflicts_with_human_ones() {
+    use flywheel::storage::Timestamp;
+    use flywheel::storage::samples::{NewSample, ReviewDecision, ReviewVerdict};
+    for db in TestDb::all() {
+        let config = db.config();
+        block_on(async move {
+            let store = flywheel::storage::open(&config).await.unwrap();
+            let model = |text: &str, intent: &str, status: &'static str| NewSample {
+                text: text.into(),
+                normalized_text: flywheel::text::normalize_for_dedup(text),
+                intent: intent.into(),
+                language: Some("en".into()),
+                source: "auto",
+                confidence: Some(0.9),
+                review_status: status,
+                priority: 5,
+                occurrences: 1,
+                predicted_intent: Some(intent.into()),
+                predicted_by_version: Some("router-v1.0.0".into()),
+                conversation_id: None,
+            };
+            let stored = store
+                .upsert_samples(&[
+                    model("see you later", "goodbye", "approved"),
+                    model("hey there", "greeting", "needs-review"),
+                    model("bye bye", "goodbye", "needs-review"),
+                ])
+                .await
+                .unwrap();
+            let decision = ReviewDecision {
+                verdict: ReviewVerdict::Accept,
+                annotator: Some("ana".into()),
+                decided_at: Timestamp::now(),
+            };
+            store.apply_review(stored[2].id, &decision).await.unwrap();
+            store.close().await;
+        });
+        let file = write(
+            &db,
+            "labelled.jsonl",
+            concat!(
+                r#"{"text": "See you later!", "intent": "greeting"}"#,
+                "\n",
+                r#"{"text": "hey there", "intent": "greeting"}"#,
+                "\n",
+                r#"{"text": "bye bye", "intent": "farewell"}"#,
+                "\n",
+            )
+            .as_bytes(),
+        );
+        let label = |text: &'static str| {
+            let config = db.config();
+            block_on(async move {
+                let store = flywheel::storage::open(&config).await.unwrap();
+                let normalized = flywheel::text::normalize_for_dedup(text);
+                let s = store
+                    .sample_by_normalized_text(&normalized)
+                    .await
+                    .unwrap()
+                    .unwrap();
+                store.close().await;
+                (s.intent, s.source, s.review_status, s.corrected_from)
+            })
+        };
+
+        let out = db
+            .cmd()
+            .args(["samples", "import"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(65), "{:?}", db.backend);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("labelled.jsonl:3"), "{stderr}");
+        assert!(
+            stderr.contains(r#"stored as "goodbye" (by a human review)"#),
+            "{stderr}"
+        );
+        assert!(
+            !stderr.contains("labelled.jsonl:1"),
+            "model labels are no conflict: {stderr}"
+        );
+        assert_eq!(
+            label("see you later").0,
+            "goodbye",
+            "refused whole: nothing changed"
+        );
+
+        let out = db
+            .cmd()
+            .args(["--json", "samples", "import"])
+            .arg(&file)
+            .args(["--on-conflict", "keep"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let import = &json_stdout(&out)["import"];
+        assert_eq!(import["folded_into_existing"], 3, "{import}");
+        assert_eq!(import["corrected"], 1, "{import}");
+        assert_eq!(import["confirmed"], 1, "{import}");
+        assert_eq!(import["conflicts_kept"], 1, "{import}");
+        assert_eq!(
+            label("see you later"),
+            (
+                "greeting".into(),
+                "import".into(),
+                "approved".into(),
+                Some("goodbye".into())
+            )
+        );
+        assert_eq!(
+            label("hey there"),
+            ("greeting".into(), "import".into(), "approved".into(), None)
+        );
+        assert_eq!(label("bye bye").0, "goodbye", "kept");
+
+        let out = db
+            .cmd()
+            .args(["--json", "samples", "import"])
+            .arg(&file)
+            .args(["--on-conflict", "replace"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let import = &json_stdout(&out)["import"];
+        assert_eq!(import["conflicts_replaced"], 1, "{import}");
+        assert_eq!(
+            import["corrected"], 0,
+            "imported labels are not the model's: {import}"
+        );
+        assert_eq!(
+            label("bye bye"),
+            (
+                "farewell".into(),
+                "import".into(),
+                "approved".into(),
+                Some("goodbye".into())
+            )
+        );
+    }
+}

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use chrono::{Duration, NaiveDate};
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
 
 use super::Context;
@@ -14,7 +14,7 @@ use crate::error::Result;
 use crate::pipeline::daily_capture::{self, DEFAULT_BATCH_SIZE, Options, Window};
 use crate::pipeline::daily_report::DailyReport;
 use crate::pipeline::export::{self as export_stage, ExportOptions, Split};
-use crate::pipeline::samples_import::{self, ImportSource};
+use crate::pipeline::samples_import::{self, ImportSource, OnConflict};
 use crate::privacy::Redactor;
 use crate::storage::export::ExportFilter;
 
@@ -47,6 +47,28 @@ pub struct SamplesImportArgs {
     /// Recorded as the samples' source.
     #[arg(long, value_enum, default_value_t = ImportSource::Import)]
     pub source: ImportSource,
+    /// Where a line's label contradicts one a human review or an earlier
+    /// import gave the same text: refuse the file (default), replace the
+    /// stored label, or keep it. Labels the model gave are always replaced.
+    #[arg(long, value_enum, default_value_t = ConflictArg::Refuse)]
+    pub on_conflict: ConflictArg,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ConflictArg {
+    Refuse,
+    Replace,
+    Keep,
+}
+
+impl From<ConflictArg> for OnConflict {
+    fn from(arg: ConflictArg) -> Self {
+        match arg {
+            ConflictArg::Refuse => OnConflict::Refuse,
+            ConflictArg::Replace => OnConflict::Replace,
+            ConflictArg::Keep => OnConflict::Keep,
+        }
+    }
 }
 
 pub async fn daily_capture(ctx: &Context, args: DailyCaptureArgs) -> Result<ExitCode> {
@@ -150,8 +172,15 @@ pub async fn samples(ctx: &Context, command: SamplesCommand) -> Result<ExitCode>
 async fn samples_import(ctx: &Context, args: SamplesImportArgs) -> Result<ExitCode> {
     let store = ctx.store().await?;
     let (reporter, display) = ctx.out.progress();
-    let result =
-        samples_import::run_recorded(&store, &args.file, args.source, ctx.trigger, &reporter).await;
+    let result = samples_import::run_recorded(
+        &store,
+        &args.file,
+        args.source,
+        args.on_conflict.into(),
+        ctx.trigger,
+        &reporter,
+    )
+    .await;
     drop(reporter);
     display.finish();
     store.close().await;
@@ -166,6 +195,20 @@ async fn samples_import(ctx: &Context, args: SamplesImportArgs) -> Result<ExitCo
             summary.folded_into_existing,
             summary.duplicates_in_file
         );
+        let relabelled = [
+            (summary.corrected, "model label(s) corrected"),
+            (summary.confirmed, "model label(s) confirmed"),
+            (summary.conflicts_replaced, "conflicting label(s) replaced"),
+            (summary.conflicts_kept, "conflicting label(s) kept"),
+        ];
+        let relabelled: Vec<String> = relabelled
+            .iter()
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, what)| format!("{n} {what}"))
+            .collect();
+        if !relabelled.is_empty() {
+            let _ = writeln!(out, "  of the folded: {}", relabelled.join(", "));
+        }
         for (intent, n) in &summary.per_intent {
             let _ = writeln!(out, "  {intent:<30} {n}");
         }

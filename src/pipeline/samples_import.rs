@@ -15,7 +15,7 @@ use crate::jobs::{Stage, Trigger, run_stage};
 use crate::lang::Language;
 use crate::progress::Reporter;
 use crate::storage::Store;
-use crate::storage::samples::NewSample;
+use crate::storage::samples::{NewSample, Relabel, StoredLabel};
 use crate::text::normalize_for_dedup;
 
 /// Longest text accepted, in characters: utterances, not documents.
@@ -41,6 +41,21 @@ impl ImportSource {
     }
 }
 
+/// What an import does where a text is already stored with another label
+/// by a human review or an earlier import (labels a model or the synthetic
+/// seed set gave are always replaced by an import's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnConflict {
+    /// Refuse the whole file (exit 65), naming each line and stored label.
+    #[default]
+    Refuse,
+    /// The file's label wins; the stored one is kept as `corrected_from`.
+    Replace,
+    /// The stored label stays; the line only adds an occurrence.
+    Keep,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ImportSummary {
     pub file: PathBuf,
@@ -52,6 +67,16 @@ pub struct ImportSummary {
     pub created: u64,
     /// Texts we already held: their occurrences went up instead.
     pub folded_into_existing: u64,
+    /// Of those, labels a model (or the synthetic seed set) gave that the
+    /// import replaced with another intent.
+    pub corrected: u64,
+    /// Of those, model labels the import confirmed (same intent, now
+    /// labelled data).
+    pub confirmed: u64,
+    /// Conflicts with a human or imported label: replaced (`--on-conflict
+    /// replace`) or kept (`--on-conflict keep`).
+    pub conflicts_replaced: u64,
+    pub conflicts_kept: u64,
     /// Lines that repeated an earlier line of the file.
     pub duplicates_in_file: u64,
     pub per_intent: BTreeMap<String, u64>,
@@ -63,16 +88,21 @@ pub async fn run_recorded(
     store: &Store,
     path: &Path,
     source: ImportSource,
+    on_conflict: OnConflict,
     trigger: Trigger,
     reporter: &Reporter,
 ) -> Result<ImportSummary> {
     run_stage(store, Stage::SamplesImport, trigger, |_| async {
-        let summary = run(store, path, source, reporter).await?;
+        let summary = run(store, path, source, on_conflict, reporter).await?;
         let counts = json!({
             "lines": summary.lines,
             "created": summary.created,
             "folded_into_existing": summary.folded_into_existing,
             "duplicates_in_file": summary.duplicates_in_file,
+            "corrected": summary.corrected,
+            "confirmed": summary.confirmed,
+            "conflicts_replaced": summary.conflicts_replaced,
+            "conflicts_kept": summary.conflicts_kept,
         });
         Ok((summary, counts))
     })
@@ -83,25 +113,155 @@ pub async fn run(
     store: &Store,
     path: &Path,
     source: ImportSource,
+    on_conflict: OnConflict,
     reporter: &Reporter,
 ) -> Result<ImportSummary> {
     reporter.phase("validate", None);
-    let (samples, summary) = validate(path, source)?;
-    store_samples(store, samples, summary, reporter).await
+    let validated = validate(path, source)?;
+    store_samples(store, validated, on_conflict, reporter).await
 }
 
 async fn store_samples(
     store: &Store,
-    samples: Vec<NewSample>,
-    mut summary: ImportSummary,
+    validated: Validated,
+    on_conflict: OnConflict,
     reporter: &Reporter,
 ) -> Result<ImportSummary> {
+    let Validated {
+        samples,
+        first_lines,
+        mut summary,
+    } = validated;
     reporter.phase("import", Some(samples.len() as u64));
-    let stored = store.upsert_samples(&samples).await?;
+    let mut outcome = Weighed::default();
+    let stored = store
+        .import_samples(&samples, |labels| {
+            outcome = weigh(&samples, &first_lines, labels, on_conflict, &summary.file)?;
+            Ok(std::mem::take(&mut outcome.relabels))
+        })
+        .await?;
     reporter.advance(samples.len() as u64);
     summary.created = stored.iter().filter(|s| s.created).count() as u64;
     summary.folded_into_existing = summary.samples - summary.created;
+    summary.corrected = outcome.corrected;
+    summary.confirmed = outcome.confirmed;
+    summary.conflicts_replaced = outcome.conflicts_replaced;
+    summary.conflicts_kept = outcome.conflicts_kept;
     Ok(summary)
+}
+
+/// How far a label is trusted: a human's review over labelled data a team
+/// imports over what a model (or the synthetic seed set) said.
+fn trust(source: &str) -> u8 {
+    match source {
+        "human" => 2,
+        "import" => 1,
+        _ => 0,
+    }
+}
+
+/// What an import does to the labels already stored.
+#[derive(Debug, Default)]
+struct Weighed {
+    relabels: Vec<Relabel>,
+    corrected: u64,
+    confirmed: u64,
+    conflicts_replaced: u64,
+    conflicts_kept: u64,
+}
+
+/// Weigh each sample of the file against the stored label of its text: a
+/// more trusted label replaces (or confirms) a less trusted one; a label
+/// that disagrees with one trusted as much or more (or with a human's
+/// reject) is a conflict, settled by `on_conflict`.
+fn weigh(
+    samples: &[NewSample],
+    first_lines: &[usize],
+    stored: &[StoredLabel],
+    on_conflict: OnConflict,
+    file: &Path,
+) -> Result<Weighed> {
+    let stored: HashMap<&str, &StoredLabel> = stored
+        .iter()
+        .map(|s| (s.normalized_text.as_str(), s))
+        .collect();
+    let mut out = Weighed::default();
+    let mut conflicts = Vec::new();
+    for (sample, line) in samples.iter().zip(first_lines) {
+        let Some(old) = stored.get(sample.normalized_text.as_str()) else {
+            continue;
+        };
+        let rejected = old.review_status == "rejected";
+        let same = old.intent == sample.intent && !rejected;
+        let relabel = |corrected_from: Option<String>| Relabel {
+            id: old.id,
+            intent: sample.intent.clone(),
+            corrected_from,
+        };
+        if trust(sample.source) > trust(&old.source) && !rejected {
+            if same {
+                out.confirmed += 1;
+                out.relabels.push(relabel(None));
+            } else {
+                out.corrected += 1;
+                out.relabels.push(relabel(Some(old.intent.clone())));
+            }
+            continue;
+        }
+        if same {
+            continue;
+        }
+        match on_conflict {
+            OnConflict::Refuse => conflicts.push(format!(
+                "{}:{line}: {:?} is labelled {:?} here, but {} {}",
+                file.display(),
+                sample.text,
+                sample.intent,
+                if rejected {
+                    "a human review rejected it".to_string()
+                } else {
+                    format!(
+                        "is stored as {:?} ({})",
+                        old.intent,
+                        provenance(&old.source)
+                    )
+                },
+                if old.review_status == "approved" || rejected {
+                    ""
+                } else {
+                    "(waiting for review)"
+                }
+            )),
+            OnConflict::Replace => {
+                out.conflicts_replaced += 1;
+                out.relabels.push(relabel(Some(old.intent.clone())));
+            }
+            OnConflict::Keep => out.conflicts_kept += 1,
+        }
+    }
+    if conflicts.is_empty() {
+        return Ok(out);
+    }
+    let total = conflicts.len();
+    let mut message = format!(
+        "{}: {total} line(s) contradict a stored label; nothing was imported \
+         (`--on-conflict replace` to take the file's labels, `--on-conflict keep` to keep the stored ones):\n  {}",
+        file.display(),
+        conflicts[..total.min(MAX_REPORTED_ERRORS)].join("\n  ")
+    );
+    if total > MAX_REPORTED_ERRORS {
+        message.push_str(&format!("\n  … and {} more", total - MAX_REPORTED_ERRORS));
+    }
+    Err(Error::bad_input(message))
+}
+
+fn provenance(source: &str) -> &'static str {
+    match source {
+        "human" => "by a human review",
+        "import" => "by an earlier import",
+        "synthetic" => "by the synthetic seed set",
+        _ => "by the model",
+    }
 }
 
 /// The synthetic seed set shipped in the binary (`assets/seed/seed.jsonl`),
@@ -116,13 +276,22 @@ pub const SEED_SET_NAME: &str = "built-in seed set (assets/seed/seed.jsonl)";
 pub async fn import_seed_set(store: &Store, reporter: &Reporter) -> Result<ImportSummary> {
     reporter.phase("validate", None);
     let lines = jsonl::read_lines_from(SEED_SET_NAME, SEED_SET)?;
-    let (samples, summary) = validate_lines(SEED_SET_NAME.into(), lines, ImportSource::Synthetic)?;
-    store_samples(store, samples, summary, reporter).await
+    let validated = validate_lines(SEED_SET_NAME.into(), lines, ImportSource::Synthetic)?;
+    store_samples(store, validated, OnConflict::Keep, reporter).await
+}
+
+/// A file's samples, one per normalised text, each with the line that
+/// first held it.
+#[derive(Debug)]
+pub struct Validated {
+    pub samples: Vec<NewSample>,
+    pub first_lines: Vec<usize>,
+    pub summary: ImportSummary,
 }
 
 /// Parse and check every line; all problems at once, each naming file,
 /// line and field (exit 65).
-pub fn validate(path: &Path, source: ImportSource) -> Result<(Vec<NewSample>, ImportSummary)> {
+pub fn validate(path: &Path, source: ImportSource) -> Result<Validated> {
     validate_lines(path.to_path_buf(), jsonl::read_lines(path)?, source)
 }
 
@@ -130,7 +299,7 @@ fn validate_lines(
     path: PathBuf,
     lines: Vec<std::result::Result<Line, (usize, String)>>,
     source: ImportSource,
-) -> Result<(Vec<NewSample>, ImportSummary)> {
+) -> Result<Validated> {
     let mut summary = ImportSummary {
         file: path.clone(),
         source: source.as_str(),
@@ -138,6 +307,7 @@ fn validate_lines(
     };
     let mut errors: Vec<String> = Vec::new();
     let mut samples: Vec<NewSample> = Vec::new();
+    let mut first_lines: Vec<usize> = Vec::new();
     // normalised text → (index in samples, first line)
     let mut seen: HashMap<String, (usize, usize)> = HashMap::new();
     let file = path.display();
@@ -174,6 +344,7 @@ fn validate_lines(
             None => {
                 seen.insert(sample.normalized_text.clone(), (samples.len(), number));
                 samples.push(sample);
+                first_lines.push(number);
             }
         }
     }
@@ -195,7 +366,11 @@ fn validate_lines(
         let language = s.language.clone().unwrap_or_else(|| "unknown".into());
         *summary.per_language.entry(language).or_default() += n;
     }
-    Ok((samples, summary))
+    Ok(Validated {
+        samples,
+        first_lines,
+        summary,
+    })
 }
 
 fn parse_sample(line: &Line, source: ImportSource) -> std::result::Result<NewSample, String> {

@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use sqlx::{PgConnection, SqliteConnection};
 
 use super::Timestamp;
-use super::samples::{NewSample, UpsertedSample};
+use super::samples::{NewSample, Relabel, StoredLabel, UpsertedSample};
 
 /// Rows that SQLite handed over as one `json_group_array(json_array(…))`
 /// value (instead of a result row each: sqlx passes every row from its
@@ -164,6 +164,113 @@ pub(super) async fn upsert_samples_postgres(
         .bind(now)
         .fetch_all(conn)
         .await
+}
+
+const STORED_LABEL_COLUMNS: &str = "id, normalized_text, intent, source, review_status";
+
+/// The stored labels of these normalised texts (those that have a sample).
+pub(super) async fn stored_labels_sqlite(
+    conn: &mut SqliteConnection,
+    texts: &[&str],
+) -> sqlx::Result<Vec<StoredLabel>> {
+    let texts = serde_json::to_string(texts).map_err(|err| sqlx::Error::Encode(err.into()))?;
+    let json: String = sqlx::query_scalar(&format!(
+        "SELECT json_group_array(json_object('id', id, 'normalized_text', normalized_text, \
+                'intent', intent, 'source', source, 'review_status', review_status)) \
+         FROM (SELECT {STORED_LABEL_COLUMNS} FROM training_samples \
+               WHERE normalized_text IN (SELECT value FROM json_each(?1)))"
+    ))
+    .bind(texts)
+    .fetch_one(conn)
+    .await?;
+    serde_json::from_str(&json).map_err(|err| sqlx::Error::Decode(err.into()))
+}
+
+/// [`stored_labels_sqlite`] for PostgreSQL.
+pub(super) async fn stored_labels_postgres(
+    conn: &mut PgConnection,
+    texts: &[&str],
+) -> sqlx::Result<Vec<StoredLabel>> {
+    sqlx::query_as(&format!(
+        "SELECT {STORED_LABEL_COLUMNS} FROM training_samples WHERE normalized_text = ANY($1)"
+    ))
+    .bind(texts)
+    .fetch_all(conn)
+    .await
+}
+
+/// What a relabelled sample's conversations become: approved without a
+/// human, like an auto-approval (their review is no longer needed).
+const RELABELLED_CONVERSATIONS: &str = "UPDATE conversation_logs SET review_status = 'auto-approved' \
+     WHERE review_status = 'needs-review' \
+       AND id IN (SELECT conversation_id FROM review_links WHERE sample_id IN ";
+
+/// Give stored samples an import's label (see [`Relabel`]).
+pub(super) async fn relabel_sqlite(
+    conn: &mut SqliteConnection,
+    relabels: &[Relabel],
+    now: Timestamp,
+) -> sqlx::Result<()> {
+    if relabels.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<_> = relabels
+        .iter()
+        .map(|r| (r.id, &r.intent, &r.corrected_from))
+        .collect();
+    let rows = serde_json::to_string(&rows).map_err(|err| sqlx::Error::Encode(err.into()))?;
+    sqlx::query(
+        "UPDATE training_samples SET intent = r.value->>1, corrected_from = r.value->>2, \
+             source = 'import', review_status = 'approved', updated_at = ?2 \
+         FROM json_each(?1) AS r WHERE training_samples.id = r.value->>0",
+    )
+    .bind(&rows)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(&format!(
+        "{RELABELLED_CONVERSATIONS}(SELECT value->>0 FROM json_each(?1)))"
+    ))
+    .bind(&rows)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// [`relabel_sqlite`] for PostgreSQL.
+pub(super) async fn relabel_postgres(
+    conn: &mut PgConnection,
+    relabels: &[Relabel],
+    now: Timestamp,
+) -> sqlx::Result<()> {
+    if relabels.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i64> = relabels.iter().map(|r| r.id).collect();
+    let intents: Vec<&str> = relabels.iter().map(|r| r.intent.as_str()).collect();
+    let corrected: Vec<Option<&str>> = relabels
+        .iter()
+        .map(|r| r.corrected_from.as_deref())
+        .collect();
+    sqlx::query(
+        "UPDATE training_samples t SET intent = r.intent, corrected_from = r.corrected_from, \
+             source = 'import', review_status = 'approved', updated_at = $4 \
+         FROM UNNEST($1::int8[], $2::text[], $3::text[]) AS r(id, intent, corrected_from) \
+         WHERE t.id = r.id",
+    )
+    .bind(&ids)
+    .bind(&intents)
+    .bind(&corrected)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(&format!(
+        "{RELABELLED_CONVERSATIONS}(SELECT UNNEST($1::int8[])))"
+    ))
+    .bind(&ids)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 /// One conversation's new state after daily capture.

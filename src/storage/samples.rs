@@ -144,6 +144,27 @@ pub(super) fn match_upserted(
         .collect()
 }
 
+/// A stored sample's label, as an import weighs it.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow, serde::Deserialize)]
+pub struct StoredLabel {
+    pub id: i64,
+    pub normalized_text: String,
+    pub intent: String,
+    /// `auto`, `human`, `synthetic` or `import`.
+    pub source: String,
+    pub review_status: String,
+}
+
+/// A new label an import gives a stored sample: it becomes `approved` with
+/// source `import`; `corrected_from` keeps the label it replaced. Its
+/// conversations that waited for review no longer do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Relabel {
+    pub id: i64,
+    pub intent: String,
+    pub corrected_from: Option<String>,
+}
+
 /// A human's decision on one sample.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReviewVerdict {
@@ -244,31 +265,61 @@ impl Store {
         .map_err(|err| db_error("counting samples by source", err))
     }
 
-    /// Create or fold `samples` in one transaction (all or nothing), e.g.
-    /// `samples import`. Returns one row per input, in input order.
+    /// Create or fold `samples` in one transaction (all or nothing); stored
+    /// samples keep their labels. Returns one row per input, in input order.
     pub async fn upsert_samples(&self, samples: &[NewSample]) -> Result<Vec<UpsertedSample>> {
+        self.import_samples(samples, |_| Ok(Vec::new())).await
+    }
+
+    /// `samples import`: in one transaction (all or nothing), `plan` sees
+    /// the stored labels of these texts and says which to replace; then
+    /// `samples` are created or folded and the replacements applied. An
+    /// error from `plan` leaves everything as it was.
+    pub async fn import_samples<F>(
+        &self,
+        samples: &[NewSample],
+        plan: F,
+    ) -> Result<Vec<UpsertedSample>>
+    where
+        F: FnOnce(&[StoredLabel]) -> Result<Vec<Relabel>>,
+    {
         let now = Timestamp::now();
         let err = |e| db_error("storing samples", e);
+        let texts: Vec<&str> = samples.iter().map(|s| s.normalized_text.as_str()).collect();
         let mut out = Vec::with_capacity(samples.len());
         match self.backend() {
             Backend::Sqlite(pool) => {
                 let mut tx = pool.begin().await.map_err(err)?;
+                let stored = bulk::stored_labels_sqlite(&mut tx, &texts)
+                    .await
+                    .map_err(err)?;
+                let relabels = plan(&stored)?;
                 for chunk in samples.chunks(UPSERT_CHUNK) {
                     let rows = bulk::upsert_samples_sqlite(&mut tx, chunk, now)
                         .await
                         .map_err(err)?;
                     out.extend(match_upserted(chunk, rows)?);
                 }
+                bulk::relabel_sqlite(&mut tx, &relabels, now)
+                    .await
+                    .map_err(err)?;
                 tx.commit().await.map_err(err)?;
             }
             Backend::Postgres(pool) => {
                 let mut tx = pool.begin().await.map_err(err)?;
+                let stored = bulk::stored_labels_postgres(&mut tx, &texts)
+                    .await
+                    .map_err(err)?;
+                let relabels = plan(&stored)?;
                 for chunk in samples.chunks(UPSERT_CHUNK) {
                     let rows = bulk::upsert_samples_postgres(&mut tx, chunk, now)
                         .await
                         .map_err(err)?;
                     out.extend(match_upserted(chunk, rows)?);
                 }
+                bulk::relabel_postgres(&mut tx, &relabels, now)
+                    .await
+                    .map_err(err)?;
                 tx.commit().await.map_err(err)?;
             }
         }
