@@ -9,8 +9,8 @@ use chrono::{DateTime, Duration, DurationRound, Utc};
 use common::{TestDb, block_on};
 use flywheel::storage::Timestamp;
 use flywheel::storage::conversations::NewConversation;
-use flywheel::tui::app::UiEvent;
 use flywheel::tui::data::{Pane, PaneData};
+use flywheel::tui::event::UiEvent;
 use flywheel::tui::refresh::{self, Loader, RefreshRequest};
 use tokio::sync::{mpsc, watch};
 

@@ -12,8 +12,9 @@ use flywheel::storage::conversations::NewConversation;
 use flywheel::storage::models::NewModelVersion;
 use flywheel::storage::samples::{ReviewVerdict, Sample};
 use flywheel::storage::{Store, Timestamp};
-use flywheel::tui::app::UiEvent;
-use flywheel::tui::runner::{Job, Runner};
+use flywheel::tui::event::UiEvent;
+use flywheel::tui::job::Job;
+use flywheel::tui::runner::Runner;
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
 /// Events until the job's end (with a deadline), and how it ended.

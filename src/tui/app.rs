@@ -6,41 +6,15 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
-use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind};
 
 use super::data::*;
-use super::runner::{Job, short};
+use super::event::UiEvent;
+use super::job::{Job, short};
+use super::keys::{self, Action};
 use crate::capture::gaps::Gap;
 use crate::progress::ProgressEvent;
 use crate::storage::samples::{ReviewVerdict, Sample};
-
-/// Results and progress arriving from background tasks.
-#[derive(Debug, Clone, PartialEq)]
-pub enum UiEvent {
-    Loaded {
-        data: PaneData,
-        at: DateTime<Utc>,
-    },
-    LoadFailed {
-        pane: Pane,
-        message: String,
-    },
-    Connection(Connection),
-    GapLoaded(Result<GapDetail, String>),
-    Reviewed {
-        sample_id: i64,
-        result: Result<String, String>,
-    },
-    Undone {
-        sample_id: i64,
-        result: Result<String, String>,
-    },
-    Progress(ProgressEvent),
-    JobFinished {
-        job: Job,
-        result: Result<String, String>,
-    },
-}
 
 /// What the UI loop must do after a key or an event.
 #[derive(Debug, Clone, PartialEq)]
@@ -216,26 +190,29 @@ impl App {
         });
     }
 
-    /// A key press. Releases and repeats of other kinds are ignored.
+    /// A key press. Releases are ignored. A key bound in [`keys::BINDINGS`]
+    /// does its action; with a dialog open, the dialog reads the others.
     pub fn handle_key(&mut self, key: KeyEvent) -> Vec<Command> {
         if key.kind == KeyEventKind::Release {
             return Vec::new();
         }
-        if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
-            self.quit = true;
-            return vec![Command::Quit];
+        let dialog_open = self.overlay != Overlay::None;
+        match keys::action_for(self.pane, dialog_open, &key) {
+            Some(action) => self.perform(action, &key),
+            None if dialog_open => self.overlay_key(key),
+            None => Vec::new(),
         }
-        self.dispatch_key(key).unwrap_or_default()
     }
 
-    /// `None` when nothing is bound to the key here.
-    pub(crate) fn dispatch_key(&mut self, key: KeyEvent) -> Option<Vec<Command>> {
-        if self.overlay != Overlay::None {
-            return Some(self.overlay_key(key));
-        }
+    /// Carry out a bound key's action.
+    pub fn perform(&mut self, action: Action, key: &KeyEvent) -> Vec<Command> {
         let none = Vec::new;
-        Some(match key.code {
-            KeyCode::Char('q') => {
+        match action {
+            Action::QuitNow => {
+                self.quit = true;
+                vec![Command::Quit]
+            }
+            Action::Quit => {
                 if self.job.is_some() {
                     self.overlay = Overlay::Confirm(Confirm::Quit);
                     none()
@@ -244,23 +221,25 @@ impl App {
                     vec![Command::Quit]
                 }
             }
-            KeyCode::Char('?') => {
+            Action::Help => {
                 self.overlay = Overlay::Help;
                 none()
             }
-            KeyCode::Tab => self.switch(Pane::ALL[(self.pane.index() + 1) % 5]),
-            KeyCode::BackTab => self.switch(Pane::ALL[(self.pane.index() + 4) % 5]),
-            KeyCode::Char(c @ '1'..='5') => self.switch(Pane::ALL[c as usize - '1' as usize]),
-            KeyCode::Down | KeyCode::Char('j') => {
-                self.move_cursor(1);
+            Action::SwitchPane => {
+                let step = if key.code == KeyCode::BackTab { 4 } else { 1 };
+                self.switch(Pane::ALL[(self.pane.index() + step) % 5])
+            }
+            Action::GoToPane => match key.code {
+                KeyCode::Char(c @ '1'..='5') => self.switch(Pane::ALL[c as usize - '1' as usize]),
+                _ => none(),
+            },
+            Action::MoveSelection => {
+                let up = matches!(key.code, KeyCode::Up | KeyCode::Char('k'));
+                self.move_cursor(if up { -1 } else { 1 });
                 none()
             }
-            KeyCode::Up | KeyCode::Char('k') => {
-                self.move_cursor(-1);
-                none()
-            }
-            KeyCode::Char('R') => vec![Command::Refresh],
-            KeyCode::Char('x') => match &mut self.job {
+            Action::Refresh => vec![Command::Refresh],
+            Action::CancelJob => match &mut self.job {
                 Some(job) => {
                     job.cancelling = true;
                     vec![Command::CancelJob]
@@ -270,8 +249,75 @@ impl App {
                     none()
                 }
             },
-            _ => return self.pane_key(key),
-        })
+            Action::DrillIntoGap => {
+                let gap = self
+                    .capture
+                    .as_ref()
+                    .and_then(|c| c.gaps.get(self.selected()))
+                    .cloned();
+                match gap {
+                    Some(gap) => {
+                        self.overlay = Overlay::Gap(GapView::Loading(gap.clone()));
+                        vec![Command::LoadGap(gap)]
+                    }
+                    None => {
+                        self.say(false, "no capture gap in the last 48 h to drill into");
+                        none()
+                    }
+                }
+            }
+            Action::Accept => self.decide(ReviewVerdict::Accept),
+            Action::Reject => self.decide(ReviewVerdict::Reject),
+            Action::ChooseIntent => {
+                if self.current_sample().is_some() {
+                    self.overlay = Overlay::ChooseIntent {
+                        filter: String::new(),
+                        selected: 0,
+                    };
+                } else {
+                    self.say(false, "the review queue is empty");
+                }
+                none()
+            }
+            Action::Skip => {
+                if let Some(sample) = self.current_sample() {
+                    let (id, text) = (sample.id, short(&sample.text));
+                    self.skipped.insert(id);
+                    self.say(true, format!("skipped “{text}”; it stays in the queue"));
+                    self.clamp_cursors();
+                } else {
+                    self.say(false, "the review queue is empty");
+                }
+                none()
+            }
+            Action::Undo => match self.decided.pop() {
+                Some(sample_id) => {
+                    self.pending.remove(&sample_id);
+                    vec![Command::Undo { sample_id }]
+                }
+                None => {
+                    self.say(false, "nothing to undo in this session");
+                    none()
+                }
+            },
+            Action::SyncNow => self.start(Job::LabelStudioSync),
+            Action::TrainNow => {
+                self.overlay = Overlay::Confirm(Confirm::Start(Job::TrainNow));
+                none()
+            }
+            Action::RollBack => {
+                self.overlay = Overlay::Confirm(Confirm::Start(Job::Rollback));
+                none()
+            }
+            Action::Promote => {
+                self.ask_promotion();
+                none()
+            }
+            Action::JobMenu => {
+                self.overlay = Overlay::JobMenu { selected: 0 };
+                none()
+            }
+        }
     }
 
     fn switch(&mut self, pane: Pane) -> Vec<Command> {
@@ -285,100 +331,30 @@ impl App {
         *c = c.saturating_add_signed(delta).min(len.saturating_sub(1));
     }
 
-    fn pane_key(&mut self, key: KeyEvent) -> Option<Vec<Command>> {
-        let code = key.code;
-        match (self.pane, code) {
-            (Pane::Capture, KeyCode::Enter) => {
-                let gap = self
-                    .capture
-                    .as_ref()
-                    .and_then(|c| c.gaps.get(self.selected()))
-                    .cloned();
-                Some(match gap {
-                    Some(gap) => {
-                        self.overlay = Overlay::Gap(GapView::Loading(gap.clone()));
-                        vec![Command::LoadGap(gap)]
-                    }
-                    None => {
-                        self.say(false, "no capture gap in the last 48 h to drill into");
-                        Vec::new()
-                    }
-                })
-            }
-            (Pane::Review, KeyCode::Char('a')) => Some(self.decide(ReviewVerdict::Accept)),
-            (Pane::Review, KeyCode::Char('r')) => Some(self.decide(ReviewVerdict::Reject)),
-            (Pane::Review, KeyCode::Char('c')) => {
-                if self.current_sample().is_some() {
-                    self.overlay = Overlay::ChooseIntent {
-                        filter: String::new(),
-                        selected: 0,
-                    };
+    /// `p` on a testing or canary version: ask its traffic share.
+    fn ask_promotion(&mut self) {
+        let version = self
+            .training
+            .as_ref()
+            .and_then(|t| t.versions.get(self.selected()))
+            .map(|v| (v.version.clone(), v.status.clone(), v.traffic_percentage));
+        match version {
+            Some((version, status, traffic)) if status == "testing" || status == "canary" => {
+                let proposal = if status == "canary" {
+                    100
                 } else {
-                    self.say(false, "the review queue is empty");
-                }
-                Some(Vec::new())
+                    self.canary_traffic.max(traffic.max(0) as u32)
+                };
+                self.overlay = Overlay::Traffic {
+                    version,
+                    input: proposal.to_string(),
+                };
             }
-            (Pane::Review, KeyCode::Char('s')) => {
-                if let Some(sample) = self.current_sample() {
-                    let (id, text) = (sample.id, short(&sample.text));
-                    self.skipped.insert(id);
-                    self.say(true, format!("skipped “{text}”; it stays in the queue"));
-                    self.clamp_cursors();
-                } else {
-                    self.say(false, "the review queue is empty");
-                }
-                Some(Vec::new())
-            }
-            (Pane::Review, KeyCode::Char('u')) => Some(match self.decided.pop() {
-                Some(sample_id) => {
-                    self.pending.remove(&sample_id);
-                    vec![Command::Undo { sample_id }]
-                }
-                None => {
-                    self.say(false, "nothing to undo in this session");
-                    Vec::new()
-                }
-            }),
-            (Pane::LabelStudio, KeyCode::Char('S')) => Some(self.start(Job::LabelStudioSync)),
-            (Pane::Training, KeyCode::Char('t')) => {
-                self.overlay = Overlay::Confirm(Confirm::Start(Job::TrainNow));
-                Some(Vec::new())
-            }
-            (Pane::Training, KeyCode::Char('b')) => {
-                self.overlay = Overlay::Confirm(Confirm::Start(Job::Rollback));
-                Some(Vec::new())
-            }
-            (Pane::Training, KeyCode::Char('p')) => {
-                let version = self
-                    .training
-                    .as_ref()
-                    .and_then(|t| t.versions.get(self.selected()))
-                    .map(|v| (v.version.clone(), v.status.clone(), v.traffic_percentage));
-                match version {
-                    Some((version, status, traffic)) if status == "testing" || status == "canary" => {
-                        let proposal = if status == "canary" {
-                            100
-                        } else {
-                            self.canary_traffic.max(traffic.max(0) as u32)
-                        };
-                        self.overlay = Overlay::Traffic {
-                            version,
-                            input: proposal.to_string(),
-                        };
-                    }
-                    Some((version, status, _)) => self.say(
-                        false,
-                        format!("{version} is {status}; only testing and canary versions can be promoted"),
-                    ),
-                    None => self.say(false, "no model version selected"),
-                }
-                Some(Vec::new())
-            }
-            (Pane::Jobs, KeyCode::Enter | KeyCode::Char('m')) => {
-                self.overlay = Overlay::JobMenu { selected: 0 };
-                Some(Vec::new())
-            }
-            _ => None,
+            Some((version, status, _)) => self.say(
+                false,
+                format!("{version} is {status}; only testing and canary versions can be promoted"),
+            ),
+            None => self.say(false, "no model version selected"),
         }
     }
 
@@ -670,7 +646,8 @@ mod tests {
     use super::*;
     use crate::storage::Timestamp;
     use crate::storage::console::QueueSize;
-    use crate::tui::keys::{KEYS, Scope};
+    use crate::tui::keys::Scope;
+    use crossterm::event::KeyModifiers;
 
     fn key(code: KeyCode) -> KeyEvent {
         KeyEvent::new(code, KeyModifiers::NONE)
@@ -1033,21 +1010,33 @@ mod tests {
         assert_eq!(app.overlay, Overlay::None);
     }
 
-    /// Every key the help lists does something in its pane.
+    /// Every key the help lists changes something in its pane: a command,
+    /// a dialog, the pane, or a message (the review app has a queue, so
+    /// review keys act; the others say why they cannot).
     #[test]
-    fn every_key_in_the_help_is_bound() {
-        for entry in KEYS {
-            let Some(c) = entry.example else { continue };
-            let mut app = review_app();
-            if let Scope::Pane(pane) = entry.scope {
-                app.pane = pane;
+    fn every_key_in_the_help_does_something() {
+        for binding in crate::tui::keys::BINDINGS {
+            if binding.action.is_none() {
+                continue;
             }
-            assert!(
-                app.dispatch_key(ch(c)).is_some(),
-                "{:?} ({}) is listed in the help but not bound",
-                entry.keys,
-                entry.action
-            );
+            for k in binding.keys {
+                let mut app = review_app();
+                // Mid-queue, so both up and down can move.
+                app.cursor[Pane::Review.index()] = 1;
+                if let Scope::Pane(pane) = binding.scope {
+                    app.pane = pane;
+                }
+                let before = (app.pane, app.overlay.clone(), app.cursor);
+                let mut event = key(k.code);
+                if k.ctrl {
+                    event.modifiers = KeyModifiers::CONTROL;
+                }
+                let commands = app.handle_key(event);
+                let changed = !commands.is_empty()
+                    || (app.pane, app.overlay.clone(), app.cursor) != before
+                    || app.message.is_some();
+                assert!(changed, "{} ({}) did nothing", binding.label, binding.help);
+            }
         }
     }
 }

@@ -12,6 +12,8 @@
 
 pub mod app;
 pub mod data;
+pub mod event;
+pub mod job;
 pub mod keys;
 pub mod refresh;
 pub mod runner;
@@ -30,8 +32,9 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::progress::Reporter;
 use crate::storage::Store;
-use app::{App, Command, UiEvent};
+use app::{App, Command};
 use data::Pane;
+use event::UiEvent;
 use refresh::{Loader, RefreshRequest};
 use runner::Runner;
 use ui::theme::Theme;

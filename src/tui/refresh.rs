@@ -13,8 +13,8 @@ use std::time::{Duration as StdDuration, Instant};
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use tokio::sync::{mpsc, watch};
 
-use super::app::UiEvent;
 use super::data::*;
+use super::event::UiEvent;
 use crate::capture::gaps::{self, Gap, GapRules};
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};

@@ -8,7 +8,8 @@ use std::path::PathBuf;
 
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
-use super::app::UiEvent;
+use super::event::UiEvent;
+use super::job::{Job, short};
 use super::refresh::Loader;
 use crate::capture::gaps::Gap;
 use crate::config::Config;
@@ -19,48 +20,6 @@ use crate::pipeline::{daily_capture, export, label_studio_sync, weekly_training}
 use crate::progress::Reporter;
 use crate::storage::samples::{ReviewDecision, ReviewOutcome, ReviewVerdict};
 use crate::storage::{Store, Timestamp};
-
-/// Work that runs in the background with progress and can be cancelled.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Job {
-    DailyCapture,
-    LabelStudioSync,
-    Export,
-    /// Weekly training with `--force`: "train now".
-    TrainNow,
-    /// Promote a version: canary with this traffic, or production at 100.
-    Promote {
-        version: String,
-        traffic: u32,
-    },
-    Rollback,
-}
-
-impl Job {
-    /// The stages the jobs menu offers, in order.
-    pub const MENU: [Job; 4] = [
-        Job::DailyCapture,
-        Job::LabelStudioSync,
-        Job::Export,
-        Job::TrainNow,
-    ];
-
-    pub fn label(&self) -> String {
-        match self {
-            Job::DailyCapture => "daily capture (last 24 h)".into(),
-            Job::LabelStudioSync => "Label Studio sync".into(),
-            Job::Export => "export approved samples".into(),
-            Job::TrainNow => "weekly training now (--force)".into(),
-            Job::Promote { version, traffic } if *traffic >= 100 => {
-                format!("promote {version} to production")
-            }
-            Job::Promote { version, traffic } => {
-                format!("promote {version} to canary at {traffic} %")
-            }
-            Job::Rollback => "roll back production".into(),
-        }
-    }
-}
 
 /// Hands work to background tasks; cheap to clone.
 #[derive(Clone)]
@@ -313,13 +272,4 @@ fn export_path(config: &Config) -> PathBuf {
         "export-{}.jsonl",
         chrono::Utc::now().format("%Y%m%d-%H%M%S")
     ))
-}
-
-/// The first 40 characters of a text, for one-line messages.
-pub fn short(text: &str) -> String {
-    let mut out: String = text.chars().take(40).collect();
-    if text.chars().count() > 40 {
-        out.push('…');
-    }
-    out
 }

@@ -9,8 +9,8 @@ use ratatui::widgets::{Block, Clear, Paragraph, Row, Table, Wrap};
 use super::theme::Theme;
 use super::{cut, day_time, took};
 use crate::tui::app::{App, Confirm, GapView, Overlay};
-use crate::tui::keys::{KEYS, Scope};
-use crate::tui::runner::Job;
+use crate::tui::job::Job;
+use crate::tui::keys::{BINDINGS, Scope};
 
 pub fn draw(frame: &mut Frame, app: &App, theme: &Theme) {
     let area = frame.area();
@@ -105,18 +105,18 @@ pub fn draw(frame: &mut Frame, app: &App, theme: &Theme) {
 }
 
 fn help(frame: &mut Frame, area: Rect, theme: &Theme) {
-    let rows: Vec<Row> = KEYS
+    let rows: Vec<Row> = BINDINGS
         .iter()
         .map(|k| {
             let scope = match k.scope {
-                Scope::Anywhere => "anywhere".to_string(),
+                Scope::Always | Scope::Anywhere => "anywhere".to_string(),
                 Scope::Pane(p) => p.title().to_string(),
                 Scope::Dialog => "dialogs".to_string(),
             };
-            Row::new(vec![k.keys.to_string(), scope, k.action.to_string()])
+            Row::new(vec![k.label.to_string(), scope, k.help.to_string()])
         })
         .collect();
-    let popup = centered(area, 78, KEYS.len() as u16 + 3);
+    let popup = centered(area, 78, BINDINGS.len() as u16 + 3);
     frame.render_widget(Clear, popup);
     frame.render_widget(
         Table::new(
