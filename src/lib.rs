@@ -13,6 +13,7 @@ pub mod config;
 pub mod dataset;
 pub mod demo;
 pub mod doctor;
+pub mod domain;
 pub mod error;
 pub mod health;
 pub mod jobs;
