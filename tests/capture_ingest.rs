@@ -28,6 +28,22 @@ fn write(db: &TestDb, name: &str, lines: &[Vec<u8>]) -> std::path::PathBuf {
     path
 }
 
+/// `ingest --skip-invalid --json FILE`, which must succeed: its report.
+fn ingest_skipping_invalid(db: &TestDb, file: &std::path::Path) -> serde_json::Value {
+    let out = flywheel(db)
+        .args(["ingest", "--skip-invalid", "--json"])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        db.backend,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    json_stdout(&out)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_line_refuses_the_whole_file_and_names_line_and_field() {
     for db in TestDb::all() {
@@ -54,17 +70,7 @@ async fn a_bad_line_refuses_the_whole_file_and_names_line_and_field() {
         );
 
         // --skip-invalid imports the rest and lists what it skipped.
-        let out = flywheel(&db)
-            .args(["ingest", "--skip-invalid", "--json"])
-            .arg(&file)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let report = json_stdout(&out);
+        let report = ingest_skipping_invalid(&db, &file);
         assert_eq!(
             (
                 report["valid"].as_u64(),
@@ -178,5 +184,43 @@ async fn good_files_and_stdin_import_whole_and_dry_runs_store_nothing() {
             .output()
             .unwrap();
         assert_eq!(missing.status.code(), Some(65));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nul_character_is_refused_alike_by_the_dry_run_and_the_run_naming_the_line() {
+    for db in TestDb::all() {
+        let store = db.store().await;
+        let mut lines: Vec<Vec<u8>> = (0..10).map(|i| line(i).into_bytes()).collect();
+        let mut nul: serde_json::Value = serde_json::from_slice(&lines[6]).unwrap();
+        nul["session_id"] = json!("s\u{0}6");
+        lines[6] = nul.to_string().into_bytes();
+        let file = write(&db, "nul.jsonl", &lines);
+        for dry_run in [true, false] {
+            let mut cmd = flywheel(&db);
+            cmd.arg("ingest").arg(&file);
+            if dry_run {
+                cmd.arg("--dry-run");
+            }
+            let out = cmd.output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(
+                out.status.code(),
+                Some(65),
+                "{:?} dry run {dry_run}: {stderr}",
+                db.backend
+            );
+            assert!(stderr.contains("1 of 10 lines are invalid"), "{stderr}");
+            assert!(
+                stderr.contains("line 7: `session_id` contains U+0000"),
+                "{stderr}"
+            );
+        }
+        assert_eq!(count(&store, "1 = 1").await, 0);
+        let report = ingest_skipping_invalid(&db, &file);
+        assert_eq!(report["imported"], 9);
+        assert_eq!(report["errors"][0]["line"], 7);
+        assert_eq!(report["errors"][0]["field"], "session_id");
+        assert_eq!(count(&store, "1 = 1").await, 9);
     }
 }

@@ -1,70 +1,22 @@
 //! `serve` under pressure: a full write queue answers 503 with Retry-After,
-//! SIGTERM drains queued rows and exits 0, and a database that goes away is
-//! answered with fast 503s until it returns, without a restart.
+//! SIGTERM drains queued rows and exits 0 (within its drain bound even with
+//! slow clients), slow clients are cut off by the read timeouts, and a
+//! database that goes away is answered with fast 503s until it returns,
+//! without a restart.
 
 mod capture_support;
 mod common;
 
 use std::time::{Duration, Instant};
 
-use capture_support::{Server, client, count, eventually, install_rules_model};
+use capture_support::{
+    Server, Trickled, WriteBlock, client, count, eventually, install_rules_model, queue_reaches,
+    trickle,
+};
 use common::{Backend, TestDb};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::Connection;
-
-/// Another client holding the write lock of `conversation_logs`, so the
-/// writer blocks on its commit until [`WriteBlock::release`].
-enum WriteBlock {
-    Sqlite(sqlx::SqliteConnection),
-    Postgres(sqlx::PgConnection),
-}
-
-impl WriteBlock {
-    async fn take(db: &TestDb) -> Self {
-        match &db.database_url {
-            None => {
-                let url = format!("sqlite://{}", db.data_path().join("flywheel.db").display());
-                let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-                // The writer waits on SQLite's busy timeout (10 s) meanwhile.
-                sqlx::query("BEGIN IMMEDIATE")
-                    .execute(&mut conn)
-                    .await
-                    .unwrap();
-                WriteBlock::Sqlite(conn)
-            }
-            Some(url) => {
-                let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
-                sqlx::query("BEGIN").execute(&mut conn).await.unwrap();
-                sqlx::query("LOCK TABLE conversation_logs IN SHARE MODE")
-                    .execute(&mut conn)
-                    .await
-                    .unwrap();
-                WriteBlock::Postgres(conn)
-            }
-        }
-    }
-
-    async fn release(self) {
-        match self {
-            WriteBlock::Sqlite(mut c) => sqlx::query("ROLLBACK").execute(&mut c).await.map(|_| ()),
-            WriteBlock::Postgres(mut c) => {
-                sqlx::query("ROLLBACK").execute(&mut c).await.map(|_| ())
-            }
-        }
-        .unwrap();
-    }
-}
-
-async fn health(http: &reqwest::Client, server: &Server) -> Value {
-    http.get(server.url("/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
 
 fn classify(
     http: &reqwest::Client,
@@ -83,19 +35,9 @@ async fn one_in_flight_one_queued(
     server: &Server,
 ) -> Vec<tokio::task::JoinHandle<reqwest::Result<reqwest::Response>>> {
     let first = classify(http, server, "pizza one");
-    eventually(
-        "the writer to hold a row",
-        Duration::from_secs(5),
-        || async { (health(http, server).await["queue"]["in_flight_rows"] == 1).then_some(()) },
-    )
-    .await;
+    queue_reaches(http, server, "in_flight_rows", 1).await;
     let second = classify(http, server, "pizza two");
-    eventually(
-        "a request to wait in the queue",
-        Duration::from_secs(5),
-        || async { (health(http, server).await["queue"]["depth"] == 1).then_some(()) },
-    )
-    .await;
+    queue_reaches(http, server, "depth", 1).await;
     vec![first, second]
 }
 
@@ -182,6 +124,151 @@ async fn sigterm_stops_accepting_commits_what_was_queued_and_exits_0() {
         );
         assert_eq!(count(&store, "user_message LIKE 'pizza %'").await, 2);
     }
+}
+
+/// A classify request whose headers arrive at once and whose body trickles.
+fn slow_body() -> (Vec<u8>, Vec<u8>) {
+    let body = format!(r#"{{"text": "pizza {}"}}"#, "a".repeat(10_000));
+    let head = format!(
+        "POST /nlu/classify HTTP/1.1\r\nHost: flywheel\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    );
+    (head.into_bytes(), body.into_bytes())
+}
+
+/// A request whose header lines trickle.
+fn slow_headers() -> (Vec<u8>, Vec<u8>) {
+    let head = b"POST /nlu/classify HTTP/1.1\r\nHost: flywheel\r\n".to_vec();
+    let tail = format!("X-Padding: {}\r\n\r\n", "a".repeat(10_000)).into_bytes();
+    (head, tail)
+}
+
+/// Start a [`trickle`] client; resolves once it has sent a few slow bytes.
+async fn start_slow_client(
+    server: &Server,
+    (head, tail): (Vec<u8>, Vec<u8>),
+    give_up: Duration,
+) -> tokio::task::JoinHandle<Trickled> {
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let client = tokio::spawn(trickle(
+        server.addr().to_string(),
+        head,
+        tail,
+        give_up,
+        sent.clone(),
+    ));
+    eventually(
+        "the slow client to send",
+        Duration::from_secs(10),
+        || async { (sent.load(std::sync::atomic::Ordering::SeqCst) >= 3).then_some(()) },
+    )
+    .await;
+    client
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_slow_clients_exits_within_the_drain_bound_and_keeps_every_200() {
+    const DRAIN_SECS: u64 = 2;
+    for db in TestDb::all() {
+        let store = db.store().await;
+        install_rules_model(&db, &store).await;
+        // Read timeouts far past the test: only the drain bound can end the slow clients.
+        let mut server = Server::start(
+            &db,
+            &[],
+            &[
+                (
+                    "FLYWHEEL_SERVE__DRAIN_TIMEOUT_SECS",
+                    &DRAIN_SECS.to_string(),
+                ),
+                ("FLYWHEEL_SERVE__HEADER_READ_TIMEOUT_SECS", "600"),
+                ("FLYWHEEL_SERVE__BODY_READ_TIMEOUT_SECS", "600"),
+            ],
+        );
+        let http = client();
+        let give_up = Duration::from_secs(90);
+        let slow = vec![
+            start_slow_client(&server, slow_body(), give_up).await,
+            start_slow_client(&server, slow_headers(), give_up).await,
+        ];
+        let mut acknowledged = Vec::new();
+        for i in 0..5 {
+            let answer = classify(&http, &server, &format!("pizza fast {i}"))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(answer.status(), StatusCode::OK, "{:?}", db.backend);
+            let body: Value = answer.json().await.unwrap();
+            acknowledged.push(body["conversation_id"].as_i64().unwrap());
+        }
+
+        server.signal("TERM");
+        let status =
+            tokio::task::block_in_place(|| server.wait_within(Duration::from_secs(DRAIN_SECS + 5)));
+        assert!(
+            status.success(),
+            "serve exited with {status}: {}",
+            server.stderr()
+        );
+        for client in slow {
+            let seen = client.await.unwrap();
+            assert!(seen.ended_by_server, "{seen:?}");
+            assert!(!seen.answer.starts_with("HTTP/1.1 200"), "{seen:?}");
+        }
+        let ids: Vec<String> = acknowledged.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            count(&store, &format!("id IN ({})", ids.join(","))).await,
+            acknowledged.len() as i64,
+            "every answered row is stored"
+        );
+        assert_eq!(count(&store, "1 = 1").await, acknowledged.len() as i64);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_headers_and_bodies_are_cut_off_by_the_read_timeouts() {
+    let db = TestDb::sqlite();
+    let store = db.store().await;
+    install_rules_model(&db, &store).await;
+    let server = Server::start(
+        &db,
+        &[],
+        &[
+            ("FLYWHEEL_SERVE__HEADER_READ_TIMEOUT_SECS", "1"),
+            ("FLYWHEEL_SERVE__BODY_READ_TIMEOUT_SECS", "1"),
+        ],
+    );
+    // Each slow client would need over 1000 s; the server ends it well before it gives up.
+    let give_up = Duration::from_secs(20);
+    let body = start_slow_client(&server, slow_body(), give_up)
+        .await
+        .await
+        .unwrap();
+    assert!(body.ended_by_server, "{body:?}");
+    assert!(body.answer.starts_with("HTTP/1.1 408"), "{body:?}");
+    let json = body.answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let error: Value = serde_json::from_str(json).unwrap_or_else(|err| panic!("{err}: {body:?}"));
+    assert!(
+        error["error"]
+            .as_str()
+            .unwrap()
+            .contains("serve.body_read_timeout_secs"),
+        "{error}"
+    );
+    let headers = start_slow_client(&server, slow_headers(), give_up)
+        .await
+        .await
+        .unwrap();
+    assert!(headers.ended_by_server, "{headers:?}");
+    assert!(!headers.answer.starts_with("HTTP/1.1 200"), "{headers:?}");
+    // The service still answers everyone else.
+    let ok = classify(&client(), &server, "pizza after")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    assert_eq!(count(&store, "1 = 1").await, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

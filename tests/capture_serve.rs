@@ -402,6 +402,23 @@ async fn the_bearer_token_guards_every_route_but_health() {
         classify(Some("s3cret-token")).await.unwrap().status(),
         StatusCode::OK
     );
+    // The scheme is case-insensitive (RFC 7235), the token is not.
+    for (header, status) in [
+        ("bearer s3cret-token", StatusCode::OK),
+        ("BEARER  s3cret-token", StatusCode::OK),
+        ("bearer S3CRET-TOKEN", StatusCode::UNAUTHORIZED),
+        ("Basic s3cret-token", StatusCode::UNAUTHORIZED),
+        ("Bearers3cret-token", StatusCode::UNAUTHORIZED),
+    ] {
+        let answer = http
+            .post(server.url("/nlu/classify"))
+            .header("authorization", header)
+            .json(&json!({"text": "hello"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), status, "{header}");
+    }
     for (path, post) in [
         ("/v1/conversations", true),
         ("/v1/feedback", true),
@@ -433,6 +450,126 @@ async fn the_bearer_token_guards_every_route_but_health() {
             .status(),
         StatusCode::OK
     );
-    assert_eq!(count(&store, "1 = 1").await, 1);
+    assert_eq!(count(&store, "1 = 1").await, 3);
     assert!(!server.stderr().contains("s3cret-token"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_routes_and_methods_get_the_json_error_shape() {
+    let db = TestDb::sqlite();
+    let server = Server::start(&db, &[], &[]);
+    let http = client();
+    let cases = [
+        (
+            http.get(server.url("/nope")),
+            StatusCode::NOT_FOUND,
+            "/nope",
+        ),
+        (
+            http.post(server.url("/v2/classify")),
+            StatusCode::NOT_FOUND,
+            "/v2/classify",
+        ),
+        (
+            http.get(server.url("/nlu/classify")),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "POST",
+        ),
+        (
+            http.delete(server.url("/health")),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "GET",
+        ),
+    ];
+    for (request, status, named) in cases {
+        let answer = request.send().await.unwrap();
+        assert_eq!(answer.status(), status);
+        if status == StatusCode::METHOD_NOT_ALLOWED {
+            assert!(
+                answer.headers().contains_key("allow"),
+                "{:?}",
+                answer.headers()
+            );
+        }
+        assert_eq!(answer.headers()["content-type"], "application/json");
+        let error: Value = answer.json().await.unwrap();
+        let message = error["error"].as_str().unwrap_or_default();
+        assert!(message.contains(named), "{error}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nul_characters_are_refused_with_400_naming_the_field() {
+    for db in TestDb::all() {
+        let store = db.store().await;
+        install_rules_model(&db, &store).await;
+        let server = Server::start(&db, &[], &[]);
+        let http = client();
+        let mut cases = vec![
+            (
+                "/nlu/classify",
+                json!({"text": "pizza\u{0}please"}),
+                "text".to_string(),
+            ),
+            (
+                "/nlu/classify",
+                json!({"text": "pizza", "sessionId": "s\u{0}1"}),
+                "sessionId".to_string(),
+            ),
+            (
+                "/v1/feedback",
+                json!({"conversation_id": 1, "feedback": "negative", "correct_intent": "greet\u{0}"}),
+                "correct_intent".to_string(),
+            ),
+        ];
+        for field in [
+            "user_message",
+            "session_id",
+            "nlu_intent",
+            "nlu_provider",
+            "routing_decision",
+        ] {
+            let mut records: Vec<Value> = (0..3).map(record).collect();
+            records[2][field] = json!("bad\u{0}value");
+            cases.push(("/v1/conversations", json!(records), format!("[2].{field}")));
+        }
+        for (route, body, field) in cases {
+            let answer = http
+                .post(server.url(route))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                answer.status(),
+                StatusCode::BAD_REQUEST,
+                "{:?} {field}",
+                db.backend
+            );
+            let error: Value = answer.json().await.unwrap();
+            assert_eq!(error["field"], field, "{error}");
+            assert!(
+                error["error"].as_str().unwrap().contains("U+0000"),
+                "{error}"
+            );
+        }
+        assert_eq!(
+            count(&store, "1 = 1").await,
+            0,
+            "a refused request stored something"
+        );
+        // Refusals never reach the database, so good requests around them commit as usual.
+        let ok = http
+            .post(server.url("/v1/conversations"))
+            .json(&(0..3).map(record).collect::<Vec<_>>())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ok.status(), StatusCode::OK);
+        assert!(
+            !server.stderr().contains("one by one"),
+            "{}",
+            server.stderr()
+        );
+    }
 }

@@ -17,7 +17,9 @@ use flywheel::lang::Language;
 use flywheel::pipeline::samples_import::{ImportSource, validate};
 use flywheel::progress::Reporter;
 use flywheel::storage::Store;
-use fuzz_support::{config, json_number_text, json_value, mutation, tricky_string, utterance};
+use fuzz_support::{
+    config, json_number_text, json_value, mutation, tricky_string, utterance, without_nul,
+};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -424,13 +426,13 @@ fn fixture() -> &'static IngestFixture {
 
 fn conversation_record() -> impl Strategy<Value = Value> {
     (
-        utterance(),
+        utterance().prop_map(without_nul),
         intent_name(),
         0.0f64..=1.0,
         "[a-z-]{1,20}",
         proptest::option::of(0..LANGUAGES.len()),
         proptest::option::of("[+]?[0-9 ]{1,15}[0-9]"),
-        proptest::option::of(utterance()),
+        proptest::option::of(utterance().prop_map(without_nul)),
         proptest::option::of(any::<bool>()),
         proptest::option::of(0i64..1_700_000_000),
     )

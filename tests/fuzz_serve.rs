@@ -21,7 +21,7 @@ use flywheel::capture::user_hash::UserHasher;
 use flywheel::capture::writer::{WriteQueue, WriterOptions};
 use flywheel::config::Config;
 use flywheel::lang::Language;
-use fuzz_support::{config, json_value, mutation, tricky_string, utterance};
+use fuzz_support::{config, json_value, mutation, tricky_string, utterance, without_nul};
 use http_body_util::BodyExt;
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -78,6 +78,7 @@ fn fixture() -> &'static Fixture {
                 hasher: Arc::new(UserHasher::from_key([9; 32])),
                 metrics,
                 token_digest: None,
+                body_read_timeout: std::time::Duration::from_secs(10),
             })
         });
         Fixture {
@@ -156,9 +157,9 @@ fn check_answer(
 
 fn classify_body() -> impl Strategy<Value = Value> {
     (
-        utterance(),
+        utterance().prop_map(without_nul),
         proptest::option::of("[+]?[0-9 -]{0,14}[0-9]"),
-        proptest::option::of(tricky_string(20)),
+        proptest::option::of(tricky_string(20).prop_map(without_nul)),
         proptest::option::of(prop::sample::select(vec![
             "en", "hinglish", "hi", "mr", "other", " HI ",
         ])),
@@ -180,11 +181,11 @@ fn classify_body() -> impl Strategy<Value = Value> {
 
 fn conversation() -> impl Strategy<Value = Value> {
     (
-        utterance(),
+        utterance().prop_map(without_nul),
         "[a-z_]{1,20}",
         0.0f64..=1.0,
         "[a-z-]{1,12}",
-        proptest::option::of(tricky_string(12)),
+        proptest::option::of(tricky_string(12).prop_map(without_nul)),
     )
         .prop_map(|(text, intent, confidence, provider, session)| {
             let mut v = json!({"user_message": text, "nlu_intent": intent,

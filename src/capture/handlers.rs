@@ -1,28 +1,39 @@
 //! The HTTP routes of `flywheel serve` (DESIGN §6) and their middleware:
-//! bearer-token auth and request metrics.
+//! bearer-token auth and request metrics. Every error, 404 and 405
+//! included, is `{"error": …, "field"?: …}` (`api_error`).
+//!
+//! `POST /nlu/classify` and `POST /v1/conversations` take an optional
+//! `Idempotency-Key` header (bulk records instead may each carry a
+//! `request_id`): a repeat within [`IDEMPOTENCY_WINDOW`] is answered with the
+//! original answer and stores nothing new, so a client may retry whatever
+//! happened to its first attempt.
 
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use axum::body::{Body, HttpBody};
+use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use super::api_error::{ApiError, method_not_allowed, not_found, storage_error};
 use super::classifier::ModelRouter;
 use super::metrics::{Gauges, Metrics};
-use super::record::{ClassifyRequest, FeedbackRequest, FieldError, conversation_record};
+use super::record::{
+    ClassifyRequest, FeedbackRequest, FieldError, conversation_record, record_request_id,
+};
+use super::request_body::{IDEMPOTENCY_KEY, idempotency_key, json_body};
 use super::user_hash::UserHasher;
-use super::writer::{WriteError, WriteQueue};
+use super::writer::{Committed, IDEMPOTENCY_WINDOW, WriteError, WriteQueue};
 use crate::config::ROUTER_PROVIDER;
-use crate::error::ErrorKind;
-use crate::storage::conversations::NewConversation;
+use crate::storage::conversations::{Conversation, NewConversation};
+use crate::storage::idempotency::{IdempotencyKey, KeyScope};
 use crate::storage::{Store, Timestamp};
 
 /// Body limits: one utterance, and a bulk batch of records.
@@ -30,8 +41,8 @@ pub const CLASSIFY_BODY_LIMIT: usize = 64 * 1024;
 pub const BULK_BODY_LIMIT: usize = 8 * 1024 * 1024;
 /// Records per `POST /v1/conversations`; more is answered 413.
 pub const MAX_BULK_RECORDS: usize = 10_000;
-/// How long a request waits for its commit before giving up with 503.
-const COMMIT_WAIT: Duration = Duration::from_secs(30);
+/// Set on an answer repeated for a key seen before.
+const REPLAYED: &str = "Idempotent-Replayed";
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -45,6 +56,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// SHA-256 of the API token; compared digest to digest in constant time.
     pub token_digest: Option<[u8; 32]>,
+    /// A body must arrive within this once its headers have (`serve.body_read_timeout_secs`).
+    pub body_read_timeout: Duration,
 }
 
 impl AppState {
@@ -69,138 +82,60 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
         .merge(protected)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .with_state(state)
 }
 
-/// An error answer: `{"error": …, "field": …}` with a status.
-struct ApiError {
-    status: StatusCode,
-    message: String,
-    field: Option<String>,
-}
-
-impl ApiError {
-    fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            message: message.into(),
-            field: None,
+/// Store `rows` under `keys` (`fields[i]` names where `keys[i]` came from).
+async fn store_rows(
+    state: &AppState,
+    rows: Vec<NewConversation>,
+    keys: Vec<IdempotencyKey>,
+    fields: &[String],
+) -> Result<Committed, ApiError> {
+    match state.queue.submit(rows, keys).await {
+        Ok(committed) => Ok(committed),
+        Err(WriteError::KeyReused(k)) => {
+            let field = fields
+                .get(k)
+                .cloned()
+                .unwrap_or_else(|| IDEMPOTENCY_KEY.into());
+            Err(ApiError {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                message: format!(
+                    "`{field}` was used within the last {} h for a different request; nothing was \
+                     stored. Use a new key for a new request",
+                    IDEMPOTENCY_WINDOW.as_secs() / 3600
+                ),
+                field: Some(field),
+            })
         }
-    }
-}
-
-impl From<FieldError> for ApiError {
-    fn from(err: FieldError) -> Self {
-        Self {
-            status: StatusCode::BAD_REQUEST,
-            message: err.to_string(),
-            field: Some(err.field),
-        }
-    }
-}
-
-impl From<WriteError> for ApiError {
-    fn from(err: WriteError) -> Self {
-        match err {
-            WriteError::QueueFull => Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the write queue is full; retry after a second",
-            ),
-            WriteError::Unavailable(why) => Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("not stored, the database is unavailable ({why}); retry later"),
-            ),
-            WriteError::Failed(why) => Self::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("not stored: {why}"),
-            ),
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut body = json!({ "error": self.message });
-        if let Some(field) = self.field {
-            body["field"] = Value::String(field);
-        }
-        let mut response = (self.status, Json(body)).into_response();
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        }
-        response
-    }
-}
-
-/// Past its limit a body is still read (and thrown away) up to this, so
-/// the client, still sending, gets its 413 instead of a reset connection.
-const DRAIN_LIMIT: u64 = 64 * 1024 * 1024;
-
-/// The body as JSON: 413 past `limit` (holding at most `limit` bytes),
-/// 400 naming the problem when it is not JSON.
-async fn json_body(body: Body, limit: usize) -> Result<Value, ApiError> {
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "the request body is larger than the {} KiB this route accepts",
-                limit / 1024
-            ),
-        )
-    };
-    let mut body = body;
-    if body.size_hint().lower() > DRAIN_LIMIT {
-        return Err(too_large());
-    }
-    let mut bytes: Vec<u8> = Vec::new();
-    let mut seen: u64 = 0;
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|err| {
-            ApiError::new(StatusCode::BAD_REQUEST, format!("reading the body: {err}"))
-        })?;
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        seen += data.len() as u64;
-        if seen <= limit as u64 {
-            bytes.extend_from_slice(&data);
-        } else if seen > DRAIN_LIMIT {
-            break;
-        }
-    }
-    if seen > limit as u64 {
-        return Err(too_large());
-    }
-    serde_json::from_slice(&bytes).map_err(|err| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("the body is not valid JSON: {err}"),
-        )
-    })
-}
-
-async fn store_rows(state: &AppState, rows: Vec<NewConversation>) -> Result<Vec<i64>, ApiError> {
-    let submitted = tokio::time::timeout(COMMIT_WAIT, state.queue.submit(rows)).await;
-    match submitted {
-        Ok(Ok(ids)) => Ok(ids),
-        Ok(Err(err)) => {
+        Err(err) => {
             if matches!(err, WriteError::QueueFull) {
                 state.metrics.record_queue_full();
             }
             Err(err.into())
         }
-        Err(_) => Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the database did not commit in time; the row may or may not be stored",
-        )),
     }
 }
 
-async fn classify(State(state): State<Arc<AppState>>, body: Body) -> Result<Response, ApiError> {
-    let value = json_body(body, CLASSIFY_BODY_LIMIT).await?;
+/// Mark an answer as the repeat of an earlier one.
+fn replayed(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(REPLAYED, HeaderValue::from_static("true"));
+    response
+}
+
+async fn classify(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let key = idempotency_key(&headers)?;
+    let value = json_body(body, CLASSIFY_BODY_LIMIT, state.body_read_timeout).await?;
     let request = ClassifyRequest::parse(&value, &state.hasher)?;
     let router = state.router();
     let Some(model) = router.pick(request.sticky_key()) else {
@@ -229,18 +164,86 @@ async fn classify(State(state): State<Arc<AppState>>, body: Body) -> Result<Resp
         fallback: c.fallback,
         routing_decision: None,
     };
-    let ids = store_rows(&state, vec![row]).await?;
+    let keys: Vec<IdempotencyKey> = key
+        .into_iter()
+        .map(|key| IdempotencyKey {
+            scope: KeyScope::Classify,
+            key,
+            fingerprint: state.hasher.fingerprint(value.to_string().as_bytes()),
+            rows: 0..1,
+        })
+        .collect();
+    let mut answer = ClassifyAnswer::of(&row);
+    let committed = store_rows(&state, vec![row], keys, &[IDEMPOTENCY_KEY.into()]).await?;
+    let id = committed.ids[0];
+    if committed.replayed > 0 {
+        return original_answer(&state, id).await;
+    }
     state.metrics.record_classification(&version, c.fallback);
-    Ok(Json(json!({
-        "intent": c.intent,
-        "confidence": c.confidence,
-        "provider": ROUTER_PROVIDER,
-        "model_version": version,
-        "fallback": c.fallback,
-        "language": c.language.as_str(),
-        "conversation_id": ids[0],
-    }))
-    .into_response())
+    answer.conversation_id = id;
+    Ok(Json(answer).into_response())
+}
+
+/// A repeated classify request is answered as the first time, from what
+/// the first attempt stored (the model may have changed since).
+async fn original_answer(state: &AppState, id: i64) -> Result<Response, ApiError> {
+    let original = state
+        .store
+        .conversation(id)
+        .await
+        .map_err(|err| storage_error(&err))?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                format!(
+                    "the conversation {id} stored under this Idempotency-Key has been deleted; use \
+                     a new key"
+                ),
+            )
+        })?;
+    Ok(replayed(
+        Json(ClassifyAnswer::stored(&original)).into_response(),
+    ))
+}
+
+/// Classify's answer: what was stored for the conversation, so that a
+/// repeat answered from the stored row says the same.
+#[derive(serde::Serialize)]
+struct ClassifyAnswer {
+    intent: Option<String>,
+    confidence: Option<f64>,
+    provider: Option<String>,
+    model_version: Option<String>,
+    fallback: bool,
+    language: Option<String>,
+    conversation_id: i64,
+}
+
+impl ClassifyAnswer {
+    /// For a row about to be stored (its id is set once it is).
+    fn of(row: &NewConversation) -> Self {
+        Self {
+            intent: row.nlu_intent.clone(),
+            confidence: row.nlu_confidence,
+            provider: row.nlu_provider.clone(),
+            model_version: row.model_version.clone(),
+            fallback: row.fallback,
+            language: row.language.clone(),
+            conversation_id: 0,
+        }
+    }
+
+    fn stored(row: &Conversation) -> Self {
+        Self {
+            intent: row.nlu_intent.clone(),
+            confidence: row.nlu_confidence,
+            provider: row.nlu_provider.clone(),
+            model_version: row.model_version.clone(),
+            fallback: row.fallback,
+            language: row.language.clone(),
+            conversation_id: row.id,
+        }
+    }
 }
 
 /// What classify says when no model is in production.
@@ -256,10 +259,12 @@ pub fn no_model_message() -> String {
 
 async fn conversations(
     State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let value = json_body(body, BULK_BODY_LIMIT).await?;
-    let Value::Array(records) = value else {
+    let key = idempotency_key(&headers)?;
+    let value = json_body(body, BULK_BODY_LIMIT, state.body_read_timeout).await?;
+    let Value::Array(records) = &value else {
         return Err(ApiError::from(FieldError::new(
             "body",
             "must be a JSON array of records",
@@ -276,20 +281,66 @@ async fn conversations(
     }
     let now = chrono::Utc::now();
     // Validate everything before storing anything: one bad record refuses the request.
-    let rows = records
-        .iter()
-        .enumerate()
-        .map(|(i, record)| {
-            conversation_record(record, &state.hasher, now)
-                .map_err(|e| e.within(&format!("[{i}].")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let ids = store_rows(&state, rows).await?;
-    Ok(Json(json!({ "stored": ids.len(), "ids": ids })).into_response())
+    let mut rows = Vec::with_capacity(records.len());
+    let mut keys = Vec::new();
+    let mut fields = Vec::new();
+    let mut first_with_id: HashMap<String, usize> = HashMap::new();
+    for (i, record) in records.iter().enumerate() {
+        let within = |e: FieldError| ApiError::from(e.within(&format!("[{i}].")));
+        rows.push(conversation_record(record, &state.hasher, now).map_err(within)?);
+        let Some(request_id) = record_request_id(record).map_err(within)? else {
+            continue;
+        };
+        if key.is_some() {
+            return Err(within(FieldError::new(
+                "request_id",
+                "cannot be combined with an Idempotency-Key header: key the request or its \
+                 records, not both",
+            )));
+        }
+        if let Some(first) = first_with_id.insert(request_id.clone(), i) {
+            return Err(within(FieldError::new(
+                "request_id",
+                format!("repeats the request_id of record [{first}]"),
+            )));
+        }
+        keys.push(IdempotencyKey {
+            scope: KeyScope::Record,
+            key: request_id,
+            fingerprint: state.hasher.fingerprint(record.to_string().as_bytes()),
+            rows: i..i + 1,
+        });
+        fields.push(format!("[{i}].request_id"));
+    }
+    let whole_request_keyed = key.is_some();
+    if let Some(key) = key {
+        keys.push(IdempotencyKey {
+            scope: KeyScope::Conversations,
+            key,
+            fingerprint: state.hasher.fingerprint(value.to_string().as_bytes()),
+            rows: 0..rows.len(),
+        });
+        fields.push(IDEMPOTENCY_KEY.into());
+    }
+    let Committed {
+        ids,
+        replayed: repeats,
+    } = store_rows(&state, rows, keys, &fields).await?;
+    if whole_request_keyed {
+        // The original answer, word for word.
+        let answer =
+            Json(json!({ "stored": ids.len(), "ids": ids, "replayed": 0 })).into_response();
+        return Ok(if repeats > 0 {
+            replayed(answer)
+        } else {
+            answer
+        });
+    }
+    Ok(Json(json!({ "stored": ids.len(), "ids": ids, "replayed": repeats })).into_response())
 }
 
 async fn feedback(State(state): State<Arc<AppState>>, body: Body) -> Result<Response, ApiError> {
-    let value = json_body(body, CLASSIFY_BODY_LIMIT).await?;
+    let value = json_body(body, CLASSIFY_BODY_LIMIT, state.body_read_timeout).await?;
     let request = FeedbackRequest::parse(&value)?;
     let found = state
         .store
@@ -299,10 +350,7 @@ async fn feedback(State(state): State<Arc<AppState>>, body: Body) -> Result<Resp
             request.correct_intent.as_deref(),
         )
         .await
-        .map_err(|err| match err.kind() {
-            ErrorKind::Unavailable => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, err.message()),
-            _ => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, err.message()),
-        })?;
+        .map_err(|err| storage_error(&err))?;
     if !found {
         return Err(ApiError {
             status: StatusCode::NOT_FOUND,
@@ -366,6 +414,14 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
+/// The token of an `Authorization: Bearer <token>` value; the scheme is
+/// case-insensitive (RFC 7235), the token is not.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once([' ', '\t'])?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 /// `Authorization: Bearer <token>` when a token is configured.
 async fn require_token(
     State(state): State<Arc<AppState>>,
@@ -379,8 +435,8 @@ async fn require_token(
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|token| token_digest(token.trim()));
+        .and_then(bearer_token)
+        .map(token_digest);
     if given.is_some_and(|digest| constant_time_eq(&digest, expected)) {
         next.run(request).await
     } else {
@@ -430,4 +486,25 @@ async fn track(State(state): State<Arc<AppState>>, request: Request, next: Next)
         .metrics
         .record_request(route, response.status().as_u16(), started.elapsed());
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive_and_the_token_is_not() {
+        for value in [
+            "Bearer t0k",
+            "bearer t0k",
+            "BEARER\tt0k",
+            "  bEaReR   t0k  ",
+        ] {
+            assert_eq!(bearer_token(value), Some("t0k"), "{value:?}");
+        }
+        assert_eq!(bearer_token("bearer T0K"), Some("T0K"));
+        for value in ["Bearert0k", "Basic t0k", "Bearer", "Bearer   ", "t0k", ""] {
+            assert_eq!(bearer_token(value), None, "{value:?}");
+        }
+    }
 }

@@ -8,8 +8,6 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::storage::conversations::NewConversation;
-
 /// Upper bounds (seconds) of the latency histogram buckets.
 const LATENCY_BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -84,9 +82,9 @@ impl Metrics {
         }
     }
 
-    pub fn record_commit(&self, rows: &[NewConversation], elapsed: Duration) {
-        self.captured_rows
-            .fetch_add(rows.len() as u64, Ordering::Relaxed);
+    /// A commit that stored `rows` new rows.
+    pub fn record_commit(&self, rows: usize, elapsed: Duration) {
+        self.captured_rows.fetch_add(rows as u64, Ordering::Relaxed);
         self.commits.fetch_add(1, Ordering::Relaxed);
         self.commit_micros
             .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);

@@ -2,6 +2,10 @@
 //! (bulk `POST /v1/conversations` and `flywheel ingest` share one shape,
 //! DESIGN §6) and feedback. Each error names the field; unknown fields are
 //! ignored so newer senders keep working.
+//!
+//! Text containing U+0000 is refused (PostgreSQL cannot store it in `TEXT`;
+//! SQLite could, but both backends must take the same data), never stripped:
+//! a changed message would be logged as something the user never said.
 
 use std::fmt;
 
@@ -76,6 +80,10 @@ fn optional_text(map: &Fields, name: &str, max: usize) -> Result<Option<String>,
         Some(Value::String(s)) if s.len() > max => Err(FieldError::new(
             name,
             format!("is {} bytes long; the limit is {max}", s.len()),
+        )),
+        Some(Value::String(s)) if s.contains('\0') => Err(FieldError::new(
+            name,
+            "contains U+0000 (the NUL character), which cannot be stored; remove it",
         )),
         Some(Value::String(s)) => Ok(Some(s.trim().to_string())),
         Some(other) => Err(FieldError::new(
@@ -188,6 +196,11 @@ pub fn conversation_record(
         fallback: optional_bool(map, "fallback")?.unwrap_or(false),
         created_at: optional_created_at(map, "created_at", now)?.unwrap_or_else(Timestamp::now),
     })
+}
+
+/// A bulk record's optional `request_id`: its idempotency key.
+pub fn record_request_id(value: &Value) -> Result<Option<String>, FieldError> {
+    optional_text(as_object(value, "record")?, "request_id", MAX_FIELD_BYTES)
 }
 
 /// `POST /nlu/classify`.
@@ -306,6 +319,9 @@ mod tests {
             ),
             ("phone_number", json!("n/a")),
             ("fallback", json!("yes")),
+            ("user_message", json!("a\u{0}b")),
+            ("session_id", json!("\u{0}")),
+            ("phone_number", json!("98765\u{0}")),
         ];
         for (field, bad) in cases {
             let mut value = good();

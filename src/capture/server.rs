@@ -1,6 +1,7 @@
 //! `flywheel serve`: binds, loads the live models, starts the group-commit
 //! writer, serves until SIGTERM/SIGINT, then drains: no new connections,
-//! in-flight requests finish, every queued row is committed, exit 0.
+//! in-flight requests get up to `serve.drain_timeout_secs` to finish (the
+//! connections left are then closed), every queued row is committed, exit 0.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use tokio::sync::Notify;
 
 use super::classifier::{Canary, Classification, IntentClassifier, Loader, ModelRouter};
 use super::handlers::{AppState, app, token_digest};
+use super::listener::{ConnectionLimits, serve_connections};
 use super::metrics::Metrics;
 use super::user_hash::UserHasher;
 use super::writer::{WriteQueue, WriterOptions};
@@ -97,18 +99,26 @@ pub async fn serve(
         hasher,
         metrics: metrics.clone(),
         token_digest: options.api_token.as_ref().map(|t| token_digest(t.expose())),
+        body_read_timeout: Duration::from_secs(config.serve.body_read_timeout_secs),
+    };
+    let limits = ConnectionLimits {
+        header_read: Duration::from_secs(config.serve.header_read_timeout_secs),
+        drain: Duration::from_secs(config.serve.drain_timeout_secs),
     };
     if state.token_digest.is_none() && !local.ip().is_loopback() {
         tracing::warn!(addr = %local, "serving on a non-loopback address without an API token");
     }
     tracing::info!(addr = %local, database = store.description(), "serve listening");
     on_listening(local);
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown_signal(options.shutdown.clone()))
-        .await
-        .map_err(|err| Error::failure(format!("the HTTP server failed: {err}")))?;
+    serve_connections(
+        listener,
+        app(state),
+        limits,
+        shutdown_signal(options.shutdown.clone()),
+    )
+    .await;
     // Every handler (and its queue handle) is gone: the writer now commits
-    // what is left in the queue and stops.
+    // what is left in the queue, answered or not, and stops.
     reload.abort();
     if let Some(bootstrap) = bootstrap {
         // Its training is crash-safe: an aborted run registers nothing.

@@ -95,6 +95,17 @@ impl UserHasher {
         mac.update(digits.as_bytes());
         Some(hex::encode(mac.finalize().into_bytes()))
     }
+
+    /// Hex HMAC of a request's content, stored with its idempotency key to
+    /// tell a retry from a key reused for something else. Keyed (and kept
+    /// apart from phone hashes by a prefix) because the content may hold a
+    /// phone number.
+    pub fn fingerprint(&self, content: &[u8]) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key length");
+        mac.update(b"request\0");
+        mac.update(content);
+        hex::encode(mac.finalize().into_bytes())
+    }
 }
 
 fn key_error(path: &Path, err: std::io::Error) -> Error {

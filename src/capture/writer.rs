@@ -8,7 +8,13 @@
 //! with `Retry-After`) rather than queueing without limit or dropping rows.
 //! When the database fails the writer marks it down; handlers then answer
 //! 503 without queueing, and a probe marks it up again when a ping succeeds.
+//!
+//! Requests may carry idempotency keys, settled in the same transaction as
+//! their rows (see [`crate::storage::idempotency`]). One batch never holds a
+//! key twice: a request repeating a key already in the batch waits for the
+//! next one, where the first's commit answers it.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -18,8 +24,15 @@ use tokio::task::JoinHandle;
 
 use super::metrics::Metrics;
 use crate::error::{Error, ErrorKind};
-use crate::storage::Store;
 use crate::storage::conversations::NewConversation;
+use crate::storage::idempotency::{IdempotencyKey, KeyScope, KeyedOutcome, KeyedRows};
+use crate::storage::{Store, Timestamp};
+
+/// How long an idempotency key is remembered: a repeat within this is
+/// answered with the original answer.
+pub const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
+/// How often keys older than the window are deleted.
+const KEY_PRUNE_INTERVAL: Duration = Duration::from_secs(60 * 60);
 
 /// Why rows were not stored.
 #[derive(Debug)]
@@ -30,11 +43,28 @@ pub enum WriteError {
     Unavailable(String),
     /// Shutting down, or another failure of the write.
     Failed(String),
+    /// The request's `keys[i]` was used within the window for different
+    /// content; nothing was stored.
+    KeyReused(usize),
+    /// No answer within the commit wait: the rows are still queued or being
+    /// committed, so they may or may not end up stored.
+    Uncertain,
+}
+
+/// What a committed request got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// The id of each row, in order.
+    pub ids: Vec<i64>,
+    /// Rows an earlier request with the same key had stored (their ids are
+    /// the earlier ones; nothing new was stored for them).
+    pub replayed: usize,
 }
 
 struct Job {
     rows: Vec<NewConversation>,
-    reply: oneshot::Sender<Result<Vec<i64>, WriteError>>,
+    keys: Vec<IdempotencyKey>,
+    reply: oneshot::Sender<Result<Committed, WriteError>>,
 }
 
 /// Handle the request handlers share.
@@ -42,6 +72,7 @@ struct Job {
 pub struct WriteQueue {
     tx: mpsc::Sender<Job>,
     capacity: usize,
+    commit_wait: Duration,
     db_up: Arc<AtomicBool>,
     /// Rows the writer has taken but not yet committed.
     in_flight: Arc<AtomicUsize>,
@@ -54,6 +85,9 @@ pub struct WriterOptions {
     pub queue_capacity: usize,
     /// Rows committed per transaction at most (a bulk request may exceed it alone).
     pub max_batch_rows: usize,
+    /// How long a request waits for its commit before it is answered 503
+    /// ("may or may not be stored").
+    pub commit_wait: Duration,
 }
 
 impl Default for WriterOptions {
@@ -61,6 +95,7 @@ impl Default for WriterOptions {
         Self {
             queue_capacity: 4096,
             max_batch_rows: 2048,
+            commit_wait: Duration::from_secs(30),
         }
     }
 }
@@ -77,6 +112,7 @@ impl WriteQueue {
         let queue = Self {
             tx,
             capacity: options.queue_capacity.max(1),
+            commit_wait: options.commit_wait,
             db_up: Arc::new(AtomicBool::new(true)),
             in_flight: Arc::new(AtomicUsize::new(0)),
         };
@@ -91,8 +127,13 @@ impl WriteQueue {
         (queue, tokio::spawn(writer.run()))
     }
 
-    /// Store `rows` durably; their ids once committed.
-    pub async fn submit(&self, rows: Vec<NewConversation>) -> Result<Vec<i64>, WriteError> {
+    /// Store `rows` durably under `keys` (none: unconditionally); their ids
+    /// once committed, or [`WriteError::Uncertain`] after the commit wait.
+    pub async fn submit(
+        &self,
+        rows: Vec<NewConversation>,
+        keys: Vec<IdempotencyKey>,
+    ) -> Result<Committed, WriteError> {
         if !self.db_up.load(Ordering::Relaxed) {
             return Err(WriteError::Unavailable(
                 "the database is unavailable".into(),
@@ -100,18 +141,20 @@ impl WriteQueue {
         }
         let (reply, answer) = oneshot::channel();
         self.tx
-            .try_send(Job { rows, reply })
+            .try_send(Job { rows, keys, reply })
             .map_err(|err| match err {
                 mpsc::error::TrySendError::Full(_) => WriteError::QueueFull,
                 mpsc::error::TrySendError::Closed(_) => {
                     WriteError::Failed("the service is shutting down".into())
                 }
             })?;
-        answer.await.unwrap_or_else(|_| {
-            Err(WriteError::Failed(
+        match tokio::time::timeout(self.commit_wait, answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(WriteError::Failed(
                 "the writer stopped before answering".into(),
-            ))
-        })
+            )),
+            Err(_) => Err(WriteError::Uncertain),
+        }
     }
 
     /// Requests waiting for the writer.
@@ -164,18 +207,9 @@ impl Writer {
                 }
             }
         });
-        while let Some(first) = self.rx.recv().await {
-            let mut rows = first.rows.len();
-            let mut batch = vec![first];
-            while rows < self.max_batch_rows {
-                match self.rx.try_recv() {
-                    Ok(job) => {
-                        rows += job.rows.len();
-                        batch.push(job);
-                    }
-                    Err(_) => break,
-                }
-            }
+        let prune = tokio::spawn(prune_keys(self.store.clone()));
+        let mut carried: Option<Job> = None;
+        while let Some((batch, rows)) = self.next_batch(&mut carried).await {
             if !self.db_up.load(Ordering::Relaxed) {
                 // Queued before the failure was noticed: fail fast as well.
                 for job in batch {
@@ -190,29 +224,69 @@ impl Writer {
             self.in_flight.store(0, Ordering::Relaxed);
         }
         checkpoints.abort();
+        prune.abort();
         if let Err(err) = self.store.checkpoint_wal().await {
             tracing::debug!("final WAL checkpoint skipped: {err}");
         }
         tracing::debug!("write queue drained; writer stopped");
     }
 
-    async fn commit(&self, mut batch: Vec<Job>) {
-        let sizes: Vec<usize> = batch.iter().map(|j| j.rows.len()).collect();
-        let mut rows: Vec<NewConversation> = Vec::with_capacity(sizes.iter().sum());
-        for job in &mut batch {
-            rows.append(&mut job.rows);
+    /// Everything pending, up to the batch size, with its row count; `None`
+    /// once the queue is closed and empty. A job repeating a key of the
+    /// batch is left in `carried` and starts the next batch.
+    async fn next_batch(&mut self, carried: &mut Option<Job>) -> Option<(Vec<Job>, usize)> {
+        let first = match carried.take() {
+            Some(job) => job,
+            None => self.rx.recv().await?,
+        };
+        let key_of = |k: &IdempotencyKey| (k.scope, k.key.clone());
+        let mut keys: HashSet<(KeyScope, String)> = first.keys.iter().map(key_of).collect();
+        let mut rows = first.rows.len();
+        let mut batch = vec![first];
+        while rows < self.max_batch_rows {
+            let Ok(job) = self.rx.try_recv() else {
+                break;
+            };
+            if job.keys.iter().any(|k| keys.contains(&key_of(k))) {
+                *carried = Some(job);
+                break;
+            }
+            keys.extend(job.keys.iter().map(key_of));
+            rows += job.rows.len();
+            batch.push(job);
         }
+        Some((batch, rows))
+    }
+
+    async fn commit(&self, batch: Vec<Job>) {
+        let requests: Vec<KeyedRows<'_>> = batch
+            .iter()
+            .map(|job| KeyedRows {
+                rows: &job.rows,
+                keys: &job.keys,
+            })
+            .collect();
         let started = std::time::Instant::now();
-        match self
+        let committed = self
             .store
-            .insert_conversations_deferring_checkpoints(&rows)
-            .await
-        {
-            Ok(ids) => {
-                self.metrics.record_commit(&rows, started.elapsed());
-                let mut ids = ids.into_iter();
-                for (job, n) in batch.into_iter().zip(sizes) {
-                    let _ = job.reply.send(Ok(ids.by_ref().take(n).collect()));
+            .insert_conversations_deferring_checkpoints(&requests, keys_fresh_since())
+            .await;
+        drop(requests);
+        match committed {
+            Ok(outcomes) => {
+                let stored = outcomes
+                    .iter()
+                    .map(|o| match o {
+                        KeyedOutcome::Stored { ids, replayed } => ids.len() - replayed,
+                        KeyedOutcome::KeyReused(_) => 0,
+                    })
+                    .sum();
+                self.metrics.record_commit(stored, started.elapsed());
+                for (job, outcome) in batch.into_iter().zip(outcomes) {
+                    let _ = job.reply.send(match outcome {
+                        KeyedOutcome::Stored { ids, replayed } => Ok(Committed { ids, replayed }),
+                        KeyedOutcome::KeyReused(k) => Err(WriteError::KeyReused(k)),
+                    });
                 }
             }
             Err(err) if err.kind() == ErrorKind::Unavailable => {
@@ -228,14 +302,7 @@ impl Writer {
                 // Validation should make this unreachable; if one request's
                 // rows are refused anyway, they must not fail the others.
                 tracing::warn!("a group commit failed ({err}); committing its requests one by one");
-                let mut rest = rows;
-                let mut single = Vec::with_capacity(batch.len());
-                for (mut job, n) in batch.into_iter().zip(sizes) {
-                    let tail = rest.split_off(n);
-                    job.rows = std::mem::replace(&mut rest, tail);
-                    single.push(job);
-                }
-                for job in single {
+                for job in batch {
                     Box::pin(self.commit(vec![job])).await;
                 }
             }
@@ -267,6 +334,26 @@ impl Writer {
                     }
                 }
             });
+        }
+    }
+}
+
+/// Keys stored before this are forgotten.
+fn keys_fresh_since() -> Timestamp {
+    let window = chrono::Duration::from_std(IDEMPOTENCY_WINDOW).expect("a day fits");
+    Timestamp::from(chrono::Utc::now() - window)
+}
+
+/// Delete expired idempotency keys now and then (they are ignored anyway;
+/// this keeps the table at about a day of keys).
+async fn prune_keys(store: Store) {
+    let mut tick = tokio::time::interval(KEY_PRUNE_INTERVAL);
+    loop {
+        tick.tick().await;
+        match store.prune_idempotency_keys(keys_fresh_since()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(keys = n, "pruned expired idempotency keys"),
+            Err(err) => tracing::debug!("pruning idempotency keys skipped: {err}"),
         }
     }
 }

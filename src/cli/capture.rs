@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use super::Context;
-use super::args::parse_duration;
+use super::args::{parse_duration, parse_positive_duration};
 use crate::capture::classifier::load_artifact;
 use crate::capture::gaps::{GapRules, capture_gaps};
 use crate::capture::ingest::{IngestOptions, ingest as run_ingest};
@@ -32,6 +32,10 @@ pub struct ServeArgs {
     /// Rows committed per transaction at most.
     #[arg(long, default_value_t = WriterOptions::default().max_batch_rows, value_name = "N")]
     pub max_batch: usize,
+    /// How long a request waits for its commit before 503 "may or may not
+    /// be stored" (retry with the same Idempotency-Key).
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub commit_wait: chrono::Duration,
     /// On a fresh installation, do not train and deploy the bootstrap model
     /// (classify answers 503 until a model is promoted); `serve.bootstrap = false`.
     #[arg(long)]
@@ -49,6 +53,10 @@ pub async fn serve(ctx: &Context, args: ServeArgs) -> Result<ExitCode> {
         writer: WriterOptions {
             queue_capacity: args.queue_capacity,
             max_batch_rows: args.max_batch,
+            commit_wait: args
+                .commit_wait
+                .to_std()
+                .map_err(|_| Error::usage("--commit-wait must be positive"))?,
         },
         loader: load_artifact,
     };

@@ -79,6 +79,13 @@ pub struct ServeConfig {
     /// A fresh installation (no model version ever) trains and deploys the
     /// bootstrap model from the built-in seed set when serve starts.
     pub bootstrap: bool,
+    /// A request's header lines must arrive within this (else the connection is closed).
+    pub header_read_timeout_secs: u64,
+    /// A request's body must arrive within this once its headers have (else 408).
+    pub body_read_timeout_secs: u64,
+    /// After SIGTERM, in-flight requests get this long; then the connections
+    /// left are closed (every row already answered 200 is committed).
+    pub drain_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -156,6 +163,9 @@ impl Default for ServeConfig {
             addr: "127.0.0.1:3200".into(),
             api_token: None,
             bootstrap: true,
+            header_read_timeout_secs: 10,
+            body_read_timeout_secs: 10,
+            drain_timeout_secs: 10,
         }
     }
 }

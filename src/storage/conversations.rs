@@ -4,6 +4,7 @@
 use serde::Serialize;
 use sqlx::{Postgres, QueryBuilder, Sqlite, Transaction};
 
+use super::idempotency::{KeyedOutcome, KeyedRows, insert_keyed};
 use super::{Backend, Store, Timestamp, db_error, on_pool};
 use crate::error::{Error, Result};
 
@@ -33,6 +34,10 @@ const ROWS_PER_STATEMENT: usize = 500;
 const INSERT_HEAD: &str = "INSERT INTO conversation_logs (created_at, session_id, user_hash, user_message, \
      language, nlu_intent, nlu_confidence, nlu_provider, model_version, fallback, routing_decision) ";
 
+const CONVERSATION_SELECT: &str = "SELECT id, created_at, session_id, user_message, language, \
+     nlu_intent, nlu_confidence, nlu_provider, model_version, fallback, routing_decision, \
+     feedback, review_status FROM conversation_logs";
+
 /// One stored conversation, as `stats recent` and the console show it.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct Conversation {
@@ -59,6 +64,7 @@ macro_rules! insert_on {
         for chunk in $rows.chunks(ROWS_PER_STATEMENT) {
             let mut qb = QueryBuilder::<$db>::new(INSERT_HEAD);
             qb.push_values(chunk, |mut b, row| {
+                let row: &NewConversation = std::borrow::Borrow::borrow(row);
                 b.push_bind(row.created_at)
                     .push_bind(row.session_id.as_deref())
                     .push_bind(row.user_hash.as_deref())
@@ -95,7 +101,11 @@ pub enum ConversationImport {
 }
 
 impl ConversationImport {
-    pub async fn insert(&mut self, rows: &[NewConversation]) -> Result<Vec<i64>> {
+    /// Insert `rows` (owned or borrowed); their new ids in order.
+    pub async fn insert<R>(&mut self, rows: &[R]) -> Result<Vec<i64>>
+    where
+        R: std::borrow::Borrow<NewConversation> + Sync,
+    {
         match self {
             ConversationImport::Sqlite(tx) => insert_on!(tx, Sqlite, rows),
             ConversationImport::Postgres(tx) => insert_on!(tx, Postgres, rows),
@@ -133,17 +143,26 @@ impl Store {
         Ok(ids)
     }
 
-    /// [`Store::insert_conversations`] for `serve`'s writer: on SQLite the
-    /// connection stops checkpointing the WAL on commit (a checkpoint
-    /// fsyncs the database file, and a commit waiting on it stalls every
-    /// request in the group); `serve` calls [`Store::checkpoint_wal`] from
-    /// another task instead.
+    /// The group commit of `serve`'s writer: every request's rows in one
+    /// transaction, each request's idempotency keys settled with them (see
+    /// [`super::idempotency`]; keys stored before `keys_fresh_since` count as
+    /// unused); one outcome per request. On SQLite the connection stops
+    /// checkpointing the WAL on commit (a checkpoint fsyncs the database
+    /// file, and a commit waiting on it stalls every request in the group);
+    /// `serve` calls [`Store::checkpoint_wal`] from another task instead.
     pub async fn insert_conversations_deferring_checkpoints(
         &self,
-        rows: &[NewConversation],
-    ) -> Result<Vec<i64>> {
-        if rows.is_empty() {
-            return Ok(Vec::new());
+        requests: &[KeyedRows<'_>],
+        keys_fresh_since: Timestamp,
+    ) -> Result<Vec<KeyedOutcome>> {
+        if requests.iter().all(|r| r.rows.is_empty()) {
+            return Ok(requests
+                .iter()
+                .map(|_| KeyedOutcome::Stored {
+                    ids: Vec::new(),
+                    replayed: 0,
+                })
+                .collect());
         }
         let mut tx = self.begin_transaction().await?;
         if let ConversationImport::Sqlite(tx) = &mut tx {
@@ -152,9 +171,9 @@ impl Store {
                 .await
                 .map_err(|err| write_error("storing conversations", err))?;
         }
-        let ids = tx.insert(rows).await?;
+        let outcomes = insert_keyed(&mut tx, requests, keys_fresh_since).await?;
         tx.commit().await?;
-        Ok(ids)
+        Ok(outcomes)
     }
 
     /// Copy the SQLite WAL into the database without blocking writers
@@ -215,15 +234,23 @@ impl Store {
         .map_err(|err| write_error("recording feedback", err))
     }
 
+    /// One conversation by id (a repeated classify request is answered from it).
+    pub async fn conversation(&self, id: i64) -> Result<Option<Conversation>> {
+        on_pool!(self, |pool| {
+            sqlx::query_as::<_, Conversation>(&format!("{CONVERSATION_SELECT} WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(pool)
+                .await
+        })
+        .map_err(|err| db_error("reading a conversation", err))
+    }
+
     /// The newest `limit` conversations (index on `created_at`).
     pub async fn recent_conversations(&self, limit: i64) -> Result<Vec<Conversation>> {
         on_pool!(self, |pool| {
-            sqlx::query_as::<_, Conversation>(
-                "SELECT id, created_at, session_id, user_message, language, nlu_intent, \
-                 nlu_confidence, nlu_provider, model_version, fallback, routing_decision, \
-                 feedback, review_status \
-                 FROM conversation_logs ORDER BY created_at DESC, id DESC LIMIT $1",
-            )
+            sqlx::query_as::<_, Conversation>(&format!(
+                "{CONVERSATION_SELECT} ORDER BY created_at DESC, id DESC LIMIT $1"
+            ))
             .bind(limit)
             .fetch_all(pool)
             .await

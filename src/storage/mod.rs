@@ -15,6 +15,7 @@ pub mod console;
 pub mod conversations;
 pub mod daily_capture;
 pub mod export;
+pub mod idempotency;
 pub mod jobs;
 pub mod label_studio_tasks;
 mod locks;

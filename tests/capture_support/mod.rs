@@ -9,6 +9,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use flywheel::storage::{Backend as Pool, Store};
+use sqlx::Connection;
 
 use crate::common::TestDb;
 
@@ -125,14 +126,28 @@ impl Server {
 
     /// Wait for the process to end (deadline 30 s).
     pub fn wait(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        self.wait_within(Duration::from_secs(30))
+    }
+
+    /// Wait for the process to end; panic if it is still running after `limit`.
+    pub fn wait_within(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "serve did not exit");
+            assert!(
+                Instant::now() < deadline,
+                "serve did not exit within {limit:?}:\n{}",
+                self.stderr()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// `host:port` of the listener.
+    pub fn addr(&self) -> &str {
+        self.base.trim_start_matches("http://")
     }
 
     pub fn stderr(&self) -> String {
@@ -194,6 +209,27 @@ pub async fn all_text(store: &Store) -> String {
     rows.join("\n")
 }
 
+/// `GET /health` as JSON.
+pub async fn health(http: &reqwest::Client, server: &Server) -> serde_json::Value {
+    http.get(server.url("/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Wait until the `/health` queue gauge `gauge` (`depth`, `in_flight_rows`) is `value`.
+pub async fn queue_reaches(http: &reqwest::Client, server: &Server, gauge: &str, value: u64) {
+    eventually(
+        &format!("the queue's {gauge} to reach {value}"),
+        Duration::from_secs(5),
+        || async { (health(http, server).await["queue"][gauge] == value).then_some(()) },
+    )
+    .await;
+}
+
 /// A client with a short timeout: a hung server fails the test instead of blocking it.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -201,4 +237,90 @@ pub fn client() -> reqwest::Client {
         .pool_max_idle_per_host(64)
         .build()
         .unwrap()
+}
+
+/// Another client holding the write lock of `conversation_logs`, so the
+/// writer blocks on its commit until [`WriteBlock::release`].
+pub enum WriteBlock {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+impl WriteBlock {
+    pub async fn take(db: &TestDb) -> Self {
+        match &db.database_url {
+            None => {
+                let url = format!("sqlite://{}", db.data_path().join("flywheel.db").display());
+                let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                // The writer waits on SQLite's busy timeout (10 s) meanwhile.
+                sqlx::query("BEGIN IMMEDIATE")
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                WriteBlock::Sqlite(conn)
+            }
+            Some(url) => {
+                let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+                sqlx::query("BEGIN").execute(&mut conn).await.unwrap();
+                sqlx::query("LOCK TABLE conversation_logs IN SHARE MODE")
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                WriteBlock::Postgres(conn)
+            }
+        }
+    }
+
+    pub async fn release(self) {
+        match self {
+            WriteBlock::Sqlite(mut c) => sqlx::query("ROLLBACK").execute(&mut c).await.map(|_| ()),
+            WriteBlock::Postgres(mut c) => {
+                sqlx::query("ROLLBACK").execute(&mut c).await.map(|_| ())
+            }
+        }
+        .unwrap();
+    }
+}
+
+/// What a [`trickle`] client saw.
+#[derive(Debug)]
+pub struct Trickled {
+    /// Everything the server sent back (a status line and JSON, or nothing).
+    pub answer: String,
+    /// The server answered or closed the connection before the client gave up.
+    pub ended_by_server: bool,
+}
+
+/// A slow client: sends `head` at once, then `tail` one byte every 100 ms
+/// while reading what the server sends, until the server answers or closes
+/// the connection, or `give_up` passes. `sent` counts the tail bytes written.
+pub async fn trickle(
+    addr: String,
+    head: Vec<u8>,
+    tail: Vec<u8>,
+    give_up: Duration,
+    sent: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> Trickled {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(&head).await.unwrap();
+    let (mut read, mut write) = stream.into_split();
+    let writer = tokio::spawn(async move {
+        for byte in tail {
+            // The pace of a slow client is the behaviour under test, not synchronisation.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if write.write_all(&[byte]).await.is_err() {
+                return write;
+            }
+            sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        write
+    });
+    let mut answer = Vec::new();
+    let ended = tokio::time::timeout(give_up, read.read_to_end(&mut answer)).await;
+    writer.abort();
+    Trickled {
+        answer: String::from_utf8_lossy(&answer).into_owned(),
+        ended_by_server: ended.is_ok(),
+    }
 }

@@ -45,6 +45,13 @@ pub fn tricky_char() -> impl Strategy<Value = char> {
     ]
 }
 
+/// `s` without U+0000, which conversation records refuse (400 / an invalid
+/// line naming the field: PostgreSQL cannot store it): for generators of
+/// valid records.
+pub fn without_nul(s: String) -> String {
+    s.replace('\0', "")
+}
+
 /// A string of [`tricky_char`]s, `max` characters at most.
 pub fn tricky_string(max: usize) -> impl Strategy<Value = String> {
     prop::collection::vec(tricky_char(), 0..=max).prop_map(|c| c.into_iter().collect())
