@@ -248,7 +248,11 @@ async fn weekly_training_killed_at_a_random_point_converges() {
         let runs = job_runs(&store, "weekly-training").await;
         assert_eq!(runs.len(), 2, "{runs:?}");
         if killed {
-            assert_eq!(runs[0].1, "crashed", "{runs:?}");
+            // Killed once the model is in place, the run may already have
+            // registered it and recorded its success before the signal
+            // landed: then it simply finished.
+            let finished_first = matches!(point, Point::ModelInPlace) && runs[0].1 == "succeeded";
+            assert!(runs[0].1 == "crashed" || finished_first, "{runs:?}");
         }
         assert_eq!(runs[1].1, "succeeded", "{runs:?}");
         store.close().await;
