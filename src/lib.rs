@@ -18,6 +18,7 @@ pub mod health;
 pub mod jobs;
 pub mod lang;
 pub mod lifecycle;
+pub mod lines;
 pub mod logging;
 pub mod pipeline;
 pub mod privacy;
