@@ -264,6 +264,7 @@ fn a_usage_error_with_json_is_a_json_error_object() {
         &["--json", "export", "--split", "sideways"][..],
         &["export", "--no-such-flag", "--json"][..],
         &["--json", "no-such-command"][..],
+        &["--json", "models"][..],
     ] {
         let out = common::flywheel_cmd(home.path())
             .args(args)

@@ -211,8 +211,7 @@ pub fn main() -> ExitCode {
         out,
         trigger: cli.global.trigger,
     };
-    let result = runtime.block_on(dispatch(cli.command, &ctx));
-    match result {
+    match runtime.block_on(dispatch(cli.command, &ctx)) {
         // The reader of stdout went away: end quietly (README, Commands).
         Ok(_) if output::stdout_closed() => ExitCode::from(ErrorKind::OutputClosed.exit_code()),
         Ok(code) => code,
@@ -275,19 +274,22 @@ fn usage_error(err: &clap::Error) -> ExitCode {
         .skip(1)
         .take_while(|arg| arg != "--")
         .any(|arg| arg == "--json");
-    let is_error = !matches!(
-        err.kind(),
-        Clap::DisplayHelp | Clap::DisplayVersion | Clap::DisplayHelpOnMissingArgumentOrSubcommand
-    );
-    if !(json && is_error) {
+    if !json || matches!(err.kind(), Clap::DisplayHelp | Clap::DisplayVersion) {
         err.exit();
     }
-    let _ = err.print();
-    // The error and its hints, without the usage line and help pointer
-    // that follow the first blank line.
     let text = err.render().to_string();
-    let text = text.trim().trim_start_matches("error:").trim();
-    let message = text.split("\n\n").next().unwrap_or(text);
+    let message = if err.kind() == Clap::DisplayHelpOnMissingArgumentOrSubcommand {
+        // clap's text is the command's help: say what is missing instead
+        let message = "a subcommand is required; `--help` lists them";
+        eprintln!("error: {message}");
+        message
+    } else {
+        let _ = err.print();
+        // the error and its hints, without the usage line and help pointer
+        // that follow the first blank line
+        let text = text.trim().trim_start_matches("error:").trim();
+        text.split("\n\n").next().unwrap_or(text)
+    };
     report_json_error(message, ErrorKind::Usage.exit_code())
 }
 
