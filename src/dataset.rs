@@ -15,6 +15,39 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 use crate::lang::Language;
+use crate::lines::{LineRead, LineReader, MAX_LINE_BYTES};
+use crate::text::quoted;
+
+/// Longest intent name, in characters.
+pub const MAX_INTENT_CHARS: usize = 100;
+
+/// The one rule for an intent name, whichever reader meets it (train, eval
+/// and classify files, `samples import`, `ingest` and serve's records):
+/// trimmed, not empty, at most [`MAX_INTENT_CHARS`] characters, no control
+/// characters. Letters of any script with their combining marks
+/// (`खाना_ऑर्डर`), spaces, punctuation and emoji (`order food 🍕`) are all
+/// names teams give intents. The error completes "field `intent` …".
+pub fn intent_name(raw: &str) -> std::result::Result<&str, String> {
+    let name = raw.trim();
+    if name.is_empty() {
+        return Err("is empty".into());
+    }
+    if let Some(c) = name.chars().find(|c| c.is_control()) {
+        return Err(format!(
+            "{} holds a control character (U+{:04X})",
+            quoted(name),
+            u32::from(c)
+        ));
+    }
+    let chars = name.chars().count();
+    if chars > MAX_INTENT_CHARS {
+        return Err(format!(
+            "{} is {chars} characters long; an intent name has at most {MAX_INTENT_CHARS}",
+            quoted(name)
+        ));
+    }
+    Ok(name)
+}
 
 /// One labelled utterance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,12 +84,11 @@ pub struct Record {
     pub source: Option<String>,
 }
 
-/// Streams [`Record`]s from JSONL, skipping blank lines.
+/// Streams [`Record`]s from JSONL, skipping blank lines (lines split as
+/// [`crate::lines`] does for every reader).
 pub struct RecordReader<R> {
     name: String,
-    reader: R,
-    line: usize,
-    buf: Vec<u8>,
+    lines: LineReader<R>,
 }
 
 impl RecordReader<BufReader<Box<dyn Read + Send>>> {
@@ -78,14 +110,12 @@ impl<R: BufRead> RecordReader<R> {
     pub fn new(name: impl Into<String>, reader: R) -> Self {
         Self {
             name: name.into(),
-            reader,
-            line: 0,
-            buf: Vec::new(),
+            lines: LineReader::new(reader),
         }
     }
 
     fn err(&self, message: impl std::fmt::Display) -> Error {
-        Error::bad_input(format!("{}:{}: {message}", self.name, self.line))
+        Error::bad_input(format!("{}:{}: {message}", self.name, self.lines.number()))
     }
 }
 
@@ -94,32 +124,30 @@ impl<R: BufRead> Iterator for RecordReader<R> {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            self.buf.clear();
-            match self.reader.read_until(b'\n', &mut self.buf) {
-                Ok(0) => return None,
-                Ok(_) => self.line += 1,
+            let parsed = match self.lines.next_line() {
+                Ok(None) => return None,
+                Ok(Some((_, LineRead::TooLong))) => {
+                    Err(format!("line longer than {MAX_LINE_BYTES} bytes"))
+                }
+                // Bytes first: a line of invalid UTF-8 must be reported as
+                // such, not as "malformed JSON".
+                Ok(Some((_, LineRead::Line(bytes)))) => match std::str::from_utf8(bytes) {
+                    Ok(text) if text.trim().is_empty() => continue,
+                    Ok(text) => parse_record(text.trim()),
+                    Err(e) => Err(format!(
+                        "invalid UTF-8 at byte {} of the line",
+                        e.valid_up_to()
+                    )),
+                },
                 Err(e) => {
                     return Some(Err(Error::bad_input(format!(
                         "{}: read error after line {}: {e}",
-                        self.name, self.line
-                    ))));
-                }
-            }
-            // Bytes first: a line of invalid UTF-8 must be reported as such,
-            // not as "malformed JSON".
-            let text = match std::str::from_utf8(&self.buf) {
-                Ok(text) => text.trim(),
-                Err(e) => {
-                    return Some(Err(self.err(format_args!(
-                        "invalid UTF-8 at byte {} of the line",
-                        e.valid_up_to()
+                        self.name,
+                        self.lines.number()
                     ))));
                 }
             };
-            if text.is_empty() {
-                continue;
-            }
-            return Some(parse_record(text).map_err(|m| self.err(m)));
+            return Some(parsed.map_err(|m| self.err(m)));
         }
     }
 }
@@ -135,13 +163,20 @@ pub fn parse_record(line: &str) -> std::result::Result<Record, String> {
         return Err("field `text` is empty".into());
     }
     let intent = match string_field(&obj, "intent")? {
-        Some(i) if i.trim().is_empty() => return Err("field `intent` is empty".into()),
-        other => other.map(|i| i.trim().to_string()),
+        Some(i) => Some(
+            intent_name(&i)
+                .map_err(|reason| format!("field `intent` {reason}"))?
+                .to_string(),
+        ),
+        None => None,
     };
     let language = match string_field(&obj, "language")? {
         None => None,
         Some(code) => Some(Language::parse(&code).ok_or_else(|| {
-            format!("field `language`: unknown language {code:?} (expected en, hinglish, hi, mr or other)")
+            format!(
+                "field `language`: unknown language {} (expected en, hinglish, hi, mr or other)",
+                quoted(&code)
+            )
         })?),
     };
     let confidence = match obj.get("confidence") {

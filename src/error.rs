@@ -18,6 +18,10 @@ pub enum ErrorKind {
     Locked,
     /// Configuration is missing or malformed: exit 78.
     Config,
+    /// Whoever read stdout went away (`flywheel export | head -1`): exit
+    /// 141, as a process killed by SIGPIPE, with nothing on stderr. A stage
+    /// that was writing there records its run `cancelled`.
+    OutputClosed,
 }
 
 impl ErrorKind {
@@ -29,6 +33,7 @@ impl ErrorKind {
             ErrorKind::Unavailable => 69,
             ErrorKind::Locked => 75,
             ErrorKind::Config => 78,
+            ErrorKind::OutputClosed => 141,
         }
     }
 }
@@ -67,6 +72,18 @@ impl Error {
     }
     pub fn config(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Config, message)
+    }
+    /// Writing `what` (stdout, an export file) failed: a reader that went
+    /// away is [`ErrorKind::OutputClosed`], anything else a failure.
+    pub fn writing(what: impl fmt::Display, err: &std::io::Error) -> Self {
+        if err.kind() == std::io::ErrorKind::BrokenPipe {
+            Self::new(
+                ErrorKind::OutputClosed,
+                format!("writing {what}: its reader closed it"),
+            )
+        } else {
+            Self::failure(format!("writing {what}: {err}"))
+        }
     }
     pub fn kind(&self) -> ErrorKind {
         self.kind

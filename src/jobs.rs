@@ -123,16 +123,19 @@ impl JobRunGuard {
         result
     }
 
-    /// Record failure and release the lock. Recording is best effort: when
-    /// the database itself is what failed, the row is marked `crashed` by
-    /// the next run instead.
+    /// Record failure (or, when the output's reader went away, `cancelled`)
+    /// and release the lock. Recording is best effort: when the database
+    /// itself is what failed, the row is marked `crashed` by the next run
+    /// instead.
     pub async fn fail(self, error: &Error, counts: Option<&serde_json::Value>) {
         let counts = counts.map(|c| c.to_string());
+        let cancelled = error.kind() == ErrorKind::OutputClosed;
+        let status = if cancelled { "cancelled" } else { "failed" };
         if let Err(record_err) = self
             .store
             .finish_job_run(
                 self.run.id,
-                "failed",
+                status,
                 counts.as_deref(),
                 Some(error.message()),
             )
@@ -140,10 +143,14 @@ impl JobRunGuard {
         {
             tracing::warn!(
                 run = self.run.id,
-                "could not record the failure: {record_err}"
+                "could not record the {status} run: {record_err}"
             );
         }
-        tracing::error!(stage = %self.run.stage, run = self.run.id, "stage failed: {error}");
+        if cancelled {
+            tracing::info!(stage = %self.run.stage, run = self.run.id, "stage cancelled: {error}");
+        } else {
+            tracing::error!(stage = %self.run.stage, run = self.run.id, "stage failed: {error}");
+        }
         self.lock.release().await;
     }
 }

@@ -19,6 +19,7 @@ pub mod health;
 pub mod jobs;
 pub mod lang;
 pub mod lifecycle;
+pub mod lines;
 pub mod logging;
 pub mod pipeline;
 pub mod privacy;

@@ -11,6 +11,7 @@
 use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 pub const PHONE: &str = "<phone>";
 pub const EMAIL: &str = "<email>";
@@ -22,8 +23,8 @@ pub const NUMBER: &str = "<number>";
 pub struct PrivacyConfig {
     /// Redact texts pushed to Label Studio and exported (on by default).
     pub redact: bool,
-    /// A run of at least this many digits is redacted (spaces, dashes, dots
-    /// and parentheses between digits do not break a run).
+    /// A run of at least this many digits is redacted (one space, hyphen,
+    /// dot or comma between two digits does not break a run).
     pub min_digits: usize,
 }
 
@@ -88,32 +89,31 @@ impl Redactor {
         }
     }
 
-    /// A digit run starting at `i` (optionally after `+`) that is long
-    /// enough to redact: its end and placeholder. Runs start only at a word
-    /// boundary, so "abc1234567" is left to the e-mail/identifier rules.
+    /// A digit run starting at `i` that is long enough to redact: its end
+    /// and placeholder. A run is digits of any script where one space,
+    /// hyphen, dot or comma between two digits does not break it, with a
+    /// leading `+`. Letters touching it do not protect it ("at9876543210",
+    /// "9876543210ko"): users glue numbers to words, and a run that short
+    /// of an identifier is still a number someone can call or charge.
     fn number_at(&self, chars: &[char], i: usize) -> Option<(usize, &'static str)> {
-        if i > 0 && is_word(chars[i - 1]) {
-            return None;
-        }
         let plus = chars[i] == '+';
         let mut j = i + usize::from(plus);
         let (mut digits, mut end) = (0usize, j);
         while j < chars.len() {
-            let c = chars[j];
-            if is_digit(c) {
+            if is_digit(chars[j]) {
                 digits += 1;
                 j += 1;
                 end = j;
-            } else if digits > 0 && matches!(c, ' ' | '-' | '.' | '(' | ')' | '/') {
-                // a separator counts only when a digit follows it
-                j += 1;
-            } else if digits == 0 && c == '(' {
+            } else if digits > 0
+                && matches!(chars[j], ' ' | '-' | '.' | ',')
+                && chars.get(j + 1).is_some_and(|c| is_digit(*c))
+            {
                 j += 1;
             } else {
                 break;
             }
         }
-        if digits < self.min_digits || (end < chars.len() && is_word(chars[end])) {
+        if digits < self.min_digits {
             return None;
         }
         let phone = plus || (10..=15).contains(&digits);
@@ -148,12 +148,15 @@ fn email_at(chars: &[char], i: usize) -> Option<usize> {
     (dot > 0 && dot + 1 < domain.len()).then_some(k)
 }
 
+/// A decimal digit of any script (general category Nd): ASCII, full-width
+/// `９`, Arabic-Indic `٩`, Devanagari `९`, …
 fn is_digit(c: char) -> bool {
-    c.is_ascii_digit() || ('\u{0966}'..='\u{096F}').contains(&c)
-}
-
-fn is_word(c: char) -> bool {
-    c.is_alphanumeric() || c == '_'
+    // `is_numeric` is a quick table test that rejects letters of every
+    // script before the slower general-category lookup.
+    c.is_ascii_digit()
+        || (!c.is_ascii()
+            && c.is_numeric()
+            && c.general_category() == GeneralCategory::DecimalNumber)
 }
 
 #[cfg(test)]
@@ -170,7 +173,9 @@ mod tests {
     fn phone_numbers_in_many_spellings() {
         assert_eq!(redact("call me on +91 98765 43210"), "call me on <phone>");
         assert_eq!(redact("my number is 9876543210."), "my number is <phone>.");
-        assert_eq!(redact("(022) 2345-6789 pls"), "<phone> pls");
+        assert_eq!(redact("022-2345 6789 pls"), "<phone> pls");
+        // a parenthesis is not a joiner: the area code stays, the rest goes
+        assert_eq!(redact("(022) 2345-6789 pls"), "(022) <number> pls");
         assert_eq!(redact("+44 20 7946 0958"), "<phone>");
         assert_eq!(redact("मेरा नंबर ९८७६५४३२१० है"), "मेरा नंबर <phone> है");
     }
@@ -192,9 +197,19 @@ mod tests {
     }
 
     #[test]
-    fn identifiers_glued_to_letters_are_not_phone_numbers() {
-        assert_eq!(redact("ticket ABC1234567"), "ticket ABC1234567");
-        assert_eq!(redact("1234567abc"), "1234567abc");
+    fn letters_touching_a_run_do_not_protect_it() {
+        assert_eq!(redact("ticket ABC1234567"), "ticket ABC<number>");
+        assert_eq!(redact("1234567abc"), "<number>abc");
+        assert_eq!(redact("pay 9876543210@ybl"), "pay <phone>@ybl");
+    }
+
+    #[test]
+    fn one_joiner_between_digits_keeps_a_run_two_break_it() {
+        assert_eq!(redact("98765,43210"), "<phone>");
+        assert_eq!(redact("1,00,00,000 rupees"), "<number> rupees");
+        assert_eq!(redact("123  4567"), "123  4567");
+        assert_eq!(redact("1, 2, 3, 4, 5, 6, 7"), "1, 2, 3, 4, 5, 6, 7");
+        assert_eq!(redact("12/05/2024"), "12/05/2024");
     }
 
     #[test]

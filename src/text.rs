@@ -1,4 +1,5 @@
-//! Text normalisation shared by the stages that compare utterances.
+//! Text normalisation shared by the stages that compare utterances, and
+//! the quoting every message uses to show a user's text.
 
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
@@ -50,9 +51,47 @@ fn is_joiner(c: char) -> bool {
     )
 }
 
+/// Longest text [`quoted`] shows, in characters.
+const MAX_QUOTED_CHARS: usize = 60;
+
+/// `text` in double quotes for a message an operator reads: every script
+/// and emoji as itself (`"खाना_ऑर्डर"`, not `"खाना_ऑर\u{94d}डर"` as `{:?}`
+/// prints it), only control characters, quotes and backslashes escaped,
+/// and a long text cut with `…`.
+pub fn quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(4 * MAX_QUOTED_CHARS) + 2);
+    out.push('"');
+    for (i, c) in text.chars().enumerate() {
+        if i == MAX_QUOTED_CHARS {
+            out.push('…');
+            break;
+        }
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if c.is_control() => out.extend(c.escape_default()),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::normalize_for_dedup as norm;
+    use super::quoted;
+
+    #[test]
+    fn quoted_shows_text_as_text() {
+        assert_eq!(quoted("खाना_ऑर्डर"), "\"खाना_ऑर्डर\"");
+        assert_eq!(quoted("order food 🍕"), "\"order food 🍕\"");
+        assert_eq!(quoted("a\"b\\c\n\u{7}"), r#""a\"b\\c\n\u{7}""#);
+        let long = "x".repeat(100);
+        assert_eq!(quoted(&long), format!("\"{}…\"", "x".repeat(60)));
+    }
 
     #[test]
     fn folds_case_whitespace_and_punctuation() {

@@ -178,3 +178,161 @@ fn config_show_masks_every_secret_and_names_origins() {
         .code(78)
         .stderr(predicate::str::contains("FLYWHEEL_TRAINING__MIN_SAMPLES"));
 }
+
+/// `flywheel export --split train` with a configuration from `home`, its
+/// data dir one that does not exist: the run's exit code and stderr.
+fn export_with_bad_config(
+    home: &Path,
+    configure: impl FnOnce(&mut assert_cmd::Command),
+) -> (i32, String) {
+    let data_dir = home.join("no-such-data-dir");
+    let mut cmd = common::flywheel_cmd(home);
+    cmd.arg("--data-dir")
+        .arg(&data_dir)
+        .args(["export", "--split", "train", "--output"])
+        .arg(home.join("out.jsonl"));
+    configure(&mut cmd);
+    let out = cmd.output().unwrap();
+    assert!(
+        !data_dir.exists(),
+        "an invalid configuration must stop before the data dir is made"
+    );
+    assert!(!home.join("out.jsonl").exists());
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Issue 13 item 6: thresholds out of range were accepted (a confidence of
+/// -3 auto-approved a 0.0 fallback; export printed "test share 150 %").
+/// Every layer's bad value is exit 78 naming key, value, range and layer,
+/// even where the data dir does not exist yet.
+#[test]
+fn out_of_range_values_are_refused_at_start_up_naming_key_value_range_and_layer() {
+    // config file: the file and the line
+    let home = tempfile::tempdir().unwrap();
+    let file = home.path().join("flywheel.toml");
+    std::fs::write(
+        &file,
+        "# thresholds\n[auto_filter]\nreview_confidence = 0.5\nauto_approve_confidence = 1.5\n",
+    )
+    .unwrap();
+    let (code, stderr) = export_with_bad_config(home.path(), |cmd| {
+        cmd.arg("--config").arg(&file);
+    });
+    assert_eq!(code, 78, "{stderr}");
+    for part in [
+        format!("config file {}, line 4", file.display()),
+        "`auto_filter.auto_approve_confidence` = 1.5".into(),
+        "0 to 1".into(),
+    ] {
+        assert!(stderr.contains(&part), "{part:?} missing from {stderr}");
+    }
+
+    // environment variables, NaN included
+    for (variable, value, key, range) in [
+        (
+            "FLYWHEEL_AUTO_FILTER__AUTO_APPROVE_CONFIDENCE",
+            "-3",
+            "auto_filter.auto_approve_confidence",
+            "0 to 1",
+        ),
+        (
+            "FLYWHEEL_HEALTH__MAX_FALLBACK_RATE",
+            "nan",
+            "health.max_fallback_rate",
+            "0 to 1",
+        ),
+        (
+            "FLYWHEEL_TRAINING__CANARY_TRAFFIC",
+            "500",
+            "training.canary_traffic",
+            "1 to 99",
+        ),
+        (
+            "FLYWHEEL_PRIVACY__MIN_DIGITS",
+            "1",
+            "privacy.min_digits",
+            "3 to 15",
+        ),
+    ] {
+        let home = tempfile::tempdir().unwrap();
+        let (code, stderr) = export_with_bad_config(home.path(), |cmd| {
+            cmd.env(variable, value);
+        });
+        assert_eq!(code, 78, "{variable}={value}: {stderr}");
+        for part in [
+            format!("environment variable {variable}"),
+            format!("`{key}` = {value}"),
+            range.to_string(),
+        ] {
+            // NaN is shown as NaN
+            assert!(
+                stderr.to_lowercase().contains(&part.to_lowercase()),
+                "{part:?} missing from {stderr}"
+            );
+        }
+    }
+
+    // .env: the file and the line
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(
+        home.path().join(".env"),
+        "LABEL_STUDIO_URL=http://localhost:8080\nFLYWHEEL_TRAINING__TEST_SPLIT_PERCENT=150\n",
+    )
+    .unwrap();
+    let (code, stderr) = export_with_bad_config(home.path(), |_| {});
+    assert_eq!(code, 78, "{stderr}");
+    let dotenv = home.path().join(".env");
+    for part in [
+        format!("{}, line 2", dotenv.display()),
+        "`training.test_split_percent` = 150".into(),
+        "1 to 50".into(),
+    ] {
+        assert!(stderr.contains(&part), "{part:?} missing from {stderr}");
+    }
+}
+
+/// review_confidence above auto_approve_confidence leaves no "needs review"
+/// band at all: refused, naming both keys and where each came from.
+#[test]
+fn review_confidence_above_auto_approve_confidence_is_refused() {
+    let home = tempfile::tempdir().unwrap();
+    let file = home.path().join("flywheel.toml");
+    std::fs::write(&file, "[auto_filter]\nauto_approve_confidence = 0.6\n").unwrap();
+    let (code, stderr) = export_with_bad_config(home.path(), |cmd| {
+        cmd.arg("--config")
+            .arg(&file)
+            .env("FLYWHEEL_AUTO_FILTER__REVIEW_CONFIDENCE", "0.8");
+    });
+    assert_eq!(code, 78, "{stderr}");
+    for part in [
+        "environment variable FLYWHEEL_AUTO_FILTER__REVIEW_CONFIDENCE".to_string(),
+        "`auto_filter.review_confidence` = 0.8".into(),
+        "`auto_filter.auto_approve_confidence` = 0.6".into(),
+        format!("config file {}, line 2", file.display()),
+    ] {
+        assert!(stderr.contains(&part), "{part:?} missing from {stderr}");
+    }
+}
+
+/// `=abc` for a number said "invalid type: sequence, expected f64" (the
+/// error of the last reading tried, a list of one): name the variable, the
+/// value and the expected type.
+#[test]
+fn a_variable_of_the_wrong_type_names_the_variable_and_the_type() {
+    let home = tempfile::tempdir().unwrap();
+    let (code, stderr) = export_with_bad_config(home.path(), |cmd| {
+        cmd.env("FLYWHEEL_AUTO_FILTER__AUTO_APPROVE_CONFIDENCE", "abc");
+    });
+    assert_eq!(code, 78, "{stderr}");
+    assert!(!stderr.contains("sequence"), "{stderr}");
+    for part in [
+        "environment variable FLYWHEEL_AUTO_FILTER__AUTO_APPROVE_CONFIDENCE",
+        "\"abc\"",
+        "expected a number",
+    ] {
+        assert!(stderr.contains(part), "{part:?} missing from {stderr}");
+    }
+}

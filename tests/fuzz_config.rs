@@ -18,8 +18,18 @@ use toml::{Table, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Kind {
-    Float,
-    Int { min: i64, max: i64 },
+    /// A number in `min..=max`.
+    Float {
+        min: f64,
+        max: f64,
+    },
+    /// A whole number in `min..=max`, within a type of `type_min..=type_max`.
+    Int {
+        min: i64,
+        max: i64,
+        type_min: i64,
+        type_max: i64,
+    },
     Bool,
     Text,
     Secret,
@@ -28,64 +38,139 @@ enum Kind {
     TextList,
 }
 
-const I32: Kind = Kind::Int {
-    min: i32::MIN as i64,
-    max: i32::MAX as i64,
-};
-const U32: Kind = Kind::Int {
-    min: 0,
-    max: u32::MAX as i64,
-};
-const I64: Kind = Kind::Int {
-    min: i64::MIN,
-    max: i64::MAX,
-};
-const U64: Kind = Kind::Int {
-    min: 0,
-    max: i64::MAX,
-};
+const fn float(min: f64, max: f64) -> Kind {
+    Kind::Float { min, max }
+}
 
-/// Every configuration key and the kind of value it takes.
+const fn int(min: i64, max: i64, (type_min, type_max): (i64, i64)) -> Kind {
+    Kind::Int {
+        min,
+        max,
+        type_min,
+        type_max,
+    }
+}
+
+const I32: (i64, i64) = (i32::MIN as i64, i32::MAX as i64);
+const U32: (i64, i64) = (0, u32::MAX as i64);
+const I64: (i64, i64) = (i64::MIN, i64::MAX);
+const U64: (i64, i64) = (0, i64::MAX);
+
+/// Every configuration key and the values it takes (issue 13: ranges are
+/// checked at load). Keys that must not be above another are drawn from
+/// ranges that keep that order among themselves and with the defaults:
+/// review_confidence ≤ 0.7 ≤ auto_approve_confidence, high_priority ≤ 2 ≤
+/// medium_priority, min_auto_approval_rate ≤ 50 ≤ max_auto_approval_rate.
 const KEYS: &[(&str, Kind)] = &[
     ("data_dir", Kind::Path),
     ("database_url", Kind::DatabaseUrl),
     ("nlu_health_url", Kind::Text),
-    ("auto_filter.auto_approve_confidence", Kind::Float),
-    ("auto_filter.review_confidence", Kind::Float),
+    ("auto_filter.auto_approve_confidence", float(0.7, 1.0)),
+    ("auto_filter.review_confidence", float(0.0, 0.7)),
     ("auto_filter.trusted_providers", Kind::TextList),
-    ("auto_filter.medium_priority", I32),
-    ("auto_filter.high_priority", I32),
-    ("auto_filter.ready_for_training", I64),
+    ("auto_filter.medium_priority", int(2, 100, I32)),
+    ("auto_filter.high_priority", int(0, 2, I32)),
+    ("auto_filter.ready_for_training", int(1, i64::MAX, I64)),
     ("label_studio.url", Kind::Text),
     ("label_studio.api_key", Kind::Secret),
-    ("label_studio.project_id", I64),
-    ("label_studio.batch_size", U64),
-    ("label_studio.timeout_secs", U64),
+    ("label_studio.project_id", int(1, i64::MAX, I64)),
+    ("label_studio.batch_size", int(1, 10_000, U64)),
+    ("label_studio.timeout_secs", int(1, 3600, U64)),
     ("serve.addr", Kind::Text),
     ("serve.api_token", Kind::Secret),
     ("serve.bootstrap", Kind::Bool),
-    ("training.min_samples", I64),
-    ("training.min_improvement", Kind::Float),
-    ("training.test_split_percent", U32),
-    ("training.epochs", U32),
-    ("training.seed", U64),
-    ("training.canary_traffic", U32),
-    ("health.min_test_accuracy", Kind::Float),
-    ("health.max_fallback_rate", Kind::Float),
-    ("health.min_auto_approval_rate", Kind::Float),
-    ("health.max_auto_approval_rate", Kind::Float),
-    ("health.quiet_period_minutes", U64),
+    ("training.min_samples", int(0, i64::MAX, I64)),
+    ("training.min_improvement", float(-1.0, 1.0)),
+    ("training.test_split_percent", int(1, 50, U32)),
+    ("training.epochs", int(1, 1000, U32)),
+    ("training.seed", int(0, i64::MAX, U64)),
+    ("training.canary_traffic", int(1, 99, U32)),
+    ("health.min_test_accuracy", float(0.0, 1.0)),
+    ("health.max_fallback_rate", float(0.0, 1.0)),
+    ("health.min_auto_approval_rate", float(0.0, 50.0)),
+    ("health.max_auto_approval_rate", float(50.0, 100.0)),
+    ("health.quiet_period_minutes", int(1, 525_600, U64)),
+    ("privacy.redact", Kind::Bool),
+    ("privacy.min_digits", int(3, 15, U64)),
 ];
+
+/// The full allowed range of a numeric key as the error names it (the
+/// generators above may use a narrower one), when it has one.
+fn allowed(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "auto_filter.auto_approve_confidence"
+        | "auto_filter.review_confidence"
+        | "health.min_test_accuracy"
+        | "health.max_fallback_rate" => "0 to 1",
+        "health.min_auto_approval_rate" | "health.max_auto_approval_rate" => "0 to 100",
+        "training.min_improvement" => "-1 to 1",
+        "auto_filter.medium_priority" | "auto_filter.high_priority" => "0 to 100",
+        "auto_filter.ready_for_training" | "label_studio.project_id" => "at least 1",
+        "label_studio.batch_size" => "1 to 10000",
+        "label_studio.timeout_secs" => "1 to 3600",
+        "training.min_samples" => "at least 0",
+        "training.test_split_percent" => "1 to 50",
+        "training.epochs" => "1 to 1000",
+        "training.canary_traffic" => "1 to 99",
+        "health.quiet_period_minutes" => "1 to 525600",
+        "privacy.min_digits" => "3 to 15",
+        _ => return None,
+    })
+}
+
+/// A value of the key's type outside its allowed range (`allowed`).
+fn out_of_range(key: &str, kind: Kind) -> Option<BoxedStrategy<Value>> {
+    let range = allowed(key)?;
+    let (low, high): (f64, Option<f64>) = match range.strip_prefix("at least ") {
+        Some(min) => (min.parse().ok()?, None),
+        None => {
+            let (min, max) = range.split_once(" to ")?;
+            (min.parse().ok()?, Some(max.parse().ok()?))
+        }
+    };
+    Some(match kind {
+        Kind::Float { .. } => {
+            let mut options = vec![
+                Just(f64::NAN).boxed(),
+                (-1.0e9..low).boxed(),
+                Just(f64::NEG_INFINITY).boxed(),
+            ];
+            if let Some(high) = high {
+                options.push(((high + 1e-9)..1.0e9).boxed());
+            }
+            prop::strategy::Union::new(options)
+                .prop_map(Value::Float)
+                .boxed()
+        }
+        Kind::Int {
+            type_min, type_max, ..
+        } => {
+            let mut options = Vec::new();
+            if type_min < low as i64 {
+                options.push((type_min..low as i64).boxed());
+            }
+            if let Some(high) = high
+                && (high as i64) < type_max
+            {
+                options.push(((high as i64 + 1)..=type_max).boxed());
+            }
+            if options.is_empty() {
+                return None;
+            }
+            prop::strategy::Union::new(options)
+                .prop_map(Value::Integer)
+                .boxed()
+        }
+        _ => return None,
+    })
+}
 
 fn value_of(kind: Kind) -> BoxedStrategy<Value> {
     match kind {
-        Kind::Float => prop_oneof![
-            any::<f64>().prop_filter("finite", |f| f.is_finite()),
-            0.0f64..=1.0,
-        ]
-        .prop_map(Value::Float)
-        .boxed(),
-        Kind::Int { min, max } => prop_oneof![
+        Kind::Float { min, max } => prop_oneof![min..=max, Just(min), Just(max)]
+            .prop_map(Value::Float)
+            .boxed(),
+        Kind::Int { min, max, .. } => prop_oneof![
             (min..=max),
             Just(min),
             Just(max),
@@ -106,7 +191,7 @@ fn value_of(kind: Kind) -> BoxedStrategy<Value> {
 /// A value the key's type cannot take.
 fn wrong_value_of(kind: Kind) -> BoxedStrategy<Value> {
     match kind {
-        Kind::Float | Kind::Int { .. } | Kind::Bool | Kind::TextList => {
+        Kind::Float { .. } | Kind::Int { .. } | Kind::Bool | Kind::TextList => {
             tricky_string(10).prop_map(Value::String).boxed()
         }
         Kind::Text | Kind::Secret | Kind::DatabaseUrl | Kind::Path => prop_oneof![
@@ -212,6 +297,27 @@ fn expected_value(dir: &Path, key: &str, value: &Value) -> Json {
     }
 }
 
+/// The 1-based line of a generated file that assigns `key`: after its
+/// section header (if any), the line assigning the leaf.
+fn line_of(text: &str, key: &str) -> Option<usize> {
+    let (section, leaf) = key.rsplit_once('.').unwrap_or(("", key));
+    let lines: Vec<&str> = text.lines().collect();
+    let start = if section.is_empty() {
+        0
+    } else {
+        lines
+            .iter()
+            .position(|l| l.trim() == format!("[{section}]"))
+            .map_or(0, |p| p + 1)
+    };
+    lines
+        .iter()
+        .enumerate()
+        .skip(start)
+        .find(|(_, l)| l.trim_start().starts_with(&format!("{leaf} =")))
+        .map(|(n, _)| n + 1)
+}
+
 fn unknown_key() -> impl Strategy<Value = String> {
     prop_oneof![
         "[a-z_][a-z0-9_]{0,12}",
@@ -224,7 +330,7 @@ fn unknown_key() -> impl Strategy<Value = String> {
         !KEYS
             .iter()
             .any(|(key, _)| key.split('.').any(|part| part == k))
-            && !["auto_filter", "label_studio", "serve", "training", "health"].contains(&k.as_str())
+            && !SECTIONS.contains(&k.as_str())
     })
 }
 
@@ -235,6 +341,7 @@ const SECTIONS: &[&str] = &[
     "serve",
     "training",
     "health",
+    "privacy",
 ];
 
 proptest! {
@@ -257,7 +364,7 @@ proptest! {
         settings in settings(),
         section in prop::sample::select(SECTIONS),
         key in unknown_key(),
-        value in prop_oneof![value_of(Kind::Text), value_of(Kind::Float), value_of(Kind::Bool)],
+        value in prop_oneof![value_of(Kind::Text), value_of(float(0.0, 1.0)), value_of(Kind::Bool)],
     ) {
         let mut table: Table = toml::from_str(&toml_text(&settings)).expect("valid");
         let dotted = if section.is_empty() { key.clone() } else { format!("{section}.{key}") };
@@ -305,16 +412,7 @@ proptest! {
         let (_dir, _path, loaded) = load_file(text.as_bytes());
         let err = loaded.expect_err("a wrong type must be refused");
         prop_assert_eq!(err.kind(), ErrorKind::Config);
-        let leaf = key.rsplit('.').next().unwrap_or(key);
-        let (section, _) = key.rsplit_once('.').unwrap_or(("", key));
-        // Find the line: after the section header (if any), the line assigning the leaf.
-        let lines: Vec<&str> = text.lines().collect();
-        let start = if section.is_empty() { 0 } else {
-            lines.iter().position(|l| l.trim() == format!("[{section}]")).map_or(0, |p| p + 1)
-        };
-        let line = lines.iter().enumerate().skip(start)
-            .find(|(_, l)| l.trim_start().starts_with(&format!("{leaf} =")))
-            .map(|(n, _)| n + 1);
+        let line = line_of(&text, key);
         prop_assert!(err.message().contains(&format!("key `{key}`")), "{}\n{}", err.message(), text);
         if let Some(line) = line {
             prop_assert!(err.message().contains(&format!("line {line},")), "{}\n{}", err.message(), text);
@@ -370,10 +468,10 @@ fn env_setting(kind: Kind) -> BoxedStrategy<(String, Json)> {
     // list splitting give a meaning of their own.
     let word = "[a-zA-Z0-9:/._@-]{0,20}|[\u{0915}-\u{0939}][\u{093E}-\u{094D}]?[a-z]{0,5}";
     match kind {
-        Kind::Float => (-1.0e6f64..1.0e6)
+        Kind::Float { min, max } => (min..=max)
             .prop_map(|f| (f.to_string(), Json::from(f)))
             .boxed(),
-        Kind::Int { min, max } => (min.max(-1_000_000)..=max.min(1_000_000))
+        Kind::Int { min, max, .. } => (min.max(-1_000_000)..=max.min(1_000_000))
             .prop_map(|n| (n.to_string(), Json::from(n)))
             .boxed(),
         Kind::Bool => any::<bool>()
@@ -496,6 +594,93 @@ proptest! {
         if let Err(err) = Config::load(&options(dir.path(), None, HashMap::new())) {
             prop_assert_eq!(err.kind(), ErrorKind::Config);
             prop_assert!(err.message().contains(&path.display().to_string()), "{}", err.message());
+        }
+    }
+}
+
+// ---- ranges (issue 13 item 6) ---------------------------------------------
+
+#[derive(Debug, Clone, Copy)]
+enum Layer {
+    File,
+    DotEnv,
+    Environment,
+}
+
+/// A numeric key, a value of its type outside its range, and a layer.
+fn out_of_range_setting() -> impl Strategy<Value = (usize, Value, Layer)> {
+    let keys: Vec<usize> = (0..KEYS.len())
+        .filter(|i| out_of_range(KEYS[*i].0, KEYS[*i].1).is_some())
+        .collect();
+    prop::sample::select(keys).prop_flat_map(|i| {
+        let (key, kind) = KEYS[i];
+        (
+            Just(i),
+            out_of_range(key, kind).expect("filtered"),
+            prop::sample::select(vec![Layer::File, Layer::DotEnv, Layer::Environment]),
+        )
+    })
+}
+
+/// A value as a variable's text: TOML spells NaN and infinity its own way.
+fn variable_text(value: &Value) -> String {
+    match value {
+        Value::Float(f) if f.is_nan() => "nan".into(),
+        Value::Float(f) if f.is_infinite() => if *f > 0.0 { "inf" } else { "-inf" }.into(),
+        other => other.to_string(),
+    }
+}
+
+proptest! {
+    #![proptest_config(config(128))]
+
+    #[test]
+    fn an_out_of_range_value_is_refused_naming_key_value_range_and_layer(
+        (index, value, layer) in out_of_range_setting(),
+        others in settings(),
+    ) {
+        let key = KEYS[index].0;
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Valid settings of other keys in the file, to be reported past.
+        let others: Vec<(usize, Value)> = others.into_iter().filter(|(i, _)| *i != index).collect();
+        let mut file_settings = others.clone();
+        let mut env = HashMap::new();
+        let variable = variable_for(key);
+        let layer_named = match layer {
+            Layer::File => {
+                file_settings.push((index, value.clone()));
+                None
+            }
+            Layer::DotEnv => {
+                let path = dir.path().join(".env");
+                std::fs::write(&path, format!("# comment\n{variable}={}\n", variable_text(&value))).expect("write");
+                Some(format!("{}, line 2", path.display()))
+            }
+            Layer::Environment => {
+                env.insert(variable.clone(), variable_text(&value));
+                Some(format!("environment variable {variable}"))
+            }
+        };
+        let text = toml_text(&file_settings);
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, &text).expect("write");
+        let layer_named = layer_named.unwrap_or_else(|| {
+            let line = line_of(&text, key).unwrap_or(0);
+            format!("config file {}, line {line}", path.display())
+        });
+        let err = Config::load(&options(dir.path(), Some(path.clone()), env))
+            .expect_err("an out-of-range value must be refused");
+        prop_assert_eq!(err.kind(), ErrorKind::Config);
+        let shown = match &value {
+            Value::Float(f) => f.to_string(),
+            other => other.to_string(),
+        };
+        let message = err.message();
+        for part in [
+            format!("{layer_named}: `{key}` = {shown} is out of range"),
+            format!("(allowed: {})", allowed(key).expect("numeric")),
+        ] {
+            prop_assert!(message.contains(&part), "{:?} missing from {}\n{}", part, message, text);
         }
     }
 }

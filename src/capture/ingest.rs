@@ -11,17 +11,18 @@
 use std::time::Instant;
 
 use serde::Serialize;
-use tokio::io::{AsyncBufRead, AsyncBufReadExt};
+use tokio::io::AsyncBufRead;
 
 use super::record::conversation_record;
 use super::user_hash::UserHasher;
 use crate::error::{Error, Result};
+/// The line cap every JSONL reader shares.
+pub use crate::lines::MAX_LINE_BYTES;
+use crate::lines::{LineRead, LineReader};
 use crate::progress::Reporter;
 use crate::storage::Store;
 use crate::storage::conversations::{ConversationImport, NewConversation};
 
-/// A line longer than this is refused without being held in memory.
-pub const MAX_LINE_BYTES: usize = 1024 * 1024;
 /// Rows buffered before an INSERT round.
 const BATCH_ROWS: usize = 2000;
 /// Problems listed in the report (all are counted).
@@ -75,7 +76,7 @@ impl IngestReport {
 /// `skip_invalid` is off; nothing is imported then.
 pub async fn ingest<R: AsyncBufRead + Unpin>(
     store: &Store,
-    mut input: R,
+    input: R,
     hasher: &UserHasher,
     options: IngestOptions,
     reporter: &Reporter,
@@ -95,16 +96,19 @@ pub async fn ingest<R: AsyncBufRead + Unpin>(
         ))
     };
     let mut pending: Vec<NewConversation> = Vec::with_capacity(BATCH_ROWS);
-    let mut line = Vec::with_capacity(4096);
+    let mut lines = LineReader::new(input);
     reporter.phase("ingest", None);
     let now = chrono::Utc::now();
-    while let Some(too_long) = next_line(&mut input, &mut line).await? {
-        report.lines += 1;
-        let number = report.lines;
-        if !too_long && line.iter().all(u8::is_ascii_whitespace) {
+    while let Some((number, read)) = lines
+        .next_line_async()
+        .await
+        .map_err(|err| Error::bad_input(format!("reading the input: {err}")))?
+    {
+        report.lines = number;
+        if matches!(read, LineRead::Line(line) if line.iter().all(u8::is_ascii_whitespace)) {
             continue;
         }
-        match parse_line(&line, too_long, number, hasher, now) {
+        match parse_line(read, number, hasher, now) {
             Ok(row) => {
                 report.valid += 1;
                 if writer.is_some() {
@@ -204,8 +208,7 @@ impl ImportWriter {
 }
 
 fn parse_line(
-    line: &[u8],
-    too_long: bool,
+    read: LineRead<'_>,
     number: u64,
     hasher: &UserHasher,
     now: chrono::DateTime<chrono::Utc>,
@@ -215,9 +218,9 @@ fn parse_line(
         field,
         message,
     };
-    if too_long {
+    let LineRead::Line(line) = read else {
         return Err(error(None, format!("longer than {MAX_LINE_BYTES} bytes")));
-    }
+    };
     let text = std::str::from_utf8(line).map_err(|err| {
         error(
             None,
@@ -228,66 +231,4 @@ fn parse_line(
         serde_json::from_str(text).map_err(|err| error(None, format!("not valid JSON: {err}")))?;
     conversation_record(&value, hasher, now)
         .map_err(|err| error(Some(err.field.clone()), err.to_string()))
-}
-
-/// Read one line (without its `\n`) into `buf`, holding at most
-/// [`MAX_LINE_BYTES`]; `Some(true)` when the line was longer (its content is
-/// dropped), `None` at the end of input.
-async fn next_line<R: AsyncBufRead + Unpin>(
-    input: &mut R,
-    buf: &mut Vec<u8>,
-) -> Result<Option<bool>> {
-    buf.clear();
-    let mut too_long = false;
-    let mut read_any = false;
-    loop {
-        let available = input
-            .fill_buf()
-            .await
-            .map_err(|err| Error::bad_input(format!("reading the input: {err}")))?;
-        if available.is_empty() {
-            return Ok(read_any.then_some(too_long));
-        }
-        read_any = true;
-        let newline = available.iter().position(|&b| b == b'\n');
-        let chunk = &available[..newline.unwrap_or(available.len())];
-        if !too_long {
-            if buf.len() + chunk.len() > MAX_LINE_BYTES {
-                too_long = true;
-                buf.clear();
-            } else {
-                buf.extend_from_slice(chunk);
-            }
-        }
-        let used = chunk.len() + usize::from(newline.is_some());
-        input.consume(used);
-        if newline.is_some() {
-            if buf.last() == Some(&b'\r') {
-                buf.pop();
-            }
-            return Ok(Some(too_long));
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn lines_are_split_and_bounded() {
-        let long = "x".repeat(MAX_LINE_BYTES + 10);
-        let data = format!("a\r\n\nb{long}\nlast");
-        let mut input = tokio::io::BufReader::with_capacity(64, data.as_bytes());
-        let mut buf = Vec::new();
-        assert_eq!(next_line(&mut input, &mut buf).await.unwrap(), Some(false));
-        assert_eq!(buf, b"a");
-        assert_eq!(next_line(&mut input, &mut buf).await.unwrap(), Some(false));
-        assert!(buf.is_empty());
-        assert_eq!(next_line(&mut input, &mut buf).await.unwrap(), Some(true));
-        assert!(buf.is_empty() && buf.capacity() <= 2 * MAX_LINE_BYTES);
-        assert_eq!(next_line(&mut input, &mut buf).await.unwrap(), Some(false));
-        assert_eq!(buf, b"last");
-        assert_eq!(next_line(&mut input, &mut buf).await.unwrap(), None);
-    }
 }

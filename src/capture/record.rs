@@ -13,13 +13,15 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::{Map, Value};
 
 use super::user_hash::UserHasher;
+use crate::dataset::intent_name;
 use crate::lang::Language;
 use crate::storage::Timestamp;
 use crate::storage::conversations::NewConversation;
 
 /// Longest utterance accepted, in bytes. Real utterances are a few hundred.
 pub const MAX_TEXT_BYTES: usize = 16 * 1024;
-/// Longest identifier-like field (intent, provider, session id, …).
+/// Longest identifier-like field (provider, session id, …); intents follow
+/// [`crate::dataset::intent_name`].
 pub const MAX_FIELD_BYTES: usize = 256;
 /// Clock skew tolerated on `created_at` before it counts as "in the future".
 const MAX_FUTURE_SKEW: Duration = Duration::minutes(5);
@@ -101,6 +103,29 @@ fn required_text(map: &Fields, name: &str, max: usize) -> Result<String, FieldEr
         }
         _ => Ok(optional_text(map, name, max)?.expect("checked non-empty")),
     }
+}
+
+/// An intent field: the one intent-name rule every reader shares
+/// ([`crate::dataset::intent_name`]); blank counts as absent.
+fn optional_intent(map: &Fields, name: &str) -> Result<Option<String>, FieldError> {
+    match map.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(Value::String(s)) => intent_name(s)
+            .map(|intent| Some(intent.to_string()))
+            .map_err(|reason| FieldError::new(name, reason)),
+        Some(other) => Err(FieldError::new(
+            name,
+            format!("must be a string, not {}", kind(other)),
+        )),
+    }
+}
+
+fn required_intent(map: &Fields, name: &str) -> Result<String, FieldError> {
+    optional_intent(map, name)?.ok_or_else(|| match map.get(name) {
+        Some(Value::String(_)) => FieldError::new(name, "must not be empty"),
+        _ => FieldError::new(name, "is required"),
+    })
 }
 
 fn required_confidence(map: &Fields, name: &str) -> Result<f64, FieldError> {
@@ -185,7 +210,7 @@ pub fn conversation_record(
     let map = as_object(value, "record")?;
     Ok(NewConversation {
         user_message: required_text(map, "user_message", MAX_TEXT_BYTES)?,
-        nlu_intent: Some(required_text(map, "nlu_intent", MAX_FIELD_BYTES)?),
+        nlu_intent: Some(required_intent(map, "nlu_intent")?),
         nlu_confidence: Some(required_confidence(map, "nlu_confidence")?),
         nlu_provider: Some(required_text(map, "nlu_provider", MAX_FIELD_BYTES)?),
         language: optional_language(map, "language")?.map(|l| l.as_str().to_string()),
@@ -270,7 +295,7 @@ impl FeedbackRequest {
         Ok(Self {
             conversation_id,
             feedback,
-            correct_intent: optional_text(map, "correct_intent", MAX_FIELD_BYTES)?,
+            correct_intent: optional_intent(map, "correct_intent")?,
         })
     }
 }

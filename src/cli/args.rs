@@ -39,6 +39,15 @@ pub fn parse_positive_duration(text: &str) -> Result<Duration, String> {
     Ok(span)
 }
 
+/// Most rows a listing prints.
+pub const MAX_ROWS: i64 = 10_000;
+
+/// `--limit N` of a listing (`stats recent`, `stats queue`): 0 prints no
+/// row, as SQL's `LIMIT 0`; a negative or larger number is a usage error.
+pub fn row_limit() -> clap::builder::RangedI64ValueParser<i64> {
+    clap::value_parser!(i64).range(0..=MAX_ROWS)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

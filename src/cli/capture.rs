@@ -1,7 +1,6 @@
 //! `serve`, `ingest`, `stats recent` and `stats capture-gaps`.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -9,7 +8,7 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use super::Context;
-use super::args::{parse_duration, parse_positive_duration};
+use super::args::{parse_duration, parse_positive_duration, row_limit};
 use crate::capture::classifier::load_artifact;
 use crate::capture::gaps::{GapRules, capture_gaps};
 use crate::capture::ingest::{IngestOptions, ingest as run_ingest};
@@ -62,8 +61,7 @@ pub async fn serve(ctx: &Context, args: ServeArgs) -> Result<ExitCode> {
     };
     let summary = run_serve(store.clone(), config, options, |addr| {
         // Scripts (and the tests) read the bound address from this line.
-        println!("flywheel serve listening on http://{addr}");
-        let _ = std::io::stdout().flush();
+        super::output::print_line(&format!("flywheel serve listening on http://{addr}"));
     })
     .await?;
     store.close().await;
@@ -216,7 +214,7 @@ pub async fn simulate(ctx: &Context, args: SimulateArgs) -> Result<ExitCode> {
 pub enum StatsCommand {
     /// The latest conversations.
     Recent {
-        #[arg(long, default_value_t = 20)]
+        #[arg(long, default_value_t = 20, value_parser = row_limit())]
         limit: i64,
     },
     /// Silences in capture and hours far below their usual volume.
@@ -231,7 +229,7 @@ pub async fn stats(ctx: &Context, command: StatsCommand) -> Result<ExitCode> {
     let store = ctx.store().await?;
     match command {
         StatsCommand::Recent { limit } => {
-            let rows = store.recent_conversations(limit.clamp(1, 10_000)).await?;
+            let rows = store.recent_conversations(limit).await?;
             ctx.out.summary(
                 &serde_json::json!({ "ok": true, "conversations": rows }),
                 || {

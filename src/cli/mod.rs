@@ -23,7 +23,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Config, LoadOptions, LoadedConfig};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::jobs::Trigger;
 use crate::storage::{self, Store};
 use output::Output;
@@ -149,7 +149,10 @@ impl Context {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return usage_error(&err),
+    };
     let out = Output::new(cli.global.json, cli.global.quiet);
     let options = LoadOptions {
         config_file: cli.global.config.clone(),
@@ -213,6 +216,8 @@ pub fn main() -> ExitCode {
         trigger: cli.global.trigger,
     };
     match runtime.block_on(dispatch(cli.command, &ctx)) {
+        // The reader of stdout went away: end quietly (README, Commands).
+        Ok(_) if output::stdout_closed() => ExitCode::from(ErrorKind::OutputClosed.exit_code()),
         Ok(code) => code,
         Err(err) => report_error(&out, &err),
     }
@@ -238,6 +243,11 @@ async fn dispatch(command: Option<Command>, ctx: &Context) -> Result<ExitCode> {
     let Some(command) = command else {
         if console::opens_console(None) {
             return console::run(ctx).await;
+        }
+        if ctx.out.json {
+            return Err(Error::usage(
+                "no command given; `flywheel --help` lists the commands",
+            ));
         }
         // No terminal (cron, a pipe): show the map, exit as a usage error.
         use clap::CommandFactory;
@@ -275,15 +285,53 @@ async fn dispatch(command: Option<Command>, ctx: &Context) -> Result<ExitCode> {
     }
 }
 
+/// clap's refusal of the command line, as [`report_error`] reports every
+/// other error: its text on stderr and, with `--json` anywhere before `--`,
+/// the JSON error object on stdout; exit 2. Help and version print as usual.
+fn usage_error(err: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind as Clap;
+    let json = std::env::args_os()
+        .skip(1)
+        .take_while(|arg| arg != "--")
+        .any(|arg| arg == "--json");
+    if !json || matches!(err.kind(), Clap::DisplayHelp | Clap::DisplayVersion) {
+        err.exit();
+    }
+    let text = err.render().to_string();
+    let message = if err.kind() == Clap::DisplayHelpOnMissingArgumentOrSubcommand {
+        // clap's text is the command's help: say what is missing instead
+        let message = "a subcommand is required; `--help` lists them";
+        eprintln!("error: {message}");
+        message
+    } else {
+        let _ = err.print();
+        // the error and its hints, without the usage line and help pointer
+        // that follow the first blank line
+        let text = text.trim().trim_start_matches("error:").trim();
+        text.split("\n\n").next().unwrap_or(text)
+    };
+    report_json_error(message, ErrorKind::Usage.exit_code())
+}
+
 /// One clear sentence on stderr (and a JSON object with `--json`), and the
 /// exit code of the error's kind.
 fn report_error(out: &Output, err: &Error) -> ExitCode {
     let code = err.kind().exit_code();
+    if err.kind() == ErrorKind::OutputClosed {
+        // Nobody reads stdout any more: nothing to say (`export | head -1`).
+        return ExitCode::from(code);
+    }
     eprintln!("error: {err}");
     if out.json {
-        let value = serde_json::json!({ "ok": false, "error": err.message(), "exit_code": code });
-        println!("{value}");
+        return report_json_error(err.message(), code);
     }
+    ExitCode::from(code)
+}
+
+/// The JSON object every failed `--json` run prints on stdout.
+fn report_json_error(message: &str, code: u8) -> ExitCode {
+    let value = serde_json::json!({ "ok": false, "error": message, "exit_code": code });
+    output::print_line(&value.to_string());
     ExitCode::from(code)
 }
 

@@ -202,7 +202,7 @@ pub fn classify(args: &ClassifyArgs, _out: &Output) -> Result<()> {
     let mut w = std::io::BufWriter::new(stdout.lock());
     let mut emit = |text: &str, p: &router::Prediction| -> Result<()> {
         let line = prediction_line(text, p)?;
-        writeln!(w, "{line}").map_err(|e| Error::failure(format!("writing stdout: {e}")))
+        writeln!(w, "{line}").map_err(|e| Error::writing("stdout", &e))
     };
     if let Some(text) = &args.text {
         emit(text, &model.classify(text, args.language))?;
@@ -224,6 +224,5 @@ pub fn classify(args: &ClassifyArgs, _out: &Output) -> Result<()> {
             }
         }
     }
-    w.flush()
-        .map_err(|e| Error::failure(format!("writing stdout: {e}")))
+    w.flush().map_err(|e| Error::writing("stdout", &e))
 }

@@ -8,7 +8,7 @@ use clap::Subcommand;
 use serde_json::json;
 
 use super::Context;
-use super::args::parse_duration;
+use super::args::{parse_duration, row_limit};
 use crate::error::Result;
 use crate::storage::Store;
 use crate::storage::stats::WindowStats;
@@ -17,7 +17,7 @@ use crate::storage::stats::WindowStats;
 pub enum StatsCommand {
     /// The review queue in priority order, and its size per priority.
     Queue {
-        #[arg(long, default_value_t = 20)]
+        #[arg(long, default_value_t = 20, value_parser = row_limit())]
         limit: i64,
     },
     /// Per day: captured, auto-approved, needs review, reviewed, approved, rejected.

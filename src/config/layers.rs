@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::{Table, Value};
 
-use super::{Config, LoadedConfig, absolute, default_config_file};
+use super::{Config, LoadedConfig, absolute, default_config_file, validate};
 use crate::error::{Error, Result};
 
 /// Environment variables with a fixed meaning (DESIGN §4), and the key each sets.
@@ -132,6 +132,10 @@ pub(super) fn load(options: &LoadOptions) -> Result<LoadedConfig> {
 
     let mut config = merged.build()?;
     config.data_dir = absolute(&options.working_dir, &config.data_dir);
+    let problems = validate::problems(&config, &merged.origins);
+    if !problems.is_empty() {
+        return Err(Error::config(problems.join("; ")));
+    }
     Ok(LoadedConfig {
         config,
         origins: merged.origins,
@@ -206,14 +210,18 @@ impl Merged {
                 .collect();
             candidates.push(Value::Array(items));
         }
-        let mut last_error = None;
+        // When no reading fits, the first one's error says what is wrong:
+        // "abc" for a number is a string, not the list of one tried last.
+        let mut first_error = None;
         for value in candidates {
             match self.set(key, value, origin.clone()) {
                 Ok(()) => return Ok(()),
-                Err(err) => last_error = Some(err),
+                Err(err) => {
+                    first_error.get_or_insert(err);
+                }
             }
         }
-        Err(last_error.expect("at least one candidate"))
+        Err(first_error.expect("at least one candidate"))
     }
 
     /// Set one dotted key; refused (and the table left unchanged) when the
@@ -225,7 +233,7 @@ impl Merged {
             self.table = before;
             return Err(Error::config(format!(
                 "{origin}: invalid value for `{key}`: {}",
-                err.message()
+                plain_message(key, err.message())
             )));
         }
         self.origins.insert(key.to_string(), origin);
@@ -235,7 +243,7 @@ impl Merged {
 
 /// `LABEL_STUDIO_URL` → `label_studio.url`; `FLYWHEEL_SERVE__ADDR` →
 /// `serve.addr`; `FLYWHEEL_NLU_HEALTH_URL` → `nlu_health_url`.
-fn key_for_variable(name: &str) -> Option<String> {
+pub(super) fn key_for_variable(name: &str) -> Option<String> {
     if let Some((_, key)) = NAMED_VARIABLES.iter().find(|(var, _)| *var == name) {
         return Some((*key).to_string());
     }
@@ -309,10 +317,34 @@ fn describe_toml_error(path: &Path, text: &str, err: &toml::de::Error) -> String
     let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
     match key_at_line(text, line) {
         Some(key) => format!(
-            "config file {}, line {line}, key `{key}`: {message}",
-            path.display()
+            "config file {}, line {line}, key `{key}`: {}",
+            path.display(),
+            plain_message(&key, &message)
         ),
         None => format!("config file {}, line {line}: {message}", path.display()),
+    }
+}
+
+/// serde's "expected f64" in words an operator reads, with the key's
+/// allowed range when it has one.
+fn plain_message(key: &str, message: &str) -> String {
+    let mut message = message.trim().to_string();
+    for (rust, plain) in [
+        ("expected f64", "expected a number"),
+        ("expected f32", "expected a number"),
+        ("expected i32", "expected a whole number"),
+        ("expected i64", "expected a whole number"),
+        ("expected u32", "expected a whole number"),
+        ("expected u64", "expected a whole number"),
+        ("expected usize", "expected a whole number"),
+    ] {
+        if let Some(stripped) = message.strip_suffix(rust) {
+            message = format!("{stripped}{plain}");
+        }
+    }
+    match validate::allowed_range(key) {
+        Some(range) => format!("{message} (allowed: {range})"),
+        None => message,
     }
 }
 

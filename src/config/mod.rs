@@ -5,9 +5,12 @@
 //! Every layer is written into one TOML table which is then deserialised
 //! into [`Config`] with unknown keys refused, so a typo in any layer is an
 //! error that names where it came from rather than a silently ignored value.
+//! Every numeric key then has its range checked (`validate`), so no
+//! command ever runs on a threshold that makes no sense.
 
 mod layers;
 mod secret;
+mod validate;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::jobs::{Stage, Trigger, run_stage};
+use crate::lang::Language;
 use crate::privacy::Redactor;
 use crate::progress::Reporter;
 use crate::storage::Store;
@@ -130,13 +131,12 @@ pub async fn run(
         .as_ref()
         .map_or_else(|| "stdout".to_string(), |p| p.display().to_string());
     let write_err =
-        |err: std::io::Error| Error::failure(format!("writing the export to {target}: {err}"));
+        |err: std::io::Error| Error::writing(format_args!("the export to {target}"), &err);
+    let filter = languages_as_stored(&options.filter, &mut summary.warnings);
     let mut after = 0i64;
     'pages: loop {
         reporter.check_cancelled()?;
-        let page = store
-            .approved_samples_page(&options.filter, after, PAGE)
-            .await?;
+        let page = store.approved_samples_page(&filter, after, PAGE).await?;
         let Some(last) = page.last() else { break };
         after = last.id;
         for row in &page {
@@ -173,6 +173,26 @@ pub async fn run(
         }
     }
     Ok(summary)
+}
+
+/// The filter with its languages spelled as stored ("EN" is "en"). A code
+/// that is no language matches no sample: warned about, not silently
+/// exporting nothing.
+fn languages_as_stored(filter: &ExportFilter, warnings: &mut Vec<String>) -> ExportFilter {
+    let mut filter = filter.clone();
+    for code in &mut filter.languages {
+        match Language::parse(code) {
+            Some(language) => *code = language.as_str().to_string(),
+            None => {
+                let warning = format!(
+                    "unknown language \"{code}\" in the language filter (expected en, hinglish, hi, mr or other): no sample has it"
+                );
+                tracing::warn!("{warning}");
+                warnings.push(warning);
+            }
+        }
+    }
+    filter
 }
 
 fn wanted(row: &ExportRow, options: &ExportOptions) -> bool {

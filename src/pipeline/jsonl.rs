@@ -6,6 +6,7 @@ use std::io::BufRead;
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::lines::{LineRead, LineReader, MAX_LINE_BYTES};
 
 /// One non-blank line: its 1-based number and the parsed object.
 pub struct Line {
@@ -21,24 +22,31 @@ pub fn read_lines(path: &Path) -> Result<Vec<std::result::Result<Line, (usize, S
     read_lines_from(&path.display().to_string(), std::io::BufReader::new(file))
 }
 
-/// [`read_lines`] over any reader; `name` is what errors call it.
+/// [`read_lines`] over any reader; `name` is what errors call it. Lines
+/// are split as [`crate::lines`] does for every reader (a line over 1 MiB
+/// is refused unread, a byte order mark at the start is dropped).
 pub fn read_lines_from(
     name: &str,
-    mut reader: impl BufRead,
+    reader: impl BufRead,
 ) -> Result<Vec<std::result::Result<Line, (usize, String)>>> {
     let mut out = Vec::new();
-    let mut buf = Vec::new();
-    let mut number = 0;
-    loop {
-        buf.clear();
-        let read = reader
-            .read_until(b'\n', &mut buf)
-            .map_err(|err| Error::failure(format!("reading {name}: {err}")))?;
-        if read == 0 {
-            break;
-        }
-        number += 1;
-        let Ok(text) = std::str::from_utf8(&buf) else {
+    let mut lines = LineReader::new(reader);
+    while let Some((number, read)) = lines
+        .next_line()
+        .map_err(|err| Error::failure(format!("reading {name}: {err}")))?
+    {
+        let number = number as usize;
+        let bytes = match read {
+            LineRead::Line(bytes) => bytes,
+            LineRead::TooLong => {
+                out.push(Err((
+                    number,
+                    format!("line longer than {MAX_LINE_BYTES} bytes"),
+                )));
+                continue;
+            }
+        };
+        let Ok(text) = std::str::from_utf8(bytes) else {
             out.push(Err((number, "not valid UTF-8".to_string())));
             continue;
         };

@@ -10,17 +10,17 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::jsonl::{self, Line};
+use crate::dataset::intent_name;
 use crate::error::{Error, Result};
 use crate::jobs::{Stage, Trigger, run_stage};
 use crate::lang::Language;
 use crate::progress::Reporter;
 use crate::storage::Store;
 use crate::storage::samples::{NewSample, Relabel, StoredLabel};
-use crate::text::normalize_for_dedup;
+use crate::text::{normalize_for_dedup, quoted};
 
 /// Longest text accepted, in characters: utterances, not documents.
 pub const MAX_TEXT_CHARS: usize = 2000;
-const MAX_INTENT_CHARS: usize = 100;
 /// Errors listed before "… and N more".
 const MAX_REPORTED_ERRORS: usize = 20;
 
@@ -333,8 +333,9 @@ fn validate_lines(
                 let earlier = &mut samples[index];
                 if earlier.intent != sample.intent {
                     errors.push(format!(
-                        "{file}:{number}: field `intent`: {:?} contradicts line {first}, which labels the same text {:?}",
-                        sample.intent, earlier.intent
+                        "{file}:{number}: field `intent`: {} contradicts line {first}, which labels the same text {}",
+                        quoted(&sample.intent),
+                        quoted(&earlier.intent)
                     ));
                 } else {
                     earlier.occurrences += 1;
@@ -396,7 +397,9 @@ fn parse_sample(line: &Line, source: ImportSource) -> std::result::Result<NewSam
     }
     let intent = match field("intent") {
         None => return Err("field `intent`: missing".into()),
-        Some(Value::String(intent)) => intent.trim(),
+        Some(Value::String(intent)) => {
+            intent_name(intent).map_err(|reason| format!("field `intent`: {reason}"))?
+        }
         Some(other) => {
             return Err(format!(
                 "field `intent`: expected a string, got {}",
@@ -404,23 +407,14 @@ fn parse_sample(line: &Line, source: ImportSource) -> std::result::Result<NewSam
             ));
         }
     };
-    let intent_ok = !intent.is_empty()
-        && intent.chars().count() <= MAX_INTENT_CHARS
-        && intent
-            .chars()
-            .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'));
-    if !intent_ok {
-        return Err(format!(
-            "field `intent`: {intent:?} is not an intent name (letters, digits, _ - . : ; at most {MAX_INTENT_CHARS})"
-        ));
-    }
     let language = match field("language") {
         None => None,
         Some(Value::String(code)) => match Language::parse(code) {
             Some(language) => Some(language.as_str().to_string()),
             None => {
                 return Err(format!(
-                    "field `language`: unknown language {code:?} (expected en, hinglish, hi, mr or other)"
+                    "field `language`: unknown language {} (expected en, hinglish, hi, mr or other)",
+                    quoted(code)
                 ));
             }
         },

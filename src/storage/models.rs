@@ -23,7 +23,9 @@ pub struct ModelVersion {
     pub production_accuracy: Option<f64>,
     pub fallback_rate: Option<f64>,
     pub traffic_percentage: i32,
-    /// JSON: the evaluation report.
+    /// JSON: the evaluation report (in JSON output the object itself, not
+    /// a string holding it).
+    #[serde(serialize_with = "stored_json")]
     pub metrics: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
@@ -31,6 +33,21 @@ pub struct ModelVersion {
     pub canary_at: Option<Timestamp>,
     pub production_at: Option<Timestamp>,
     pub archived_at: Option<Timestamp>,
+}
+
+/// A column holding JSON text, written out as the JSON it holds; text
+/// that is not JSON stays a string.
+fn stored_json<S: serde::Serializer>(
+    text: &Option<String>,
+    serializer: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    match text
+        .as_deref()
+        .map(serde_json::from_str::<serde_json::Value>)
+    {
+        Some(Ok(value)) => value.serialize(serializer),
+        _ => text.serialize(serializer),
+    }
 }
 
 const VERSION_COLUMNS: &str = "id, version, status, artifact_path, train_samples, test_samples, \
