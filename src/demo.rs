@@ -109,7 +109,7 @@ pub async fn start(
         .serving_models()
         .await?
         .into_iter()
-        .find(|m| m.status == "production")
+        .find(|m| m.status == crate::domain::ModelStatus::Production)
         .ok_or_else(|| {
             Error::failure(format!(
                 "the demo has no production model (bootstrap: {bootstrap:?}); \

@@ -214,7 +214,7 @@ async fn production_model_check(store: &Store) -> Option<Check> {
         match snapshot
             .live_models
             .iter()
-            .find(|m| m.status == "production")
+            .find(|m| m.status == crate::domain::ModelStatus::Production)
         {
             Some(model) => Check::pass("production model", model.version.clone()),
             None => Check::warn(

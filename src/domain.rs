@@ -172,9 +172,12 @@ stored_enum! {
 }
 
 stored_enum! {
-    /// `model_versions.status` (DESIGN §1 lifecycle).
+    /// `model_versions.status` (DESIGN §1 lifecycle). A version registered
+    /// without saying otherwise is `Testing`.
+    #[derive(Default)]
     pub enum ModelStatus {
         Training => "training",
+        #[default]
         Testing => "testing",
         Canary => "canary",
         Production => "production",

@@ -39,7 +39,7 @@ pub fn warnings(
     match snapshot
         .live_models
         .iter()
-        .find(|m| m.status == "production")
+        .find(|m| m.status == crate::domain::ModelStatus::Production)
     {
         None => warn(
             "no-production-model",
@@ -162,7 +162,7 @@ mod tests {
             last_capture_at: None,
             live_models: vec![LiveModel {
                 version: "router-v1.0.0".into(),
-                status: "production".into(),
+                status: crate::domain::ModelStatus::Production,
                 traffic_percentage: 100,
                 test_accuracy: Some(0.9),
                 production_accuracy: None,

@@ -6,6 +6,7 @@
 //! The rules are pure planners over the current rows; storage applies a plan
 //! atomically and records each step with its actor in `model_transitions`.
 
+use crate::domain::ModelStatus;
 use crate::error::{Error, Result};
 use crate::storage::Store;
 use crate::storage::models::{ModelChange, ModelTransition, ModelVersion};
@@ -28,15 +29,20 @@ fn find<'a>(models: &'a [ModelVersion], version: &str) -> Result<&'a ModelVersio
     })
 }
 
-fn with_status<'a>(models: &'a [ModelVersion], status: &str) -> Option<&'a ModelVersion> {
+fn with_status(models: &[ModelVersion], status: ModelStatus) -> Option<&ModelVersion> {
     models.iter().find(|m| m.status == status)
 }
 
-fn change(m: &ModelVersion, to: &str, traffic: u32, reason: impl Into<String>) -> ModelChange {
+fn change(
+    m: &ModelVersion,
+    to: ModelStatus,
+    traffic: u32,
+    reason: impl Into<String>,
+) -> ModelChange {
     ModelChange {
         version: m.version.clone(),
-        from_status: m.status.clone(),
-        to_status: to.to_string(),
+        from_status: m.status,
+        to_status: to,
         traffic_percentage: traffic as i32,
         reason: Some(reason.into()),
         forced: false,
@@ -65,9 +71,9 @@ pub fn plan_promotion(
     // An overridden rejection is planned as if the version were testing,
     // then its step is marked forced.
     let overridden;
-    let model = if found.status == "rejected" && gate == Gate::Override {
+    let model = if found.status == ModelStatus::Rejected && gate == Gate::Override {
         overridden = ModelVersion {
-            status: "testing".into(),
+            status: ModelStatus::Testing,
             ..found.clone()
         };
         &overridden
@@ -77,7 +83,7 @@ pub fn plan_promotion(
     let mut steps = plan_promotion_of(models, model, target)?;
     if model.status != found.status {
         for step in steps.iter_mut().filter(|s| s.version == version) {
-            step.from_status = found.status.clone();
+            step.from_status = found.status;
             step.forced = true;
             step.reason = Some(format!(
                 "forced: {} although the weekly-training gate rejected it",
@@ -94,8 +100,8 @@ fn plan_promotion_of(
     target: Target,
 ) -> Result<Vec<ModelChange>> {
     let version = model.version.as_str();
-    let production = with_status(models, "production");
-    let canary = with_status(models, "canary");
+    let production = with_status(models, ModelStatus::Production);
+    let canary = with_status(models, ModelStatus::Canary);
     match target {
         Target::Canary { traffic } => {
             if !(1..=99).contains(&traffic) {
@@ -103,7 +109,7 @@ fn plan_promotion_of(
                     "canary traffic must be between 1 and 99 % (got {traffic}); use --to production for 100 %"
                 )));
             }
-            if !matches!(model.status.as_str(), "testing" | "canary") {
+            if !matches!(model.status, ModelStatus::Testing | ModelStatus::Canary) {
                 return Err(Error::failure(format!(
                     "only a testing version can become the canary; {version} is {}{}",
                     model.status,
@@ -121,7 +127,7 @@ fn plan_promotion_of(
                     "there is no production model to share traffic with; promote {version} --to production instead"
                 )));
             };
-            let reason = if model.status == "canary" {
+            let reason = if model.status == ModelStatus::Canary {
                 format!(
                     "canary traffic {} % → {traffic} %",
                     model.traffic_percentage
@@ -132,15 +138,15 @@ fn plan_promotion_of(
             Ok(vec![
                 change(
                     production,
-                    "production",
+                    ModelStatus::Production,
                     100 - traffic,
                     format!("{version} takes {traffic} %"),
                 ),
-                change(model, "canary", traffic, reason),
+                change(model, ModelStatus::Canary, traffic, reason),
             ])
         }
         Target::Production => {
-            if !matches!(model.status.as_str(), "testing" | "canary") {
+            if !matches!(model.status, ModelStatus::Testing | ModelStatus::Canary) {
                 return Err(Error::failure(format!(
                     "only a testing or canary version can be promoted to production; {version} is {}{}",
                     model.status,
@@ -152,11 +158,16 @@ fn plan_promotion_of(
             let traffic = 100 - other_canary.map_or(0, |c| c.traffic_percentage.max(0) as u32);
             let mut steps = Vec::new();
             if let Some(old) = production {
-                steps.push(change(old, "archived", 0, format!("replaced by {version}")));
+                steps.push(change(
+                    old,
+                    ModelStatus::Archived,
+                    0,
+                    format!("replaced by {version}"),
+                ));
             }
             steps.push(change(
                 model,
-                "production",
+                ModelStatus::Production,
                 traffic,
                 "promoted to production",
             ));
@@ -166,7 +177,7 @@ fn plan_promotion_of(
 }
 
 fn force_hint(model: &ModelVersion) -> &'static str {
-    if model.status == "rejected" {
+    if model.status == ModelStatus::Rejected {
         " (the weekly-training gate rejected it; `--force` promotes it anyway, recorded as forced)"
     } else {
         ""
@@ -181,10 +192,11 @@ fn force_hint(model: &ModelVersion) -> &'static str {
 fn production_stack(history: &[ModelTransition]) -> Vec<&str> {
     let mut stack: Vec<&str> = Vec::new();
     for t in history.iter().rev() {
-        if t.to_status != "production" || t.from_status.as_deref() == Some("production") {
+        if t.to_status != ModelStatus::Production || t.from_status == Some(ModelStatus::Production)
+        {
             continue;
         }
-        if t.from_status.as_deref() == Some("archived") {
+        if t.from_status == Some(ModelStatus::Archived) {
             match stack.iter().rposition(|v| *v == t.version) {
                 Some(at) => stack.truncate(at + 1),
                 // Older than the history read: start from here.
@@ -201,8 +213,8 @@ fn production_stack(history: &[ModelTransition]) -> Vec<&str> {
 fn is_retired(history: &[ModelTransition], version: &str) -> bool {
     history.iter().any(|t| {
         t.version == version
-            && t.from_status.as_deref() == Some("archived")
-            && t.to_status == "archived"
+            && t.from_status == Some(ModelStatus::Archived)
+            && t.to_status == ModelStatus::Archived
     })
 }
 
@@ -214,7 +226,7 @@ pub fn plan_rollback(
     models: &[ModelVersion],
     history: &[ModelTransition],
 ) -> Result<Vec<ModelChange>> {
-    let Some(current) = with_status(models, "production") else {
+    let Some(current) = with_status(models, ModelStatus::Production) else {
         return Err(Error::failure(
             "there is no production model to roll back; `flywheel models promote VERSION --to production`",
         ));
@@ -227,7 +239,7 @@ pub fn plan_rollback(
         .find_map(|v| {
             models
                 .iter()
-                .find(|m| m.version == *v && m.status == "archived")
+                .find(|m| m.version == *v && m.status == ModelStatus::Archived)
         })
         .ok_or_else(|| {
             Error::failure(format!(
@@ -238,17 +250,17 @@ pub fn plan_rollback(
             ))
         })?;
     let canary_share =
-        with_status(models, "canary").map_or(0, |c| c.traffic_percentage.max(0) as u32);
+        with_status(models, ModelStatus::Canary).map_or(0, |c| c.traffic_percentage.max(0) as u32);
     Ok(vec![
         change(
             current,
-            "archived",
+            ModelStatus::Archived,
             0,
             format!("rolled back to {}", previous.version),
         ),
         change(
             previous,
-            "production",
+            ModelStatus::Production,
             100 - canary_share,
             format!("rollback from {}", current.version),
         ),
@@ -263,33 +275,33 @@ pub fn plan_archive(
     version: &str,
 ) -> Result<Vec<ModelChange>> {
     let model = find(models, version)?;
-    match model.status.as_str() {
-        "production" => Err(Error::failure(format!(
+    match model.status {
+        ModelStatus::Production => Err(Error::failure(format!(
             "{version} is in production; promote another version or `flywheel models rollback` first"
         ))),
-        "archived" if is_retired(history, version) => Err(Error::failure(format!(
+        ModelStatus::Archived if is_retired(history, version) => Err(Error::failure(format!(
             "{version} is already archived and retired"
         ))),
-        "archived" if production_stack(history).contains(&version) => Ok(vec![change(
+        ModelStatus::Archived if production_stack(history).contains(&version) => Ok(vec![change(
             model,
-            "archived",
+            ModelStatus::Archived,
             0,
             "retired: `models rollback` will not restore it",
         )]),
-        "archived" => Err(Error::failure(format!("{version} is already archived"))),
-        "canary" => {
-            let mut steps = vec![change(model, "archived", 0, "canary stopped")];
-            if let Some(production) = with_status(models, "production") {
+        ModelStatus::Archived => Err(Error::failure(format!("{version} is already archived"))),
+        ModelStatus::Canary => {
+            let mut steps = vec![change(model, ModelStatus::Archived, 0, "canary stopped")];
+            if let Some(production) = with_status(models, ModelStatus::Production) {
                 steps.push(change(
                     production,
-                    "production",
+                    ModelStatus::Production,
                     100,
                     format!("{version} archived"),
                 ));
             }
             Ok(steps)
         }
-        _ => Ok(vec![change(model, "archived", 0, "archived")]),
+        _ => Ok(vec![change(model, ModelStatus::Archived, 0, "archived")]),
     }
 }
 

@@ -234,7 +234,7 @@ fn models_list_json_holds_metrics_as_an_object() {
                 .insert_model_version(
                     &NewModelVersion {
                         version: "router-v1.0.0".into(),
-                        status: "testing".into(),
+                        status: flywheel::domain::ModelStatus::Testing,
                         metrics: Some(
                             r#"{"accuracy": 0.9, "per_intent": {"greeting": 1.0}}"#.into(),
                         ),

@@ -14,7 +14,7 @@ async fn register(store: &Store, version: &str, status: &str, traffic: i32) {
         .insert_model_version(
             &NewModelVersion {
                 version: version.into(),
-                status: status.into(),
+                status: status.parse().unwrap(),
                 artifact_path: Some(format!("/models/{version}")),
                 test_accuracy: Some(0.9),
                 traffic_percentage: traffic,
@@ -32,7 +32,7 @@ async fn statuses(store: &Store) -> Vec<(String, String, i32)> {
         .await
         .unwrap()
         .into_iter()
-        .map(|m| (m.version, m.status, m.traffic_percentage))
+        .map(|m| (m.version, m.status.to_string(), m.traffic_percentage))
         .collect();
     v.sort();
     v
@@ -143,8 +143,8 @@ fn promote_canary_then_production_then_rollback() {
                 .iter()
                 .map(|t| {
                     (
-                        t.from_status.clone().unwrap_or_default(),
-                        t.to_status.clone(),
+                        t.from_status.map(|s| s.to_string()).unwrap_or_default(),
+                        t.to_status.to_string(),
                         t.actor.clone(),
                     )
                 })

@@ -730,7 +730,7 @@ fn seed(name: &str, config: &Config, home: &Path) -> Option<Setup> {
                     .insert_model_version(
                         &NewModelVersion {
                             version: v11.into(),
-                            status: "testing".into(),
+                            status: flywheel::domain::ModelStatus::Testing,
                             artifact_path: artifact,
                             train_samples: Some(1610),
                             test_samples: Some(270),

@@ -165,14 +165,14 @@ fn an_import_replaces_model_labels_and_refuses_conflicts_with_human_ones() {
         let config = db.config();
         block_on(async move {
             let store = flywheel::storage::open(&config).await.unwrap();
-            let model = |text: &str, intent: &str, status: &'static str| NewSample {
+            let model = |text: &str, intent: &str, status: &str| NewSample {
                 text: text.into(),
                 normalized_text: flywheel::text::normalize_for_dedup(text),
                 intent: intent.into(),
                 language: Some("en".into()),
-                source: "auto",
+                source: flywheel::domain::Provenance::Auto,
                 confidence: Some(0.9),
-                review_status: status,
+                review_status: status.parse().unwrap(),
                 priority: 5,
                 occurrences: 1,
                 predicted_intent: Some(intent.into()),
@@ -219,7 +219,12 @@ fn an_import_replaces_model_labels_and_refuses_conflicts_with_human_ones() {
                     .unwrap()
                     .unwrap();
                 store.close().await;
-                (s.intent, s.source, s.review_status, s.corrected_from)
+                (
+                    s.intent,
+                    s.source.to_string(),
+                    s.review_status.to_string(),
+                    s.corrected_from,
+                )
             })
         };
 

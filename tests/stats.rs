@@ -21,7 +21,7 @@ fn stats_commands_report_the_views() {
                     .insert_model_version(
                         &NewModelVersion {
                             version: v.into(),
-                            status: s.into(),
+                            status: s.parse().unwrap(),
                             traffic_percentage: t,
                             test_accuracy: Some(0.9),
                             ..Default::default()

@@ -91,12 +91,12 @@ fn sample(
         intent: predicted.into(),
         language: Some("en".into()),
         source: if status == "approved" {
-            "import"
+            flywheel::domain::Provenance::Import
         } else {
-            "auto"
+            flywheel::domain::Provenance::Auto
         },
         confidence: Some(confidence),
-        review_status: status,
+        review_status: status.parse().unwrap(),
         priority,
         occurrences,
         predicted_intent: (status != "approved").then(|| predicted.to_string()),
@@ -160,7 +160,7 @@ async fn seed_rest(store: &Store, config: &Config) {
             .insert_model_version(
                 &NewModelVersion {
                     version: version.into(),
-                    status: status.into(),
+                    status: status.parse().unwrap(),
                     artifact_path: Some(format!("/models/{version}")),
                     train_samples: Some(900),
                     test_samples: Some(150),

@@ -202,7 +202,7 @@ fn promote_and_roll_back_from_the_console_follow_the_lifecycle() {
                     .insert_model_version(
                         &NewModelVersion {
                             version: version.into(),
-                            status: status.into(),
+                            status: status.parse().unwrap(),
                             traffic_percentage: traffic,
                             ..Default::default()
                         },

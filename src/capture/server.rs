@@ -237,8 +237,12 @@ impl LiveModels {
 
     async fn refresh(&mut self) -> Result<()> {
         let rows = self.store.serving_models().await?;
-        let production = rows.iter().find(|r| r.status == "production");
-        let canary = rows.iter().find(|r| r.status == "canary");
+        let production = rows
+            .iter()
+            .find(|r| r.status == crate::domain::ModelStatus::Production);
+        let canary = rows
+            .iter()
+            .find(|r| r.status == crate::domain::ModelStatus::Canary);
         let key = |r: &ServingModel| {
             (
                 r.version.clone(),

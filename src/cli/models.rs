@@ -110,8 +110,12 @@ fn report_changes(ctx: &Context, changes: &[ModelChange]) {
 
 /// A rollback also names the version it restored and the one it retired.
 fn report_rollback(ctx: &Context, changes: &[ModelChange]) {
-    let restored = changes.iter().find(|c| c.to_status == "production");
-    let retired = changes.iter().find(|c| c.from_status == "production");
+    let restored = changes
+        .iter()
+        .find(|c| c.to_status == crate::domain::ModelStatus::Production);
+    let retired = changes
+        .iter()
+        .find(|c| c.from_status == crate::domain::ModelStatus::Production);
     let name = |c: Option<&ModelChange>| c.map(|c| c.version.clone());
     ctx.out.summary(
         &json!({
@@ -202,7 +206,7 @@ async fn history(
                     "{}  {:<18} {:>10} → {:<10} {:>3} %  by {}{}",
                     t.at,
                     t.version,
-                    t.from_status.as_deref().unwrap_or("(new)"),
+                    t.from_status.map_or("(new)", |s| s.as_str()),
                     t.to_status,
                     t.traffic_percentage,
                     t.actor,

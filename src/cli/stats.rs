@@ -123,8 +123,12 @@ async fn daily(ctx: &Context, store: &Store, since: Duration) -> Result<()> {
 async fn models(ctx: &Context, store: &Store) -> Result<()> {
     let performance = store.model_performance().await?;
     let versions = store.list_model_versions().await?;
-    let canary = versions.iter().find(|m| m.status == "canary");
-    let production = versions.iter().find(|m| m.status == "production");
+    let canary = versions
+        .iter()
+        .find(|m| m.status == crate::domain::ModelStatus::Canary);
+    let production = versions
+        .iter()
+        .find(|m| m.status == crate::domain::ModelStatus::Production);
     // The 48-hour watch: both live versions over the same window.
     let watch = match (canary, production) {
         (Some(c), Some(p)) => {

@@ -12,16 +12,6 @@ pub enum Verdict {
     NeedsReview { priority: i32 },
 }
 
-impl Verdict {
-    /// The `conversation_logs.review_status` spelling.
-    pub fn conversation_status(self) -> &'static str {
-        match self {
-            Verdict::AutoApproved => "auto-approved",
-            Verdict::NeedsReview { .. } => "needs-review",
-        }
-    }
-}
-
 /// `confidence >= auto_approve_confidence` from a trusted provider →
 /// auto-approved; `>= review_confidence` → needs review at medium priority;
 /// otherwise (including no confidence or no predicted intent, where the

@@ -101,7 +101,7 @@ async fn not_fresh(store: &Store) -> Result<Option<BootstrapOutcome>> {
     }
     let production = versions
         .iter()
-        .find(|v| v.status == "production")
+        .find(|v| v.status == crate::domain::ModelStatus::Production)
         .map(|v| v.version.clone());
     Ok(Some(BootstrapOutcome::NotNeeded { production }))
 }

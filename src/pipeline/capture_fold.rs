@@ -17,6 +17,7 @@ use std::collections::HashMap;
 
 use super::auto_filter::{Verdict, classify};
 use crate::config::AutoFilterConfig;
+use crate::domain::{Provenance, ReviewStatus};
 use crate::storage::daily_capture::{CapturedConversation, PendingConversation};
 use crate::storage::samples::NewSample;
 use crate::text::normalize_for_dedup;
@@ -110,11 +111,11 @@ impl Fold {
                     match verdict {
                         // A confident repeat makes the new sample an
                         // approved one, represented by that conversation.
-                        Verdict::AutoApproved if sample.review_status != "approved" => {
+                        Verdict::AutoApproved if sample.review_status != ReviewStatus::Approved => {
                             *sample = new_sample(row, normalized, verdict, filter.medium_priority);
                         }
                         Verdict::NeedsReview { priority }
-                            if sample.review_status == "needs-review"
+                            if sample.review_status == ReviewStatus::NeedsReview
                                 && priority < sample.priority =>
                         {
                             sample.priority = priority;
@@ -206,8 +207,8 @@ fn new_sample(
     medium_priority: i32,
 ) -> NewSample {
     let (review_status, priority) = match verdict {
-        Verdict::AutoApproved => ("approved", medium_priority),
-        Verdict::NeedsReview { priority } => ("needs-review", priority),
+        Verdict::AutoApproved => (ReviewStatus::Approved, medium_priority),
+        Verdict::NeedsReview { priority } => (ReviewStatus::NeedsReview, priority),
     };
     NewSample {
         text: row.user_message.trim().to_string(),
@@ -219,7 +220,7 @@ fn new_sample(
             .filter(|i| !i.trim().is_empty())
             .unwrap_or_else(|| "unknown".into()),
         language: row.language.clone(),
-        source: "auto",
+        source: Provenance::Auto,
         confidence: row.nlu_confidence,
         review_status,
         priority,

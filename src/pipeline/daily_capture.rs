@@ -18,6 +18,7 @@ use serde_json::json;
 use super::capture_fold::{Chunk, Fold, Labels, ROUND_CONVERSATIONS};
 use super::daily_report::{DailyReport, MixCounts};
 use crate::config::Config;
+use crate::domain::{ConversationStatus, ReviewStatus};
 use crate::error::{Error, Result};
 use crate::jobs::{Stage, Trigger, run_stage};
 use crate::progress::Reporter;
@@ -379,7 +380,7 @@ async fn simulate(
         .map(|s| match existing.get(&s.normalized_text) {
             Some(stored) => UpsertedSample {
                 created: false,
-                priority: if stored.review_status == "needs-review" {
+                priority: if stored.review_status == ReviewStatus::NeedsReview {
                     stored.priority.min(s.priority)
                 } else {
                     stored.priority
@@ -391,7 +392,7 @@ async fn simulate(
                 normalized_text: s.normalized_text.clone(),
                 occurrences: s.occurrences,
                 priority: s.priority,
-                review_status: s.review_status.to_string(),
+                review_status: s.review_status,
                 reviewed_at: None,
                 created: would_create.insert(s.normalized_text.clone()),
             },
@@ -414,7 +415,7 @@ fn count_chunk(
     states: &[UpsertedSample],
 ) {
     for state in states.iter().filter(|s| s.created) {
-        if state.review_status == "approved" {
+        if state.review_status == ReviewStatus::Approved {
             report.new_samples.approved += 1;
         } else {
             report.new_samples.needs_review += 1;
@@ -429,8 +430,8 @@ fn count_chunk(
         let bump = |mix: &mut MixCounts| {
             mix.captured += 1;
             match status {
-                "auto-approved" => mix.auto_approved += 1,
-                "needs-review" => mix.needs_review += 1,
+                ConversationStatus::AutoApproved => mix.auto_approved += 1,
+                ConversationStatus::NeedsReview => mix.needs_review += 1,
                 _ => {}
             }
         };
@@ -443,9 +444,9 @@ fn count_chunk(
             labels.name(labels_of.intent),
         ));
         match (status, state) {
-            ("ignored", _) => report.ignored += 1,
-            ("reviewed", _) => report.already_reviewed += 1,
-            ("auto-approved", _) => report.auto_approved += 1,
+            (ConversationStatus::Ignored, _) => report.ignored += 1,
+            (ConversationStatus::Reviewed, _) => report.already_reviewed += 1,
+            (ConversationStatus::AutoApproved, _) => report.auto_approved += 1,
             (_, Some(state)) => {
                 report.needs_review += 1;
                 *report

@@ -251,7 +251,7 @@ async fn push(
         .list_model_versions()
         .await?
         .into_iter()
-        .find(|m| m.status == "production")
+        .find(|m| m.status == crate::domain::ModelStatus::Production)
         .map(|m| m.version);
     let batch_size = config.label_studio.batch_size.max(1) as i64;
     let total = limit.unwrap_or(i64::MAX);

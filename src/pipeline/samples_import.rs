@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use super::jsonl::{self, Line};
 use crate::dataset::intent_name;
+use crate::domain::{Provenance, ReviewStatus};
 use crate::error::{Error, Result};
 use crate::jobs::{Stage, Trigger, run_stage};
 use crate::lang::Language;
@@ -34,9 +35,14 @@ pub enum ImportSource {
 
 impl ImportSource {
     pub fn as_str(self) -> &'static str {
+        self.provenance().as_str()
+    }
+
+    /// What the imported samples record as their label's origin.
+    pub fn provenance(self) -> Provenance {
         match self {
-            ImportSource::Synthetic => "synthetic",
-            ImportSource::Import => "import",
+            ImportSource::Synthetic => Provenance::Synthetic,
+            ImportSource::Import => Provenance::Import,
         }
     }
 }
@@ -152,11 +158,11 @@ async fn store_samples(
 
 /// How far a label is trusted: a human's review over labelled data a team
 /// imports over what a model (or the synthetic seed set) said.
-fn trust(source: &str) -> u8 {
+fn trust(source: Provenance) -> u8 {
     match source {
-        "human" => 2,
-        "import" => 1,
-        _ => 0,
+        Provenance::Human => 2,
+        Provenance::Import => 1,
+        Provenance::Auto | Provenance::Synthetic => 0,
     }
 }
 
@@ -191,14 +197,14 @@ fn weigh(
         let Some(old) = stored.get(sample.normalized_text.as_str()) else {
             continue;
         };
-        let rejected = old.review_status == "rejected";
+        let rejected = old.review_status == ReviewStatus::Rejected;
         let same = old.intent == sample.intent && !rejected;
         let relabel = |corrected_from: Option<String>| Relabel {
             id: old.id,
             intent: sample.intent.clone(),
             corrected_from,
         };
-        if trust(sample.source) > trust(&old.source) && !rejected {
+        if trust(sample.source) > trust(old.source) && !rejected {
             if same {
                 out.confirmed += 1;
                 out.relabels.push(relabel(None));
@@ -220,13 +226,9 @@ fn weigh(
                 if rejected {
                     "a human review rejected it".to_string()
                 } else {
-                    format!(
-                        "is stored as {:?} ({})",
-                        old.intent,
-                        provenance(&old.source)
-                    )
+                    format!("is stored as {:?} ({})", old.intent, provenance(old.source))
                 },
-                if old.review_status == "approved" || rejected {
+                if old.review_status == ReviewStatus::Approved || rejected {
                     ""
                 } else {
                     "(waiting for review)"
@@ -255,12 +257,12 @@ fn weigh(
     Err(Error::bad_input(message))
 }
 
-fn provenance(source: &str) -> &'static str {
+fn provenance(source: Provenance) -> &'static str {
     match source {
-        "human" => "by a human review",
-        "import" => "by an earlier import",
-        "synthetic" => "by the synthetic seed set",
-        _ => "by the model",
+        Provenance::Human => "by a human review",
+        Provenance::Import => "by an earlier import",
+        Provenance::Synthetic => "by the synthetic seed set",
+        Provenance::Auto => "by the model",
     }
 }
 
@@ -443,9 +445,9 @@ fn parse_sample(line: &Line, source: ImportSource) -> std::result::Result<NewSam
         normalized_text,
         intent: intent.to_string(),
         language,
-        source: source.as_str(),
+        source: source.provenance(),
         confidence,
-        review_status: "approved",
+        review_status: ReviewStatus::Approved,
         priority: 5,
         occurrences: 1,
         predicted_intent: None,

@@ -17,6 +17,7 @@ use serde::Serialize;
 use super::export::in_test_split;
 use crate::config::Config;
 use crate::dataset::Sample;
+use crate::domain::ModelStatus;
 use crate::error::{Error, Result};
 use crate::jobs::{Stage, Trigger, run_stage};
 use crate::lang::Language;
@@ -50,8 +51,8 @@ pub enum WeeklyOutcome {
 #[derive(Debug, Clone, Serialize)]
 pub struct TrainingSummary {
     pub version: String,
-    /// `testing` (better than production) or `rejected`.
-    pub status: String,
+    /// `Testing` (better than production) or `Rejected`.
+    pub status: ModelStatus,
     pub train_samples: usize,
     pub test_samples: usize,
     pub accuracy: f32,
@@ -202,9 +203,12 @@ pub(crate) async fn train_next_version(
         .map(|m| m.accuracy);
     let margin = config.training.min_improvement as f32;
     let (status, reason) = match (&production, production_accuracy) {
-        (None, _) => ("testing", "no production model to compare with".to_string()),
+        (None, _) => (
+            ModelStatus::Testing,
+            "no production model to compare with".to_string(),
+        ),
         (Some(p), None) => (
-            "testing",
+            ModelStatus::Testing,
             format!(
                 "production model {} could not be loaded ({}); registered for a human decision",
                 p.version,
@@ -212,14 +216,14 @@ pub(crate) async fn train_next_version(
             ),
         ),
         (Some(p), Some(acc)) if trained_eval.accuracy > acc + margin => (
-            "testing",
+            ModelStatus::Testing,
             format!(
                 "{:.4} beats {} at {acc:.4} by more than {margin}",
                 trained_eval.accuracy, p.version
             ),
         ),
         (Some(p), Some(acc)) => (
-            "rejected",
+            ModelStatus::Rejected,
             format!(
                 "{:.4} does not beat {} at {acc:.4} by more than {margin}",
                 trained_eval.accuracy, p.version
@@ -243,7 +247,7 @@ pub(crate) async fn train_next_version(
     let report_path = config.logs_dir().join(format!("training-{version}.json"));
     let report = Report {
         version: &version,
-        decision: status,
+        decision: status.as_str(),
         reason: reason.clone(),
         data: data_counts(&samples, &train_samples, &test_samples),
         parameters: &params,
@@ -264,7 +268,7 @@ pub(crate) async fn train_next_version(
 
     let new = NewModelVersion {
         version: version.clone(),
-        status: status.to_string(),
+        status,
         artifact_path: Some(final_dir.display().to_string()),
         train_samples: Some(train_samples.len() as i32),
         test_samples: Some(test_samples.len() as i32),
@@ -290,10 +294,10 @@ pub(crate) async fn train_next_version(
             .await;
         return Err(err);
     }
-    tracing::info!(version = %version, status, "{reason}");
+    tracing::info!(version = %version, status = status.as_str(), "{reason}");
     Ok(WeeklyOutcome::Trained(TrainingSummary {
         version,
-        status: status.to_string(),
+        status,
         train_samples: train_samples.len(),
         test_samples: test_samples.len(),
         accuracy: trained_eval.accuracy,
@@ -371,7 +375,7 @@ async fn train_and_compare(
         .list_model_versions()
         .await?
         .into_iter()
-        .find(|m| m.status == "production")
+        .find(|m| m.status == ModelStatus::Production)
     {
         None => None,
         Some(p) => Some(evaluate_production(&p.version, p.artifact_path.as_deref(), test).await),

@@ -15,6 +15,7 @@ use sqlx::{PgConnection, SqliteConnection};
 
 use super::Timestamp;
 use super::samples::{NewSample, Relabel, StoredLabel, UpsertedSample};
+use crate::domain::{ConversationStatus, ReviewStatus};
 
 /// Rows that SQLite handed over as one `json_group_array(json_array(…))`
 /// value (instead of a result row each: sqlx passes every row from its
@@ -105,7 +106,7 @@ pub(super) async fn upsert_samples_sqlite(
     .bind(&rows)
     .fetch_one(&mut *conn)
     .await?;
-    type Row = (i64, String, i32, i32, String, Option<String>);
+    type Row = (i64, String, i32, i32, ReviewStatus, Option<String>);
     let parsed: Vec<Row> =
         serde_json::from_str(&stored).map_err(|err| sqlx::Error::Decode(err.into()))?;
     parsed
@@ -148,9 +149,9 @@ pub(super) async fn upsert_samples_postgres(
         .bind(column(|s| Some(s.normalized_text.as_str())))
         .bind(column(|s| Some(s.intent.as_str())))
         .bind(column(|s| s.language.as_deref()))
-        .bind(column(|s| Some(s.source)))
+        .bind(column(|s| Some(s.source.as_str())))
         .bind(samples.iter().map(|s| s.confidence).collect::<Vec<_>>())
-        .bind(column(|s| Some(s.review_status)))
+        .bind(column(|s| Some(s.review_status.as_str())))
         .bind(samples.iter().map(|s| s.priority).collect::<Vec<_>>())
         .bind(samples.iter().map(|s| s.occurrences).collect::<Vec<_>>())
         .bind(column(|s| s.predicted_intent.as_deref()))
@@ -274,9 +275,9 @@ pub(super) async fn relabel_postgres(
 }
 
 /// One conversation's new state after daily capture.
-pub(super) struct ConversationMark<'a> {
+pub(super) struct ConversationMark {
     pub id: i64,
-    pub status: &'a str,
+    pub status: ConversationStatus,
     pub sample_id: Option<i64>,
 }
 
@@ -284,7 +285,7 @@ pub(super) struct ConversationMark<'a> {
 /// changed.
 pub(super) async fn mark_conversations_sqlite(
     conn: &mut SqliteConnection,
-    marks: &[ConversationMark<'_>],
+    marks: &[ConversationMark],
     now: Timestamp,
 ) -> sqlx::Result<u64> {
     let rows: Vec<_> = marks
@@ -306,7 +307,7 @@ pub(super) async fn mark_conversations_sqlite(
 /// [`mark_conversations_sqlite`] for PostgreSQL.
 pub(super) async fn mark_conversations_postgres(
     conn: &mut PgConnection,
-    marks: &[ConversationMark<'_>],
+    marks: &[ConversationMark],
     now: Timestamp,
 ) -> sqlx::Result<u64> {
     let done = sqlx::query(
@@ -317,7 +318,7 @@ pub(super) async fn mark_conversations_postgres(
     )
     .bind(now)
     .bind(marks.iter().map(|m| m.id).collect::<Vec<_>>())
-    .bind(marks.iter().map(|m| m.status).collect::<Vec<_>>())
+    .bind(marks.iter().map(|m| m.status.as_str()).collect::<Vec<_>>())
     .bind(marks.iter().map(|m| m.sample_id).collect::<Vec<_>>())
     .execute(conn)
     .await?;
@@ -326,18 +327,21 @@ pub(super) async fn mark_conversations_postgres(
 
 /// Link the marks that wait on (or were decided by) a human review to their
 /// sample in `review_links`, where a review decision finds them.
-fn review_links<'a>(marks: &'a [ConversationMark<'_>]) -> impl Iterator<Item = (i64, i64)> + 'a {
+fn review_links(marks: &[ConversationMark]) -> impl Iterator<Item = (i64, i64)> + '_ {
     marks.iter().filter_map(|m| {
-        matches!(m.status, "needs-review" | "reviewed")
-            .then_some(m.sample_id.map(|sample| (m.id, sample)))
-            .flatten()
+        matches!(
+            m.status,
+            ConversationStatus::NeedsReview | ConversationStatus::Reviewed
+        )
+        .then_some(m.sample_id.map(|sample| (m.id, sample)))
+        .flatten()
     })
 }
 
 /// [`review_links`] written on SQLite.
 pub(super) async fn link_reviews_sqlite(
     conn: &mut SqliteConnection,
-    marks: &[ConversationMark<'_>],
+    marks: &[ConversationMark],
 ) -> sqlx::Result<()> {
     let rows: Vec<(i64, i64)> = review_links(marks).collect();
     if rows.is_empty() {
@@ -358,7 +362,7 @@ pub(super) async fn link_reviews_sqlite(
 /// [`review_links`] written on PostgreSQL.
 pub(super) async fn link_reviews_postgres(
     conn: &mut PgConnection,
-    marks: &[ConversationMark<'_>],
+    marks: &[ConversationMark],
 ) -> sqlx::Result<()> {
     let (conversations, samples): (Vec<i64>, Vec<i64>) = review_links(marks).unzip();
     if conversations.is_empty() {

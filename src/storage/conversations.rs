@@ -6,6 +6,7 @@ use sqlx::{Postgres, QueryBuilder, Sqlite, Transaction};
 
 use super::idempotency::{KeyedOutcome, KeyedRows, insert_keyed};
 use super::{Backend, Store, Timestamp, db_error, on_pool};
+use crate::domain::ConversationStatus;
 use crate::error::{Error, Result};
 
 /// A conversation to log. Validated before it gets here (see
@@ -53,7 +54,7 @@ pub struct Conversation {
     pub fallback: bool,
     pub routing_decision: Option<String>,
     pub feedback: Option<String>,
-    pub review_status: String,
+    pub review_status: ConversationStatus,
 }
 
 /// Insert `rows` with multi-row INSERTs on an open transaction; the new ids

@@ -6,6 +6,7 @@
 use super::bulk::{self, ConversationMark};
 use super::samples::{Markers, NewSample, UPSERT_CHUNK, UpsertedSample, match_upserted};
 use super::{Backend, Store, Timestamp, db_error, on_pool};
+use crate::domain::{ConversationStatus, ReviewStatus};
 use crate::error::{Error, Result};
 
 /// The columns of a pending conversation the auto-filter needs.
@@ -40,12 +41,12 @@ pub struct CapturedConversation {
 /// a human already decided the sample → `reviewed`; the sample is approved
 /// (auto-approved now or earlier, imported) → `auto-approved`; it waits for
 /// review → `needs-review`; no sample → `ignored`.
-pub fn conversation_status(sample: Option<&UpsertedSample>) -> &'static str {
+pub fn conversation_status(sample: Option<&UpsertedSample>) -> ConversationStatus {
     match sample {
-        None => "ignored",
-        Some(s) if s.reviewed_at.is_some() => "reviewed",
-        Some(s) if s.review_status == "approved" => "auto-approved",
-        Some(_) => "needs-review",
+        None => ConversationStatus::Ignored,
+        Some(s) if s.reviewed_at.is_some() => ConversationStatus::Reviewed,
+        Some(s) if s.review_status == ReviewStatus::Approved => ConversationStatus::AutoApproved,
+        Some(_) => ConversationStatus::NeedsReview,
     }
 }
 
@@ -173,7 +174,7 @@ impl Store {
         // In id order: a chunk's conversations come sample by sample, spread
         // over the day, and walking the table in order is cheaper than
         // jumping back and forth in it (~15 % of the update on SQLite).
-        let marks = |upserted: &[UpsertedSample]| -> Vec<ConversationMark<'static>> {
+        let marks = |upserted: &[UpsertedSample]| -> Vec<ConversationMark> {
             let mut marks: Vec<_> = conversations
                 .iter()
                 .map(|c| {

@@ -9,13 +9,14 @@ use serde::Serialize;
 use sqlx::{Postgres, Sqlite, Transaction};
 
 use super::{Backend, Store, Timestamp, db_error, on_pool};
+use crate::domain::ModelStatus;
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct ModelVersion {
     pub id: i64,
     pub version: String,
-    pub status: String,
+    pub status: ModelStatus,
     pub artifact_path: Option<String>,
     pub train_samples: Option<i32>,
     pub test_samples: Option<i32>,
@@ -58,8 +59,8 @@ const VERSION_COLUMNS: &str = "id, version, status, artifact_path, train_samples
 pub struct ModelTransition {
     pub id: i64,
     pub version: String,
-    pub from_status: Option<String>,
-    pub to_status: String,
+    pub from_status: Option<ModelStatus>,
+    pub to_status: ModelStatus,
     pub traffic_percentage: i32,
     pub actor: String,
     pub reason: Option<String>,
@@ -75,7 +76,7 @@ const TRANSITION_COLUMNS: &str =
 #[derive(Debug, Clone, Default)]
 pub struct NewModelVersion {
     pub version: String,
-    pub status: String,
+    pub status: ModelStatus,
     pub artifact_path: Option<String>,
     pub train_samples: Option<i32>,
     pub test_samples: Option<i32>,
@@ -88,8 +89,8 @@ pub struct NewModelVersion {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModelChange {
     pub version: String,
-    pub from_status: String,
-    pub to_status: String,
+    pub from_status: ModelStatus,
+    pub to_status: ModelStatus,
     pub traffic_percentage: i32,
     pub reason: Option<String>,
     /// Promoted although the gate rejected it (recorded in the transition).
@@ -177,7 +178,7 @@ impl Store {
             let mut tx = pool.begin().await?;
             let row = sqlx::query_as::<_, ModelVersion>(&sql)
                 .bind(&new.version)
-                .bind(&new.status)
+                .bind(new.status)
                 .bind(&new.artifact_path)
                 .bind(new.train_samples)
                 .bind(new.test_samples)
@@ -190,7 +191,7 @@ impl Store {
             sqlx::query(INSERT_TRANSITION)
                 .bind(&new.version)
                 .bind(None::<String>)
-                .bind(&new.status)
+                .bind(new.status)
                 .bind(new.traffic_percentage)
                 .bind(actor)
                 .bind("registered")

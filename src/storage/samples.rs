@@ -10,11 +10,10 @@
 use serde::Serialize;
 
 use super::{Backend, Store, Timestamp, bulk, db_error, on_pool};
+use crate::domain::{Provenance, ReviewStatus};
 use crate::error::Result;
 
-/// One row of `training_samples`. Status and source keep the schema's
-/// spellings (`needs-review`, `in-review`, `approved`, `rejected`;
-/// `auto`, `human`, `synthetic`, `import`).
+/// One row of `training_samples`.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct Sample {
     pub id: i64,
@@ -22,9 +21,9 @@ pub struct Sample {
     pub normalized_text: String,
     pub intent: String,
     pub language: Option<String>,
-    pub source: String,
+    pub source: Provenance,
     pub confidence: Option<f64>,
-    pub review_status: String,
+    pub review_status: ReviewStatus,
     pub priority: i32,
     pub occurrences: i32,
     /// What the model said; the base a review accepts or corrects.
@@ -53,11 +52,10 @@ pub struct NewSample {
     pub normalized_text: String,
     pub intent: String,
     pub language: Option<String>,
-    /// `auto`, `human`, `synthetic` or `import`.
-    pub source: &'static str,
+    pub source: Provenance,
     pub confidence: Option<f64>,
-    /// `approved` or `needs-review`.
-    pub review_status: &'static str,
+    /// `Approved` or `NeedsReview`.
+    pub review_status: ReviewStatus,
     pub priority: i32,
     pub occurrences: i32,
     pub predicted_intent: Option<String>,
@@ -74,7 +72,7 @@ pub struct UpsertedSample {
     pub occurrences: i32,
     pub priority: i32,
     /// Status of the stored sample (an existing sample keeps its own).
-    pub review_status: String,
+    pub review_status: ReviewStatus,
     /// Set when a human already decided the stored sample.
     pub reviewed_at: Option<Timestamp>,
     /// False when the text folded into a sample we already held.
@@ -150,9 +148,8 @@ pub struct StoredLabel {
     pub id: i64,
     pub normalized_text: String,
     pub intent: String,
-    /// `auto`, `human`, `synthetic` or `import`.
-    pub source: String,
-    pub review_status: String,
+    pub source: Provenance,
+    pub review_status: ReviewStatus,
 }
 
 /// A new label an import gives a stored sample: it becomes `approved` with

@@ -1,13 +1,14 @@
 //! The model rows `serve` loads: production (and, with lifecycle, the canary).
 
 use super::{Store, db_error, on_pool};
+use crate::domain::ModelStatus;
 use crate::error::Result;
 
 /// A live model and where its artifact is.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ServingModel {
     pub version: String,
-    pub status: String,
+    pub status: ModelStatus,
     pub artifact_path: Option<String>,
     pub traffic_percentage: i32,
 }

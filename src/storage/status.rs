@@ -4,6 +4,7 @@ use chrono::{Datelike, TimeZone, Utc};
 use serde::Serialize;
 
 use super::{Store, Timestamp, db_error, on_pool};
+use crate::domain::ModelStatus;
 use crate::error::Result;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -29,7 +30,7 @@ pub struct DayCounts {
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct LiveModel {
     pub version: String,
-    pub status: String,
+    pub status: ModelStatus,
     pub traffic_percentage: i32,
     pub test_accuracy: Option<f64>,
     pub production_accuracy: Option<f64>,

@@ -165,7 +165,7 @@ impl Store {
                 let mut tx = pool.begin().await?;
                 let row = sqlx::query_as::<_, ModelVersion>(&insert_sql)
                     .bind(&new.version)
-                    .bind(&new.status)
+                    .bind(new.status)
                     .bind(&new.artifact_path)
                     .bind(new.train_samples)
                     .bind(new.test_samples)
@@ -178,7 +178,7 @@ impl Store {
                 sqlx::query(INSERT_TRANSITION)
                     .bind(&new.version)
                     .bind("training")
-                    .bind(&new.status)
+                    .bind(new.status)
                     .bind(new.traffic_percentage)
                     .bind(actor)
                     .bind("weekly training")
@@ -186,7 +186,7 @@ impl Store {
                     .bind(false)
                     .execute(&mut *tx)
                     .await?;
-            if new.status == "testing" {
+            if new.status == crate::domain::ModelStatus::Testing {
                 sqlx::query(mark_sql)
                     .bind(&new.version)
                     .bind(now)

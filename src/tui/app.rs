@@ -13,6 +13,7 @@ use super::event::UiEvent;
 use super::job::{Job, short};
 use super::keys::{self, Action};
 use crate::capture::gaps::Gap;
+use crate::domain::ModelStatus;
 use crate::progress::ProgressEvent;
 use crate::storage::samples::{ReviewVerdict, Sample};
 
@@ -337,10 +338,12 @@ impl App {
             .training
             .as_ref()
             .and_then(|t| t.versions.get(self.selected()))
-            .map(|v| (v.version.clone(), v.status.clone(), v.traffic_percentage));
+            .map(|v| (v.version.clone(), v.status, v.traffic_percentage));
         match version {
-            Some((version, status, traffic)) if status == "testing" || status == "canary" => {
-                let proposal = if status == "canary" {
+            Some((version, status, traffic))
+                if matches!(status, ModelStatus::Testing | ModelStatus::Canary) =>
+            {
+                let proposal = if status == ModelStatus::Canary {
                     100
                 } else {
                     self.canary_traffic.max(traffic.max(0) as u32)
@@ -664,9 +667,9 @@ mod tests {
             normalized_text: text.into(),
             intent: "refund".into(),
             language: Some("en".into()),
-            source: "auto".into(),
+            source: crate::domain::Provenance::Auto,
             confidence: Some(0.5),
-            review_status: "needs-review".into(),
+            review_status: crate::domain::ReviewStatus::NeedsReview,
             priority: 2,
             occurrences: 1,
             predicted_intent: Some("refund".into()),
@@ -830,7 +833,7 @@ mod tests {
         let version = |v: &str, status: &str| crate::storage::models::ModelVersion {
             id: 1,
             version: v.into(),
-            status: status.into(),
+            status: status.parse().unwrap(),
             artifact_path: None,
             train_samples: None,
             test_samples: None,

@@ -309,8 +309,12 @@ impl Loader {
     /// Canary vs production since the canary started, when both exist. It
     /// reads every conversation of both since then: a slow read.
     async fn canary_watch(&mut self, versions: &[ModelVersion]) -> Result<Option<CanaryWatch>> {
-        let canary = versions.iter().find(|v| v.status == "canary");
-        let production = versions.iter().find(|v| v.status == "production");
+        let canary = versions
+            .iter()
+            .find(|v| v.status == crate::domain::ModelStatus::Canary);
+        let production = versions
+            .iter()
+            .find(|v| v.status == crate::domain::ModelStatus::Production);
         let (Some(canary), Some(production)) = (canary, production) else {
             self.canary_watch = None;
             return Ok(None);

@@ -51,7 +51,7 @@ fn draw_versions(frame: &mut Frame, area: Rect, app: &App, data: &TrainingData, 
             let fallback = perf.and_then(|p| p.fallback_rate).or(v.fallback_rate);
             let row = Row::new(vec![
                 v.version.clone(),
-                v.status.clone(),
+                v.status.to_string(),
                 percent(v.test_accuracy),
                 percent(production_accuracy),
                 percent(fallback),
@@ -61,7 +61,7 @@ fn draw_versions(frame: &mut Frame, area: Rect, app: &App, data: &TrainingData, 
             if i == selected {
                 row.style(theme.selected())
             } else {
-                row.style(theme.status_style(&v.status))
+                row.style(theme.status_style(v.status.as_str()))
             }
         })
         .collect();
