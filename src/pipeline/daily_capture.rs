@@ -180,12 +180,7 @@ async fn run_as(
                     reporter.advance(done);
                 }
             } else {
-                // PostgreSQL writes two chunks at once: they touch different
-                // conversations and samples (two neighbours share at most
-                // the one sample split between them, which only waits for
-                // the other's commit), and the server has a core per
-                // session. SQLite has one writer: one at a time.
-                let in_flight = if store.is_postgres() { 2 } else { 1 };
+                let in_flight = store.capture_writers();
                 let labels = &fold.labels;
                 let mut written = futures_util::stream::iter(fold.chunks(options.batch_size))
                     .map(|chunk| async move {

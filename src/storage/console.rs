@@ -22,18 +22,6 @@ pub struct QueueSize {
 }
 
 impl Store {
-    /// Without `ANALYZE` statistics (nobody runs it on an embedded file)
-    /// SQLite serves `review_status = 'needs-review'` from the status index
-    /// and sorts every waiting sample: ~30 ms at 50 000. The queue's partial
-    /// index is already in queue order and covers the priority, so name it.
-    fn queue_index_hint(&self) -> &'static str {
-        if self.is_postgres() {
-            ""
-        } else {
-            "INDEXED BY training_samples_queue"
-        }
-    }
-
     /// Up to `limit` conversations logged after row `after_id`, newest first
     /// (the primary key: a tail, whatever the table's size).
     pub async fn conversations_after(

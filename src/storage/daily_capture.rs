@@ -3,9 +3,9 @@
 //! marks in one transaction, so a crash loses nothing and a re-run finds
 //! nothing left to do.
 
-use super::bulk::{self, ConversationMark};
-use super::samples::{Markers, NewSample, UPSERT_CHUNK, UpsertedSample, match_upserted};
-use super::{Backend, Store, Timestamp, db_error, on_pool};
+use super::backend::{ConversationMark, Dialect};
+use super::samples::{NewSample, UPSERT_CHUNK, UpsertedSample, match_upserted};
+use super::{Store, Timestamp, db_error, on_pool};
 use crate::domain::{ConversationStatus, ReviewStatus};
 use crate::error::{Error, Result};
 
@@ -82,52 +82,13 @@ impl Store {
         max_id: i64,
         limit: i64,
     ) -> Result<Vec<PendingConversation>> {
-        let err = |e| db_error("reading pending conversations", e);
-        const COLUMNS: &str =
-            "id, user_message, language, nlu_intent, nlu_confidence, nlu_provider, model_version";
-        const WINDOW: &str = "FROM conversation_logs \
-             WHERE id > $3 AND id <= $4 AND review_status = 'pending' \
-               AND created_at >= $1 AND created_at < $2 \
-             ORDER BY id LIMIT $5";
-        // SQLite walks the primary key: `+` keeps it off the created_at and
-        // partial `pending` indexes, with which every batch would rescan
-        // (and sort) the rest of the window.
-        const SQLITE_WINDOW: &str = "FROM conversation_logs \
-             WHERE id > $3 AND id <= $4 AND +review_status = 'pending' \
-               AND +created_at >= $1 AND +created_at < $2 \
-             ORDER BY id LIMIT $5";
-        match self.backend() {
-            Backend::Sqlite(pool) => {
-                let json: String = sqlx::query_scalar(&format!(
-                    "SELECT json_group_array(json_array({COLUMNS})) \
-                     FROM (SELECT {COLUMNS} {SQLITE_WINDOW})"
-                ))
-                .bind(start)
-                .bind(end)
-                .bind(after_id)
-                .bind(max_id)
-                .bind(limit)
-                .fetch_one(pool)
+        on_pool!(self, |pool| async {
+            let mut conn = pool.acquire().await?;
+            conn.pending_conversations((start, end), after_id, max_id, limit)
                 .await
-                .map_err(err)?;
-                bulk::json_rows(
-                    &json,
-                    "reading pending conversations",
-                    |r: &PendingConversation| r.id,
-                )
-            }
-            Backend::Postgres(pool) => {
-                sqlx::query_as::<_, PendingConversation>(&format!("SELECT {COLUMNS} {WINDOW}"))
-                    .bind(start)
-                    .bind(end)
-                    .bind(after_id)
-                    .bind(max_id)
-                    .bind(limit)
-                    .fetch_all(pool)
-                    .await
-                    .map_err(err)
-            }
         }
+        .await)
+        .map_err(|err| db_error("reading pending conversations", err))
     }
 
     /// For `--dry-run`: which of these normalised texts already have a
@@ -138,7 +99,7 @@ impl Store {
             let sql = format!(
                 "SELECT id, normalized_text, occurrences, priority, review_status, reviewed_at \
                  FROM training_samples WHERE normalized_text IN {}",
-                Markers::new(self.is_postgres()).tuple(chunk.len())
+                self.markers().tuple(chunk.len())
             );
             let rows = on_pool!(self, |pool| {
                 let mut query = sqlx::query_as::<_, UpsertedSample>(&sql);
@@ -189,59 +150,31 @@ impl Store {
             marks.sort_unstable_by_key(|m| m.id);
             marks
         };
-        let upserted = match self.backend() {
-            Backend::Sqlite(pool) => {
-                let mut tx = pool.begin().await.map_err(err)?;
-                for pragma in SQLITE_BULK_PRAGMAS {
-                    sqlx::query(pragma).execute(&mut *tx).await.map_err(err)?;
-                }
-                let rows = bulk::upsert_samples_sqlite(&mut tx, samples, now)
-                    .await
-                    .map_err(err)?;
-                let upserted = match_upserted(samples, rows)?;
-                let marks = marks(&upserted);
-                let marked = bulk::mark_conversations_sqlite(&mut tx, &marks, now)
-                    .await
-                    .map_err(err)?;
-                check_marked(marked, conversations.len())?;
-                bulk::link_reviews_sqlite(&mut tx, &marks)
-                    .await
-                    .map_err(err)?;
-                if let Some(row) = tally_row(&upserted) {
-                    insert_tally(row).execute(&mut *tx).await.map_err(err)?;
-                }
-                tx.commit().await.map_err(err)?;
-                upserted
+        let upserted = on_pool!(self, |pool| async {
+            let mut tx = pool.begin().await.map_err(err)?;
+            tx.prepare_capture_batch().await.map_err(err)?;
+            let rows = tx.upsert_samples(samples, now).await.map_err(err)?;
+            let upserted = match_upserted(samples, rows)?;
+            let marks = marks(&upserted);
+            let marked = tx.mark_conversations(&marks, now).await.map_err(err)?;
+            check_marked(marked, conversations.len())?;
+            tx.link_reviews(&marks).await.map_err(err)?;
+            if let Some((job_run_id, report_date, tally)) = tally_row(&upserted) {
+                sqlx::query(
+                    "INSERT INTO daily_capture_tallies (job_run_id, report_date, tally) \
+                     VALUES ($1, $2, $3)",
+                )
+                .bind(job_run_id)
+                .bind(report_date)
+                .bind(tally)
+                .execute(&mut *tx)
+                .await
+                .map_err(err)?;
             }
-            Backend::Postgres(pool) => {
-                let mut tx = pool.begin().await.map_err(err)?;
-                // A batch lost to a server crash right after its commit is
-                // still `pending` and the next run takes it (daily capture
-                // is idempotent), so no need to wait for the WAL flush of
-                // every one of a million-row window's batches.
-                sqlx::query("SET LOCAL synchronous_commit = off")
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(err)?;
-                let rows = bulk::upsert_samples_postgres(&mut tx, samples, now)
-                    .await
-                    .map_err(err)?;
-                let upserted = match_upserted(samples, rows)?;
-                let marks = marks(&upserted);
-                let marked = bulk::mark_conversations_postgres(&mut tx, &marks, now)
-                    .await
-                    .map_err(err)?;
-                check_marked(marked, conversations.len())?;
-                bulk::link_reviews_postgres(&mut tx, &marks)
-                    .await
-                    .map_err(err)?;
-                if let Some(row) = tally_row(&upserted) {
-                    insert_tally(row).execute(&mut *tx).await.map_err(err)?;
-                }
-                tx.commit().await.map_err(err)?;
-                upserted
-            }
-        };
+            tx.commit().await.map_err(err)?;
+            Ok::<_, Error>(upserted)
+        }
+        .await)?;
         Ok(upserted)
     }
 }
@@ -265,21 +198,6 @@ impl Store {
     }
 }
 
-fn insert_tally<DB: sqlx::Database>(
-    (job_run_id, report_date, tally): (i64, String, String),
-) -> sqlx::query::Query<'static, DB, <DB as sqlx::Database>::Arguments<'static>>
-where
-    i64: sqlx::Encode<'static, DB> + sqlx::Type<DB>,
-    String: sqlx::Encode<'static, DB> + sqlx::Type<DB>,
-{
-    sqlx::query(
-        "INSERT INTO daily_capture_tallies (job_run_id, report_date, tally) VALUES ($1, $2, $3)",
-    )
-    .bind(job_run_id)
-    .bind(report_date)
-    .bind(tally)
-}
-
 /// Every conversation of the batch must be marked, or the batch is rolled
 /// back (returning the error drops the transaction).
 fn check_marked(marked: u64, expected: usize) -> Result<()> {
@@ -291,13 +209,3 @@ fn check_marked(marked: u64, expected: usize) -> Result<()> {
         )))
     }
 }
-
-/// A million-conversation window touches far more index pages than
-/// SQLite's default 2 MiB page cache holds, and the default checkpoint
-/// every 1000 WAL pages turns one batch into several checkpoints. Both
-/// settings are per connection; the pool's connections keep them, which
-/// only costs memory they actually use.
-const SQLITE_BULK_PRAGMAS: [&str; 2] = [
-    "PRAGMA cache_size = -65536",
-    "PRAGMA wal_autocheckpoint = 16384",
-];

@@ -1,8 +1,8 @@
 //! Reading approved samples for `flywheel export`, a page at a time in id
 //! order, so memory stays constant and the output order is deterministic.
 
-use super::samples::Markers;
-use super::{Backend, Store, bulk, db_error};
+use super::backend::Dialect;
+use super::{Store, db_error, on_pool};
 use crate::error::Result;
 
 /// One approved sample as exported (DESIGN §5 plus id, source, occurrences).
@@ -37,57 +37,11 @@ impl Store {
         after_id: i64,
         limit: i64,
     ) -> Result<Vec<ExportRow>> {
-        let mut markers = Markers::new(self.is_postgres());
-        let mut sql = format!(
-            "SELECT id, text, intent, language, confidence, source, occurrences \
-             FROM training_samples WHERE review_status = 'approved' AND id > {}",
-            markers.next()
-        );
-        if filter.unused_only {
-            sql.push_str(" AND model_version_target IS NULL");
+        on_pool!(self, |pool| async {
+            let mut conn = pool.acquire().await?;
+            conn.approved_samples_page(filter, after_id, limit).await
         }
-        if filter.min_confidence.is_some() {
-            sql.push_str(&format!(
-                " AND (confidence IS NULL OR confidence >= {})",
-                markers.next()
-            ));
-        }
-        if !filter.languages.is_empty() {
-            sql.push_str(&format!(
-                " AND language IN {}",
-                markers.tuple(filter.languages.len())
-            ));
-        }
-        sql.push_str(&format!(" ORDER BY id LIMIT {}", markers.next()));
-        let err = |err| db_error("reading approved samples", err);
-        match self.backend() {
-            Backend::Sqlite(pool) => {
-                // One JSON value per page (see `bulk::json_rows`): most of
-                // a 1 M export's time was sqlx handing rows across threads.
-                let sql = format!(
-                    "SELECT json_group_array(json_array(id, text, intent, language, confidence, \
-                     source, occurrences)) FROM ({sql})"
-                );
-                let mut query = sqlx::query_scalar::<_, String>(&sql).bind(after_id);
-                if let Some(min) = filter.min_confidence {
-                    query = query.bind(min);
-                }
-                for language in &filter.languages {
-                    query = query.bind(language);
-                }
-                let json = query.bind(limit).fetch_one(pool).await.map_err(err)?;
-                bulk::json_rows(&json, "reading approved samples", |r: &ExportRow| r.id)
-            }
-            Backend::Postgres(pool) => {
-                let mut query = sqlx::query_as::<_, ExportRow>(&sql).bind(after_id);
-                if let Some(min) = filter.min_confidence {
-                    query = query.bind(min);
-                }
-                for language in &filter.languages {
-                    query = query.bind(language);
-                }
-                query.bind(limit).fetch_all(pool).await.map_err(err)
-            }
-        }
+        .await)
+        .map_err(|err| db_error("reading approved samples", err))
     }
 }

@@ -8,7 +8,7 @@
 //! ISO-8601 text timestamps on SQLite — which `Any` would erase. The
 //! [`on_pool!`] macro runs one generic body against whichever pool is live.
 
-mod bulk;
+mod backend;
 pub mod capture_stats;
 mod connect;
 pub mod console;

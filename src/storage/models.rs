@@ -6,9 +6,9 @@
 //! cannot leave two canaries or a half-finished swap.
 
 use serde::Serialize;
-use sqlx::{Postgres, Sqlite, Transaction};
 
-use super::{Backend, Store, Timestamp, db_error, on_pool};
+use super::backend::ExclusiveBegin;
+use super::{Store, Timestamp, db_error, on_pool};
 use crate::domain::ModelStatus;
 use crate::error::{Error, Result};
 
@@ -224,34 +224,6 @@ impl Store {
     where
         F: FnOnce(&[ModelVersion], &[ModelTransition]) -> Result<Vec<ModelChange>>,
     {
-        match self.backend() {
-            Backend::Sqlite(pool) => {
-                // IMMEDIATE: take the write lock before reading what we plan on.
-                let tx = pool
-                    .begin_with("BEGIN IMMEDIATE")
-                    .await
-                    .map_err(|err| db_error("starting a lifecycle change", err))?;
-                apply_sqlite(tx, actor, plan).await
-            }
-            Backend::Postgres(pool) => {
-                let mut tx = pool
-                    .begin()
-                    .await
-                    .map_err(|err| db_error("starting a lifecycle change", err))?;
-                sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                    .bind(LIFECYCLE_LOCK_KEY)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|err| db_error("locking the model lifecycle", err))?;
-                apply_postgres(tx, actor, plan).await
-            }
-        }
-    }
-}
-
-/// The body of `change_models`, written once for both transaction types.
-macro_rules! apply_changes {
-    ($tx:ident, $actor:ident, $plan:ident) => {{
         let versions_sql = format!(
             "SELECT {VERSION_COLUMNS} FROM model_versions ORDER BY created_at DESC, id DESC"
         );
@@ -259,71 +231,57 @@ macro_rules! apply_changes {
             "SELECT {TRANSITION_COLUMNS} FROM model_transitions ORDER BY at DESC, id DESC LIMIT $1"
         );
         let read = |e| db_error("reading model versions", e);
-        let versions = sqlx::query_as::<_, ModelVersion>(&versions_sql)
-            .fetch_all(&mut *$tx)
-            .await
-            .map_err(read)?;
-        let history = sqlx::query_as::<_, ModelTransition>(&history_sql)
-            .bind(HISTORY_FOR_PLANNING)
-            .fetch_all(&mut *$tx)
-            .await
-            .map_err(read)?;
-        let changes = $plan(&versions, &history)?;
-        let now = Timestamp::now();
         let write = |e| db_error("applying the lifecycle change", e);
-        for change in &changes {
-            let updated = sqlx::query(APPLY_CHANGE)
-                .bind(&change.version)
-                .bind(&change.to_status)
-                .bind(change.traffic_percentage)
-                .bind(now)
-                .bind(&change.from_status)
-                .execute(&mut *$tx)
+        on_pool!(self, |pool| async {
+            // Exclusive before reading what we plan on.
+            let mut tx = pool
+                .begin_exclusive(LIFECYCLE_LOCK_KEY)
                 .await
-                .map_err(write)?
-                .rows_affected();
-            if updated != 1 {
-                return Err(Error::failure(format!(
-                    "{} is no longer {}; nothing was changed",
-                    change.version, change.from_status
-                )));
+                .map_err(|err| db_error("starting a lifecycle change", err))?;
+            let versions = sqlx::query_as::<_, ModelVersion>(&versions_sql)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(read)?;
+            let history = sqlx::query_as::<_, ModelTransition>(&history_sql)
+                .bind(HISTORY_FOR_PLANNING)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(read)?;
+            let changes = plan(&versions, &history)?;
+            let now = Timestamp::now();
+            for change in &changes {
+                let updated = sqlx::query(APPLY_CHANGE)
+                    .bind(&change.version)
+                    .bind(change.to_status)
+                    .bind(change.traffic_percentage)
+                    .bind(now)
+                    .bind(change.from_status)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(write)?
+                    .rows_affected();
+                if updated != 1 {
+                    return Err(Error::failure(format!(
+                        "{} is no longer {}; nothing was changed",
+                        change.version, change.from_status
+                    )));
+                }
+                sqlx::query(INSERT_TRANSITION)
+                    .bind(&change.version)
+                    .bind(change.from_status)
+                    .bind(change.to_status)
+                    .bind(change.traffic_percentage)
+                    .bind(actor)
+                    .bind(&change.reason)
+                    .bind(now)
+                    .bind(change.forced)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(write)?;
             }
-            sqlx::query(INSERT_TRANSITION)
-                .bind(&change.version)
-                .bind(&change.from_status)
-                .bind(&change.to_status)
-                .bind(change.traffic_percentage)
-                .bind($actor)
-                .bind(&change.reason)
-                .bind(now)
-                .bind(change.forced)
-                .execute(&mut *$tx)
-                .await
-                .map_err(write)?;
+            tx.commit().await.map_err(write)?;
+            Ok(changes)
         }
-        $tx.commit().await.map_err(write)?;
-        Ok(changes)
-    }};
-}
-
-async fn apply_sqlite<F>(
-    mut tx: Transaction<'_, Sqlite>,
-    actor: &str,
-    plan: F,
-) -> Result<Vec<ModelChange>>
-where
-    F: FnOnce(&[ModelVersion], &[ModelTransition]) -> Result<Vec<ModelChange>>,
-{
-    apply_changes!(tx, actor, plan)
-}
-
-async fn apply_postgres<F>(
-    mut tx: Transaction<'_, Postgres>,
-    actor: &str,
-    plan: F,
-) -> Result<Vec<ModelChange>>
-where
-    F: FnOnce(&[ModelVersion], &[ModelTransition]) -> Result<Vec<ModelChange>>,
-{
-    apply_changes!(tx, actor, plan)
+        .await)
+    }
 }

@@ -9,7 +9,8 @@
 
 use serde::Serialize;
 
-use super::{Backend, Store, Timestamp, bulk, db_error, on_pool};
+use super::backend::Dialect;
+use super::{Store, Timestamp, db_error, on_pool};
 use crate::domain::{Provenance, ReviewStatus};
 use crate::error::Result;
 
@@ -83,37 +84,6 @@ pub struct UpsertedSample {
 /// Samples per upsert statement (one JSON text or 12 arrays): large enough
 /// to amortise a round trip, small enough to keep statements modest.
 pub(super) const UPSERT_CHUNK: usize = 5000;
-
-/// Bind markers for generated multi-row statements, numbered in text order.
-/// PostgreSQL gets `$1, $2, …`; SQLite gets anonymous `?`, because it finds
-/// a numbered or named marker by a linear search of all markers (on prepare
-/// and again in `sqlite3_bind_parameter_name`, which sqlx calls per bind), so
-/// thousands of `$N` make every statement quadratic. Bind in text order.
-pub(super) struct Markers {
-    postgres: bool,
-    next: usize,
-}
-
-impl Markers {
-    pub(super) fn new(postgres: bool) -> Self {
-        Self { postgres, next: 0 }
-    }
-
-    pub(super) fn next(&mut self) -> String {
-        self.next += 1;
-        if self.postgres {
-            format!("${}", self.next)
-        } else {
-            "?".to_string()
-        }
-    }
-
-    /// `(m, m, …)` with `n` markers.
-    pub(super) fn tuple(&mut self, n: usize) -> String {
-        let markers: Vec<String> = (0..n).map(|_| self.next()).collect();
-        format!("({})", markers.join(","))
-    }
-}
 
 /// Order the RETURNING rows like the input (the database does not promise
 /// an order) and say which were created.
@@ -283,44 +253,20 @@ impl Store {
         let now = Timestamp::now();
         let err = |e| db_error("storing samples", e);
         let texts: Vec<&str> = samples.iter().map(|s| s.normalized_text.as_str()).collect();
-        let mut out = Vec::with_capacity(samples.len());
-        match self.backend() {
-            Backend::Sqlite(pool) => {
-                let mut tx = pool.begin().await.map_err(err)?;
-                let stored = bulk::stored_labels_sqlite(&mut tx, &texts)
-                    .await
-                    .map_err(err)?;
-                let relabels = plan(&stored)?;
-                for chunk in samples.chunks(UPSERT_CHUNK) {
-                    let rows = bulk::upsert_samples_sqlite(&mut tx, chunk, now)
-                        .await
-                        .map_err(err)?;
-                    out.extend(match_upserted(chunk, rows)?);
-                }
-                bulk::relabel_sqlite(&mut tx, &relabels, now)
-                    .await
-                    .map_err(err)?;
-                tx.commit().await.map_err(err)?;
+        on_pool!(self, |pool| async {
+            let mut tx = pool.begin().await.map_err(err)?;
+            let stored = tx.stored_labels(&texts).await.map_err(err)?;
+            let relabels = plan(&stored)?;
+            let mut out = Vec::with_capacity(samples.len());
+            for chunk in samples.chunks(UPSERT_CHUNK) {
+                let rows = tx.upsert_samples(chunk, now).await.map_err(err)?;
+                out.extend(match_upserted(chunk, rows)?);
             }
-            Backend::Postgres(pool) => {
-                let mut tx = pool.begin().await.map_err(err)?;
-                let stored = bulk::stored_labels_postgres(&mut tx, &texts)
-                    .await
-                    .map_err(err)?;
-                let relabels = plan(&stored)?;
-                for chunk in samples.chunks(UPSERT_CHUNK) {
-                    let rows = bulk::upsert_samples_postgres(&mut tx, chunk, now)
-                        .await
-                        .map_err(err)?;
-                    out.extend(match_upserted(chunk, rows)?);
-                }
-                bulk::relabel_postgres(&mut tx, &relabels, now)
-                    .await
-                    .map_err(err)?;
-                tx.commit().await.map_err(err)?;
-            }
+            tx.relabel(&relabels, now).await.map_err(err)?;
+            tx.commit().await.map_err(err)?;
+            Ok(out)
         }
-        Ok(out)
+        .await)
     }
 
     /// Apply a human decision (DESIGN §1 review): accept → `approved` with

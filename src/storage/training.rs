@@ -5,8 +5,9 @@
 
 use serde::Serialize;
 
+use super::backend::Dialect;
 use super::models::{INSERT_TRANSITION, ModelVersion, NewModelVersion, insert_version_sql};
-use super::{Backend, Store, Timestamp, db_error, on_pool};
+use super::{Store, Timestamp, db_error, on_pool};
 use crate::error::Result;
 
 /// An approved sample as training reads it.
@@ -145,20 +146,6 @@ impl Store {
         used_sample_ids: &[i64],
     ) -> Result<ModelVersion> {
         let now = Timestamp::now();
-        let ids_json = serde_json::to_string(used_sample_ids).expect("ids encode");
-        // Mark in one statement: an array on PostgreSQL, json_each on SQLite.
-        let mark_sql = match self.backend() {
-            Backend::Postgres(_) => {
-                "UPDATE training_samples SET model_version_target = $1, updated_at = $2 \
-                 WHERE model_version_target IS NULL AND review_status = 'approved' \
-                   AND id IN (SELECT CAST(value AS BIGINT) FROM json_array_elements_text(CAST($3 AS json)))"
-            }
-            Backend::Sqlite(_) => {
-                "UPDATE training_samples SET model_version_target = $1, updated_at = $2 \
-                 WHERE model_version_target IS NULL AND review_status = 'approved' \
-                   AND id IN (SELECT value FROM json_each($3))"
-            }
-        };
         let insert_sql = insert_version_sql();
         let result = on_pool!(self, |pool| {
             async {
@@ -187,11 +174,7 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             if new.status == crate::domain::ModelStatus::Testing {
-                sqlx::query(mark_sql)
-                    .bind(&new.version)
-                    .bind(now)
-                    .bind(&ids_json)
-                    .execute(&mut *tx)
+                tx.mark_samples_used(&new.version, now, used_sample_ids)
                     .await?;
             }
             sqlx::query(
