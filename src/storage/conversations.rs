@@ -2,10 +2,10 @@
 //! and `ingest`, user feedback, and the latest conversations.
 
 use serde::Serialize;
-use sqlx::{Postgres, QueryBuilder, Sqlite, Transaction};
+use sqlx::QueryBuilder;
 
 use super::idempotency::{KeyedOutcome, KeyedRows, insert_keyed};
-use super::{Backend, Store, Timestamp, db_error, on_pool};
+use super::{Backend, Store, Timestamp, Tx, db_error, on_pool, on_tx};
 use crate::domain::ConversationStatus;
 use crate::error::{Error, Result};
 
@@ -59,11 +59,14 @@ pub struct Conversation {
 
 /// Insert `rows` with multi-row INSERTs on an open transaction; the new ids
 /// in the order of `rows`.
-macro_rules! insert_on {
-    ($tx:expr, $db:ty, $rows:expr) => {{
-        let mut ids: Vec<i64> = Vec::with_capacity($rows.len());
-        for chunk in $rows.chunks(ROWS_PER_STATEMENT) {
-            let mut qb = QueryBuilder::<$db>::new(INSERT_HEAD);
+pub(super) async fn insert_rows<R>(tx: &mut Tx, rows: &[R]) -> Result<Vec<i64>>
+where
+    R: std::borrow::Borrow<NewConversation> + Sync,
+{
+    let mut ids: Vec<i64> = Vec::with_capacity(rows.len());
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut chunk_ids: Vec<i64> = on_tx!(tx, |tx, Db| {
+            let mut qb = QueryBuilder::<Db>::new(INSERT_HEAD);
             qb.push_values(chunk, |mut b, row| {
                 let row: &NewConversation = std::borrow::Borrow::borrow(row);
                 b.push_bind(row.created_at)
@@ -79,27 +82,21 @@ macro_rules! insert_on {
                     .push_bind(row.routing_decision.as_deref());
             });
             qb.push(" RETURNING id");
-            let mut chunk_ids: Vec<i64> = qb
-                .build_query_scalar::<i64>()
-                .fetch_all(&mut **$tx)
-                .await
-                .map_err(|err| write_error("storing conversations", err))?;
-            // RETURNING's row order is not promised by either database, but
-            // ids are assigned in VALUES order within one statement, so
-            // sorting restores the order of `rows`.
-            chunk_ids.sort_unstable();
-            ids.extend(chunk_ids);
-        }
-        Ok::<_, Error>(ids)
-    }};
+            qb.build_query_scalar::<i64>().fetch_all(&mut **tx).await
+        })
+        .map_err(|err| write_error("storing conversations", err))?;
+        // RETURNING's row order is not promised by either database, but
+        // ids are assigned in VALUES order within one statement, so
+        // sorting restores the order of `rows`.
+        chunk_ids.sort_unstable();
+        ids.extend(chunk_ids);
+    }
+    Ok(ids)
 }
 
 /// An open all-or-nothing import (`flywheel ingest`): rows inserted through
 /// it become visible together on [`ConversationImport::commit`], or never.
-pub enum ConversationImport {
-    Sqlite(Transaction<'static, Sqlite>),
-    Postgres(Transaction<'static, Postgres>),
-}
+pub struct ConversationImport(pub(super) Tx);
 
 impl ConversationImport {
     /// Insert `rows` (owned or borrowed); their new ids in order.
@@ -107,27 +104,18 @@ impl ConversationImport {
     where
         R: std::borrow::Borrow<NewConversation> + Sync,
     {
-        match self {
-            ConversationImport::Sqlite(tx) => insert_on!(tx, Sqlite, rows),
-            ConversationImport::Postgres(tx) => insert_on!(tx, Postgres, rows),
-        }
+        insert_rows(&mut self.0, rows).await
     }
 
     pub async fn commit(self) -> Result<()> {
-        match self {
-            ConversationImport::Sqlite(tx) => tx.commit().await,
-            ConversationImport::Postgres(tx) => tx.commit().await,
-        }
-        .map_err(|err| write_error("committing the import", err))
+        on_tx!(self.0, |tx, Db| tx.commit().await)
+            .map_err(|err| write_error("committing the import", err))
     }
 
     /// Explicit rollback (dropping does the same, later).
     pub async fn rollback(self) -> Result<()> {
-        match self {
-            ConversationImport::Sqlite(tx) => tx.rollback().await,
-            ConversationImport::Postgres(tx) => tx.rollback().await,
-        }
-        .map_err(|err| write_error("rolling back the import", err))
+        on_tx!(self.0, |tx, Db| tx.rollback().await)
+            .map_err(|err| write_error("rolling back the import", err))
     }
 }
 
@@ -138,7 +126,7 @@ impl Store {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
-        let mut tx = self.begin_transaction().await?;
+        let mut tx = self.begin_import().await?;
         let ids = tx.insert(rows).await?;
         tx.commit().await?;
         Ok(ids)
@@ -165,14 +153,14 @@ impl Store {
                 })
                 .collect());
         }
-        let mut tx = self.begin_transaction().await?;
-        if let ConversationImport::Sqlite(tx) = &mut tx {
+        let mut tx = self.begin_import().await?;
+        if let Tx::Sqlite(tx) = &mut tx.0 {
             sqlx::query("PRAGMA wal_autocheckpoint = 0")
                 .execute(&mut **tx)
                 .await
                 .map_err(|err| write_error("storing conversations", err))?;
         }
-        let outcomes = insert_keyed(&mut tx, requests, keys_fresh_since).await?;
+        let outcomes = insert_keyed(&mut tx.0, requests, keys_fresh_since).await?;
         tx.commit().await?;
         Ok(outcomes)
     }
@@ -194,8 +182,8 @@ impl Store {
     /// transaction cannot checkpoint, and with the default 2 MiB cache its
     /// index inserts turn into WAL look-ups that halve the insert rate.
     pub async fn begin_conversation_import(&self) -> Result<ConversationImport> {
-        let mut import = self.begin_transaction().await?;
-        if let ConversationImport::Sqlite(tx) = &mut import {
+        let mut import = self.begin_import().await?;
+        if let Tx::Sqlite(tx) = &mut import.0 {
             sqlx::query("PRAGMA cache_size = -65536")
                 .execute(&mut **tx)
                 .await
@@ -204,12 +192,11 @@ impl Store {
         Ok(import)
     }
 
-    async fn begin_transaction(&self) -> Result<ConversationImport> {
-        match self.backend() {
-            Backend::Sqlite(pool) => pool.begin().await.map(ConversationImport::Sqlite),
-            Backend::Postgres(pool) => pool.begin().await.map(ConversationImport::Postgres),
-        }
-        .map_err(|err| write_error("starting a transaction", err))
+    async fn begin_import(&self) -> Result<ConversationImport> {
+        self.begin()
+            .await
+            .map(ConversationImport)
+            .map_err(|err| write_error("starting a transaction", err))
     }
 
     /// Record user feedback on a conversation; `false` when no such id.

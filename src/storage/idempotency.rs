@@ -14,8 +14,8 @@ use std::ops::Range;
 
 use sqlx::QueryBuilder;
 
-use super::conversations::{ConversationImport, NewConversation, write_error};
-use super::{Store, Timestamp, db_error, on_pool};
+use super::conversations::{NewConversation, insert_rows, write_error};
+use super::{Store, Timestamp, Tx, db_error, on_pool, on_tx};
 use crate::error::{Error, Result};
 
 /// What a key is unique within: a classify request, a bulk request, or one
@@ -72,31 +72,15 @@ const KEYS_PER_STATEMENT: usize = 500;
 /// Ids deleted per statement.
 const IDS_PER_STATEMENT: usize = 1000;
 
-/// Run `$body` with `$tx` the open transaction and `$db` its database type.
-macro_rules! on_tx {
-    ($import:expr, |$tx:ident, $db:ident| $body:expr) => {
-        match $import {
-            ConversationImport::Sqlite($tx) => {
-                type $db = sqlx::Sqlite;
-                $body
-            }
-            ConversationImport::Postgres($tx) => {
-                type $db = sqlx::Postgres;
-                $body
-            }
-        }
-    };
-}
-
 /// Insert every request's rows on `tx` and settle their keys; keys stored
 /// before `fresh_since` count as unused. One outcome per request.
 pub(crate) async fn insert_keyed(
-    tx: &mut ConversationImport,
+    tx: &mut Tx,
     requests: &[KeyedRows<'_>],
     fresh_since: Timestamp,
 ) -> Result<Vec<KeyedOutcome>> {
     let rows: Vec<&NewConversation> = requests.iter().flat_map(|r| r.rows).collect();
-    let mut inserted = tx.insert(&rows).await?.into_iter();
+    let mut inserted = insert_rows(tx, &rows).await?.into_iter();
     let inserted: Vec<Vec<i64>> = requests
         .iter()
         .map(|r| inserted.by_ref().take(r.rows.len()).collect())
@@ -180,7 +164,7 @@ pub(crate) async fn insert_keyed(
 
 /// Claim each key with its ids; the (scope, key) pairs won.
 async fn claim(
-    tx: &mut ConversationImport,
+    tx: &mut Tx,
     entries: &[(&IdempotencyKey, String)],
     fresh_since: Timestamp,
 ) -> Result<HashSet<(String, String)>> {
@@ -217,7 +201,7 @@ async fn claim(
 }
 
 /// The ids stored under `key` by an earlier request, if any.
-async fn stored_ids(tx: &mut ConversationImport, key: &IdempotencyKey) -> Result<Option<Vec<i64>>> {
+async fn stored_ids(tx: &mut Tx, key: &IdempotencyKey) -> Result<Option<Vec<i64>>> {
     const SQL: &str = "SELECT fingerprint, conversation_ids FROM idempotency_keys \
                        WHERE scope = $1 AND idempotency_key = $2";
     let row: Option<(String, String)> = on_tx!(tx, |tx, Db| {
@@ -242,7 +226,7 @@ async fn stored_ids(tx: &mut ConversationImport, key: &IdempotencyKey) -> Result
     })
 }
 
-async fn forget(tx: &mut ConversationImport, key: &IdempotencyKey) -> Result<()> {
+async fn forget(tx: &mut Tx, key: &IdempotencyKey) -> Result<()> {
     const SQL: &str = "DELETE FROM idempotency_keys WHERE scope = $1 AND idempotency_key = $2";
     on_tx!(tx, |tx, Db| {
         sqlx::query::<Db>(SQL)
@@ -256,7 +240,7 @@ async fn forget(tx: &mut ConversationImport, key: &IdempotencyKey) -> Result<()>
 }
 
 /// Delete rows this transaction inserted and must not keep.
-async fn delete_conversations(tx: &mut ConversationImport, ids: &[i64]) -> Result<()> {
+async fn delete_conversations(tx: &mut Tx, ids: &[i64]) -> Result<()> {
     for chunk in ids.chunks(IDS_PER_STATEMENT) {
         on_tx!(tx, |tx, Db| {
             let mut qb = QueryBuilder::<Db>::new("DELETE FROM conversation_logs WHERE id IN (");

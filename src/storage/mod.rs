@@ -69,6 +69,33 @@ macro_rules! on_pool {
 }
 pub(crate) use on_pool;
 
+/// An open transaction on the live backend, for work that spans calls (an
+/// all-or-nothing import, the group commit with its idempotency keys).
+pub enum Tx {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+/// Run `$body` with `$tx` bound to the open transaction and `$db` to its
+/// database type; like [`on_pool!`], compiled once per backend.
+macro_rules! on_tx {
+    ($open:expr, |$tx:ident, $db:ident| $body:expr) => {
+        match $open {
+            $crate::storage::Tx::Sqlite($tx) => {
+                #[allow(dead_code)]
+                type $db = sqlx::Sqlite;
+                $body
+            }
+            $crate::storage::Tx::Postgres($tx) => {
+                #[allow(dead_code)]
+                type $db = sqlx::Postgres;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on_tx;
+
 impl Store {
     pub fn backend(&self) -> &Backend {
         &self.backend
@@ -81,6 +108,14 @@ impl Store {
     /// "sqlite /path/flywheel.db" or the redacted PostgreSQL URL.
     pub fn description(&self) -> &str {
         &self.description
+    }
+
+    /// Start a transaction on the live backend.
+    pub(crate) async fn begin(&self) -> Result<Tx, sqlx::Error> {
+        match self.backend() {
+            Backend::Sqlite(pool) => pool.begin().await.map(Tx::Sqlite),
+            Backend::Postgres(pool) => pool.begin().await.map(Tx::Postgres),
+        }
     }
 
     pub async fn close(&self) {
