@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::jobs::Stage;
 use crate::storage::jobs::JobRun;
-use crate::storage::status::StatusSnapshot;
+use crate::storage::snapshot::StatusSnapshot;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Warning {
@@ -149,7 +149,7 @@ pub fn human_duration(d: Duration) -> String {
 mod tests {
     use super::*;
     use crate::storage::Timestamp;
-    use crate::storage::status::LiveModel;
+    use crate::storage::snapshot::LiveModel;
 
     fn snapshot() -> StatusSnapshot {
         StatusSnapshot {

@@ -24,7 +24,7 @@ use crate::lang::Language;
 use crate::pipeline::bootstrap::{self, BootstrapOutcome};
 use crate::progress::Reporter;
 use crate::storage::Store;
-use crate::storage::serving::ServingModel;
+use crate::storage::models::ServingModel;
 
 /// How often the live models are re-read (a promotion reaches `serve` this fast).
 const MODEL_POLL: Duration = Duration::from_secs(5);

@@ -11,7 +11,7 @@ use crate::doctor::{self, CheckStatus};
 use crate::error::Result;
 use crate::health::{self, Warning, human_duration};
 use crate::storage::jobs::JobRun;
-use crate::storage::status::StatusSnapshot;
+use crate::storage::snapshot::StatusSnapshot;
 
 pub async fn migrate(ctx: &Context) -> Result<ExitCode> {
     let store =

@@ -16,7 +16,7 @@ use crate::pipeline::daily_report::DailyReport;
 use crate::pipeline::export::{self as export_stage, ExportOptions, Split};
 use crate::pipeline::samples_import::{self, ImportSource, OnConflict};
 use crate::privacy::Redactor;
-use crate::storage::export::ExportFilter;
+use crate::storage::samples::ExportFilter;
 
 #[derive(Debug, Args)]
 pub struct DailyCaptureArgs {

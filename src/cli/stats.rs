@@ -11,7 +11,7 @@ use super::Context;
 use super::args::{parse_duration, row_limit};
 use crate::error::Result;
 use crate::storage::Store;
-use crate::storage::stats::WindowStats;
+use crate::storage::model_performance::WindowStats;
 
 #[derive(Debug, Subcommand)]
 pub enum StatsCommand {
@@ -49,8 +49,11 @@ pub async fn run(ctx: &Context, command: StatsCommand) -> Result<ExitCode> {
 }
 
 async fn queue(ctx: &Context, store: &Store, limit: i64) -> Result<()> {
-    let by_priority = store.queue_by_priority().await?;
-    let items = store.queue_items(limit).await?;
+    let by_priority = store
+        .review_queue_size(ctx.config().auto_filter.high_priority)
+        .await?
+        .by_priority;
+    let items = store.review_queue(limit, 0).await?;
     let by_priority_json: Vec<_> = by_priority
         .iter()
         .map(|(p, n)| json!({ "priority": p, "count": n }))

@@ -17,7 +17,7 @@ use crate::lang::Language;
 use crate::privacy::Redactor;
 use crate::progress::Reporter;
 use crate::storage::Store;
-use crate::storage::export::{ExportFilter, ExportRow};
+use crate::storage::samples::{ExportFilter, ExportRow};
 
 /// Samples read per query.
 const PAGE: i64 = 10_000;

@@ -24,8 +24,8 @@ use crate::lang::Language;
 use crate::progress::{ProgressEvent, Reporter};
 use crate::router::{self, EvalReport, Model, TrainParams};
 use crate::storage::Store;
-use crate::storage::models::NewModelVersion;
-use crate::storage::training::TrainingSample;
+use crate::storage::models::{NewModelVersion, TrainedBy};
+use crate::storage::samples::TrainingSample;
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct WeeklyOptions {
@@ -281,9 +281,11 @@ pub(crate) async fn train_next_version(
         .register_trained_version(
             &new,
             &crate::lifecycle::current_actor(),
-            run_id,
-            &report_path.display().to_string(),
-            &used,
+            &TrainedBy {
+                run: run_id,
+                report_path: &report_path.display().to_string(),
+                used_sample_ids: &used,
+            },
         )
         .await;
     if let Err(err) = registered {

@@ -1,6 +1,7 @@
 //! Capture-health queries for `stats capture-gaps` and the console's
 //! capture pane: captures per minute / hour, time of the last capture and
-//! the provider / language / intent / fallback mix per hour.
+//! the provider / language / intent / fallback mix per hour; and the
+//! `daily_training_stats` view behind `stats daily`.
 //!
 //! Every query is bounded by a `created_at >= $1` range on the
 //! `conversation_logs_created_at` index. Counting by bucket reads only that
@@ -8,9 +9,10 @@
 //! by `date_trunc`), so a console tick over the last hours stays cheap on a
 //! table of millions of rows; the mix reads the rows of its window only.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde::Serialize;
 
+use super::snapshot::DayCounts;
 use super::{Backend, Store, Timestamp, db_error, on_pool};
 use crate::error::{Error, Result};
 
@@ -92,6 +94,19 @@ fn parse_bucket(text: &str) -> Result<Timestamp> {
         })
 }
 
+/// A row of the `daily_training_stats` view.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct DailyStats {
+    pub date: NaiveDate,
+    pub captured: i64,
+    pub auto_approved: i64,
+    pub needs_review: i64,
+    pub reviewed: i64,
+    pub approved: i64,
+    pub rejected: i64,
+    pub auto_approval_rate: Option<f64>,
+}
+
 impl Store {
     /// Captures per bucket since `since`, oldest first.
     pub async fn capture_counts(
@@ -155,5 +170,37 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// `daily_training_stats` from `since` (a UTC date) on, newest first.
+    pub async fn daily_stats(&self, since: NaiveDate) -> Result<Vec<DailyStats>> {
+        on_pool!(self, |pool| sqlx::query_as::<_, DailyStats>(
+            "SELECT date, captured, auto_approved, needs_review, reviewed, approved, rejected, auto_approval_rate \
+             FROM daily_training_stats WHERE date >= $1 ORDER BY date DESC"
+        )
+        .bind(since)
+        .fetch_all(pool)
+        .await)
+        .map_err(|err| db_error("reading daily stats", err))
+    }
+
+    /// Conversations logged since `since` by where daily capture put them.
+    pub async fn day_counts(&self, since: Timestamp) -> Result<DayCounts> {
+        let err = |e| db_error("counting conversations", e);
+        let day: DayCounts = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT COUNT(*) AS captured, \
+                    COUNT(CASE WHEN review_status = 'pending' THEN 1 END) AS pending, \
+                    COUNT(CASE WHEN review_status = 'auto-approved' THEN 1 END) AS auto_approved, \
+                    COUNT(CASE WHEN review_status = 'needs-review' THEN 1 END) AS needs_review, \
+                    COUNT(CASE WHEN review_status = 'reviewed' THEN 1 END) AS reviewed \
+                 FROM conversation_logs WHERE created_at >= $1",
+            )
+            .bind(since)
+            .fetch_one(pool)
+            .await
+        })
+        .map_err(err)?;
+        Ok(day)
     }
 }

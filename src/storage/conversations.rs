@@ -1,5 +1,7 @@
-//! `conversation_logs` writes: batched inserts for `serve`'s group commit
-//! and `ingest`, user feedback, and the latest conversations.
+//! `conversation_logs`: batched inserts for `serve`'s group commit and
+//! `ingest`, user feedback, and reads by id, the newest, the live feed
+//! tailed by id and the edges of a capture gap (each an index look-up or a
+//! short range, so a console tick stays cheap on millions of rows).
 
 use serde::Serialize;
 use sqlx::QueryBuilder;
@@ -244,6 +246,65 @@ impl Store {
             .await
         })
         .map_err(|err| db_error("reading recent conversations", err))
+    }
+
+    /// Up to `limit` conversations logged after row `after_id`, newest first
+    /// (the primary key: a tail, whatever the table's size).
+    pub async fn conversations_after(
+        &self,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<Conversation>> {
+        let sql = format!(
+            "{CONVERSATION_SELECT} WHERE id > $1 \
+             ORDER BY id DESC LIMIT $2"
+        );
+        on_pool!(self, |pool| {
+            sqlx::query_as::<_, Conversation>(&sql)
+                .bind(after_id)
+                .bind(limit)
+                .fetch_all(pool)
+                .await
+        })
+        .map_err(|err| db_error("reading the live feed", err))
+    }
+
+    /// The `each_side` conversations before `start` and after `end` of a
+    /// gap (so the edges of the silence), oldest first.
+    pub async fn conversations_around(
+        &self,
+        start: Timestamp,
+        end: Timestamp,
+        each_side: i64,
+    ) -> Result<Vec<Conversation>> {
+        let before = format!(
+            "{CONVERSATION_SELECT} WHERE created_at < $1 \
+             ORDER BY created_at DESC, id DESC LIMIT $2"
+        );
+        let after = format!(
+            "{CONVERSATION_SELECT} WHERE created_at >= $1 \
+             ORDER BY created_at, id LIMIT $2"
+        );
+        let err = |e| db_error("reading conversations around a gap", e);
+        let mut rows = on_pool!(self, |pool| {
+            sqlx::query_as::<_, Conversation>(&before)
+                .bind(start)
+                .bind(each_side)
+                .fetch_all(pool)
+                .await
+        })
+        .map_err(err)?;
+        rows.reverse();
+        let later = on_pool!(self, |pool| {
+            sqlx::query_as::<_, Conversation>(&after)
+                .bind(end)
+                .bind(each_side)
+                .fetch_all(pool)
+                .await
+        })
+        .map_err(err)?;
+        rows.extend(later);
+        Ok(rows)
     }
 
     /// Rows whose `user_hash` equals `hash` (tests and support look-ups).

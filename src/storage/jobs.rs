@@ -150,3 +150,45 @@ impl Store {
         .map_err(|err| db_error("reading job runs", err))
     }
 }
+
+impl Store {
+    /// Job runs that were running at some point between `from` and `to`
+    /// (what cron and operators did while capture was silent), oldest first.
+    pub async fn job_runs_overlapping(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        limit: i64,
+    ) -> Result<Vec<JobRun>> {
+        let sql = format!(
+            "SELECT {JOB_RUN_COLUMNS} FROM job_runs \
+             WHERE started_at <= $2 AND (finished_at IS NULL OR finished_at >= $1) \
+             ORDER BY started_at, id LIMIT $3"
+        );
+        on_pool!(self, |pool| {
+            sqlx::query_as::<_, JobRun>(&sql)
+                .bind(from)
+                .bind(to)
+                .bind(limit)
+                .fetch_all(pool)
+                .await
+        })
+        .map_err(|err| db_error("reading job runs around a gap", err))
+    }
+
+    /// The newest `limit` runs of one stage.
+    pub async fn stage_job_runs(&self, stage: &str, limit: i64) -> Result<Vec<JobRun>> {
+        let sql = format!(
+            "SELECT {JOB_RUN_COLUMNS} FROM job_runs WHERE stage = $1 \
+             ORDER BY started_at DESC, id DESC LIMIT $2"
+        );
+        on_pool!(self, |pool| {
+            sqlx::query_as::<_, JobRun>(&sql)
+                .bind(stage)
+                .bind(limit)
+                .fetch_all(pool)
+                .await
+        })
+        .map_err(|err| db_error("reading job runs", err))
+    }
+}

@@ -6,27 +6,33 @@
 //! placeholders, which sqlx's SQLite driver accepts), but each backend keeps
 //! its native types — `TIMESTAMPTZ` and advisory locks on PostgreSQL, WAL and
 //! ISO-8601 text timestamps on SQLite — which `Any` would erase. The
-//! [`on_pool!`] macro runs one generic body against whichever pool is live.
+//! [`on_pool!`] macro runs one generic body against whichever pool is live
+//! ([`on_tx!`] against an open transaction); where the two really differ,
+//! [`backend`] has one implementation each.
+//!
+//! Grouped by concept, one query per question: `conversations` (and
+//! `capture_stats`, `idempotency`, `retention`), `samples` and the
+//! `review_queue`, `daily_capture` batches, `models` (versions, transitions,
+//! registration, the live rows serve loads), `model_performance`,
+//! `training_runs`, `jobs`, `label_studio_tasks`; `snapshot` only asks them.
 
 mod backend;
 pub mod capture_stats;
 mod connect;
-pub mod console;
 pub mod conversations;
 pub mod daily_capture;
-pub mod export;
 pub mod idempotency;
 pub mod jobs;
 pub mod label_studio_tasks;
 mod locks;
+pub mod model_performance;
 pub mod models;
 pub mod retention;
+pub mod review_queue;
 pub mod samples;
-pub mod serving;
-pub mod stats;
-pub mod status;
+pub mod snapshot;
 mod timestamp;
-pub mod training;
+pub mod training_runs;
 
 use std::path::PathBuf;
 

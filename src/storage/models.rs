@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use super::backend::ExclusiveBegin;
+use super::backend::{Dialect, ExclusiveBegin};
 use super::{Store, Timestamp, db_error, on_pool};
 use crate::domain::ModelStatus;
 use crate::error::{Error, Result};
@@ -72,6 +72,23 @@ pub struct ModelTransition {
 const TRANSITION_COLUMNS: &str =
     "id, version, from_status, to_status, traffic_percentage, actor, reason, at, forced";
 
+/// A live model and where its artifact is.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ServingModel {
+    pub version: String,
+    pub status: ModelStatus,
+    pub artifact_path: Option<String>,
+    pub traffic_percentage: i32,
+}
+
+/// The training run a version came from, and the samples it used.
+#[derive(Debug, Clone, Copy)]
+pub struct TrainedBy<'a> {
+    pub run: i64,
+    pub report_path: &'a str,
+    pub used_sample_ids: &'a [i64],
+}
+
 /// A version to register (weekly training, bootstrap, manual import).
 #[derive(Debug, Clone, Default)]
 pub struct NewModelVersion {
@@ -110,7 +127,7 @@ const APPLY_CHANGE: &str = "UPDATE model_versions SET status = $2, traffic_perce
 
 /// Registers a version; binds version, status, artifact path, train and
 /// test samples, test accuracy, traffic, metrics, now.
-pub(super) fn insert_version_sql() -> String {
+fn insert_version_sql() -> String {
     format!(
         "INSERT INTO model_versions (version, status, artifact_path, train_samples, test_samples, \
            test_accuracy, traffic_percentage, metrics, created_at, updated_at, tested_at, production_at) \
@@ -121,7 +138,7 @@ pub(super) fn insert_version_sql() -> String {
 }
 
 /// Binds version, from status, to status, traffic, actor, reason, now, forced.
-pub(super) const INSERT_TRANSITION: &str = "INSERT INTO model_transitions \
+const INSERT_TRANSITION: &str = "INSERT INTO model_transitions \
     (version, from_status, to_status, traffic_percentage, actor, reason, at, forced) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 
@@ -137,6 +154,31 @@ impl Store {
             .fetch_all(pool)
             .await)
         .map_err(|err| db_error("reading model versions", err))
+    }
+
+    /// Production and canary rows, production first.
+    pub async fn serving_models(&self) -> Result<Vec<ServingModel>> {
+        on_pool!(self, |pool| {
+            sqlx::query_as::<_, ServingModel>(
+                "SELECT version, status, artifact_path, traffic_percentage FROM model_versions \
+                 WHERE status IN ('production', 'canary') ORDER BY status DESC",
+            )
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(|err| db_error("reading the live models", err))
+    }
+
+    /// Versions ever registered (none: a fresh installation).
+    pub async fn model_version_count(&self) -> Result<i64> {
+        let err = |e| db_error("counting model versions", e);
+        let model_versions: i64 = on_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT COUNT(*) FROM model_versions")
+                .fetch_one(pool)
+                .await
+        })
+        .map_err(err)?;
+        Ok(model_versions)
     }
 
     pub async fn model_version(&self, version: &str) -> Result<Option<ModelVersion>> {
@@ -166,14 +208,41 @@ impl Store {
         .map_err(|err| db_error("reading model transitions", err))
     }
 
-    /// Register a new version and record its first transition.
+    /// Register a new version and record its first transition (bootstrap,
+    /// tests, a model registered by hand).
     pub async fn insert_model_version(
         &self,
         new: &NewModelVersion,
         actor: &str,
     ) -> Result<ModelVersion> {
+        self.register_version(new, actor, None).await
+    }
+
+    /// Register a version a training run produced: the version row, its
+    /// audit entry, the run's end and (when it is `testing`) the samples it
+    /// used, all or nothing — a failure or a SIGKILL halfway leaves no
+    /// half-registered version and no samples marked.
+    pub async fn register_trained_version(
+        &self,
+        new: &NewModelVersion,
+        actor: &str,
+        trained: &TrainedBy<'_>,
+    ) -> Result<ModelVersion> {
+        self.register_version(new, actor, Some(trained)).await
+    }
+
+    async fn register_version(
+        &self,
+        new: &NewModelVersion,
+        actor: &str,
+        trained: Option<&TrainedBy<'_>>,
+    ) -> Result<ModelVersion> {
         let now = Timestamp::now();
         let sql = insert_version_sql();
+        let (from, reason) = match trained {
+            Some(_) => (Some(ModelStatus::Training), "weekly training"),
+            None => (None, "registered"),
+        };
         let result = on_pool!(self, |pool| async {
             let mut tx = pool.begin().await?;
             let row = sqlx::query_as::<_, ModelVersion>(&sql)
@@ -190,15 +259,30 @@ impl Store {
                 .await?;
             sqlx::query(INSERT_TRANSITION)
                 .bind(&new.version)
-                .bind(None::<String>)
+                .bind(from)
                 .bind(new.status)
                 .bind(new.traffic_percentage)
                 .bind(actor)
-                .bind("registered")
+                .bind(reason)
                 .bind(now)
                 .bind(false)
                 .execute(&mut *tx)
                 .await?;
+            if let Some(trained) = trained {
+                if new.status == ModelStatus::Testing {
+                    tx.mark_samples_used(&new.version, now, trained.used_sample_ids)
+                        .await?;
+                }
+                sqlx::query(
+                    "UPDATE training_runs SET status = 'succeeded', finished_at = $2, \
+                     report_path = $3 WHERE id = $1",
+                )
+                .bind(trained.run)
+                .bind(now)
+                .bind(trained.report_path)
+                .execute(&mut *tx)
+                .await?;
+            }
             tx.commit().await?;
             Ok::<_, sqlx::Error>(row)
         }

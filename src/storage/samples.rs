@@ -112,6 +112,39 @@ pub(super) fn match_upserted(
         .collect()
 }
 
+/// An approved sample as training reads it.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct TrainingSample {
+    pub id: i64,
+    pub text: String,
+    pub intent: String,
+    pub language: Option<String>,
+}
+
+/// One approved sample as exported (DESIGN §5 plus id, source, occurrences).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow, serde::Deserialize)]
+pub struct ExportRow {
+    pub id: i64,
+    pub text: String,
+    pub intent: String,
+    pub language: Option<String>,
+    pub confidence: Option<f64>,
+    pub source: String,
+    pub occurrences: i32,
+}
+
+/// Which approved samples to read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExportFilter {
+    /// Only these languages (empty: all).
+    pub languages: Vec<String>,
+    /// Samples with a confidence below this are left out; samples without
+    /// one (human-labelled imports) are kept.
+    pub min_confidence: Option<f64>,
+    /// Only samples no training run has used yet.
+    pub unused_only: bool,
+}
+
 /// A stored sample's label, as an import weighs it.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow, serde::Deserialize)]
 pub struct StoredLabel {
@@ -191,21 +224,60 @@ impl Store {
         .map_err(|err| db_error("reading a sample", err))
     }
 
-    /// Needs-review samples, most urgent first (lowest priority number, then
-    /// most occurrences, then oldest): the order of the `training_queue` view.
-    pub async fn review_queue(&self, limit: i64, offset: i64) -> Result<Vec<Sample>> {
-        let sql = format!(
-            "SELECT {SAMPLE_COLUMNS} FROM training_samples WHERE review_status = 'needs-review' \
-             ORDER BY priority, occurrences DESC, id LIMIT $1 OFFSET $2"
-        );
-        on_pool!(self, |pool| {
-            sqlx::query_as::<_, Sample>(&sql)
-                .bind(limit)
-                .bind(offset)
-                .fetch_all(pool)
-                .await
+    /// Samples approved and rejected by a review since `since`.
+    pub async fn decisions_since(&self, since: Timestamp) -> Result<(i64, i64)> {
+        let err = |e| db_error("counting review decisions", e);
+        let (approved_today, rejected_today): (i64, i64) = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT COUNT(CASE WHEN review_status = 'approved' THEN 1 END), \
+                        COUNT(CASE WHEN review_status = 'rejected' THEN 1 END) \
+                 FROM training_samples WHERE reviewed_at >= $1",
+            )
+            .bind(since)
+            .fetch_one(pool)
+            .await
         })
-        .map_err(|err| db_error("reading the review queue", err))
+        .map_err(err)?;
+        Ok((approved_today, rejected_today))
+    }
+
+    /// Samples pushed to Label Studio and awaiting annotation.
+    pub async fn in_review_count(&self) -> Result<i64> {
+        let err = |e| db_error("counting samples in review", e);
+        let in_review: i64 = on_pool!(self, |pool| {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM training_samples WHERE review_status = 'in-review'",
+            )
+            .fetch_one(pool)
+            .await
+        })
+        .map_err(err)?;
+        Ok(in_review)
+    }
+
+    /// Every approved sample, in id order (deterministic training input).
+    pub async fn approved_samples(&self) -> Result<Vec<TrainingSample>> {
+        on_pool!(self, |pool| sqlx::query_as::<_, TrainingSample>(
+            "SELECT id, text, intent, language FROM training_samples WHERE review_status = 'approved' ORDER BY id"
+        )
+        .fetch_all(pool)
+        .await)
+        .map_err(|err| db_error("reading approved samples", err))
+    }
+
+    /// Up to `limit` approved samples with id > `after_id`, in id order.
+    pub async fn approved_samples_page(
+        &self,
+        filter: &ExportFilter,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<ExportRow>> {
+        on_pool!(self, |pool| async {
+            let mut conn = pool.acquire().await?;
+            conn.approved_samples_page(filter, after_id, limit).await
+        }
+        .await)
+        .map_err(|err| db_error("reading approved samples", err))
     }
 
     /// Approved samples no training run has used yet.

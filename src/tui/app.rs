@@ -648,7 +648,7 @@ impl App {
 mod tests {
     use super::*;
     use crate::storage::Timestamp;
-    use crate::storage::console::QueueSize;
+    use crate::storage::review_queue::QueueSize;
     use crate::tui::keys::Scope;
     use crossterm::event::KeyModifiers;
 
@@ -692,6 +692,7 @@ mod tests {
                 size: QueueSize {
                     total: 3,
                     urgent: 3,
+                    by_priority: vec![(2, 3)],
                 },
                 intents: vec!["greeting".into(), "refund".into(), "order_status".into()],
             }),

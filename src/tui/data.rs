@@ -7,14 +7,14 @@ use std::path::PathBuf;
 use crate::capture::gaps::{Gap, LowHour};
 use crate::storage::Timestamp;
 use crate::storage::capture_stats::BucketCount;
-use crate::storage::console::QueueSize;
 use crate::storage::conversations::Conversation;
 use crate::storage::jobs::JobRun;
 use crate::storage::label_studio_tasks::TaskCounts;
+use crate::storage::model_performance::{ModelPerformance, WindowStats};
 use crate::storage::models::ModelVersion;
+use crate::storage::review_queue::QueueSize;
 use crate::storage::samples::Sample;
-use crate::storage::stats::{ModelPerformance, WindowStats};
-use crate::storage::training::TrainingRun;
+use crate::storage::training_runs::TrainingRun;
 
 /// The five panes, in tab order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

@@ -21,8 +21,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::jobs::Stage;
 use crate::storage::capture_stats::{Bucket, BucketCount, MixDimension};
 use crate::storage::conversations::Conversation;
+use crate::storage::model_performance::ModelPerformance;
 use crate::storage::models::ModelVersion;
-use crate::storage::stats::ModelPerformance;
 use crate::storage::{Store, Timestamp};
 
 /// A load that takes longer than this is reported as a slow database; the
@@ -241,7 +241,7 @@ impl Loader {
     }
 
     async fn review(&mut self) -> Result<ReviewData> {
-        let queue = self.store.console_review_queue(QUEUE_HEAD).await?;
+        let queue = self.store.review_queue(QUEUE_HEAD, 0).await?;
         let size = self
             .store
             .review_queue_size(self.config.auto_filter.high_priority)

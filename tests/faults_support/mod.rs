@@ -570,9 +570,25 @@ impl PgAdmin {
     }
 
     /// "The database went away": no new connections, every existing one killed.
+    /// A connection that was being set up while connections were turned off
+    /// can still arrive after the first sweep, and a terminated backend
+    /// answers for a moment before it exits: sweep, waiting for each to
+    /// end, until a sweep finds none.
     pub async fn take_away(&mut self, database: &str) {
         self.allow_connections(database, false).await;
-        self.terminate(database, false).await;
+        loop {
+            let killed: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM (SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity \
+                 WHERE datname = $1 AND pid <> pg_backend_pid()) AS t",
+            )
+            .bind(database)
+            .fetch_one(&mut self.0)
+            .await
+            .unwrap();
+            if killed == 0 {
+                break;
+            }
+        }
     }
 }
 

@@ -23,8 +23,7 @@ use std::future::Future;
 
 use super::Timestamp;
 use super::daily_capture::PendingConversation;
-use super::export::{ExportFilter, ExportRow};
-use super::samples::{NewSample, Relabel, StoredLabel, UpsertedSample};
+use super::samples::{ExportFilter, ExportRow, NewSample, Relabel, StoredLabel, UpsertedSample};
 use super::{Backend, Store};
 use crate::domain::ConversationStatus;
 

@@ -9,7 +9,7 @@ use ratatui::widgets::{Axis, Block, Chart, Dataset, GraphType, Paragraph, Row, T
 
 use super::theme::Theme;
 use super::{day_time, percent, took};
-use crate::storage::stats::WindowStats;
+use crate::storage::model_performance::WindowStats;
 use crate::tui::app::App;
 use crate::tui::data::{CanaryWatch, Pane, TrainingData};
 

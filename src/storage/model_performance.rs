@@ -1,44 +1,19 @@
-//! Queries behind `flywheel stats queue|daily|models`, read from the views
-//! of DESIGN §2 so the CLI shows what operators' own SQL shows.
+//! How versions do: the `model_performance` view operators query by hand,
+//! one version's numbers over a window (the canary watch), and each live
+//! version's fallback rate.
 
-use chrono::NaiveDate;
 use serde::Serialize;
 
+use super::snapshot::LiveModel;
 use super::{Store, Timestamp, db_error, on_pool};
+use crate::domain::ModelStatus;
 use crate::error::Result;
-
-/// A row of the `training_queue` view.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
-pub struct QueueItem {
-    pub id: i64,
-    pub text: String,
-    pub intent: String,
-    pub language: Option<String>,
-    pub confidence: Option<f64>,
-    pub priority: i32,
-    pub occurrences: i32,
-    pub source: String,
-    pub created_at: Timestamp,
-}
-
-/// A row of the `daily_training_stats` view.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
-pub struct DailyStats {
-    pub date: NaiveDate,
-    pub captured: i64,
-    pub auto_approved: i64,
-    pub needs_review: i64,
-    pub reviewed: i64,
-    pub approved: i64,
-    pub rejected: i64,
-    pub auto_approval_rate: Option<f64>,
-}
 
 /// A row of the `model_performance` view.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct ModelPerformance {
     pub version: String,
-    pub status: String,
+    pub status: ModelStatus,
     pub traffic_percentage: i32,
     pub test_accuracy: Option<f64>,
     pub conversations: i64,
@@ -58,40 +33,6 @@ pub struct WindowStats {
 }
 
 impl Store {
-    /// The first `limit` rows of the review queue, most urgent first.
-    pub async fn queue_items(&self, limit: i64) -> Result<Vec<QueueItem>> {
-        on_pool!(self, |pool| sqlx::query_as::<_, QueueItem>(
-            "SELECT id, text, intent, language, confidence, priority, occurrences, source, created_at \
-             FROM training_queue ORDER BY priority, occurrences DESC, id LIMIT $1"
-        )
-        .bind(limit)
-        .fetch_all(pool)
-        .await)
-        .map_err(|err| db_error("reading the review queue", err))
-    }
-
-    /// Queue size per priority, most urgent first.
-    pub async fn queue_by_priority(&self) -> Result<Vec<(i32, i64)>> {
-        on_pool!(self, |pool| sqlx::query_as::<_, (i32, i64)>(
-            "SELECT priority, COUNT(*) FROM training_queue GROUP BY priority ORDER BY priority"
-        )
-        .fetch_all(pool)
-        .await)
-        .map_err(|err| db_error("reading the review queue", err))
-    }
-
-    /// `daily_training_stats` from `since` (a UTC date) on, newest first.
-    pub async fn daily_stats(&self, since: NaiveDate) -> Result<Vec<DailyStats>> {
-        on_pool!(self, |pool| sqlx::query_as::<_, DailyStats>(
-            "SELECT date, captured, auto_approved, needs_review, reviewed, approved, rejected, auto_approval_rate \
-             FROM daily_training_stats WHERE date >= $1 ORDER BY date DESC"
-        )
-        .bind(since)
-        .fetch_all(pool)
-        .await)
-        .map_err(|err| db_error("reading daily stats", err))
-    }
-
     pub async fn model_performance(&self) -> Result<Vec<ModelPerformance>> {
         on_pool!(self, |pool| sqlx::query_as::<_, ModelPerformance>(
             "SELECT version, status, traffic_percentage, test_accuracy, conversations, fallback_rate, \
@@ -144,5 +85,42 @@ impl Store {
             reviewed,
             agreed,
         })
+    }
+
+    /// Production and canary, production first, each with its fallback rate
+    /// over its last 24 hours of conversations.
+    pub async fn live_models(&self) -> Result<Vec<LiveModel>> {
+        let err = |e| db_error("reading the live models", e);
+        let mut live_models: Vec<LiveModel> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT version, status, traffic_percentage, test_accuracy, production_accuracy, fallback_rate \
+                 FROM model_versions WHERE status IN ('production', 'canary') \
+                 ORDER BY CASE status WHEN 'production' THEN 0 ELSE 1 END",
+            )
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(err)?;
+        // Nothing writes model_versions.fallback_rate while a version
+        // serves: measure it over the last 24 hours of its conversations
+        // (the (model_version, created_at) index), so the warning can fire.
+        let since = Timestamp::from(chrono::Utc::now() - chrono::Duration::hours(24));
+        for model in &mut live_models {
+            let (served, fell_back): (i64, Option<i64>) = on_pool!(self, |pool| {
+                sqlx::query_as(
+                    "SELECT COUNT(*), SUM(CASE WHEN fallback THEN 1 ELSE 0 END) \
+                     FROM conversation_logs WHERE model_version = $1 AND created_at >= $2",
+                )
+                .bind(&model.version)
+                .bind(since)
+                .fetch_one(pool)
+                .await
+            })
+            .map_err(err)?;
+            if served > 0 {
+                model.fallback_rate = Some(fell_back.unwrap_or(0) as f64 / served as f64);
+            }
+        }
+        Ok(live_models)
     }
 }

@@ -1,23 +1,11 @@
-//! `training_runs` and registering a trained version: the storage side of
-//! weekly training. Registration is one transaction — the version row, its
-//! audit entry, the run's end and the samples it used — so a failure or a
-//! SIGKILL halfway leaves no half-registered version and no samples marked.
+//! `training_runs`: each training attempt with its live progress (epoch,
+//! loss, accuracy) for the console. Registering the version a run produced
+//! is `models::register_trained_version`.
 
 use serde::Serialize;
 
-use super::backend::Dialect;
-use super::models::{INSERT_TRANSITION, ModelVersion, NewModelVersion, insert_version_sql};
 use super::{Store, Timestamp, db_error, on_pool};
 use crate::error::Result;
-
-/// An approved sample as training reads it.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
-pub struct TrainingSample {
-    pub id: i64,
-    pub text: String,
-    pub intent: String,
-    pub language: Option<String>,
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct TrainingRun {
@@ -38,16 +26,6 @@ pub struct TrainingRun {
 const RUN_COLUMNS: &str = "id, version, status, parameters, started_at, finished_at, epoch, epochs, loss, accuracy, report_path, error";
 
 impl Store {
-    /// Every approved sample, in id order (deterministic training input).
-    pub async fn approved_samples(&self) -> Result<Vec<TrainingSample>> {
-        on_pool!(self, |pool| sqlx::query_as::<_, TrainingSample>(
-            "SELECT id, text, intent, language FROM training_samples WHERE review_status = 'approved' ORDER BY id"
-        )
-        .fetch_all(pool)
-        .await)
-        .map_err(|err| db_error("reading approved samples", err))
-    }
-
     pub async fn start_training_run(
         &self,
         version: &str,
@@ -133,63 +111,5 @@ impl Store {
             .fetch_all(pool)
             .await)
         .map_err(|err| db_error("reading training runs", err))
-    }
-
-    /// Register a trained version, close its run and mark the samples it
-    /// used (`model_version_target`), all or nothing.
-    pub async fn register_trained_version(
-        &self,
-        new: &NewModelVersion,
-        actor: &str,
-        run: i64,
-        report_path: &str,
-        used_sample_ids: &[i64],
-    ) -> Result<ModelVersion> {
-        let now = Timestamp::now();
-        let insert_sql = insert_version_sql();
-        let result = on_pool!(self, |pool| {
-            async {
-                let mut tx = pool.begin().await?;
-                let row = sqlx::query_as::<_, ModelVersion>(&insert_sql)
-                    .bind(&new.version)
-                    .bind(new.status)
-                    .bind(&new.artifact_path)
-                    .bind(new.train_samples)
-                    .bind(new.test_samples)
-                    .bind(new.test_accuracy)
-                    .bind(new.traffic_percentage)
-                    .bind(&new.metrics)
-                    .bind(now)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                sqlx::query(INSERT_TRANSITION)
-                    .bind(&new.version)
-                    .bind("training")
-                    .bind(new.status)
-                    .bind(new.traffic_percentage)
-                    .bind(actor)
-                    .bind("weekly training")
-                    .bind(now)
-                    .bind(false)
-                    .execute(&mut *tx)
-                    .await?;
-            if new.status == crate::domain::ModelStatus::Testing {
-                tx.mark_samples_used(&new.version, now, used_sample_ids)
-                    .await?;
-            }
-            sqlx::query(
-                "UPDATE training_runs SET status = 'succeeded', finished_at = $2, report_path = $3 WHERE id = $1",
-            )
-            .bind(run)
-            .bind(now)
-            .bind(report_path)
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            Ok::<_, sqlx::Error>(row)
-        }
-        .await
-        });
-        result.map_err(|err| db_error("registering the trained version", err))
     }
 }

@@ -1,0 +1,95 @@
+//! The state of the loop at a glance, behind `flywheel status`, `doctor`,
+//! the health warnings and weekly training's check: each figure asked of
+//! the concept that owns it (the review queue, samples, conversations,
+//! model versions), nothing counted here.
+
+use chrono::{Datelike, TimeZone, Utc};
+use serde::Serialize;
+
+use super::{Store, Timestamp};
+use crate::domain::ModelStatus;
+use crate::error::Result;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct QueueCounts {
+    /// Rows of the `training_queue` view.
+    pub needs_review: i64,
+    /// Of those, at the most urgent priority or better.
+    pub urgent: i64,
+    /// Pushed to Label Studio, awaiting annotation.
+    pub in_review: i64,
+}
+
+/// Today's counts (UTC day).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, sqlx::FromRow)]
+pub struct DayCounts {
+    pub captured: i64,
+    pub pending: i64,
+    pub auto_approved: i64,
+    pub needs_review: i64,
+    pub reviewed: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct LiveModel {
+    pub version: String,
+    pub status: ModelStatus,
+    pub traffic_percentage: i32,
+    pub test_accuracy: Option<f64>,
+    pub production_accuracy: Option<f64>,
+    pub fallback_rate: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StatusSnapshot {
+    pub queue: QueueCounts,
+    pub approved_unused: i64,
+    pub today: DayCounts,
+    /// Samples approved / rejected today.
+    pub approved_today: i64,
+    pub rejected_today: i64,
+    /// Percentage of today's captures auto-approved, once any were processed.
+    pub auto_approval_rate: Option<f64>,
+    pub last_capture_at: Option<Timestamp>,
+    /// Production and canary, production first.
+    pub live_models: Vec<LiveModel>,
+    /// Model versions ever registered (none: a fresh installation).
+    pub model_versions: i64,
+}
+
+fn start_of_today() -> Timestamp {
+    let now = Utc::now();
+    Timestamp(
+        Utc.with_ymd_and_hms(now.year(), now.month(), now.day(), 0, 0, 0)
+            .single()
+            .expect("midnight UTC exists"),
+    )
+}
+
+impl Store {
+    /// Everything `status` prints, in a handful of indexed queries.
+    pub async fn status_snapshot(&self, urgent_priority: i32) -> Result<StatusSnapshot> {
+        let today = start_of_today();
+        let queue = self.review_queue_size(urgent_priority).await?;
+        let day = self.day_counts(today).await?;
+        let (approved_today, rejected_today) = self.decisions_since(today).await?;
+        let processed = day.captured - day.pending;
+        let auto_approval_rate =
+            (processed > 0).then(|| day.auto_approved as f64 * 100.0 / processed as f64);
+        Ok(StatusSnapshot {
+            queue: QueueCounts {
+                needs_review: queue.total,
+                urgent: queue.urgent,
+                in_review: self.in_review_count().await?,
+            },
+            approved_unused: self.approved_unused_count().await?,
+            today: day,
+            approved_today,
+            rejected_today,
+            auto_approval_rate,
+            last_capture_at: self.last_capture_at().await?,
+            live_models: self.live_models().await?,
+            model_versions: self.model_version_count().await?,
+        })
+    }
+}
