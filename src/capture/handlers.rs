@@ -233,15 +233,16 @@ impl ClassifyAnswer {
         }
     }
 
+    /// For a replayed request: the row stored the first time.
     fn stored(row: &Conversation) -> Self {
         Self {
+            conversation_id: row.id,
+            language: row.language.clone(),
             intent: row.nlu_intent.clone(),
             confidence: row.nlu_confidence,
+            fallback: row.fallback,
             provider: row.nlu_provider.clone(),
             model_version: row.model_version.clone(),
-            fallback: row.fallback,
-            language: row.language.clone(),
-            conversation_id: row.id,
         }
     }
 }

@@ -21,10 +21,12 @@ pub struct NewConversation {
     pub user_hash: Option<String>,
     pub user_message: String,
     pub language: Option<String>,
-    pub nlu_intent: Option<String>,
-    pub nlu_confidence: Option<f64>,
+    /// Who answered (provider and model) and what: the intent, how sure,
+    /// whether it fell back, where the conversation was routed.
     pub nlu_provider: Option<String>,
     pub model_version: Option<String>,
+    pub nlu_intent: Option<String>,
+    pub nlu_confidence: Option<f64>,
     pub fallback: bool,
     pub routing_decision: Option<String>,
 }

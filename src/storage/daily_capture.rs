@@ -3,7 +3,7 @@
 //! marks in one transaction, so a crash loses nothing and a re-run finds
 //! nothing left to do.
 
-use super::backend::{ConversationMark, Dialect};
+use super::backend::{Dialect, Mark, PendingSpan};
 use super::samples::{NewSample, UPSERT_CHUNK, UpsertedSample, match_upserted};
 use super::{Store, Timestamp, db_error, on_pool};
 use crate::domain::{ConversationStatus, ReviewStatus};
@@ -13,12 +13,13 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow, serde::Deserialize)]
 pub struct PendingConversation {
     pub id: i64,
-    pub user_message: String,
-    pub language: Option<String>,
+    /// What the NLU answered: the intent, how sure, who answered.
     pub nlu_intent: Option<String>,
     pub nlu_confidence: Option<f64>,
     pub nlu_provider: Option<String>,
     pub model_version: Option<String>,
+    pub user_message: String,
+    pub language: Option<String>,
 }
 
 /// Where a batch's counts are recorded: its run and the day of the report.
@@ -84,8 +85,14 @@ impl Store {
     ) -> Result<Vec<PendingConversation>> {
         on_pool!(self, |pool| async {
             let mut conn = pool.acquire().await?;
-            conn.pending_conversations((start, end), after_id, max_id, limit)
-                .await
+            let span = PendingSpan {
+                start,
+                end,
+                after_id,
+                max_id,
+                limit,
+            };
+            conn.pending(&span).await
         }
         .await)
         .map_err(|err| db_error("reading pending conversations", err))
@@ -135,12 +142,12 @@ impl Store {
         // In id order: a chunk's conversations come sample by sample, spread
         // over the day, and walking the table in order is cheaper than
         // jumping back and forth in it (~15 % of the update on SQLite).
-        let marks = |upserted: &[UpsertedSample]| -> Vec<ConversationMark> {
+        let marks = |upserted: &[UpsertedSample]| -> Vec<Mark> {
             let mut marks: Vec<_> = conversations
                 .iter()
                 .map(|c| {
                     let sample = c.sample.map(|i| &upserted[i]);
-                    ConversationMark {
+                    Mark {
                         id: c.id,
                         status: conversation_status(sample),
                         sample_id: sample.map(|s| s.id),

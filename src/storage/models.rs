@@ -94,12 +94,14 @@ pub struct TrainedBy<'a> {
 pub struct NewModelVersion {
     pub version: String,
     pub status: ModelStatus,
+    pub traffic_percentage: i32,
+    /// Where the model's files are (relative paths are under the data dir).
     pub artifact_path: Option<String>,
+    /// How it scored: accuracy on the test split and the whole report (JSON).
+    pub test_accuracy: Option<f64>,
+    pub metrics: Option<String>,
     pub train_samples: Option<i32>,
     pub test_samples: Option<i32>,
-    pub test_accuracy: Option<f64>,
-    pub traffic_percentage: i32,
-    pub metrics: Option<String>,
 }
 
 /// One step of a lifecycle change.
@@ -270,7 +272,7 @@ impl Store {
                 .await?;
             if let Some(trained) = trained {
                 if new.status == ModelStatus::Testing {
-                    tx.mark_samples_used(&new.version, now, trained.used_sample_ids)
+                    tx.mark_used(&new.version, now, trained.used_sample_ids)
                         .await?;
                 }
                 sqlx::query(

@@ -9,7 +9,7 @@
 
 use serde::Serialize;
 
-use super::backend::Dialect;
+use super::backend::{ApprovedPage, Dialect};
 use super::{Store, Timestamp, db_error, on_pool};
 use crate::domain::{Provenance, ReviewStatus};
 use crate::error::Result;
@@ -51,16 +51,18 @@ pub(super) const SAMPLE_COLUMNS: &str = "id, text, normalized_text, intent, lang
 pub struct NewSample {
     pub text: String,
     pub normalized_text: String,
-    pub intent: String,
     pub language: Option<String>,
+    /// The label, where it came from, and whether it waits for a human
+    /// (`Approved` or `NeedsReview`, at `priority`).
+    pub intent: String,
     pub source: Provenance,
-    pub confidence: Option<f64>,
-    /// `Approved` or `NeedsReview`.
     pub review_status: ReviewStatus,
     pub priority: i32,
-    pub occurrences: i32,
+    /// What the model said, and how sure it was.
     pub predicted_intent: Option<String>,
     pub predicted_by_version: Option<String>,
+    pub confidence: Option<f64>,
+    pub occurrences: i32,
     pub conversation_id: Option<i64>,
 }
 
@@ -274,7 +276,12 @@ impl Store {
     ) -> Result<Vec<ExportRow>> {
         on_pool!(self, |pool| async {
             let mut conn = pool.acquire().await?;
-            conn.approved_samples_page(filter, after_id, limit).await
+            let page = ApprovedPage {
+                filter,
+                after_id,
+                limit,
+            };
+            conn.approved_samples_page(&page).await
         }
         .await)
         .map_err(|err| db_error("reading approved samples", err))

@@ -49,6 +49,31 @@ pub enum Action {
     JobMenu,
 }
 
+impl Action {
+    /// Every action, for the test that each has a key.
+    pub const ALL: [Action; 19] = [
+        Action::SwitchPane,
+        Action::GoToPane,
+        Action::MoveSelection,
+        Action::Refresh,
+        Action::CancelJob,
+        Action::Help,
+        Action::Quit,
+        Action::QuitNow,
+        Action::DrillIntoGap,
+        Action::Accept,
+        Action::ChooseIntent,
+        Action::Reject,
+        Action::Skip,
+        Action::Undo,
+        Action::SyncNow,
+        Action::TrainNow,
+        Action::Promote,
+        Action::RollBack,
+        Action::JobMenu,
+    ];
+}
+
 /// A key as pressed: its code and whether Ctrl was held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Key {
@@ -296,27 +321,7 @@ mod tests {
     /// Every action has a key (and so a line in the help).
     #[test]
     fn every_action_is_bound() {
-        let all = [
-            SwitchPane,
-            GoToPane,
-            MoveSelection,
-            Refresh,
-            CancelJob,
-            Help,
-            Quit,
-            QuitNow,
-            DrillIntoGap,
-            Accept,
-            ChooseIntent,
-            Reject,
-            Skip,
-            Undo,
-            SyncNow,
-            TrainNow,
-            Promote,
-            RollBack,
-            JobMenu,
-        ];
+        let all = Action::ALL;
         for action in all {
             // A new action without a key fails this match to compile first.
             match action {

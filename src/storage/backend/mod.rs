@@ -54,45 +54,54 @@ pub(super) trait Dialect: Send {
     /// Set status, `sample_id` and `processed_at` of `marks`; the rows changed.
     fn mark_conversations(
         &mut self,
-        marks: &[ConversationMark],
+        marks: &[Mark],
         now: Timestamp,
     ) -> impl Future<Output = sqlx::Result<u64>> + Send;
 
     /// Write [`review_links`] of `marks`.
-    fn link_reviews(
-        &mut self,
-        marks: &[ConversationMark],
-    ) -> impl Future<Output = sqlx::Result<()>> + Send;
+    fn link_reviews(&mut self, marks: &[Mark]) -> impl Future<Output = sqlx::Result<()>> + Send;
 
     /// Settings for a transaction that writes a daily-capture batch.
     fn prepare_capture_batch(&mut self) -> impl Future<Output = sqlx::Result<()>> + Send;
 
     /// Mark these approved samples as used by `version` (one statement).
-    fn mark_samples_used(
+    fn mark_used(
         &mut self,
         version: &str,
         now: Timestamp,
         ids: &[i64],
     ) -> impl Future<Output = sqlx::Result<()>> + Send;
 
-    /// The next `limit` pending conversations of `[start, end)` with id in
-    /// (`after_id`, `max_id`], in id order.
-    fn pending_conversations(
+    /// The pending conversations of `span`, in id order.
+    fn pending(
         &mut self,
-        window: (Timestamp, Timestamp),
-        after_id: i64,
-        max_id: i64,
-        limit: i64,
+        span: &PendingSpan,
     ) -> impl Future<Output = sqlx::Result<Vec<PendingConversation>>> + Send;
 
-    /// Up to `limit` approved samples with id > `after_id` passing `filter`,
-    /// in id order.
+    /// One page of approved samples, in id order.
     fn approved_samples_page(
         &mut self,
-        filter: &ExportFilter,
-        after_id: i64,
-        limit: i64,
+        page: &ApprovedPage<'_>,
     ) -> impl Future<Output = sqlx::Result<Vec<ExportRow>>> + Send;
+}
+
+/// Up to `limit` pending conversations of the window `[start, end)` with id
+/// in (`after_id`, `max_id`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PendingSpan {
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub after_id: i64,
+    pub max_id: i64,
+    pub limit: i64,
+}
+
+/// Up to `limit` approved samples with id > `after_id` passing `filter`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ApprovedPage<'a> {
+    pub filter: &'a ExportFilter,
+    pub after_id: i64,
+    pub limit: i64,
 }
 
 /// Serialises model-lifecycle changes across processes: SQLite takes the
@@ -191,7 +200,7 @@ const RELABELLED_CONVERSATIONS: &str = "UPDATE conversation_logs SET review_stat
        AND id IN (SELECT conversation_id FROM review_links WHERE sample_id IN ";
 
 /// One conversation's new state after daily capture.
-pub(crate) struct ConversationMark {
+pub(crate) struct Mark {
     pub id: i64,
     pub status: ConversationStatus,
     pub sample_id: Option<i64>,
@@ -199,7 +208,7 @@ pub(crate) struct ConversationMark {
 
 /// Link the marks that wait on (or were decided by) a human review to their
 /// sample in `review_links`, where a review decision finds them.
-fn review_links(marks: &[ConversationMark]) -> impl Iterator<Item = (i64, i64)> + '_ {
+fn review_links(marks: &[Mark]) -> impl Iterator<Item = (i64, i64)> + '_ {
     marks.iter().filter_map(|m| {
         matches!(
             m.status,
@@ -237,6 +246,8 @@ pub(super) fn approved_page_sql(filter: &ExportFilter, markers: &mut Markers) ->
     sql
 }
 
-/// The columns of a pending conversation the auto-filter needs.
+/// The columns of a pending conversation the auto-filter needs, in the
+/// order of [`PendingConversation`]'s fields (SQLite hands rows over as
+/// JSON arrays).
 const PENDING_COLUMNS: &str =
-    "id, user_message, language, nlu_intent, nlu_confidence, nlu_provider, model_version";
+    "id, nlu_intent, nlu_confidence, nlu_provider, model_version, user_message, language";

@@ -82,11 +82,7 @@ impl Dialect for PgConnection {
         Ok(())
     }
 
-    async fn mark_conversations(
-        &mut self,
-        marks: &[ConversationMark],
-        now: Timestamp,
-    ) -> sqlx::Result<u64> {
+    async fn mark_conversations(&mut self, marks: &[Mark], now: Timestamp) -> sqlx::Result<u64> {
         let done = sqlx::query(
             "UPDATE conversation_logs SET review_status = v.status, sample_id = v.sample_id, \
              processed_at = $1 \
@@ -102,7 +98,7 @@ impl Dialect for PgConnection {
         Ok(done.rows_affected())
     }
 
-    async fn link_reviews(&mut self, marks: &[ConversationMark]) -> sqlx::Result<()> {
+    async fn link_reviews(&mut self, marks: &[Mark]) -> sqlx::Result<()> {
         let (conversations, samples): (Vec<i64>, Vec<i64>) = review_links(marks).unzip();
         if conversations.is_empty() {
             return Ok(());
@@ -130,12 +126,7 @@ impl Dialect for PgConnection {
             .map(|_| ())
     }
 
-    async fn mark_samples_used(
-        &mut self,
-        version: &str,
-        now: Timestamp,
-        ids: &[i64],
-    ) -> sqlx::Result<()> {
+    async fn mark_used(&mut self, version: &str, now: Timestamp, ids: &[i64]) -> sqlx::Result<()> {
         sqlx::query(
             "UPDATE training_samples SET model_version_target = $1, updated_at = $2 \
              WHERE model_version_target IS NULL AND review_status = 'approved' \
@@ -149,47 +140,39 @@ impl Dialect for PgConnection {
         .map(|_| ())
     }
 
-    async fn pending_conversations(
-        &mut self,
-        (start, end): (Timestamp, Timestamp),
-        after_id: i64,
-        max_id: i64,
-        limit: i64,
-    ) -> sqlx::Result<Vec<PendingConversation>> {
+    async fn pending(&mut self, span: &PendingSpan) -> sqlx::Result<Vec<PendingConversation>> {
         sqlx::query_as::<_, PendingConversation>(&format!(
             "SELECT {PENDING_COLUMNS} FROM conversation_logs \
              WHERE id > $3 AND id <= $4 AND review_status = 'pending' \
                AND created_at >= $1 AND created_at < $2 \
              ORDER BY id LIMIT $5"
         ))
-        .bind(start)
-        .bind(end)
-        .bind(after_id)
-        .bind(max_id)
-        .bind(limit)
+        .bind(span.start)
+        .bind(span.end)
+        .bind(span.after_id)
+        .bind(span.max_id)
+        .bind(span.limit)
         .fetch_all(&mut *self)
         .await
     }
 
     async fn approved_samples_page(
         &mut self,
-        filter: &ExportFilter,
-        after_id: i64,
-        limit: i64,
+        page: &ApprovedPage<'_>,
     ) -> sqlx::Result<Vec<ExportRow>> {
         let mut markers = Markers {
             postgres: true,
             next: 0,
         };
-        let sql = approved_page_sql(filter, &mut markers);
-        let mut query = sqlx::query_as::<_, ExportRow>(&sql).bind(after_id);
-        if let Some(min) = filter.min_confidence {
+        let sql = approved_page_sql(page.filter, &mut markers);
+        let mut query = sqlx::query_as::<_, ExportRow>(&sql).bind(page.after_id);
+        if let Some(min) = page.filter.min_confidence {
             query = query.bind(min);
         }
-        for language in &filter.languages {
+        for language in &page.filter.languages {
             query = query.bind(language);
         }
-        query.bind(limit).fetch_all(&mut *self).await
+        query.bind(page.limit).fetch_all(&mut *self).await
     }
 }
 

@@ -143,11 +143,7 @@ impl Dialect for SqliteConnection {
         Ok(())
     }
 
-    async fn mark_conversations(
-        &mut self,
-        marks: &[ConversationMark],
-        now: Timestamp,
-    ) -> sqlx::Result<u64> {
+    async fn mark_conversations(&mut self, marks: &[Mark], now: Timestamp) -> sqlx::Result<u64> {
         let rows: Vec<_> = marks
             .iter()
             .map(|m| (m.id, m.status, m.sample_id))
@@ -164,7 +160,7 @@ impl Dialect for SqliteConnection {
         Ok(done.rows_affected())
     }
 
-    async fn link_reviews(&mut self, marks: &[ConversationMark]) -> sqlx::Result<()> {
+    async fn link_reviews(&mut self, marks: &[Mark]) -> sqlx::Result<()> {
         let rows: Vec<(i64, i64)> = review_links(marks).collect();
         if rows.is_empty() {
             return Ok(());
@@ -196,13 +192,8 @@ impl Dialect for SqliteConnection {
         Ok(())
     }
 
-    async fn mark_samples_used(
-        &mut self,
-        version: &str,
-        now: Timestamp,
-        ids: &[i64],
-    ) -> sqlx::Result<()> {
-        let ids = serde_json::to_string(ids).map_err(|err| sqlx::Error::Encode(err.into()))?;
+    async fn mark_used(&mut self, version: &str, now: Timestamp, ids: &[i64]) -> sqlx::Result<()> {
+        let ids_json = serde_json::to_string(ids).map_err(|err| sqlx::Error::Encode(err.into()))?;
         sqlx::query(
             "UPDATE training_samples SET model_version_target = $1, updated_at = $2 \
              WHERE model_version_target IS NULL AND review_status = 'approved' \
@@ -210,7 +201,7 @@ impl Dialect for SqliteConnection {
         )
         .bind(version)
         .bind(now)
-        .bind(ids)
+        .bind(ids_json)
         .execute(&mut *self)
         .await
         .map(|_| ())
@@ -219,13 +210,7 @@ impl Dialect for SqliteConnection {
     /// Walks the primary key: `+` keeps it off the created_at and partial
     /// `pending` indexes, with which every batch would rescan (and sort) the
     /// rest of the window.
-    async fn pending_conversations(
-        &mut self,
-        (start, end): (Timestamp, Timestamp),
-        after_id: i64,
-        max_id: i64,
-        limit: i64,
-    ) -> sqlx::Result<Vec<PendingConversation>> {
+    async fn pending(&mut self, span: &PendingSpan) -> sqlx::Result<Vec<PendingConversation>> {
         let json: String = sqlx::query_scalar(&format!(
             "SELECT json_group_array(json_array({PENDING_COLUMNS})) \
              FROM (SELECT {PENDING_COLUMNS} FROM conversation_logs \
@@ -233,11 +218,11 @@ impl Dialect for SqliteConnection {
                      AND +created_at >= $1 AND +created_at < $2 \
                    ORDER BY id LIMIT $5)"
         ))
-        .bind(start)
-        .bind(end)
-        .bind(after_id)
-        .bind(max_id)
-        .bind(limit)
+        .bind(span.start)
+        .bind(span.end)
+        .bind(span.after_id)
+        .bind(span.max_id)
+        .bind(span.limit)
         .fetch_one(&mut *self)
         .await?;
         json_rows(
@@ -251,9 +236,7 @@ impl Dialect for SqliteConnection {
     /// handing rows across threads.
     async fn approved_samples_page(
         &mut self,
-        filter: &ExportFilter,
-        after_id: i64,
-        limit: i64,
+        page: &ApprovedPage<'_>,
     ) -> sqlx::Result<Vec<ExportRow>> {
         let mut markers = Markers {
             postgres: false,
@@ -262,16 +245,16 @@ impl Dialect for SqliteConnection {
         let sql = format!(
             "SELECT json_group_array(json_array(id, text, intent, language, confidence, \
              source, occurrences)) FROM ({})",
-            approved_page_sql(filter, &mut markers)
+            approved_page_sql(page.filter, &mut markers)
         );
-        let mut query = sqlx::query_scalar::<_, String>(&sql).bind(after_id);
-        if let Some(min) = filter.min_confidence {
+        let mut query = sqlx::query_scalar::<_, String>(&sql).bind(page.after_id);
+        if let Some(min) = page.filter.min_confidence {
             query = query.bind(min);
         }
-        for language in &filter.languages {
+        for language in &page.filter.languages {
             query = query.bind(language);
         }
-        let json = query.bind(limit).fetch_one(&mut *self).await?;
+        let json = query.bind(page.limit).fetch_one(&mut *self).await?;
         json_rows(&json, "reading approved samples", |r: &ExportRow| r.id)
     }
 }

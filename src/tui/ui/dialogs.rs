@@ -7,7 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Row, Table, Wrap};
 
 use super::theme::Theme;
-use super::{cut, day_time, took};
+use super::{JOB_RUN_WIDTHS, cut, day_time, job_run_row};
 use crate::tui::app::{App, Confirm, GapView, Overlay};
 use crate::tui::job::Job;
 use crate::tui::keys::{BINDINGS, Scope};
@@ -224,15 +224,8 @@ fn gap(frame: &mut Frame, area: Rect, app: &App, view: &GapView, theme: &Theme) 
         .job_runs
         .iter()
         .map(|r| {
-            Row::new(vec![
-                day_time(r.started_at),
-                r.stage.clone(),
-                r.trigger.clone(),
-                r.status.clone(),
-                took(r.started_at, r.finished_at, app.now),
-                cut(r.error.as_deref().unwrap_or(""), 200),
-            ])
-            .style(theme.status_style(&r.status))
+            job_run_row(r, r.error.as_deref().unwrap_or(""), 200, app.now)
+                .style(theme.status_style(&r.status))
         })
         .collect();
     let title = if detail.job_runs.is_empty() {
@@ -241,18 +234,7 @@ fn gap(frame: &mut Frame, area: Rect, app: &App, view: &GapView, theme: &Theme) 
         "job runs during the gap"
     };
     frame.render_widget(
-        Table::new(
-            rows,
-            [
-                Constraint::Length(11),
-                Constraint::Length(17),
-                Constraint::Length(4),
-                Constraint::Length(9),
-                Constraint::Length(7),
-                Constraint::Fill(1),
-            ],
-        )
-        .block(Block::bordered().title(title)),
+        Table::new(rows, JOB_RUN_WIDTHS).block(Block::bordered().title(title)),
         jobs,
     );
 }

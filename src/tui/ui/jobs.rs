@@ -6,7 +6,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Row, Table};
 
 use super::theme::Theme;
-use super::{cut, day_time, took};
+use super::{JOB_RUN_WIDTHS, cut, job_run_row};
 use crate::tui::app::App;
 use crate::tui::data::Pane;
 
@@ -39,14 +39,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
                 .clone()
                 .or_else(|| r.counts.clone())
                 .unwrap_or_default();
-            let row = Row::new(vec![
-                day_time(r.started_at),
-                r.stage.clone(),
-                r.trigger.clone(),
-                r.status.clone(),
-                took(r.started_at, r.finished_at, app.now),
-                cut(&detail, 300),
-            ]);
+            let row = job_run_row(r, &detail, 300, app.now);
             if i == selected {
                 row.style(theme.selected())
             } else {
@@ -60,19 +53,9 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         "stage runs (cli, cron, tui) · Enter runs a stage · x cancels"
     };
     frame.render_widget(
-        Table::new(
-            rows,
-            [
-                Constraint::Length(11),
-                Constraint::Length(17),
-                Constraint::Length(4),
-                Constraint::Length(9),
-                Constraint::Length(7),
-                Constraint::Fill(1),
-            ],
-        )
-        .header(header)
-        .block(Block::bordered().title(title)),
+        Table::new(rows, JOB_RUN_WIDTHS)
+            .header(header)
+            .block(Block::bordered().title(title)),
         runs,
     );
 
