@@ -143,6 +143,17 @@ fn train_and_score(name: &str, train: &[Sample], val: &[Sample], params: &TrainP
         meta.temperature,
         train_seconds
     );
+    if let Some(path) = std::env::var_os("ROUTER_BENCH_DUMP") {
+        let inputs: Vec<_> = val.iter().map(|s| (s.text.as_str(), None)).collect();
+        let lines: Vec<String> = model
+            .classify_batch(&inputs)
+            .expect("classify")
+            .iter()
+            .zip(val)
+            .map(|(p, s)| serde_json::json!({"label": s.intent, "p": p}).to_string())
+            .collect();
+        std::fs::write(path, lines.join("\n")).expect("dump");
+    }
     let scores = Scores {
         train_seconds,
         train_cpu_seconds,
@@ -254,7 +265,8 @@ fn anchors(train: &Path, val: &Path, seeds: &[u64]) -> Option<BTreeMap<String, V
 }
 
 /// `ROUTER_BENCH_DEV=1`: train on 80 % of the train file and score on the
-/// other 20 % (no anchors), for trying ideas without touching validation.
+/// other 20 % (the anchors too), for trying ideas without touching
+/// validation.
 fn dev_mode() -> bool {
     std::env::var("ROUTER_BENCH_DEV").is_ok_and(|v| v == "1")
 }
@@ -310,9 +322,26 @@ fn measure(dir: &Path, set: &DataSet, params: &TrainParams, seeds: &[u64]) -> Me
         flywheel.push(t.scores.clone());
         first.get_or_insert(t);
     }
-    let anchors = if dev_mode() || std::env::var("ROUTER_BENCH_ANCHORS").is_ok_and(|v| v == "0") {
+    let anchors = if std::env::var("ROUTER_BENCH_ANCHORS").is_ok_and(|v| v == "0") {
         println!("anchors skipped: ROUTER_BENCH_ANCHORS=0");
         None
+    } else if dev_mode() {
+        // The anchors get the same development split, written out.
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let write = |name: &str, samples: &[Sample]| {
+            let path = tmp.path().join(name);
+            let lines: Vec<String> = samples
+                .iter()
+                .map(|s| serde_json::to_string(s).expect("sample"))
+                .collect();
+            std::fs::write(&path, lines.join("\n")).expect("dev split file");
+            path
+        };
+        anchors(
+            &write("train.jsonl", &train),
+            &write("dev.jsonl", &val),
+            seeds,
+        )
     } else {
         anchors(&dir.join(set.train_file), &dir.join(set.val_file), seeds)
     };

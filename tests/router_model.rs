@@ -308,8 +308,21 @@ fn out_of_scope_class_and_threshold_drive_fallback() {
     let mut val = synthetic(5, 30);
     val.push(Sample::new("what is the capital of peru", "oos"));
     let trained = router::train(&data, Some(&val), &small_params(5), &Reporter::silent()).unwrap();
-    let report = trained.report.validation.unwrap();
+    let report = trained.report.validation.clone().unwrap();
     assert!(report.in_scope_accuracy.is_some() && report.oos_recall.is_some());
+    // Issue 15 item 3: with out-of-scope examples the threshold is a fixed
+    // level of calibrated confidence, not fitted to the few `oos` samples
+    // a selection split holds, so it cannot swing between seeds.
+    let other_seed =
+        router::train(&data, Some(&val), &small_params(6), &Reporter::silent()).unwrap();
+    for t in [&trained, &other_seed] {
+        let meta = t.model.metadata();
+        assert_eq!(
+            meta.fallback_threshold_source,
+            "validation, out-of-scope level"
+        );
+        assert_eq!(meta.fallback_threshold, 0.3);
+    }
     let p = trained.model.classify("tell me a joke please", None);
     assert_eq!(p.intent, "oos");
     assert!(p.fallback, "the out-of-scope class always falls back");

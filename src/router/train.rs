@@ -42,6 +42,9 @@ pub struct TrainParams {
     pub learning_rate: f32,
     pub batch_size: usize,
     pub label_smoothing: f32,
+    /// The training loss of the output layer.
+    #[serde(default)]
+    pub loss: Loss,
     /// Ensemble members, each trained from its own seed.
     pub members: usize,
     /// Share of an utterance's n-grams hidden in each training step: cheap
@@ -67,12 +70,25 @@ impl Default for TrainParams {
             learning_rate: 0.2,
             batch_size: 32,
             label_smoothing: 0.1,
+            loss: Loss::Softmax,
             members: 2,
             feature_dropout: 0.3,
             features: FeatureConfig::default(),
             selection_share: 0.1,
         }
     }
+}
+
+/// The loss the output layer is trained with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Loss {
+    /// Softmax cross-entropy with label smoothing.
+    #[default]
+    Softmax,
+    /// One-vs-rest squared hinge (LinearSVC's loss): every intent's score
+    /// is pushed above 1 for its own utterances and below -1 for the rest.
+    SquaredHinge,
 }
 
 /// Threshold used when there is no validation data and no override.
@@ -347,14 +363,14 @@ fn fit(
         let logits = calibrate::member_logits(&model, &val_vectors)?;
         let temperature = calibrate::fit_temperature(&logits, &val_labels);
         model.metadata.temperature = temperature;
-        // Threshold and report from the inference path itself (quantised
+        // The report from the inference path itself (quantised
         // table), so they match what `evaluate` says about the saved model.
         let probs: Vec<Vec<f32>> = val_vectors
             .par_iter()
             .map(|v| model.probabilities(v))
             .collect();
         if params.fallback_threshold.is_none() {
-            let (threshold, rule) = calibrate::choose_threshold(&model, val, &probs);
+            let (threshold, rule) = calibrate::choose_threshold(&model);
             model.metadata.fallback_threshold = threshold;
             model.metadata.fallback_threshold_source = format!("validation, {rule}");
         }
