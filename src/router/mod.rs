@@ -23,7 +23,7 @@ pub use artifact::{Metadata, REPORT_FILE};
 pub use eval::{Confusion, EvalReport, IntentMetrics, LanguageMetrics, evaluate};
 pub use model::{Alternative, Model, OOS_LABEL, Prediction};
 pub use train::{
-    DEFAULT_FALLBACK_THRESHOLD, EpochRecord, Loss, TrainParams, TrainedModel, TrainingReport,
+    DEFAULT_FALLBACK_THRESHOLD, EpochRecord, TrainParams, TrainedModel, TrainingReport,
     split_validation, train,
 };
 

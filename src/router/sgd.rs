@@ -24,7 +24,7 @@ use rayon::prelude::*;
 use super::artifact;
 use super::features::mix;
 use super::model::{Member, axpy, hidden_matrix};
-use super::train::{EpochRecord, Loss, TrainParams};
+use super::train::{EpochRecord, TrainParams};
 use crate::error::{Error, Result};
 use crate::progress::{ProgressEvent, Reporter};
 
@@ -248,28 +248,15 @@ impl Trainer {
             .as_tensor()
             .matmul(self.weight.as_tensor())?
             .broadcast_add(self.bias.as_tensor())?;
-        let loss = match params.loss {
-            Loss::Softmax => {
-                let smoothing = params.label_smoothing;
-                let log_probs = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
-                let off = smoothing / classes as f32;
-                let mut targets = vec![off; n * classes];
-                for (i, e) in batch.iter().enumerate() {
-                    targets[i * classes + e.label] += 1.0 - smoothing;
-                }
-                let targets = Tensor::from_vec(targets, (n, classes), &Device::Cpu)?;
-                log_probs.mul(&targets)?.sum_all()?.neg()?
-            }
-            Loss::SquaredHinge => {
-                let mut signs = vec![-1.0f32; n * classes];
-                for (i, e) in batch.iter().enumerate() {
-                    signs[i * classes + e.label] = 1.0;
-                }
-                let signs = Tensor::from_vec(signs, (n, classes), &Device::Cpu)?;
-                let margin = (logits.mul(&signs)?.neg()? + 1.0)?.relu()?;
-                margin.sqr()?.sum_all()?
-            }
-        };
+        let smoothing = params.label_smoothing;
+        let log_probs = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
+        let off = smoothing / classes as f32;
+        let mut targets = vec![off; n * classes];
+        for (i, e) in batch.iter().enumerate() {
+            targets[i * classes + e.label] += 1.0 - smoothing;
+        }
+        let targets = Tensor::from_vec(targets, (n, classes), &Device::Cpu)?;
+        let loss = log_probs.mul(&targets)?.sum_all()?.neg()?;
         let grads = loss.backward()?;
         let correct = logits
             .argmax(D::Minus1)?

@@ -42,9 +42,6 @@ pub struct TrainParams {
     pub learning_rate: f32,
     pub batch_size: usize,
     pub label_smoothing: f32,
-    /// The training loss of the output layer.
-    #[serde(default)]
-    pub loss: Loss,
     /// Ensemble members, each trained from its own seed.
     pub members: usize,
     /// Share of an utterance's n-grams hidden in each training step: cheap
@@ -70,25 +67,12 @@ impl Default for TrainParams {
             learning_rate: 0.2,
             batch_size: 32,
             label_smoothing: 0.1,
-            loss: Loss::Softmax,
             members: 2,
             feature_dropout: 0.3,
             features: FeatureConfig::default(),
             selection_share: 0.1,
         }
     }
-}
-
-/// The loss the output layer is trained with.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Loss {
-    /// Softmax cross-entropy with label smoothing.
-    #[default]
-    Softmax,
-    /// One-vs-rest squared hinge (LinearSVC's loss): every intent's score
-    /// is pushed above 1 for its own utterances and below -1 for the rest.
-    SquaredHinge,
 }
 
 /// Threshold used when there is no validation data and no override.
