@@ -1,7 +1,7 @@
-//! Turning scores into confidences an operator can use (issue 3 item 2):
-//! a softmax temperature fitted on validation data (minimum negative
-//! log-likelihood), then the fallback threshold chosen on the calibrated
-//! confidences.
+//! Turning scores into confidences an operator can use (issue 3 item 2,
+//! issue 15 item 3): a softmax temperature fitted on validation data
+//! (minimum negative log-likelihood), then the fallback threshold as a
+//! level of that calibrated confidence.
 
 use rayon::prelude::*;
 

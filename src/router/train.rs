@@ -1,6 +1,8 @@
-//! Training (issue 3 items 1, 2, 5): features, the ensemble members (see
-//! `sgd.rs` for the loop itself), then calibration and the fallback
-//! threshold on validation data, and the report.
+//! Training (issue 3 items 1, 2, 5; issue 15 item 2): features, the
+//! ensemble members (see `sgd.rs` for the loop itself), then calibration and
+//! the fallback threshold on validation data, and the report. Without a
+//! validation set, [`train`] carves one out of the samples for those
+//! choices and then refits on all of them.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -23,8 +25,10 @@ use crate::error::{Error, Result};
 use crate::lang;
 use crate::progress::Reporter;
 
-/// Knobs of one training run. `Default` holds the tuned values.
+/// Knobs of one training run. `Default` holds the tuned values (and fills
+/// fields missing from a stored copy).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TrainParams {
     /// Model version, e.g. `router-v1.1.0`.
     pub version: String,
@@ -107,6 +111,7 @@ pub struct TrainingReport {
     /// no validation file (scored by the model trained without it).
     pub validation: Option<EvalReport>,
     /// Epochs of the refit on all the data, when there was one.
+    #[serde(default)]
     pub refit_epochs: Option<u32>,
 }
 
