@@ -256,7 +256,11 @@ fn awkward_training_data() {
     // A label with one example: trains, with a warning naming it.
     let mut data = synthetic(10, 0);
     data.push(Sample::new("refund my money", "refund_request"));
-    let trained = router::train(&data, None, &small_params(1), &Reporter::silent()).unwrap();
+    let no_selection = TrainParams {
+        selection_share: 0.0,
+        ..small_params(1)
+    };
+    let trained = router::train(&data, None, &no_selection, &Reporter::silent()).unwrap();
     assert!(
         trained
             .report
@@ -270,7 +274,7 @@ fn awkward_training_data() {
             .labels()
             .contains(&"refund_request".to_string())
     );
-    // No validation: the default threshold is stored.
+    // No validation and no selection share: the default threshold is stored.
     assert_eq!(
         trained.model.fallback_threshold(),
         router::DEFAULT_FALLBACK_THRESHOLD
@@ -304,8 +308,21 @@ fn out_of_scope_class_and_threshold_drive_fallback() {
     let mut val = synthetic(5, 30);
     val.push(Sample::new("what is the capital of peru", "oos"));
     let trained = router::train(&data, Some(&val), &small_params(5), &Reporter::silent()).unwrap();
-    let report = trained.report.validation.unwrap();
+    let report = trained.report.validation.clone().unwrap();
     assert!(report.in_scope_accuracy.is_some() && report.oos_recall.is_some());
+    // Issue 15 item 3: with out-of-scope examples the threshold is a fixed
+    // level of calibrated confidence, not fitted to the few `oos` samples
+    // a selection split holds, so it cannot swing between seeds.
+    let other_seed =
+        router::train(&data, Some(&val), &small_params(6), &Reporter::silent()).unwrap();
+    for t in [&trained, &other_seed] {
+        let meta = t.model.metadata();
+        assert_eq!(
+            meta.fallback_threshold_source,
+            "validation, out-of-scope level"
+        );
+        assert_eq!(meta.fallback_threshold, 0.3);
+    }
     let p = trained.model.classify("tell me a joke please", None);
     assert_eq!(p.intent, "oos");
     assert!(p.fallback, "the out-of-scope class always falls back");
@@ -330,6 +347,79 @@ fn out_of_scope_class_and_threshold_drive_fallback() {
         model.classify("order pizza", None).fallback,
         "nothing reaches a threshold above 1"
     );
+}
+
+#[test]
+fn without_validation_data_selection_is_carved_out_and_the_model_refit_on_everything() {
+    // What `flywheel train` and weekly training run (issue 15 item 2).
+    let data = synthetic(30, 0);
+    let params = small_params(9);
+    let a = router::train(&data, None, &params, &Reporter::silent()).unwrap();
+    let meta = a.model.metadata();
+    assert_eq!(
+        meta.train_samples,
+        data.len(),
+        "the final model saw every label"
+    );
+    assert_eq!(meta.samples_per_intent["greeting"], 30);
+    assert_eq!(meta.validation_samples, 12, "10 % of each intent chose");
+    assert!(meta.validation_metrics.is_some());
+    assert_eq!(meta.fallback_threshold_source, "validation, no-idea level");
+    let refit = a.report.refit_epochs.expect("a refit");
+    assert_eq!(meta.epochs_run, refit);
+    let refit_records: Vec<_> = a.report.epochs.iter().filter(|e| e.refit).collect();
+    assert_eq!(refit_records.len(), refit as usize * params.members);
+    assert!(
+        refit_records
+            .iter()
+            .all(|e| e.validation_accuracy.is_none())
+    );
+    assert!(
+        a.report
+            .epochs
+            .iter()
+            .any(|e| !e.refit && e.validation_accuracy.is_some())
+    );
+    // Deterministic for a seed, selection and refit alike.
+    let b = router::train(&data, None, &params, &Reporter::silent()).unwrap();
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    a.save(da.path()).unwrap();
+    b.save(db.path()).unwrap();
+    let weights =
+        |d: &tempfile::TempDir| std::fs::read(d.path().join("model.safetensors")).unwrap();
+    assert_eq!(weights(&da), weights(&db));
+    assert_eq!(meta.temperature, b.model.metadata().temperature);
+    assert_eq!(
+        meta.fallback_threshold,
+        b.model.metadata().fallback_threshold
+    );
+}
+
+#[test]
+fn without_out_of_scope_data_only_a_no_idea_answer_falls_back() {
+    // Issue 15 item 3: with no `oos` examples the threshold must not trade
+    // right answers for fallbacks; it sits at the confidence of a query
+    // with no known n-gram (the class prior), so such a query falls back
+    // and the held-out queries the model knows do not.
+    let trained = train(4);
+    let model = &trained.model;
+    assert_eq!(
+        model.metadata().fallback_threshold_source,
+        "validation, no-idea level"
+    );
+    let unknown = model.classify("qqqq zzzz", None);
+    assert!(unknown.fallback, "{unknown:?}");
+    assert!(
+        model.fallback_threshold() <= unknown.confidence + 0.01,
+        "threshold {} is above the no-idea confidence {}",
+        model.fallback_threshold(),
+        unknown.confidence
+    );
+    let held_out = synthetic(5, 30);
+    for s in &held_out {
+        let p = model.classify(&s.text, None);
+        assert!(!p.fallback, "{}: {p:?}", s.text);
+    }
 }
 
 #[test]

@@ -156,11 +156,16 @@ fn weekly_training_skips_trains_compares_and_registers() {
         assert_eq!(report["decision"], "testing");
         assert_eq!(report["data"]["approved"], 200);
         assert!(report["new_model"]["per_intent"]["order_food"]["f1"].is_number());
-        assert!(
-            db.data_path()
-                .join("models/router-v1.0.0/metadata.json")
-                .is_file()
-        );
+        // Trained the way `flywheel train` trains (issue 15 item 2): the
+        // selection share was carved from the training samples and the
+        // model then refit on all of them.
+        let metadata: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(db.data_path().join("models/router-v1.0.0/metadata.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(metadata["train_samples"], r["train_samples"], "{metadata}");
+        assert!(metadata["validation_samples"].as_u64().unwrap() > 0);
+        assert!(report["training"]["refit_epochs"].as_u64().unwrap() >= 1);
 
         let config = db.config();
         block_on(async move {

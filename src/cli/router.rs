@@ -27,10 +27,13 @@ pub struct TrainArgs {
     pub target_accuracy: Option<f32>,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Validation samples (early stopping, calibration, fallback threshold).
+    /// Validation samples (early stopping, calibration, fallback threshold);
+    /// the model is then trained on --input alone.
     #[arg(long, conflicts_with = "validation_split")]
     pub validation: Option<PathBuf>,
-    /// Share of the input held out for validation when no --validation file is given.
+    /// Without --validation: share of the input carved off (per intent) to
+    /// choose epochs, calibration and fallback threshold, after which the
+    /// model is refit on all of the input. 0 skips selection.
     #[arg(long, default_value_t = 0.1)]
     pub validation_split: f32,
     /// Fallback threshold to store instead of the one chosen on validation data.
@@ -91,14 +94,13 @@ struct TrainSummary<'a> {
 
 pub fn train(args: &TrainArgs, out: &Output) -> Result<()> {
     let samples = dataset::read_samples(&args.input)?;
-    let (samples, validation) = match &args.validation {
-        Some(path) => (samples, dataset::read_samples(path)?),
-        None if args.validation_split > 0.0 && args.validation_split < 1.0 => {
-            router::split_validation(samples, args.validation_split, args.seed)
-        }
-        None if args.validation_split == 0.0 => (samples, Vec::new()),
-        None => return Err(Error::usage("--validation-split must be in [0, 1)")),
+    let validation = match &args.validation {
+        Some(path) => Some(dataset::read_samples(path)?),
+        None => None,
     };
+    if !(0.0..1.0).contains(&args.validation_split) {
+        return Err(Error::usage("--validation-split must be in [0, 1)"));
+    }
     let defaults = TrainParams::default();
     let params = TrainParams {
         version: args.model_version.clone(),
@@ -106,11 +108,11 @@ pub fn train(args: &TrainArgs, out: &Output) -> Result<()> {
         seed: args.seed,
         target_accuracy: args.target_accuracy,
         fallback_threshold: args.fallback_threshold,
+        selection_share: args.validation_split,
         ..defaults
     };
     let (reporter, display) = out.progress();
-    let val = (!validation.is_empty()).then_some(validation.as_slice());
-    let result = router::train(&samples, val, &params, &reporter);
+    let result = router::train(&samples, validation.as_deref(), &params, &reporter);
     drop(reporter);
     display.finish();
     let trained = result?;

@@ -358,9 +358,8 @@ async fn train_and_compare(
     let params_owned = params.clone();
     let partial_owned = partial.to_path_buf();
     let trained = tokio::task::spawn_blocking(move || -> Result<_> {
-        let (fit, validation) = router::split_validation(train_owned, 0.1, params_owned.seed);
-        let validation = (!validation.is_empty()).then_some(validation);
-        let trained = router::train(&fit, validation.as_deref(), &params_owned, &inner)?;
+        // The same call as `flywheel train`: selection carved inside, refit on all.
+        let trained = router::train(&train_owned, None, &params_owned, &inner)?;
         std::fs::create_dir_all(&partial_owned).map_err(|err| {
             Error::failure(format!("creating {}: {err}", partial_owned.display()))
         })?;

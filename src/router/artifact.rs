@@ -48,7 +48,9 @@ pub struct Metadata {
     /// Softmax temperature fitted on validation data (1 without validation).
     pub temperature: f32,
     pub fallback_threshold: f32,
-    /// `validation`, `override` (--fallback-threshold) or `default`.
+    /// `validation, out-of-scope level` or `validation, no-idea level` (see
+    /// `calibrate::choose_threshold`), `override` (--fallback-threshold) or
+    /// `default` (no validation data).
     pub fallback_threshold_source: String,
     pub epochs_run: u32,
     pub train_seconds: f64,

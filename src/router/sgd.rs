@@ -41,6 +41,8 @@ pub(crate) fn candle_err(e: candle_core::Error) -> Error {
 pub(crate) struct Outcome {
     pub member: Member,
     pub best_accuracy: Option<f32>,
+    /// The epoch `member` comes from (the last one without validation data).
+    pub best_epoch: u32,
     pub train_accuracy: f32,
 }
 
@@ -101,7 +103,8 @@ impl Trainer {
         let total_steps = (batches_per_epoch * params.epochs as usize) as f32;
         let mut order: Vec<usize> = (0..examples.len()).collect();
         let mut step = 0usize;
-        let mut best: Option<(f32, Member)> = None;
+        let mut best: Option<(f32, u32, Member)> = None;
+        let mut last_epoch = 0;
         let mut since_best = 0;
         let mut train_accuracy = 0.0;
         let name = if params.members > 1 {
@@ -112,6 +115,7 @@ impl Trainer {
         reporter.phase(name, Some(u64::from(params.epochs)));
         for epoch in 1..=params.epochs {
             let t0 = Instant::now();
+            last_epoch = epoch;
             order.shuffle(&mut self.rng);
             let mut loss_sum = 0.0f64;
             let mut correct = 0usize;
@@ -124,9 +128,7 @@ impl Trainer {
                     params.feature_dropout,
                     self.salt ^ (step as u64) << 20,
                 );
-                let (loss, ok) = self
-                    .step(&dropped, lr, params.label_smoothing)
-                    .map_err(candle_err)?;
+                let (loss, ok) = self.step(&dropped, lr, params).map_err(candle_err)?;
                 loss_sum += f64::from(loss);
                 correct += ok;
                 step += 1;
@@ -155,13 +157,22 @@ impl Trainer {
                 loss,
                 validation_accuracy: val_acc,
                 seconds: t0.elapsed().as_secs_f64(),
+                refit: false,
             });
             let Some(acc) = val_acc else { continue };
-            if best.as_ref().is_none_or(|(b, _)| acc > *b) {
-                best = Some((acc, self.snapshot()?));
-                since_best = 0;
-            } else {
-                since_best += 1;
+            // Ties go to the later epoch: on a small selection split the
+            // accuracy saturates early, and the refit should not inherit a
+            // one-epoch schedule from that. Only a strict gain resets patience.
+            match &best {
+                Some((b, _, _)) if acc < *b => since_best += 1,
+                Some((b, _, _)) if acc == *b => {
+                    best = Some((acc, epoch, self.snapshot()?));
+                    since_best += 1;
+                }
+                _ => {
+                    best = Some((acc, epoch, self.snapshot()?));
+                    since_best = 0;
+                }
             }
             if params.target_accuracy.is_some_and(|t| acc >= t) {
                 reporter.note(format!(
@@ -176,13 +187,14 @@ impl Trainer {
                 break;
             }
         }
-        let (best_accuracy, member) = match best {
-            Some((acc, m)) => (Some(acc), m),
-            None => (None, self.snapshot()?),
+        let (best_accuracy, best_epoch, member) = match best {
+            Some((acc, epoch, m)) => (Some(acc), epoch, m),
+            None => (None, last_epoch, self.snapshot()?),
         };
         Ok(Outcome {
             member,
             best_accuracy,
+            best_epoch,
             train_accuracy,
         })
     }
@@ -226,7 +238,7 @@ impl Trainer {
         &mut self,
         batch: &[Example],
         lr: f32,
-        smoothing: f32,
+        params: &TrainParams,
     ) -> candle_core::Result<(f32, usize)> {
         let (n, dim, classes) = (batch.len(), self.dim, self.classes);
         let vectors: Vec<&[(u32, f32)]> = batch.iter().map(|e| e.features.as_slice()).collect();
@@ -236,6 +248,7 @@ impl Trainer {
             .as_tensor()
             .matmul(self.weight.as_tensor())?
             .broadcast_add(self.bias.as_tensor())?;
+        let smoothing = params.label_smoothing;
         let log_probs = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
         let off = smoothing / classes as f32;
         let mut targets = vec![off; n * classes];
@@ -243,7 +256,7 @@ impl Trainer {
             targets[i * classes + e.label] += 1.0 - smoothing;
         }
         let targets = Tensor::from_vec(targets, (n, classes), &Device::Cpu)?;
-        let loss = (log_probs.mul(&targets)?.sum_all()?.neg())?;
+        let loss = log_probs.mul(&targets)?.sum_all()?.neg()?;
         let grads = loss.backward()?;
         let correct = logits
             .argmax(D::Minus1)?

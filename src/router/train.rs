@@ -1,6 +1,8 @@
-//! Training (issue 3 items 1, 2, 5): features, the ensemble members (see
-//! `sgd.rs` for the loop itself), then calibration and the fallback
-//! threshold on validation data, and the report.
+//! Training (issue 3 items 1, 2, 5; issue 15 item 2): features, the
+//! ensemble members (see `sgd.rs` for the loop itself), then calibration and
+//! the fallback threshold on validation data, and the report. Without a
+//! validation set, [`train`] carves one out of the samples for those
+//! choices and then refits on all of them.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -23,8 +25,10 @@ use crate::error::{Error, Result};
 use crate::lang;
 use crate::progress::Reporter;
 
-/// Knobs of one training run. `Default` holds the tuned values.
+/// Knobs of one training run. `Default` holds the tuned values (and fills
+/// fields missing from a stored copy).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TrainParams {
     /// Model version, e.g. `router-v1.1.0`.
     pub version: String,
@@ -48,6 +52,10 @@ pub struct TrainParams {
     /// augmentation that stops the model leaning on a few memorised n-grams.
     pub feature_dropout: f32,
     pub features: FeatureConfig,
+    /// Share of the samples carved off (stratified by intent) to choose the
+    /// epochs, temperature and fallback threshold when no validation set is
+    /// given; the model is then refit on all of them. 0: no selection.
+    pub selection_share: f32,
 }
 
 impl Default for TrainParams {
@@ -66,6 +74,7 @@ impl Default for TrainParams {
             members: 2,
             feature_dropout: 0.3,
             features: FeatureConfig::default(),
+            selection_share: 0.1,
         }
     }
 }
@@ -80,6 +89,9 @@ pub struct EpochRecord {
     pub loss: f32,
     pub validation_accuracy: Option<f32>,
     pub seconds: f64,
+    /// An epoch of the final training on all the data (after selection).
+    #[serde(default)]
+    pub refit: bool,
 }
 
 /// The training report written next to the model (`training-report.json`).
@@ -95,7 +107,12 @@ pub struct TrainingReport {
     pub target_met: Option<bool>,
     pub warnings: Vec<String>,
     pub train_seconds: f64,
+    /// Metrics on the validation data: the selection share when there was
+    /// no validation file (scored by the model trained without it).
     pub validation: Option<EvalReport>,
+    /// Epochs of the refit on all the data, when there was one.
+    #[serde(default)]
+    pub refit_epochs: Option<u32>,
 }
 
 pub struct TrainedModel {
@@ -114,14 +131,91 @@ impl TrainedModel {
     }
 }
 
-/// Train a router on `samples`; `validation` drives early stopping, the
-/// temperature and the fallback threshold.
+/// Train a router on `samples`: what `flywheel train` and weekly training
+/// run, and what `cargo bench --bench router` measures.
+///
+/// With `validation`, that set drives early stopping, the temperature and
+/// the fallback threshold, and the model is trained on `samples` alone.
+/// Without it, a stratified `params.selection_share` of `samples` is carved
+/// off for those choices; then the members are trained again on all of
+/// `samples` for the chosen number of epochs and given the chosen
+/// temperature and threshold, so no label is spent on selection only (weekly
+/// training has few). A share of 0 trains once on everything, with the
+/// default threshold.
 pub fn train(
     samples: &[Sample],
     validation: Option<&[Sample]>,
     params: &TrainParams,
     reporter: &Reporter,
 ) -> Result<TrainedModel> {
+    if let Some(validation) = validation.filter(|v| !v.is_empty()) {
+        return Ok(fit(samples, Some(validation), params, reporter)?.0);
+    }
+    if !(0.0..1.0).contains(&params.selection_share) {
+        return Err(Error::usage("the selection share must be in [0, 1)"));
+    }
+    let (fit_set, selection) = if params.selection_share > 0.0 {
+        split_validation(samples.to_vec(), params.selection_share, params.seed)
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    if selection.is_empty() {
+        return Ok(fit(samples, None, params, reporter)?.0);
+    }
+    let started = Instant::now();
+    let (selected, best_epochs) = fit(&fit_set, Some(&selection), params, reporter)?;
+    // The members stopped at their best selection epoch; the refit runs a
+    // whole learning-rate schedule of that length on all the data.
+    let epochs = (best_epochs.iter().map(|&e| f64::from(e)).sum::<f64>() / best_epochs.len() as f64)
+        .round()
+        .max(1.0) as u32;
+    let refit_params = TrainParams {
+        epochs,
+        target_accuracy: None,
+        ..params.clone()
+    };
+    reporter.note(format!(
+        "refitting on all {} samples for {epochs} epochs",
+        samples.len()
+    ));
+    let (refit, _) = fit(samples, None, &refit_params, reporter)?;
+    let TrainedModel { mut model, report } = refit;
+    let chosen = &selected.model.metadata;
+    model.metadata.temperature = chosen.temperature;
+    model.metadata.fallback_threshold = chosen.fallback_threshold;
+    model.metadata.fallback_threshold_source = chosen.fallback_threshold_source.clone();
+    model.metadata.validation_samples = chosen.validation_samples;
+    model.metadata.validation_metrics = chosen.validation_metrics.clone();
+    model.metadata.epochs_run = epochs;
+    model.metadata.train_seconds = started.elapsed().as_secs_f64();
+    let mut history = selected.report.epochs;
+    history.extend(
+        report
+            .epochs
+            .into_iter()
+            .map(|e| EpochRecord { refit: true, ..e }),
+    );
+    let report = TrainingReport {
+        params: params.clone(),
+        features: report.features,
+        epochs: history,
+        warnings: report.warnings,
+        train_seconds: model.metadata.train_seconds,
+        refit_epochs: Some(epochs),
+        ..selected.report
+    };
+    Ok(TrainedModel { model, report })
+}
+
+/// One training run: the members on `samples`, then (with validation data)
+/// the temperature and the fallback threshold chosen on `validation`.
+/// Returns the epoch count each member was taken at as well.
+fn fit(
+    samples: &[Sample],
+    validation: Option<&[Sample]>,
+    params: &TrainParams,
+    reporter: &Reporter,
+) -> Result<(TrainedModel, Vec<u32>)> {
     let started = Instant::now();
     let mut warnings = Vec::new();
     let labels = check_labels(samples, &mut warnings)?;
@@ -193,6 +287,7 @@ pub fn train(
         })
         .collect();
     let mut members = Vec::new();
+    let mut best_epochs = Vec::new();
     let mut history = Vec::new();
     let mut best_acc: Option<f32> = None;
     let mut target_met = None;
@@ -204,6 +299,7 @@ pub fn train(
             let reached = outcome.best_accuracy.unwrap_or(outcome.train_accuracy) >= target;
             target_met = Some(target_met.unwrap_or(true) && reached);
         }
+        best_epochs.push(outcome.best_epoch);
         members.push(outcome.member);
     }
     let train_seconds = started.elapsed().as_secs_f64();
@@ -256,15 +352,16 @@ pub fn train(
         let logits = calibrate::member_logits(&model, &val_vectors)?;
         let temperature = calibrate::fit_temperature(&logits, &val_labels);
         model.metadata.temperature = temperature;
-        // Threshold and report from the inference path itself (quantised
+        // The report from the inference path itself (quantised
         // table), so they match what `evaluate` says about the saved model.
         let probs: Vec<Vec<f32>> = val_vectors
             .par_iter()
             .map(|v| model.probabilities(v))
             .collect();
         if params.fallback_threshold.is_none() {
-            model.metadata.fallback_threshold = calibrate::choose_threshold(&model, val, &probs);
-            model.metadata.fallback_threshold_source = "validation".into();
+            let (threshold, rule) = calibrate::choose_threshold(&model);
+            model.metadata.fallback_threshold = threshold;
+            model.metadata.fallback_threshold_source = format!("validation, {rule}");
         }
         let report = evaluate_probabilities(&model, val, &probs);
         model.metadata.validation_metrics = Some(report.clone());
@@ -280,8 +377,9 @@ pub fn train(
         warnings,
         train_seconds,
         validation: validation_report,
+        refit_epochs: None,
     };
-    Ok(TrainedModel { model, report })
+    Ok((TrainedModel { model, report }, best_epochs))
 }
 
 /// Sorted label set; errors for data no model can learn from, warnings for
