@@ -14,8 +14,8 @@ use flywheel::config::Config;
 use flywheel::dataset::{RecordReader, Sample, samples};
 use flywheel::error::ErrorKind;
 use flywheel::lang::Language;
-use flywheel::pipeline::samples_import::{ImportSource, validate};
 use flywheel::progress::Reporter;
+use flywheel::stages::samples_import::{ImportSource, validate};
 use flywheel::storage::Store;
 use fuzz_support::{
     config, json_number_text, json_value, mutation, tricky_string, utterance, without_nul,

@@ -55,10 +55,10 @@ use flywheel::config::Config;
 use flywheel::config::Secret;
 use flywheel::jobs::Trigger;
 use flywheel::lifecycle::{self, Target};
-use flywheel::pipeline::daily_capture::{self, Options, Window};
-use flywheel::pipeline::label_studio_sync::{self, SyncOptions};
 use flywheel::progress::Reporter;
 use flywheel::review::label_studio::{ClientOptions, LabelStudioClient};
+use flywheel::stages::daily_capture::{self, Options, Window};
+use flywheel::stages::label_studio_sync::{self, SyncOptions};
 use flywheel::storage::conversations::NewConversation;
 use flywheel::storage::models::NewModelVersion;
 use flywheel::storage::{Backend, Store, Timestamp};
@@ -1253,7 +1253,7 @@ fn template() -> tempfile::TempDir {
     let config = Scenario::data_config(dir.path());
     block_on(async move {
         let store = flywheel::storage::open(&config).await.unwrap();
-        let outcome = flywheel::pipeline::bootstrap::ensure_production_model(
+        let outcome = flywheel::stages::bootstrap::ensure_production_model(
             &store,
             &config,
             Trigger::Cron,
@@ -1264,7 +1264,7 @@ fn template() -> tempfile::TempDir {
         assert!(
             matches!(
                 outcome,
-                flywheel::pipeline::bootstrap::BootstrapOutcome::Deployed { .. }
+                flywheel::stages::bootstrap::BootstrapOutcome::Deployed { .. }
             ),
             "{outcome:?}"
         );

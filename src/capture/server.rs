@@ -21,8 +21,8 @@ use crate::config::{Config, Secret};
 use crate::error::{Error, Result};
 use crate::jobs::Trigger;
 use crate::lang::Language;
-use crate::pipeline::bootstrap::{self, BootstrapOutcome};
 use crate::progress::Reporter;
+use crate::stages::bootstrap::{self, BootstrapOutcome};
 use crate::storage::Store;
 use crate::storage::serving::ServingModel;
 

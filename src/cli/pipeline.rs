@@ -1,4 +1,4 @@
-//! `daily-capture`, `samples import` and `export`: thin callers of `crate::pipeline`.
+//! `daily-capture`, `samples import` and `export`: thin callers of `crate::stages`.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -11,11 +11,11 @@ use serde_json::json;
 use super::Context;
 use super::args::parse_positive_duration;
 use crate::error::Result;
-use crate::pipeline::daily_capture::{self, DEFAULT_BATCH_SIZE, Options, Window};
-use crate::pipeline::daily_report::DailyReport;
-use crate::pipeline::export::{self as export_stage, ExportOptions, Split};
-use crate::pipeline::samples_import::{self, ImportSource, OnConflict};
 use crate::privacy::Redactor;
+use crate::stages::daily_capture::{self, DEFAULT_BATCH_SIZE, Options, Window};
+use crate::stages::daily_report::DailyReport;
+use crate::stages::export::{self as export_stage, ExportOptions, Split};
+use crate::stages::samples_import::{self, ImportSource, OnConflict};
 use crate::storage::export::ExportFilter;
 
 #[derive(Debug, Args)]

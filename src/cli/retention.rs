@@ -9,7 +9,7 @@ use clap::Args;
 use super::Context;
 use super::args::parse_duration;
 use crate::error::Result;
-use crate::pipeline::prune::{self, PruneOptions};
+use crate::stages::prune::{self, PruneOptions};
 
 #[derive(Debug, Args)]
 pub struct PruneArgs {

@@ -6,7 +6,7 @@ use clap::Args;
 
 use super::Context;
 use crate::error::Result;
-use crate::pipeline::label_studio_sync::{self, SyncOptions};
+use crate::stages::label_studio_sync::{self, SyncOptions};
 
 #[derive(Debug, Args)]
 pub struct SyncArgs {

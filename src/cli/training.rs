@@ -6,7 +6,7 @@ use clap::Args;
 
 use super::Context;
 use crate::error::Result;
-use crate::pipeline::weekly_training::{self, WeeklyOptions, WeeklyOutcome};
+use crate::stages::weekly_training::{self, WeeklyOptions, WeeklyOutcome};
 
 #[derive(Debug, Args)]
 pub struct WeeklyTrainingArgs {

@@ -16,8 +16,8 @@ use crate::config::Config;
 use crate::error::Result;
 use crate::jobs::Trigger;
 use crate::lifecycle::{self, Target};
-use crate::pipeline::{daily_capture, export, label_studio_sync, weekly_training};
 use crate::progress::Reporter;
+use crate::stages::{daily_capture, export, label_studio_sync, weekly_training};
 use crate::storage::samples::{ReviewDecision, ReviewOutcome, ReviewVerdict};
 use crate::storage::{Store, Timestamp};
 

@@ -4,9 +4,9 @@
 
 use chrono::{DateTime, Utc};
 use flywheel::config::{Config, ROUTER_PROVIDER};
-use flywheel::pipeline::daily_capture::{self, Options, Window};
-use flywheel::pipeline::daily_report::DailyReport;
 use flywheel::progress::Reporter;
+use flywheel::stages::daily_capture::{self, Options, Window};
+use flywheel::stages::daily_report::DailyReport;
 use flywheel::storage::samples::Sample;
 use flywheel::storage::{Backend, Store, Timestamp};
 
