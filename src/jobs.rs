@@ -6,73 +6,9 @@
 use std::future::Future;
 use std::time::Duration;
 
-use serde::Serialize;
-
+pub use crate::domain::{JobStatus, Stage, Trigger};
 use crate::error::{Error, ErrorKind, Result};
 use crate::storage::{StageLock, Store, jobs::JobRun};
-
-/// Who started a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Trigger {
-    #[default]
-    Cli,
-    Cron,
-    Tui,
-}
-
-impl Trigger {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Trigger::Cli => "cli",
-            Trigger::Cron => "cron",
-            Trigger::Tui => "tui",
-        }
-    }
-}
-
-/// The stages that record job runs and must not overlap.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Stage {
-    DailyCapture,
-    LabelStudioSync,
-    Export,
-    WeeklyTraining,
-    SamplesImport,
-    Ingest,
-    Prune,
-}
-
-impl Stage {
-    pub const ALL: [Stage; 7] = [
-        Stage::DailyCapture,
-        Stage::LabelStudioSync,
-        Stage::Export,
-        Stage::WeeklyTraining,
-        Stage::SamplesImport,
-        Stage::Ingest,
-        Stage::Prune,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stage::DailyCapture => "daily-capture",
-            Stage::LabelStudioSync => "label-studio-sync",
-            Stage::Export => "export",
-            Stage::WeeklyTraining => "weekly-training",
-            Stage::SamplesImport => "samples-import",
-            Stage::Ingest => "ingest",
-            Stage::Prune => "prune",
-        }
-    }
-}
-
-impl std::fmt::Display for Stage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// A run in progress: holds the stage lock and its `job_runs` row.
 #[derive(Debug)]
@@ -90,16 +26,16 @@ impl JobRunGuard {
             return Err(locked_error(store, stage).await);
         };
         // We hold the lock, so any row still `running` belongs to a dead process.
-        let crashed = store.mark_crashed_job_runs(stage.as_str()).await?;
+        let crashed = store.mark_crashed_job_runs(stage).await?;
         if crashed > 0 {
             tracing::warn!(stage = %stage, crashed, "earlier run(s) of this stage died without finishing; marked crashed");
         }
         let host = hostname();
         let pid = i32::try_from(std::process::id()).ok();
         let run = store
-            .insert_job_run(stage.as_str(), trigger.as_str(), host.as_deref(), pid)
+            .insert_job_run(stage, trigger, host.as_deref(), pid)
             .await?;
-        tracing::info!(stage = %stage, run = run.id, trigger = trigger.as_str(), "stage started");
+        tracing::info!(stage = %stage, run = run.id, trigger = %trigger, "stage started");
         Ok(Self {
             store: store.clone(),
             run,
@@ -116,7 +52,7 @@ impl JobRunGuard {
         let counts = counts.to_string();
         let result = self
             .store
-            .finish_job_run(self.run.id, "succeeded", Some(&counts), None)
+            .finish_job_run(self.run.id, JobStatus::Succeeded, Some(&counts), None)
             .await;
         tracing::info!(stage = %self.run.stage, run = self.run.id, counts = %counts, "stage succeeded");
         self.lock.release().await;
@@ -130,7 +66,11 @@ impl JobRunGuard {
     pub async fn fail(self, error: &Error, counts: Option<&serde_json::Value>) {
         let counts = counts.map(|c| c.to_string());
         let cancelled = error.kind() == ErrorKind::OutputClosed;
-        let status = if cancelled { "cancelled" } else { "failed" };
+        let status = if cancelled {
+            JobStatus::Cancelled
+        } else {
+            JobStatus::Failed
+        };
         if let Err(record_err) = self
             .store
             .finish_job_run(
@@ -211,7 +151,7 @@ where
 }
 
 async fn locked_error(store: &Store, stage: Stage) -> Error {
-    let holder = match store.running_job_run(stage.as_str()).await {
+    let holder = match store.running_job_run(stage).await {
         Ok(Some(run)) => format!(
             "run #{} started {} by {}{}",
             run.id,

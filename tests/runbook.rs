@@ -1395,7 +1395,12 @@ fn hold_lock(scenario: &Scenario, stage: &str) -> std::fs::File {
         .await;
         if running == 0 {
             store
-                .insert_job_run(&stage_name, "cron", Some("prod-1"), Some(48213))
+                .insert_job_run(
+                    stage_name.parse().expect("a stage name"),
+                    Trigger::Cron,
+                    Some("prod-1"),
+                    Some(48213),
+                )
                 .await
                 .unwrap();
             backdate_run(&store, &stage_name, Utc::now() - Duration::hours(2), 0).await;

@@ -64,8 +64,26 @@ pub struct GlobalArgs {
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
     /// Who started this run; recorded in job_runs (crontab.conf passes `cron`).
-    #[arg(long, global = true, value_enum, default_value_t = Trigger::Cli)]
-    pub trigger: Trigger,
+    #[arg(long, global = true, value_enum, default_value_t = TriggerArg::Cli)]
+    pub trigger: TriggerArg,
+}
+
+/// `--trigger`: the CLI's spelling of [`Trigger`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TriggerArg {
+    Cli,
+    Cron,
+    Tui,
+}
+
+impl From<TriggerArg> for Trigger {
+    fn from(arg: TriggerArg) -> Self {
+        match arg {
+            TriggerArg::Cli => Trigger::Cli,
+            TriggerArg::Cron => Trigger::Cron,
+            TriggerArg::Tui => Trigger::Tui,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -213,7 +231,7 @@ pub fn main() -> ExitCode {
     let ctx = Context {
         loaded,
         out,
-        trigger: cli.global.trigger,
+        trigger: cli.global.trigger.into(),
     };
     match runtime.block_on(dispatch(cli.command, &ctx)) {
         // The reader of stdout went away: end quietly (README, Commands).

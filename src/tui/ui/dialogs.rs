@@ -226,13 +226,13 @@ fn gap(frame: &mut Frame, area: Rect, app: &App, view: &GapView, theme: &Theme) 
         .map(|r| {
             Row::new(vec![
                 day_time(r.started_at),
-                r.stage.clone(),
-                r.trigger.clone(),
-                r.status.clone(),
+                r.stage.to_string(),
+                r.trigger.to_string(),
+                r.status.to_string(),
                 took(r.started_at, r.finished_at, app.now),
                 cut(r.error.as_deref().unwrap_or(""), 200),
             ])
-            .style(theme.status_style(&r.status))
+            .style(theme.status_style(r.status.as_str()))
         })
         .collect();
     let title = if detail.job_runs.is_empty() {

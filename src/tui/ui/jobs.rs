@@ -41,16 +41,16 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
                 .unwrap_or_default();
             let row = Row::new(vec![
                 day_time(r.started_at),
-                r.stage.clone(),
-                r.trigger.clone(),
-                r.status.clone(),
+                r.stage.to_string(),
+                r.trigger.to_string(),
+                r.status.to_string(),
                 took(r.started_at, r.finished_at, app.now),
                 cut(&detail, 300),
             ]);
             if i == selected {
                 row.style(theme.selected())
             } else {
-                row.style(theme.status_style(&r.status))
+                row.style(theme.status_style(r.status.as_str()))
             }
         })
         .collect();
