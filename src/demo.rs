@@ -24,7 +24,7 @@ use crate::capture::writer::WriterOptions;
 use crate::config::{Config, ROUTER_PROVIDER};
 use crate::error::{Error, Result};
 use crate::jobs::Trigger;
-use crate::progress::Reporter;
+use crate::progress::{CancellationToken, Progress, Reporter};
 use crate::stages::bootstrap::{self, BootstrapOutcome};
 use crate::stages::daily_capture::{self, DEFAULT_BATCH_SIZE, Window};
 use crate::storage::conversations::NewConversation;
@@ -82,7 +82,7 @@ pub struct DemoSession {
     serve: JoinHandle<Result<ServeSummary>>,
     stop_serve: Arc<Notify>,
     users: JoinHandle<Result<SimulateReport>>,
-    users_reporter: Reporter,
+    stop_users: CancellationToken,
 }
 
 /// What the demo did by the time it stopped.
@@ -176,7 +176,7 @@ pub async fn start(
             });
         }
     };
-    let users_reporter = Reporter::silent();
+    let stop_users = CancellationToken::new();
     let simulate_options = SimulateOptions {
         target: format!("http://{serve_addr}"),
         token: config
@@ -191,7 +191,7 @@ pub async fn start(
         seed: SEED,
     };
     let users = {
-        let reporter = users_reporter.clone();
+        let reporter = Reporter::new(Progress::silent(), stop_users.clone());
         tokio::spawn(async move { simulate(simulate_options, &reporter).await })
     };
 
@@ -212,14 +212,14 @@ pub async fn start(
         serve: serve_task,
         stop_serve,
         users,
-        users_reporter,
+        stop_users,
     })
 }
 
 impl DemoSession {
     /// Stop the synthetic users, then serve (which commits what it holds).
     pub async fn stop(self) -> Result<DemoSummary> {
-        self.users_reporter.cancel();
+        self.stop_users.cancel();
         let simulated = match self.users.await {
             Ok(result) => result?,
             Err(err) => return Err(Error::failure(format!("the synthetic users failed: {err}"))),

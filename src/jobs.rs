@@ -59,13 +59,14 @@ impl JobRunGuard {
         result
     }
 
-    /// Record failure (or, when the output's reader went away, `cancelled`)
+    /// Record failure (or, when an operator stopped the run or the output's
+    /// reader went away, `cancelled`)
     /// and release the lock. Recording is best effort: when the database
     /// itself is what failed, the row is marked `crashed` by the next run
     /// instead.
     pub async fn fail(self, error: &Error, counts: Option<&serde_json::Value>) {
         let counts = counts.map(|c| c.to_string());
-        let cancelled = error.kind() == ErrorKind::OutputClosed;
+        let cancelled = matches!(error.kind(), ErrorKind::OutputClosed | ErrorKind::Cancelled);
         let status = if cancelled {
             JobStatus::Cancelled
         } else {

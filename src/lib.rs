@@ -4,7 +4,8 @@
 //!
 //! The binary is a thin face over this library: every stage is a function
 //! taking a [`storage::Store`], the [`config::Config`] and a
-//! [`progress::Reporter`], so the CLI and the console call the same code.
+//! [`progress::Reporter`] (a progress sender and a cancel token), so the
+//! CLI and the console call the same code.
 #![forbid(unsafe_code)]
 
 pub mod capture;

@@ -102,7 +102,8 @@ pub async fn ingest(ctx: &Context, args: IngestArgs) -> Result<ExitCode> {
         })?)
     };
     let reader = tokio::io::BufReader::with_capacity(256 * 1024, input);
-    let (reporter, display) = ctx.out.progress();
+    let display = ctx.out.progress();
+    let reporter = display.reporter();
     let result = if args.dry_run {
         run_ingest(&store, reader, &hasher, options, &reporter).await
     } else {
@@ -113,7 +114,6 @@ pub async fn ingest(ctx: &Context, args: IngestArgs) -> Result<ExitCode> {
         })
         .await
     };
-    drop(reporter);
     display.finish();
     store.close().await;
     let report = result?;
@@ -186,9 +186,9 @@ pub async fn simulate(ctx: &Context, args: SimulateArgs) -> Result<ExitCode> {
         gap: args.gap.map(to_std).transpose()?,
         seed: args.seed,
     };
-    let (reporter, display) = ctx.out.progress();
+    let display = ctx.out.progress();
+    let reporter = display.reporter();
     let result = run_simulate(options, &reporter).await;
-    drop(reporter);
     display.finish();
     let report = result?;
     ctx.out.summary(

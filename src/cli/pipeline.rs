@@ -82,10 +82,10 @@ pub async fn daily_capture(ctx: &Context, args: DailyCaptureArgs) -> Result<Exit
         batch_size: args.batch_size.max(1),
     };
     let store = ctx.store().await?;
-    let (reporter, display) = ctx.out.progress();
+    let display = ctx.out.progress();
+    let reporter = display.reporter();
     let result =
         daily_capture::run_recorded(&store, ctx.config(), &options, ctx.trigger, &reporter).await;
-    drop(reporter);
     display.finish();
     store.close().await;
     let outcome = result?;
@@ -171,7 +171,8 @@ pub async fn samples(ctx: &Context, command: SamplesCommand) -> Result<ExitCode>
 
 async fn samples_import(ctx: &Context, args: SamplesImportArgs) -> Result<ExitCode> {
     let store = ctx.store().await?;
-    let (reporter, display) = ctx.out.progress();
+    let display = ctx.out.progress();
+    let reporter = display.reporter();
     let result = samples_import::run_recorded(
         &store,
         &args.file,
@@ -181,7 +182,6 @@ async fn samples_import(ctx: &Context, args: SamplesImportArgs) -> Result<ExitCo
         &reporter,
     )
     .await;
-    drop(reporter);
     display.finish();
     store.close().await;
     let summary = result?;
@@ -259,9 +259,9 @@ pub async fn export(ctx: &Context, args: ExportArgs) -> Result<ExitCode> {
         test_split_percent: ctx.config().training.test_split_percent,
     };
     let store = ctx.store().await?;
-    let (reporter, display) = ctx.out.progress();
+    let display = ctx.out.progress();
+    let reporter = display.reporter();
     let result = export_stage::run_recorded(&store, &options, ctx.trigger, &reporter).await;
-    drop(reporter);
     display.finish();
     store.close().await;
     let summary = result?;

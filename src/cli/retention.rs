@@ -34,9 +34,9 @@ pub async fn prune(ctx: &Context, args: PruneArgs) -> Result<ExitCode> {
         older_than: args.older_than,
         dry_run: args.dry_run,
     };
-    let (reporter, display) = ctx.out.progress();
+    let display = ctx.out.progress();
+    let reporter = display.reporter();
     let result = prune::run(&store, &options, ctx.trigger, &reporter).await;
-    drop(reporter);
     display.finish();
     let summary = result?;
     store.close().await;

@@ -33,7 +33,8 @@ pub async fn label_studio_sync(ctx: &Context, args: &SyncArgs) -> Result<ExitCod
         push: !args.pull_only,
         pull: !args.push_only,
     };
-    let (reporter, display) = ctx.out.progress();
+    let display = ctx.out.progress();
+    let reporter = display.reporter();
     let result = label_studio_sync::run(
         &store,
         ctx.config(),
@@ -43,7 +44,6 @@ pub async fn label_studio_sync(ctx: &Context, args: &SyncArgs) -> Result<ExitCod
         &reporter,
     )
     .await;
-    drop(reporter);
     display.finish();
     store.close().await;
     let report = result?;

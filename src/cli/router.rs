@@ -108,10 +108,10 @@ pub fn train(args: &TrainArgs, out: &Output) -> Result<()> {
         fallback_threshold: args.fallback_threshold,
         ..defaults
     };
-    let (reporter, display) = out.progress();
+    let display = out.progress();
+    let reporter = display.reporter();
     let val = (!validation.is_empty()).then_some(validation.as_slice());
     let result = router::train(&samples, val, &params, &reporter);
-    drop(reporter);
     display.finish();
     let trained = result?;
     trained.save(&args.output)?;

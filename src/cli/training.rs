@@ -31,9 +31,9 @@ pub async fn weekly_training(ctx: &Context, args: &WeeklyTrainingArgs) -> Result
         force: args.force,
         major: args.major,
     };
-    let (reporter, display) = ctx.out.progress();
+    let display = ctx.out.progress();
+    let reporter = display.reporter();
     let result = weekly_training::run(&store, ctx.config(), options, ctx.trigger, &reporter).await;
-    drop(reporter);
     display.finish();
     store.close().await;
     let outcome = result?;

@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::error::Result;
 use crate::jobs::Trigger;
 use crate::lifecycle::{self, Target};
-use crate::progress::Reporter;
+use crate::progress::{CancellationToken, Progress, Reporter};
 use crate::stages::{daily_capture, export, label_studio_sync, weekly_training};
 use crate::storage::samples::{ReviewDecision, ReviewOutcome, ReviewVerdict};
 use crate::storage::{Store, Timestamp};
@@ -59,35 +59,23 @@ impl Runner {
         }
     }
 
-    /// Start `job`; returns the reporter whose `cancel()` stops it. The
-    /// console sees every progress event of the job before its end.
-    pub fn start(&self, job: Job) -> Reporter {
-        // Only the cancel flag of this one is used; its own events go nowhere.
-        let (cancel, _) = Reporter::channel();
-        let (stage_reporter, mut progress) = cancel.intercept();
-        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    /// Start `job`; `cancel` stops it. The console sees every progress
+    /// event the job sent before its end, then its end.
+    pub fn start(&self, job: Job, cancel: CancellationToken) {
+        let (progress, mut events_of_job) = Progress::channel();
+        let reporter = Reporter::new(progress, cancel);
         let this = self.clone();
-        let running = job.clone();
-        tokio::spawn(async move {
-            let result = this
-                .run_job(&running, &stage_reporter)
-                .await
-                .map_err(|err| err.message().to_string());
-            // Closing the progress channel tells the forwarder the job is over.
-            drop(stage_reporter);
-            let _ = done_tx.send(result);
-        });
         let events = self.events.clone();
         tokio::spawn(async move {
-            while let Some(event) = progress.recv().await {
-                let _ = events.send(UiEvent::Progress(event));
-            }
-            let result = done_rx
+            let run = this.run_job(&job, &reporter);
+            let result = events_of_job
+                .forward_until(run, |event| {
+                    let _ = events.send(UiEvent::Progress(event));
+                })
                 .await
-                .unwrap_or_else(|_| Err("the job's task ended without a result".into()));
+                .map_err(|err| err.message().to_string());
             let _ = events.send(UiEvent::JobFinished { job, result });
         });
-        cancel
     }
 
     async fn run_job(&self, job: &Job, reporter: &Reporter) -> Result<String> {
