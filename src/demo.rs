@@ -23,10 +23,10 @@ use crate::capture::user_hash::UserHasher;
 use crate::capture::writer::WriterOptions;
 use crate::config::{Config, ROUTER_PROVIDER};
 use crate::error::{Error, Result};
-use crate::jobs::Trigger;
+use crate::jobs::{self, Launch, Trigger};
 use crate::progress::{CancellationToken, Progress, Reporter};
 use crate::stages::bootstrap::{self, BootstrapOutcome};
-use crate::stages::daily_capture::{self, DEFAULT_BATCH_SIZE, Window};
+use crate::stages::daily_capture::{DailyCapture, Window};
 use crate::storage::conversations::NewConversation;
 use crate::storage::{Store, Timestamp};
 use crate::synth::{Traffic, TrafficConfig};
@@ -133,18 +133,12 @@ pub async fn start(
 
     // Before live traffic starts, so its counts are exactly the history's.
     reporter.note("running a daily capture over the history");
-    let outcome = daily_capture::run_recorded(
-        store,
-        config,
-        &daily_capture::Options {
-            window: Window::Since(chrono::Duration::hours(HISTORY_HOURS + 1)),
-            dry_run: false,
-            batch_size: DEFAULT_BATCH_SIZE,
-        },
-        Trigger::Cli,
-        reporter,
-    )
-    .await?;
+    let capture = DailyCapture {
+        window: Window::Since(chrono::Duration::hours(HISTORY_HOURS + 1)),
+        ..DailyCapture::default()
+    };
+    let launch = Launch::new(store, config, Trigger::Cli).with_reporter(reporter.clone());
+    let outcome = jobs::run(capture, &launch).await?;
     reporter.note("starting serve and synthetic users");
     let stop_serve = Arc::new(Notify::new());
     let (listening_tx, listening_rx) = tokio::sync::oneshot::channel::<SocketAddr>();
@@ -202,9 +196,9 @@ pub async fn start(
             history_conversations,
             serve_addr: serve_addr.to_string(),
             daily_capture: DailyCaptureCounts {
-                captured: outcome.report.captured,
-                auto_approved: outcome.report.auto_approved,
-                needs_review: outcome.report.needs_review,
+                captured: outcome.report.counts.captured,
+                auto_approved: outcome.report.counts.auto_approved,
+                needs_review: outcome.report.counts.needs_review,
                 new_samples: outcome.report.new_samples.approved
                     + outcome.report.new_samples.needs_review,
             },

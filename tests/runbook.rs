@@ -53,11 +53,11 @@ use chrono::{DateTime, Duration, Utc};
 use common::{block_on, exec, scalar};
 use flywheel::config::Config;
 use flywheel::config::Secret;
-use flywheel::jobs::Trigger;
+use flywheel::jobs::{self, Launch, Trigger};
 use flywheel::lifecycle::{self, Target};
 use flywheel::progress::Reporter;
 use flywheel::review::label_studio::{ClientOptions, LabelStudioClient};
-use flywheel::stages::daily_capture::{self, Options, Window};
+use flywheel::stages::daily_capture::{DailyCapture, Window};
 use flywheel::stages::label_studio_sync::{self, SyncOptions};
 use flywheel::storage::conversations::NewConversation;
 use flywheel::storage::models::NewModelVersion;
@@ -528,19 +528,14 @@ fn ts(t: DateTime<Utc>) -> String {
 }
 
 async fn run_daily_capture(store: &Store, config: &Config, since: Duration) {
-    daily_capture::run_recorded(
-        store,
-        config,
-        &Options {
-            window: Window::Since(since),
-            dry_run: false,
-            batch_size: 5000,
-        },
-        Trigger::Cron,
-        &Reporter::silent(),
-    )
-    .await
-    .unwrap();
+    let stage = DailyCapture {
+        window: Window::Since(since),
+        dry_run: false,
+        batch_size: 5000,
+    };
+    jobs::run(stage, &Launch::new(store, config, Trigger::Cron))
+        .await
+        .unwrap();
 }
 
 /// Move the newest run of `stage` to `at` (it took `seconds`).

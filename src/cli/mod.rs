@@ -24,7 +24,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Config, LoadOptions, LoadedConfig};
 use crate::error::{Error, ErrorKind, Result};
-use crate::jobs::Trigger;
+use crate::jobs::{self, Launch, StageJob, Trigger};
 use crate::storage::{self, Store};
 use output::Output;
 
@@ -162,6 +162,20 @@ impl Context {
     /// For commands that only read: the database must already exist.
     pub async fn existing_store(&self) -> Result<Store> {
         storage::open_existing(self.config()).await
+    }
+
+    /// Run a stage as every command does: open the store, show the stage's
+    /// progress, run it through the job framework (locked and recorded),
+    /// close the store.
+    pub async fn run_stage<S: StageJob>(&self, stage: S) -> Result<S::Outcome> {
+        let store = self.store().await?;
+        let display = self.out.progress();
+        let launch =
+            Launch::new(&store, self.config(), self.trigger).with_reporter(display.reporter());
+        let result = jobs::run(stage, &launch).await;
+        display.finish();
+        store.close().await;
+        result
     }
 }
 

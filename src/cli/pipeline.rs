@@ -12,7 +12,7 @@ use super::Context;
 use super::args::parse_positive_duration;
 use crate::error::Result;
 use crate::privacy::Redactor;
-use crate::stages::daily_capture::{self, DEFAULT_BATCH_SIZE, Options, Window};
+use crate::stages::daily_capture::{DailyCapture, Window};
 use crate::stages::daily_report::DailyReport;
 use crate::stages::export::{self as export_stage, ExportOptions, Split};
 use crate::stages::samples_import::{self, ImportSource, OnConflict};
@@ -29,9 +29,9 @@ pub struct DailyCaptureArgs {
     /// Print what would happen; write nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Conversations per transaction.
-    #[arg(long, default_value_t = DEFAULT_BATCH_SIZE, hide = true)]
-    pub batch_size: usize,
+    /// Conversations per transaction [default: 5000].
+    #[arg(long, hide = true)]
+    pub batch_size: Option<usize>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -72,27 +72,23 @@ impl From<ConflictArg> for OnConflict {
 }
 
 pub async fn daily_capture(ctx: &Context, args: DailyCaptureArgs) -> Result<ExitCode> {
-    let window = match (args.date, args.since) {
-        (Some(date), _) => Window::Date(date),
-        (None, since) => Window::Since(since.unwrap_or_else(|| Duration::hours(24))),
-    };
-    let options = Options {
-        window,
+    let mut stage = DailyCapture {
         dry_run: args.dry_run,
-        batch_size: args.batch_size.max(1),
+        ..DailyCapture::default()
     };
-    let store = ctx.store().await?;
-    let display = ctx.out.progress();
-    let reporter = display.reporter();
-    let result =
-        daily_capture::run_recorded(&store, ctx.config(), &options, ctx.trigger, &reporter).await;
-    display.finish();
-    store.close().await;
-    let outcome = result?;
+    match (args.date, args.since) {
+        (Some(date), _) => stage.window = Window::Date(date),
+        (None, Some(since)) => stage.window = Window::Since(since),
+        (None, None) => {}
+    }
+    if let Some(batch_size) = args.batch_size {
+        stage.batch_size = batch_size.max(1);
+    }
+    let outcome = ctx.run_stage(stage).await?;
     ctx.out.summary(
         &json!({
             "ok": true,
-            "dry_run": options.dry_run,
+            "dry_run": outcome.report.dry_run,
             "report_path": outcome.report_path,
             "report": outcome.report,
         }),
@@ -111,7 +107,7 @@ fn render_capture(r: &DailyReport, path: Option<&std::path::Path>) -> String {
     let _ = writeln!(
         out,
         "daily-capture {}: {would} {} conversation(s) from {} to {}",
-        r.date, r.captured, r.window_start, r.window_end
+        r.date, r.counts.captured, r.window_start, r.window_end
     );
     let priorities: Vec<String> = r
         .needs_review_by_priority
@@ -121,23 +117,23 @@ fn render_capture(r: &DailyReport, path: Option<&std::path::Path>) -> String {
     let _ = writeln!(
         out,
         "  {} auto-approved{}, {} need review ({}), {} already reviewed, {} ignored",
-        r.auto_approved,
+        r.counts.auto_approved,
         r.auto_approval_rate
             .map(|rate| format!(" ({rate:.1} %)"))
             .unwrap_or_default(),
-        r.needs_review,
+        r.counts.needs_review,
         if priorities.is_empty() {
             "none".to_string()
         } else {
             priorities.join(", ")
         },
-        r.already_reviewed,
-        r.ignored
+        r.counts.already_reviewed,
+        r.counts.ignored
     );
     let _ = writeln!(
         out,
         "  samples: {} new approved, {} new to review, {} duplicate(s) folded",
-        r.new_samples.approved, r.new_samples.needs_review, r.duplicates_folded
+        r.new_samples.approved, r.new_samples.needs_review, r.counts.duplicates_folded
     );
     let _ = writeln!(
         out,

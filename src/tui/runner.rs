@@ -14,10 +14,11 @@ use super::refresh::Loader;
 use crate::capture::gaps::Gap;
 use crate::config::Config;
 use crate::error::Result;
-use crate::jobs::Trigger;
+use crate::jobs::{self, Launch, Trigger};
 use crate::lifecycle::{self, Target};
 use crate::progress::{CancellationToken, Progress, Reporter};
-use crate::stages::{daily_capture, export, label_studio_sync, weekly_training};
+use crate::stages::daily_capture::DailyCapture;
+use crate::stages::{export, label_studio_sync, weekly_training};
 use crate::storage::samples::{ReviewDecision, ReviewOutcome, ReviewVerdict};
 use crate::storage::{Store, Timestamp};
 
@@ -80,16 +81,11 @@ impl Runner {
 
     async fn run_job(&self, job: &Job, reporter: &Reporter) -> Result<String> {
         let (store, config, trigger) = (&self.store, &self.config, Trigger::Tui);
+        let launch = Launch::new(store, config, trigger).with_reporter(reporter.clone());
         match job {
             Job::DailyCapture => {
-                let options = daily_capture::Options {
-                    window: daily_capture::Window::Since(chrono::Duration::hours(24)),
-                    dry_run: false,
-                    batch_size: daily_capture::DEFAULT_BATCH_SIZE,
-                };
-                let outcome =
-                    daily_capture::run_recorded(store, config, &options, trigger, reporter).await?;
-                let r = &outcome.report;
+                let outcome = jobs::run(DailyCapture::default(), &launch).await?;
+                let r = &outcome.report.counts;
                 Ok(format!(
                     "daily capture: {} captured, {} auto-approved, {} need review",
                     r.captured, r.auto_approved, r.needs_review
