@@ -11,10 +11,9 @@ use serde_json::json;
 use super::Context;
 use super::args::parse_positive_duration;
 use crate::error::Result;
-use crate::privacy::Redactor;
 use crate::stages::daily_capture::{DailyCapture, Window};
 use crate::stages::daily_report::DailyReport;
-use crate::stages::export::{self as export_stage, ExportOptions, Split};
+use crate::stages::export::{Export, Split};
 use crate::stages::samples_import::{self, ImportSource, OnConflict};
 use crate::storage::export::ExportFilter;
 
@@ -228,39 +227,48 @@ pub struct ExportArgs {
     #[arg(long, value_name = "X")]
     pub min_confidence: Option<f64>,
     /// The stable split by hash of sample id (config `training.test_split_percent`).
-    #[arg(long, value_enum, default_value_t = Split::All)]
-    pub split: Split,
+    #[arg(long, value_enum, default_value_t = SplitArg::All)]
+    pub split: SplitArg,
     /// Only samples no training run has used yet.
     #[arg(long)]
     pub unused_only: bool,
 }
 
+/// `--split`: the CLI's spelling of [`Split`].
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SplitArg {
+    Train,
+    Test,
+    All,
+}
+
+impl From<SplitArg> for Split {
+    fn from(arg: SplitArg) -> Self {
+        match arg {
+            SplitArg::Train => Split::Train,
+            SplitArg::Test => Split::Test,
+            SplitArg::All => Split::All,
+        }
+    }
+}
+
 pub async fn export(ctx: &Context, args: ExportArgs) -> Result<ExitCode> {
     let to_stdout = args.output.as_os_str() == "-";
-    let options = ExportOptions {
-        redactor: Redactor::new(&ctx.config().privacy),
-        output: (!to_stdout).then_some(args.output),
-        limit: args.limit,
-        filter: ExportFilter {
-            languages: args
-                .languages
-                .iter()
-                .map(|l| l.trim().to_string())
-                .filter(|l| !l.is_empty())
-                .collect(),
-            min_confidence: args.min_confidence,
-            unused_only: args.unused_only,
-        },
-        split: args.split,
-        test_split_percent: ctx.config().training.test_split_percent,
+    let mut stage = Export::from_config(ctx.config());
+    stage.output = (!to_stdout).then_some(args.output);
+    stage.limit = args.limit;
+    stage.filter = ExportFilter {
+        languages: args
+            .languages
+            .iter()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect(),
+        min_confidence: args.min_confidence,
+        unused_only: args.unused_only,
     };
-    let store = ctx.store().await?;
-    let display = ctx.out.progress();
-    let reporter = display.reporter();
-    let result = export_stage::run_recorded(&store, &options, ctx.trigger, &reporter).await;
-    display.finish();
-    store.close().await;
-    let summary = result?;
+    stage.split = args.split.into();
+    let summary = ctx.run_stage(stage).await?;
     let human = || {
         let mut out = format!(
             "exported {} sample(s) ({:?} split, test share {} %) to {}\n",

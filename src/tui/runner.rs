@@ -18,7 +18,8 @@ use crate::jobs::{self, Launch, Trigger};
 use crate::lifecycle::{self, Target};
 use crate::progress::{CancellationToken, Progress, Reporter};
 use crate::stages::daily_capture::DailyCapture;
-use crate::stages::{export, label_studio_sync, weekly_training};
+use crate::stages::export::Export;
+use crate::stages::{label_studio_sync, weekly_training};
 use crate::storage::samples::{ReviewDecision, ReviewOutcome, ReviewVerdict};
 use crate::storage::{Store, Timestamp};
 
@@ -116,15 +117,11 @@ impl Runner {
                         crate::Error::failure(format!("creating {}: {err}", dir.display()))
                     })?;
                 }
-                let options = export::ExportOptions {
+                let stage = Export {
                     output: Some(output),
-                    limit: None,
-                    filter: Default::default(),
-                    split: export::Split::All,
-                    test_split_percent: config.training.test_split_percent,
-                    redactor: crate::privacy::Redactor::new(&config.privacy),
+                    ..Export::from_config(config)
                 };
-                let s = export::run_recorded(store, &options, trigger, reporter).await?;
+                let s = jobs::run(stage, &launch).await?;
                 Ok(format!("exported {} sample(s) to {}", s.exported, s.output))
             }
             Job::TrainNow => {
