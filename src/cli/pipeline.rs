@@ -14,7 +14,7 @@ use crate::error::Result;
 use crate::stages::daily_capture::{DailyCapture, Window};
 use crate::stages::daily_report::DailyReport;
 use crate::stages::export::{Export, Split};
-use crate::stages::samples_import::{self, ImportSource, OnConflict};
+use crate::stages::samples_import::{ImportSource, OnConflict, SamplesImport};
 use crate::storage::export::ExportFilter;
 
 #[derive(Debug, Args)]
@@ -44,8 +44,8 @@ pub struct SamplesImportArgs {
     /// The JSONL file.
     pub file: PathBuf,
     /// Recorded as the samples' source.
-    #[arg(long, value_enum, default_value_t = ImportSource::Import)]
-    pub source: ImportSource,
+    #[arg(long, value_enum, default_value_t = SourceArg::Import)]
+    pub source: SourceArg,
     /// Where a line's label contradicts one a human review or an earlier
     /// import gave the same text: refuse the file (default), replace the
     /// stored label, or keep it. Labels the model gave are always replaced.
@@ -53,6 +53,23 @@ pub struct SamplesImportArgs {
     pub on_conflict: ConflictArg,
 }
 
+/// `--source`: the CLI's spelling of [`ImportSource`].
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SourceArg {
+    Synthetic,
+    Import,
+}
+
+impl From<SourceArg> for ImportSource {
+    fn from(arg: SourceArg) -> Self {
+        match arg {
+            SourceArg::Synthetic => ImportSource::Synthetic,
+            SourceArg::Import => ImportSource::Import,
+        }
+    }
+}
+
+/// `--on-conflict`: the CLI's spelling of [`OnConflict`].
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ConflictArg {
     Refuse,
@@ -165,21 +182,12 @@ pub async fn samples(ctx: &Context, command: SamplesCommand) -> Result<ExitCode>
 }
 
 async fn samples_import(ctx: &Context, args: SamplesImportArgs) -> Result<ExitCode> {
-    let store = ctx.store().await?;
-    let display = ctx.out.progress();
-    let reporter = display.reporter();
-    let result = samples_import::run_recorded(
-        &store,
-        &args.file,
-        args.source,
-        args.on_conflict.into(),
-        ctx.trigger,
-        &reporter,
-    )
-    .await;
-    display.finish();
-    store.close().await;
-    let summary = result?;
+    let stage = SamplesImport {
+        source: args.source.into(),
+        on_conflict: args.on_conflict.into(),
+        ..SamplesImport::new(args.file)
+    };
+    let summary = ctx.run_stage(stage).await?;
     ctx.out.summary(&json!({ "ok": true, "import": summary }), || {
         let mut out = format!(
             "{}: {} line(s) → {} new {} sample(s), {} folded into existing samples, {} repeated line(s)\n",
