@@ -58,7 +58,7 @@ use flywheel::lifecycle::{self, Target};
 use flywheel::progress::Reporter;
 use flywheel::review::label_studio::{ClientOptions, LabelStudioClient};
 use flywheel::stages::daily_capture::{DailyCapture, Window};
-use flywheel::stages::label_studio_sync::{self, SyncOptions};
+use flywheel::stages::label_studio_sync::LabelStudioSync;
 use flywheel::storage::conversations::NewConversation;
 use flywheel::storage::models::NewModelVersion;
 use flywheel::storage::{Backend, Store, Timestamp};
@@ -1345,18 +1345,9 @@ fn new_scenario(name: &str, template: &Path, path: &str) -> Result<Scenario, Str
                 },
             )
             .unwrap();
-            let err = label_studio_sync::run(
-                &store,
-                &config,
-                &client,
-                SyncOptions {
-                    limit: None,
-                    project_id: None,
-                    push: true,
-                    pull: true,
-                },
-                Trigger::Cron,
-                &Reporter::silent(),
+            let err = jobs::run(
+                LabelStudioSync::new(client),
+                &Launch::new(&store, &config, Trigger::Cron),
             )
             .await
             .unwrap_err();

@@ -19,7 +19,8 @@ use crate::lifecycle::{self, Target};
 use crate::progress::{CancellationToken, Progress, Reporter};
 use crate::stages::daily_capture::DailyCapture;
 use crate::stages::export::Export;
-use crate::stages::{label_studio_sync, weekly_training};
+use crate::stages::label_studio_sync::LabelStudioSync;
+use crate::stages::weekly_training;
 use crate::storage::samples::{ReviewDecision, ReviewOutcome, ReviewVerdict};
 use crate::storage::{Store, Timestamp};
 
@@ -93,14 +94,7 @@ impl Runner {
                 ))
             }
             Job::LabelStudioSync => {
-                let client = label_studio_sync::client_from_config(config)?;
-                let options = label_studio_sync::SyncOptions {
-                    push: true,
-                    pull: true,
-                    ..Default::default()
-                };
-                let r = label_studio_sync::run(store, config, &client, options, trigger, reporter)
-                    .await?;
+                let r = jobs::run(LabelStudioSync::from_config(config)?, &launch).await?;
                 let mut text = format!(
                     "sync: project {}, pushed {}, pulled {} ({} approved, {} corrected, {} rejected)",
                     r.project_id, r.pushed, r.pulled, r.approved, r.corrected, r.rejected
