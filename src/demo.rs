@@ -102,9 +102,9 @@ pub async fn start(
     options: &DemoOptions,
     reporter: &Reporter,
 ) -> Result<DemoSession> {
+    let launch = Launch::new(store, config, Trigger::Cli).with_reporter(reporter.clone());
     reporter.note("training the bootstrap model (first run only)");
-    let bootstrap =
-        bootstrap::ensure_production_model(store, config, Trigger::Cli, reporter).await?;
+    let bootstrap = bootstrap::ensure_production_model(&launch).await?;
     let production = store
         .serving_models()
         .await?
@@ -137,7 +137,6 @@ pub async fn start(
         window: Window::Since(chrono::Duration::hours(HISTORY_HOURS + 1)),
         ..DailyCapture::default()
     };
-    let launch = Launch::new(store, config, Trigger::Cli).with_reporter(reporter.clone());
     let outcome = jobs::run(capture, &launch).await?;
     reporter.note("starting serve and synthetic users");
     let stop_serve = Arc::new(Notify::new());

@@ -55,7 +55,6 @@ use flywheel::config::Config;
 use flywheel::config::Secret;
 use flywheel::jobs::{self, Launch, Trigger};
 use flywheel::lifecycle::{self, Target};
-use flywheel::progress::Reporter;
 use flywheel::review::label_studio::{ClientOptions, LabelStudioClient};
 use flywheel::stages::daily_capture::{DailyCapture, Window};
 use flywheel::stages::label_studio_sync::LabelStudioSync;
@@ -1248,14 +1247,10 @@ fn template() -> tempfile::TempDir {
     let config = Scenario::data_config(dir.path());
     block_on(async move {
         let store = flywheel::storage::open(&config).await.unwrap();
-        let outcome = flywheel::stages::bootstrap::ensure_production_model(
-            &store,
-            &config,
-            Trigger::Cron,
-            &Reporter::silent(),
-        )
-        .await
-        .unwrap();
+        let launch = Launch::new(&store, &config, Trigger::Cron);
+        let outcome = flywheel::stages::bootstrap::ensure_production_model(&launch)
+            .await
+            .unwrap();
         assert!(
             matches!(
                 outcome,

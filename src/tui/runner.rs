@@ -20,7 +20,7 @@ use crate::progress::{CancellationToken, Progress, Reporter};
 use crate::stages::daily_capture::DailyCapture;
 use crate::stages::export::Export;
 use crate::stages::label_studio_sync::LabelStudioSync;
-use crate::stages::weekly_training;
+use crate::stages::weekly_training::{WeeklyOutcome, WeeklyTraining};
 use crate::storage::samples::{ReviewDecision, ReviewOutcome, ReviewVerdict};
 use crate::storage::{Store, Timestamp};
 
@@ -119,18 +119,17 @@ impl Runner {
                 Ok(format!("exported {} sample(s) to {}", s.exported, s.output))
             }
             Job::TrainNow => {
-                let options = weekly_training::WeeklyOptions {
-                    min_samples: config.training.min_samples,
+                let stage = WeeklyTraining {
                     force: true,
-                    major: false,
+                    ..WeeklyTraining::from_config(config)
                 };
-                match weekly_training::run(store, config, options, trigger, reporter).await? {
-                    weekly_training::WeeklyOutcome::Skipped {
+                match jobs::run(stage, &launch).await? {
+                    WeeklyOutcome::Skipped {
                         approved_unused, ..
                     } => Ok(format!(
                         "nothing trained ({approved_unused} approved unused samples)"
                     )),
-                    weekly_training::WeeklyOutcome::Trained(s) => Ok(format!(
+                    WeeklyOutcome::Trained(s) => Ok(format!(
                         "{} trained: accuracy {:.3}, registered as {}",
                         s.version, s.accuracy, s.status
                     )),
