@@ -9,7 +9,7 @@ use clap::Args;
 use super::Context;
 use super::args::parse_duration;
 use crate::error::Result;
-use crate::stages::prune::{self, PruneOptions};
+use crate::stages::prune::Prune;
 
 #[derive(Debug, Args)]
 pub struct PruneArgs {
@@ -29,17 +29,9 @@ pub struct BackupArgs {
 }
 
 pub async fn prune(ctx: &Context, args: PruneArgs) -> Result<ExitCode> {
-    let store = ctx.store().await?;
-    let options = PruneOptions {
-        older_than: args.older_than,
-        dry_run: args.dry_run,
-    };
-    let display = ctx.out.progress();
-    let reporter = display.reporter();
-    let result = prune::run(&store, &options, ctx.trigger, &reporter).await;
-    display.finish();
-    let summary = result?;
-    store.close().await;
+    let mut stage = Prune::new(args.older_than)?;
+    stage.dry_run = args.dry_run;
+    let summary = ctx.run_stage(stage).await?;
     ctx.out.summary(
         &serde_json::json!({ "ok": true, "prune": &summary }),
         || {
