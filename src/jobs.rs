@@ -231,38 +231,6 @@ async fn heartbeat(store: Store, run_id: i64) {
     }
 }
 
-/// Run `work` as one recorded, locked run of `stage`. `work` returns its
-/// result and the counts to record.
-pub async fn run_stage<T, Fut>(
-    store: &Store,
-    stage: Stage,
-    trigger: Trigger,
-    work: impl FnOnce(i64) -> Fut,
-) -> Result<T>
-where
-    Fut: Future<Output = Result<(T, serde_json::Value)>>,
-{
-    let mut guard = JobRunGuard::start(store, stage, trigger).await?;
-    let run_id = guard.run().id;
-    // Losing the lock mid-run stops the stage (its open transaction rolls
-    // back), so two runs never overlap even when a lock session is killed.
-    let outcome = tokio::select! {
-        outcome = work(run_id) => outcome,
-        () = heartbeat(store.clone(), run_id) => unreachable!("the heartbeat never ends"),
-        () = guard.lock.lost() => Err(lost_lock(stage)),
-    };
-    match outcome {
-        Ok((value, counts)) => {
-            guard.succeed(&counts).await?;
-            Ok(value)
-        }
-        Err(err) => {
-            guard.fail(&err).await;
-            Err(err)
-        }
-    }
-}
-
 async fn locked_error(store: &Store, stage: Stage) -> Error {
     let holder = match store.running_job_run(stage).await {
         Ok(Some(run)) => format!(

@@ -11,13 +11,11 @@ use super::Context;
 use super::args::{parse_duration, parse_positive_duration, row_limit};
 use crate::capture::classifier::load_artifact;
 use crate::capture::gaps::{GapRules, capture_gaps};
-use crate::capture::ingest::{IngestOptions, ingest as run_ingest};
+use crate::capture::ingest::Ingest;
 use crate::capture::server::{ServeOptions, serve as run_serve};
 use crate::capture::simulate::{SimulateOptions, simulate as run_simulate};
-use crate::capture::user_hash::UserHasher;
 use crate::capture::writer::WriterOptions;
 use crate::error::{Error, Result};
-use crate::jobs::{Stage, run_stage};
 use crate::storage::Timestamp;
 
 #[derive(Debug, Args)]
@@ -88,12 +86,6 @@ pub struct IngestArgs {
 }
 
 pub async fn ingest(ctx: &Context, args: IngestArgs) -> Result<ExitCode> {
-    let store = ctx.store().await?;
-    let hasher = UserHasher::load_or_create(&ctx.config().data_dir)?;
-    let options = IngestOptions {
-        dry_run: args.dry_run,
-        skip_invalid: args.skip_invalid,
-    };
     let input: Box<dyn tokio::io::AsyncRead + Unpin + Send> = if args.input.as_os_str() == "-" {
         Box::new(tokio::io::stdin())
     } else {
@@ -102,21 +94,12 @@ pub async fn ingest(ctx: &Context, args: IngestArgs) -> Result<ExitCode> {
         })?)
     };
     let reader = tokio::io::BufReader::with_capacity(256 * 1024, input);
-    let display = ctx.out.progress();
-    let reporter = display.reporter();
-    let result = if args.dry_run {
-        run_ingest(&store, reader, &hasher, options, &reporter).await
-    } else {
-        run_stage(&store, Stage::Ingest, ctx.trigger, |_run| async {
-            let report = run_ingest(&store, reader, &hasher, options, &reporter).await?;
-            let counts = report.counts();
-            Ok((report, counts))
-        })
-        .await
+    let stage = Ingest {
+        dry_run: args.dry_run,
+        skip_invalid: args.skip_invalid,
+        ..Ingest::from_config(ctx.config(), reader)?
     };
-    display.finish();
-    store.close().await;
-    let report = result?;
+    let report = ctx.run_stage(stage).await?;
     #[derive(Serialize)]
     struct Summary<'a> {
         ok: bool,
