@@ -1,7 +1,6 @@
-//! `prune` and `backup`: retention of conversation logs and an online copy
-//! of the embedded database.
+//! `flywheel prune`: the command line of the [`Prune`] stage (retention of
+//! conversation logs).
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
@@ -19,13 +18,6 @@ pub struct PruneArgs {
     /// Count what would be deleted; change nothing.
     #[arg(long)]
     pub dry_run: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct BackupArgs {
-    /// Where to write the copy (must not exist).
-    #[arg(value_name = "FILE")]
-    pub file: PathBuf,
 }
 
 pub async fn prune(ctx: &Context, args: PruneArgs) -> Result<ExitCode> {
@@ -46,23 +38,6 @@ pub async fn prune(ctx: &Context, args: PruneArgs) -> Result<ExitCode> {
                     summary.deleted, summary.cutoff
                 )
             }
-        },
-    );
-    Ok(ExitCode::SUCCESS)
-}
-
-pub async fn backup(ctx: &Context, args: BackupArgs) -> Result<ExitCode> {
-    let store = ctx.existing_store().await?;
-    let bytes = store.backup_sqlite(&args.file).await?;
-    store.close().await;
-    let file = args.file.display().to_string();
-    ctx.out.summary(
-        &serde_json::json!({ "ok": true, "backup": { "file": &file, "bytes": bytes } }),
-        || {
-            format!(
-                "copied the database to {file} ({:.1} MB); restore: stop every flywheel process, then replace DATA_DIR/flywheel.db with it",
-                bytes as f64 / 1e6
-            )
         },
     );
     Ok(ExitCode::SUCCESS)
