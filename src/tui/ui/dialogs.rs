@@ -6,8 +6,9 @@ use ratatui::layout::{Constraint, Flex, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Row, Table, Wrap};
 
+use super::jobs::{RUN_COLUMNS, run_cells};
 use super::theme::Theme;
-use super::{cut, day_time, took};
+use super::{cut, day_time};
 use crate::tui::app::{App, Confirm, GapView, Overlay};
 use crate::tui::job::Job;
 use crate::tui::keys::{BINDINGS, Scope};
@@ -224,15 +225,8 @@ fn gap(frame: &mut Frame, area: Rect, app: &App, view: &GapView, theme: &Theme) 
         .job_runs
         .iter()
         .map(|r| {
-            Row::new(vec![
-                day_time(r.started_at),
-                r.stage.to_string(),
-                r.trigger.to_string(),
-                r.status.to_string(),
-                took(r.started_at, r.finished_at, app.now),
-                cut(r.error.as_deref().unwrap_or(""), 200),
-            ])
-            .style(theme.status_style(r.status.as_str()))
+            Row::new(run_cells(r, app.now, r.error.as_deref().unwrap_or(""), 200))
+                .style(theme.status_style(r.status.as_str()))
         })
         .collect();
     let title = if detail.job_runs.is_empty() {
@@ -241,18 +235,7 @@ fn gap(frame: &mut Frame, area: Rect, app: &App, view: &GapView, theme: &Theme) 
         "job runs during the gap"
     };
     frame.render_widget(
-        Table::new(
-            rows,
-            [
-                Constraint::Length(11),
-                Constraint::Length(17),
-                Constraint::Length(4),
-                Constraint::Length(9),
-                Constraint::Length(7),
-                Constraint::Fill(1),
-            ],
-        )
-        .block(Block::bordered().title(title)),
+        Table::new(rows, RUN_COLUMNS).block(Block::bordered().title(title)),
         jobs,
     );
 }
