@@ -1,6 +1,8 @@
-//! The data stages of the loop, as library functions the CLI and the
-//! console both call: daily capture (auto-filter into samples and the review
-//! queue), importing labelled samples and exporting approved ones.
+//! The data stages of the loop, each one type the CLI and the console run
+//! through [`crate::jobs::run`]: daily capture (auto-filter into samples and
+//! the review queue), samples import, export, Label Studio sync, weekly
+//! training (and bootstrap, its work for a fresh installation), prune.
+//! Ingest, capture's backfill, lives with capture.
 
 pub mod auto_filter;
 pub mod bootstrap;
