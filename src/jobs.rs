@@ -173,8 +173,11 @@ impl JobRunGuard {
 
     /// Record success with the stage's counts and release the lock.
     pub async fn succeed(self, counts: &impl Serialize) -> Result<()> {
-        let counts = serde_json::to_string(counts)
-            .map_err(|err| Error::failure(format!("encoding the run's counts: {err}")))?;
+        // Through a JSON value: its keys come out sorted, as `job_runs.counts`
+        // has always stored them (the console and the runbook show that text).
+        let counts = serde_json::to_value(counts)
+            .map_err(|err| Error::failure(format!("encoding the run's counts: {err}")))?
+            .to_string();
         let result = self
             .store
             .finish_job_run(self.run.id, JobStatus::Succeeded, Some(&counts), None)
