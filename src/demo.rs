@@ -23,10 +23,10 @@ use crate::capture::user_hash::UserHasher;
 use crate::capture::writer::WriterOptions;
 use crate::config::{Config, ROUTER_PROVIDER};
 use crate::error::{Error, Result};
-use crate::jobs::Trigger;
-use crate::pipeline::bootstrap::{self, BootstrapOutcome};
-use crate::pipeline::daily_capture::{self, DEFAULT_BATCH_SIZE, Window};
-use crate::progress::Reporter;
+use crate::jobs::{self, Launch, Trigger};
+use crate::progress::{CancellationToken, Progress, Reporter};
+use crate::stages::bootstrap::{self, BootstrapOutcome};
+use crate::stages::daily_capture::{DailyCapture, Window};
 use crate::storage::conversations::NewConversation;
 use crate::storage::{Store, Timestamp};
 use crate::synth::{Traffic, TrafficConfig};
@@ -82,7 +82,7 @@ pub struct DemoSession {
     serve: JoinHandle<Result<ServeSummary>>,
     stop_serve: Arc<Notify>,
     users: JoinHandle<Result<SimulateReport>>,
-    users_reporter: Reporter,
+    stop_users: CancellationToken,
 }
 
 /// What the demo did by the time it stopped.
@@ -102,9 +102,9 @@ pub async fn start(
     options: &DemoOptions,
     reporter: &Reporter,
 ) -> Result<DemoSession> {
+    let launch = Launch::new(store, config, Trigger::Cli).with_reporter(reporter.clone());
     reporter.note("training the bootstrap model (first run only)");
-    let bootstrap =
-        bootstrap::ensure_production_model(store, config, Trigger::Cli, reporter).await?;
+    let bootstrap = bootstrap::ensure_production_model(&launch).await?;
     let production = store
         .serving_models()
         .await?
@@ -133,18 +133,11 @@ pub async fn start(
 
     // Before live traffic starts, so its counts are exactly the history's.
     reporter.note("running a daily capture over the history");
-    let outcome = daily_capture::run_recorded(
-        store,
-        config,
-        &daily_capture::Options {
-            window: Window::Since(chrono::Duration::hours(HISTORY_HOURS + 1)),
-            dry_run: false,
-            batch_size: DEFAULT_BATCH_SIZE,
-        },
-        Trigger::Cli,
-        reporter,
-    )
-    .await?;
+    let capture = DailyCapture {
+        window: Window::Since(chrono::Duration::hours(HISTORY_HOURS + 1)),
+        ..DailyCapture::default()
+    };
+    let outcome = jobs::run(capture, &launch).await?;
     reporter.note("starting serve and synthetic users");
     let stop_serve = Arc::new(Notify::new());
     let (listening_tx, listening_rx) = tokio::sync::oneshot::channel::<SocketAddr>();
@@ -176,7 +169,7 @@ pub async fn start(
             });
         }
     };
-    let users_reporter = Reporter::silent();
+    let stop_users = CancellationToken::new();
     let simulate_options = SimulateOptions {
         target: format!("http://{serve_addr}"),
         token: config
@@ -191,7 +184,7 @@ pub async fn start(
         seed: SEED,
     };
     let users = {
-        let reporter = users_reporter.clone();
+        let reporter = Reporter::new(Progress::silent(), stop_users.clone());
         tokio::spawn(async move { simulate(simulate_options, &reporter).await })
     };
 
@@ -202,9 +195,9 @@ pub async fn start(
             history_conversations,
             serve_addr: serve_addr.to_string(),
             daily_capture: DailyCaptureCounts {
-                captured: outcome.report.captured,
-                auto_approved: outcome.report.auto_approved,
-                needs_review: outcome.report.needs_review,
+                captured: outcome.report.counts.captured,
+                auto_approved: outcome.report.counts.auto_approved,
+                needs_review: outcome.report.counts.needs_review,
                 new_samples: outcome.report.new_samples.approved
                     + outcome.report.new_samples.needs_review,
             },
@@ -212,14 +205,14 @@ pub async fn start(
         serve: serve_task,
         stop_serve,
         users,
-        users_reporter,
+        stop_users,
     })
 }
 
 impl DemoSession {
     /// Stop the synthetic users, then serve (which commits what it holds).
     pub async fn stop(self) -> Result<DemoSummary> {
-        self.users_reporter.cancel();
+        self.stop_users.cancel();
         let simulated = match self.users.await {
             Ok(result) => result?,
             Err(err) => return Err(Error::failure(format!("the synthetic users failed: {err}"))),

@@ -22,6 +22,9 @@ pub enum ErrorKind {
     /// 141, as a process killed by SIGPIPE, with nothing on stderr. A stage
     /// that was writing there records its run `cancelled`.
     OutputClosed,
+    /// An operator stopped the run (the console's cancel): exit 1, as the
+    /// failure it was reported as before, but recorded `cancelled`.
+    Cancelled,
 }
 
 impl ErrorKind {
@@ -34,6 +37,7 @@ impl ErrorKind {
             ErrorKind::Locked => 75,
             ErrorKind::Config => 78,
             ErrorKind::OutputClosed => 141,
+            ErrorKind::Cancelled => 1,
         }
     }
 }

@@ -5,7 +5,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::jobs::Stage;
+use crate::domain::{JobStatus, Stage};
 use crate::storage::jobs::JobRun;
 use crate::storage::snapshot::StatusSnapshot;
 
@@ -17,11 +17,11 @@ pub struct Warning {
 }
 
 /// How often each scheduled stage is expected to run (crontab.conf), with slack.
-fn expected_interval(stage: &str) -> Option<Duration> {
+fn expected_interval(stage: Stage) -> Option<Duration> {
     match stage {
-        s if s == Stage::DailyCapture.as_str() => Some(Duration::hours(26)),
-        s if s == Stage::LabelStudioSync.as_str() => Some(Duration::hours(7)),
-        s if s == Stage::WeeklyTraining.as_str() => Some(Duration::days(8)),
+        Stage::DailyCapture => Some(Duration::hours(26)),
+        Stage::LabelStudioSync => Some(Duration::hours(7)),
+        Stage::WeeklyTraining => Some(Duration::days(8)),
         _ => None,
     }
 }
@@ -104,7 +104,7 @@ pub fn warnings(
     }
 
     for run in last_runs {
-        if matches!(run.status.as_str(), "failed" | "crashed") {
+        if matches!(run.status, JobStatus::Failed | JobStatus::Crashed) {
             warn(
                 "stage-failed",
                 format!(
@@ -117,7 +117,7 @@ pub fn warnings(
                 ),
             );
         }
-        if let Some(interval) = expected_interval(&run.stage)
+        if let Some(interval) = expected_interval(run.stage)
             && now - run.started_at.0 > interval
         {
             warn(
@@ -222,9 +222,9 @@ mod tests {
         s.last_capture_at = Some(Timestamp(now - Duration::hours(2)));
         let run = JobRun {
             id: 7,
-            stage: "daily-capture".into(),
-            trigger: "cron".into(),
-            status: "failed".into(),
+            stage: Stage::DailyCapture,
+            trigger: crate::domain::Trigger::Cron,
+            status: JobStatus::Failed,
             started_at: Timestamp(now - Duration::days(3)),
             finished_at: None,
             counts: None,

@@ -2,9 +2,10 @@
 //! router's training loop (capture → auto-filter → review → export → train →
 //! evaluate → version → canary → production → capture).
 //!
-//! The binary is a thin face over this library: every stage is a function
-//! taking a [`storage::Store`], the [`config::Config`] and a
-//! [`progress::Reporter`], so the CLI and the console call the same code.
+//! The binary is a thin face over this library: every stage is a type
+//! ([`jobs::StageJob`]) run through [`jobs::run`] with a
+//! [`storage::Store`], the [`config::Config`], a progress sender and a
+//! cancel token, so the CLI and the console run the same code the same way.
 #![forbid(unsafe_code)]
 
 pub mod capture;
@@ -21,11 +22,11 @@ pub mod lang;
 pub mod lifecycle;
 pub mod lines;
 pub mod logging;
-pub mod pipeline;
 pub mod privacy;
 pub mod progress;
 pub mod review;
 pub mod router;
+pub mod stages;
 pub mod storage;
 pub mod synth;
 pub mod text;

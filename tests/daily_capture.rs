@@ -8,7 +8,7 @@ mod daily_capture_support;
 use common::{TestDb, block_on, exec};
 use daily_capture_support::{Conv, capture_day, conv, conversations, insert, samples};
 use flywheel::config::ROUTER_PROVIDER;
-use flywheel::pipeline::daily_report::DailyReport;
+use flywheel::stages::daily_report::DailyReport;
 use flywheel::storage::samples::{ReviewDecision, ReviewVerdict};
 
 const DAY: &str = "2026-03-10";
@@ -100,15 +100,15 @@ fn auto_filter_boundaries_and_untrusted_providers() {
             }
             assert_eq!(convs[6].2, None);
 
-            assert_eq!(report.captured, 7);
-            assert_eq!(report.auto_approved, 1);
-            assert_eq!(report.needs_review, 5);
-            assert_eq!(report.ignored, 1);
+            assert_eq!(report.counts.captured, 7);
+            assert_eq!(report.counts.auto_approved, 1);
+            assert_eq!(report.counts.needs_review, 5);
+            assert_eq!(report.counts.ignored, 1);
             assert_eq!(report.needs_review_by_priority["5"], 3);
             assert_eq!(report.needs_review_by_priority["2"], 2);
             assert_eq!(report.new_samples.approved, 1);
             assert_eq!(report.new_samples.needs_review, 5);
-            assert_eq!(report.duplicates_folded, 0);
+            assert_eq!(report.counts.duplicates_folded, 0);
             store.close().await;
         });
     }
@@ -160,7 +160,7 @@ fn duplicates_fold_within_a_run_across_batches_runs_and_the_day_boundary() {
             .await;
             // Batches of two: the repeats arrive in different transactions.
             let first = capture_day(&store, &config, DAY, 2).await;
-            assert_eq!(first.captured, 5);
+            assert_eq!(first.counts.captured, 5);
             let all = samples(&store).await;
             assert_eq!(all.len(), 2);
             let order = all.iter().find(|s| s.intent == "track_order").unwrap();
@@ -179,7 +179,7 @@ fn duplicates_fold_within_a_run_across_batches_runs_and_the_day_boundary() {
                 first.new_samples.approved + first.new_samples.needs_review,
                 2
             );
-            assert_eq!(first.duplicates_folded, 3);
+            assert_eq!(first.counts.duplicates_folded, 3);
             let pending_next_day = conversations(&store)
                 .await
                 .into_iter()
@@ -188,8 +188,8 @@ fn duplicates_fold_within_a_run_across_batches_runs_and_the_day_boundary() {
             assert_eq!(pending_next_day, 1, "23:59:59.999 is in, 00:00 is out");
 
             let second = capture_day(&store, &config, "2026-03-11", 2).await;
-            assert_eq!(second.captured, 1);
-            assert_eq!(second.duplicates_folded, 1);
+            assert_eq!(second.counts.captured, 1);
+            assert_eq!(second.counts.duplicates_folded, 1);
             assert_eq!(second.new_samples.needs_review, 0, "no second review task");
             let all = samples(&store).await;
             assert_eq!(all.len(), 2);
@@ -225,7 +225,7 @@ fn a_rerun_changes_nothing_and_keeps_the_report() {
             let convs_before = conversations(&store).await;
 
             let again = capture_day(&store, &config, DAY, 10).await;
-            assert_eq!(again.captured, 0);
+            assert_eq!(again.counts.captured, 0);
             assert_eq!(samples(&store).await, samples_before);
             assert_eq!(conversations(&store).await, convs_before);
             assert_eq!(
@@ -298,8 +298,8 @@ fn report_file_numbers_and_accumulation_over_runs_of_a_day() {
             let on_disk: DailyReport =
                 serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
             assert_eq!(on_disk.runs, 2);
-            assert_eq!(on_disk.captured, 5);
-            assert_eq!(on_disk.auto_approved, 3);
+            assert_eq!(on_disk.counts.captured, 5);
+            assert_eq!(on_disk.counts.auto_approved, 3);
             assert_eq!(on_disk.auto_approval_rate, Some(60.0));
             assert_eq!(on_disk.approved_unused, 2);
             assert!(on_disk.ready_for_training);
@@ -336,8 +336,8 @@ fn a_repeat_of_a_human_decided_sample_is_marked_reviewed_not_queued() {
             )
             .await;
             let report = capture_day(&store, &config, DAY, 10).await;
-            assert_eq!(report.already_reviewed, 1);
-            assert_eq!(report.needs_review, 0);
+            assert_eq!(report.counts.already_reviewed, 1);
+            assert_eq!(report.counts.needs_review, 0);
             let convs = conversations(&store).await;
             assert_eq!(convs[1].1, "reviewed");
             assert_eq!(convs[1].2, Some(sample.id));
@@ -370,9 +370,9 @@ fn a_batch_larger_than_one_upsert_statement_links_every_conversation() {
                 .collect();
             let ids = insert(&store, &rows).await;
             let report = capture_day(&store, &config, DAY, 10_000).await;
-            assert_eq!(report.captured, 2600);
+            assert_eq!(report.counts.captured, 2600);
             assert_eq!(report.new_samples.approved, 1300);
-            assert_eq!(report.duplicates_folded, 1300);
+            assert_eq!(report.counts.duplicates_folded, 1300);
             let all = samples(&store).await;
             assert_eq!(all.len(), 1300);
             assert!(all.iter().all(|s| s.occurrences == 2));
@@ -415,10 +415,10 @@ fn pending_conversations_scattered_over_many_read_spans_are_all_captured() {
                 .await;
             }
             let report = capture_day(&store, &config, DAY, 5000).await;
-            assert_eq!(report.captured, 4);
-            assert_eq!(report.auto_approved, 3);
-            assert_eq!(report.needs_review, 1);
-            assert_eq!(report.duplicates_folded, 1);
+            assert_eq!(report.counts.captured, 4);
+            assert_eq!(report.counts.auto_approved, 3);
+            assert_eq!(report.counts.needs_review, 1);
+            assert_eq!(report.counts.duplicates_folded, 1);
             let convs = conversations(&store).await;
             let statuses: Vec<(i64, &str)> =
                 convs.iter().map(|(id, s, _)| (*id, s.as_str())).collect();
@@ -434,7 +434,7 @@ fn pending_conversations_scattered_over_many_read_spans_are_all_captured() {
             );
             assert_eq!(convs[0].2, convs[4].2, "the repeat folds into one sample");
             let again = capture_day(&store, &config, DAY, 5000).await;
-            assert_eq!(again.captured, 0, "nothing is left pending");
+            assert_eq!(again.counts.captured, 0, "nothing is left pending");
             assert_eq!(samples(&store).await.len(), 3);
             store.close().await;
         });

@@ -9,7 +9,7 @@ use chrono::{Duration, Utc};
 use common::{TestDb, block_on, json_stdout};
 use daily_capture_support::{Conv, conv, conversations, insert, job_run_count, samples};
 use flywheel::jobs::{JobRunGuard, Stage, Trigger};
-use flywheel::pipeline::daily_report::DailyReport;
+use flywheel::stages::daily_report::DailyReport;
 
 const DAY: &str = "2026-03-10";
 

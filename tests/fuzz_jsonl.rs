@@ -8,14 +8,14 @@ mod fuzz_support;
 
 use std::sync::OnceLock;
 
-use flywheel::capture::ingest::{IngestOptions, ingest};
+use flywheel::capture::ingest::Ingest;
 use flywheel::capture::user_hash::UserHasher;
 use flywheel::config::Config;
 use flywheel::dataset::{RecordReader, Sample, samples};
 use flywheel::error::ErrorKind;
+use flywheel::jobs::{self, Launch, Trigger};
 use flywheel::lang::Language;
-use flywheel::pipeline::samples_import::{ImportSource, validate};
-use flywheel::progress::Reporter;
+use flywheel::stages::samples_import::{ImportSource, validate};
 use flywheel::storage::Store;
 use fuzz_support::{
     config, json_number_text, json_value, mutation, tricky_string, utterance, without_nul,
@@ -395,8 +395,26 @@ proptest! {
 struct IngestFixture {
     runtime: tokio::runtime::Runtime,
     store: Store,
+    config: Config,
     hasher: UserHasher,
     _dir: tempfile::TempDir,
+}
+
+impl IngestFixture {
+    /// `ingest --dry-run` of `input` through the job framework.
+    async fn dry_ingest(
+        &self,
+        input: impl tokio::io::AsyncBufRead + Unpin + Send,
+        skip_invalid: bool,
+    ) -> flywheel::Result<flywheel::capture::ingest::IngestReport> {
+        let stage = Ingest {
+            input,
+            hasher: self.hasher.clone(),
+            dry_run: true,
+            skip_invalid,
+        };
+        jobs::run(stage, &Launch::new(&self.store, &self.config, Trigger::Cli)).await
+    }
 }
 
 fn fixture() -> &'static IngestFixture {
@@ -418,6 +436,7 @@ fn fixture() -> &'static IngestFixture {
         IngestFixture {
             runtime,
             store,
+            config,
             hasher: UserHasher::from_key([3; 32]),
             _dir: dir,
         }
@@ -489,10 +508,9 @@ proptest! {
         let f = fixture();
         let lines: Vec<Vec<u8>> = generated.iter().map(|(l, _)| l.clone()).collect();
         let bytes = join(&lines, crlf);
-        let options = IngestOptions { dry_run: true, skip_invalid };
         // A small buffer: lines and characters straddle its refills.
         let input = tokio::io::BufReader::with_capacity(capacity, &bytes[..]);
-        let result = f.runtime.block_on(ingest(&f.store, input, &f.hasher, options, &Reporter::silent()));
+        let result = f.runtime.block_on(f.dry_ingest(input, skip_invalid));
         let blank = |l: &Vec<u8>| l.iter().all(u8::is_ascii_whitespace);
         let counted = lines.iter().filter(|l| !blank(l)).count() as u64;
         match result {
@@ -535,19 +553,9 @@ fn example_an_overlong_ingest_line_is_named() {
     assert!(long.len() > flywheel::capture::ingest::MAX_LINE_BYTES);
     let bytes = format!("{good}\n{long}\n{good}\n");
     let input = tokio::io::BufReader::with_capacity(4096, bytes.as_bytes());
-    let options = IngestOptions {
-        dry_run: true,
-        skip_invalid: true,
-    };
     let report = f
         .runtime
-        .block_on(ingest(
-            &f.store,
-            input,
-            &f.hasher,
-            options,
-            &Reporter::silent(),
-        ))
+        .block_on(f.dry_ingest(input, true))
         .expect("skip-invalid reports");
     assert_eq!((report.valid, report.invalid), (2, 1));
     assert_eq!(report.errors[0].line, 2);

@@ -14,7 +14,7 @@ use common::{TestDb, block_on, scalar};
 use flywheel::capture::record::conversation_record;
 use flywheel::capture::user_hash::UserHasher;
 use flywheel::dataset::parse_record;
-use flywheel::pipeline::samples_import::{ImportSource, validate};
+use flywheel::stages::samples_import::{ImportSource, validate};
 use fuzz_support::{config, tricky_string};
 use proptest::prelude::*;
 use serde_json::json;

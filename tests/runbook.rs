@@ -53,12 +53,11 @@ use chrono::{DateTime, Duration, Utc};
 use common::{block_on, exec, scalar};
 use flywheel::config::Config;
 use flywheel::config::Secret;
-use flywheel::jobs::Trigger;
+use flywheel::jobs::{self, Launch, Trigger};
 use flywheel::lifecycle::{self, Target};
-use flywheel::pipeline::daily_capture::{self, Options, Window};
-use flywheel::pipeline::label_studio_sync::{self, SyncOptions};
-use flywheel::progress::Reporter;
 use flywheel::review::label_studio::{ClientOptions, LabelStudioClient};
+use flywheel::stages::daily_capture::{DailyCapture, Window};
+use flywheel::stages::label_studio_sync::LabelStudioSync;
 use flywheel::storage::conversations::NewConversation;
 use flywheel::storage::models::NewModelVersion;
 use flywheel::storage::{Backend, Store, Timestamp};
@@ -528,19 +527,14 @@ fn ts(t: DateTime<Utc>) -> String {
 }
 
 async fn run_daily_capture(store: &Store, config: &Config, since: Duration) {
-    daily_capture::run_recorded(
-        store,
-        config,
-        &Options {
-            window: Window::Since(since),
-            dry_run: false,
-            batch_size: 5000,
-        },
-        Trigger::Cron,
-        &Reporter::silent(),
-    )
-    .await
-    .unwrap();
+    let stage = DailyCapture {
+        window: Window::Since(since),
+        dry_run: false,
+        batch_size: 5000,
+    };
+    jobs::run(stage, &Launch::new(store, config, Trigger::Cron))
+        .await
+        .unwrap();
 }
 
 /// Move the newest run of `stage` to `at` (it took `seconds`).
@@ -1253,18 +1247,14 @@ fn template() -> tempfile::TempDir {
     let config = Scenario::data_config(dir.path());
     block_on(async move {
         let store = flywheel::storage::open(&config).await.unwrap();
-        let outcome = flywheel::pipeline::bootstrap::ensure_production_model(
-            &store,
-            &config,
-            Trigger::Cron,
-            &Reporter::silent(),
-        )
-        .await
-        .unwrap();
+        let launch = Launch::new(&store, &config, Trigger::Cron);
+        let outcome = flywheel::stages::bootstrap::ensure_production_model(&launch)
+            .await
+            .unwrap();
         assert!(
             matches!(
                 outcome,
-                flywheel::pipeline::bootstrap::BootstrapOutcome::Deployed { .. }
+                flywheel::stages::bootstrap::BootstrapOutcome::Deployed { .. }
             ),
             "{outcome:?}"
         );
@@ -1350,18 +1340,9 @@ fn new_scenario(name: &str, template: &Path, path: &str) -> Result<Scenario, Str
                 },
             )
             .unwrap();
-            let err = label_studio_sync::run(
-                &store,
-                &config,
-                &client,
-                SyncOptions {
-                    limit: None,
-                    project_id: None,
-                    push: true,
-                    pull: true,
-                },
-                Trigger::Cron,
-                &Reporter::silent(),
+            let err = jobs::run(
+                LabelStudioSync::new(client),
+                &Launch::new(&store, &config, Trigger::Cron),
             )
             .await
             .unwrap_err();
@@ -1395,7 +1376,12 @@ fn hold_lock(scenario: &Scenario, stage: &str) -> std::fs::File {
         .await;
         if running == 0 {
             store
-                .insert_job_run(&stage_name, "cron", Some("prod-1"), Some(48213))
+                .insert_job_run(
+                    stage_name.parse().expect("a stage name"),
+                    Trigger::Cron,
+                    Some("prod-1"),
+                    Some(48213),
+                )
                 .await
                 .unwrap();
             backdate_run(&store, &stage_name, Utc::now() - Duration::hours(2), 0).await;

@@ -1,12 +1,81 @@
-//! Two runs of one stage never overlap, on both backends, and a run that
-//! died does not keep its lock.
+//! The job framework on both backends: two runs of one stage never
+//! overlap, a run that died does not keep its lock, and every run's end is
+//! recorded (succeeded with its typed counts, failed, or cancelled).
 
 mod common;
 
 use common::{TestDb, block_on};
+use flywheel::config::Config;
 use flywheel::error::ErrorKind;
-use flywheel::jobs::{JobRunGuard, Stage, Trigger, run_stage};
-use flywheel::storage;
+use flywheel::jobs::{self, JobRunGuard, Launch, Stage, StageContext, StageJob, Trigger};
+use flywheel::progress::{CancellationToken, Progress, Reporter};
+use flywheel::storage::{self, Store};
+
+/// What a probe stage does when run.
+enum Work {
+    /// Succeed, having captured (or exported) this many.
+    Count(u64),
+    Fail(flywheel::Error),
+    /// Never end on its own (a run killed mid-way).
+    Forever,
+}
+
+impl Work {
+    async fn run(self, ctx: &StageContext<'_>) -> flywheel::Result<u64> {
+        match self {
+            Work::Count(n) => {
+                assert!(ctx.run_id().is_some(), "a recorded run knows its row");
+                Ok(n)
+            }
+            Work::Fail(err) => Err(err),
+            Work::Forever => std::future::pending().await,
+        }
+    }
+}
+
+#[derive(serde::Serialize)]
+struct Captured {
+    captured: u64,
+}
+
+/// Stages for the framework's sake, each under a real stage's lock.
+macro_rules! probe {
+    ($name:ident, $stage:expr) => {
+        struct $name(Work);
+
+        impl StageJob for $name {
+            const STAGE: Stage = $stage;
+            type Outcome = u64;
+            async fn work(self, ctx: &StageContext<'_>) -> flywheel::Result<u64> {
+                self.0.run(ctx).await
+            }
+            fn counts(outcome: &u64) -> impl serde::Serialize {
+                Captured { captured: *outcome }
+            }
+        }
+    };
+}
+probe!(CaptureProbe, Stage::DailyCapture);
+probe!(ExportProbe, Stage::Export);
+
+/// A dry run: neither locked nor recorded.
+struct DryProbe;
+
+impl StageJob for DryProbe {
+    const STAGE: Stage = Stage::DailyCapture;
+    type Outcome = Option<i64>;
+    fn recorded(&self) -> bool {
+        false
+    }
+    async fn work(self, ctx: &StageContext<'_>) -> flywheel::Result<Option<i64>> {
+        Ok(ctx.run_id())
+    }
+    fn counts(_: &Option<i64>) -> impl serde::Serialize {}
+}
+
+fn launch<'a>(store: &'a Store, config: &'a Config, trigger: Trigger) -> Launch<'a> {
+    Launch::new(store, config, trigger)
+}
 
 #[test]
 fn second_run_is_refused_with_exit_75_naming_the_holder() {
@@ -42,9 +111,10 @@ fn second_run_is_refused_with_exit_75_naming_the_holder() {
                 .await
                 .unwrap();
             // Released: the next run proceeds and is recorded.
-            let value = run_stage(&b, Stage::DailyCapture, Trigger::Cli, |_| async {
-                Ok((7, serde_json::json!({"captured": 7})))
-            })
+            let value = jobs::run(
+                CaptureProbe(Work::Count(7)),
+                &launch(&b, &config, Trigger::Cli),
+            )
             .await
             .unwrap();
             assert_eq!(value, 7);
@@ -69,9 +139,11 @@ fn failed_run_records_its_error_and_releases_the_lock() {
         let config = db.config();
         block_on(async move {
             let store = storage::open(&config).await.unwrap();
-            let err = run_stage::<(), _>(&store, Stage::Export, Trigger::Tui, |_| async {
-                Err(flywheel::Error::unavailable("Label Studio is down"))
-            })
+            let down = flywheel::Error::unavailable("Label Studio is down");
+            let err = jobs::run(
+                ExportProbe(Work::Fail(down)),
+                &launch(&store, &config, Trigger::Tui),
+            )
             .await
             .unwrap_err();
             assert_eq!(err.kind(), ErrorKind::Unavailable);
@@ -137,12 +209,10 @@ fn a_crashed_run_ends_at_its_last_heartbeat() {
         block_on(async move {
             let store = storage::open(&config).await.unwrap();
             let running = {
-                let store = store.clone();
+                let (store, config) = (store.clone(), config.clone());
                 tokio::spawn(async move {
-                    run_stage::<(), _>(&store, Stage::DailyCapture, Trigger::Cron, |_| {
-                        std::future::pending()
-                    })
-                    .await
+                    let launch = launch(&store, &config, Trigger::Cron);
+                    jobs::run(CaptureProbe(Work::Forever), &launch).await
                 })
             };
             // Wait (bounded) until the heartbeat has moved past the start.
@@ -185,6 +255,55 @@ fn a_crashed_run_ends_at_its_last_heartbeat() {
                 "ended when noticed, not at its last heartbeat: {dead:?}"
             );
             next.succeed(&serde_json::json!({})).await.unwrap();
+            store.close().await;
+        });
+    }
+}
+
+/// A run cancelled before it began does nothing and is recorded
+/// `cancelled`; progress and cancellation reach the stage separately.
+#[test]
+fn a_run_cancelled_before_it_began_is_recorded_cancelled() {
+    for db in TestDb::all() {
+        let config = db.config();
+        block_on(async move {
+            let store = storage::open(&config).await.unwrap();
+            let cancel = CancellationToken::new();
+            let reporter = Reporter::new(Progress::silent(), cancel.clone());
+            cancel.cancel();
+            let launch = launch(&store, &config, Trigger::Tui).with_reporter(reporter);
+            let err = jobs::run(CaptureProbe(Work::Count(1)), &launch)
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Cancelled);
+            assert_eq!(err.kind().exit_code(), 1);
+            let last = store.last_job_run_per_stage().await.unwrap();
+            assert_eq!(last.len(), 1);
+            assert_eq!(last[0].status, "cancelled");
+            assert_eq!(last[0].counts, None);
+            assert_eq!(last[0].error.as_deref(), Some("cancelled by the operator"));
+            store.close().await;
+        });
+    }
+}
+
+/// A stage that says a run is not recorded (a dry run) takes no lock and
+/// leaves no row: it runs although another run holds the lock.
+#[test]
+fn an_unrecorded_run_takes_no_lock_and_leaves_no_row() {
+    for db in TestDb::all() {
+        let config = db.config();
+        block_on(async move {
+            let store = storage::open(&config).await.unwrap();
+            let holder = JobRunGuard::start(&store, Stage::DailyCapture, Trigger::Cron)
+                .await
+                .unwrap();
+            let run_id = jobs::run(DryProbe, &launch(&store, &config, Trigger::Cli))
+                .await
+                .unwrap();
+            assert_eq!(run_id, None);
+            assert_eq!(store.recent_job_runs(10).await.unwrap().len(), 1);
+            holder.succeed(&serde_json::json!({})).await.unwrap();
             store.close().await;
         });
     }

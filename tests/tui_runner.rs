@@ -8,6 +8,7 @@ mod common;
 
 use chrono::Duration;
 use common::{TestDb, block_on, scalar};
+use flywheel::progress::CancellationToken;
 use flywheel::storage::conversations::NewConversation;
 use flywheel::storage::models::NewModelVersion;
 use flywheel::storage::samples::{ReviewVerdict, Sample};
@@ -77,7 +78,7 @@ fn stages_started_from_the_console_are_recorded_runs_with_progress() {
             let (tx, mut events) = unbounded_channel();
             let runner = Runner::new(store.clone(), config.clone(), tx);
 
-            let _cancel = runner.start(Job::DailyCapture);
+            runner.start(Job::DailyCapture, CancellationToken::new());
             let (seen, result) = until_finished(&mut events).await;
             let text = result.expect("daily capture succeeds");
             assert!(
@@ -89,7 +90,7 @@ fn stages_started_from_the_console_are_recorded_runs_with_progress() {
                 "progress reached the console: {seen:?}"
             );
 
-            let _cancel = runner.start(Job::Export);
+            runner.start(Job::Export, CancellationToken::new());
             let (_, result) = until_finished(&mut events).await;
             let text = result.expect("export succeeds");
             assert!(text.starts_with("exported 1 sample(s) to "), "{text}");
@@ -107,9 +108,48 @@ fn stages_started_from_the_console_are_recorded_runs_with_progress() {
                 2
             );
             // Label Studio is not configured: the sync fails with what to set, recorded nowhere.
-            let _cancel = runner.start(Job::LabelStudioSync);
+            runner.start(Job::LabelStudioSync, CancellationToken::new());
             let (_, result) = until_finished(&mut events).await;
             assert!(result.unwrap_err().contains("LABEL_STUDIO_URL"));
+            store.close().await;
+        });
+    }
+}
+
+/// An operator's cancel from the console is recorded `cancelled` (it was
+/// recorded `failed`), and the stage stops before changing anything.
+#[test]
+fn a_stage_cancelled_from_the_console_is_recorded_cancelled() {
+    for db in TestDb::all() {
+        let config = db.config();
+        block_on(async move {
+            let store = flywheel::storage::open(&config).await.unwrap();
+            store
+                .insert_conversations(&[conversation("i want a refund", 0.95, 30)])
+                .await
+                .unwrap();
+            let (tx, mut events) = unbounded_channel();
+            let runner = Runner::new(store.clone(), config.clone(), tx);
+            // Cancelled before it starts: the outcome does not race the key press.
+            let cancel = CancellationToken::new();
+            cancel.cancel();
+            runner.start(Job::DailyCapture, cancel);
+            let (_, result) = until_finished(&mut events).await;
+            let message = result.expect_err("a cancelled stage does not succeed");
+            assert!(message.contains("cancelled by the operator"), "{message}");
+            let runs = store.recent_job_runs(10).await.unwrap();
+            assert_eq!(runs.len(), 1, "{runs:?}");
+            assert_eq!(runs[0].stage, "daily-capture");
+            assert_eq!(runs[0].trigger, "tui");
+            assert_eq!(runs[0].status, "cancelled");
+            assert_eq!(
+                scalar(
+                    &store,
+                    "SELECT COUNT(*) FROM conversation_logs WHERE review_status = 'pending'"
+                )
+                .await,
+                1
+            );
             store.close().await;
         });
     }
@@ -127,7 +167,7 @@ fn console_review_writes_what_a_label_studio_pull_writes_and_undo_reverts_it() {
                 .unwrap();
             let (tx, mut events) = unbounded_channel();
             let runner = Runner::new(store.clone(), config.clone(), tx);
-            runner.start(Job::DailyCapture);
+            runner.start(Job::DailyCapture, CancellationToken::new());
             until_finished(&mut events).await.1.unwrap();
             let sample = queue(&store).await.remove(0);
 
@@ -213,21 +253,27 @@ fn promote_and_roll_back_from_the_console_follow_the_lifecycle() {
             }
             let (tx, mut events) = unbounded_channel();
             let runner = Runner::new(store.clone(), config.clone(), tx);
-            runner.start(Job::Promote {
-                version: "router-v1.1.0".into(),
-                traffic: 25,
-            });
+            runner.start(
+                Job::Promote {
+                    version: "router-v1.1.0".into(),
+                    traffic: 25,
+                },
+                CancellationToken::new(),
+            );
             let text = until_finished(&mut events).await.1.unwrap();
             assert!(
                 text.contains("router-v1.1.0 testing → canary (25 %)"),
                 "{text}"
             );
-            runner.start(Job::Promote {
-                version: "router-v1.1.0".into(),
-                traffic: 100,
-            });
+            runner.start(
+                Job::Promote {
+                    version: "router-v1.1.0".into(),
+                    traffic: 100,
+                },
+                CancellationToken::new(),
+            );
             until_finished(&mut events).await.1.unwrap();
-            runner.start(Job::Rollback);
+            runner.start(Job::Rollback, CancellationToken::new());
             until_finished(&mut events).await.1.unwrap();
             let production = store.model_version("router-v1.0.0").await.unwrap().unwrap();
             assert_eq!(
@@ -235,10 +281,13 @@ fn promote_and_roll_back_from_the_console_follow_the_lifecycle() {
                 ("production", 100)
             );
             // A refused change is reported, not applied.
-            runner.start(Job::Promote {
-                version: "router-v9.9.9".into(),
-                traffic: 10,
-            });
+            runner.start(
+                Job::Promote {
+                    version: "router-v9.9.9".into(),
+                    traffic: 10,
+                },
+                CancellationToken::new(),
+            );
             assert!(
                 until_finished(&mut events)
                     .await

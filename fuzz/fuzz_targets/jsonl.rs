@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use flywheel::capture::record::conversation_record;
 use flywheel::capture::user_hash::UserHasher;
 use flywheel::dataset::RecordReader;
-use flywheel::pipeline::samples_import::{ImportSource, validate};
+use flywheel::stages::samples_import::{ImportSource, validate};
 use libfuzzer_sys::fuzz_target;
 
 fn workdir() -> &'static tempfile::TempDir {

@@ -15,7 +15,9 @@ use tokio::io::AsyncBufRead;
 
 use super::record::conversation_record;
 use super::user_hash::UserHasher;
+use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::jobs::{Stage, StageContext, StageJob};
 /// The line cap every JSONL reader shares.
 pub use crate::lines::MAX_LINE_BYTES;
 use crate::lines::{LineRead, LineReader};
@@ -28,10 +30,63 @@ const BATCH_ROWS: usize = 2000;
 /// Problems listed in the report (all are counted).
 const MAX_REPORTED: usize = 50;
 
-#[derive(Debug, Clone, Copy, Default)]
-pub struct IngestOptions {
+/// The ingest stage. Its fields are its options.
+pub struct Ingest<R> {
+    /// The JSONL records (a file, stdin).
+    pub input: R,
+    /// Hashes the records' phone numbers.
+    pub hasher: UserHasher,
+    /// Validate only; store nothing, record no run.
     pub dry_run: bool,
+    /// Import the valid lines and report the invalid ones (default: all or
+    /// nothing).
     pub skip_invalid: bool,
+}
+
+impl<R> Ingest<R> {
+    /// All or nothing, hashing with the installation's key.
+    pub fn from_config(config: &Config, input: R) -> Result<Self> {
+        Ok(Self {
+            input,
+            hasher: UserHasher::load_or_create(&config.data_dir)?,
+            dry_run: false,
+            skip_invalid: false,
+        })
+    }
+}
+
+impl<R: AsyncBufRead + Unpin + Send> StageJob for Ingest<R> {
+    const STAGE: Stage = Stage::Ingest;
+    type Outcome = IngestReport;
+
+    /// A dry run takes no lock and records nothing.
+    fn recorded(&self) -> bool {
+        !self.dry_run
+    }
+
+    async fn work(self, ctx: &StageContext<'_>) -> Result<IngestReport> {
+        ingest(ctx.store, self, ctx.reporter).await
+    }
+
+    fn counts(report: &IngestReport) -> impl Serialize {
+        RecordedCounts {
+            lines: report.lines,
+            valid: report.valid,
+            invalid: report.invalid,
+            imported: report.imported,
+            dry_run: report.dry_run,
+        }
+    }
+}
+
+/// What `job_runs.counts` records of an ingest.
+#[derive(Serialize)]
+struct RecordedCounts {
+    lines: u64,
+    valid: u64,
+    invalid: u64,
+    imported: u64,
+    dry_run: bool,
 }
 
 /// A refused line.
@@ -62,33 +117,28 @@ pub struct IngestReport {
     pub rows_per_second: f64,
 }
 
-impl IngestReport {
-    pub fn counts(&self) -> serde_json::Value {
-        serde_json::json!({
-            "lines": self.lines, "valid": self.valid, "invalid": self.invalid,
-            "imported": self.imported, "dry_run": self.dry_run,
-        })
-    }
-}
-
-/// Validate and (unless a dry run) import every record of `input`.
+/// Validate and (unless a dry run) import every record of the input.
 /// Returns `BadInput` naming the first bad lines when a line is invalid and
 /// `skip_invalid` is off; nothing is imported then.
-pub async fn ingest<R: AsyncBufRead + Unpin>(
+async fn ingest<R: AsyncBufRead + Unpin>(
     store: &Store,
-    input: R,
-    hasher: &UserHasher,
-    options: IngestOptions,
+    options: Ingest<R>,
     reporter: &Reporter,
 ) -> Result<IngestReport> {
+    let Ingest {
+        input,
+        hasher,
+        dry_run,
+        skip_invalid,
+    } = options;
     let started = Instant::now();
     let mut report = IngestReport {
-        dry_run: options.dry_run,
+        dry_run,
         ..IngestReport::default()
     };
     // Parsing and validating (CPU) overlap with inserting (the database):
     // batches go to a writer task that owns the transaction.
-    let mut writer = if options.dry_run {
+    let mut writer = if dry_run {
         None
     } else {
         Some(ImportWriter::start(
@@ -108,7 +158,7 @@ pub async fn ingest<R: AsyncBufRead + Unpin>(
         if matches!(read, LineRead::Line(line) if line.iter().all(u8::is_ascii_whitespace)) {
             continue;
         }
-        match parse_line(read, number, hasher, now) {
+        match parse_line(read, number, &hasher, now) {
             Ok(row) => {
                 report.valid += 1;
                 if writer.is_some() {
@@ -120,9 +170,7 @@ pub async fn ingest<R: AsyncBufRead + Unpin>(
                 if report.errors.len() < MAX_REPORTED {
                     report.errors.push(err);
                 }
-                if !options.skip_invalid
-                    && let Some(w) = writer.take()
-                {
+                if !skip_invalid && let Some(w) = writer.take() {
                     // Nothing of this run may land: stop writing, keep validating.
                     w.finish().await?.0.rollback().await?;
                     pending.clear();
@@ -156,14 +204,14 @@ pub async fn ingest<R: AsyncBufRead + Unpin>(
     }
     report.seconds = started.elapsed().as_secs_f64();
     report.rows_per_second = report.valid as f64 / report.seconds.max(1e-9);
-    if report.invalid > 0 && !options.skip_invalid {
+    if report.invalid > 0 && !skip_invalid {
         let listed: Vec<String> = report
             .errors
             .iter()
             .take(10)
             .map(ToString::to_string)
             .collect();
-        let verb = if options.dry_run {
+        let verb = if dry_run {
             "would be refused"
         } else {
             "nothing was imported"

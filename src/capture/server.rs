@@ -19,10 +19,9 @@ use super::user_hash::UserHasher;
 use super::writer::{WriteQueue, WriterOptions};
 use crate::config::{Config, Secret};
 use crate::error::{Error, Result};
-use crate::jobs::Trigger;
+use crate::jobs::{Launch, Trigger};
 use crate::lang::Language;
-use crate::pipeline::bootstrap::{self, BootstrapOutcome};
-use crate::progress::Reporter;
+use crate::stages::bootstrap::{self, BootstrapOutcome};
 use crate::storage::Store;
 use crate::storage::models::ServingModel;
 
@@ -184,9 +183,8 @@ async fn bootstrap_in_background(
          the built-in seed set (about a minute); retry shortly"
             .into(),
     ));
-    let outcome =
-        bootstrap::ensure_production_model(&store, &config, Trigger::Cli, &Reporter::silent())
-            .await;
+    let launch = Launch::new(&store, &config, Trigger::Cli);
+    let outcome = bootstrap::ensure_production_model(&launch).await;
     match outcome {
         Ok(BootstrapOutcome::Deployed { .. } | BootstrapOutcome::RunningElsewhere) => {}
         Ok(BootstrapOutcome::NotNeeded {

@@ -40,9 +40,9 @@ pub async fn demo(ctx: &Context, args: DemoArgs) -> Result<ExitCode> {
         addr: args.addr.clone(),
         rate: args.rate,
     };
-    let (reporter, display) = ctx.out.progress();
+    let display = ctx.out.progress();
+    let reporter = display.reporter();
     let started = demo::start(&store, config, &options, &reporter).await;
-    drop(reporter);
     display.finish();
     let session = started?;
     if args.headless {

@@ -2,20 +2,28 @@
 //! logging, runs one command on a tokio runtime and maps its error to a
 //! sysexits code. Commands are thin: the work lives in the library.
 
-mod admin;
 mod args;
-mod capture;
+mod backup;
+mod config;
 mod console;
+mod daily_capture;
 mod demo;
+mod doctor;
+mod export;
+mod ingest;
+mod label_studio_sync;
+mod migrate;
 mod models;
 pub mod output;
-mod pipeline;
 mod progress_display;
-mod retention;
-mod review;
+mod prune;
 pub mod router;
+mod samples;
+mod serve;
+mod simulate;
 mod stats;
-mod training;
+mod status;
+mod weekly_training;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,7 +32,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Config, LoadOptions, LoadedConfig};
 use crate::error::{Error, ErrorKind, Result};
-use crate::jobs::Trigger;
+use crate::jobs::{self, Launch, StageJob, Trigger};
 use crate::storage::{self, Store};
 use output::Output;
 
@@ -64,8 +72,26 @@ pub struct GlobalArgs {
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
     /// Who started this run; recorded in job_runs (crontab.conf passes `cron`).
-    #[arg(long, global = true, value_enum, default_value_t = Trigger::Cli)]
-    pub trigger: Trigger,
+    #[arg(long, global = true, value_enum, default_value_t = TriggerArg::Cli)]
+    pub trigger: TriggerArg,
+}
+
+/// `--trigger`: the CLI's spelling of [`Trigger`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TriggerArg {
+    Cli,
+    Cron,
+    Tui,
+}
+
+impl From<TriggerArg> for Trigger {
+    fn from(arg: TriggerArg) -> Self {
+        match arg {
+            TriggerArg::Cli => Trigger::Cli,
+            TriggerArg::Cron => Trigger::Cron,
+            TriggerArg::Tui => Trigger::Tui,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -86,14 +112,14 @@ pub enum Command {
     #[command(subcommand)]
     Stats(stats::StatsCommand),
     /// Auto-filter the window's pending conversations into samples and the review queue; write the daily report.
-    DailyCapture(pipeline::DailyCaptureArgs),
+    DailyCapture(daily_capture::DailyCaptureArgs),
     /// Approved samples to JSONL for training, with the stable test split.
-    Export(pipeline::ExportArgs),
+    Export(export::ExportArgs),
     /// Manage training samples.
     #[command(subcommand)]
-    Samples(pipeline::SamplesCommand),
+    Samples(samples::SamplesCommand),
     /// Push the review queue to Label Studio and pull finished annotations back.
-    LabelStudioSync(review::SyncArgs),
+    LabelStudioSync(label_studio_sync::SyncArgs),
     /// Train a router model from a JSONL file.
     Train(router::TrainArgs),
     /// Score a model on a labelled JSONL file.
@@ -101,21 +127,21 @@ pub enum Command {
     /// Classify one text or a JSONL file, one JSON line per input.
     Classify(router::ClassifyArgs),
     /// Train the next version when enough approved samples wait; compare with production.
-    WeeklyTraining(training::WeeklyTrainingArgs),
+    WeeklyTraining(weekly_training::WeeklyTrainingArgs),
     /// Classify and log live utterances over HTTP (DESIGN §6).
-    Serve(capture::ServeArgs),
+    Serve(serve::ServeArgs),
     /// Backfill conversation records from JSONL (all or nothing by default).
-    Ingest(capture::IngestArgs),
+    Ingest(ingest::IngestArgs),
     /// Synthetic users talking to a running `serve` (language mix, repeats, bursts, --gap).
-    Simulate(capture::SimulateArgs),
+    Simulate(simulate::SimulateArgs),
     /// The operator console (what `flywheel` alone opens on a terminal).
     Tui,
     /// Everything alive in a minute: bootstrap model, serve, synthetic users, daily capture, the console.
     Demo(demo::DemoArgs),
     /// Delete conversation logs older than a retention period (samples and models are kept).
-    Prune(retention::PruneArgs),
+    Prune(prune::PruneArgs),
     /// Copy the embedded SQLite database to FILE while it is in use.
-    Backup(retention::BackupArgs),
+    Backup(backup::BackupArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -144,6 +170,20 @@ impl Context {
     /// For commands that only read: the database must already exist.
     pub async fn existing_store(&self) -> Result<Store> {
         storage::open_existing(self.config()).await
+    }
+
+    /// Run a stage as every command does: open the store, show the stage's
+    /// progress, run it through the job framework (locked and recorded),
+    /// close the store.
+    pub async fn run_stage<S: StageJob>(&self, stage: S) -> Result<S::Outcome> {
+        let store = self.store().await?;
+        let display = self.out.progress();
+        let launch =
+            Launch::new(&store, self.config(), self.trigger).with_reporter(display.reporter());
+        let result = jobs::run(stage, &launch).await;
+        display.finish();
+        store.close().await;
+        result
     }
 }
 
@@ -213,7 +253,7 @@ pub fn main() -> ExitCode {
     let ctx = Context {
         loaded,
         out,
-        trigger: cli.global.trigger,
+        trigger: cli.global.trigger.into(),
     };
     match runtime.block_on(dispatch(cli.command, &ctx)) {
         // The reader of stdout went away: end quietly (README, Commands).
@@ -255,16 +295,16 @@ async fn dispatch(command: Option<Command>, ctx: &Context) -> Result<ExitCode> {
         return Ok(ExitCode::from(2));
     };
     match command {
-        Command::Migrate => admin::migrate(ctx).await,
-        Command::Status => admin::status(ctx).await,
-        Command::Doctor => admin::doctor(ctx).await,
-        Command::Config(ConfigCommand::Show) => admin::config_show(ctx),
+        Command::Migrate => migrate::migrate(ctx).await,
+        Command::Status => status::status(ctx).await,
+        Command::Doctor => doctor::doctor(ctx).await,
+        Command::Config(ConfigCommand::Show) => config::config_show(ctx),
         Command::Models(command) => models::run(ctx, command).await,
         Command::Stats(command) => stats::run(ctx, command).await,
-        Command::DailyCapture(args) => pipeline::daily_capture(ctx, args).await,
-        Command::Samples(command) => pipeline::samples(ctx, command).await,
-        Command::LabelStudioSync(args) => review::label_studio_sync(ctx, &args).await,
-        Command::WeeklyTraining(args) => training::weekly_training(ctx, &args).await,
+        Command::DailyCapture(args) => daily_capture::daily_capture(ctx, args).await,
+        Command::Samples(command) => samples::samples(ctx, command).await,
+        Command::LabelStudioSync(args) => label_studio_sync::label_studio_sync(ctx, &args).await,
+        Command::WeeklyTraining(args) => weekly_training::weekly_training(ctx, &args).await,
         // CPU-bound and database-free: run on this thread, outside the reactor's workers.
         Command::Train(args) => tokio::task::block_in_place(|| router::train(&args, &ctx.out))
             .map(|()| ExitCode::SUCCESS),
@@ -274,14 +314,14 @@ async fn dispatch(command: Option<Command>, ctx: &Context) -> Result<ExitCode> {
             tokio::task::block_in_place(|| router::classify(&args, &ctx.out))
                 .map(|()| ExitCode::SUCCESS)
         }
-        Command::Export(args) => pipeline::export(ctx, args).await,
-        Command::Serve(args) => capture::serve(ctx, args).await,
-        Command::Ingest(args) => capture::ingest(ctx, args).await,
-        Command::Simulate(args) => capture::simulate(ctx, args).await,
+        Command::Export(args) => export::export(ctx, args).await,
+        Command::Serve(args) => serve::serve(ctx, args).await,
+        Command::Ingest(args) => ingest::ingest(ctx, args).await,
+        Command::Simulate(args) => simulate::simulate(ctx, args).await,
         Command::Tui => console::run(ctx).await,
         Command::Demo(args) => demo::demo(ctx, args).await,
-        Command::Prune(args) => retention::prune(ctx, args).await,
-        Command::Backup(args) => retention::backup(ctx, args).await,
+        Command::Prune(args) => prune::prune(ctx, args).await,
+        Command::Backup(args) => backup::backup(ctx, args).await,
     }
 }
 

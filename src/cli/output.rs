@@ -6,8 +6,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
 
-use crate::progress::Reporter;
-
 /// Output settings shared by every command.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Output {
@@ -44,10 +42,10 @@ impl Output {
         }
     }
 
-    /// A reporter for a stage plus the thread that renders its events: an
-    /// indicatif bar on a TTY, log lines otherwise. Call
-    /// [`ProgressDisplay::finish`] when the stage returns.
-    pub fn progress(&self) -> (Reporter, ProgressDisplay) {
+    /// The thread that renders a stage's progress events: an indicatif bar
+    /// on a TTY, log lines otherwise. Call [`ProgressDisplay::finish`] when
+    /// the stage returns.
+    pub fn progress(&self) -> ProgressDisplay {
         super::progress_display::start(self.tty && !self.json && !self.quiet)
     }
 }

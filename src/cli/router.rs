@@ -111,9 +111,9 @@ pub fn train(args: &TrainArgs, out: &Output) -> Result<()> {
         selection_share: args.validation_split,
         ..defaults
     };
-    let (reporter, display) = out.progress();
+    let display = out.progress();
+    let reporter = display.reporter();
     let result = router::train(&samples, validation.as_deref(), &params, &reporter);
-    drop(reporter);
     display.finish();
     let trained = result?;
     trained.save(&args.output)?;

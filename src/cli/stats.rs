@@ -1,4 +1,4 @@
-//! `flywheel stats queue|daily|models`.
+//! `flywheel stats queue|daily|models|recent|capture-gaps`.
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -9,9 +9,10 @@ use serde_json::json;
 
 use super::Context;
 use super::args::{parse_duration, row_limit};
+use crate::capture::gaps::{GapRules, capture_gaps};
 use crate::error::Result;
-use crate::storage::Store;
 use crate::storage::model_performance::WindowStats;
+use crate::storage::{Store, Timestamp};
 
 #[derive(Debug, Subcommand)]
 pub enum StatsCommand {
@@ -30,12 +31,12 @@ pub enum StatsCommand {
     Models,
     /// Recent conversations and capture gaps.
     #[command(flatten)]
-    Capture(super::capture::StatsCommand),
+    Capture(CaptureStatsCommand),
 }
 
 pub async fn run(ctx: &Context, command: StatsCommand) -> Result<ExitCode> {
     if let StatsCommand::Capture(command) = command {
-        return super::capture::stats(ctx, command).await;
+        return capture_stats(ctx, command).await;
     }
     let store = ctx.existing_store().await?;
     let result = match command {
@@ -206,4 +207,94 @@ fn ratio(part: i64, whole: i64) -> String {
     } else {
         format!("{:.1} %", part as f64 * 100.0 / whole as f64)
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CaptureStatsCommand {
+    /// The latest conversations.
+    Recent {
+        #[arg(long, default_value_t = 20, value_parser = row_limit())]
+        limit: i64,
+    },
+    /// Silences in capture and hours far below their usual volume.
+    CaptureGaps {
+        /// Window to analyse: 90m, 24h, 7d…
+        #[arg(long, default_value = "7d", value_parser = parse_duration)]
+        since: chrono::Duration,
+    },
+}
+
+/// `stats recent` and `stats capture-gaps`.
+async fn capture_stats(ctx: &Context, command: CaptureStatsCommand) -> Result<ExitCode> {
+    let store = ctx.store().await?;
+    match command {
+        CaptureStatsCommand::Recent { limit } => {
+            let rows = store.recent_conversations(limit).await?;
+            ctx.out.summary(
+                &serde_json::json!({ "ok": true, "conversations": rows }),
+                || {
+                    let mut text = String::new();
+                    for r in &rows {
+                        let _ = writeln!(
+                            text,
+                            "{}  #{:<8} {:<24} {:>5} {:<10} {}",
+                            r.created_at,
+                            r.id,
+                            r.nlu_intent.as_deref().unwrap_or("-"),
+                            r.nlu_confidence.map_or("-".into(), |c| format!("{c:.2}")),
+                            r.language.as_deref().unwrap_or("-"),
+                            r.user_message.chars().take(60).collect::<String>()
+                        );
+                    }
+                    if rows.is_empty() {
+                        text.push_str("no conversations captured yet");
+                    }
+                    text
+                },
+            );
+        }
+        CaptureStatsCommand::CaptureGaps { since } => {
+            let since = Timestamp::from(chrono::Utc::now() - since);
+            let rules = GapRules::with_quiet_minutes(ctx.config().health.quiet_period_minutes);
+            let report = capture_gaps(&store, since, rules).await?;
+            let value = serde_json::json!({ "ok": true, "report": &report });
+            ctx.out.summary(&value, || {
+                let mut text = format!(
+                    "{} captured since {}; last capture {}\n",
+                    report.captured,
+                    report.since,
+                    report
+                        .last_capture_at
+                        .map_or("never".into(), |t| t.to_string())
+                );
+                if report.gaps.is_empty() {
+                    let _ = writeln!(
+                        text,
+                        "no gap longer than {} min",
+                        report.quiet_period_minutes
+                    );
+                }
+                for g in &report.gaps {
+                    let _ = writeln!(
+                        text,
+                        "gap  {} → {}  {} min{}",
+                        g.start,
+                        g.end,
+                        g.minutes,
+                        if g.ongoing { " (ongoing)" } else { "" }
+                    );
+                }
+                for l in &report.low_hours {
+                    let _ = writeln!(
+                        text,
+                        "low  {}  {} captured, usually {:.0}",
+                        l.hour, l.captured, l.usual
+                    );
+                }
+                text
+            });
+        }
+    }
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
 }

@@ -3,14 +3,15 @@
 use serde::Serialize;
 
 use super::{Store, Timestamp, db_error, on_pool};
+use crate::domain::{JobStatus, Stage, Trigger};
 use crate::error::Result;
 
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct JobRun {
     pub id: i64,
-    pub stage: String,
-    pub trigger: String,
-    pub status: String,
+    pub stage: Stage,
+    pub trigger: Trigger,
+    pub status: JobStatus,
     pub started_at: Timestamp,
     pub finished_at: Option<Timestamp>,
     /// JSON object of the stage's counts.
@@ -29,19 +30,20 @@ impl Store {
     /// Record the start of a run (status `running`).
     pub async fn insert_job_run(
         &self,
-        stage: &str,
-        trigger: &str,
+        stage: Stage,
+        trigger: Trigger,
         host: Option<&str>,
         pid: Option<i32>,
     ) -> Result<JobRun> {
         let sql = format!(
             "INSERT INTO job_runs (stage, trigger, status, started_at, heartbeat_at, host, pid) \
-             VALUES ($1, $2, 'running', $3, $3, $4, $5) RETURNING {JOB_RUN_COLUMNS}"
+             VALUES ($1, $2, $3, $4, $4, $5, $6) RETURNING {JOB_RUN_COLUMNS}"
         );
         on_pool!(self, |pool| {
             sqlx::query_as::<_, JobRun>(&sql)
                 .bind(stage)
                 .bind(trigger)
+                .bind(JobStatus::Running)
                 .bind(Timestamp::now())
                 .bind(host)
                 .bind(pid)
@@ -55,7 +57,7 @@ impl Store {
     pub async fn finish_job_run(
         &self,
         id: i64,
-        status: &str,
+        status: JobStatus,
         counts: Option<&str>,
         error: Option<&str>,
     ) -> Result<()> {
@@ -93,7 +95,7 @@ impl Store {
     /// Runs of `stage` still marked `running` although the caller now holds
     /// the stage lock: their process died. Mark them `crashed`, ended at
     /// their last heartbeat (not now, when their death was noticed).
-    pub async fn mark_crashed_job_runs(&self, stage: &str) -> Result<u64> {
+    pub async fn mark_crashed_job_runs(&self, stage: Stage) -> Result<u64> {
         on_pool!(self, |pool| {
             sqlx::query(
                 "UPDATE job_runs SET status = 'crashed', \
@@ -110,7 +112,7 @@ impl Store {
     }
 
     /// The newest `running` row of a stage (the holder of its lock, usually).
-    pub async fn running_job_run(&self, stage: &str) -> Result<Option<JobRun>> {
+    pub async fn running_job_run(&self, stage: Stage) -> Result<Option<JobRun>> {
         let sql = format!(
             "SELECT {JOB_RUN_COLUMNS} FROM job_runs WHERE stage = $1 AND status = 'running' \
              ORDER BY started_at DESC, id DESC LIMIT 1"

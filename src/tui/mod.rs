@@ -5,7 +5,8 @@
 //! commands out); [`ui`] draws it; [`refresh`] loads pane data in one
 //! background task (latest request wins, each load with a deadline);
 //! [`runner`] runs stages, lifecycle changes and review decisions in
-//! background tasks with a progress [`crate::progress::Reporter`]. The loop
+//! background tasks: progress comes back as events, and the loop keeps the
+//! running job's [`CancellationToken`] to stop it. The loop
 //! here merges terminal input, a tick, background events and SIGTERM /
 //! SIGHUP, and redraws only when something changed. The render path never
 //! awaits the database or the network.
@@ -30,7 +31,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::progress::Reporter;
+use crate::progress::CancellationToken;
 use crate::storage::Store;
 use app::{App, Command};
 use data::Pane;
@@ -141,8 +142,8 @@ async fn event_loop(
 struct LoopState {
     seq: u64,
     refresh_tx: watch::Sender<RefreshRequest>,
-    /// Cancel handle of the job started from the console.
-    job: Option<Reporter>,
+    /// Cancels the job started from the console.
+    job: Option<CancellationToken>,
     last_probe: Option<Instant>,
     config: Config,
     events_tx: mpsc::UnboundedSender<UiEvent>,
@@ -170,7 +171,11 @@ impl LoopState {
             }
             Command::Review { sample_id, verdict } => runner.review(sample_id, verdict),
             Command::Undo { sample_id } => runner.undo(sample_id),
-            Command::Start(job) => self.job = Some(runner.start(job)),
+            Command::Start(job) => {
+                let cancel = CancellationToken::new();
+                runner.start(job, cancel.clone());
+                self.job = Some(cancel);
+            }
             Command::CancelJob => {
                 if let Some(job) = &self.job {
                     job.cancel();

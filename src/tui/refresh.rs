@@ -17,8 +17,8 @@ use super::data::*;
 use super::event::UiEvent;
 use crate::capture::gaps::{self, Gap, GapRules};
 use crate::config::Config;
+use crate::domain::Stage;
 use crate::error::{Error, ErrorKind, Result};
-use crate::jobs::Stage;
 use crate::storage::capture_stats::{Bucket, BucketCount, MixDimension};
 use crate::storage::conversations::Conversation;
 use crate::storage::model_performance::ModelPerformance;
@@ -449,7 +449,7 @@ fn log_tail(dir: &Path) -> std::result::Result<(Option<PathBuf>, Vec<String>), S
 
 /// Is Label Studio up, and does it take our key? `None` when not configured.
 pub async fn probe_label_studio(config: &Config) -> Option<Connection> {
-    let client = crate::pipeline::label_studio_sync::client_from_config(config).ok()?;
+    let client = crate::stages::label_studio_sync::client_from_config(config).ok()?;
     let timeout = StdDuration::from_secs(config.label_studio.timeout_secs.clamp(1, 10));
     Some(match tokio::time::timeout(timeout, client.whoami()).await {
         Ok(Ok(user)) => Connection::Ok { user: user.email },

@@ -14,10 +14,13 @@ use super::refresh::Loader;
 use crate::capture::gaps::Gap;
 use crate::config::Config;
 use crate::error::Result;
-use crate::jobs::Trigger;
+use crate::jobs::{self, Launch, Trigger};
 use crate::lifecycle::{self, Target};
-use crate::pipeline::{daily_capture, export, label_studio_sync, weekly_training};
-use crate::progress::Reporter;
+use crate::progress::{CancellationToken, Progress, Reporter};
+use crate::stages::daily_capture::DailyCapture;
+use crate::stages::export::Export;
+use crate::stages::label_studio_sync::LabelStudioSync;
+use crate::stages::weekly_training::{WeeklyOutcome, WeeklyTraining};
 use crate::storage::samples::{ReviewDecision, ReviewOutcome, ReviewVerdict};
 use crate::storage::{Store, Timestamp};
 
@@ -59,63 +62,39 @@ impl Runner {
         }
     }
 
-    /// Start `job`; returns the reporter whose `cancel()` stops it. The
-    /// console sees every progress event of the job before its end.
-    pub fn start(&self, job: Job) -> Reporter {
-        // Only the cancel flag of this one is used; its own events go nowhere.
-        let (cancel, _) = Reporter::channel();
-        let (stage_reporter, mut progress) = cancel.intercept();
-        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    /// Start `job`; `cancel` stops it. The console sees every progress
+    /// event the job sent before its end, then its end.
+    pub fn start(&self, job: Job, cancel: CancellationToken) {
+        let (progress, mut events_of_job) = Progress::channel();
+        let reporter = Reporter::new(progress, cancel);
         let this = self.clone();
-        let running = job.clone();
-        tokio::spawn(async move {
-            let result = this
-                .run_job(&running, &stage_reporter)
-                .await
-                .map_err(|err| err.message().to_string());
-            // Closing the progress channel tells the forwarder the job is over.
-            drop(stage_reporter);
-            let _ = done_tx.send(result);
-        });
         let events = self.events.clone();
         tokio::spawn(async move {
-            while let Some(event) = progress.recv().await {
-                let _ = events.send(UiEvent::Progress(event));
-            }
-            let result = done_rx
+            let run = this.run_job(&job, &reporter);
+            let result = events_of_job
+                .forward_until(run, |event| {
+                    let _ = events.send(UiEvent::Progress(event));
+                })
                 .await
-                .unwrap_or_else(|_| Err("the job's task ended without a result".into()));
+                .map_err(|err| err.message().to_string());
             let _ = events.send(UiEvent::JobFinished { job, result });
         });
-        cancel
     }
 
     async fn run_job(&self, job: &Job, reporter: &Reporter) -> Result<String> {
         let (store, config, trigger) = (&self.store, &self.config, Trigger::Tui);
+        let launch = Launch::new(store, config, trigger).with_reporter(reporter.clone());
         match job {
             Job::DailyCapture => {
-                let options = daily_capture::Options {
-                    window: daily_capture::Window::Since(chrono::Duration::hours(24)),
-                    dry_run: false,
-                    batch_size: daily_capture::DEFAULT_BATCH_SIZE,
-                };
-                let outcome =
-                    daily_capture::run_recorded(store, config, &options, trigger, reporter).await?;
-                let r = &outcome.report;
+                let outcome = jobs::run(DailyCapture::default(), &launch).await?;
+                let r = &outcome.report.counts;
                 Ok(format!(
                     "daily capture: {} captured, {} auto-approved, {} need review",
                     r.captured, r.auto_approved, r.needs_review
                 ))
             }
             Job::LabelStudioSync => {
-                let client = label_studio_sync::client_from_config(config)?;
-                let options = label_studio_sync::SyncOptions {
-                    push: true,
-                    pull: true,
-                    ..Default::default()
-                };
-                let r = label_studio_sync::run(store, config, &client, options, trigger, reporter)
-                    .await?;
+                let r = jobs::run(LabelStudioSync::from_config(config)?, &launch).await?;
                 let mut text = format!(
                     "sync: project {}, pushed {}, pulled {} ({} approved, {} corrected, {} rejected)",
                     r.project_id, r.pushed, r.pulled, r.approved, r.corrected, r.rejected
@@ -132,30 +111,25 @@ impl Runner {
                         crate::Error::failure(format!("creating {}: {err}", dir.display()))
                     })?;
                 }
-                let options = export::ExportOptions {
+                let stage = Export {
                     output: Some(output),
-                    limit: None,
-                    filter: Default::default(),
-                    split: export::Split::All,
-                    test_split_percent: config.training.test_split_percent,
-                    redactor: crate::privacy::Redactor::new(&config.privacy),
+                    ..Export::from_config(config)
                 };
-                let s = export::run_recorded(store, &options, trigger, reporter).await?;
+                let s = jobs::run(stage, &launch).await?;
                 Ok(format!("exported {} sample(s) to {}", s.exported, s.output))
             }
             Job::TrainNow => {
-                let options = weekly_training::WeeklyOptions {
-                    min_samples: config.training.min_samples,
+                let stage = WeeklyTraining {
                     force: true,
-                    major: false,
+                    ..WeeklyTraining::from_config(config)
                 };
-                match weekly_training::run(store, config, options, trigger, reporter).await? {
-                    weekly_training::WeeklyOutcome::Skipped {
+                match jobs::run(stage, &launch).await? {
+                    WeeklyOutcome::Skipped {
                         approved_unused, ..
                     } => Ok(format!(
                         "nothing trained ({approved_unused} approved unused samples)"
                     )),
-                    weekly_training::WeeklyOutcome::Trained(s) => Ok(format!(
+                    WeeklyOutcome::Trained(s) => Ok(format!(
                         "{} trained: accuracy {:.3}, registered as {}",
                         s.version, s.accuracy, s.status
                     )),

@@ -4,9 +4,9 @@
 
 use chrono::{DateTime, Utc};
 use flywheel::config::{Config, ROUTER_PROVIDER};
-use flywheel::pipeline::daily_capture::{self, Options, Window};
-use flywheel::pipeline::daily_report::DailyReport;
-use flywheel::progress::Reporter;
+use flywheel::jobs::{self, Launch, Trigger};
+use flywheel::stages::daily_capture::{DailyCapture, Window};
+use flywheel::stages::daily_report::DailyReport;
 use flywheel::storage::samples::Sample;
 use flywheel::storage::{Backend, Store, Timestamp};
 
@@ -114,14 +114,15 @@ pub async fn job_run_count(store: &Store, stage: &str) -> i64 {
     }
 }
 
-/// Daily capture of one UTC day through the library.
+/// Daily capture of one UTC day through the library (a recorded run, as
+/// every run is).
 pub async fn capture_day(store: &Store, config: &Config, date: &str, batch: usize) -> DailyReport {
-    let options = Options {
+    let stage = DailyCapture {
         window: Window::Date(date.parse().unwrap()),
         dry_run: false,
         batch_size: batch,
     };
-    daily_capture::run(store, config, &options, &Reporter::silent())
+    jobs::run(stage, &Launch::new(store, config, Trigger::Cli))
         .await
         .expect("daily capture")
         .report

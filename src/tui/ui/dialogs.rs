@@ -6,8 +6,9 @@ use ratatui::layout::{Constraint, Flex, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Row, Table, Wrap};
 
+use super::jobs::{RUN_COLUMNS, run_cells};
 use super::theme::Theme;
-use super::{JOB_RUN_WIDTHS, cut, day_time, job_run_row};
+use super::{cut, day_time};
 use crate::tui::app::{App, Confirm, GapView, Overlay};
 use crate::tui::job::Job;
 use crate::tui::keys::{BINDINGS, Scope};
@@ -224,8 +225,8 @@ fn gap(frame: &mut Frame, area: Rect, app: &App, view: &GapView, theme: &Theme) 
         .job_runs
         .iter()
         .map(|r| {
-            job_run_row(r, r.error.as_deref().unwrap_or(""), 200, app.now)
-                .style(theme.status_style(&r.status))
+            Row::new(run_cells(r, app.now, r.error.as_deref().unwrap_or(""), 200))
+                .style(theme.status_style(r.status.as_str()))
         })
         .collect();
     let title = if detail.job_runs.is_empty() {
@@ -234,7 +235,7 @@ fn gap(frame: &mut Frame, area: Rect, app: &App, view: &GapView, theme: &Theme) 
         "job runs during the gap"
     };
     frame.render_widget(
-        Table::new(rows, JOB_RUN_WIDTHS).block(Block::bordered().title(title)),
+        Table::new(rows, RUN_COLUMNS).block(Block::bordered().title(title)),
         jobs,
     );
 }

@@ -5,10 +5,41 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Row, Table};
 
+use chrono::{DateTime, Utc};
+
 use super::theme::Theme;
-use super::{JOB_RUN_WIDTHS, cut, job_run_row};
+use super::{cut, day_time, took};
+use crate::storage::jobs::JobRun;
 use crate::tui::app::App;
 use crate::tui::data::Pane;
+
+/// Widths of a job run's row ([`run_cells`]).
+pub(super) const RUN_COLUMNS: [Constraint; 6] = [
+    Constraint::Length(11),
+    Constraint::Length(17),
+    Constraint::Length(4),
+    Constraint::Length(9),
+    Constraint::Length(7),
+    Constraint::Fill(1),
+];
+
+/// A job run as a row: started, stage, by, status, took, and `detail`
+/// cut to `width`.
+pub(super) fn run_cells(
+    run: &JobRun,
+    now: DateTime<Utc>,
+    detail: &str,
+    width: usize,
+) -> Vec<String> {
+    vec![
+        day_time(run.started_at),
+        run.stage.to_string(),
+        run.trigger.to_string(),
+        run.status.to_string(),
+        took(run.started_at, run.finished_at, now),
+        cut(detail, width),
+    ]
+}
 
 pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let Some(data) = &app.jobs else {
@@ -39,11 +70,11 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
                 .clone()
                 .or_else(|| r.counts.clone())
                 .unwrap_or_default();
-            let row = job_run_row(r, &detail, 300, app.now);
+            let row = Row::new(run_cells(r, app.now, &detail, 300));
             if i == selected {
                 row.style(theme.selected())
             } else {
-                row.style(theme.status_style(&r.status))
+                row.style(theme.status_style(r.status.as_str()))
             }
         })
         .collect();
@@ -53,7 +84,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         "stage runs (cli, cron, tui) · Enter runs a stage · x cancels"
     };
     frame.render_widget(
-        Table::new(rows, JOB_RUN_WIDTHS)
+        Table::new(rows, RUN_COLUMNS)
             .header(header)
             .block(Block::bordered().title(title)),
         runs,

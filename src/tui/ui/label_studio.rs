@@ -123,14 +123,14 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             let problem = run.error.clone().unwrap_or(errors);
             Row::new(vec![
                 day_time(run.started_at),
-                run.trigger.clone(),
-                run.status.clone(),
+                run.trigger.to_string(),
+                run.status.to_string(),
                 took(run.started_at, run.finished_at, app.now),
                 count("pushed"),
                 count("pulled"),
                 cut(&problem, 200),
             ])
-            .style(theme.status_style(&run.status))
+            .style(theme.status_style(run.status.as_str()))
         })
         .collect();
     let title = if data.syncs.is_empty() {

@@ -14,12 +14,11 @@ use chrono::{DateTime, Utc};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Gauge, Paragraph, Row};
+use ratatui::widgets::{Gauge, Paragraph};
 
 use super::app::App;
 use super::data::Pane;
 use crate::storage::Timestamp;
-use crate::storage::jobs::JobRun;
 use theme::Theme;
 
 /// Draw the whole console.
@@ -144,33 +143,6 @@ pub(super) fn took(start: Timestamp, end: Option<Timestamp>, now: DateTime<Utc>)
         crate::health::human_duration(d)
     }
 }
-
-/// A job run as a table row: started, stage, trigger, status, how long, and
-/// `detail`; its widths are [`JOB_RUN_WIDTHS`].
-pub(super) fn job_run_row<'a>(
-    r: &JobRun,
-    detail: &str,
-    width: usize,
-    now: DateTime<Utc>,
-) -> Row<'a> {
-    Row::new(vec![
-        day_time(r.started_at),
-        r.stage.clone(),
-        r.trigger.clone(),
-        r.status.clone(),
-        took(r.started_at, r.finished_at, now),
-        cut(detail, width),
-    ])
-}
-
-pub(super) const JOB_RUN_WIDTHS: [Constraint; 6] = [
-    Constraint::Length(11),
-    Constraint::Length(17),
-    Constraint::Length(4),
-    Constraint::Length(9),
-    Constraint::Length(7),
-    Constraint::Fill(1),
-];
 
 pub(super) fn percent(x: Option<f64>) -> String {
     x.map_or_else(|| "–".into(), |v| format!("{:.1}%", v * 100.0))

@@ -7,13 +7,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::jsonl::{self, Line};
 use crate::dataset::intent_name;
 use crate::domain::{Provenance, ReviewStatus};
 use crate::error::{Error, Result};
-use crate::jobs::{Stage, Trigger, run_stage};
+use crate::jobs::{Stage, StageContext, StageJob};
 use crate::lang::Language;
 use crate::progress::Reporter;
 use crate::storage::Store;
@@ -25,7 +25,8 @@ pub const MAX_TEXT_CHARS: usize = 2000;
 /// Errors listed before "… and N more".
 const MAX_REPORTED_ERRORS: usize = 20;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum, Default)]
+/// The provenance an import records on its samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum ImportSource {
     Synthetic,
@@ -89,42 +90,61 @@ pub struct ImportSummary {
     pub per_language: BTreeMap<String, u64>,
 }
 
-/// Import as a locked, recorded `samples-import` run.
-pub async fn run_recorded(
-    store: &Store,
-    path: &Path,
-    source: ImportSource,
-    on_conflict: OnConflict,
-    trigger: Trigger,
-    reporter: &Reporter,
-) -> Result<ImportSummary> {
-    run_stage(store, Stage::SamplesImport, trigger, |_| async {
-        let summary = run(store, path, source, on_conflict, reporter).await?;
-        let counts = json!({
-            "lines": summary.lines,
-            "created": summary.created,
-            "folded_into_existing": summary.folded_into_existing,
-            "duplicates_in_file": summary.duplicates_in_file,
-            "corrected": summary.corrected,
-            "confirmed": summary.confirmed,
-            "conflicts_replaced": summary.conflicts_replaced,
-            "conflicts_kept": summary.conflicts_kept,
-        });
-        Ok((summary, counts))
-    })
-    .await
+/// The samples-import stage. Its fields are its options.
+#[derive(Debug, Clone)]
+pub struct SamplesImport {
+    /// The JSONL file.
+    pub file: PathBuf,
+    pub source: ImportSource,
+    pub on_conflict: OnConflict,
 }
 
-pub async fn run(
-    store: &Store,
-    path: &Path,
-    source: ImportSource,
-    on_conflict: OnConflict,
-    reporter: &Reporter,
-) -> Result<ImportSummary> {
-    reporter.phase("validate", None);
-    let validated = validate(path, source)?;
-    store_samples(store, validated, on_conflict, reporter).await
+impl SamplesImport {
+    /// `file` as labelled data, refused where it contradicts a stored label.
+    pub fn new(file: impl Into<PathBuf>) -> Self {
+        Self {
+            file: file.into(),
+            source: ImportSource::default(),
+            on_conflict: OnConflict::default(),
+        }
+    }
+}
+
+/// What `job_runs.counts` records of an import.
+#[derive(Serialize)]
+struct RecordedCounts {
+    lines: u64,
+    created: u64,
+    folded_into_existing: u64,
+    duplicates_in_file: u64,
+    corrected: u64,
+    confirmed: u64,
+    conflicts_replaced: u64,
+    conflicts_kept: u64,
+}
+
+impl StageJob for SamplesImport {
+    const STAGE: Stage = Stage::SamplesImport;
+    type Outcome = ImportSummary;
+
+    async fn work(self, ctx: &StageContext<'_>) -> Result<ImportSummary> {
+        ctx.reporter.phase("validate", None);
+        let validated = validate(&self.file, self.source)?;
+        store_samples(ctx.store, validated, self.on_conflict, ctx.reporter).await
+    }
+
+    fn counts(s: &ImportSummary) -> impl Serialize {
+        RecordedCounts {
+            lines: s.lines,
+            created: s.created,
+            folded_into_existing: s.folded_into_existing,
+            duplicates_in_file: s.duplicates_in_file,
+            corrected: s.corrected,
+            confirmed: s.confirmed,
+            conflicts_replaced: s.conflicts_replaced,
+            conflicts_kept: s.conflicts_kept,
+        }
+    }
 }
 
 async fn store_samples(

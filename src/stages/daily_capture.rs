@@ -7,24 +7,24 @@
 //! upserted, their conversations marked), so a crash loses nothing and a
 //! re-run of the window finds nothing pending.
 
+use std::collections::HashMap;
 use std::collections::HashSet;
-use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use futures_util::StreamExt;
-use serde_json::json;
+use serde::Serialize;
 
-use super::capture_fold::{Chunk, Fold, Labels, ROUND_CONVERSATIONS};
-use super::daily_report::{DailyReport, MixCounts};
+use super::capture_fold::{Fold, ROUND_CONVERSATIONS};
+use super::daily_report::{CaptureCounts, DailyReport};
 use crate::config::Config;
-use crate::domain::{ConversationStatus, ReviewStatus};
+use crate::domain::ReviewStatus;
 use crate::error::{Error, Result};
-use crate::jobs::{Stage, Trigger, run_stage};
+use crate::jobs::{Stage, StageContext, StageJob};
 use crate::progress::Reporter;
 use crate::storage::Store;
 use crate::storage::Timestamp;
-use crate::storage::daily_capture::{TallyKey, conversation_status};
+use crate::storage::daily_capture::TallyKey;
 use crate::storage::samples::{NewSample, UpsertedSample};
 
 /// Conversations per transaction: big enough for set-based SQL to pay off,
@@ -66,12 +66,25 @@ impl Window {
     }
 }
 
+/// The daily-capture stage. Its fields are its options.
 #[derive(Debug, Clone)]
-pub struct Options {
+pub struct DailyCapture {
     pub window: Window,
     /// Report what would happen; write nothing (no rows, no report file, no job run).
     pub dry_run: bool,
+    /// Conversations per transaction.
     pub batch_size: usize,
+}
+
+impl Default for DailyCapture {
+    /// What cron runs: the last 24 hours.
+    fn default() -> Self {
+        Self {
+            window: Window::Since(Duration::hours(24)),
+            dry_run: false,
+            batch_size: DEFAULT_BATCH_SIZE,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -81,52 +94,47 @@ pub struct Outcome {
     pub report_path: Option<PathBuf>,
 }
 
-/// Run the stage as a locked, recorded job run (exit 75 when another run
-/// holds it). A dry run takes no lock and records nothing.
-pub async fn run_recorded(
-    store: &Store,
-    config: &Config,
-    options: &Options,
-    trigger: Trigger,
-    reporter: &Reporter,
-) -> Result<Outcome> {
-    if options.dry_run {
-        return run(store, config, options, reporter).await;
+/// What `job_runs.counts` records of a run: its counters, and what waits
+/// for training.
+#[derive(Serialize)]
+struct RecordedCounts<'a> {
+    #[serde(flatten)]
+    counts: &'a CaptureCounts,
+    new_samples: u64,
+    approved_unused: i64,
+    ready_for_training: bool,
+}
+
+impl StageJob for DailyCapture {
+    const STAGE: Stage = Stage::DailyCapture;
+    type Outcome = Outcome;
+
+    /// A dry run takes no lock and records nothing.
+    fn recorded(&self) -> bool {
+        !self.dry_run
     }
-    run_stage(store, Stage::DailyCapture, trigger, |run_id| async move {
-        let outcome = run_as(store, config, options, Some(run_id), reporter).await?;
+
+    async fn work(self, ctx: &StageContext<'_>) -> Result<Outcome> {
+        capture(ctx.store, ctx.config, &self, ctx.run_id(), ctx.reporter).await
+    }
+
+    fn counts(outcome: &Outcome) -> impl Serialize {
         let r = &outcome.report;
-        let counts = json!({
-            "captured": r.captured,
-            "auto_approved": r.auto_approved,
-            "needs_review": r.needs_review,
-            "ignored": r.ignored,
-            "new_samples": r.new_samples.approved + r.new_samples.needs_review,
-            "duplicates_folded": r.duplicates_folded,
-            "approved_unused": r.approved_unused,
-            "ready_for_training": r.ready_for_training,
-        });
-        Ok((outcome, counts))
-    })
-    .await
+        RecordedCounts {
+            counts: &r.counts,
+            new_samples: r.new_samples.approved + r.new_samples.needs_review,
+            approved_unused: r.approved_unused,
+            ready_for_training: r.ready_for_training,
+        }
+    }
 }
 
-/// The stage itself, without the lock and job-run bookkeeping (its
-/// batches leave no tallies, so the day's report only adds it to the file).
-pub async fn run(
+/// The stage as job run `run_id` (`None`: a dry run): each batch records
+/// its counts with it.
+async fn capture(
     store: &Store,
     config: &Config,
-    options: &Options,
-    reporter: &Reporter,
-) -> Result<Outcome> {
-    run_as(store, config, options, None, reporter).await
-}
-
-/// The stage as job run `run_id`: each batch records its counts with it.
-async fn run_as(
-    store: &Store,
-    config: &Config,
-    options: &Options,
+    options: &DailyCapture,
     run_id: Option<i64>,
     reporter: &Reporter,
 ) -> Result<Outcome> {
@@ -174,7 +182,7 @@ async fn run_as(
                 for chunk in fold.chunks(options.batch_size) {
                     reporter.check_cancelled()?;
                     let states = simulate(store, &chunk.samples, &mut would_create).await?;
-                    count_chunk(&mut report, &fold.labels, &chunk, &states);
+                    report.count_chunk(&fold.labels, &chunk, &states);
                     chunks += 1;
                     done += chunk.conversations.len() as u64;
                     reporter.advance(done);
@@ -188,7 +196,7 @@ async fn run_as(
                         // The batch's own counts, committed with it.
                         let tally = |states: &[UpsertedSample]| {
                             let mut tally = DailyReport::tally(date, start, end);
-                            count_chunk(&mut tally, labels, &chunk, states);
+                            tally.count_chunk(labels, &chunk, states);
                             serde_json::to_string(&tally).expect("a report serialises")
                         };
                         let states = store
@@ -204,7 +212,7 @@ async fn run_as(
                     .buffered(in_flight);
                 while let Some(result) = written.next().await {
                     let (chunk, states) = result?;
-                    count_chunk(&mut report, &fold.labels, &chunk, &states);
+                    report.count_chunk(&fold.labels, &chunk, &states);
                     chunks += 1;
                     done += chunk.conversations.len() as u64;
                     reporter.advance(done);
@@ -236,13 +244,12 @@ async fn run_as(
             report.ready_for_training_threshold
         );
     }
-    let report_path = if options.dry_run {
-        None
-    } else {
-        Some(match day_from_tallies(store, &report, run_id).await? {
-            Some(day) => day.write(&config.logs_dir())?,
+    let report_path = match run_id {
+        None => None, // a dry run writes nothing
+        Some(_) => Some(match day_from_tallies(store, &report).await? {
+            Some(day) => day.write_unless_unchanged(&config.logs_dir())?,
             None => report.save(&config.logs_dir())?,
-        })
+        }),
     };
     Ok(Outcome {
         report,
@@ -252,17 +259,10 @@ async fn run_as(
 
 /// The report of every run of `report`'s day, from the tallies their
 /// batches committed (a killed run's included), with this run's view of
-/// what waits for training. `None` for a run that is not a recorded job or
-/// a day without tallies (runs before they existed): the file then
+/// what waits for training. `None` for a day without tallies (runs before
+/// they existed, or none that captured anything): the file then
 /// accumulates as before.
-async fn day_from_tallies(
-    store: &Store,
-    report: &DailyReport,
-    run_id: Option<i64>,
-) -> Result<Option<DailyReport>> {
-    if run_id.is_none() {
-        return Ok(None);
-    }
+async fn day_from_tallies(store: &Store, report: &DailyReport) -> Result<Option<DailyReport>> {
     let tallies = store.daily_capture_tallies(report.date).await?;
     if tallies.is_empty() {
         return Ok(None);
@@ -300,7 +300,7 @@ async fn day_from_tallies(
 async fn read_round(
     store: &Store,
     config: &Config,
-    options: &Options,
+    options: &DailyCapture,
     (start, end): (Timestamp, Timestamp),
     after: i64,
     max_id: i64,
@@ -393,67 +393,4 @@ async fn simulate(
             },
         })
         .collect())
-}
-
-/// The counts of `name`, allocating its key only the first time.
-fn mix_of<'a>(mixes: &'a mut BTreeMap<String, MixCounts>, name: &str) -> &'a mut MixCounts {
-    if !mixes.contains_key(name) {
-        mixes.insert(name.to_string(), MixCounts::default());
-    }
-    mixes.get_mut(name).expect("inserted")
-}
-
-fn count_chunk(
-    report: &mut DailyReport,
-    labels: &Labels,
-    chunk: &Chunk,
-    states: &[UpsertedSample],
-) {
-    for state in states.iter().filter(|s| s.created) {
-        if state.review_status == ReviewStatus::Approved {
-            report.new_samples.approved += 1;
-        } else {
-            report.new_samples.needs_review += 1;
-        }
-    }
-    let created = states.iter().filter(|s| s.created).count() as u64;
-    let mut folded_into_samples = 0u64;
-    for (conversation, labels_of) in chunk.conversations.iter().zip(&chunk.refs) {
-        report.captured += 1;
-        let state = conversation.sample.map(|i| &states[i]);
-        let status = conversation_status(state);
-        let bump = |mix: &mut MixCounts| {
-            mix.captured += 1;
-            match status {
-                ConversationStatus::AutoApproved => mix.auto_approved += 1,
-                ConversationStatus::NeedsReview => mix.needs_review += 1,
-                _ => {}
-            }
-        };
-        bump(mix_of(
-            &mut report.per_language,
-            labels.name(labels_of.language),
-        ));
-        bump(mix_of(
-            &mut report.per_intent,
-            labels.name(labels_of.intent),
-        ));
-        match (status, state) {
-            (ConversationStatus::Ignored, _) => report.ignored += 1,
-            (ConversationStatus::Reviewed, _) => report.already_reviewed += 1,
-            (ConversationStatus::AutoApproved, _) => report.auto_approved += 1,
-            (_, Some(state)) => {
-                report.needs_review += 1;
-                *report
-                    .needs_review_by_priority
-                    .entry(state.priority.to_string())
-                    .or_default() += 1;
-            }
-            _ => {}
-        }
-        if state.is_some() {
-            folded_into_samples += 1;
-        }
-    }
-    report.duplicates_folded += folded_into_samples - created;
 }

@@ -1,4 +1,5 @@
-//! `migrate`, `status`, `doctor`, `config show`.
+//! `flywheel status`: the queue, approved unused samples, today's counts,
+//! live models, last runs and health warnings.
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -7,43 +8,10 @@ use chrono::Utc;
 use serde::Serialize;
 
 use super::Context;
-use crate::doctor::{self, CheckStatus};
 use crate::error::Result;
 use crate::health::{self, Warning, human_duration};
 use crate::storage::jobs::JobRun;
 use crate::storage::snapshot::StatusSnapshot;
-
-pub async fn migrate(ctx: &Context) -> Result<ExitCode> {
-    let store =
-        super::storage::open_unmigrated(ctx.config(), super::storage::OpenMode::Create).await?;
-    let before = store.migration_state().await?;
-    let after = store.migrate().await?;
-    let applied_now = after.applied.len().saturating_sub(before.applied.len());
-    #[derive(Serialize)]
-    struct Summary<'a> {
-        ok: bool,
-        database: &'a str,
-        applied_now: usize,
-        applied: &'a [i64],
-    }
-    ctx.out.summary(
-        &Summary {
-            ok: true,
-            database: store.description(),
-            applied_now,
-            applied: &after.applied,
-        },
-        || {
-            format!(
-                "{}: {applied_now} migration(s) applied now, schema at version {}",
-                store.description(),
-                after.applied.last().copied().unwrap_or_default()
-            )
-        },
-    );
-    store.close().await;
-    Ok(ExitCode::SUCCESS)
-}
 
 #[derive(Serialize)]
 struct StatusReport<'a> {
@@ -171,69 +139,4 @@ fn capitalise(s: &str) -> String {
         .next()
         .map(|c| c.to_uppercase().chain(chars).collect())
         .unwrap_or_default()
-}
-
-pub async fn doctor(ctx: &Context) -> Result<ExitCode> {
-    let checks = doctor::run_checks(&ctx.loaded).await;
-    let failed = checks
-        .iter()
-        .filter(|c| c.status == CheckStatus::Fail)
-        .count();
-    let warned = checks
-        .iter()
-        .filter(|c| c.status == CheckStatus::Warn)
-        .count();
-    ctx.out.summary(
-        &serde_json::json!({ "ok": failed == 0, "failed": failed, "warned": warned, "checks": checks }),
-        || {
-            let mut out = String::new();
-            for c in &checks {
-                let mark = match c.status {
-                    CheckStatus::Pass => "pass",
-                    CheckStatus::Warn => "WARN",
-                    CheckStatus::Fail => "FAIL",
-                };
-                let _ = writeln!(out, "[{mark}] {:<17} {}", c.name, c.detail);
-                if let Some(fix) = &c.fix {
-                    let _ = writeln!(out, "       {:<17} fix: {fix}", "");
-                }
-            }
-            let _ = write!(out, "{failed} failed, {warned} warnings");
-            out
-        },
-    );
-    Ok(if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
-}
-
-pub fn config_show(ctx: &Context) -> Result<ExitCode> {
-    let loaded = &ctx.loaded;
-    let origins: std::collections::BTreeMap<&String, String> = loaded
-        .origins
-        .iter()
-        .map(|(k, o)| (k, o.to_string()))
-        .collect();
-    ctx.out.summary(
-        &serde_json::json!({ "config": loaded.config, "origins": origins, "config_file": loaded.config_file }),
-        || {
-            let mut out = String::new();
-            let _ = writeln!(
-                out,
-                "# config file: {}",
-                loaded
-                    .config_file
-                    .as_ref()
-                    .map_or_else(|| "none".into(), |p| p.display().to_string())
-            );
-            for (key, origin) in &origins {
-                let _ = writeln!(out, "# {key} from {origin}");
-            }
-            out.push_str(&loaded.to_masked_toml());
-            out
-        },
-    );
-    Ok(ExitCode::SUCCESS)
 }

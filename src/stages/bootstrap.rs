@@ -12,12 +12,10 @@
 use serde::Serialize;
 
 use super::samples_import::{self, SEED_SET_NAME};
-use super::weekly_training::{self, WeeklyOptions, WeeklyOutcome};
-use crate::config::Config;
+use super::weekly_training::{WeeklyOutcome, WeeklyTraining};
 use crate::error::{Error, ErrorKind, Result};
-use crate::jobs::{Stage, Trigger, run_stage};
+use crate::jobs::{self, Launch, Stage, StageContext, StageJob};
 use crate::lifecycle::{self, Target};
-use crate::progress::Reporter;
 use crate::storage::Store;
 
 /// Who the audit trail says promoted the bootstrap model.
@@ -67,23 +65,12 @@ impl BootstrapOutcome {
 }
 
 /// Make sure a fresh installation has a production model.
-pub async fn ensure_production_model(
-    store: &Store,
-    config: &Config,
-    trigger: Trigger,
-    reporter: &Reporter,
-) -> Result<BootstrapOutcome> {
+pub async fn ensure_production_model(launch: &Launch<'_>) -> Result<BootstrapOutcome> {
     // Cheap check first: the common case (models exist) takes no lock.
-    if let Some(outcome) = not_fresh(store).await? {
+    if let Some(outcome) = not_fresh(launch.store).await? {
         return Ok(outcome);
     }
-    let result = run_stage(store, Stage::WeeklyTraining, trigger, |_| async {
-        let outcome = bootstrap_locked(store, config, reporter).await?;
-        let counts = serde_json::json!({ "bootstrap": &outcome });
-        Ok((outcome, counts))
-    })
-    .await;
-    match result {
+    match jobs::run(Bootstrap, launch).await {
         Err(err) if err.kind() == ErrorKind::Locked => {
             tracing::info!(
                 "bootstrap: another run holds the weekly-training lock; waiting for its model"
@@ -91,6 +78,29 @@ pub async fn ensure_production_model(
             Ok(BootstrapOutcome::RunningElsewhere)
         }
         other => other,
+    }
+}
+
+/// Bootstrap's work: weekly training's, under its lock, recorded as one
+/// of its runs.
+struct Bootstrap;
+
+/// What `job_runs.counts` records of a bootstrap.
+#[derive(Serialize)]
+struct RecordedCounts<'a> {
+    bootstrap: &'a BootstrapOutcome,
+}
+
+impl StageJob for Bootstrap {
+    const STAGE: Stage = Stage::WeeklyTraining;
+    type Outcome = BootstrapOutcome;
+
+    async fn work(self, ctx: &StageContext<'_>) -> Result<BootstrapOutcome> {
+        bootstrap_locked(ctx).await
+    }
+
+    fn counts(outcome: &BootstrapOutcome) -> impl Serialize {
+        RecordedCounts { bootstrap: outcome }
     }
 }
 
@@ -106,11 +116,8 @@ async fn not_fresh(store: &Store) -> Result<Option<BootstrapOutcome>> {
     Ok(Some(BootstrapOutcome::NotNeeded { production }))
 }
 
-async fn bootstrap_locked(
-    store: &Store,
-    config: &Config,
-    reporter: &Reporter,
-) -> Result<BootstrapOutcome> {
+async fn bootstrap_locked(ctx: &StageContext<'_>) -> Result<BootstrapOutcome> {
+    let store = ctx.store;
     // Someone may have finished while we waited to start.
     if let Some(outcome) = not_fresh(store).await? {
         return Ok(outcome);
@@ -121,7 +128,7 @@ async fn bootstrap_locked(
     );
     // A bootstrap that died after importing must not import twice.
     let seed_samples_created = if store.sample_count_by_source("synthetic").await? == 0 {
-        let summary = samples_import::import_seed_set(store, reporter).await?;
+        let summary = samples_import::import_seed_set(store, ctx.reporter).await?;
         tracing::info!(
             created = summary.created,
             "bootstrap: imported the seed set as approved synthetic samples"
@@ -130,20 +137,19 @@ async fn bootstrap_locked(
     } else {
         0
     };
-    let options = WeeklyOptions {
+    let training = WeeklyTraining {
         min_samples: 0,
         force: true,
         major: false,
     };
-    let summary =
-        match weekly_training::train_next_version(store, config, options, reporter).await? {
-            WeeklyOutcome::Trained(summary) => summary,
-            WeeklyOutcome::Skipped { .. } => {
-                return Err(Error::failure(
-                    "bootstrap: weekly training skipped although forced",
-                ));
-            }
-        };
+    let summary = match training.work(ctx).await? {
+        WeeklyOutcome::Trained(summary) => summary,
+        WeeklyOutcome::Skipped { .. } => {
+            return Err(Error::failure(
+                "bootstrap: weekly training skipped although forced",
+            ));
+        }
+    };
     if summary.status != "testing" {
         return Err(Error::failure(format!(
             "bootstrap: {} was registered as {}, not testing; see {}",

@@ -6,7 +6,7 @@ use clap::Args;
 
 use super::Context;
 use crate::error::Result;
-use crate::pipeline::label_studio_sync::{self, SyncOptions};
+use crate::stages::label_studio_sync::LabelStudioSync;
 
 #[derive(Debug, Args)]
 pub struct SyncArgs {
@@ -25,28 +25,14 @@ pub struct SyncArgs {
 }
 
 pub async fn label_studio_sync(ctx: &Context, args: &SyncArgs) -> Result<ExitCode> {
-    let client = label_studio_sync::client_from_config(ctx.config())?;
-    let store = ctx.store().await?;
-    let options = SyncOptions {
+    let stage = LabelStudioSync {
         limit: args.limit,
         project_id: args.project_id,
         push: !args.pull_only,
         pull: !args.push_only,
+        ..LabelStudioSync::from_config(ctx.config())?
     };
-    let (reporter, display) = ctx.out.progress();
-    let result = label_studio_sync::run(
-        &store,
-        ctx.config(),
-        &client,
-        options,
-        ctx.trigger,
-        &reporter,
-    )
-    .await;
-    drop(reporter);
-    display.finish();
-    store.close().await;
-    let report = result?;
+    let report = ctx.run_stage(stage).await?;
     ctx.out.summary(&serde_json::json!({ "ok": true, "sync": report }), || {
         let mut text = format!(
             "Label Studio project {}{}: pushed {}, reconciled {}; pulled {}: {} approved, {} corrected, {} rejected, {} unusable, {} with disagreeing annotators",

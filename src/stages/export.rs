@@ -8,11 +8,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::jobs::{Stage, Trigger, run_stage};
+use crate::jobs::{Stage, StageContext, StageJob};
 use crate::lang::Language;
 use crate::privacy::Redactor;
 use crate::progress::Reporter;
@@ -25,7 +25,8 @@ const PAGE: i64 = 10_000;
 /// to learn or to measure.
 pub const MIN_SAMPLES_PER_INTENT: u64 = 10;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum, Default)]
+/// Which samples of the stable split an export writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Split {
     Train,
@@ -44,8 +45,9 @@ pub fn in_test_split(sample_id: i64, test_percent: u32) -> bool {
     u64::from_le_bytes(first) % 100 < u64::from(test_percent)
 }
 
+/// The export stage. Its fields are its options.
 #[derive(Debug, Clone)]
-pub struct ExportOptions {
+pub struct Export {
     /// `None` writes to stdout.
     pub output: Option<PathBuf>,
     pub limit: Option<u64>,
@@ -79,25 +81,45 @@ struct Line<'a> {
     occurrences: i32,
 }
 
-pub async fn run_recorded(
-    store: &Store,
-    options: &ExportOptions,
-    trigger: Trigger,
-    reporter: &Reporter,
-) -> Result<ExportSummary> {
-    run_stage(store, Stage::Export, trigger, |_| async {
-        let summary = run(store, options, reporter).await?;
-        let counts = json!({ "exported": summary.exported, "intents": summary.per_intent.len() });
-        Ok((summary, counts))
-    })
-    .await
+impl Export {
+    /// Every approved sample to stdout, with the configured test split and
+    /// redaction.
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            output: None,
+            limit: None,
+            filter: ExportFilter::default(),
+            split: Split::All,
+            test_split_percent: config.training.test_split_percent,
+            redactor: Redactor::new(&config.privacy),
+        }
+    }
 }
 
-pub async fn run(
-    store: &Store,
-    options: &ExportOptions,
-    reporter: &Reporter,
-) -> Result<ExportSummary> {
+/// What `job_runs.counts` records of an export.
+#[derive(Serialize)]
+struct RecordedCounts {
+    exported: u64,
+    intents: usize,
+}
+
+impl StageJob for Export {
+    const STAGE: Stage = Stage::Export;
+    type Outcome = ExportSummary;
+
+    async fn work(self, ctx: &StageContext<'_>) -> Result<ExportSummary> {
+        export(ctx.store, &self, ctx.reporter).await
+    }
+
+    fn counts(summary: &ExportSummary) -> impl Serialize {
+        RecordedCounts {
+            exported: summary.exported,
+            intents: summary.per_intent.len(),
+        }
+    }
+}
+
+async fn export(store: &Store, options: &Export, reporter: &Reporter) -> Result<ExportSummary> {
     reporter.phase("export", options.limit);
     let mut summary = ExportSummary {
         output: options
@@ -195,7 +217,7 @@ fn languages_as_stored(filter: &ExportFilter, warnings: &mut Vec<String>) -> Exp
     filter
 }
 
-fn wanted(row: &ExportRow, options: &ExportOptions) -> bool {
+fn wanted(row: &ExportRow, options: &Export) -> bool {
     match options.split {
         Split::All => true,
         Split::Test => in_test_split(row.id, options.test_split_percent),

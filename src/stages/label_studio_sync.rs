@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
-use crate::jobs::{Stage, Trigger, run_stage};
+use crate::jobs::{Stage, StageContext, StageJob};
 use crate::privacy::Redactor;
 use crate::progress::Reporter;
 use crate::review::label_studio::{
@@ -26,14 +26,35 @@ use crate::review::label_studio::{
 use crate::storage::samples::{ReviewDecision, ReviewOutcome, ReviewVerdict};
 use crate::storage::{Store, Timestamp};
 
-#[derive(Debug, Clone, Default)]
-pub struct SyncOptions {
+/// The Label Studio sync stage. Its fields are its options.
+#[derive(Clone)]
+pub struct LabelStudioSync {
+    pub client: LabelStudioClient,
     /// Push at most this many samples.
     pub limit: Option<i64>,
     /// Overrides `label_studio.project_id`.
     pub project_id: Option<i64>,
     pub push: bool,
     pub pull: bool,
+}
+
+impl LabelStudioSync {
+    /// A full sync (push, then pull) through `client`.
+    pub fn new(client: LabelStudioClient) -> Self {
+        Self {
+            client,
+            limit: None,
+            project_id: None,
+            push: true,
+            pull: true,
+        }
+    }
+
+    /// A full sync with the configured client, or a configuration error
+    /// saying what to set.
+    pub fn from_config(config: &Config) -> Result<Self> {
+        Ok(Self::new(client_from_config(config)?))
+    }
 }
 
 /// What a sync did; also the counts recorded in `job_runs`.
@@ -81,29 +102,27 @@ pub fn client_from_config(config: &Config) -> Result<LabelStudioClient> {
 /// (re-reading is harmless: unchanged annotations are skipped).
 const PULL_OVERLAP: chrono::Duration = chrono::Duration::minutes(5);
 
-pub async fn run(
-    store: &Store,
-    config: &Config,
-    client: &LabelStudioClient,
-    options: SyncOptions,
-    trigger: Trigger,
-    reporter: &Reporter,
-) -> Result<SyncReport> {
-    run_stage(store, Stage::LabelStudioSync, trigger, |_| async {
-        let report = sync(store, config, client, &options, reporter).await?;
-        let counts = serde_json::to_value(&report).unwrap_or_default();
-        Ok((report, counts))
-    })
-    .await
+impl StageJob for LabelStudioSync {
+    const STAGE: Stage = Stage::LabelStudioSync;
+    type Outcome = SyncReport;
+
+    async fn work(self, ctx: &StageContext<'_>) -> Result<SyncReport> {
+        sync(ctx.store, ctx.config, &self, ctx.reporter).await
+    }
+
+    /// The whole report.
+    fn counts(report: &SyncReport) -> impl Serialize {
+        report
+    }
 }
 
 async fn sync(
     store: &Store,
     config: &Config,
-    client: &LabelStudioClient,
-    options: &SyncOptions,
+    options: &LabelStudioSync,
     reporter: &Reporter,
 ) -> Result<SyncReport> {
+    let client = &options.client;
     // Fail before touching anything local when Label Studio is down or the
     // key is wrong.
     client.whoami().await?;
@@ -144,7 +163,7 @@ async fn ensure_project(
     store: &Store,
     config: &Config,
     client: &LabelStudioClient,
-    options: &SyncOptions,
+    options: &LabelStudioSync,
     intents: &[String],
     report: &mut SyncReport,
 ) -> Result<i64> {

@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::dataset::Sample;
 use crate::domain::ModelStatus;
 use crate::error::{Error, Result};
-use crate::jobs::{Stage, Trigger, run_stage};
+use crate::jobs::{Stage, StageContext, StageJob};
 use crate::lang::Language;
 use crate::progress::{ProgressEvent, Reporter};
 use crate::router::{self, EvalReport, Model, TrainParams};
@@ -27,8 +27,10 @@ use crate::storage::Store;
 use crate::storage::models::{NewModelVersion, TrainedBy};
 use crate::storage::samples::TrainingSample;
 
-#[derive(Debug, Clone, Copy, Default)]
-pub struct WeeklyOptions {
+/// The weekly-training stage. Its fields are its options.
+#[derive(Debug, Clone, Copy)]
+pub struct WeeklyTraining {
+    /// Train only with at least this many approved unused samples.
     pub min_samples: i64,
     /// Train even with fewer approved unused samples than the minimum.
     pub force: bool,
@@ -94,28 +96,36 @@ struct DataCounts {
     per_language: std::collections::BTreeMap<String, usize>,
 }
 
-/// Run weekly training as a locked, recorded stage.
-pub async fn run(
-    store: &Store,
-    config: &Config,
-    options: WeeklyOptions,
-    trigger: Trigger,
-    reporter: &Reporter,
-) -> Result<WeeklyOutcome> {
-    run_stage(store, Stage::WeeklyTraining, trigger, |_| async {
-        let outcome = train_next_version(store, config, options, reporter).await?;
-        let counts = serde_json::to_value(&outcome).unwrap_or_default();
-        Ok((outcome, counts))
-    })
-    .await
+impl WeeklyTraining {
+    /// The configured minimum (`training.min_samples`), a MINOR bump.
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            min_samples: config.training.min_samples,
+            force: false,
+            major: false,
+        }
+    }
 }
 
-/// The work of one run, for callers that hold the weekly-training lock
-/// themselves (bootstrap).
-pub(crate) async fn train_next_version(
+impl StageJob for WeeklyTraining {
+    const STAGE: Stage = Stage::WeeklyTraining;
+    type Outcome = WeeklyOutcome;
+
+    async fn work(self, ctx: &StageContext<'_>) -> Result<WeeklyOutcome> {
+        train_next_version(ctx.store, ctx.config, self, ctx.reporter).await
+    }
+
+    /// The whole outcome.
+    fn counts(outcome: &WeeklyOutcome) -> impl Serialize {
+        outcome
+    }
+}
+
+/// The work of one run.
+async fn train_next_version(
     store: &Store,
     config: &Config,
-    options: WeeklyOptions,
+    options: WeeklyTraining,
     reporter: &Reporter,
 ) -> Result<WeeklyOutcome> {
     let started = Instant::now();

@@ -6,7 +6,7 @@ use clap::Args;
 
 use super::Context;
 use crate::error::Result;
-use crate::pipeline::weekly_training::{self, WeeklyOptions, WeeklyOutcome};
+use crate::stages::weekly_training::{WeeklyOutcome, WeeklyTraining};
 
 #[derive(Debug, Args)]
 pub struct WeeklyTrainingArgs {
@@ -23,20 +23,15 @@ pub struct WeeklyTrainingArgs {
 }
 
 pub async fn weekly_training(ctx: &Context, args: &WeeklyTrainingArgs) -> Result<ExitCode> {
-    let store = ctx.store().await?;
-    let options = WeeklyOptions {
-        min_samples: args
-            .min_samples
-            .unwrap_or(ctx.config().training.min_samples),
+    let mut stage = WeeklyTraining {
         force: args.force,
         major: args.major,
+        ..WeeklyTraining::from_config(ctx.config())
     };
-    let (reporter, display) = ctx.out.progress();
-    let result = weekly_training::run(&store, ctx.config(), options, ctx.trigger, &reporter).await;
-    drop(reporter);
-    display.finish();
-    store.close().await;
-    let outcome = result?;
+    if let Some(min_samples) = args.min_samples {
+        stage.min_samples = min_samples;
+    }
+    let outcome = ctx.run_stage(stage).await?;
     ctx.out.summary(&serde_json::json!({ "ok": true, "result": outcome }), || match &outcome {
         WeeklyOutcome::Skipped {
             approved_unused,

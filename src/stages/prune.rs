@@ -6,19 +6,36 @@
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::jobs::{Stage, Trigger, run_stage};
-use crate::progress::Reporter;
+use crate::jobs::{Stage, StageContext, StageJob};
 use crate::storage::{Store, Timestamp};
 
 /// Conversations deleted per transaction: short enough not to hold up
 /// serve's group commits.
 const BATCH: i64 = 10_000;
 
+/// The prune stage. Its fields are its options.
 #[derive(Debug, Clone)]
-pub struct PruneOptions {
-    pub older_than: chrono::Duration,
+pub struct Prune {
+    /// Private: [`Prune::new`] checks it.
+    older_than: chrono::Duration,
     /// Count what would go; delete nothing, record nothing.
     pub dry_run: bool,
+}
+
+impl Prune {
+    /// Prune conversations older than `older_than`, which must be at least
+    /// a day (a usage error otherwise).
+    pub fn new(older_than: chrono::Duration) -> Result<Self> {
+        if older_than < chrono::Duration::days(1) {
+            return Err(Error::usage(
+                "--older-than must be at least 1d: prune is for retention, not for emptying the table",
+            ));
+        }
+        Ok(Self {
+            older_than,
+            dry_run: false,
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -33,23 +50,29 @@ pub struct PruneSummary {
     pub deleted: u64,
 }
 
-pub async fn run(
-    store: &Store,
-    options: &PruneOptions,
-    trigger: Trigger,
-    reporter: &Reporter,
-) -> Result<PruneSummary> {
-    if options.older_than < chrono::Duration::days(1) {
-        return Err(Error::usage(
-            "--older-than must be at least 1d: prune is for retention, not for emptying the table",
-        ));
+/// What `job_runs.counts` records of a prune.
+#[derive(Serialize)]
+struct RecordedCounts {
+    deleted: u64,
+    pending: i64,
+}
+
+impl StageJob for Prune {
+    const STAGE: Stage = Stage::Prune;
+    type Outcome = PruneSummary;
+
+    /// A dry run takes no lock and records nothing.
+    fn recorded(&self) -> bool {
+        !self.dry_run
     }
-    let cutoff = Timestamp::from(chrono::Utc::now() - options.older_than);
-    if options.dry_run {
-        return count(store, cutoff, true).await;
-    }
-    run_stage(store, Stage::Prune, trigger, |_| async {
-        let mut summary = count(store, cutoff, false).await?;
+
+    async fn work(self, ctx: &StageContext<'_>) -> Result<PruneSummary> {
+        let (store, reporter) = (ctx.store, ctx.reporter);
+        let cutoff = Timestamp::from(chrono::Utc::now() - self.older_than);
+        let mut summary = count(store, cutoff, self.dry_run).await?;
+        if self.dry_run {
+            return Ok(summary);
+        }
         reporter.phase("prune", Some(summary.conversations.max(0) as u64));
         loop {
             reporter.check_cancelled()?;
@@ -61,10 +84,15 @@ pub async fn run(
             reporter.advance(summary.deleted);
         }
         tracing::info!(deleted = summary.deleted, cutoff = %cutoff, "pruned old conversations");
-        let counts = serde_json::json!({ "deleted": summary.deleted, "pending": summary.pending });
-        Ok((summary, counts))
-    })
-    .await
+        Ok(summary)
+    }
+
+    fn counts(summary: &PruneSummary) -> impl Serialize {
+        RecordedCounts {
+            deleted: summary.deleted,
+            pending: summary.pending,
+        }
+    }
 }
 
 async fn count(store: &Store, cutoff: Timestamp, dry_run: bool) -> Result<PruneSummary> {

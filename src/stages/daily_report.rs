@@ -10,8 +10,51 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
+use super::capture_fold::{Chunk, Labels};
+use crate::domain::{ConversationStatus, ReviewStatus};
 use crate::error::{Error, Result};
 use crate::storage::Timestamp;
+use crate::storage::daily_capture::conversation_status;
+use crate::storage::samples::UpsertedSample;
+
+/// Declares the run's counters once: the struct (its fields are the
+/// report's, each batch's tally's and `job_runs.counts`' alike) and its sum.
+macro_rules! counters {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident { $( $(#[$field_meta:meta])* $field:ident, )+ }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+        pub struct $name {
+            $( $(#[$field_meta])* pub $field: u64, )+
+        }
+
+        impl $name {
+            /// Add another run's (or batch's) counters into these.
+            pub fn add(&mut self, other: &Self) {
+                $( self.$field += other.$field; )+
+            }
+        }
+    };
+}
+
+counters! {
+    /// What a run counted, conversation by conversation.
+    pub struct CaptureCounts {
+        /// Pending conversations of the window that were processed.
+        captured,
+        auto_approved,
+        needs_review,
+        /// Conversations with no letters or digits to learn from, marked `ignored`.
+        ignored,
+        /// Needs-review conversations folded into a sample a human had already decided.
+        already_reviewed,
+        /// Conversations that raised the occurrences of a sample instead of
+        /// creating one (repeats within the run and of earlier samples).
+        duplicates_folded,
+    }
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MixCounts {
@@ -35,21 +78,12 @@ pub struct DailyReport {
     pub dry_run: bool,
     /// Runs accumulated into this report.
     pub runs: u32,
-    /// Pending conversations of the window that were processed.
-    pub captured: u64,
-    pub auto_approved: u64,
-    pub needs_review: u64,
+    #[serde(flatten)]
+    pub counts: CaptureCounts,
     /// Needs-review conversations by priority ("2", "5").
     pub needs_review_by_priority: BTreeMap<String, u64>,
-    /// Conversations with no letters or digits to learn from, marked `ignored`.
-    pub ignored: u64,
-    /// Needs-review conversations folded into a sample a human had already decided.
-    pub already_reviewed: u64,
     /// Samples created (the rest folded into existing ones).
     pub new_samples: NewSamples,
-    /// Conversations that raised the occurrences of a sample instead of
-    /// creating one (repeats within the run and of earlier samples).
-    pub duplicates_folded: u64,
     pub per_language: BTreeMap<String, MixCounts>,
     pub per_intent: BTreeMap<String, MixCounts>,
     /// Auto-approved share of the captured conversations, in percent.
@@ -72,14 +106,9 @@ impl DailyReport {
             generated_at: Timestamp::now(),
             dry_run: false,
             runs: 1,
-            captured: 0,
-            auto_approved: 0,
-            needs_review: 0,
+            counts: CaptureCounts::default(),
             needs_review_by_priority: BTreeMap::new(),
-            ignored: 0,
-            already_reviewed: 0,
             new_samples: NewSamples::default(),
-            duplicates_folded: 0,
             per_language: BTreeMap::new(),
             per_intent: BTreeMap::new(),
             auto_approval_rate: None,
@@ -98,9 +127,13 @@ impl DailyReport {
     }
 
     pub fn recompute_rate(&mut self) {
-        self.auto_approval_rate = (self.captured > 0).then(|| {
-            (self.auto_approved as f64 * 100.0 / self.captured as f64 * 100.0).round() / 100.0
-        });
+        let CaptureCounts {
+            captured,
+            auto_approved,
+            ..
+        } = self.counts;
+        self.auto_approval_rate = (captured > 0)
+            .then(|| (auto_approved as f64 * 100.0 / captured as f64 * 100.0).round() / 100.0);
     }
 
     /// Add an earlier report (or a batch's tally) of the same day into this one.
@@ -108,17 +141,12 @@ impl DailyReport {
         self.runs += earlier.runs;
         self.window_start = self.window_start.min(earlier.window_start);
         self.window_end = self.window_end.max(earlier.window_end);
-        self.captured += earlier.captured;
-        self.auto_approved += earlier.auto_approved;
-        self.needs_review += earlier.needs_review;
+        self.counts.add(&earlier.counts);
         for (k, v) in earlier.needs_review_by_priority {
             *self.needs_review_by_priority.entry(k).or_default() += v;
         }
-        self.ignored += earlier.ignored;
-        self.already_reviewed += earlier.already_reviewed;
         self.new_samples.approved += earlier.new_samples.approved;
         self.new_samples.needs_review += earlier.new_samples.needs_review;
-        self.duplicates_folded += earlier.duplicates_folded;
         for (map, other) in [
             (&mut self.per_language, earlier.per_language),
             (&mut self.per_intent, earlier.per_intent),
@@ -143,7 +171,7 @@ impl DailyReport {
                 .map_err(|e| e.to_string())
                 .and_then(|t| serde_json::from_str::<DailyReport>(&t).map_err(|e| e.to_string()))
             {
-                Ok(_) if self.captured == 0 => {
+                Ok(_) if self.counts.captured == 0 => {
                     tracing::info!(path = %path.display(), "nothing captured; the day's report stays as it was");
                     return Ok(path);
                 }
@@ -154,6 +182,29 @@ impl DailyReport {
             }
         }
         report.write(logs_dir)
+    }
+
+    /// Write this report as its date's file, unless the file already says
+    /// the same (but for when it was generated): a re-run that changed
+    /// nothing leaves the day's report as it was.
+    pub fn write_unless_unchanged(&self, logs_dir: &Path) -> Result<PathBuf> {
+        let path = Self::path_in(logs_dir, self.date);
+        let on_file = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|text| serde_json::from_str::<DailyReport>(&text).ok());
+        let mut this = self.clone();
+        this.recompute_rate();
+        match on_file {
+            Some(on_file)
+                if DailyReport {
+                    generated_at: on_file.generated_at,
+                    ..this
+                } == on_file =>
+            {
+                Ok(path)
+            }
+            _ => self.write(logs_dir),
+        }
     }
 
     /// Write this report as its date's file, replacing what is there.
@@ -177,4 +228,67 @@ impl DailyReport {
             })?;
         Ok(path)
     }
+
+    /// Count one written (or, on a dry run, simulated) chunk: `states` are
+    /// its samples as stored.
+    pub(super) fn count_chunk(
+        &mut self,
+        labels: &Labels,
+        chunk: &Chunk,
+        states: &[UpsertedSample],
+    ) {
+        for state in states.iter().filter(|s| s.created) {
+            if state.review_status == ReviewStatus::Approved {
+                self.new_samples.approved += 1;
+            } else {
+                self.new_samples.needs_review += 1;
+            }
+        }
+        let created = states.iter().filter(|s| s.created).count() as u64;
+        let mut folded_into_samples = 0u64;
+        let counts = &mut self.counts;
+        for (conversation, labels_of) in chunk.conversations.iter().zip(&chunk.refs) {
+            counts.captured += 1;
+            let state = conversation.sample.map(|i| &states[i]);
+            let status = conversation_status(state);
+            let bump = |mix: &mut MixCounts| {
+                mix.captured += 1;
+                match status {
+                    ConversationStatus::AutoApproved => mix.auto_approved += 1,
+                    ConversationStatus::NeedsReview => mix.needs_review += 1,
+                    _ => {}
+                }
+            };
+            bump(mix_of(
+                &mut self.per_language,
+                labels.name(labels_of.language),
+            ));
+            bump(mix_of(&mut self.per_intent, labels.name(labels_of.intent)));
+            match (status, state) {
+                (ConversationStatus::Ignored, _) => counts.ignored += 1,
+                (ConversationStatus::Reviewed, _) => counts.already_reviewed += 1,
+                (ConversationStatus::AutoApproved, _) => counts.auto_approved += 1,
+                (_, Some(state)) => {
+                    counts.needs_review += 1;
+                    *self
+                        .needs_review_by_priority
+                        .entry(state.priority.to_string())
+                        .or_default() += 1;
+                }
+                _ => {}
+            }
+            if state.is_some() {
+                folded_into_samples += 1;
+            }
+        }
+        counts.duplicates_folded += folded_into_samples - created;
+    }
+}
+
+/// The counts of `name`, allocating its key only the first time.
+fn mix_of<'a>(mixes: &'a mut BTreeMap<String, MixCounts>, name: &str) -> &'a mut MixCounts {
+    if !mixes.contains_key(name) {
+        mixes.insert(name.to_string(), MixCounts::default());
+    }
+    mixes.get_mut(name).expect("inserted")
 }
