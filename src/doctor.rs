@@ -266,7 +266,7 @@ async fn label_studio_checks(loaded: &LoadedConfig) -> Vec<Check> {
 
 /// The key works, and the configured project exists.
 async fn label_studio_key_checks(loaded: &LoadedConfig) -> Vec<Check> {
-    let client = match crate::stages::label_studio_sync::client_from_config(&loaded.config) {
+    let client = match crate::review::label_studio::LabelStudioClient::from_config(&loaded.config) {
         Ok(client) => client,
         Err(err) => {
             return vec![Check::fail(

@@ -224,6 +224,18 @@ stored_enum! {
     }
 }
 
+/// A human's decision on one sample, wherever it was made (the console,
+/// Label Studio, an audit): the one verdict type of review.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReviewVerdict {
+    /// The model's prediction is right.
+    Accept,
+    /// This intent is right (the same as the prediction counts as accept).
+    Choose(String),
+    /// Not a usable sample: an explicit reject, a skip or a cancelled annotation.
+    Reject,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

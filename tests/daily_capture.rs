@@ -8,8 +8,9 @@ mod daily_capture_support;
 use common::{TestDb, block_on, exec};
 use daily_capture_support::{Conv, capture_day, conv, conversations, insert, samples};
 use flywheel::config::ROUTER_PROVIDER;
+use flywheel::domain::ReviewVerdict;
 use flywheel::stages::daily_report::DailyReport;
-use flywheel::storage::samples::{ReviewDecision, ReviewVerdict};
+use flywheel::storage::samples::ReviewDecision;
 
 const DAY: &str = "2026-03-10";
 

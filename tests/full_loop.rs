@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use capture_support::{Server, client, count, eventually, flywheel};
 use common::{TestDb, scalar};
-use flywheel::storage::samples::{ReviewDecision, ReviewVerdict};
+use flywheel::domain::ReviewVerdict;
+use flywheel::storage::samples::ReviewDecision;
 use flywheel::storage::{Store, Timestamp};
 use serde_json::{Value, json};
 

@@ -15,10 +15,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use chrono::{DateTime, TimeZone, Utc};
+use flywheel::domain::ReviewVerdict;
 use flywheel::error::ErrorKind;
 use flywheel::review::label_studio::{
     ClientOptions, Decision, LabelStudioClient, ModelPrediction, NewTask, REJECT_CHOICE,
-    RejectReason, TIMESTAMP_FORMAT, TaskWithAnnotations, Verdict, decide, decode_task_page,
+    TIMESTAMP_FORMAT, TaskWithAnnotations, Unusable, decide, decode_task_page,
 };
 use fuzz_support::{config, json_value, mutation, tricky_string};
 use proptest::prelude::*;
@@ -171,29 +172,20 @@ impl GenAnnotation {
         (!trimmed.is_empty()).then(|| trimmed.to_string())
     }
 
-    /// The verdict by the rules of DESIGN §11 and the review sync.
-    fn expected_verdict(&self) -> Verdict {
+    /// The verdict by the rules of DESIGN §11 and the review sync (`None`:
+    /// unusable), and whether it rejects by a skip.
+    fn expected_verdict(&self) -> (Option<ReviewVerdict>, bool) {
         if self.cancelled == Some(true) {
-            Verdict::Rejected {
-                reason: RejectReason::Skipped,
-            }
+            (Some(ReviewVerdict::Reject), true)
         } else if self.choices.iter().any(|c| c == REJECT_CHOICE) {
-            Verdict::Rejected {
-                reason: RejectReason::RejectChoice,
-            }
+            (Some(ReviewVerdict::Reject), false)
         } else {
-            match self.choices.as_slice() {
-                [one] if one == PREDICTED => Verdict::Accepted {
-                    intent: one.clone(),
-                },
-                [one] if is_known(one) => Verdict::Corrected {
-                    intent: one.clone(),
-                    corrected_from: PREDICTED.into(),
-                },
-                _ => Verdict::Unusable {
-                    reason: String::new(),
-                },
-            }
+            let verdict = match self.choices.as_slice() {
+                [one] if one == PREDICTED => Some(ReviewVerdict::Accept),
+                [one] if is_known(one) => Some(ReviewVerdict::Choose(one.clone())),
+                _ => None,
+            };
+            (verdict, false)
         }
     }
 }
@@ -255,11 +247,10 @@ fn page_json(tasks: &[GenTask], total: Option<i64>) -> Value {
 
 /// Two verdicts agree when they would do the same to the sample; two
 /// unusable annotations agree whatever their reason says.
-fn same(a: &Verdict, b: &Verdict) -> bool {
-    match (a, b) {
-        (Verdict::Unusable { .. }, Verdict::Unusable { .. }) => true,
-        _ => a == b,
-    }
+/// Two readings do the same to the sample (whether a reject was a skip
+/// does not matter; unusable ones all leave it alone).
+fn same(a: &Option<ReviewVerdict>, b: &Option<ReviewVerdict>) -> bool {
+    a == b
 }
 
 fn check_decision(task: &TaskWithAnnotations, generated: &GenTask) -> Result<(), TestCaseError> {
@@ -280,21 +271,22 @@ fn check_decision(task: &TaskWithAnnotations, generated: &GenTask) -> Result<(),
     prop_assert_eq!(decision.annotator, latest.completed_by.map(|(id, _)| id));
     prop_assert_eq!(&decision.corrected_text, &latest.corrected_text());
     prop_assert_eq!(decision.annotations, generated.annotations.len());
-    let want = latest.expected_verdict();
+    let (want, skipped) = latest.expected_verdict();
     prop_assert!(
-        same(&decision.verdict, &want),
+        same(&decision.verdict.clone().ok(), &want),
         "{:?} vs {:?}",
         decision.verdict,
         want
     );
-    if let Verdict::Unusable { reason } = &decision.verdict {
+    prop_assert_eq!(decision.skipped, skipped);
+    if let Err(Unusable { reason }) = &decision.verdict {
         let prefix = format!("annotation {} ", latest.id);
         prop_assert!(reason.starts_with(&prefix), "{}", reason);
     }
     let disagree = generated
         .annotations
         .iter()
-        .any(|a| !same(&a.expected_verdict(), &want));
+        .any(|a| !same(&a.expected_verdict().0, &want));
     prop_assert_eq!(
         decision.disagreement,
         disagree,
@@ -507,10 +499,7 @@ fn regression_two_empty_annotations_are_no_disagreement() {
         "annotations": [{"id": 1, "result": []}, {"id": 2, "result": []}]}]}"#;
     let (tasks, _) = decode_task_page(body).expect("decodes");
     let decision = decide(&tasks[0], PREDICTED, is_known).expect("annotated");
-    assert!(
-        matches!(decision.verdict, Verdict::Unusable { .. }),
-        "{decision:?}"
-    );
+    assert!(decision.verdict.is_err(), "{decision:?}");
     assert!(!decision.disagreement, "{decision:?}");
     // A usable annotation against an unusable one still disagrees.
     let body = br#"{"tasks": [{"id": 1, "data": {},

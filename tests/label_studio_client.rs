@@ -6,10 +6,11 @@ mod support;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use flywheel::domain::ReviewVerdict;
 use flywheel::error::ErrorKind;
 use flywheel::review::label_studio::{
     ClientOptions, DEFAULT_LABEL_CONFIG, KeyKind, LabelStudioClient, ModelPrediction, NewTask,
-    REJECT_CHOICE, RejectReason, TaskWithAnnotations, Verdict, decide, label_config_with_intents,
+    REJECT_CHOICE, TaskWithAnnotations, Unusable, decide, label_config_with_intents,
 };
 use secrecy::SecretString;
 
@@ -160,8 +161,9 @@ async fn project_label_config_and_model_version_can_be_updated() {
     newer.prediction.model_version = "router-v1.1.0".into();
     c.import_tasks(id, &[newer]).await.unwrap();
     // Label Studio learns a project's prediction versions after the import
-    // returns (seen under load): poll until it accepts the version.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    // returns (seen under load, once past 20 s): poll until it accepts the
+    // version.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
     while let Err(err) = c.set_project_model_version(id, "router-v1.1.0").await {
         assert!(
             std::time::Instant::now() < deadline
@@ -224,42 +226,21 @@ async fn import_find_annotate_and_pull_decisions() {
     let mut samples: Vec<i64> = by_sample.keys().copied().collect();
     samples.sort();
     assert_eq!(samples, vec![101, 102, 103, 104, 105]);
-    assert_eq!(
-        by_sample[&101].0,
-        Verdict::Accepted {
-            intent: "order_food".into()
-        }
-    );
+    assert_eq!(by_sample[&101].0, (Ok(ReviewVerdict::Accept), false));
     assert_eq!(
         by_sample[&102].0,
-        Verdict::Corrected {
-            intent: "greet".into(),
-            corrected_from: "order_food".into()
-        }
+        (Ok(ReviewVerdict::Choose("greet".into())), false)
     );
-    assert_eq!(
-        by_sample[&103].0,
-        Verdict::Rejected {
-            reason: RejectReason::Skipped
-        }
-    );
+    assert_eq!(by_sample[&103].0, (Ok(ReviewVerdict::Reject), true));
     assert_eq!(
         by_sample[&103].2,
         Some(second),
         "skip is credited to the second annotator"
     );
-    assert_eq!(
-        by_sample[&104].0,
-        Verdict::Rejected {
-            reason: RejectReason::RejectChoice
-        }
-    );
+    assert_eq!(by_sample[&104].0, (Ok(ReviewVerdict::Reject), false));
     assert_eq!(
         by_sample[&105].0,
-        Verdict::Corrected {
-            intent: "bye".into(),
-            corrected_from: "order_food".into()
-        }
+        (Ok(ReviewVerdict::Choose("bye".into())), false)
     );
     assert!(by_sample[&105].1, "disagreement on 105 is flagged");
     assert!(!by_sample[&101].1);
@@ -273,12 +254,7 @@ async fn import_find_annotate_and_pull_decisions() {
         .unwrap();
     let by_sample = decisions(&changed);
     assert_eq!(by_sample.len(), 1, "{changed:?}");
-    assert_eq!(
-        by_sample[&102].0,
-        Verdict::Accepted {
-            intent: "order_food".into()
-        }
-    );
+    assert_eq!(by_sample[&102].0, (Ok(ReviewVerdict::Accept), false));
     let watermark = changed[0].updated_at;
     assert!(
         c.tasks_updated_since(project, Some(watermark))
@@ -288,13 +264,19 @@ async fn import_find_annotate_and_pull_decisions() {
     );
 }
 
-/// sample id → (verdict, disagreement, annotator)
-fn decisions(tasks: &[TaskWithAnnotations]) -> HashMap<i64, (Verdict, bool, Option<i64>)> {
+/// The verdict (or why none) and whether it was a skip.
+type Reading = (Result<ReviewVerdict, Unusable>, bool);
+
+/// sample id → (reading, disagreement, annotator)
+fn decisions(tasks: &[TaskWithAnnotations]) -> HashMap<i64, (Reading, bool, Option<i64>)> {
     tasks
         .iter()
         .filter_map(|t| {
             let d = decide(t, "order_food", |i| INTENTS.contains(&i))?;
-            Some((t.sample_id?, (d.verdict, d.disagreement, d.annotator)))
+            Some((
+                t.sample_id?,
+                ((d.verdict, d.skipped), d.disagreement, d.annotator),
+            ))
         })
         .collect()
 }

@@ -159,8 +159,9 @@ fn a_missing_file_is_bad_input() {
 /// unless `--on-conflict keep|replace` says otherwise.
 #[test]
 fn an_import_replaces_model_labels_and_refuses_conflicts_with_human_ones() {
+    use flywheel::domain::ReviewVerdict;
     use flywheel::storage::Timestamp;
-    use flywheel::storage::samples::{NewSample, ReviewDecision, ReviewVerdict};
+    use flywheel::storage::samples::{NewSample, ReviewDecision};
     for db in TestDb::all() {
         let config = db.config();
         block_on(async move {

@@ -8,8 +8,9 @@ mod daily_capture_support;
 use chrono::Duration;
 use common::{TestDb, block_on};
 use daily_capture_support::{capture_day, conv, conversations, insert, samples};
+use flywheel::domain::ReviewVerdict;
 use flywheel::storage::Timestamp;
-use flywheel::storage::samples::{ReviewDecision, ReviewOutcome, ReviewVerdict, Sample};
+use flywheel::storage::samples::{ReviewDecision, ReviewOutcome, Sample};
 
 fn decision(verdict: ReviewVerdict, who: &str, at: Timestamp) -> ReviewDecision {
     ReviewDecision {

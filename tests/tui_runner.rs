@@ -8,10 +8,11 @@ mod common;
 
 use chrono::Duration;
 use common::{TestDb, block_on, scalar};
+use flywheel::domain::ReviewVerdict;
 use flywheel::progress::CancellationToken;
 use flywheel::storage::conversations::NewConversation;
 use flywheel::storage::models::NewModelVersion;
-use flywheel::storage::samples::{ReviewVerdict, Sample};
+use flywheel::storage::samples::Sample;
 use flywheel::storage::{Store, Timestamp};
 use flywheel::tui::event::UiEvent;
 use flywheel::tui::job::Job;

@@ -15,15 +15,17 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::domain::ReviewVerdict;
 use crate::error::{Error, ErrorKind, Result};
 use crate::jobs::{Stage, StageContext, StageJob};
 use crate::privacy::Redactor;
 use crate::progress::Reporter;
+use crate::review::decisions;
 use crate::review::label_studio::{
-    ClientOptions, DEFAULT_LABEL_CONFIG, LabelStudioClient, ModelPrediction, NewTask, Verdict,
-    decide, label_config_with_intents,
+    DEFAULT_LABEL_CONFIG, LabelStudioClient, ModelPrediction, NewTask, Unusable, decide,
+    label_config_with_intents,
 };
-use crate::storage::samples::{ReviewDecision, ReviewOutcome, ReviewVerdict};
+use crate::storage::samples::ReviewOutcome;
 use crate::storage::{Store, Timestamp};
 
 /// The Label Studio sync stage. Its fields are its options.
@@ -53,7 +55,7 @@ impl LabelStudioSync {
     /// A full sync with the configured client, or a configuration error
     /// saying what to set.
     pub fn from_config(config: &Config) -> Result<Self> {
-        Ok(Self::new(client_from_config(config)?))
+        Ok(Self::new(LabelStudioClient::from_config(config)?))
     }
 }
 
@@ -76,25 +78,6 @@ pub struct SyncReport {
     /// Tasks whose annotations disagree (the most recent won).
     pub disagreements: usize,
     pub errors: Vec<String>,
-}
-
-/// The configured client, or a configuration error saying what to set.
-pub fn client_from_config(config: &Config) -> Result<LabelStudioClient> {
-    let ls = &config.label_studio;
-    let (Some(url), Some(key)) = (&ls.url, &ls.api_key) else {
-        return Err(Error::config(
-            "Label Studio is not configured: set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY \
-             (environment, .env or .env.labelstudio), or review in the console instead",
-        ));
-    };
-    LabelStudioClient::new(
-        url,
-        secrecy::SecretString::from(key.expose().to_string()),
-        ClientOptions {
-            timeout: std::time::Duration::from_secs(ls.timeout_secs.max(1)),
-            ..ClientOptions::default()
-        },
-    )
 }
 
 /// Annotations are pulled again from a little before the newest one seen,
@@ -392,34 +375,25 @@ async fn pull(
         if decision.disagreement {
             report.disagreements += 1;
         }
-        let verdict = match &decision.verdict {
-            Verdict::Accepted { .. } => ReviewVerdict::Accept,
-            Verdict::Corrected { intent, .. } => ReviewVerdict::Choose(intent.clone()),
-            Verdict::Rejected { .. } => ReviewVerdict::Reject,
-            Verdict::Unusable { reason } => {
+        let verdict = match decision.verdict {
+            Ok(verdict) => verdict,
+            Err(Unusable { reason }) => {
                 report.unusable += 1;
                 report.errors.push(format!("task {}: {reason}", task.id));
                 continue;
             }
         };
-        let outcome = store
-            .apply_review(
-                link.sample_id,
-                &ReviewDecision {
-                    verdict,
-                    annotator: decision
-                        .annotator
-                        .map(|id| format!("label-studio:user/{id}")),
-                    decided_at: seen,
-                },
-            )
-            .await?;
+        let annotator = decision
+            .annotator
+            .map(|id| format!("label-studio:user/{id}"));
+        let counter = match &verdict {
+            ReviewVerdict::Accept => &mut report.approved,
+            ReviewVerdict::Choose(_) => &mut report.corrected,
+            ReviewVerdict::Reject => &mut report.rejected,
+        };
+        let outcome = decisions::record(store, link.sample_id, verdict, annotator, seen).await?;
         if let ReviewOutcome::Applied(_) = outcome {
-            match decision.verdict {
-                Verdict::Accepted { .. } => report.approved += 1,
-                Verdict::Corrected { .. } => report.corrected += 1,
-                _ => report.rejected += 1,
-            }
+            *counter += 1;
         }
         store
             .record_annotation(project, task.id, Some(decision.annotation_id), seen)

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::backend::{ApprovedPage, Dialect};
 use super::{Store, Timestamp, db_error, on_pool};
-use crate::domain::{Provenance, ReviewStatus};
+use crate::domain::{Provenance, ReviewStatus, ReviewVerdict};
 use crate::error::Result;
 
 /// One row of `training_samples`.
@@ -165,17 +165,6 @@ pub struct Relabel {
     pub id: i64,
     pub intent: String,
     pub corrected_from: Option<String>,
-}
-
-/// A human's decision on one sample.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ReviewVerdict {
-    /// The model's prediction is right.
-    Accept,
-    /// This intent is right (the same as the prediction counts as accept).
-    Choose(String),
-    /// Not a usable sample: an explicit reject, a skip or a cancelled annotation.
-    Reject,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

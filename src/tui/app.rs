@@ -10,12 +10,14 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind};
 
 use super::data::*;
 use super::event::UiEvent;
-use super::job::{Job, short};
+use super::job::Job;
 use super::keys::{self, Action};
 use crate::capture::gaps::Gap;
 use crate::domain::ModelStatus;
+use crate::domain::ReviewVerdict;
 use crate::progress::ProgressEvent;
-use crate::storage::samples::{ReviewVerdict, Sample};
+use crate::review::decisions::short;
+use crate::storage::samples::Sample;
 
 /// What the UI loop must do after a key or an event.
 #[derive(Debug, Clone, PartialEq)]

@@ -41,12 +41,3 @@ impl Job {
         }
     }
 }
-
-/// The first 40 characters of a text, for one-line messages.
-pub fn short(text: &str) -> String {
-    let mut out: String = text.chars().take(40).collect();
-    if text.chars().count() > 40 {
-        out.push('…');
-    }
-    out
-}

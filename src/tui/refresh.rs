@@ -449,7 +449,7 @@ fn log_tail(dir: &Path) -> std::result::Result<(Option<PathBuf>, Vec<String>), S
 
 /// Is Label Studio up, and does it take our key? `None` when not configured.
 pub async fn probe_label_studio(config: &Config) -> Option<Connection> {
-    let client = crate::stages::label_studio_sync::client_from_config(config).ok()?;
+    let client = crate::review::label_studio::LabelStudioClient::from_config(config).ok()?;
     let timeout = StdDuration::from_secs(config.label_studio.timeout_secs.clamp(1, 10));
     Some(match tokio::time::timeout(timeout, client.whoami()).await {
         Ok(Ok(user)) => Connection::Ok { user: user.email },

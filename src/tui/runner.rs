@@ -9,19 +9,20 @@ use std::path::PathBuf;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 use super::event::UiEvent;
-use super::job::{Job, short};
+use super::job::Job;
 use super::refresh::Loader;
 use crate::capture::gaps::Gap;
 use crate::config::Config;
+use crate::domain::ReviewVerdict;
 use crate::error::Result;
 use crate::jobs::{self, Launch, Trigger};
 use crate::lifecycle::{self, Target};
 use crate::progress::{CancellationToken, Progress, Reporter};
+use crate::review::decisions::{self, short};
 use crate::stages::daily_capture::DailyCapture;
 use crate::stages::export::Export;
 use crate::stages::label_studio_sync::LabelStudioSync;
 use crate::stages::weekly_training::{WeeklyOutcome, WeeklyTraining};
-use crate::storage::samples::{ReviewDecision, ReviewOutcome, ReviewVerdict};
 use crate::storage::{Store, Timestamp};
 
 /// Hands work to background tasks; cheap to clone.
@@ -183,32 +184,23 @@ async fn review_worker(
     while let Some(op) = ops.recv().await {
         let event = match op {
             ReviewOp::Decide(sample_id, verdict) => {
-                let decision = ReviewDecision {
+                let annotator = Some(annotator.clone());
+                let result = match decisions::record(
+                    &store,
+                    sample_id,
                     verdict,
-                    annotator: Some(annotator.clone()),
-                    decided_at: Timestamp::now(),
-                };
-                let result = match store.apply_review(sample_id, &decision).await {
-                    Ok(ReviewOutcome::Applied(s)) => Ok(format!(
-                        "{} “{}” as {}",
-                        s.review_status,
-                        short(&s.text),
-                        s.intent
-                    )),
-                    Ok(ReviewOutcome::Stale(s)) => Err(format!(
-                        "“{}” was decided more recently elsewhere ({}); nothing changed",
-                        short(&s.text),
-                        s.review_status
-                    )),
-                    Ok(ReviewOutcome::NotFound) => {
-                        Err(format!("sample {sample_id} no longer exists"))
-                    }
+                    annotator,
+                    Timestamp::now(),
+                )
+                .await
+                {
+                    Ok(outcome) => decisions::describe(sample_id, &outcome),
                     Err(err) => Err(err.message().to_string()),
                 };
                 UiEvent::Reviewed { sample_id, result }
             }
             ReviewOp::Undo(sample_id) => {
-                let result = match store.undo_review(sample_id).await {
+                let result = match decisions::undo(&store, sample_id).await {
                     Ok(Some(s)) => Ok(format!("“{}” is back in the queue", short(&s.text))),
                     Ok(None) => Err(format!(
                         "sample {sample_id} was not decided by a human; nothing to undo"

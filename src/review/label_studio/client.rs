@@ -14,6 +14,7 @@ use tokio::sync::Mutex;
 
 use super::auth::{AccessToken, KeyKind, legacy_header};
 use super::http::{Answer, Call, Transport};
+use crate::config::Config;
 use crate::error::{Error, Result};
 
 /// Timeouts and retry budget. The defaults suit a sync run from cron; tests
@@ -69,6 +70,26 @@ impl fmt::Debug for LabelStudioClient {
 }
 
 impl LabelStudioClient {
+    /// The configured client (`label_studio.*`), or a configuration error
+    /// saying what to set.
+    pub fn from_config(config: &Config) -> Result<Self> {
+        let ls = &config.label_studio;
+        let (Some(url), Some(key)) = (&ls.url, &ls.api_key) else {
+            return Err(Error::config(
+                "Label Studio is not configured: set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY \
+                 (environment, .env or .env.labelstudio), or review in the console instead",
+            ));
+        };
+        Self::new(
+            url,
+            SecretString::from(key.expose().to_string()),
+            ClientOptions {
+                timeout: Duration::from_secs(ls.timeout_secs.max(1)),
+                ..ClientOptions::default()
+            },
+        )
+    }
+
     /// `base_url` is where Label Studio answers (`http://host:8080`, or with
     /// a path prefix behind a proxy). Fails (exit 78) on a malformed URL or
     /// an empty key.

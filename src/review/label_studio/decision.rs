@@ -7,37 +7,23 @@ use chrono::{DateTime, Utc};
 
 use super::label_config::REJECT_CHOICE;
 use super::types::{Annotation, TaskWithAnnotations};
+use crate::domain::ReviewVerdict;
 
-/// The verdict for one sample.
+/// An annotation the sync cannot apply (no choice, several choices, or an
+/// intent the router does not know: Label Studio does not validate choice
+/// values, §11). The sync reports it and leaves the sample alone.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    /// The annotator kept the model's intent.
-    Accepted { intent: String },
-    /// The annotator picked another intent.
-    Corrected {
-        intent: String,
-        corrected_from: String,
-    },
-    /// Not a usable sample.
-    Rejected { reason: RejectReason },
-    /// The annotation cannot be applied (no choice, several choices, or an
-    /// intent the router does not know: Label Studio does not validate
-    /// choice values, §11). The sync reports it and leaves the sample alone.
-    Unusable { reason: String },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RejectReason {
-    /// Skipped in the editor (`was_cancelled`).
-    Skipped,
-    /// The explicit reject choice ([`REJECT_CHOICE`]).
-    RejectChoice,
+pub struct Unusable {
+    pub reason: String,
 }
 
 /// A verdict plus what the sync records about where it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
-    pub verdict: Verdict,
+    /// What the most recent annotation decides, or why it cannot be applied.
+    pub verdict: std::result::Result<ReviewVerdict, Unusable>,
+    /// It rejects by a skip (`was_cancelled`) rather than the reject choice.
+    pub skipped: bool,
     /// The annotation that decided; stored as "last annotation seen" so an
     /// annotation updated later is re-applied.
     pub annotation_id: i64,
@@ -71,6 +57,7 @@ pub fn decide(
         .any(|a| !same_outcome(&verdict_of(a), &winner));
     Some(Decision {
         verdict: winner,
+        skipped: latest.was_cancelled,
         annotation_id: latest.id,
         annotation_updated_at: latest.updated_at,
         annotator: latest.completed_by,
@@ -80,40 +67,30 @@ pub fn decide(
     })
 }
 
-/// Two verdicts agree when they do the same to the sample. Unusable ones
-/// all leave it alone: their reasons differ if only by naming the annotation.
-fn same_outcome(a: &Verdict, b: &Verdict) -> bool {
-    matches!((a, b), (Verdict::Unusable { .. }, Verdict::Unusable { .. })) || a == b
+type Reading = std::result::Result<ReviewVerdict, Unusable>;
+
+/// Two readings agree when they do the same to the sample (a skip and the
+/// reject choice both reject it). Unusable ones all leave it alone: their
+/// reasons differ if only by naming the annotation.
+fn same_outcome(a: &Reading, b: &Reading) -> bool {
+    matches!((a, b), (Err(_), Err(_))) || a == b
 }
 
-fn verdict(a: &Annotation, predicted: &str, is_known: &impl Fn(&str) -> bool) -> Verdict {
-    if a.was_cancelled {
-        return Verdict::Rejected {
-            reason: RejectReason::Skipped,
-        };
-    }
-    if a.choices.iter().any(|c| c == REJECT_CHOICE) {
-        return Verdict::Rejected {
-            reason: RejectReason::RejectChoice,
-        };
+fn verdict(a: &Annotation, predicted: &str, is_known: &impl Fn(&str) -> bool) -> Reading {
+    let unusable = |reason: String| Err(Unusable { reason });
+    if a.was_cancelled || a.choices.iter().any(|c| c == REJECT_CHOICE) {
+        return Ok(ReviewVerdict::Reject);
     }
     match a.choices.as_slice() {
-        [] => Verdict::Unusable {
-            reason: format!("annotation {} picks no intent", a.id),
-        },
-        [intent] if intent == predicted => Verdict::Accepted {
-            intent: intent.clone(),
-        },
-        [intent] if is_known(intent) => Verdict::Corrected {
-            intent: intent.clone(),
-            corrected_from: predicted.to_owned(),
-        },
-        [intent] => Verdict::Unusable {
-            reason: format!("annotation {} picks unknown intent {intent:?}", a.id),
-        },
-        many => Verdict::Unusable {
-            reason: format!("annotation {} picks {} intents", a.id, many.len()),
-        },
+        [] => unusable(format!("annotation {} picks no intent", a.id)),
+        [intent] if intent == predicted => Ok(ReviewVerdict::Accept),
+        [intent] if is_known(intent) => Ok(ReviewVerdict::Choose(intent.clone())),
+        [intent] => unusable(format!(
+            "annotation {} picks unknown intent {}",
+            a.id,
+            crate::text::quoted(intent)
+        )),
+        many => unusable(format!("annotation {} picks {} intents", a.id, many.len())),
     }
 }
 
@@ -159,50 +136,26 @@ mod tests {
     #[test]
     fn same_choice_as_model_is_accepted_other_known_choice_is_corrected() {
         let d = decide_one(vec![ann(1, 0, &["order_food"], false)]);
-        assert_eq!(
-            d.verdict,
-            Verdict::Accepted {
-                intent: "order_food".into()
-            }
-        );
+        assert_eq!(d.verdict, Ok(ReviewVerdict::Accept));
         assert!(!d.disagreement);
         assert_eq!(d.annotator, Some(101));
         let d = decide_one(vec![ann(1, 0, &["greet"], false)]);
-        assert_eq!(
-            d.verdict,
-            Verdict::Corrected {
-                intent: "greet".into(),
-                corrected_from: "order_food".into()
-            }
-        );
+        assert_eq!(d.verdict, Ok(ReviewVerdict::Choose("greet".into())));
     }
 
     #[test]
     fn skip_and_reject_choice_both_reject() {
         let d = decide_one(vec![ann(1, 0, &[], true)]);
-        assert_eq!(
-            d.verdict,
-            Verdict::Rejected {
-                reason: RejectReason::Skipped
-            }
-        );
+        assert_eq!((d.verdict, d.skipped), (Ok(ReviewVerdict::Reject), true));
         let d = decide_one(vec![ann(1, 0, &[REJECT_CHOICE], false)]);
-        assert_eq!(
-            d.verdict,
-            Verdict::Rejected {
-                reason: RejectReason::RejectChoice
-            }
-        );
+        assert_eq!((d.verdict, d.skipped), (Ok(ReviewVerdict::Reject), false));
     }
 
     #[test]
     fn unknown_empty_or_multiple_choices_are_unusable() {
         for choices in [&["pizza_party"][..], &[][..], &["greet", "bye"][..]] {
             let d = decide_one(vec![ann(1, 0, choices, false)]);
-            assert!(
-                matches!(d.verdict, Verdict::Unusable { .. }),
-                "{choices:?}: {d:?}"
-            );
+            assert!(d.verdict.is_err(), "{choices:?}: {d:?}");
         }
     }
 
@@ -217,7 +170,7 @@ mod tests {
         assert_eq!(d.annotation_id, 3);
         assert_eq!(d.annotations, 3);
         assert!(d.disagreement);
-        assert!(matches!(d.verdict, Verdict::Corrected { ref intent, .. } if intent == "greet"));
+        assert_eq!(d.verdict, Ok(ReviewVerdict::Choose("greet".into())));
     }
 
     #[test]

@@ -21,7 +21,7 @@ mod types;
 pub use api::TIMESTAMP_FORMAT;
 pub use auth::KeyKind;
 pub use client::{ClientOptions, LabelStudioClient};
-pub use decision::{Decision, RejectReason, Verdict, decide};
+pub use decision::{Decision, Unusable, decide};
 pub use label_config::{DEFAULT_LABEL_CONFIG, REJECT_CHOICE, label_config_with_intents};
 pub use types::{
     Annotation, ModelPrediction, NewTask, Project, TaskWithAnnotations, User, decode_task_page,
