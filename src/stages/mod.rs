@@ -10,6 +10,7 @@ mod capture_fold;
 pub mod daily_capture;
 pub mod daily_report;
 pub mod export;
+pub mod gate;
 mod jsonl;
 pub mod label_studio_sync;
 pub mod prune;

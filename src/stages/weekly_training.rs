@@ -15,6 +15,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::export::in_test_split;
+use super::gate::{self, GateDecision, ProductionScore};
 use crate::config::Config;
 use crate::dataset::Sample;
 use crate::domain::ModelStatus;
@@ -129,7 +130,7 @@ async fn train_next_version(
     reporter: &Reporter,
 ) -> Result<WeeklyOutcome> {
     let started = Instant::now();
-    let approved_unused = store.status_snapshot(0).await?.approved_unused;
+    let approved_unused = store.approved_unused_count().await?;
     if approved_unused < options.min_samples && !options.force {
         tracing::info!(
             approved_unused,
@@ -182,73 +183,109 @@ async fn train_next_version(
         .await?;
     tracing::info!(version = %version, train = train.len(), test = test.len(), "weekly training started");
 
-    let train_samples: Vec<Sample> = train.iter().map(|s| to_sample(s)).collect();
-    let test_samples: Vec<Sample> = test.iter().map(|s| to_sample(s)).collect();
-    let partial = config.models_dir().join(format!(".partial-{version}"));
-    let result = train_and_compare(
-        store,
-        config,
-        &params,
+    let attempt = Attempt {
         run_id,
-        &train_samples,
-        &test_samples,
-        &partial,
+        partial: config.models_dir().join(format!(".partial-{version}")),
+        final_dir: config.models_dir().join(&version),
+    };
+    let data = Data {
+        all: &samples,
+        train: train.iter().map(|s| to_sample(s)).collect(),
+        test: test.iter().map(|s| to_sample(s)).collect(),
+    };
+    let outcome =
+        train_and_register(store, config, &params, &attempt, &data, reporter, started).await;
+    match outcome {
+        Ok(summary) => Ok(WeeklyOutcome::Trained(summary)),
+        Err(err) => {
+            attempt.abandon(store, &err).await;
+            Err(err)
+        }
+    }
+}
+
+/// A training run's files until its version is registered: whatever
+/// fails, [`Attempt::abandon`] is the one clean-up (no artifact left that
+/// nothing points at, the run closed as failed).
+struct Attempt {
+    run_id: i64,
+    /// Where the model is written first.
+    partial: PathBuf,
+    /// Where it is moved just before registration.
+    final_dir: PathBuf,
+}
+
+impl Attempt {
+    async fn abandon(&self, store: &Store, err: &Error) {
+        let _ = std::fs::remove_dir_all(&self.partial);
+        let _ = std::fs::remove_dir_all(&self.final_dir);
+        let _ = store
+            .finish_training_run(self.run_id, "failed", None, Some(err.message()))
+            .await;
+    }
+}
+
+/// The approved samples and their split.
+struct Data<'a> {
+    all: &'a [TrainingSample],
+    train: Vec<Sample>,
+    test: Vec<Sample>,
+}
+
+/// Train, score against production, decide, move the model into place,
+/// write the report and register the version.
+async fn train_and_register(
+    store: &Store,
+    config: &Config,
+    params: &TrainParams,
+    attempt: &Attempt,
+    data: &Data<'_>,
+    reporter: &Reporter,
+    started: Instant,
+) -> Result<TrainingSummary> {
+    let (trained_eval, training_report) = train_and_score(
+        store,
+        params,
+        attempt.run_id,
+        &data.train,
+        &data.test,
+        &attempt.partial,
         reporter,
     )
-    .await;
-    let (trained_eval, training_report, production) = match result {
-        Ok(parts) => parts,
-        Err(err) => {
-            let _ = std::fs::remove_dir_all(&partial);
-            let _ = store
-                .finish_training_run(run_id, "failed", None, Some(err.message()))
-                .await;
-            return Err(err);
-        }
-    };
-
+    .await?;
+    let production = score_production(store, &data.test).await?;
     let production_accuracy = production
         .as_ref()
         .and_then(|p| p.metrics.as_ref())
         .map(|m| m.accuracy);
-    let margin = config.training.min_improvement as f32;
-    let (status, reason) = match (&production, production_accuracy) {
-        (None, _) => (
-            ModelStatus::Testing,
-            "no production model to compare with".to_string(),
-        ),
-        (Some(p), None) => (
-            ModelStatus::Testing,
-            format!(
-                "production model {} could not be loaded ({}); registered for a human decision",
-                p.version,
-                p.load_error.as_deref().unwrap_or("unknown error")
-            ),
-        ),
-        (Some(p), Some(acc)) if trained_eval.accuracy > acc + margin => (
-            ModelStatus::Testing,
-            format!(
-                "{:.4} beats {} at {acc:.4} by more than {margin}",
-                trained_eval.accuracy, p.version
-            ),
-        ),
-        (Some(p), Some(acc)) => (
-            ModelStatus::Rejected,
-            format!(
-                "{:.4} does not beat {} at {acc:.4} by more than {margin}",
-                trained_eval.accuracy, p.version
-            ),
-        ),
+    let production_score = match &production {
+        None => ProductionScore::None,
+        Some(p) => match (&p.metrics, &p.load_error) {
+            (Some(metrics), _) => ProductionScore::Scored {
+                version: &p.version,
+                accuracy: metrics.accuracy,
+            },
+            (None, why) => ProductionScore::Unloadable {
+                version: &p.version,
+                why: why.as_deref().unwrap_or("unknown error"),
+            },
+        },
     };
+    let GateDecision { status, reason } = gate::decide(
+        trained_eval.accuracy,
+        &production_score,
+        config.training.min_improvement as f32,
+    );
 
-    let final_dir = config.models_dir().join(&version);
+    let version = &params.version;
+    let final_dir = &attempt.final_dir;
     // The version is above every registered one, so a directory under its
     // name is a model a killed run moved into place but never registered.
     if final_dir.exists() {
         tracing::warn!(path = %final_dir.display(), "removing a model an interrupted run never registered");
-        let _ = std::fs::remove_dir_all(&final_dir);
+        let _ = std::fs::remove_dir_all(final_dir);
     }
-    std::fs::rename(&partial, &final_dir).map_err(|err| {
+    std::fs::rename(&attempt.partial, final_dir).map_err(|err| {
         Error::failure(format!(
             "moving the trained model to {}: {err}",
             final_dir.display()
@@ -256,11 +293,11 @@ async fn train_next_version(
     })?;
     let report_path = config.logs_dir().join(format!("training-{version}.json"));
     let report = Report {
-        version: &version,
+        version,
         decision: status.as_str(),
         reason: reason.clone(),
-        data: data_counts(&samples, &train_samples, &test_samples),
-        parameters: &params,
+        data: data_counts(data.all, &data.train, &data.test),
+        parameters: params,
         new_model: &trained_eval,
         production_model: production.as_ref().map(|p| ProductionSide {
             version: &p.version,
@@ -280,44 +317,36 @@ async fn train_next_version(
         version: version.clone(),
         status,
         artifact_path: Some(final_dir.display().to_string()),
-        train_samples: Some(train_samples.len() as i32),
-        test_samples: Some(test_samples.len() as i32),
+        train_samples: Some(data.train.len() as i32),
+        test_samples: Some(data.test.len() as i32),
         test_accuracy: Some(f64::from(trained_eval.accuracy)),
         traffic_percentage: 0,
         metrics: serde_json::to_string(&trained_eval).ok(),
     };
-    let used: Vec<i64> = samples.iter().map(|s| s.id).collect();
-    let registered = store
+    let used: Vec<i64> = data.all.iter().map(|s| s.id).collect();
+    store
         .register_trained_version(
             &new,
             &crate::lifecycle::current_actor(),
             &TrainedBy {
-                run: run_id,
+                run: attempt.run_id,
                 report_path: &report_path.display().to_string(),
                 used_sample_ids: &used,
             },
         )
-        .await;
-    if let Err(err) = registered {
-        // Not registered: nothing may point at the artifact, so remove it.
-        let _ = std::fs::remove_dir_all(&final_dir);
-        let _ = store
-            .finish_training_run(run_id, "failed", None, Some(err.message()))
-            .await;
-        return Err(err);
-    }
+        .await?;
     tracing::info!(version = %version, status = status.as_str(), "{reason}");
-    Ok(WeeklyOutcome::Trained(TrainingSummary {
-        version,
+    Ok(TrainingSummary {
+        version: version.clone(),
         status,
-        train_samples: train_samples.len(),
-        test_samples: test_samples.len(),
+        train_samples: data.train.len(),
+        test_samples: data.test.len(),
         accuracy: trained_eval.accuracy,
         production_version: production.map(|p| p.version),
         production_accuracy,
         report_path,
         seconds: started.elapsed().as_secs_f64(),
-    }))
+    })
 }
 
 struct Production {
@@ -326,17 +355,17 @@ struct Production {
     load_error: Option<String>,
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn train_and_compare(
+/// Train (the same call as `flywheel train`), save the model to `partial`,
+/// and score it on the test split; epochs go to `training_runs` as they end.
+async fn train_and_score(
     store: &Store,
-    config: &Config,
     params: &TrainParams,
     run_id: i64,
     train: &[Sample],
     test: &[Sample],
     partial: &Path,
     reporter: &Reporter,
-) -> Result<(EvalReport, router::TrainingReport, Option<Production>)> {
+) -> Result<(EvalReport, router::TrainingReport)> {
     // Progress goes to training_runs (for the console) and on to the caller.
     let (inner, mut events) = reporter.intercept();
     let outer = reporter.clone();
@@ -380,19 +409,20 @@ async fn train_and_compare(
     .await
     .map_err(|err| Error::failure(format!("the training task failed: {err}")))?;
     let _ = forwarder.await;
-    let (evaluation, training_report) = trained?;
+    trained
+}
 
-    let production = match store
+/// The production model scored on the same test split, if there is one.
+async fn score_production(store: &Store, test: &[Sample]) -> Result<Option<Production>> {
+    let production = store
         .list_model_versions()
         .await?
         .into_iter()
-        .find(|m| m.status == ModelStatus::Production)
-    {
+        .find(|m| m.status == ModelStatus::Production);
+    Ok(match production {
         None => None,
         Some(p) => Some(evaluate_production(&p.version, p.artifact_path.as_deref(), test).await),
-    };
-    let _ = config;
-    Ok((evaluation, training_report, production))
+    })
 }
 
 async fn evaluate_production(version: &str, artifact: Option<&str>, test: &[Sample]) -> Production {
