@@ -289,39 +289,28 @@ fn line_in_file(path: &Path, find: impl Fn(&str) -> Option<usize>) -> Option<usi
     find(&std::fs::read_to_string(path).ok()?)
 }
 
-/// The 1-based line of a TOML file that sets dotted `key`: `key = …`
-/// under its `[table]`, a dotted assignment, or an inline table holding it.
+/// The 1-based line of a TOML file that sets dotted `key`, however it is
+/// written (`[table]` + `key = …`, a dotted assignment, an inline table):
+/// parsed with spans rather than scanned, so a multi-line string holding
+/// `[` or `=` cannot pass for a table header or an assignment.
 fn toml_line_of(text: &str, key: &str) -> Option<usize> {
-    let mut table = String::new();
-    let mut found = None;
-    for (index, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.starts_with('[') {
-            table = line
-                .trim_matches(['[', ']'])
-                .split('.')
-                .map(|part| part.trim().trim_matches(['"', '\'']))
-                .collect::<Vec<_>>()
-                .join(".");
-            continue;
-        }
-        let Some((left, _)) = line.split_once('=') else {
-            continue;
-        };
-        let left: Vec<&str> = left
-            .split('.')
-            .map(|part| part.trim().trim_matches(['"', '\'']))
-            .collect();
-        let assigned = if table.is_empty() {
-            left.join(".")
-        } else {
-            format!("{table}.{}", left.join("."))
-        };
-        if assigned == key || key.starts_with(&format!("{assigned}.")) {
-            found = Some(index + 1);
+    let document = toml_edit::ImDocument::parse(text).ok()?;
+    let mut table: &dyn toml_edit::TableLike = document.as_table();
+    let mut parts = key.split('.').peekable();
+    let mut span = None;
+    while let Some(part) = parts.next() {
+        let (found, item) = table.get_key_value(part)?;
+        span = found.span().or(span);
+        match item.as_table_like() {
+            Some(inner) => table = inner,
+            // A value that is not a table ends the path: it sets `key`
+            // only if nothing is left of it.
+            None if parts.peek().is_none() => break,
+            None => return None,
         }
     }
-    found
+    let start = span?.start;
+    Some(text[..start].matches('\n').count() + 1)
 }
 
 /// The 1-based line of a `.env` file whose variable sets `key` (the last
@@ -378,6 +367,9 @@ mod tests {
             Some(2)
         );
         assert_eq!(toml_line_of(text, "health.max_fallback_rate"), None);
+        let tricky =
+            "[label_studio]\napi_key = \"\"\"\n[x]\nproject_id = 1\n\"\"\"\nproject_id = -1\n";
+        assert_eq!(toml_line_of(tricky, "label_studio.project_id"), Some(6));
         let env = "# x\nexport FLYWHEEL_TRAINING__SEED=1\nLABEL_STUDIO_PROJECT_ID=0\n";
         assert_eq!(dotenv_line_of(env, "training.seed"), Some(2));
         assert_eq!(dotenv_line_of(env, "label_studio.project_id"), Some(3));
