@@ -171,6 +171,17 @@ stored_enum! {
     }
 }
 
+impl Provenance {
+    /// The sources whose labels judge models (see [`crate::gold`]): a
+    /// human said so, or a team imported data it already trusts. A
+    /// model's own answers and the synthetic seed set train but never judge.
+    pub const GOLD: [Provenance; 2] = [Provenance::Human, Provenance::Import];
+
+    pub fn is_gold(self) -> bool {
+        Self::GOLD.contains(&self)
+    }
+}
+
 stored_enum! {
     /// `model_versions.status` (DESIGN §1 lifecycle). A version registered
     /// without saying otherwise is `Testing`.

@@ -16,6 +16,7 @@ pub mod demo;
 pub mod doctor;
 pub mod domain;
 pub mod error;
+pub mod gold;
 pub mod health;
 pub mod jobs;
 pub mod lang;

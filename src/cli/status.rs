@@ -1,4 +1,4 @@
-//! `flywheel status`: the queue, approved unused samples, today's counts,
+//! `flywheel status`: the queue, approved unused samples, the gold set, today's counts,
 //! live models, last runs and health warnings.
 
 use std::fmt::Write as _;
@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::Context;
 use crate::error::Result;
+use crate::gold::GoldSummary;
 use crate::health::{self, Warning, human_duration};
 use crate::storage::jobs::JobRun;
 use crate::storage::snapshot::StatusSnapshot;
@@ -19,6 +20,8 @@ struct StatusReport<'a> {
     database: &'a str,
     #[serde(flatten)]
     snapshot: &'a StatusSnapshot,
+    /// The labels that judge models ([`crate::gold`]).
+    gold: &'a GoldSummary,
     last_runs: &'a [JobRun],
     warnings: &'a [Warning],
 }
@@ -29,12 +32,16 @@ pub async fn status(ctx: &Context) -> Result<ExitCode> {
     let snapshot = store
         .status_snapshot(config.auto_filter.high_priority)
         .await?;
+    let gold = store
+        .gold_summary(config.training.test_split_percent)
+        .await?;
     let last_runs = store.last_job_run_per_stage().await?;
     let warnings = health::warnings(&snapshot, &last_runs, config, Utc::now());
     let report = StatusReport {
         ok: true,
         database: store.description(),
         snapshot: &snapshot,
+        gold: &gold,
         last_runs: &last_runs,
         warnings: &warnings,
     };
@@ -59,6 +66,7 @@ fn render_status(r: &StatusReport<'_>, min_samples: i64) -> String {
         "Approved unused  {} samples (weekly training needs {min_samples})",
         s.approved_unused
     );
+    let _ = writeln!(out, "Gold set         {}", r.gold.line());
     let t = &s.today;
     let _ = writeln!(
         out,

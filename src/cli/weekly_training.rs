@@ -40,16 +40,11 @@ pub async fn weekly_training(ctx: &Context, args: &WeeklyTrainingArgs) -> Result
             "Nothing to do: {approved_unused} approved unused samples, weekly training needs {min_samples} (--force trains anyway)."
         ),
         WeeklyOutcome::Trained(s) => format!(
-            "{} trained on {} samples, tested on {}: accuracy {:.4}{} → registered as {}.\nReport: {}",
+            "{} trained on {} samples, judged on {} gold items: {} → registered as {}.\nReport: {}",
             s.version,
             s.train_samples,
             s.test_samples,
-            s.accuracy,
-            match (&s.production_version, s.production_accuracy) {
-                (Some(v), Some(a)) => format!(" vs {v} {a:.4} on the same test split"),
-                (Some(v), None) => format!(" ({v} could not be scored)"),
-                _ => " (no production model yet)".into(),
-            },
+            s.reason,
             s.status,
             s.report_path.display()
         ),

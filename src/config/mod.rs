@@ -96,8 +96,15 @@ pub struct ServeConfig {
 pub struct TrainingConfig {
     /// Weekly training runs only with at least this many approved unused samples.
     pub min_samples: i64,
-    /// A new version must beat production by more than this on the test split.
-    pub min_improvement: f64,
+    /// The promotion gate ([`crate::stages::gate`]): a candidate worse than
+    /// production by at most this share of overall accuracy (0.01: one
+    /// point) on the gold test items is "not worse".
+    pub gate_tolerance: f64,
+    /// The same for out-of-scope recall.
+    pub oos_tolerance: f64,
+    /// Fewer gold test items than this are too few to judge a candidate
+    /// (`weekly-training --force` registers it for a human decision).
+    pub min_gold_test: u32,
     /// Share of samples (by hash of id) held out as the stable test split.
     pub test_split_percent: u32,
     /// Maximum epochs; unset: the router's tuned default (early stopping decides).
@@ -177,7 +184,9 @@ impl Default for TrainingConfig {
     fn default() -> Self {
         Self {
             min_samples: 500,
-            min_improvement: 0.0,
+            gate_tolerance: 0.01,
+            oos_tolerance: 0.05,
+            min_gold_test: 30,
             test_split_percent: 15,
             epochs: None,
             seed: 42,

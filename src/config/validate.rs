@@ -142,10 +142,21 @@ const RULES: &[Rule] = &[
         range: Range::at_least(0),
     },
     Rule {
-        // an accuracy difference: below 0 lets a slightly worse model through
-        key: "training.min_improvement",
-        value: |c| Some(Number::Float(c.training.min_improvement)),
-        range: Range::float(-1.0, 1.0),
+        // a share of accuracy a candidate may lose and still be "not worse"
+        key: "training.gate_tolerance",
+        value: |c| Some(Number::Float(c.training.gate_tolerance)),
+        range: Range::float(0.0, 1.0),
+    },
+    Rule {
+        key: "training.oos_tolerance",
+        value: |c| Some(Number::Float(c.training.oos_tolerance)),
+        range: Range::float(0.0, 1.0),
+    },
+    Rule {
+        // zero would let a gate judge on nothing
+        key: "training.min_gold_test",
+        value: |c| Some(Number::Int(c.training.min_gold_test.into())),
+        range: Range::at_least(1),
     },
     Rule {
         // more than half would test on more than it trains on

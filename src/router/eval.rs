@@ -59,6 +59,10 @@ pub struct EvalReport {
     pub confusions: Vec<Confusion>,
     /// Labels the model does not know, with their counts; always errors.
     pub unknown_intents: BTreeMap<String, usize>,
+    /// Whether each sample, in order, was answered right: what a paired
+    /// comparison of two models on the same samples needs.
+    #[serde(skip)]
+    pub correct: Vec<bool>,
 }
 
 /// Score `model` on `samples`.
@@ -88,6 +92,7 @@ pub(crate) fn evaluate_probabilities(
     let mut confusions: BTreeMap<(&str, String), usize> = BTreeMap::new();
     let mut unknown: BTreeMap<String, usize> = BTreeMap::new();
     let mut bins = [(0usize, 0.0f32, 0usize); ECE_BINS];
+    let mut each = Vec::with_capacity(samples.len());
     for (sample, p) in samples.iter().zip(probs) {
         let language = sample
             .language
@@ -100,6 +105,7 @@ pub(crate) fn evaluate_probabilities(
             pred.intent.clone()
         };
         let ok = answer == label;
+        each.push(ok);
         correct += usize::from(ok);
         fallbacks += usize::from(pred.fallback);
         if label == OOS_LABEL {
@@ -195,6 +201,7 @@ pub(crate) fn evaluate_probabilities(
             .collect(),
         confusions,
         unknown_intents: unknown,
+        correct: each,
     }
 }
 

@@ -32,7 +32,8 @@ pub enum BootstrapOutcome {
     /// This call trained and deployed the bootstrap model.
     Deployed {
         version: String,
-        test_accuracy: f32,
+        /// On gold test items; the seed set is synthetic, so usually none.
+        test_accuracy: Option<f32>,
         seed_samples_created: u64,
         seconds: f64,
     },
@@ -57,8 +58,11 @@ impl BootstrapOutcome {
                 seconds,
                 ..
             } => format!(
-                "trained {version} from the built-in seed set in {seconds:.0} s (test accuracy \
-                 {test_accuracy:.3}) and put it in production"
+                "trained {version} from the built-in seed set in {seconds:.0} s ({}) and put it in production",
+                match test_accuracy {
+                    Some(accuracy) => format!("test accuracy {accuracy:.3}"),
+                    None => "no gold labels to score it on yet".into(),
+                }
             ),
         }
     }
@@ -161,7 +165,7 @@ async fn bootstrap_locked(ctx: &StageContext<'_>) -> Result<BootstrapOutcome> {
     lifecycle::promote(store, &summary.version, Target::Production, BOOTSTRAP_ACTOR).await?;
     tracing::info!(
         version = %summary.version,
-        test_accuracy = summary.accuracy,
+        test_accuracy = ?summary.accuracy,
         "bootstrap: {} is in production",
         summary.version
     );

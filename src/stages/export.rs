@@ -1,6 +1,7 @@
 //! `flywheel export`: approved samples → JSONL (DESIGN §5 format plus
 //! `sample_id`, `source`, `occurrences`), read a page at a time in id order
-//! (constant memory, deterministic output), with the stable test split.
+//! (constant memory, deterministic output), with the stable test split
+//! (gold samples only: [`crate::gold`]).
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -8,10 +9,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::gold;
 use crate::jobs::{Stage, StageContext, StageJob};
 use crate::lang::Language;
 use crate::privacy::Redactor;
@@ -33,16 +34,6 @@ pub enum Split {
     Test,
     #[default]
     All,
-}
-
-/// Whether a sample belongs to the held-out test split (DESIGN §1): a hash
-/// of its id, so the split never changes as samples are added and a new
-/// model and production are scored on the same samples.
-pub fn in_test_split(sample_id: i64, test_percent: u32) -> bool {
-    let digest = Sha256::digest(sample_id.to_le_bytes());
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&digest[..8]);
-    u64::from_le_bytes(first) % 100 < u64::from(test_percent)
 }
 
 /// The export stage. Its fields are its options.
@@ -220,8 +211,8 @@ fn languages_as_stored(filter: &ExportFilter, warnings: &mut Vec<String>) -> Exp
 fn wanted(row: &ExportRow, options: &Export) -> bool {
     match options.split {
         Split::All => true,
-        Split::Test => in_test_split(row.id, options.test_split_percent),
-        Split::Train => !in_test_split(row.id, options.test_split_percent),
+        Split::Test => gold::judges(row.id, row.source, options.test_split_percent),
+        Split::Train => !gold::judges(row.id, row.source, options.test_split_percent),
     }
 }
 
@@ -231,7 +222,7 @@ fn line<'a>(row: &'a ExportRow, redactor: &Redactor) -> Line<'a> {
         intent: &row.intent,
         language: row.language.as_deref(),
         confidence: row.confidence,
-        source: &row.source,
+        source: row.source.as_str(),
         sample_id: row.id,
         occurrences: row.occurrences,
     }
@@ -255,18 +246,4 @@ fn temp_path(output: &Path) -> PathBuf {
     let mut name = output.file_name().unwrap_or_default().to_os_string();
     name.push(".partial");
     output.with_file_name(name)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::in_test_split;
-
-    #[test]
-    fn the_test_split_is_stable_and_near_its_share() {
-        let test = (1..=10_000).filter(|id| in_test_split(*id, 15)).count();
-        assert!((1300..=1700).contains(&test), "{test}");
-        assert_eq!(in_test_split(42, 15), in_test_split(42, 15));
-        assert!((1..=1000).all(|id| !in_test_split(id, 0)));
-        assert!((1..=1000).all(|id| in_test_split(id, 100)));
-    }
 }

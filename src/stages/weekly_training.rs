@@ -1,7 +1,8 @@
 //! Weekly training (DESIGN §1): when enough approved samples wait, train the
-//! next version on the train split, score it **and the production model on
-//! the same test split**, and register it as `testing` when it is better or
-//! `rejected` otherwise, with a report in `logs/`.
+//! next version on every approved sample outside the gold test split, score
+//! it **and the production model on the same gold test items**
+//! ([`crate::gold`]), and let the gate ([`super::gate`]) register it as
+//! `testing` or `rejected`, with a report in `logs/`.
 //!
 //! Crash safety: the artifact is written to a `.partial-` directory and only
 //! renamed into place before registration, which (version row, audit entry,
@@ -14,16 +15,18 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::export::in_test_split;
-use super::gate::{self, GateDecision, ProductionScore};
+use super::gate::{
+    self, Answers, Candidate, Comparison, GateDecision, GateRules, Items, ProductionScore,
+};
 use crate::config::Config;
 use crate::dataset::Sample;
 use crate::domain::ModelStatus;
 use crate::error::{Error, Result};
+use crate::gold::{self, GoldLabel, GoldSummary};
 use crate::jobs::{Stage, StageContext, StageJob};
 use crate::lang::Language;
 use crate::progress::{ProgressEvent, Reporter};
-use crate::router::{self, EvalReport, Model, TrainParams};
+use crate::router::{self, EvalReport, Model, OOS_LABEL, TrainParams};
 use crate::storage::Store;
 use crate::storage::models::{NewModelVersion, TrainedBy};
 use crate::storage::samples::TrainingSample;
@@ -33,7 +36,9 @@ use crate::storage::samples::TrainingSample;
 pub struct WeeklyTraining {
     /// Train only with at least this many approved unused samples.
     pub min_samples: i64,
-    /// Train even with fewer approved unused samples than the minimum.
+    /// Train even with fewer approved unused samples than the minimum, and
+    /// register a candidate there are too few gold items to judge (never
+    /// one that is clearly worse).
     pub force: bool,
     /// Bump MAJOR (an architecture change) instead of MINOR.
     pub major: bool,
@@ -54,11 +59,14 @@ pub enum WeeklyOutcome {
 #[derive(Debug, Clone, Serialize)]
 pub struct TrainingSummary {
     pub version: String,
-    /// `Testing` (better than production) or `Rejected`.
+    /// `Testing` or `Rejected`, and the gate's reason in one sentence.
     pub status: ModelStatus,
+    pub reason: String,
     pub train_samples: usize,
+    /// Gold test items both models were scored on.
     pub test_samples: usize,
-    pub accuracy: f32,
+    /// On the gold test items; `None` when there are none.
+    pub accuracy: Option<f32>,
     pub production_version: Option<String>,
     pub production_accuracy: Option<f32>,
     pub report_path: PathBuf,
@@ -71,7 +79,10 @@ struct Report<'a> {
     version: &'a str,
     decision: &'a str,
     reason: String,
+    /// Both models on the same gold items, with intervals and the paired test.
+    gate: Option<&'a Comparison>,
     data: DataCounts,
+    gold: GoldSummary,
     parameters: &'a TrainParams,
     new_model: &'a EvalReport,
     production_model: Option<ProductionSide<'a>>,
@@ -153,18 +164,14 @@ async fn train_next_version(
 
     let samples = store.approved_samples().await?;
     let percent = config.training.test_split_percent;
-    let (test, train): (Vec<&TrainingSample>, Vec<&TrainingSample>) =
-        samples.iter().partition(|s| in_test_split(s.id, percent));
+    // Only gold labels judge; everything else, auto-approved included, trains.
+    let (test, train): (Vec<&TrainingSample>, Vec<&TrainingSample>) = samples
+        .iter()
+        .partition(|s| gold::judges(s.id, s.source, percent));
     if train.is_empty() {
         return Err(Error::failure(
             "there are no approved samples to train on; run daily-capture and review, or `flywheel samples import`",
         ));
-    }
-    if test.is_empty() {
-        return Err(Error::failure(format!(
-            "none of the {} approved samples falls in the {percent} % test split; a new model cannot be compared with production",
-            samples.len()
-        )));
     }
     let versions = store.list_model_versions().await?;
     let version = next_version(versions.iter().map(|m| m.version.as_str()), options.major);
@@ -185,6 +192,7 @@ async fn train_next_version(
 
     let attempt = Attempt {
         run_id,
+        started,
         partial: config.models_dir().join(format!(".partial-{version}")),
         final_dir: config.models_dir().join(&version),
     };
@@ -192,9 +200,16 @@ async fn train_next_version(
         all: &samples,
         train: train.iter().map(|s| to_sample(s)).collect(),
         test: test.iter().map(|s| to_sample(s)).collect(),
+        gold_train: train.iter().filter(|s| s.source.is_gold()).count(),
+    };
+    let rules = GateRules {
+        tolerance: config.training.gate_tolerance,
+        oos_tolerance: config.training.oos_tolerance,
+        min_gold: config.training.min_gold_test as usize,
+        force: options.force,
     };
     let outcome =
-        train_and_register(store, config, &params, &attempt, &data, reporter, started).await;
+        train_and_register(store, config, &params, &attempt, &data, rules, reporter).await;
     match outcome {
         Ok(summary) => Ok(WeeklyOutcome::Trained(summary)),
         Err(err) => {
@@ -209,6 +224,8 @@ async fn train_next_version(
 /// nothing points at, the run closed as failed).
 struct Attempt {
     run_id: i64,
+    /// When the stage started (the report and summary give the duration).
+    started: Instant,
     /// Where the model is written first.
     partial: PathBuf,
     /// Where it is moved just before registration.
@@ -229,7 +246,19 @@ impl Attempt {
 struct Data<'a> {
     all: &'a [TrainingSample],
     train: Vec<Sample>,
+    /// The gold test items.
     test: Vec<Sample>,
+    /// Gold samples among `train`.
+    gold_train: usize,
+}
+
+/// `model_versions.metrics`: the evaluation, and how many gold samples
+/// trained the version (what a later tie is broken on).
+#[derive(Debug, Serialize, serde::Deserialize)]
+struct VersionMetrics<T> {
+    #[serde(flatten)]
+    evaluation: T,
+    gold_train_samples: Option<usize>,
 }
 
 /// Train, score against production, decide, move the model into place,
@@ -240,9 +269,10 @@ async fn train_and_register(
     params: &TrainParams,
     attempt: &Attempt,
     data: &Data<'_>,
+    rules: GateRules,
     reporter: &Reporter,
-    started: Instant,
 ) -> Result<TrainingSummary> {
+    let started = attempt.started;
     let (trained_eval, training_report) = train_and_score(
         store,
         params,
@@ -254,16 +284,21 @@ async fn train_and_register(
     )
     .await?;
     let production = score_production(store, &data.test).await?;
+    let judged = !data.test.is_empty();
     let production_accuracy = production
         .as_ref()
         .and_then(|p| p.metrics.as_ref())
+        .filter(|_| judged)
         .map(|m| m.accuracy);
     let production_score = match &production {
         None => ProductionScore::None,
         Some(p) => match (&p.metrics, &p.load_error) {
             (Some(metrics), _) => ProductionScore::Scored {
                 version: &p.version,
-                accuracy: metrics.accuracy,
+                answers: Answers {
+                    correct: &metrics.correct,
+                },
+                gold_train: p.gold_train,
             },
             (None, why) => ProductionScore::Unloadable {
                 version: &p.version,
@@ -271,10 +306,23 @@ async fn train_and_register(
             },
         },
     };
-    let GateDecision { status, reason } = gate::decide(
-        trained_eval.accuracy,
+    let out_of_scope: Vec<bool> = data.test.iter().map(|s| s.intent == OOS_LABEL).collect();
+    let GateDecision {
+        status,
+        reason,
+        comparison,
+    } = gate::decide(
+        &Candidate {
+            answers: Answers {
+                correct: &trained_eval.correct,
+            },
+            gold_train: data.gold_train,
+        },
         &production_score,
-        config.training.min_improvement as f32,
+        Items {
+            out_of_scope: &out_of_scope,
+        },
+        rules,
     );
 
     let version = &params.version;
@@ -296,7 +344,9 @@ async fn train_and_register(
         version,
         decision: status.as_str(),
         reason: reason.clone(),
+        gate: comparison.as_ref(),
         data: data_counts(data.all, &data.train, &data.test),
+        gold: gold_summary(data.all, config.training.test_split_percent),
         parameters: params,
         new_model: &trained_eval,
         production_model: production.as_ref().map(|p| ProductionSide {
@@ -319,9 +369,13 @@ async fn train_and_register(
         artifact_path: Some(final_dir.display().to_string()),
         train_samples: Some(data.train.len() as i32),
         test_samples: Some(data.test.len() as i32),
-        test_accuracy: Some(f64::from(trained_eval.accuracy)),
+        test_accuracy: judged.then(|| f64::from(trained_eval.accuracy)),
         traffic_percentage: 0,
-        metrics: serde_json::to_string(&trained_eval).ok(),
+        metrics: serde_json::to_string(&VersionMetrics {
+            evaluation: &trained_eval,
+            gold_train_samples: Some(data.gold_train),
+        })
+        .ok(),
     };
     let used: Vec<i64> = data.all.iter().map(|s| s.id).collect();
     store
@@ -339,9 +393,10 @@ async fn train_and_register(
     Ok(TrainingSummary {
         version: version.clone(),
         status,
+        reason,
         train_samples: data.train.len(),
         test_samples: data.test.len(),
-        accuracy: trained_eval.accuracy,
+        accuracy: judged.then_some(trained_eval.accuracy),
         production_version: production.map(|p| p.version),
         production_accuracy,
         report_path,
@@ -353,6 +408,8 @@ struct Production {
     version: String,
     metrics: Option<EvalReport>,
     load_error: Option<String>,
+    /// Gold samples that trained it, when its registration kept that.
+    gold_train: Option<usize>,
 }
 
 /// Train (the same call as `flywheel train`), save the model to `partial`,
@@ -421,7 +478,16 @@ async fn score_production(store: &Store, test: &[Sample]) -> Result<Option<Produ
         .find(|m| m.status == ModelStatus::Production);
     Ok(match production {
         None => None,
-        Some(p) => Some(evaluate_production(&p.version, p.artifact_path.as_deref(), test).await),
+        Some(p) => {
+            let mut scored =
+                evaluate_production(&p.version, p.artifact_path.as_deref(), test).await;
+            scored.gold_train = p
+                .metrics
+                .as_deref()
+                .and_then(|m| serde_json::from_str::<VersionMetrics<serde::de::IgnoredAny>>(m).ok())
+                .and_then(|m| m.gold_train_samples);
+            Some(scored)
+        }
     })
 }
 
@@ -431,6 +497,7 @@ async fn evaluate_production(version: &str, artifact: Option<&str>, test: &[Samp
             version: version.to_string(),
             metrics: None,
             load_error: Some("no artifact path recorded".into()),
+            gold_train: None,
         };
     };
     let test = test.to_vec();
@@ -443,16 +510,19 @@ async fn evaluate_production(version: &str, artifact: Option<&str>, test: &[Samp
             version: version.to_string(),
             metrics: Some(metrics),
             load_error: None,
+            gold_train: None,
         },
         Ok(Err(err)) => Production {
             version: version.to_string(),
             metrics: None,
             load_error: Some(err.message().to_string()),
+            gold_train: None,
         },
         Err(err) => Production {
             version: version.to_string(),
             metrics: None,
             load_error: Some(err.to_string()),
+            gold_train: None,
         },
     }
 }
@@ -520,6 +590,25 @@ fn data_counts(all: &[TrainingSample], train: &[Sample], test: &[Sample]) -> Dat
         per_intent,
         per_language,
     }
+}
+
+/// The gold set of this run's approved samples, as `status` reports it.
+fn gold_summary(all: &[TrainingSample], percent: u32) -> GoldSummary {
+    let gold: Vec<GoldLabel> = all
+        .iter()
+        .filter(|s| s.source.is_gold())
+        .map(|s| GoldLabel {
+            id: s.id,
+            intent: s.intent.clone(),
+            language: s.language.clone(),
+        })
+        .collect();
+    let intents = all
+        .iter()
+        .map(|s| s.intent.as_str())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    GoldSummary::of(&gold, intents, percent)
 }
 
 fn f1_deltas(new: &EvalReport, production: Option<&EvalReport>) -> Vec<(String, f32)> {

@@ -13,6 +13,7 @@ use super::backend::{ApprovedPage, Dialect};
 use super::{Store, Timestamp, db_error, on_pool};
 use crate::domain::{Provenance, ReviewStatus, ReviewVerdict};
 use crate::error::Result;
+use crate::gold::{GoldLabel, GoldSummary};
 
 /// One row of `training_samples`.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
@@ -121,6 +122,8 @@ pub struct TrainingSample {
     pub text: String,
     pub intent: String,
     pub language: Option<String>,
+    /// Whether it may judge models ([`crate::gold`]).
+    pub source: Provenance,
 }
 
 /// One approved sample as exported (DESIGN §5 plus id, source, occurrences).
@@ -131,7 +134,7 @@ pub struct ExportRow {
     pub intent: String,
     pub language: Option<String>,
     pub confidence: Option<f64>,
-    pub source: String,
+    pub source: Provenance,
     pub occurrences: i32,
 }
 
@@ -249,7 +252,7 @@ impl Store {
     /// Every approved sample, in id order (deterministic training input).
     pub async fn approved_samples(&self) -> Result<Vec<TrainingSample>> {
         on_pool!(self, |pool| sqlx::query_as::<_, TrainingSample>(
-            "SELECT id, text, intent, language FROM training_samples WHERE review_status = 'approved' ORDER BY id"
+            "SELECT id, text, intent, language, source FROM training_samples WHERE review_status = 'approved' ORDER BY id"
         )
         .fetch_all(pool)
         .await)
@@ -298,6 +301,35 @@ impl Store {
                 .await
         })
         .map_err(|err| db_error("counting samples by source", err))
+    }
+
+    /// The gold set at a glance ([`crate::gold`]): approved samples whose
+    /// label a human gave or a team imported, against the intents known
+    /// among all approved samples.
+    pub async fn gold_summary(&self, test_split_percent: u32) -> Result<GoldSummary> {
+        let gold_sources = Provenance::GOLD
+            .iter()
+            .map(|p| format!("'{}'", p.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let gold_sql = format!(
+            "SELECT id, intent, language FROM training_samples \
+             WHERE review_status = 'approved' AND source IN ({gold_sources})"
+        );
+        let (gold, intents): (Vec<GoldLabel>, i64) = on_pool!(self, |pool| async {
+            let gold = sqlx::query_as::<_, GoldLabel>(&gold_sql)
+                .fetch_all(pool)
+                .await?;
+            let intents = sqlx::query_scalar(
+                "SELECT COUNT(DISTINCT intent) FROM training_samples WHERE review_status = 'approved'",
+            )
+            .fetch_one(pool)
+            .await?;
+            Ok::<_, sqlx::Error>((gold, intents))
+        }
+        .await)
+        .map_err(|err| db_error("reading the gold set", err))?;
+        Ok(GoldSummary::of(&gold, intents as usize, test_split_percent))
     }
 
     /// Create or fold `samples` in one transaction (all or nothing); stored

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use crate::capture::gaps::{Gap, LowHour};
+use crate::gold::GoldSummary;
 use crate::storage::Timestamp;
 use crate::storage::capture_stats::BucketCount;
 use crate::storage::conversations::Conversation;
@@ -111,6 +112,9 @@ pub struct TrainingData {
     pub performance: Vec<ModelPerformance>,
     /// Canary and production side by side since the canary started.
     pub canary_watch: Option<CanaryWatch>,
+    /// The labels that judge models ([`crate::gold`]); boxed, as it is
+    /// large beside the other panes' data.
+    pub gold: Box<GoldSummary>,
 }
 
 /// The 48-hour watch of DESIGN §1: both live versions over the same window.

@@ -298,11 +298,17 @@ impl Loader {
             .get(|| async move { store.model_performance().await })
             .await?;
         let canary_watch = self.canary_watch(&versions).await?;
+        let gold = Box::new(
+            self.store
+                .gold_summary(self.config.training.test_split_percent)
+                .await?,
+        );
         Ok(TrainingData {
             versions,
             runs,
             performance,
             canary_watch,
+            gold,
         })
     }
 

@@ -131,8 +131,8 @@ impl Runner {
                         "nothing trained ({approved_unused} approved unused samples)"
                     )),
                     WeeklyOutcome::Trained(s) => Ok(format!(
-                        "{} trained: accuracy {:.3}, registered as {}",
-                        s.version, s.accuracy, s.status
+                        "{} registered as {}: {}",
+                        s.version, s.status, s.reason
                     )),
                 }
             }

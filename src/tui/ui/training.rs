@@ -114,11 +114,16 @@ fn draw_runs(frame: &mut Frame, area: Rect, app: &App, data: &TrainingData, them
             .style(theme.status_style(&r.status))
         })
         .collect();
-    let title = if data.runs.is_empty() {
-        "training runs · none yet"
-    } else {
-        "training runs"
-    };
+    // What the gate judges on sits beside the runs it judged.
+    let title = format!(
+        "training runs{} · gold {}",
+        if data.runs.is_empty() {
+            " · none yet"
+        } else {
+            ""
+        },
+        data.gold.line()
+    );
     frame.render_widget(
         Table::new(
             rows,
