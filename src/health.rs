@@ -61,6 +61,24 @@ pub fn warnings(
                     ),
                 );
             }
+            // Audits: warn only when the whole interval is below the bar.
+            if let Some(accuracy) = snapshot
+                .audits
+                .production
+                .as_ref()
+                .and_then(|e| e.production_accuracy)
+                .filter(|a| a.high < health.min_production_accuracy)
+            {
+                warn(
+                    "low-production-accuracy",
+                    format!(
+                        "production model {} is right on {} of audited conversations, below {:.2}: review the audit queue's corrections and retrain",
+                        model.version,
+                        accuracy.describe(),
+                        health.min_production_accuracy
+                    ),
+                );
+            }
             if let Some(rate) = model
                 .fallback_rate
                 .filter(|r| *r > health.max_fallback_rate)
@@ -86,6 +104,22 @@ pub fn warnings(
             format!(
                 "today's auto-approval rate is {rate:.1} %, outside {:.0}–{:.0} %",
                 health.min_auto_approval_rate, health.max_auto_approval_rate
+            ),
+        );
+    }
+
+    if let Some(precision) = snapshot
+        .audits
+        .auto_approval_precision
+        .filter(|p| p.high < config.auto_filter.min_precision)
+    {
+        warn(
+            "low-auto-approval-precision",
+            format!(
+                "auto-approved labels were right on {} of audited conversations in the last {} days, below {:.2}: raise auto_filter.auto_approve_confidence",
+                precision.describe(),
+                crate::storage::snapshot::PRECISION_WINDOW_DAYS,
+                config.auto_filter.min_precision
             ),
         );
     }
@@ -169,6 +203,7 @@ mod tests {
                 fallback_rate: Some(0.05),
             }],
             model_versions: 1,
+            audits: Default::default(),
         }
     }
 
@@ -249,6 +284,52 @@ mod tests {
         assert_eq!(
             codes(&warnings(&s, &[], &Config::default(), now))[0],
             "no-production-model"
+        );
+    }
+
+    /// Audits warn only when the whole 95 % interval is below the bar: a
+    /// point estimate under it on a few items is not yet evidence.
+    #[test]
+    fn audited_accuracy_and_precision_warn_when_their_interval_is_below_the_bar() {
+        use crate::audit::VersionEstimate;
+        use crate::estimate::wilson;
+        let with = |right: usize, n: usize, precise: usize, approved: usize| {
+            let mut s = snapshot();
+            s.audits.production = Some(VersionEstimate {
+                version: "router-v1.0.0".into(),
+                production_accuracy: Some(wilson(right, n)),
+                auto_approval_precision: None,
+                awaiting_label: 0,
+            });
+            s.audits.auto_approval_precision = Some(wilson(precise, approved));
+            codes(&warnings(&s, &[], &Config::default(), Utc::now()))
+                .into_iter()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
+        // 0.74 on 400 audits: interval 0.70–0.78, all below 0.82.
+        // Precision 0.90 on 300: below 0.97.
+        assert_eq!(
+            with(296, 400, 270, 300),
+            ["low-production-accuracy", "low-auto-approval-precision"]
+        );
+        // 0.74 on 20 audits reaches above 0.82; 0.95 on 40 reaches 0.97.
+        assert!(with(15, 20, 38, 40).is_empty());
+        // Healthy figures.
+        assert!(with(380, 400, 298, 300).is_empty());
+        let mut s = snapshot();
+        s.audits.production = Some(VersionEstimate {
+            version: "router-v1.0.0".into(),
+            production_accuracy: Some(wilson(296, 400)),
+            auto_approval_precision: None,
+            awaiting_label: 0,
+        });
+        let w = warnings(&s, &[], &Config::default(), Utc::now());
+        assert!(
+            w[0].message.contains(
+                "right on 0.740 (0.695–0.781, n 400) of audited conversations, below 0.82"
+            ),
+            "{w:?}"
         );
     }
 }

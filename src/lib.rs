@@ -8,6 +8,7 @@
 //! cancel token, so the CLI and the console run the same code the same way.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod capture;
 pub mod cli;
 pub mod config;
@@ -16,6 +17,7 @@ pub mod demo;
 pub mod doctor;
 pub mod domain;
 pub mod error;
+pub mod estimate;
 pub mod gold;
 pub mod health;
 pub mod jobs;

@@ -8,6 +8,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::audit::VersionEstimate;
+
 /// Upper bounds (seconds) of the latency histogram buckets.
 const LATENCY_BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -52,12 +54,18 @@ pub struct Metrics {
     queue_full: AtomicU64,
 }
 
+/// One audit figure of a version, when measured.
+type AuditFigure = fn(&VersionEstimate) -> Option<f64>;
+
 /// Gauges read at scrape time.
 pub struct Gauges {
     pub queue_depth: usize,
     pub queue_capacity: usize,
     pub database_up: bool,
     pub production_version: Option<String>,
+    /// What audits measured per version (empty when the database could
+    /// not be read in time).
+    pub audits: Vec<VersionEstimate>,
 }
 
 impl Metrics {
@@ -241,6 +249,45 @@ impl Metrics {
                 escape(version)
             );
         }
+        let audited: [(&str, &str, AuditFigure); 5] = [
+            (
+                "flywheel_production_accuracy",
+                "Served answers a human agreed with, over audited conversations of the version.",
+                |e| e.production_accuracy.map(|a| a.value),
+            ),
+            (
+                "flywheel_production_accuracy_lower",
+                "Lower bound of production accuracy's 95 % interval.",
+                |e| e.production_accuracy.map(|a| a.low),
+            ),
+            (
+                "flywheel_production_accuracy_audits",
+                "Audited conversations with a human label (n of production accuracy).",
+                |e| e.production_accuracy.map(|a| a.n as f64),
+            ),
+            (
+                "flywheel_auto_approval_precision",
+                "Auto-approved labels a human agreed with, over audited conversations of the version.",
+                |e| e.auto_approval_precision.map(|p| p.value),
+            ),
+            (
+                "flywheel_audits_awaiting_label",
+                "Audited conversations of the version still waiting for a human label.",
+                |e| Some(e.awaiting_label as f64),
+            ),
+        ];
+        for (name, help, value) in audited {
+            header(&mut out, name, "gauge", help);
+            for estimate in &gauges.audits {
+                if let Some(v) = value(estimate) {
+                    let _ = writeln!(
+                        out,
+                        "{name}{{model_version=\"{}\"}} {v}",
+                        escape(&estimate.version)
+                    );
+                }
+            }
+        }
         out
     }
 }
@@ -272,7 +319,23 @@ mod tests {
             queue_capacity: 10,
             database_up: true,
             production_version: Some("rules-v1".into()),
+            audits: vec![crate::audit::VersionEstimate::from(
+                &crate::audit::AuditTally {
+                    version: Some("rules-v1".into()),
+                    drawn: 110,
+                    labelled: 100,
+                    served_right: 91,
+                    auto_approved: 50,
+                    auto_approved_right: 49,
+                },
+            )],
         });
+        assert!(text.contains("flywheel_production_accuracy{model_version=\"rules-v1\"} 0.91"));
+        assert!(
+            text.contains("flywheel_production_accuracy_audits{model_version=\"rules-v1\"} 100")
+        );
+        assert!(text.contains("flywheel_auto_approval_precision{model_version=\"rules-v1\"} 0.98"));
+        assert!(text.contains("flywheel_audits_awaiting_label{model_version=\"rules-v1\"} 10"));
         assert!(
             text.contains("flywheel_http_requests_total{route=\"/nlu/classify\",status=\"200\"} 2")
         );

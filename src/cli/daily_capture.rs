@@ -49,8 +49,18 @@ pub async fn daily_capture(ctx: &Context, args: DailyCaptureArgs) -> Result<Exit
             "dry_run": outcome.report.dry_run,
             "report_path": outcome.report_path,
             "report": outcome.report,
+            "audits_drawn": outcome.audits_drawn,
         }),
-        || render_capture(&outcome.report, outcome.report_path.as_deref()),
+        || {
+            let mut text = render_capture(&outcome.report, outcome.report_path.as_deref());
+            if !outcome.report.dry_run {
+                text.push_str(&format!(
+                    "  {} conversation(s) drawn for audit\n",
+                    outcome.audits_drawn
+                ));
+            }
+            text
+        },
     );
     Ok(ExitCode::SUCCESS)
 }

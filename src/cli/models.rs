@@ -7,6 +7,7 @@ use clap::{Subcommand, ValueEnum};
 use serde_json::json;
 
 use super::Context;
+use crate::audit::VersionEstimate;
 use crate::error::Result;
 use crate::lifecycle::{self, Gate, Target};
 use crate::storage::models::ModelChange;
@@ -160,8 +161,34 @@ fn describe_changes(changes: &[ModelChange]) -> String {
 
 async fn list(ctx: &Context, store: &crate::storage::Store) -> Result<()> {
     let versions = store.list_model_versions().await?;
+    // Production accuracy as audits measure it now (the stored column is
+    // refreshed by daily capture and Label Studio syncs).
+    let estimates: Vec<VersionEstimate> = store
+        .audit_tallies(None)
+        .await?
+        .iter()
+        .map(VersionEstimate::from)
+        .collect();
+    let estimate_of = |version: &str| estimates.iter().find(|e| e.version == version);
+    let listed: Vec<serde_json::Value> = versions
+        .iter()
+        .map(|m| {
+            let mut row = serde_json::to_value(m).unwrap_or_default();
+            let estimate = estimate_of(&m.version);
+            let accuracy = estimate.and_then(|e| e.production_accuracy);
+            if let Some(a) = accuracy {
+                row["production_accuracy"] = json!(a.value);
+            }
+            row["production_accuracy_n"] = json!(accuracy.map_or(0, |a| a.n));
+            row["production_accuracy_interval"] = json!(accuracy.map(|a| [a.low, a.high]));
+            row["auto_approval_precision"] =
+                json!(estimate.and_then(|e| e.auto_approval_precision));
+            row["audits_awaiting_label"] = json!(estimate.map_or(0, |e| e.awaiting_label));
+            row
+        })
+        .collect();
     ctx.out
-        .summary(&json!({ "ok": true, "models": versions }), || {
+        .summary(&json!({ "ok": true, "models": listed }), || {
             if versions.is_empty() {
                 return format!(
                     "No model versions yet: {}.",
@@ -169,18 +196,28 @@ async fn list(ctx: &Context, store: &crate::storage::Store) -> Result<()> {
                 );
             }
             let mut out = format!(
-                "{:<18} {:<10} {:>7} {:>9} {:>9} {:>8}  {}\n",
-                "version", "status", "traffic", "test acc", "prod acc", "fallback", "created"
+                "{:<18} {:<10} {:>7} {:>9} {:>22} {:>8}  {}\n",
+                "version",
+                "status",
+                "traffic",
+                "test acc",
+                "prod acc (95 %, n)",
+                "fallback",
+                "created"
             );
             for m in &versions {
+                let production = match estimate_of(&m.version).and_then(|e| e.production_accuracy) {
+                    Some(a) => format!("{:.3} ({:.2}–{:.2}, {})", a.value, a.low, a.high, a.n),
+                    None => fmt(m.production_accuracy),
+                };
                 let _ = writeln!(
                     out,
-                    "{:<18} {:<10} {:>6} % {:>9} {:>9} {:>8}  {}",
+                    "{:<18} {:<10} {:>6} % {:>9} {:>22} {:>8}  {}",
                     m.version,
                     m.status,
                     m.traffic_percentage,
                     fmt(m.test_accuracy),
-                    fmt(m.production_accuracy),
+                    production,
                     fmt(m.fallback_rate),
                     m.created_at
                 );

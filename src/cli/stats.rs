@@ -156,22 +156,26 @@ async fn models(ctx: &Context, store: &Store) -> Result<()> {
         &json!({ "ok": true, "models": performance, "canary_watch": watch_json }),
         || {
             let mut out = format!(
-                "{:<18} {:<10} {:>7} {:>9} {:>9} {:>8} {:>13}\n",
-                "version", "status", "traffic", "test acc", "prod acc", "fallback", "conversations"
+                "{:<18} {:<10} {:>7} {:>9} {:>9} {:>7} {:>8} {:>13}\n",
+                "version", "status", "traffic", "test acc", "prod acc", "audited", "fallback", "conversations"
             );
             for m in &performance {
                 let _ = writeln!(
                     out,
-                    "{:<18} {:<10} {:>6} % {:>9} {:>9} {:>8} {:>13}",
+                    "{:<18} {:<10} {:>6} % {:>9} {:>9} {:>7} {:>8} {:>13}",
                     m.version,
                     m.status,
                     m.traffic_percentage,
                     pct(m.test_accuracy),
                     pct(m.production_accuracy),
+                    m.audited,
                     pct(m.fallback_rate),
                     m.conversations
                 );
             }
+            out.push_str(
+                "prod acc: served answers a human agreed with, over audited conversations (a random share of all traffic)\n",
+            );
             if let Some((since, cv, cs, pv, ps)) = &watch {
                 let total = (cs.conversations + ps.conversations).max(1) as f64;
                 let _ = writeln!(out, "\nCanary watch since {since}:");

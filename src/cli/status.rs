@@ -67,6 +67,25 @@ fn render_status(r: &StatusReport<'_>, min_samples: i64) -> String {
         s.approved_unused
     );
     let _ = writeln!(out, "Gold set         {}", r.gold.line());
+    let audits = &s.audits;
+    let _ = writeln!(
+        out,
+        "Audits           production {}; auto-approval precision {} (last {} days); {} awaiting a label",
+        audits
+            .production
+            .as_ref()
+            .and_then(|e| e.production_accuracy.map(|a| format!(
+                "{} right on {}",
+                e.version,
+                a.describe()
+            )))
+            .unwrap_or_else(|| "not measured yet".into()),
+        audits
+            .auto_approval_precision
+            .map_or_else(|| "not measured yet".into(), |p| p.describe()),
+        crate::storage::snapshot::PRECISION_WINDOW_DAYS,
+        audits.awaiting_label
+    );
     let t = &s.today;
     let _ = writeln!(
         out,

@@ -43,6 +43,8 @@ pub struct Config {
     pub serve: ServeConfig,
     pub training: TrainingConfig,
     pub health: HealthConfig,
+    /// Audits of live traffic ([`crate::audit`]).
+    pub audit: AuditConfig,
     /// Redaction of texts leaving for Label Studio or an export (SECURITY.md).
     pub privacy: PrivacyConfig,
 }
@@ -60,6 +62,30 @@ pub struct AutoFilterConfig {
     pub high_priority: i32,
     /// Daily capture warns "ready for training" at this many approved unused samples.
     pub ready_for_training: i64,
+    /// Below this auto-approval precision (measured by audits) is a warning.
+    pub min_precision: f64,
+}
+
+/// Audits of live traffic: a share of all captured conversations, whatever
+/// their confidence, goes to a human, so production accuracy and
+/// auto-approval precision are measured rather than guessed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Percent of captured conversations drawn for audit (by a hash of id).
+    pub percent: u32,
+    /// Percent of each Label Studio push and of the console's queue given
+    /// to audits (the rest goes to the review queue, most urgent first).
+    pub share: u32,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            percent: 5,
+            share: 20,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -122,6 +148,9 @@ pub struct HealthConfig {
     pub max_fallback_rate: f64,
     pub min_auto_approval_rate: f64,
     pub max_auto_approval_rate: f64,
+    /// Production accuracy (measured by audits) whose whole 95 % interval
+    /// is below this is a warning.
+    pub min_production_accuracy: f64,
     /// No capture for longer than this is a warning.
     pub quiet_period_minutes: u64,
 }
@@ -137,6 +166,7 @@ impl Default for Config {
             serve: ServeConfig::default(),
             training: TrainingConfig::default(),
             health: HealthConfig::default(),
+            audit: AuditConfig::default(),
             privacy: PrivacyConfig::default(),
         }
     }
@@ -151,6 +181,7 @@ impl Default for AutoFilterConfig {
             medium_priority: 5,
             high_priority: 2,
             ready_for_training: 1000,
+            min_precision: 0.97,
         }
     }
 }
@@ -202,6 +233,7 @@ impl Default for HealthConfig {
             max_fallback_rate: 0.20,
             min_auto_approval_rate: 50.0,
             max_auto_approval_rate: 80.0,
+            min_production_accuracy: 0.82,
             quiet_period_minutes: 30,
         }
     }

@@ -142,6 +142,26 @@ const RULES: &[Rule] = &[
         range: Range::at_least(0),
     },
     Rule {
+        key: "auto_filter.min_precision",
+        value: |c| Some(Number::Float(c.auto_filter.min_precision)),
+        range: Range::float(0.0, 1.0),
+    },
+    Rule {
+        key: "health.min_production_accuracy",
+        value: |c| Some(Number::Float(c.health.min_production_accuracy)),
+        range: Range::float(0.0, 1.0),
+    },
+    Rule {
+        key: "audit.percent",
+        value: |c| Some(Number::Int(c.audit.percent.into())),
+        range: Range::int(0, 100),
+    },
+    Rule {
+        key: "audit.share",
+        value: |c| Some(Number::Int(c.audit.share.into())),
+        range: Range::int(0, 100),
+    },
+    Rule {
         // a share of accuracy a candidate may lose and still be "not worse"
         key: "training.gate_tolerance",
         value: |c| Some(Number::Float(c.training.gate_tolerance)),

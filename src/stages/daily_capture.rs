@@ -92,6 +92,8 @@ pub struct Outcome {
     pub report: DailyReport,
     /// Where the report was written (`None` on a dry run).
     pub report_path: Option<PathBuf>,
+    /// Conversations of the window drawn for audit by this run.
+    pub audits_drawn: u64,
 }
 
 /// What `job_runs.counts` records of a run: its counters, and what waits
@@ -103,6 +105,7 @@ struct RecordedCounts<'a> {
     new_samples: u64,
     approved_unused: i64,
     ready_for_training: bool,
+    audits_drawn: u64,
 }
 
 impl StageJob for DailyCapture {
@@ -125,6 +128,7 @@ impl StageJob for DailyCapture {
             new_samples: r.new_samples.approved + r.new_samples.needs_review,
             approved_unused: r.approved_unused,
             ready_for_training: r.ready_for_training,
+            audits_drawn: outcome.audits_drawn,
         }
     }
 }
@@ -227,6 +231,16 @@ async fn capture(
             );
         }
     }
+    // Audits are drawn from what the window processed (by this run or an
+    // earlier one: drawing twice adds nothing), and what the labelled ones
+    // found is written where the seed's queries read it.
+    let audits_drawn = if options.dry_run {
+        0
+    } else {
+        let drawn = store.draw_audits(start, end, config.audit.percent).await?;
+        store.record_version_performance().await?;
+        drawn
+    };
     report.approved_unused = store.approved_unused_count().await?
         + if options.dry_run {
             report.new_samples.approved as i64
@@ -254,6 +268,7 @@ async fn capture(
     Ok(Outcome {
         report,
         report_path,
+        audits_drawn,
     })
 }
 

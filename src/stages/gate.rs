@@ -12,11 +12,10 @@
 use serde::Serialize;
 
 use crate::domain::ModelStatus;
+use crate::estimate::{Estimate, Z95, wilson};
 
 /// Below this p-value a difference between the two models is real.
 const SIGNIFICANCE: f64 = 0.05;
-/// The normal quantile of a 95 % interval.
-const Z95: f64 = 1.959_964;
 
 /// The gate's settings (`training.gate_tolerance`, `oos_tolerance`,
 /// `min_gold_test`) and the run's `--force`.
@@ -68,15 +67,6 @@ pub struct Candidate<'a> {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Items<'a> {
     pub out_of_scope: &'a [bool],
-}
-
-/// A share with its 95 % interval.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Estimate {
-    pub value: f64,
-    pub low: f64,
-    pub high: f64,
-    pub n: usize,
 }
 
 /// The paired comparison behind a decision, for the report.
@@ -283,30 +273,6 @@ fn compare(candidate: &Answers<'_>, production: &Answers<'_>, items: Items<'_>) 
         production_only,
         p_value: mcnemar_exact(candidate_only, production_only),
         oos,
-    }
-}
-
-/// `successes` of `n` with the Wilson 95 % interval (sound at small n and
-/// near 0 or 1, where the normal interval is not).
-pub fn wilson(successes: usize, n: usize) -> Estimate {
-    if n == 0 {
-        return Estimate {
-            value: 0.0,
-            low: 0.0,
-            high: 1.0,
-            n,
-        };
-    }
-    let (k, n_f) = (successes as f64, n as f64);
-    let p = k / n_f;
-    let z2 = Z95 * Z95;
-    let centre = (p + z2 / (2.0 * n_f)) / (1.0 + z2 / n_f);
-    let half = Z95 * (p * (1.0 - p) / n_f + z2 / (4.0 * n_f * n_f)).sqrt() / (1.0 + z2 / n_f);
-    Estimate {
-        value: p,
-        low: (centre - half).max(0.0),
-        high: (centre + half).min(1.0),
-        n,
     }
 }
 
@@ -574,12 +540,6 @@ mod tests {
 
     #[test]
     fn intervals_and_the_exact_test_match_known_values() {
-        // Wilson 95 % for 8/10: 0.490 to 0.943.
-        let e = wilson(8, 10);
-        assert!(
-            (e.low - 0.4902).abs() < 1e-3 && (e.high - 0.9433).abs() < 1e-3,
-            "{e:?}"
-        );
         // McNemar exact, 10 vs 2 disagreements: p = 0.0386.
         assert!((mcnemar_exact(10, 2) - 0.03857).abs() < 1e-4);
         assert_eq!(mcnemar_exact(5, 5), 1.0);

@@ -127,6 +127,8 @@ async fn sync(
     }
     if options.pull {
         pull(store, client, project, &intents, &mut report, reporter).await?;
+        // Labels just pulled may settle audits.
+        store.record_version_performance().await?;
     }
     Ok(report)
 }
@@ -263,7 +265,14 @@ async fn push(
     while (report.pushed as i64) < total {
         reporter.check_cancelled()?;
         let want = batch_size.min(total - report.pushed as i64);
-        let batch = store.samples_to_push(project, want).await?;
+        // Audits take their share of every batch, newest traffic first;
+        // the review queue, most urgent first, the rest.
+        let batch = crate::audit::interleave(
+            store.samples_to_push(project, want).await?,
+            store.audit_samples_to_push(project, want).await?,
+            config.audit.share,
+            want as usize,
+        );
         if batch.is_empty() {
             break;
         }

@@ -16,6 +16,7 @@
 //! registration, the live rows serve loads), `model_performance`,
 //! `training_runs`, `jobs`, `label_studio_tasks`; `snapshot` only asks them.
 
+pub mod audits;
 mod backend;
 pub mod capture_stats;
 mod connect;

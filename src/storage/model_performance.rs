@@ -19,7 +19,9 @@ pub struct ModelPerformance {
     pub conversations: i64,
     pub fallback_rate: Option<f64>,
     pub reviewed: i64,
+    /// Measured by audits ([`crate::audit`]), over `audited` labelled ones.
     pub production_accuracy: Option<f64>,
+    pub audited: i64,
 }
 
 /// One version's numbers over a time window (the canary watch).
@@ -36,7 +38,7 @@ impl Store {
     pub async fn model_performance(&self) -> Result<Vec<ModelPerformance>> {
         on_pool!(self, |pool| sqlx::query_as::<_, ModelPerformance>(
             "SELECT version, status, traffic_percentage, test_accuracy, conversations, fallback_rate, \
-                    reviewed, production_accuracy \
+                    reviewed, production_accuracy, audited \
              FROM model_performance \
              ORDER BY CASE status WHEN 'production' THEN 0 WHEN 'canary' THEN 1 ELSE 2 END, version DESC"
         )

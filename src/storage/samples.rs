@@ -45,6 +45,15 @@ pub(super) const SAMPLE_COLUMNS: &str = "id, text, normalized_text, intent, lang
     confidence, review_status, priority, occurrences, predicted_intent, predicted_by_version, \
     corrected_from, annotator, conversation_id, model_version_target, created_at, updated_at, reviewed_at";
 
+/// `'human', 'import'`: the sources of gold labels, for an SQL `IN` list.
+pub(super) fn gold_sources() -> String {
+    Provenance::GOLD
+        .iter()
+        .map(|p| format!("'{}'", p.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A sample to create, or to fold into the existing one with the same
 /// normalised text. Callers fold duplicates within one call themselves
 /// (one entry per normalised text, `occurrences` = how many they folded).
@@ -307,14 +316,10 @@ impl Store {
     /// label a human gave or a team imported, against the intents known
     /// among all approved samples.
     pub async fn gold_summary(&self, test_split_percent: u32) -> Result<GoldSummary> {
-        let gold_sources = Provenance::GOLD
-            .iter()
-            .map(|p| format!("'{}'", p.as_str()))
-            .collect::<Vec<_>>()
-            .join(", ");
         let gold_sql = format!(
             "SELECT id, intent, language FROM training_samples \
-             WHERE review_status = 'approved' AND source IN ({gold_sources})"
+             WHERE review_status = 'approved' AND source IN ({})",
+            gold_sources()
         );
         let (gold, intents): (Vec<GoldLabel>, i64) = on_pool!(self, |pool| async {
             let gold = sqlx::query_as::<_, GoldLabel>(&gold_sql)

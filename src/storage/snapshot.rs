@@ -7,8 +7,10 @@ use chrono::{Datelike, TimeZone, Utc};
 use serde::Serialize;
 
 use super::{Store, Timestamp};
+use crate::audit::{VersionEstimate, pooled_precision};
 use crate::domain::ModelStatus;
 use crate::error::Result;
+use crate::estimate::Estimate;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct QueueCounts {
@@ -55,7 +57,23 @@ pub struct StatusSnapshot {
     pub live_models: Vec<LiveModel>,
     /// Model versions ever registered (none: a fresh installation).
     pub model_versions: i64,
+    /// What audits of live traffic measured.
+    pub audits: AuditStatus,
 }
+
+/// Audits at a glance: production's measured accuracy, and auto-approval
+/// precision over the last [`PRECISION_WINDOW_DAYS`] days.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct AuditStatus {
+    /// The production version's estimate over all its audited traffic.
+    pub production: Option<VersionEstimate>,
+    pub auto_approval_precision: Option<Estimate>,
+    /// Audit samples waiting for a human label.
+    pub awaiting_label: i64,
+}
+
+/// The window auto-approval precision is measured over in `status`.
+pub const PRECISION_WINDOW_DAYS: i64 = 7;
 
 fn start_of_today() -> Timestamp {
     let now = Utc::now();
@@ -90,6 +108,28 @@ impl Store {
             last_capture_at: self.last_capture_at().await?,
             live_models: self.live_models().await?,
             model_versions: self.model_version_count().await?,
+            audits: self.audit_status().await?,
+        })
+    }
+
+    async fn audit_status(&self) -> Result<AuditStatus> {
+        let production = self
+            .live_models()
+            .await?
+            .into_iter()
+            .find(|m| m.status == ModelStatus::Production)
+            .map(|m| m.version);
+        let all = self.audit_tallies(None).await?;
+        let since = Timestamp(Utc::now() - chrono::Duration::days(PRECISION_WINDOW_DAYS));
+        let recent = self.audit_tallies(Some(since)).await?;
+        Ok(AuditStatus {
+            production: production.and_then(|version| {
+                all.iter()
+                    .find(|t| t.version.as_deref() == Some(version.as_str()))
+                    .map(VersionEstimate::from)
+            }),
+            auto_approval_precision: pooled_precision(&recent),
+            awaiting_label: self.audit_queue_size().await?,
         })
     }
 }

@@ -697,6 +697,7 @@ mod tests {
                     by_priority: vec![(2, 3)],
                 },
                 intents: vec!["greeting".into(), "refund".into(), "order_status".into()],
+                audits: 0,
             }),
             at: Utc::now(),
         });

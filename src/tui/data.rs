@@ -71,9 +71,12 @@ pub struct CaptureData {
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ReviewData {
-    /// The head of the queue, most urgent first.
+    /// The head of the queue: audits' share first (newest traffic), then
+    /// the review queue, most urgent first ([`crate::audit::interleave`]).
     pub queue: Vec<Sample>,
     pub size: QueueSize,
+    /// Audit samples awaiting a human label.
+    pub audits: i64,
     /// Every intent samples carry: the choices of `c`.
     pub intents: Vec<String>,
 }

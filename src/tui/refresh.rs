@@ -241,7 +241,13 @@ impl Loader {
     }
 
     async fn review(&mut self) -> Result<ReviewData> {
-        let queue = self.store.review_queue(QUEUE_HEAD, 0).await?;
+        let queue = crate::audit::interleave(
+            self.store.review_queue(QUEUE_HEAD, 0).await?,
+            self.store.audit_queue(QUEUE_HEAD).await?,
+            self.config.audit.share,
+            QUEUE_HEAD as usize,
+        );
+        let audits = self.store.audit_queue_size().await?;
         let size = self
             .store
             .review_queue_size(self.config.auto_filter.high_priority)
@@ -254,6 +260,7 @@ impl Loader {
         Ok(ReviewData {
             queue,
             size,
+            audits,
             intents,
         })
     }

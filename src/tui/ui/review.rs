@@ -48,9 +48,14 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         .collect();
     let hidden = data.queue.len() - queue.len();
     let title = format!(
-        "review queue · {} waiting, {} urgent{}",
+        "review queue · {} waiting, {} urgent{}{}",
         data.size.total,
         data.size.urgent,
+        if data.audits > 0 {
+            format!(" · {} audits", data.audits)
+        } else {
+            String::new()
+        },
         if hidden > 0 {
             format!(" · {hidden} skipped/decided here")
         } else {
