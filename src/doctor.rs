@@ -199,31 +199,76 @@ async fn database_checks(loaded: &LoadedConfig) -> Vec<Check> {
             "run `flywheel migrate`",
         ),
     });
-    checks.extend(production_model_check(&store).await);
+    checks.extend(production_model_checks(&store, config).await);
     store.close().await;
     checks
 }
 
-async fn production_model_check(store: &Store) -> Option<Check> {
-    let state = store.migration_state().await.ok()?;
+/// The production model, and what audits say of it and of auto-approval.
+async fn production_model_checks(store: &Store, config: &crate::config::Config) -> Vec<Check> {
+    let Some(state) = store.migration_state().await.ok() else {
+        return Vec::new();
+    };
     if !state.pending().is_empty() {
-        return None;
+        return Vec::new();
     }
-    let snapshot = store.status_snapshot(2).await.ok()?;
-    Some(
-        match snapshot
-            .live_models
-            .iter()
-            .find(|m| m.status == crate::domain::ModelStatus::Production)
-        {
-            Some(model) => Check::pass("production model", model.version.clone()),
-            None => Check::warn(
-                "production model",
-                "no model is in production; classify requests will be refused",
-                crate::lifecycle::no_production_advice(snapshot.model_versions > 0),
-            ),
-        },
-    )
+    let Some(snapshot) = store.status_snapshot(2).await.ok() else {
+        return Vec::new();
+    };
+    let mut checks = vec![match snapshot
+        .live_models
+        .iter()
+        .find(|m| m.status == crate::domain::ModelStatus::Production)
+    {
+        Some(model) => Check::pass("production model", model.version.clone()),
+        None => Check::warn(
+            "production model",
+            "no model is in production; classify requests will be refused",
+            crate::lifecycle::no_production_advice(snapshot.model_versions > 0),
+        ),
+    }];
+    let audits = &snapshot.audits;
+    if let Some(accuracy) = audits
+        .production
+        .as_ref()
+        .and_then(|e| e.production_accuracy)
+    {
+        let bar = config.health.min_production_accuracy;
+        checks.push(if accuracy.high < bar {
+            Check::warn(
+                "production accuracy",
+                format!(
+                    "{} on audited conversations, below {bar:.2}",
+                    accuracy.describe()
+                ),
+                "read the corrections in the audit queue, then `flywheel weekly-training`",
+            )
+        } else {
+            Check::pass(
+                "production accuracy",
+                format!("{} on audited conversations", accuracy.describe()),
+            )
+        });
+    }
+    if let Some(precision) = audits.auto_approval_precision {
+        let bar = config.auto_filter.min_precision;
+        checks.push(if precision.high < bar {
+            Check::warn(
+                "auto-approval precision",
+                format!(
+                    "{} on audited conversations, below {bar:.2}",
+                    precision.describe()
+                ),
+                "raise auto_filter.auto_approve_confidence",
+            )
+        } else {
+            Check::pass(
+                "auto-approval precision",
+                format!("{} on audited conversations", precision.describe()),
+            )
+        });
+    }
+    checks
 }
 
 async fn label_studio_checks(loaded: &LoadedConfig) -> Vec<Check> {

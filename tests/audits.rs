@@ -253,5 +253,24 @@ fn audits_measure_production_accuracy_and_auto_approval_precision() {
             .unwrap();
         let calm = codes(&json_stdout(&out));
         assert!(!calm.iter().any(|c| c.starts_with("low-")), "{calm:?}");
+
+        // doctor says the same (it may fail other checks on a test box).
+        let out = db.cmd().args(["doctor", "--json"]).output().unwrap();
+        let doctor = json_stdout(&out);
+        let check = |name: &str| {
+            doctor["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["name"] == name)
+                .cloned()
+                .unwrap_or_else(|| panic!("no {name} check: {doctor}"))
+        };
+        assert_eq!(check("production accuracy")["status"], "warn", "{doctor}");
+        assert_eq!(
+            check("auto-approval precision")["status"],
+            "warn",
+            "{doctor}"
+        );
     }
 }
