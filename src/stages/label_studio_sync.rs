@@ -272,6 +272,7 @@ async fn push(
             store.audit_samples_to_push(project, want).await?,
             config.audit.share,
             want as usize,
+            |sample| sample.id,
         );
         if batch.is_empty() {
             break;
