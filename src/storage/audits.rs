@@ -8,12 +8,13 @@ use crate::audit::{AuditTally, HASH_MULTIPLIER};
 use crate::error::Result;
 
 /// An audit's sample waits for a human: it has no gold label yet and was
-/// not thrown out. Needs-review samples count too: left to the review
-/// queue's order they would wait behind its backlog, and the versions
-/// measured would be the old ones (the queue and pushes take each once).
-fn awaiting_label() -> String {
+/// not thrown out. Samples waiting for review (here or in Label Studio)
+/// count too: left to the review queue's order they would wait behind its
+/// backlog, and the versions measured would be the old ones (the queue and
+/// pushes take each once).
+pub(super) fn awaiting_label() -> String {
     format!(
-        "s.review_status IN ('approved', 'needs-review') AND s.source NOT IN ({})",
+        "s.review_status IN ('approved', 'needs-review', 'in-review') AND s.source NOT IN ({})",
         gold_sources()
     )
 }
