@@ -21,11 +21,12 @@
 //! and its gate registers it `testing` or `rejected`; a `testing`
 //! candidate is promoted to production (`lifecycle::promote`) and serves
 //! the next week. Arms:
-//! - **product order**: the oracle takes the queue in the product's order
-//!   (`audit::interleave` of the review queue and the audit queue, as the
-//!   console and Label Studio pushes order them), one batch a day;
+//! - **product order**: the oracle takes the head of the product's review
+//!   order (`review::order`: audits newest first with `audit.share` of the
+//!   places of the whole waiting list, then the review queue most urgent
+//!   first), as Label Studio's stream and the console's review pane serve it;
 //! - **random order**: the same number of labels on items drawn at random
-//!   from everything waiting (review queue and audits);
+//!   from the same waiting list;
 //! - **no review**: no human label at all;
 //! - **ceiling**: the training call on the seed set plus all traffic seen
 //!   so far with its true labels.
@@ -52,7 +53,7 @@
 #[path = "loop/report.rs"]
 mod report;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -348,31 +349,39 @@ impl<'a> Installation<'a> {
         Ok(())
     }
 
-    /// One batch the way the console and Label Studio pushes order it.
+    /// The first `limit` items of the product's review order.
     async fn product_order(&self, limit: usize) -> Result<Vec<Queued>> {
-        Ok(interleave(
-            self.store.review_queue(limit as i64, 0).await?,
-            self.store.audit_queue(limit as i64).await?,
-            self.config.audit.share,
-            limit,
-        ))
+        let mut waiting = self.waiting_in_order().await?;
+        waiting.truncate(limit);
+        Ok(waiting)
     }
 
     /// `limit` items drawn at random from everything waiting for a human.
     async fn random_order(&mut self, limit: usize) -> Result<Vec<Queued>> {
-        const ALL: i64 = 1_000_000;
-        let mut seen = HashSet::new();
-        let mut waiting: Vec<Queued> = self
-            .store
-            .review_queue(ALL, 0)
-            .await?
-            .into_iter()
-            .chain(self.store.audit_queue(ALL).await?)
-            .filter(|s| seen.insert(s.id))
-            .collect();
+        let mut waiting = self.waiting_in_order().await?;
         waiting.shuffle(&mut self.rng);
         waiting.truncate(limit);
         Ok(waiting)
+    }
+
+    /// Everything waiting for a human (the review queue and the audits
+    /// awaiting a label), in the order `review::order::review_order` gives
+    /// Label Studio's labelling stream and the console's review pane shows
+    /// at each reload: audits, newest traffic first, take `audit.share` of
+    /// the places of the whole list; the queue the rest, most urgent first;
+    /// an item in both comes once.
+    async fn waiting_in_order(&self) -> Result<Vec<Queued>> {
+        const ALL: i64 = 1_000_000;
+        let queue = self.store.review_queue(ALL, 0).await?;
+        let audits = self.store.audit_queue(ALL).await?;
+        let len = queue.len() + audits.len();
+        Ok(interleave(
+            queue,
+            audits,
+            self.config.audit.share,
+            len,
+            |s: &Queued| s.id,
+        ))
     }
 
     /// The week's end: what the product reports against the truth, then
