@@ -52,34 +52,42 @@ impl Store {
     }
 
     /// Up to `limit` samples of audits awaiting a human label, newest
-    /// traffic first (so the version serving now is measured first).
+    /// traffic first (so the version serving now is measured first). Read
+    /// along the audits' time index, so it stops at `limit` however many
+    /// audits there are.
     pub async fn audit_queue(&self, limit: i64) -> Result<Vec<Sample>> {
         let columns = SAMPLE_COLUMNS
             .split(", ")
             .map(|c| format!("s.{}", c.trim()))
             .collect::<Vec<_>>()
             .join(", ");
+        // A sample audited twice comes back twice: read a little more, keep
+        // its newest.
         let sql = format!(
-            "SELECT {columns} FROM training_samples s \
-             JOIN (SELECT sample_id, MAX(conversation_at) AS newest FROM audits GROUP BY sample_id) a \
-               ON a.sample_id = s.id \
-             WHERE {} ORDER BY a.newest DESC, s.id LIMIT $1",
+            "SELECT {columns} FROM audits a JOIN training_samples s ON s.id = a.sample_id \
+             WHERE {} ORDER BY a.conversation_at DESC, s.id LIMIT $1",
             awaiting_label()
         );
-        on_pool!(self, |pool| {
+        let rows = on_pool!(self, |pool| {
             sqlx::query_as::<_, Sample>(&sql)
-                .bind(limit)
+                .bind(limit.saturating_mul(2))
                 .fetch_all(pool)
                 .await
         })
-        .map_err(|err| db_error("reading the audit queue", err))
+        .map_err(|err| db_error("reading the audit queue", err))?;
+        let mut seen = std::collections::HashSet::new();
+        Ok(rows
+            .into_iter()
+            .filter(|s| seen.insert(s.id))
+            .take(limit.max(0) as usize)
+            .collect())
     }
 
     /// Samples of audits awaiting a human label.
     pub async fn audit_queue_size(&self) -> Result<i64> {
         let sql = format!(
-            "SELECT COUNT(*) FROM training_samples s \
-             WHERE {} AND EXISTS (SELECT 1 FROM audits a WHERE a.sample_id = s.id)",
+            "SELECT COUNT(DISTINCT a.sample_id) FROM audits a \
+             JOIN training_samples s ON s.id = a.sample_id WHERE {}",
             awaiting_label()
         );
         on_pool!(self, |pool| sqlx::query_scalar(&sql).fetch_one(pool).await)
