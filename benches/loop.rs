@@ -82,7 +82,7 @@ use flywheel::storage::samples::{ReviewOutcome, Sample as Queued};
 use flywheel::storage::{Store, Timestamp};
 use flywheel::text::normalize_for_dedup;
 
-use report::{Arm, ArmRun, CeilingWeek, GateCall, SeedRun, Week};
+use report::{Arm, ArmRun, CeilingWeek, GateCall, SeedRun, Truth, Week};
 
 const WEEKS: usize = 6;
 const DAYS: usize = 7;
@@ -194,16 +194,6 @@ struct Serving {
     validation: EvalReport,
 }
 
-/// The truth about a version's traffic: served answers, how many were
-/// right, and the same for what daily capture auto-approved.
-#[derive(Default, Clone, Copy)]
-struct Served {
-    answered: usize,
-    right: usize,
-    auto_approved: usize,
-    auto_right: usize,
-}
-
 /// One arm's installation: a data dir, its database, and the oracle.
 struct Installation<'a> {
     arm: Arm,
@@ -213,7 +203,7 @@ struct Installation<'a> {
     _dir: tempfile::TempDir,
     rng: ChaCha8Rng,
     serving: Serving,
-    served: HashMap<String, Served>,
+    served: HashMap<String, Truth>,
     labels: usize,
 }
 
@@ -396,7 +386,6 @@ impl<'a> Installation<'a> {
             .map(VersionEstimate::from)
             .find(|e| e.version == version);
         let truth = self.served.get(&version).copied().unwrap_or_default();
-        let share = |a: usize, n: usize| (n > 0).then(|| a as f64 / n as f64);
         let queue = self.store.review_queue_size(0).await?.total;
         let audits_waiting = self.store.audit_queue_size().await?;
 
@@ -425,9 +414,8 @@ impl<'a> Installation<'a> {
             week: week + 1,
             labels: self.labels,
             served_by: version,
-            true_accuracy: share(truth.right, truth.answered),
+            truth,
             reported_accuracy: reported.as_ref().and_then(|e| e.production_accuracy),
-            true_precision: share(truth.auto_right, truth.auto_approved),
             reported_precision: reported.as_ref().and_then(|e| e.auto_approval_precision),
             queue,
             audits_waiting,

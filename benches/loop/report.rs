@@ -76,6 +76,31 @@ impl GateCall {
     }
 }
 
+/// The truth about the traffic a version served: its answers, how many
+/// were right (fallback only for `oos`), and the same for those daily
+/// capture auto-approved.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Truth {
+    pub answered: usize,
+    pub right: usize,
+    pub auto_approved: usize,
+    pub auto_right: usize,
+}
+
+impl Truth {
+    pub fn accuracy(&self) -> Option<f64> {
+        ratio(self.right, self.answered)
+    }
+
+    pub fn precision(&self) -> Option<f64> {
+        ratio(self.auto_right, self.auto_approved)
+    }
+}
+
+fn ratio(part: usize, whole: usize) -> Option<f64> {
+    (whole > 0).then(|| part as f64 / whole as f64)
+}
+
 /// One week of one loop arm.
 #[derive(Debug, Clone)]
 pub struct Week {
@@ -86,9 +111,8 @@ pub struct Week {
     pub served_by: String,
     /// Over all the traffic that version served (this week and any before):
     /// the truth, and what the audits report (`models list --json`).
-    pub true_accuracy: Option<f64>,
+    pub truth: Truth,
     pub reported_accuracy: Option<Estimate>,
-    pub true_precision: Option<f64>,
     pub reported_precision: Option<Estimate>,
     /// Waiting at the week's end, before training: the review queue, and
     /// audits without a human label.
@@ -131,6 +155,15 @@ impl ArmRun {
             0 => Some((self.bootstrap.1, self.bootstrap.2)),
             w => self.weeks.get(w - 1).map(|w| (w.in_scope, w.oos_recall)),
         }
+    }
+
+    /// The last week each version served: its figures cover all its traffic.
+    fn per_version(&self) -> Vec<&Week> {
+        let mut last: BTreeMap<&str, &Week> = BTreeMap::new();
+        for w in &self.weeks {
+            last.insert(w.served_by.as_str(), w);
+        }
+        last.into_values().collect()
     }
 
     fn last(&self) -> Option<(f32, f32)> {
@@ -217,9 +250,9 @@ pub fn print_seed(run: &SeedRun) {
                 w.week,
                 w.labels,
                 w.served_by,
-                share(w.true_accuracy),
+                share(w.truth.accuracy()),
                 estimate(w.reported_accuracy),
-                share(w.true_precision),
+                share(w.truth.precision()),
                 estimate(w.reported_precision),
                 w.queue,
                 w.audits_waiting,
@@ -340,7 +373,7 @@ pub fn print_summary(runs: &[SeedRun], seconds: f64) {
         a.weeks
             .iter()
             .filter_map(|w| {
-                let (t, r) = (w.true_accuracy?, w.reported_accuracy?);
+                let (t, r) = (w.truth.accuracy()?, w.reported_accuracy?);
                 Some(Miss {
                     off: r.value - t,
                     inside: (r.low..=r.high).contains(&t),
@@ -378,18 +411,28 @@ pub fn print_summary(runs: &[SeedRun], seconds: f64) {
         pooled(&|e: &[Miss]| format!("{}/{}", e.iter().filter(|m| m.inside).count(), e.len())),
     );
     row(
-        "auto-approval precision, true (week 6)",
+        "auto-approval precision over all versions: true",
         per_arm(4, &|a: &ArmRun| {
-            a.weeks.last().and_then(|w| w.true_precision)
+            let (right, n) = a.per_version().iter().fold((0, 0), |(r, n), w| {
+                (r + w.truth.auto_right, n + w.truth.auto_approved)
+            });
+            ratio(right, n)
         }),
     );
     row(
-        "auto-approval precision, reported (week 6)",
+        "auto-approval precision over all versions: reported",
         per_arm(4, &|a: &ArmRun| {
-            a.weeks
-                .last()
-                .and_then(|w| w.reported_precision)
-                .map(|e| e.value)
+            let estimates: Vec<Estimate> = a
+                .per_version()
+                .iter()
+                .filter_map(|w| w.reported_precision)
+                .collect();
+            let right: f64 = estimates
+                .iter()
+                .map(|e| (e.value * e.n as f64).round())
+                .sum();
+            let n: usize = estimates.iter().map(|e| e.n).sum();
+            (n > 0).then(|| right / n as f64)
         }),
     );
     row(
@@ -437,7 +480,7 @@ fn print_bars(runs: &[SeedRun]) {
     let worst = product
         .iter()
         .flat_map(|a| &a.weeks)
-        .filter_map(|w| Some((w.reported_accuracy?.value - w.true_accuracy?).abs()))
+        .filter_map(|w| Some((w.reported_accuracy?.value - w.truth.accuracy()?).abs()))
         .fold(0.0, f64::max);
     println!(
         "- {} reported production accuracy within 3 points of the truth: at most {:.1} points off",
@@ -462,7 +505,7 @@ fn print_bars(runs: &[SeedRun]) {
     let precision: Vec<f64> = product
         .iter()
         .flat_map(|a| &a.weeks)
-        .filter_map(|w| w.true_precision)
+        .filter_map(|w| w.truth.precision())
         .collect();
     let lowest = precision.iter().copied().fold(1.0, f64::min);
     println!(
