@@ -519,6 +519,12 @@ fn run_ceiling(data: &Data, seed: u64) -> Result<ArmRun> {
 }
 
 fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this
+    // binary too (unoptimised), where six simulated weeks would take an hour.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("loop bench: run it with `cargo bench --bench loop`");
+        return;
+    }
     let dir = data_dir();
     let (train_file, val_file) = (
         dir.join("clinc150_train.jsonl"),
