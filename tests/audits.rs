@@ -5,10 +5,9 @@
 //! accuracy and auto-approval precision per version — in `models list`,
 //! `status`, the seed's query on `model_versions` and the warnings.
 
-mod common;
+mod support;
 
 use chrono::{Duration, Utc};
-use common::{TestDb, block_on, json_stdout};
 use flywheel::audit::drawn;
 use flywheel::config::ROUTER_PROVIDER;
 use flywheel::domain::{ModelStatus, ReviewStatus, ReviewVerdict};
@@ -16,6 +15,7 @@ use flywheel::storage::conversations::NewConversation;
 use flywheel::storage::models::NewModelVersion;
 use flywheel::storage::samples::ReviewDecision;
 use flywheel::storage::{Backend, Store, Timestamp};
+use support::{TestDb, block_on, json_stdout};
 
 const VERSION: &str = "router-v1.0.0";
 const PERCENT: u32 = 50;

@@ -4,15 +4,14 @@
 //! still waiting behind a lock on `conversation_logs` or its client gave up
 //! on it. On both backends.
 
-mod capture_support;
-mod common;
+mod support;
 
-use capture_support::{
-    Server, WriteBlock, client, count, exec, install_rules_model, queue_reaches,
-};
-use common::{Backend, TestDb};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use support::backends::WriteBlock;
+use support::fixtures::{count, install_rules_model};
+use support::serve::{Server, client, queue_reaches};
+use support::{Backend, TestDb, exec};
 
 fn record(text: &str, request_id: Option<&str>) -> Value {
     let mut record = json!({"user_message": text, "nlu_intent": "order_food", "nlu_confidence": 0.8,

@@ -2,16 +2,17 @@
 //! SIGKILL it mid-load, restart it, and check that every request that got a
 //! 200 has its row with its text.
 
-mod capture_support;
-mod common;
+mod support;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+use support::TestDb;
+use support::fixtures::install_rules_model;
+use support::processes::eventually;
+use support::serve::{Server, client};
 
-use capture_support::{Server, client, eventually, install_rules_model};
-use common::TestDb;
 use flywheel::storage::Backend as Pool;
 use reqwest::StatusCode;
 use serde_json::{Value, json};

@@ -4,16 +4,15 @@
 //! database that goes away is answered with fast 503s until it returns,
 //! without a restart.
 
-mod capture_support;
-mod common;
+mod support;
 
 use std::time::{Duration, Instant};
+use support::backends::WriteBlock;
+use support::fixtures::{count, install_rules_model};
+use support::processes::eventually;
+use support::serve::{Server, Trickled, client, queue_reaches, trickle};
+use support::{Backend, TestDb};
 
-use capture_support::{
-    Server, Trickled, WriteBlock, client, count, eventually, install_rules_model, queue_reaches,
-    trickle,
-};
-use common::{Backend, TestDb};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::Connection;

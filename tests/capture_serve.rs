@@ -2,13 +2,13 @@
 //! classify + log, bulk logs, feedback, health, metrics, auth and every bad
 //! input of issue 4 (nothing partial stored).
 
-mod capture_support;
-mod common;
+mod support;
 
-use capture_support::{Server, all_text, client, count, install_rules_model};
-use common::TestDb;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use support::TestDb;
+use support::fixtures::{all_text, count, install_rules_model};
+use support::serve::{Server, client};
 
 const PHONE: &str = "+91 98765 43210";
 const PHONE_DIGITS: &str = "9876543210";
@@ -115,7 +115,7 @@ async fn classify_logs_the_conversation_and_feedback_lands_on_it() {
         }
         assert!(logs.contains("INFO"), "the log capture works");
         assert!(!logs.contains(PHONE_DIGITS) && !logs.contains(PHONE));
-        if db.backend == common::Backend::Sqlite {
+        if db.backend == support::Backend::Sqlite {
             for file in ["flywheel.db", "flywheel.db-wal"] {
                 let bytes = std::fs::read(db.data_path().join(file)).unwrap_or_default();
                 let text = String::from_utf8_lossy(&bytes);
@@ -124,7 +124,8 @@ async fn classify_logs_the_conversation_and_feedback_lands_on_it() {
         }
 
         // `stats recent` shows it.
-        let out = capture_support::flywheel(&db)
+        let out = db
+            .command()
             .args(["stats", "recent", "--json"])
             .output()
             .unwrap();
@@ -133,7 +134,7 @@ async fn classify_logs_the_conversation_and_feedback_lands_on_it() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let recent = common::json_stdout(&out);
+        let recent = support::json_stdout(&out);
         let rows = recent["conversations"].as_array().unwrap();
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[1]["user_message"], "one pizza please");
@@ -281,7 +282,7 @@ async fn bulk_logs_are_stored_whole_or_refused_whole() {
             count(&store, "nlu_provider = 'php-nlu' AND routing_decision = 'opensearch' AND language = 'hinglish' AND length(user_hash) = 64").await,
             3
         );
-        let stored_at = capture_support::count(&store, "created_at < '2026-11-02'").await;
+        let stored_at = support::fixtures::count(&store, "created_at < '2026-11-02'").await;
         assert_eq!(stored_at, 3, "created_at from the record is kept");
 
         let future = (chrono::Utc::now() + chrono::Duration::days(2)).to_rfc3339();

@@ -2,13 +2,13 @@
 //! classified and logged, in several languages, with the injected gap
 //! visible in the stored timestamps.
 
-mod capture_support;
-mod common;
+mod support;
 
-use capture_support::{Server, flywheel, install_rules_model};
-use common::{TestDb, json_stdout};
 use flywheel::storage::Backend as Pool;
 use flywheel::storage::Timestamp;
+use support::fixtures::install_rules_model;
+use support::serve::Server;
+use support::{TestDb, json_stdout};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simulated_users_are_captured_with_the_injected_gap() {
@@ -16,7 +16,8 @@ async fn simulated_users_are_captured_with_the_injected_gap() {
     let store = db.store().await;
     install_rules_model(&db, &store).await;
     let server = Server::start(&db, &[], &[]);
-    let out = flywheel(&db)
+    let out = db
+        .command()
         .args([
             "simulate",
             "--rate",
@@ -77,7 +78,8 @@ async fn simulated_users_are_captured_with_the_injected_gap() {
     );
 
     // Nothing listening: a clear error, exit 69.
-    let down = flywheel(&db)
+    let down = db
+        .command()
         .args([
             "simulate",
             "--rate",

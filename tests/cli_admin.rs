@@ -1,10 +1,11 @@
 //! `migrate`, `status`, `doctor` through the real binary, and the bad inputs
 //! of the foundation issue: each one clear sentence and its exit code.
 
-mod common;
+mod support;
 
-use common::{TestDb, block_on, flywheel_cmd, json_stdout};
 use predicates::prelude::*;
+use support::environment::flywheel_cmd;
+use support::{TestDb, block_on, json_stdout};
 
 #[test]
 fn migrate_then_status_on_sqlite_with_no_configuration() {

@@ -4,13 +4,13 @@
 //! usage error under `--json` is a JSON error object, `--limit 0` is zero
 //! rows, and an unknown export language is warned about.
 
-mod common;
+mod support;
 
 use std::io::{BufRead, BufReader, PipeReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use support::{TestDb, block_on, exec, json_stdout, scalar};
 
-use common::{TestDb, block_on, exec, json_stdout, scalar};
 use flywheel::storage::models::NewModelVersion;
 
 /// The exit code of a command whose stdout's reader went away.
@@ -180,7 +180,7 @@ fn trained_model(dir: &Path) -> (PathBuf, PathBuf) {
     }
     std::fs::write(&data, lines).unwrap();
     let model = dir.join("model");
-    let mut train = common::flywheel_cmd(dir);
+    let mut train = support::environment::flywheel_cmd(dir);
     train
         .args(["train", "--epochs", "2", "--input"])
         .arg(&data)
@@ -202,7 +202,7 @@ fn classify_eval_and_summaries_into_a_closed_pipe_end_quietly() {
     let text = std::fs::read_to_string(&data).unwrap();
     std::fs::write(&many, text.repeat(400)).unwrap();
 
-    let mut classify = common::flywheel_cmd(dir.path());
+    let mut classify = support::environment::flywheel_cmd(dir.path());
     classify
         .arg("classify")
         .arg("--model")
@@ -211,14 +211,14 @@ fn classify_eval_and_summaries_into_a_closed_pipe_end_quietly() {
         .arg(&many);
     assert_ended_quietly(&one_line_then_closed(classify), "classify | head -1");
 
-    let mut eval = common::flywheel_cmd(dir.path());
+    let mut eval = support::environment::flywheel_cmd(dir.path());
     eval.args(["eval", "--json", "--model"])
         .arg(&model)
         .arg("--input")
         .arg(&data);
     assert_ended_quietly(&closed_at_once(eval), "eval --json >&-");
 
-    let mut show = common::flywheel_cmd(dir.path());
+    let mut show = support::environment::flywheel_cmd(dir.path());
     show.args(["config", "show"]);
     assert_ended_quietly(&closed_at_once(show), "config show >&-");
 }
@@ -266,7 +266,7 @@ fn a_usage_error_with_json_is_a_json_error_object() {
         &["--json", "no-such-command"][..],
         &["--json", "models"][..],
     ] {
-        let out = common::flywheel_cmd(home.path())
+        let out = support::environment::flywheel_cmd(home.path())
             .args(args)
             .output()
             .unwrap();
@@ -283,7 +283,7 @@ fn a_usage_error_with_json_is_a_json_error_object() {
         );
     }
     // Help and version are not errors.
-    let out = common::flywheel_cmd(home.path())
+    let out = support::environment::flywheel_cmd(home.path())
         .args(["--json", "--version"])
         .output()
         .unwrap();

@@ -2,15 +2,14 @@
 //! rule at its boundaries, folding of duplicates, idempotent re-runs and the
 //! report's numbers.
 
-mod common;
-mod daily_capture_support;
+mod support;
 
-use common::{TestDb, block_on, exec};
-use daily_capture_support::{Conv, capture_day, conv, conversations, insert, samples};
 use flywheel::config::ROUTER_PROVIDER;
 use flywheel::domain::ReviewVerdict;
 use flywheel::stages::daily_report::DailyReport;
 use flywheel::storage::samples::ReviewDecision;
+use support::fixtures::{Conv, capture_day, conv, conversations, insert, samples};
+use support::{TestDb, block_on, exec};
 
 const DAY: &str = "2026-03-10";
 

@@ -2,14 +2,14 @@
 //! dry run, the report file and job run, the ready-for-training warning,
 //! the default 24 h window, and the stage lock (exit 75).
 
-mod common;
-mod daily_capture_support;
+mod support;
 
 use chrono::{Duration, Utc};
-use common::{TestDb, block_on, json_stdout};
-use daily_capture_support::{Conv, conv, conversations, insert, job_run_count, samples};
 use flywheel::jobs::{JobRunGuard, Stage, Trigger};
 use flywheel::stages::daily_report::DailyReport;
+use support::fixtures::{Conv, conv, conversations, insert, samples};
+use support::state::job_run_count;
+use support::{TestDb, block_on, json_stdout};
 
 const DAY: &str = "2026-03-10";
 

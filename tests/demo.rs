@@ -3,10 +3,10 @@
 //! capture — all in `DATA_DIR/demo`, never in the operator's own database —
 //! and a second run reuses what the first built.
 
-mod common;
+mod support;
 
-use common::{TestDb, json_stdout};
 use serde_json::Value;
+use support::{TestDb, json_stdout};
 
 fn demo(db: &TestDb) -> Value {
     let output = db
@@ -63,7 +63,7 @@ fn headless_demo_brings_the_loop_alive_in_its_own_data_dir() {
     );
 
     // The outage in the history is what `stats capture-gaps` finds.
-    let gaps = common::flywheel_cmd(db.data_path())
+    let gaps = support::environment::flywheel_cmd(db.data_path())
         .args(["--data-dir"])
         .arg(&demo_dir)
         .args(["--json", "stats", "capture-gaps", "--since", "2d"])

@@ -1,10 +1,10 @@
 //! `flywheel export` through the real binary on both backends: format,
 //! deterministic order, the stable split, filters and the few-samples warning.
 
-mod common;
+mod support;
 
-use common::{TestDb, block_on, json_stdout};
 use flywheel::storage::Backend;
+use support::{TestDb, block_on, json_stdout};
 
 /// 40 × greeting (en, 0.9), 15 × order_food (hinglish, 0.8), 5 × rare (en, 0.5).
 fn seed(db: &TestDb) {

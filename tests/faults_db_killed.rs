@@ -10,14 +10,14 @@
 //! done (its `job_runs` row, conversations marked, epochs recorded, the
 //! export's partial file), never on sleeps.
 
-mod capture_support;
-mod common;
-mod faults_support;
+mod support;
 
 use std::time::Duration;
-
-use common::{Backend, TestDb};
-use faults_support::*;
+use support::backends::*;
+use support::fixtures::*;
+use support::processes::*;
+use support::state::*;
+use support::{Backend, TestDb};
 
 /// Conversations seeded for daily capture: with batches of 200 the run
 /// takes a few seconds, so the kill lands mid-run.
@@ -107,7 +107,7 @@ async fn daily_capture_connections_killed_mid_run() {
     // Kill whatever statement the stage is running, until it gives up; the
     // database itself stays up (new connections are accepted).
     let mut admin = PgAdmin::connect().await;
-    let name = pg_name(&db);
+    let name = db.pg_name().to_string();
     let mut killed = 0;
     while run.exited().is_none() {
         killed += admin.terminate(&name, true).await;
@@ -126,7 +126,7 @@ async fn daily_capture_database_gone_mid_run() {
     let run = capture_mid_run(&db, &store).await;
     store.close().await;
     let mut admin = PgAdmin::connect().await;
-    let name = pg_name(&db);
+    let name = db.pg_name().to_string();
     admin.take_away(&name).await;
     let out = run.finish(Duration::from_secs(30)).await;
     admin.allow_connections(&name, true).await;
@@ -158,7 +158,7 @@ async fn epoch_recorded(store: &flywheel::storage::Store) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn weekly_training_survives_killed_connections_and_fails_cleanly_when_the_database_is_gone() {
     let Some(db) = TestDb::postgres() else { return };
-    let name = pg_name(&db);
+    let name = db.pg_name().to_string();
     let store = db.store().await;
     seed_approved_samples(&store, SAMPLES).await;
 
@@ -185,7 +185,7 @@ async fn weekly_training_survives_killed_connections_and_fails_cleanly_when_the_
     //    it fails with exit 69, the trained model is not left behind, no
     //    sample is marked used by it.
     let db2 = TestDb::postgres().unwrap();
-    let name2 = pg_name(&db2);
+    let name2 = db2.pg_name().to_string();
     let store2 = db2.store().await;
     seed_approved_samples(&store2, SAMPLES).await;
     let mut run = weekly(&db2);
@@ -250,7 +250,7 @@ const EXPORTED: i64 = 100_000;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn export_connection_killed_mid_run_leaves_no_file_and_a_rerun_is_whole() {
     let Some(db) = TestDb::postgres() else { return };
-    let name = pg_name(&db);
+    let name = db.pg_name().to_string();
     let store = db.store().await;
     seed_approved_samples(&store, EXPORTED).await;
     let output = db.data_path().join("train.jsonl");
@@ -341,7 +341,7 @@ async fn hanging_label_studio() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stage_whose_lock_session_dies_stops_with_exit_69() {
     let Some(db) = TestDb::postgres() else { return };
-    let name = pg_name(&db);
+    let name = db.pg_name().to_string();
     let store = db.store().await;
     let url = hanging_label_studio().await;
     let env = [

@@ -11,17 +11,18 @@
 //! half-written, and a re-run (or the same serve) converges once there is
 //! room again.
 
-mod capture_support;
-mod common;
-
-mod faults_support;
+mod support;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
+use support::environment::*;
+use support::fixtures::install_rules_model;
+use support::fixtures::*;
+use support::processes::*;
+use support::serve::client;
+use support::state::*;
+use support::{Backend, TestDb};
 
-use capture_support::{client, install_rules_model};
-use common::{Backend, TestDb};
-use faults_support::*;
 use flywheel::storage::Backend as Pool;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -41,7 +42,7 @@ async fn daily_capture_on_a_full_disk_fails_cleanly_and_a_rerun_converges() {
             // Start from an empty WAL, as a database that has been idle
             // does: what a full disk refuses is then this run's writes, not
             // whatever seeding left in the log.
-            common::exec(&store, "PRAGMA wal_checkpoint(TRUNCATE)").await;
+            support::exec(&store, "PRAGMA wal_checkpoint(TRUNCATE)").await;
         }
         store.close().await;
         let batch = BATCH.to_string();
@@ -188,7 +189,7 @@ async fn serve_on_a_full_disk_answers_503_and_recovers_when_space_returns() {
     let store = db.store().await;
     install_rules_model(&db, &store).await;
     // An empty WAL: the room left is the same on every run.
-    common::exec(&store, "PRAGMA wal_checkpoint(TRUNCATE)").await;
+    support::exec(&store, "PRAGMA wal_checkpoint(TRUNCATE)").await;
     let mut serve = spawn_limited(
         &db,
         ROOM,

@@ -11,22 +11,22 @@
 //! label_studio_faults.rs; here the stage is what is under test. Every
 //! scenario runs at once on both backends: most of the time is backoff.
 
-mod capture_support;
-mod common;
-mod faults_support;
+mod support;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use support::environment::*;
+use support::processes::*;
+use support::state::*;
+use support::{TestDb, exec};
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use common::{TestDb, exec};
-use faults_support::*;
 use serde_json::{Value, json};
 
 /// A legacy token (`Authorization: Token …`), never to be printed.

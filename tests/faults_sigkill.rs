@@ -6,14 +6,15 @@
 //! runs are `crashed` in job_runs, and the state is exactly a clean run's.
 //! (`serve` under load is killed in capture_kill.rs.)
 
-mod capture_support;
-mod common;
-mod faults_support;
+mod support;
 
 use std::time::Duration;
+use support::TestDb;
+use support::backends::*;
+use support::fixtures::*;
+use support::processes::*;
+use support::state::*;
 
-use common::TestDb;
-use faults_support::*;
 use rand::Rng;
 
 const CONVERSATIONS: i64 = 20_000;
@@ -265,7 +266,7 @@ async fn weekly_training_killed_at_a_random_point_converges() {
 #[test]
 fn weekly_training_replaces_a_model_a_killed_run_never_registered() {
     for db in TestDb::all() {
-        common::block_on({
+        support::block_on({
             let config = db.config();
             async move {
                 let store = flywheel::storage::open(&config).await.unwrap();
@@ -295,7 +296,7 @@ fn weekly_training_replaces_a_model_a_killed_run_never_registered() {
         );
         let config = db.config();
         let db_ref = &db;
-        let state = common::block_on(async move {
+        let state = support::block_on(async move {
             let store = flywheel::storage::open(&config).await.unwrap();
             let versions = scalar(&store, "SELECT COUNT(*) FROM model_versions").await;
             store.close().await;

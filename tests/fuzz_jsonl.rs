@@ -4,9 +4,12 @@
 //! when the line is a JSON object); valid generated lines read back with the
 //! fields written.
 
-mod fuzz_support;
+mod support;
 
 use std::sync::OnceLock;
+use support::fuzz::{
+    config, json_number_text, json_value, mutation, tricky_string, utterance, without_nul,
+};
 
 use flywheel::capture::ingest::Ingest;
 use flywheel::capture::user_hash::UserHasher;
@@ -17,9 +20,6 @@ use flywheel::jobs::{self, Launch, Trigger};
 use flywheel::lang::Language;
 use flywheel::stages::samples_import::{ImportSource, validate};
 use flywheel::storage::Store;
-use fuzz_support::{
-    config, json_number_text, json_value, mutation, tricky_string, utterance, without_nul,
-};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -113,7 +113,7 @@ fn hostile_line() -> impl Strategy<Value = Vec<u8>> {
         1 => prop::collection::vec(any::<u8>(), 0..40),
         1 => tricky_string(30).prop_map(String::into_bytes),
         1 => json_number_text().prop_map(|n| format!("{{\"text\": \"x\", \"intent\": \"i\", \"confidence\": {n}}}").into_bytes()),
-        1 => (1usize..200).prop_map(|d| fuzz_support::deep_nesting(d).into_bytes()),
+        1 => (1usize..200).prop_map(|d| support::fuzz::deep_nesting(d).into_bytes()),
         1 => Just(Vec::new()),
         1 => Just(b" \t\r".to_vec()),
     ]

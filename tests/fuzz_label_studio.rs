@@ -5,10 +5,11 @@
 //! with annotations always gets exactly one decision, the latest
 //! annotation's; garbage is an error that names the call.
 
-mod fuzz_support;
+mod support;
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
+use support::fuzz::{config, json_value, mutation, tricky_string};
 
 use axum::Router;
 use axum::extract::State;
@@ -21,7 +22,6 @@ use flywheel::review::label_studio::{
     ClientOptions, Decision, LabelStudioClient, ModelPrediction, NewTask, REJECT_CHOICE,
     TIMESTAMP_FORMAT, TaskWithAnnotations, Unusable, decide, decode_task_page,
 };
-use fuzz_support::{config, json_value, mutation, tricky_string};
 use proptest::prelude::*;
 use secrecy::SecretString;
 use serde_json::{Value, json};

@@ -8,12 +8,12 @@
 //! oracle below is a regular expression over Unicode `\d` (general category
 //! Nd), independent of the scanner in `src/privacy.rs`.
 
-mod fuzz_support;
+mod support;
 
 use std::sync::OnceLock;
+use support::fuzz::config;
 
 use flywheel::privacy::{PrivacyConfig, Redactor};
-use fuzz_support::config;
 use proptest::prelude::*;
 use regex::Regex;
 

@@ -5,9 +5,10 @@
 //! body — random bytes, arbitrary JSON, a valid request mutated — the answer
 //! is 2xx or 4xx, never 5xx; a 400 for a JSON body names the field.
 
-mod fuzz_support;
+mod support;
 
 use std::sync::{Arc, OnceLock, RwLock};
+use support::fuzz::{config, json_value, mutation, tricky_string, utterance, without_nul};
 
 use axum::Router;
 use axum::body::Body;
@@ -21,7 +22,6 @@ use flywheel::capture::user_hash::UserHasher;
 use flywheel::capture::writer::{WriteQueue, WriterOptions};
 use flywheel::config::Config;
 use flywheel::lang::Language;
-use fuzz_support::{config, json_value, mutation, tricky_string, utterance, without_nul};
 use http_body_util::BodyExt;
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -366,7 +366,7 @@ proptest! {
 fn example_deep_nesting_is_a_400_not_a_crash() {
     for route in ROUTES {
         for depth in [100, 127, 128, 129, 10_000] {
-            let body = fuzz_support::deep_nesting(depth).into_bytes();
+            let body = support::fuzz::deep_nesting(depth).into_bytes();
             let (status, answer) = post(route, body.clone());
             assert!(
                 status.is_client_error(),

@@ -4,11 +4,11 @@
 //! exported test split holds gold samples only, and too few gold items
 //! register a candidate only with `--force`.
 
-mod common;
+mod support;
 
-use common::{TestDb, block_on, exec, json_stdout};
 use flywheel::gold::in_test_split;
 use flywheel::storage::Store;
+use support::{TestDb, block_on, exec, json_stdout};
 
 const INTENTS: [(&str, &[&str]); 4] = [
     (

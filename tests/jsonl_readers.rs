@@ -4,18 +4,17 @@
 //! 1 MiB naming it, take the same intent names (`order food 🍕`,
 //! `खाना_ऑर्डर`), and show text in their messages as text.
 
-mod common;
-mod fuzz_support;
+mod support;
 
 use std::path::{Path, PathBuf};
+use support::fuzz::{config, tricky_string};
+use support::{TestDb, block_on, scalar};
 
 use chrono::Utc;
-use common::{TestDb, block_on, scalar};
 use flywheel::capture::record::conversation_record;
 use flywheel::capture::user_hash::UserHasher;
 use flywheel::dataset::parse_record;
 use flywheel::stages::samples_import::{ImportSource, validate};
-use fuzz_support::{config, tricky_string};
 use proptest::prelude::*;
 use serde_json::json;
 

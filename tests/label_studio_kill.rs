@@ -4,14 +4,13 @@
 //! with exactly one task per sample — none lost, none duplicated — and every
 //! sample in exactly one state.
 
-mod common;
 mod support;
 
 use std::collections::HashSet;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
+use support::{TestDb, exec, json_stdout, scalar};
 
-use common::{TestDb, exec, json_stdout, scalar};
 use serde_json::Value;
 
 const SAMPLES: i64 = 1200;

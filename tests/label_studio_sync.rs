@@ -4,12 +4,11 @@
 //! later edit, reconcile an interrupted push without duplicates, and leave
 //! everything untouched when Label Studio is down.
 
-mod common;
 mod support;
 
 use std::time::Duration;
+use support::{TestDb, block_on, exec, json_stdout};
 
-use common::{TestDb, block_on, exec, json_stdout};
 use flywheel::review::label_studio::{ClientOptions, LabelStudioClient};
 use flywheel::storage::{Backend, Store};
 use secrecy::SecretString;

@@ -1,13 +1,13 @@
 //! The model lifecycle rules of DESIGN §1 on both backends, with the audit
 //! trail, through the library and the real binary.
 
-mod common;
+mod support;
 
-use common::{TestDb, block_on, json_stdout};
 use flywheel::lifecycle::{self, Target};
 use flywheel::storage::Store;
 use flywheel::storage::models::NewModelVersion;
 use predicates::prelude::*;
+use support::{TestDb, block_on, json_stdout};
 
 async fn register(store: &Store, version: &str, status: &str, traffic: i32) {
     store

@@ -3,9 +3,9 @@
 //! the embedded database (a usable copy, never over an existing file,
 //! PostgreSQL pointed at pg_dump).
 
-mod common;
+mod support;
 
-use common::{TestDb, block_on, exec, json_stdout, scalar};
+use support::{TestDb, block_on, exec, json_stdout, scalar};
 
 /// 3 conversations 200 days old (one still pending, one behind a sample)
 /// and 2 from today.
@@ -179,7 +179,7 @@ fn backup_copies_the_embedded_database_and_never_overwrites() {
     // The copy is a whole Flywheel database: the binary reads it as one.
     let restored = tempfile::tempdir().unwrap();
     std::fs::copy(&target, restored.path().join("flywheel.db")).unwrap();
-    let status = common::flywheel_cmd(restored.path())
+    let status = support::environment::flywheel_cmd(restored.path())
         .arg("--data-dir")
         .arg(restored.path())
         .args(["--json", "stats", "recent", "--limit", "10"])

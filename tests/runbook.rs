@@ -40,7 +40,7 @@
 //! bootstrapped template. Set `RUNBOOK_SHOW=1` to run them one by one and
 //! print every command's output and every pane (to copy into the runbook).
 
-mod common;
+mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -48,9 +48,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration as StdDuration, Instant};
+use support::{block_on, exec, scalar};
 
 use chrono::{DateTime, Duration, Utc};
-use common::{block_on, exec, scalar};
 use flywheel::config::Config;
 use flywheel::config::Secret;
 use flywheel::jobs::{self, Launch, Trigger};

@@ -2,11 +2,11 @@
 //! approved samples folded by normalised text, and all-or-nothing validation
 //! with errors naming file, line and field (exit 65).
 
-mod common;
-mod daily_capture_support;
+mod support;
 
-use common::{TestDb, block_on, json_stdout};
-use daily_capture_support::{job_run_count, samples};
+use support::fixtures::samples;
+use support::state::job_run_count;
+use support::{TestDb, block_on, json_stdout};
 
 fn write(db: &TestDb, name: &str, content: &[u8]) -> std::path::PathBuf {
     let path = db.data_path().join(name);

@@ -2,15 +2,14 @@
 //! accept, correct, reject, re-apply, stale decisions and undo, on both
 //! backends; and the review queue's order.
 
-mod common;
-mod daily_capture_support;
+mod support;
 
 use chrono::Duration;
-use common::{TestDb, block_on};
-use daily_capture_support::{capture_day, conv, conversations, insert, samples};
 use flywheel::domain::ReviewVerdict;
 use flywheel::storage::Timestamp;
 use flywheel::storage::samples::{ReviewDecision, ReviewOutcome, Sample};
+use support::fixtures::{capture_day, conv, conversations, insert, samples};
+use support::{TestDb, block_on};
 
 fn decision(verdict: ReviewVerdict, who: &str, at: Timestamp) -> ReviewDecision {
     ReviewDecision {

@@ -5,16 +5,14 @@
 //! raw phone number or an e-mail address; and the file-mode check of files
 //! that hold secrets.
 
-mod capture_support;
-mod common;
 mod support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Output;
+use support::serve::{Server, client};
+use support::{TestDb, block_on};
 
-use capture_support::{Server, client, flywheel};
-use common::{TestDb, block_on};
 use serde_json::{Value, json};
 
 const API_TOKEN: &str = "tok-3f9a7c1e5b2d4f6a8c0e";
@@ -92,7 +90,8 @@ fn no_secret_phone_number_or_email_leaves_in_any_output() {
             ("LABEL_STUDIO_API_KEY", ls.pat.as_str()),
         ];
         let run = |args: &[&str]| -> Output {
-            let out = flywheel(&db)
+            let out = db
+                .command()
                 .arg("-vv")
                 .args(args)
                 .envs(env)
@@ -252,7 +251,7 @@ fn files_holding_secrets_must_be_private() {
     .unwrap();
     std::fs::set_permissions(&dotenv, std::fs::Permissions::from_mode(0o644)).unwrap();
 
-    let doctor = flywheel(&db).args(["--json", "doctor"]).output().unwrap();
+    let doctor = db.command().args(["--json", "doctor"]).output().unwrap();
     assert_eq!(doctor.status.code(), Some(1), "{}", text_of(&doctor));
     let report: Value = serde_json::from_slice(&doctor.stdout).unwrap();
     let check = report["checks"]
@@ -278,7 +277,7 @@ fn files_holding_secrets_must_be_private() {
     );
     assert_eq!(check["fix"], format!("chmod 600 {}", dotenv.display()));
 
-    let status = flywheel(&db).arg("status").output().unwrap();
+    let status = db.command().arg("status").output().unwrap();
     let stderr = String::from_utf8_lossy(&status.stderr);
     assert!(
         stderr.contains("holds a secret and other users can read it (mode 644)")
@@ -287,7 +286,7 @@ fn files_holding_secrets_must_be_private() {
     );
 
     std::fs::set_permissions(&dotenv, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let doctor = flywheel(&db).args(["--json", "doctor"]).output().unwrap();
+    let doctor = db.command().args(["--json", "doctor"]).output().unwrap();
     let report: Value = serde_json::from_slice(&doctor.stdout).unwrap();
     let check = report["checks"]
         .as_array()
@@ -296,6 +295,6 @@ fn files_holding_secrets_must_be_private() {
         .find(|c| c["name"] == "secret files")
         .unwrap();
     assert_eq!(check["status"], "pass", "{check}");
-    let status = flywheel(&db).arg("status").output().unwrap();
+    let status = db.command().arg("status").output().unwrap();
     assert!(!String::from_utf8_lossy(&status.stderr).contains("holds a secret"));
 }

@@ -1,11 +1,11 @@
 //! `flywheel stats queue|daily|models` read the views and compare the canary
 //! with production over the same window.
 
-mod common;
+mod support;
 
-use common::{TestDb, block_on, exec, json_stdout};
 use flywheel::lifecycle::{self, Target};
 use flywheel::storage::models::NewModelVersion;
+use support::{TestDb, block_on, exec, json_stdout};
 
 #[test]
 fn stats_commands_report_the_views() {
@@ -74,7 +74,7 @@ fn stats_commands_report_the_views() {
             }
             store.close().await;
         });
-        if db.backend == common::Backend::Sqlite {
+        if db.backend == support::Backend::Sqlite {
             // SQLite's CURRENT_TIMESTAMP has a space; normalise to our ISO shape.
             let config = db.config();
             block_on(async move {

@@ -1,10 +1,10 @@
 //! The schema of DESIGN §2 exists with its exact names on both backends,
 //! and the operators' hand-written queries run verbatim.
 
-mod common;
+mod support;
 
-use common::{Backend, TestDb, block_on};
 use flywheel::storage::{self, Backend as StoreBackend};
+use support::{Backend, TestDb, block_on};
 
 const TABLES: [&str; 6] = [
     "conversation_logs",

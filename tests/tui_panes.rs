@@ -4,10 +4,9 @@
 //! are the same on every run and on both backends (one snapshot serves
 //! SQLite and PostgreSQL: the panes must not differ between them).
 
-mod common;
+mod support;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use common::{TestDb, block_on, exec};
 use flywheel::config::{Config, Secret};
 use flywheel::storage::conversations::NewConversation;
 use flywheel::storage::models::NewModelVersion;
@@ -21,6 +20,7 @@ use flywheel::tui::refresh::Loader;
 use flywheel::tui::ui::{self, theme::Theme};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
+use support::{TestDb, block_on, exec};
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap()
@@ -254,7 +254,7 @@ async fn seed_rest(store: &Store, config: &Config) {
     ] {
         exec(store, &sql).await;
     }
-    let first_sample: i64 = common::scalar(store, "SELECT MIN(id) FROM training_samples").await;
+    let first_sample: i64 = support::scalar(store, "SELECT MIN(id) FROM training_samples").await;
     exec(store, &format!(
         "INSERT INTO label_studio_tasks (sample_id, project_id, task_id, pushed_at, sync_state) VALUES \
          ({first_sample}, 7, 101, '{}', 'pushed'), ({}, 7, 102, '{}', 'annotated')",
@@ -567,7 +567,7 @@ fn training_pane_compares_canary_and_production_since_the_canary_started() {
             assert_eq!(watch.canary.negative_feedback, 1);
             assert_eq!(
                 watch.canary.conversations + watch.production.conversations,
-                common::scalar(
+                support::scalar(
                     &store,
                     &format!(
                         "SELECT COUNT(*) FROM conversation_logs WHERE created_at >= '{}'",

@@ -3,15 +3,15 @@
 //! the newest minute), and the refresh task answers requests with loads or
 //! with a failure the status line shows.
 
-mod common;
+mod support;
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
-use common::{TestDb, block_on};
 use flywheel::storage::Timestamp;
 use flywheel::storage::conversations::NewConversation;
 use flywheel::tui::data::{Pane, PaneData};
 use flywheel::tui::event::UiEvent;
 use flywheel::tui::refresh::{self, Loader, RefreshRequest};
+use support::{TestDb, block_on};
 use tokio::sync::{mpsc, watch};
 
 fn conversation(text: &str, at: DateTime<Utc>) -> NewConversation {

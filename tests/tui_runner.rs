@@ -4,10 +4,9 @@
 //! review in the console changes the sample exactly as a Label Studio pull
 //! does, and undo puts it back; promotion goes through the lifecycle rules.
 
-mod common;
+mod support;
 
 use chrono::Duration;
-use common::{TestDb, block_on, scalar};
 use flywheel::domain::ReviewVerdict;
 use flywheel::progress::CancellationToken;
 use flywheel::storage::conversations::NewConversation;
@@ -17,6 +16,7 @@ use flywheel::storage::{Store, Timestamp};
 use flywheel::tui::event::UiEvent;
 use flywheel::tui::job::Job;
 use flywheel::tui::runner::Runner;
+use support::{TestDb, block_on, scalar};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
 /// Events until the job's end (with a deadline), and how it ended.

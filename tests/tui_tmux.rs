@@ -4,13 +4,13 @@
 //! quits, and leaves the terminal as it found it (main screen, cooked mode).
 //! Synchronisation is by polling the screen for expected text, with a deadline.
 
-mod common;
+mod support;
 
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
+use support::{TestDb, block_on, scalar};
 
-use common::{TestDb, block_on, scalar};
 use flywheel::storage::samples::NewSample;
 
 struct Tmux {

@@ -2,10 +2,10 @@
 //! below the minimum, train and register, compare with production on the
 //! same test split, and leave nothing half-done when it fails.
 
-mod common;
+mod support;
 
-use common::{TestDb, block_on, exec, json_stdout, scalar};
 use flywheel::storage::Store;
+use support::{TestDb, block_on, exec, json_stdout, scalar};
 
 /// A small learnable data set: five intents from templates and fillers.
 fn utterances(round: usize) -> Vec<(String, &'static str)> {

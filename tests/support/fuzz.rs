@@ -5,7 +5,6 @@
 //! so `cargo test` stays quick); `scripts/fuzz.sh` raises the count for long
 //! runs. Failures are kept in `tests/fuzz_*.proptest-regressions` and replayed
 //! first on every run; the ones found so far are also explicit `#[test]`s.
-#![allow(dead_code)]
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence};
