@@ -14,6 +14,7 @@ mod support;
 
 use std::time::Duration;
 use support::backends::*;
+use support::fake_label_studio::{FakeLabelStudio, Fault, Where};
 use support::fixtures::*;
 use support::processes::*;
 use support::state::*;
@@ -322,34 +323,18 @@ async fn run_export(db: &TestDb, output: &str) -> Finished {
     run(db, &["export", "--output", output]).await
 }
 
-/// A Label Studio that knows the key but never answers anything else, so
-/// a sync holds its stage lock for as long as the test wants.
-async fn hanging_label_studio() -> String {
-    use axum::routing::{any, get};
-    let app = axum::Router::new()
-        .route(
-            "/api/current-user/whoami",
-            get(|| async { axum::Json(serde_json::json!({"id": 1, "email": "ops@example.com"})) }),
-        )
-        .fallback(any(std::future::pending::<()>));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    url
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stage_whose_lock_session_dies_stops_with_exit_69() {
     let Some(db) = TestDb::postgres() else { return };
     let name = db.pg_name().to_string();
     let store = db.store().await;
-    let url = hanging_label_studio().await;
+    // A Label Studio that knows the key but never answers what the sync
+    // asks next, so the sync holds its stage lock for as long as the test wants.
+    let key = "0123456789abcdef0123456789abcdef01234567";
+    let fake = FakeLabelStudio::with_fault(key, Fault::Hang, Where::Project).await;
     let env = [
-        ("LABEL_STUDIO_URL", url.as_str()),
-        (
-            "LABEL_STUDIO_API_KEY",
-            "0123456789abcdef0123456789abcdef01234567",
-        ),
+        ("LABEL_STUDIO_URL", fake.url.as_str()),
+        ("LABEL_STUDIO_API_KEY", key),
         ("LABEL_STUDIO_PROJECT_ID", "7"),
     ];
     let mut run = spawn(&db, &["label-studio-sync"], &env);
