@@ -14,8 +14,8 @@ use flywheel::domain::{ModelStatus, ReviewStatus, ReviewVerdict};
 use flywheel::storage::conversations::NewConversation;
 use flywheel::storage::models::NewModelVersion;
 use flywheel::storage::samples::ReviewDecision;
-use flywheel::storage::{Backend, Store, Timestamp};
-use support::{TestDb, block_on, json_stdout};
+use flywheel::storage::{Store, Timestamp};
+use support::{TestDb, block_on, json_stdout, rows, value};
 
 const VERSION: &str = "router-v1.0.0";
 const PERCENT: u32 = 50;
@@ -55,19 +55,13 @@ fn spelled(i: i64) -> String {
 
 async fn ids_drawn(store: &Store) -> Vec<(i64, i64, String)> {
     let sql = "SELECT conversation_id, sample_id, conversation_status FROM audits ORDER BY conversation_id";
-    match store.backend() {
-        Backend::Sqlite(pool) => sqlx::query_as(sql).fetch_all(pool).await.unwrap(),
-        Backend::Postgres(pool) => sqlx::query_as(sql).fetch_all(pool).await.unwrap(),
-    }
+    rows(store, sql).await
 }
 
 async fn seed_query(store: &Store) -> Option<f64> {
     // The seed's "Check Model Performance" query reads this column.
     let sql = "SELECT production_accuracy FROM model_versions WHERE version = 'router-v1.0.0'";
-    match store.backend() {
-        Backend::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
-        Backend::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
-    }
+    value(store, sql).await
 }
 
 fn daily_capture(db: &TestDb) -> serde_json::Value {

@@ -4,16 +4,14 @@
 
 mod support;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use support::TestDb;
-use support::fixtures::install_rules_model;
+use support::fixtures::{install_rules_model, stored_texts};
 use support::processes::eventually;
 use support::serve::{Server, client};
 
-use flywheel::storage::Backend as Pool;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -79,20 +77,7 @@ async fn every_acknowledged_row_survives_sigkill() {
             .unwrap();
         assert_eq!(after.status(), StatusCode::OK);
 
-        let rows: Vec<(i64, String)> = match store.backend() {
-            Pool::Sqlite(p) => {
-                sqlx::query_as("SELECT id, user_message FROM conversation_logs")
-                    .fetch_all(p)
-                    .await
-            }
-            Pool::Postgres(p) => {
-                sqlx::query_as("SELECT id, user_message FROM conversation_logs")
-                    .fetch_all(p)
-                    .await
-            }
-        }
-        .unwrap();
-        let stored: HashMap<i64, String> = rows.into_iter().collect();
+        let stored = stored_texts(&store).await;
         let lost: Vec<_> = acknowledged
             .iter()
             .filter(|(id, text)| stored.get(id) != Some(text))

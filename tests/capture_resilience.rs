@@ -7,7 +7,7 @@
 mod support;
 
 use std::time::{Duration, Instant};
-use support::backends::WriteBlock;
+use support::backends::{PgAdmin, WriteBlock};
 use support::fixtures::{count, install_rules_model};
 use support::processes::eventually;
 use support::serve::{Server, Trickled, client, queue_reaches, trickle};
@@ -15,7 +15,6 @@ use support::{Backend, TestDb};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use sqlx::Connection;
 
 fn classify(
     http: &reqwest::Client,
@@ -285,26 +284,10 @@ async fn a_database_that_goes_away_gets_fast_503s_and_serve_recovers_by_itself()
         .unwrap();
     assert_eq!(ok.status(), StatusCode::OK);
 
-    let name = db
-        .database_url
-        .as_deref()
-        .unwrap()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_string();
-    let admin = std::env::var("FLYWHEEL_TEST_PG_ADMIN_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let mut admin = sqlx::PgConnection::connect(&admin).await.unwrap();
-    sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()")
-        .bind(&name)
-        .execute(&mut admin)
-        .await
-        .unwrap();
+    let name = db.pg_name();
+    let mut admin = PgAdmin::connect().await;
+    admin.allow_connections(name, false).await;
+    admin.terminate(name, false).await;
 
     // The first request notices (its connection died); every later one is refused at once.
     let first = classify(&http, &server, "pizza during")
@@ -329,11 +312,8 @@ async fn a_database_that_goes_away_gets_fast_503s_and_serve_recovers_by_itself()
     let down = http.get(server.url("/health")).send().await.unwrap();
     assert_eq!(down.status(), StatusCode::SERVICE_UNAVAILABLE);
 
-    sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    admin.close().await.unwrap();
+    admin.allow_connections(name, true).await;
+    admin.close().await;
     eventually("serve to store again", Duration::from_secs(30), || async {
         let answer = classify(&http, &server, "pizza after")
             .await

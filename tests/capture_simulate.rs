@@ -4,8 +4,8 @@
 
 mod support;
 
-use flywheel::storage::Backend as Pool;
 use flywheel::storage::Timestamp;
+use support::backends::rows as rows_of;
 use support::fixtures::install_rules_model;
 use support::serve::Server;
 use support::{TestDb, json_stdout};
@@ -43,27 +43,26 @@ async fn simulated_users_are_captured_with_the_injected_gap() {
     assert_eq!(report["ok"].as_u64(), Some(sent), "{report}");
     assert_eq!(report["gap_seconds"].as_f64(), Some(1.0));
 
-    let Pool::Sqlite(pool) = store.backend() else {
-        unreachable!()
-    };
-    let rows: Vec<(Timestamp, Option<String>)> =
-        sqlx::query_as("SELECT created_at, language FROM conversation_logs ORDER BY created_at")
-            .fetch_all(pool)
-            .await
-            .unwrap();
+    let mut conversations = store.recent_conversations(i64::MAX).await.unwrap();
+    conversations.reverse(); // oldest first
+    let rows: Vec<(Timestamp, Option<String>)> = conversations
+        .into_iter()
+        .map(|c| (c.created_at, c.language))
+        .collect();
     assert_eq!(rows.len() as u64, sent);
     let languages: std::collections::BTreeSet<_> =
         rows.iter().filter_map(|(_, l)| l.clone()).collect();
     assert!(languages.len() >= 2, "{languages:?}");
     // Every simulated user has a phone number: stored as an HMAC only, and
     // returning users (the traffic's heavy users) share one.
-    let (hashed, users, raw): (i64, i64, i64) = sqlx::query_as(
+    let [(hashed, users, raw)]: [(i64, i64, i64); 1] = rows_of(
+        &store,
         "SELECT COUNT(user_hash), COUNT(DISTINCT user_hash), \
                 SUM(CASE WHEN user_hash LIKE '%+91%' OR session_id LIKE '%+91%' THEN 1 ELSE 0 END) \
          FROM conversation_logs",
     )
-    .fetch_one(pool)
     .await
+    .try_into()
     .unwrap();
     assert_eq!(hashed as u64, sent, "conversations without a user hash");
     assert!(

@@ -243,20 +243,20 @@ fn database_migrated_by_a_newer_version_is_refused() {
                 flywheel::storage::open_unmigrated(&config, flywheel::storage::OpenMode::Create)
                     .await
                     .unwrap();
-            let sql = "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
-                       VALUES (99990101000000, 'from the future', TRUE, X'00', 0)";
-            match store.backend() {
-                flywheel::storage::Backend::Sqlite(p) => {
-                    sqlx::query(sql).execute(p).await.map(|_| ())
-                }
-                flywheel::storage::Backend::Postgres(p) => {
-                    sqlx::query(&sql.replace("X'00'", "'\\x00'::bytea"))
-                        .execute(p)
-                        .await
-                        .map(|_| ())
-                }
-            }
-            .unwrap();
+            // A one-byte checksum, in each backend's literal for bytes.
+            let checksum = if store.is_postgres() {
+                "'\\x00'::bytea"
+            } else {
+                "X'00'"
+            };
+            support::exec(
+                &store,
+                &format!(
+                    "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+                     VALUES (99990101000000, 'from the future', TRUE, {checksum}, 0)"
+                ),
+            )
+            .await;
             store.close().await;
         });
         db.cmd()

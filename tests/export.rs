@@ -3,8 +3,7 @@
 
 mod support;
 
-use flywheel::storage::Backend;
-use support::{TestDb, block_on, json_stdout};
+use support::{TestDb, exec, json_stdout};
 
 /// 40 × greeting (en, 0.9), 15 × order_food (hinglish, 0.8), 5 × rare (en, 0.5).
 fn seed(db: &TestDb) {
@@ -139,20 +138,13 @@ fn filters_limit_and_stdout() {
         assert_eq!(lines.len(), 7);
 
         // Samples a training run used are left out with --unused-only.
-        let config = db.config();
-        block_on(async move {
-            let store = flywheel::storage::open(&config).await.unwrap();
-            const SQL: &str = "UPDATE training_samples SET model_version_target = 'router-v1.1.0' \
-                               WHERE intent = 'greeting'";
-            match store.backend() {
-                Backend::Sqlite(pool) => {
-                    sqlx::query(SQL).execute(pool).await.unwrap();
-                }
-                Backend::Postgres(pool) => {
-                    sqlx::query(SQL).execute(pool).await.unwrap();
-                }
-            }
-            store.close().await;
+        db.with_store(|store| async move {
+            exec(
+                &store,
+                "UPDATE training_samples SET model_version_target = 'router-v1.1.0' \
+                 WHERE intent = 'greeting'",
+            )
+            .await
         });
         let (_, lines) = export(&db, &["--unused-only"]);
         assert_eq!(lines.len(), 20);

@@ -16,14 +16,12 @@ mod support;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use support::environment::*;
-use support::fixtures::install_rules_model;
 use support::fixtures::*;
 use support::processes::*;
 use support::serve::client;
 use support::state::*;
 use support::{Backend, TestDb};
 
-use flywheel::storage::Backend as Pool;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -289,16 +287,7 @@ async fn serve_on_a_full_disk_answers_503_and_recovers_when_space_returns() {
     );
     drop(serve);
 
-    let rows: Vec<(i64, String)> = match store.backend() {
-        Pool::Sqlite(p) => {
-            sqlx::query_as("SELECT id, user_message FROM conversation_logs")
-                .fetch_all(p)
-                .await
-        }
-        Pool::Postgres(_) => unreachable!(),
-    }
-    .unwrap();
-    let stored: HashMap<i64, String> = rows.into_iter().collect();
+    let stored = stored_texts(&store).await;
     for (id, text) in &acked {
         assert_eq!(stored.get(id), Some(text), "acknowledged row {id} lost");
     }

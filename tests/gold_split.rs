@@ -8,7 +8,7 @@ mod support;
 
 use flywheel::gold::in_test_split;
 use flywheel::storage::Store;
-use support::{TestDb, block_on, exec, json_stdout};
+use support::{TestDb, block_on, column, exec, json_stdout};
 
 const INTENTS: [(&str, &[&str]); 4] = [
     (
@@ -59,15 +59,11 @@ async fn add(store: &Store, source: &str, tag: &str, count: usize) {
 }
 
 async fn ids_of(store: &Store, source: &str) -> Vec<i64> {
-    let sql = format!("SELECT id FROM training_samples WHERE source = '{source}' ORDER BY id");
-    match store.backend() {
-        flywheel::storage::Backend::Sqlite(pool) => {
-            sqlx::query_scalar(&sql).fetch_all(pool).await.unwrap()
-        }
-        flywheel::storage::Backend::Postgres(pool) => {
-            sqlx::query_scalar(&sql).fetch_all(pool).await.unwrap()
-        }
-    }
+    column(
+        store,
+        &format!("SELECT id FROM training_samples WHERE source = '{source}' ORDER BY id"),
+    )
+    .await
 }
 
 fn weekly(db: &TestDb, args: &[&str]) -> serde_json::Value {

@@ -7,18 +7,24 @@
 mod support;
 
 use std::time::Duration;
-use support::{TestDb, block_on, exec, json_stdout};
+use support::{TestDb, block_on, exec, json_stdout, rows, scalar};
 
 use flywheel::review::label_studio::{ClientOptions, LabelStudioClient};
-use flywheel::storage::{Backend, Store};
+use flywheel::storage::Store;
 use secrecy::SecretString;
 
-async fn rows(store: &Store, sql: &str) -> Vec<(String, String, String, Option<String>)> {
-    match store.backend() {
-        Backend::Sqlite(p) => sqlx::query_as(sql).fetch_all(p).await,
-        Backend::Postgres(p) => sqlx::query_as(sql).fetch_all(p).await,
-    }
-    .unwrap_or_else(|e| panic!("{sql}: {e}"))
+/// (text, review_status, intent, corrected_from) of the samples matching `filter`.
+async fn samples_where(
+    store: &Store,
+    filter: &str,
+) -> Vec<(String, String, String, Option<String>)> {
+    rows(
+        store,
+        &format!(
+            "SELECT text, review_status, intent, corrected_from FROM training_samples WHERE {filter}"
+        ),
+    )
+    .await
 }
 
 /// (text, predicted intent, priority, occurrences)
@@ -103,24 +109,12 @@ fn push_annotate_pull_reapply_and_reconcile() {
         let config = db.config();
         let links: Vec<(i64, i64)> = block_on(async move {
             let store = flywheel::storage::open(&config).await.unwrap();
-            let links: Vec<(i64, i64)> = match store.backend() {
-                Backend::Sqlite(p) => {
-                    sqlx::query_as(
-                        "SELECT sample_id, task_id FROM label_studio_tasks ORDER BY task_id",
-                    )
-                    .fetch_all(p)
-                    .await
-                }
-                Backend::Postgres(p) => {
-                    sqlx::query_as(
-                        "SELECT sample_id, task_id FROM label_studio_tasks ORDER BY task_id",
-                    )
-                    .fetch_all(p)
-                    .await
-                }
-            }
-            .unwrap();
-            let in_review = rows(&store, "SELECT text, review_status, intent, corrected_from FROM training_samples WHERE review_status = 'in-review'").await;
+            let links: Vec<(i64, i64)> = rows(
+                &store,
+                "SELECT sample_id, task_id FROM label_studio_tasks ORDER BY task_id",
+            )
+            .await;
+            let in_review = samples_where(&store, "review_status = 'in-review'").await;
             assert_eq!(in_review.len(), 6);
             store.close().await;
             links
@@ -172,7 +166,7 @@ fn push_annotate_pull_reapply_and_reconcile() {
         let config = db.config();
         block_on(async move {
             let store = flywheel::storage::open(&config).await.unwrap();
-            let got = rows(&store, "SELECT text, review_status, intent, corrected_from FROM training_samples WHERE text LIKE 's%' ORDER BY id").await;
+            let got = samples_where(&store, "text LIKE 's%' ORDER BY id").await;
             let expect = [
                 ("approved", "order_food", None),
                 ("approved", "refund_request", Some("track_order")),
@@ -188,11 +182,7 @@ fn push_annotate_pull_reapply_and_reconcile() {
                     "{row:?}"
                 );
             }
-            let human: i64 = match store.backend() {
-                Backend::Sqlite(p) => sqlx::query_scalar("SELECT COUNT(*) FROM training_samples WHERE source = 'human' AND annotator LIKE 'label-studio:user/%'").fetch_one(p).await,
-                Backend::Postgres(p) => sqlx::query_scalar("SELECT COUNT(*) FROM training_samples WHERE source = 'human' AND annotator LIKE 'label-studio:user/%'").fetch_one(p).await,
-            }
-            .unwrap();
+            let human = scalar(&store, "SELECT COUNT(*) FROM training_samples WHERE source = 'human' AND annotator LIKE 'label-studio:user/%'").await;
             assert_eq!(human, 5);
             store.close().await;
         });
@@ -205,7 +195,7 @@ fn push_annotate_pull_reapply_and_reconcile() {
         let config = db.config();
         block_on(async move {
             let store = flywheel::storage::open(&config).await.unwrap();
-            let s1 = rows(&store, "SELECT text, review_status, intent, corrected_from FROM training_samples WHERE text LIKE 's1 %'").await;
+            let s1 = samples_where(&store, "text LIKE 's1 %'").await;
             assert_eq!(
                 (s1[0].2.as_str(), s1[0].3.as_deref()),
                 ("greeting", Some("order_food"))
@@ -321,7 +311,7 @@ fn unreachable_label_studio_or_a_wrong_key_changes_nothing() {
         let config = db.config();
         block_on(async move {
             let store = flywheel::storage::open(&config).await.unwrap();
-            let queued = rows(&store, "SELECT text, review_status, intent, corrected_from FROM training_samples WHERE review_status = 'needs-review'").await;
+            let queued = samples_where(&store, "review_status = 'needs-review'").await;
             assert_eq!(queued.len(), 6, "nothing changed locally");
             let runs = store.recent_job_runs(10).await.unwrap();
             assert_eq!(

@@ -5,20 +5,17 @@
 
 mod support;
 
+use support::backends::timestamp_at;
 use support::{TestDb, block_on, exec, json_stdout, scalar};
 
 /// 3 conversations 200 days old (one still pending, one behind a sample)
 /// and 2 from today.
 async fn seed(store: &flywheel::storage::Store) {
-    let old = if store.is_postgres() {
-        "now() - interval '200 days'"
-    } else {
-        "strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-200 days')"
-    };
+    let old = timestamp_at(store, chrono::Utc::now() - chrono::Duration::days(200));
     for (text, status, age) in [
-        ("old pending", "pending", old),
-        ("old approved", "auto-approved", old),
-        ("old reviewed", "reviewed", old),
+        ("old pending", "pending", old.as_str()),
+        ("old approved", "auto-approved", &old),
+        ("old reviewed", "reviewed", &old),
         ("new one", "pending", ""),
         ("new two", "needs-review", ""),
     ] {

@@ -48,6 +48,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration as StdDuration, Instant};
+use support::backends::try_row_count;
+use support::environment::isolate;
 use support::{block_on, exec, scalar};
 
 use chrono::{DateTime, Duration, Utc};
@@ -60,7 +62,7 @@ use flywheel::stages::daily_capture::{DailyCapture, Window};
 use flywheel::stages::label_studio_sync::LabelStudioSync;
 use flywheel::storage::conversations::NewConversation;
 use flywheel::storage::models::NewModelVersion;
-use flywheel::storage::{Backend, Store, Timestamp};
+use flywheel::storage::{Store, Timestamp};
 use flywheel::tui::app::App;
 use flywheel::tui::data::Pane;
 use flywheel::tui::event::UiEvent;
@@ -880,22 +882,10 @@ impl Scenario {
     fn command(&self, program: &str, args: &[&str], expect: &Expect) -> Command {
         let mut cmd = Command::new(program);
         cmd.args(args);
-        for (key, _) in std::env::vars() {
-            if key == "DATABASE_URL"
-                || key.starts_with("LABEL_STUDIO_")
-                || key.starts_with("FLYWHEEL_")
-            {
-                cmd.env_remove(key);
-            }
-        }
-        let home = self.home.path();
-        cmd.env("HOME", home)
-            .env("XDG_DATA_HOME", home.join("xdg-data"))
-            .env("XDG_CONFIG_HOME", home.join("xdg-config"))
-            .env("FLYWHEEL_HOME", &self.data)
+        isolate(&mut cmd, self.home.path());
+        cmd.env("FLYWHEEL_HOME", &self.data)
             .env("PATH", &self.path)
-            .env("NO_COLOR", "1")
-            .current_dir(home);
+            .env("NO_COLOR", "1");
         for (k, v) in self.env.iter().chain(&expect.env) {
             cmd.env(k, v);
         }
@@ -1059,10 +1049,7 @@ fn run_sql(scenario: &Scenario, step: &Step) -> Vec<String> {
     let sql = step.text.clone();
     let rows = block_on(async move {
         let store = flywheel::storage::open(&config).await.unwrap();
-        let result = match store.backend() {
-            Backend::Sqlite(pool) => sqlx::query(&sql).fetch_all(pool).await.map(|r| r.len()),
-            Backend::Postgres(pool) => sqlx::query(&sql).fetch_all(pool).await.map(|r| r.len()),
-        };
+        let result = try_row_count(&store, &sql).await;
         store.close().await;
         result.map_err(|e| e.to_string())
     });

@@ -10,6 +10,8 @@ mod support;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Output;
+use support::environment::{files_under, path_string};
+use support::processes::text_of;
 use support::serve::{Server, client};
 use support::{TestDb, block_on};
 
@@ -39,26 +41,13 @@ const TEXTS: [(&str, &[&str]); 4] = [
 const APPROVED_TEXT: &str = "thanks, write to rahul.k@example.org or call 91234 56789";
 const APPROVED_PIECES: [&str; 3] = ["rahul.k", "91234", "9123456789"];
 
-fn text_of(out: &Output) -> String {
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 /// Everything under `dir` that is text (logs, reports, exports), with its path.
-fn files_under(dir: &Path) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(files_under(&path));
-        } else if let Ok(text) = std::fs::read_to_string(&path) {
-            out.push((path.display().to_string(), text));
-        }
-    }
-    out
+fn texts_under(dir: &Path) -> Vec<(String, String)> {
+    assert!(dir.is_dir(), "{} is no directory", dir.display());
+    files_under(dir)
+        .into_iter()
+        .filter_map(|path| Some((path_string(&path), std::fs::read_to_string(&path).ok()?)))
+        .collect()
 }
 
 fn assert_clean(what: &str, text: &str, secrets: &[&str]) {
@@ -208,7 +197,7 @@ fn no_secret_phone_number_or_email_leaves_in_any_output() {
             "{task_texts:?}"
         );
         outputs.push(("Label Studio tasks".into(), tasks.to_string()));
-        outputs.extend(files_under(&db.data_path().join("logs")));
+        outputs.extend(texts_under(&db.data_path().join("logs")));
         outputs.push((
             "export file".into(),
             std::fs::read_to_string(&export).unwrap(),

@@ -383,6 +383,10 @@ impl PgAdmin {
         .unwrap();
     }
 
+    pub async fn close(self) {
+        self.0.close().await.expect("close the admin connection");
+    }
+
     /// "The database went away": no new connections, every existing one killed.
     /// A connection that was being set up while connections were turned off
     /// can still arrive after the first sweep, and a terminated backend
@@ -400,6 +404,11 @@ impl PgAdmin {
             > 0
         {}
     }
+}
+
+/// `at` as a literal of each backend (see [`timestamp_literal`]).
+pub fn timestamp_at(store: &Store, at: chrono::DateTime<chrono::Utc>) -> String {
+    timestamp_literal(store, &at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
 }
 
 /// A timestamp literal (RFC 3339, UTC, milliseconds: `2026-03-10T12:00:00.000Z`)

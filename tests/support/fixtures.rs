@@ -183,3 +183,14 @@ pub async fn seed_approved_samples(store: &Store, n: i64) {
     )
     .await;
 }
+
+/// Every stored conversation's text by id, through the storage API.
+pub async fn stored_texts(store: &Store) -> std::collections::HashMap<i64, String> {
+    store
+        .recent_conversations(i64::MAX)
+        .await
+        .expect("read the conversations")
+        .into_iter()
+        .map(|c| (c.id, c.user_message))
+        .collect()
+}

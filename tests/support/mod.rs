@@ -24,5 +24,7 @@ pub mod processes;
 pub mod serve;
 pub mod state;
 
-pub use backends::{Backend, TestDb, block_on, exec, for_each_backend, rows, scalar};
+pub use backends::{
+    Backend, TestDb, block_on, column, exec, for_each_backend, rows, scalar, value,
+};
 pub use processes::json_stdout;
