@@ -14,6 +14,9 @@
 //! review queue and Label Studio pushes give them `audit.share` of their
 //! places, newest first, so the version serving now is the one measured.
 
+use std::collections::HashSet;
+use std::hash::Hash;
+
 use serde::Serialize;
 
 use crate::estimate::{Estimate, wilson};
@@ -48,6 +51,9 @@ pub struct AuditTally {
     /// of them a human agreed with.
     pub auto_approved: i64,
     pub auto_approved_right: i64,
+    /// Drawn audits still waiting for a human label (neither labelled nor
+    /// thrown out).
+    pub awaiting: i64,
 }
 
 /// The estimates of one version, each with its 95 % interval and n.
@@ -69,7 +75,7 @@ impl From<&AuditTally> for VersionEstimate {
             version: t.version.clone().unwrap_or_else(|| "unknown".into()),
             production_accuracy: measured(t.served_right, t.labelled),
             auto_approval_precision: measured(t.auto_approved_right, t.auto_approved),
-            awaiting_label: t.drawn - t.labelled,
+            awaiting_label: t.awaiting,
         }
     }
 }
@@ -83,22 +89,35 @@ pub fn pooled_precision(tallies: &[AuditTally]) -> Option<Estimate> {
 
 /// A batch of `limit` items for review: `share` percent of it (rounded up,
 /// when any audits wait) from `audits`, the rest from `queue` in its order;
-/// either side fills what the other cannot. Audits go first within the
-/// batch so a short session still measures; urgent items never wait more
-/// than one batch.
-pub fn interleave<T>(queue: Vec<T>, audits: Vec<T>, share: u32, limit: usize) -> Vec<T> {
-    let audit_places = if audits.is_empty() || share == 0 {
+/// either side fills what the other cannot. An item on both sides (an
+/// audited conversation whose sample also needs review) is taken once, as
+/// an audit. Audits go first within the batch so a short session still
+/// measures; urgent items never wait more than one batch.
+pub fn interleave<T, K: Eq + Hash>(
+    queue: Vec<T>,
+    audits: Vec<T>,
+    share: u32,
+    limit: usize,
+    key: impl Fn(&T) -> K,
+) -> Vec<T> {
+    let audit_share = if share == 0 {
         0
     } else {
-        (limit * share as usize).div_ceil(100).min(audits.len())
+        (limit * share as usize).div_ceil(100)
     };
-    let queue_places = (limit - audit_places).min(queue.len());
-    let audit_places = (limit - queue_places).min(audits.len());
-    audits
+    let mut audits = audits.into_iter();
+    let mut batch: Vec<T> = audits.by_ref().take(audit_share.min(limit)).collect();
+    let mut taken: HashSet<K> = batch.iter().map(&key).collect();
+    let from_queue: Vec<T> = queue
         .into_iter()
-        .take(audit_places)
-        .chain(queue.into_iter().take(queue_places))
-        .collect()
+        .filter(|item| !taken.contains(&key(item)))
+        .take(limit - batch.len())
+        .collect();
+    taken.extend(from_queue.iter().map(&key));
+    let room = limit - batch.len() - from_queue.len();
+    batch.extend(audits.filter(|item| !taken.contains(&key(item))).take(room));
+    batch.extend(from_queue);
+    batch
 }
 
 #[cfg(test)]
@@ -126,6 +145,7 @@ mod tests {
             served_right: 80,
             auto_approved: 60,
             auto_approved_right: 57,
+            awaiting: 20,
         };
         let e = VersionEstimate::from(&tally);
         let accuracy = e.production_accuracy.unwrap();
@@ -145,18 +165,34 @@ mod tests {
     fn a_batch_gives_audits_their_share_and_fills_from_either_side() {
         let queue: Vec<u32> = (1..=100).collect();
         let audits: Vec<u32> = (1001..=1100).collect();
-        let batch = interleave(queue.clone(), audits.clone(), 20, 10);
+        let id = |n: &u32| *n;
+        let batch = interleave(queue.clone(), audits.clone(), 20, 10, id);
         assert_eq!(batch, vec![1001, 1002, 1, 2, 3, 4, 5, 6, 7, 8]);
         // Few audits: the queue fills the rest; an empty queue: audits do.
         assert_eq!(
-            interleave(queue.clone(), vec![1001], 50, 4),
+            interleave(queue.clone(), vec![1001], 50, 4, id),
             vec![1001, 1, 2, 3]
         );
         assert_eq!(
-            interleave(Vec::new(), audits.clone(), 20, 3),
+            interleave(Vec::new(), audits.clone(), 20, 3, id),
             vec![1001, 1002, 1003]
         );
-        assert_eq!(interleave(queue.clone(), audits, 0, 3), vec![1, 2, 3]);
-        assert!(interleave(Vec::<u32>::new(), Vec::new(), 20, 5).is_empty());
+        assert_eq!(interleave(queue.clone(), audits, 0, 3, id), vec![1, 2, 3]);
+        assert!(interleave(Vec::<u32>::new(), Vec::new(), 20, 5, id).is_empty());
+    }
+
+    #[test]
+    fn an_audit_that_also_needs_review_is_taken_once() {
+        // 2 and 3 are audited and need review: 2 takes an audit place, 3
+        // its place in the queue, and neither comes twice.
+        assert_eq!(
+            interleave(vec![1, 2, 3, 4, 5, 6], vec![2, 9, 3], 40, 5, |n: &u32| *n),
+            vec![2, 9, 1, 3, 4]
+        );
+        // Only duplicates left on the audit side: nothing twice.
+        assert_eq!(
+            interleave(vec![1, 2], vec![2, 1], 50, 4, |n: &u32| *n),
+            vec![2, 1]
+        );
     }
 }

@@ -227,45 +227,34 @@ async fn production_model_checks(store: &Store, config: &crate::config::Config) 
             crate::lifecycle::no_production_advice(snapshot.model_versions > 0),
         ),
     }];
+    // What audits measured, judged as status judges it.
+    let warned = crate::health::audit_warnings(&snapshot.audits, config);
     let audits = &snapshot.audits;
-    if let Some(accuracy) = audits
-        .production
-        .as_ref()
-        .and_then(|e| e.production_accuracy)
-    {
-        let bar = config.health.min_production_accuracy;
-        checks.push(if accuracy.high < bar {
-            Check::warn(
-                "production accuracy",
-                format!(
-                    "{} on audited conversations, below {bar:.2}",
-                    accuracy.describe()
-                ),
-                "read the corrections in the audit queue, then `flywheel weekly-training`",
-            )
-        } else {
-            Check::pass(
-                "production accuracy",
-                format!("{} on audited conversations", accuracy.describe()),
-            )
-        });
-    }
-    if let Some(precision) = audits.auto_approval_precision {
-        let bar = config.auto_filter.min_precision;
-        checks.push(if precision.high < bar {
-            Check::warn(
-                "auto-approval precision",
-                format!(
-                    "{} on audited conversations, below {bar:.2}",
-                    precision.describe()
-                ),
-                "raise auto_filter.auto_approve_confidence",
-            )
-        } else {
-            Check::pass(
-                "auto-approval precision",
-                format!("{} on audited conversations", precision.describe()),
-            )
+    let measured = [
+        (
+            "production accuracy",
+            "low-production-accuracy",
+            audits
+                .production
+                .as_ref()
+                .and_then(|e| e.production_accuracy),
+            "read the corrections in the audit queue, then `flywheel weekly-training`",
+        ),
+        (
+            "auto-approval precision",
+            "low-auto-approval-precision",
+            audits.auto_approval_precision,
+            "raise auto_filter.auto_approve_confidence",
+        ),
+    ];
+    for (name, code, estimate, fix) in measured {
+        let Some(estimate) = estimate else { continue };
+        checks.push(match warned.iter().find(|w| w.code == code) {
+            Some(w) => Check::warn(name, w.message.clone(), fix),
+            None => Check::pass(
+                name,
+                format!("{} on audited conversations", estimate.describe()),
+            ),
         });
     }
     checks

@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::domain::{JobStatus, Stage};
 use crate::storage::jobs::JobRun;
-use crate::storage::snapshot::StatusSnapshot;
+use crate::storage::snapshot::{AuditStatus, StatusSnapshot};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Warning {
@@ -61,24 +61,6 @@ pub fn warnings(
                     ),
                 );
             }
-            // Audits: warn only when the whole interval is below the bar.
-            if let Some(accuracy) = snapshot
-                .audits
-                .production
-                .as_ref()
-                .and_then(|e| e.production_accuracy)
-                .filter(|a| a.high < health.min_production_accuracy)
-            {
-                warn(
-                    "low-production-accuracy",
-                    format!(
-                        "production model {} is right on {} of audited conversations, below {:.2}: review the audit queue's corrections and retrain",
-                        model.version,
-                        accuracy.describe(),
-                        health.min_production_accuracy
-                    ),
-                );
-            }
             if let Some(rate) = model
                 .fallback_rate
                 .filter(|r| *r > health.max_fallback_rate)
@@ -96,6 +78,10 @@ pub fn warnings(
         }
     }
 
+    for w in audit_warnings(&snapshot.audits, config) {
+        warn(w.code, w.message);
+    }
+
     if let Some(rate) = snapshot.auto_approval_rate
         && (rate < health.min_auto_approval_rate || rate > health.max_auto_approval_rate)
     {
@@ -104,22 +90,6 @@ pub fn warnings(
             format!(
                 "today's auto-approval rate is {rate:.1} %, outside {:.0}–{:.0} %",
                 health.min_auto_approval_rate, health.max_auto_approval_rate
-            ),
-        );
-    }
-
-    if let Some(precision) = snapshot
-        .audits
-        .auto_approval_precision
-        .filter(|p| p.high < config.auto_filter.min_precision)
-    {
-        warn(
-            "low-auto-approval-precision",
-            format!(
-                "auto-approved labels were right on {} of audited conversations in the last {} days, below {:.2}: raise auto_filter.auto_approve_confidence",
-                precision.describe(),
-                crate::storage::snapshot::PRECISION_WINDOW_DAYS,
-                config.auto_filter.min_precision
             ),
         );
     }
@@ -177,6 +147,43 @@ pub fn human_duration(d: Duration) -> String {
         60..1440 => format!("{} h {} min", minutes / 60, minutes % 60),
         _ => format!("{} d {} h", minutes / 1440, (minutes % 1440) / 60),
     }
+}
+
+/// What audits say against the bars: production accuracy below
+/// `health.min_production_accuracy`, auto-approval precision below
+/// `auto_filter.min_precision` — only when the whole 95 % interval is below,
+/// so a handful of audits never raises an alarm on its own.
+pub fn audit_warnings(audits: &AuditStatus, config: &Config) -> Vec<Warning> {
+    let mut out = Vec::new();
+    if let Some((version, accuracy)) = audits.production.as_ref().and_then(|e| {
+        e.production_accuracy
+            .filter(|a| a.high < config.health.min_production_accuracy)
+            .map(|a| (&e.version, a))
+    }) {
+        out.push(Warning {
+            code: "low-production-accuracy",
+            message: format!(
+                "production model {version} is right on {} of audited conversations, below {:.2}: review the audit queue's corrections and retrain",
+                accuracy.describe(),
+                config.health.min_production_accuracy
+            ),
+        });
+    }
+    if let Some(precision) = audits
+        .auto_approval_precision
+        .filter(|p| p.high < config.auto_filter.min_precision)
+    {
+        out.push(Warning {
+            code: "low-auto-approval-precision",
+            message: format!(
+                "auto-approved labels were right on {} of audited conversations in the last {} days, below {:.2}: raise auto_filter.auto_approve_confidence",
+                precision.describe(),
+                crate::storage::snapshot::PRECISION_WINDOW_DAYS,
+                config.auto_filter.min_precision
+            ),
+        });
+    }
+    out
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! Audits of live traffic (issue 16 item 2) on both backends: daily
 //! capture draws a deterministic share of all conversations whatever their
-//! confidence, their auto-approved samples wait for a human (newest
-//! traffic first) while still training, and the labels give production
+//! confidence, their samples wait for a human in the audit queue (newest
+//! traffic first; auto-approved ones still train, uncertain ones do not
+//! wait behind the review backlog), and the labels give production
 //! accuracy and auto-approval precision per version — in `models list`,
 //! `status`, the seed's query on `model_versions` and the warnings.
 
@@ -128,21 +129,27 @@ fn audits_measure_production_accuracy_and_auto_approval_precision() {
         );
         assert!(audits.iter().any(|a| a.2 == "auto-approved"));
         assert!(audits.iter().any(|a| a.2 == "needs-review"));
-        // Auto-approved audits wait for a human but still train as approved.
-        let auto: Vec<i64> = audits
+        // Every audit waits for a human: auto-approved ones (they still
+        // train as approved) and uncertain ones, which would otherwise wait
+        // behind the review queue's backlog.
+        let status_of = |sample: i64| audits.iter().find(|a| a.1 == sample).unwrap().2.clone();
+        let approved = queue
             .iter()
-            .filter(|a| a.2 == "auto-approved")
-            .map(|a| a.1)
-            .collect();
-        assert_eq!(queue.len(), auto.len());
-        assert!(
-            queue
-                .iter()
-                .all(|s| s.review_status == ReviewStatus::Approved)
-        );
+            .filter(|s| s.review_status == ReviewStatus::Approved)
+            .inspect(|s| assert_eq!(status_of(s.id), "auto-approved"))
+            .count();
+        let uncertain = queue
+            .iter()
+            .filter(|s| s.review_status == ReviewStatus::NeedsReview)
+            .inspect(|s| assert_eq!(status_of(s.id), "needs-review"))
+            .count();
+        assert!(approved > 0 && uncertain > 0, "{queue:?}");
+        assert_eq!(approved + uncertain, queue.len());
+        let samples: std::collections::BTreeSet<i64> = audits.iter().map(|a| a.1).collect();
+        assert_eq!(queue.len(), samples.len());
         // Newest traffic first: conversation i is i minutes older, so the
         // lowest conversation id comes first.
-        assert_eq!(queue[0].id, auto[0], "{queue:?}");
+        assert_eq!(queue[0].id, audits[0].1, "{queue:?}");
 
         // A re-run draws nothing new.
         let again = daily_capture(&db);
@@ -266,5 +273,56 @@ fn audits_measure_production_accuracy_and_auto_approval_precision() {
             "warn",
             "{doctor}"
         );
+
+        // And the console: the Training pane shows both figures under the
+        // versions, in the warning colour.
+        let config = db.config();
+        block_on(async move {
+            use flywheel::tui::{app::App, data::Pane, event::UiEvent, refresh::Loader};
+            use ratatui::{Terminal, backend::TestBackend, style::Color};
+            let store = flywheel::storage::open(&config).await.unwrap();
+            let mut loader = Loader::new(store.clone(), config.clone());
+            let data = loader.load(Pane::Training, Utc::now()).await.unwrap();
+            let mut app = App::new(Utc::now(), 10);
+            app.apply(UiEvent::Loaded {
+                data,
+                at: Utc::now(),
+            });
+            app.pane = Pane::Training;
+            let training = app.training.as_ref().unwrap();
+            let warned: Vec<&str> = training.audit_warnings.iter().map(|w| w.code).collect();
+            assert_eq!(
+                warned,
+                ["low-production-accuracy", "low-auto-approval-precision"]
+            );
+            let mut terminal = Terminal::new(TestBackend::new(160, 30)).unwrap();
+            terminal
+                .draw(|frame| {
+                    flywheel::tui::ui::draw(
+                        frame,
+                        &app,
+                        &flywheel::tui::ui::theme::Theme { color: true },
+                    )
+                })
+                .unwrap();
+            let buffer = terminal.backend().buffer().clone();
+            let screen = terminal.backend().to_string();
+            // The figure starts after "VERSION right on ".
+            let label = format!("{VERSION} right on ");
+            let figure = format!("{label}{accuracy:.3}");
+            let (row, line) = screen
+                .lines()
+                .enumerate()
+                .find(|(_, l)| l.contains(&figure))
+                .unwrap_or_else(|| panic!("no {figure:?} on screen:\n{screen}"));
+            let start = line.find(&figure).unwrap() + label.len();
+            let column = line[..start].chars().count() as u16;
+            let warn = flywheel::tui::ui::theme::Theme { color: true }.warn().fg;
+            assert_eq!(
+                buffer[(column, row as u16)].fg,
+                warn.unwrap_or(Color::Reset)
+            );
+            store.close().await;
+        });
     }
 }

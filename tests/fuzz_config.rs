@@ -71,6 +71,9 @@ const KEYS: &[(&str, Kind)] = &[
     ("auto_filter.medium_priority", int(2, 100, I32)),
     ("auto_filter.high_priority", int(0, 2, I32)),
     ("auto_filter.ready_for_training", int(1, i64::MAX, I64)),
+    ("auto_filter.min_precision", float(0.0, 1.0)),
+    ("audit.percent", int(0, 100, U32)),
+    ("audit.share", int(0, 100, U32)),
     ("label_studio.url", Kind::Text),
     ("label_studio.api_key", Kind::Secret),
     ("label_studio.project_id", int(1, i64::MAX, I64)),
@@ -89,6 +92,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("training.canary_traffic", int(1, 99, U32)),
     ("health.min_test_accuracy", float(0.0, 1.0)),
     ("health.max_fallback_rate", float(0.0, 1.0)),
+    ("health.min_production_accuracy", float(0.0, 1.0)),
     ("health.min_auto_approval_rate", float(0.0, 50.0)),
     ("health.max_auto_approval_rate", float(50.0, 100.0)),
     ("health.quiet_period_minutes", int(1, 525_600, U64)),
@@ -103,7 +107,10 @@ fn allowed(key: &str) -> Option<&'static str> {
         "auto_filter.auto_approve_confidence"
         | "auto_filter.review_confidence"
         | "health.min_test_accuracy"
-        | "health.max_fallback_rate" => "0 to 1",
+        | "health.max_fallback_rate"
+        | "auto_filter.min_precision"
+        | "health.min_production_accuracy" => "0 to 1",
+        "audit.percent" | "audit.share" => "0 to 100",
         "health.min_auto_approval_rate" | "health.max_auto_approval_rate" => "0 to 100",
         "training.gate_tolerance" | "training.oos_tolerance" => "0 to 1",
         "training.min_gold_test" => "at least 1",

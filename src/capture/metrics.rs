@@ -327,6 +327,7 @@ mod tests {
                     served_right: 91,
                     auto_approved: 50,
                     auto_approved_right: 49,
+                    awaiting: 10,
                 },
             )],
         });

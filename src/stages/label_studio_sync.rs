@@ -22,9 +22,11 @@ use crate::privacy::Redactor;
 use crate::progress::Reporter;
 use crate::review::decisions;
 use crate::review::label_studio::{
-    DEFAULT_LABEL_CONFIG, LabelStudioClient, ModelPrediction, NewTask, Unusable, decide,
-    label_config_with_intents,
+    DEFAULT_LABEL_CONFIG, LabelStudioClient, ModelPrediction, NewTask, REVIEW_ORDER_VERSION,
+    TaskPrediction, UNCERTAINTY_SAMPLING, Unusable, decide, label_config_with_intents,
 };
+use crate::review::order::{rescore, review_order};
+use crate::storage::label_studio_tasks::WaitingTask;
 use crate::storage::samples::ReviewOutcome;
 use crate::storage::{Store, Timestamp};
 
@@ -68,6 +70,8 @@ pub struct SyncReport {
     pub pushed: usize,
     /// Unconfirmed pushes of an interrupted run found in Label Studio.
     pub reconciled: usize,
+    /// Waiting tasks given a new place in Label Studio's labelling stream.
+    pub reordered: usize,
     /// Tasks read back with at least one annotation.
     pub pulled: usize,
     pub approved: usize,
@@ -129,6 +133,17 @@ async fn sync(
         pull(store, client, project, &intents, &mut report, reporter).await?;
         // Labels just pulled may settle audits.
         store.record_version_performance().await?;
+    }
+    if options.push {
+        // What is left waiting, in the product's order, for Label Studio's
+        // labelling stream. Best effort: the tasks and labels are safe
+        // either way, and a failed step is redone by the next sync.
+        if let Err(err) = order_review(store, config, client, project, &mut report).await {
+            tracing::warn!("could not hand the review order to Label Studio: {err}");
+            report
+                .errors
+                .push(format!("ordering the labelling stream: {err}"));
+        }
     }
     Ok(report)
 }
@@ -260,7 +275,6 @@ async fn push(
     let batch_size = config.label_studio.batch_size.max(1) as i64;
     let total = limit.unwrap_or(i64::MAX);
     reporter.phase("push", limit.map(|l| l as u64));
-    let mut model_versions = BTreeSet::new();
     let redactor = Redactor::new(&config.privacy);
     while (report.pushed as i64) < total {
         reporter.check_cancelled()?;
@@ -272,6 +286,7 @@ async fn push(
             store.audit_samples_to_push(project, want).await?,
             config.audit.share,
             want as usize,
+            |sample| sample.id,
         );
         if batch.is_empty() {
             break;
@@ -286,7 +301,6 @@ async fn push(
                     .clone()
                     .or_else(|| production.clone())
                     .unwrap_or_else(|| "unknown".into());
-                model_versions.insert(model_version.clone());
                 NewTask {
                     sample_id: s.id,
                     text: redactor.redact(&s.text).into_owned(),
@@ -318,20 +332,59 @@ async fn push(
             Err(err) => return Err(err),
         }
     }
-    // Annotators see predictions only of the project's model version (§11);
-    // Label Studio refuses a version no task has predictions of, so pick one
-    // of the pushed ones (production's when it is among them).
-    let shown = production
-        .filter(|p| model_versions.contains(p))
-        .or_else(|| model_versions.into_iter().next_back());
-    if let Some(version) = shown
-        && report.pushed > 0
-        && let Err(err) = client.set_project_model_version(project, &version).await
-    {
-        tracing::warn!("could not show {version}'s predictions to annotators: {err}");
-        report
-            .errors
-            .push(format!("setting the project's model version: {err}"));
+    Ok(())
+}
+
+/// Hand the review order to Label Studio (DESIGN §11): every waiting task
+/// carries one prediction of [`REVIEW_ORDER_VERSION`] — the model's intent,
+/// preselected — whose score is its place in the product's order, and the
+/// project serves the lowest score first. Only tasks out of order get a new
+/// score; their old prediction is deleted first, and the score we hold is
+/// cleared until the new one is in, so a failure half-way is redone.
+async fn order_review(
+    store: &Store,
+    config: &Config,
+    client: &LabelStudioClient,
+    project: i64,
+    report: &mut SyncReport,
+) -> Result<()> {
+    let ordered = review_order(store.waiting_tasks(project).await?, config.audit.share);
+    let scores = rescore(&ordered.iter().map(|t| t.order_score).collect::<Vec<_>>());
+    let changed: Vec<(&WaitingTask, f64)> = ordered
+        .iter()
+        .zip(scores)
+        .filter_map(|(task, score)| score.map(|s| (task, s)))
+        .collect();
+    if !changed.is_empty() {
+        let ids: Vec<i64> = changed.iter().map(|(t, _)| t.task_id).collect();
+        let cleared: Vec<(i64, Option<f64>)> = ids.iter().map(|id| (*id, None)).collect();
+        store.set_order_scores(project, &cleared).await?;
+        client.delete_predictions(project, &ids).await?;
+        let predictions: Vec<TaskPrediction> = changed
+            .iter()
+            .map(|(task, score)| TaskPrediction {
+                task_id: task.task_id,
+                prediction: ModelPrediction {
+                    model_version: REVIEW_ORDER_VERSION.into(),
+                    intent: task.intent.clone(),
+                    score: *score,
+                },
+            })
+            .collect();
+        client.import_predictions(project, &predictions).await?;
+        let scored: Vec<(i64, Option<f64>)> =
+            changed.iter().map(|(t, s)| (t.task_id, Some(*s))).collect();
+        store.set_order_scores(project, &scored).await?;
+        report.reordered = changed.len();
+    }
+    if ordered.is_empty() {
+        return Ok(());
+    }
+    let settings = client.get_project(project).await?;
+    if settings.sampling != UNCERTAINTY_SAMPLING || settings.model_version != REVIEW_ORDER_VERSION {
+        client
+            .set_review_order(project, REVIEW_ORDER_VERSION)
+            .await?;
     }
     Ok(())
 }

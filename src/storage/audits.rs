@@ -8,10 +8,13 @@ use crate::audit::{AuditTally, HASH_MULTIPLIER};
 use crate::error::Result;
 
 /// An audit's sample waits for a human: it has no gold label yet and was
-/// not thrown out (needs-review samples wait in the review queue anyway).
-fn awaiting_label() -> String {
+/// not thrown out. Samples waiting for review (here or in Label Studio)
+/// count too: left to the review queue's order they would wait behind its
+/// backlog, and the versions measured would be the old ones (the queue and
+/// pushes take each once).
+pub(super) fn awaiting_label() -> String {
     format!(
-        "s.review_status = 'approved' AND s.source NOT IN ({})",
+        "s.review_status IN ('approved', 'needs-review', 'in-review') AND s.source NOT IN ({})",
         gold_sources()
     )
 }
@@ -118,13 +121,15 @@ impl Store {
             "s.review_status = 'approved' AND s.source IN ({})",
             gold_sources()
         );
+        let awaiting = awaiting_label();
         let sql = format!(
             "SELECT a.model_version AS version, COUNT(*) AS drawn, \
                  SUM(CASE WHEN {labelled} THEN 1 ELSE 0 END) AS labelled, \
                  SUM(CASE WHEN {labelled} AND a.served_intent = s.intent THEN 1 ELSE 0 END) AS served_right, \
                  SUM(CASE WHEN {labelled} AND a.conversation_status = 'auto-approved' THEN 1 ELSE 0 END) AS auto_approved, \
                  SUM(CASE WHEN {labelled} AND a.conversation_status = 'auto-approved' \
-                     AND a.served_intent = s.intent THEN 1 ELSE 0 END) AS auto_approved_right \
+                     AND a.served_intent = s.intent THEN 1 ELSE 0 END) AS auto_approved_right, \
+                 SUM(CASE WHEN {awaiting} THEN 1 ELSE 0 END) AS awaiting \
              FROM audits a JOIN training_samples s ON s.id = a.sample_id \
              WHERE a.conversation_at >= $1 \
              GROUP BY a.model_version ORDER BY a.model_version"

@@ -32,6 +32,24 @@ pub struct TaskLink {
     pub last_annotation_updated_at: Option<Timestamp>,
 }
 
+/// A task in Label Studio still waiting for a human, with what places it in
+/// the review order ([`crate::review::order`]).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct WaitingTask {
+    pub task_id: i64,
+    pub sample_id: i64,
+    /// The label the task shows preselected (the model's).
+    pub intent: String,
+    pub priority: i32,
+    pub occurrences: i32,
+    /// Waiting for review (in Label Studio: `in-review`).
+    pub needs_review: bool,
+    /// An audit awaiting its label: when its newest conversation was.
+    pub audit_at: Option<Timestamp>,
+    /// The order score Label Studio holds for it, if any.
+    pub order_score: Option<f64>,
+}
+
 /// Counts for the console's Label Studio pane.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct TaskCounts {
@@ -208,6 +226,56 @@ impl Store {
             annotated,
             in_flight,
         })
+    }
+
+    /// Tasks of `project` pushed and not yet annotated whose sample still
+    /// waits for a human: in the review queue, or an audit awaiting its label.
+    pub async fn waiting_tasks(&self, project: i64) -> Result<Vec<WaitingTask>> {
+        let awaiting = super::audits::awaiting_label();
+        let sql = format!(
+            "SELECT t.task_id, t.sample_id, s.intent, s.priority, s.occurrences, \
+                 (s.review_status IN ('needs-review', 'in-review')) AS needs_review, \
+                 CASE WHEN a.sample_id IS NOT NULL AND {awaiting} THEN a.newest END AS audit_at, \
+                 t.order_score \
+             FROM label_studio_tasks t \
+             JOIN training_samples s ON s.id = t.sample_id \
+             LEFT JOIN (SELECT sample_id, MAX(conversation_at) AS newest FROM audits GROUP BY sample_id) a \
+               ON a.sample_id = s.id \
+             WHERE t.project_id = $1 AND t.sync_state = 'pushed' AND t.task_id IS NOT NULL \
+               AND (s.review_status IN ('needs-review', 'in-review') OR (a.sample_id IS NOT NULL AND {awaiting}))"
+        );
+        on_pool!(self, |pool| {
+            sqlx::query_as::<_, WaitingTask>(&sql)
+                .bind(project)
+                .fetch_all(pool)
+                .await
+        })
+        .map_err(|err| db_error("reading the tasks waiting in Label Studio", err))
+    }
+
+    /// Record the order scores Label Studio now holds for `project`'s
+    /// tasks (`None`: none, as while they are being replaced).
+    pub async fn set_order_scores(
+        &self,
+        project: i64,
+        scores: &[(i64, Option<f64>)],
+    ) -> Result<()> {
+        on_pool!(self, |pool| async {
+            let mut tx = pool.begin().await?;
+            for (task_id, score) in scores {
+                sqlx::query(
+                    "UPDATE label_studio_tasks SET order_score = $3 WHERE project_id = $1 AND task_id = $2",
+                )
+                .bind(project)
+                .bind(task_id)
+                .bind(score)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await
+        }
+        .await)
+        .map_err(|err| db_error("recording the review order sent to Label Studio", err))
     }
 
     /// Every intent any sample carries: the choices the project must offer.

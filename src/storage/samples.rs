@@ -10,7 +10,7 @@
 use serde::Serialize;
 
 use super::backend::{ApprovedPage, Dialect};
-use super::{Store, Timestamp, db_error, on_pool};
+use super::{Store, Timestamp, Tx, db_error, on_pool, on_tx};
 use crate::domain::{Provenance, ReviewStatus, ReviewVerdict};
 use crate::error::Result;
 use crate::gold::{GoldLabel, GoldSummary};
@@ -400,32 +400,32 @@ impl Store {
              RETURNING {SAMPLE_COLUMNS}"
         );
         let err = |e| db_error("applying a review decision", e);
-        let updated = on_pool!(self, |pool| {
-            let mut tx = pool.begin().await.map_err(err)?;
-            let row = sqlx::query_as::<_, Sample>(&sql)
+        let mut tx = self.begin().await.map_err(err)?;
+        let updated = on_tx!(&mut tx, |tx, Db| {
+            sqlx::query_as::<Db, Sample>(&sql)
                 .bind(sample_id)
                 .bind(status)
                 .bind(chosen)
                 .bind(&decision.annotator)
                 .bind(decision.decided_at)
                 .bind(Timestamp::now())
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut **tx)
                 .await
-                .map_err(err)?;
-            if row.is_some() {
-                sqlx::query(
-                    "UPDATE conversation_logs SET review_status = 'reviewed' \
-                     WHERE id IN (SELECT conversation_id FROM review_links WHERE sample_id = $1) \
-                       AND review_status <> 'ignored'",
-                )
-                .bind(sample_id)
-                .execute(&mut *tx)
-                .await
-                .map_err(err)?;
-            }
-            tx.commit().await.map_err(err)?;
-            Ok::<_, crate::error::Error>(row)
-        })?;
+        })
+        .map_err(err)?;
+        if updated.is_some() {
+            conversations_follow(
+                tx,
+                sample_id,
+                "UPDATE conversation_logs SET review_status = 'reviewed' \
+                 WHERE id IN (SELECT conversation_id FROM review_links WHERE sample_id = $1) \
+                   AND review_status <> 'ignored'",
+            )
+            .await
+            .map_err(err)?;
+        } else {
+            on_tx!(tx, |tx, Db| tx.commit().await).map_err(err)?;
+        }
         match updated {
             Some(sample) => Ok(ReviewOutcome::Applied(sample)),
             None => Ok(match self.sample(sample_id).await? {
@@ -448,27 +448,41 @@ impl Store {
              RETURNING {SAMPLE_COLUMNS}"
         );
         let err = |e| db_error("undoing a review decision", e);
-        on_pool!(self, |pool| {
-            let mut tx = pool.begin().await.map_err(err)?;
-            let row = sqlx::query_as::<_, Sample>(&sql)
+        let mut tx = self.begin().await.map_err(err)?;
+        let row = on_tx!(&mut tx, |tx, Db| {
+            sqlx::query_as::<Db, Sample>(&sql)
                 .bind(sample_id)
                 .bind(Timestamp::now())
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut **tx)
                 .await
-                .map_err(err)?;
-            if row.is_some() {
-                sqlx::query(
-                    "UPDATE conversation_logs SET review_status = 'needs-review' \
-                     WHERE id IN (SELECT conversation_id FROM review_links WHERE sample_id = $1) \
-                       AND review_status = 'reviewed'",
-                )
-                .bind(sample_id)
-                .execute(&mut *tx)
-                .await
-                .map_err(err)?;
-            }
-            tx.commit().await.map_err(err)?;
-            Ok(row)
         })
+        .map_err(err)?;
+        match row {
+            Some(_) => conversations_follow(
+                tx,
+                sample_id,
+                "UPDATE conversation_logs SET review_status = 'needs-review' \
+                 WHERE id IN (SELECT conversation_id FROM review_links WHERE sample_id = $1) \
+                   AND review_status = 'reviewed'",
+            )
+            .await
+            .map_err(err)?,
+            None => on_tx!(tx, |tx, Db| tx.commit().await).map_err(err)?,
+        }
+        Ok(row)
     }
+}
+
+/// Within the decision's transaction, move the conversations behind
+/// `sample_id` along with it (`sql` binds the sample id as `$1`), then
+/// commit.
+async fn conversations_follow(mut tx: Tx, sample_id: i64, sql: &str) -> sqlx::Result<()> {
+    on_tx!(&mut tx, |tx, Db| {
+        sqlx::query::<Db>(sql)
+            .bind(sample_id)
+            .execute(&mut **tx)
+            .await
+            .map(|_| ())
+    })?;
+    on_tx!(tx, |tx, Db| tx.commit().await)
 }

@@ -112,7 +112,9 @@ impl Store {
         })
     }
 
-    async fn audit_status(&self) -> Result<AuditStatus> {
+    /// What audits measured: production's accuracy over all its audited
+    /// traffic, auto-approval precision over the last week.
+    pub async fn audit_status(&self) -> Result<AuditStatus> {
         let production = self
             .live_models()
             .await?

@@ -618,13 +618,13 @@ impl App {
                         epoch,
                         epochs,
                         loss,
-                        validation_accuracy,
+                        validation_accuracy: accuracy,
                     } => {
                         self.epochs.push(EpochPoint {
                             epoch,
                             epochs,
                             loss,
-                            accuracy: validation_accuracy,
+                            accuracy,
                         });
                         vec![Command::Refresh]
                     }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use crate::capture::gaps::{Gap, LowHour};
 use crate::gold::GoldSummary;
+use crate::health::Warning;
 use crate::storage::Timestamp;
 use crate::storage::capture_stats::BucketCount;
 use crate::storage::conversations::Conversation;
@@ -15,6 +16,7 @@ use crate::storage::model_performance::{ModelPerformance, WindowStats};
 use crate::storage::models::ModelVersion;
 use crate::storage::review_queue::QueueSize;
 use crate::storage::samples::Sample;
+use crate::storage::snapshot::AuditStatus;
 use crate::storage::training_runs::TrainingRun;
 
 /// The five panes, in tab order.
@@ -118,6 +120,9 @@ pub struct TrainingData {
     /// The labels that judge models ([`crate::gold`]); boxed, as it is
     /// large beside the other panes' data.
     pub gold: Box<GoldSummary>,
+    /// What audits measured (boxed, like `gold`), and the warnings it raises.
+    pub audits: Box<AuditStatus>,
+    pub audit_warnings: Vec<Warning>,
 }
 
 /// The 48-hour watch of DESIGN §1: both live versions over the same window.

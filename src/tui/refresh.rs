@@ -246,6 +246,7 @@ impl Loader {
             self.store.audit_queue(QUEUE_HEAD).await?,
             self.config.audit.share,
             QUEUE_HEAD as usize,
+            |sample| sample.id,
         );
         let audits = self.store.audit_queue_size().await?;
         let size = self
@@ -310,12 +311,16 @@ impl Loader {
                 .gold_summary(self.config.training.test_split_percent)
                 .await?,
         );
+        let audits = Box::new(self.store.audit_status().await?);
+        let audit_warnings = crate::health::audit_warnings(&audits, &self.config);
         Ok(TrainingData {
             versions,
             runs,
             performance,
             canary_watch,
             gold,
+            audits,
+            audit_warnings,
         })
     }
 

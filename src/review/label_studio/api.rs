@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use super::LabelStudioClient;
 use super::http::Call;
 use super::types::{
-    NewTask, Project, TaskWithAnnotations, User, WireImportAnswer, WireNewTask, WireTask,
-    WireTaskPage,
+    NewTask, Project, TaskPrediction, TaskWithAnnotations, User, WireImportAnswer, WireNewTask,
+    WireTask, WireTaskPage, WireTaskPrediction,
 };
 use crate::error::{Error, Result};
 
@@ -35,6 +35,19 @@ impl Fields {
         }
     }
 }
+
+/// Tasks or predictions per call when re-scoring the review order.
+const ORDER_CHUNK: usize = 1000;
+
+/// The project `sampling` under which the labelling stream serves unsolved
+/// tasks lowest prediction score first, among the predictions of the
+/// project's `model_version` (DESIGN §11; Label Studio 1.23.2
+/// `projects/functions/next_task.py`).
+pub const UNCERTAINTY_SAMPLING: &str = "Uncertainty sampling";
+
+/// The one stable prediction version whose scores carry the product's review
+/// order (rank-like: lower is sooner).
+pub const REVIEW_ORDER_VERSION: &str = "flywheel-review-order";
 
 /// The `filter:tasks:updated_at` value format. Anything else makes Label
 /// Studio answer 500 (§11); `%.6f` is Python's `%f` (microseconds).
@@ -125,6 +138,76 @@ impl LabelStudioClient {
             .not_found(project_not_found(id)),
         )
         .await
+    }
+
+    /// Serve the labelling stream in the order of `model_version`'s
+    /// prediction scores, lowest first. Label Studio refuses (400) a version
+    /// no prediction in the project carries yet.
+    pub async fn set_review_order(&self, id: i64, model_version: &str) -> Result<()> {
+        self.call_unit(
+            Call::new(
+                format!("make project {id} serve tasks in the order of {model_version:?} scores"),
+                Method::PATCH,
+                format!("api/projects/{id}"),
+            )
+            .json(&json!({ "sampling": UNCERTAINTY_SAMPLING, "model_version": model_version }))
+            .not_found(project_not_found(id)),
+        )
+        .await
+    }
+
+    /// Delete every prediction of `task_ids` (the Data Manager's
+    /// `delete_tasks_predictions` action; task timestamps do not move, so
+    /// the pull does not read them again).
+    pub async fn delete_predictions(&self, project: i64, task_ids: &[i64]) -> Result<()> {
+        for chunk in task_ids.chunks(ORDER_CHUNK) {
+            self.call_unit(
+                Call::new(
+                    format!(
+                        "delete the predictions of {} tasks in project {project}",
+                        chunk.len()
+                    ),
+                    Method::POST,
+                    "api/dm/actions/",
+                )
+                .query("id", "delete_tasks_predictions")
+                .query("project", project)
+                .json(&json!({ "selectedItems": { "all": false, "included": chunk } }))
+                .not_found(project_not_found(project)),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Add predictions to tasks already in `project`.
+    pub async fn import_predictions(
+        &self,
+        project: i64,
+        predictions: &[TaskPrediction],
+    ) -> Result<()> {
+        for chunk in predictions.chunks(ORDER_CHUNK) {
+            let wire: Vec<WireTaskPrediction<'_>> =
+                chunk.iter().map(WireTaskPrediction::from).collect();
+            let call = Call::new(
+                format!("import {} predictions into project {project}", chunk.len()),
+                Method::POST,
+                format!("api/projects/{project}/import/predictions"),
+            )
+            .json(&wire)
+            .not_found(project_not_found(project));
+            // Predictions Label Studio finds invalid are dropped with a 201.
+            let answer: Value = self.call(call).await?;
+            let created = answer["created"].as_u64();
+            if created != Some(chunk.len() as u64) {
+                return Err(Error::unavailable(format!(
+                    "Label Studio created {} of {} predictions in project {project}",
+                    created.map_or("an unknown number".into(), |n| n.to_string()),
+                    chunk.len()
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Import one batch of tasks (all or nothing) and return their task ids

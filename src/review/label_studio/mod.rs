@@ -18,11 +18,12 @@ mod http;
 pub mod label_config;
 mod types;
 
-pub use api::TIMESTAMP_FORMAT;
+pub use api::{REVIEW_ORDER_VERSION, TIMESTAMP_FORMAT, UNCERTAINTY_SAMPLING};
 pub use auth::KeyKind;
 pub use client::{ClientOptions, LabelStudioClient};
 pub use decision::{Decision, Unusable, decide};
 pub use label_config::{DEFAULT_LABEL_CONFIG, REJECT_CHOICE, label_config_with_intents};
 pub use types::{
-    Annotation, ModelPrediction, NewTask, Project, TaskWithAnnotations, User, decode_task_page,
+    Annotation, ModelPrediction, NewTask, Project, TaskPrediction, TaskWithAnnotations, User,
+    decode_task_page,
 };

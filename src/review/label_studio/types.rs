@@ -32,6 +32,17 @@ pub struct Project {
     pub model_version: String,
     #[serde(default)]
     pub task_number: Option<i64>,
+    /// How the labelling stream picks the next task ("Sequential sampling"
+    /// when never set).
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub sampling: String,
+}
+
+/// A prediction for a task already in Label Studio.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskPrediction {
+    pub task_id: i64,
+    pub prediction: ModelPrediction,
 }
 
 /// One review task to import: a needs-review sample plus the model's guess.
@@ -132,18 +143,42 @@ impl<'a> From<&'a NewTask> for WireNewTask<'a> {
                 priority: t.priority,
                 predicted_intent: &t.prediction.intent,
             },
-            predictions: [WirePrediction {
-                model_version: &t.prediction.model_version,
-                score: t.prediction.score,
-                result: [WireResult {
-                    from_name: INTENT_CONTROL,
-                    to_name: TEXT_OBJECT,
-                    kind: "choices",
-                    value: WireChoices {
-                        choices: [&t.prediction.intent],
-                    },
-                }],
+            predictions: [WirePrediction::from(&t.prediction)],
+        }
+    }
+}
+
+impl<'a> From<&'a ModelPrediction> for WirePrediction<'a> {
+    fn from(p: &'a ModelPrediction) -> Self {
+        WirePrediction {
+            model_version: &p.model_version,
+            score: p.score,
+            result: [WireResult {
+                from_name: INTENT_CONTROL,
+                to_name: TEXT_OBJECT,
+                kind: "choices",
+                value: WireChoices {
+                    choices: [&p.intent],
+                },
             }],
+        }
+    }
+}
+
+/// `POST /api/projects/{id}/import/predictions` takes the prediction with
+/// its task id beside it.
+#[derive(Serialize)]
+pub(crate) struct WireTaskPrediction<'a> {
+    task: i64,
+    #[serde(flatten)]
+    prediction: WirePrediction<'a>,
+}
+
+impl<'a> From<&'a TaskPrediction> for WireTaskPrediction<'a> {
+    fn from(p: &'a TaskPrediction) -> Self {
+        WireTaskPrediction {
+            task: p.task_id,
+            prediction: WirePrediction::from(&p.prediction),
         }
     }
 }

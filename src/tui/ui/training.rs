@@ -84,9 +84,54 @@ fn draw_versions(frame: &mut Frame, area: Rect, app: &App, data: &TrainingData, 
             ],
         )
         .header(header)
-        .block(Block::bordered().title(title)),
+        .block(match audits_line(data, theme) {
+            Some(audits) => Block::bordered().title(title).title_bottom(audits),
+            None => Block::bordered().title(title),
+        }),
         area,
     );
+}
+
+/// What audits measured, under the versions they measured; a figure whose
+/// interval lies below its bar in the warning colour.
+fn audits_line(data: &TrainingData, theme: &Theme) -> Option<Line<'static>> {
+    let audits = &data.audits;
+    let style = |code: &str| {
+        if data.audit_warnings.iter().any(|w| w.code == code) {
+            theme.warn()
+        } else {
+            theme.plain()
+        }
+    };
+    let mut spans = vec![Span::raw(" audits")];
+    if let Some((version, accuracy)) = audits
+        .production
+        .as_ref()
+        .and_then(|e| e.production_accuracy.map(|a| (&e.version, a)))
+    {
+        spans.push(Span::raw(format!(" · {version} right on ")));
+        spans.push(Span::styled(
+            accuracy.describe(),
+            style("low-production-accuracy"),
+        ));
+    }
+    if let Some(precision) = audits.auto_approval_precision {
+        spans.push(Span::raw(" · auto-approvals right on "));
+        spans.push(Span::styled(
+            precision.describe(),
+            style("low-auto-approval-precision"),
+        ));
+    }
+    if audits.awaiting_label > 0 {
+        spans.push(Span::raw(format!(
+            " · {} awaiting a label",
+            audits.awaiting_label
+        )));
+    }
+    (spans.len() > 1).then(|| {
+        spans.push(Span::raw(" "));
+        Line::from(spans)
+    })
 }
 
 fn draw_runs(frame: &mut Frame, area: Rect, app: &App, data: &TrainingData, theme: &Theme) {

@@ -1,0 +1,173 @@
+//! Label Studio's labelling stream serves tasks in the product's review
+//! order (issue 17 item 2), against a real Label Studio 1.23.2 on both
+//! backends: the most urgent first, audits given their share, and a new
+//! week's urgent items ahead of last week's leftovers — re-scoring only the
+//! tasks whose place changed. An annotator takes every task from
+//! `/api/projects/{id}/next` and the sequence must be the product's.
+
+mod common;
+mod support;
+
+use common::{TestDb, block_on, exec, json_stdout, scalar};
+use flywheel::review::label_studio::{REVIEW_ORDER_VERSION, UNCERTAINTY_SAMPLING};
+use flywheel::review::order::review_order;
+use flywheel::storage::Store;
+use serde_json::Value;
+
+/// A sample waiting for review (`needs-review`), or, with `audited_minutes_ago`,
+/// an auto-approved one whose conversation was drawn for audit then.
+async fn sample(
+    store: &Store,
+    text: &str,
+    priority: i32,
+    occurrences: i32,
+    audited_minutes_ago: Option<i64>,
+) -> i64 {
+    let status = if audited_minutes_ago.is_some() {
+        "approved"
+    } else {
+        "needs-review"
+    };
+    exec(store, &format!(
+        "INSERT INTO training_samples (text, normalized_text, intent, predicted_intent, predicted_by_version, \
+           language, source, confidence, review_status, priority, occurrences) \
+         VALUES ('{text}', '{text}', 'order_food', 'order_food', 'router-v1.0.0', 'en', 'auto', 0.6, '{status}', \
+           {priority}, {occurrences})"
+    ))
+    .await;
+    let id = scalar(
+        store,
+        &format!("SELECT id FROM training_samples WHERE text = '{text}'"),
+    )
+    .await;
+    if let Some(minutes) = audited_minutes_ago {
+        let at = (chrono::Utc::now() - chrono::Duration::minutes(minutes))
+            .format("%Y-%m-%dT%H:%M:%S%.3fZ");
+        exec(store, &format!(
+            "INSERT INTO audits (conversation_id, sample_id, model_version, served_intent, conversation_status, \
+               conversation_at, drawn_at) \
+             VALUES ({}, {id}, 'router-v1.0.0', 'order_food', 'auto-approved', '{at}', '{at}')",
+            1000 + id
+        ))
+        .await;
+    }
+    id
+}
+
+fn sync(db: &TestDb, url: &str, key: &str) -> Value {
+    let out = db
+        .cmd()
+        .args(["label-studio-sync", "--json"])
+        .env("LABEL_STUDIO_URL", url)
+        .env("LABEL_STUDIO_API_KEY", key)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "sync failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = json_stdout(&out)["sync"].clone();
+    assert_eq!(report["errors"], serde_json::json!([]), "{report}");
+    report
+}
+
+/// The sample ids of what waits in `project`, in the product's order.
+fn product_order(db: &TestDb, project: i64) -> Vec<i64> {
+    let config = db.config();
+    block_on(async move {
+        let store = flywheel::storage::open(&config).await.unwrap();
+        let tasks = store.waiting_tasks(project).await.unwrap();
+        store.close().await;
+        review_order(tasks, config.audit.share)
+            .iter()
+            .map(|t| t.sample_id)
+            .collect()
+    })
+}
+
+/// Take tasks from the labelling stream as an annotator does, annotating
+/// each (which releases it), until `n` are done; their sample ids in order.
+fn label_from_the_stream(
+    ls: &'static support::label_studio::LabelStudio,
+    project: i64,
+    n: usize,
+) -> Vec<i64> {
+    block_on(async move {
+        let mut served = Vec::new();
+        while served.len() < n {
+            let task = support::label_studio::api(
+                &ls.url,
+                reqwest::Method::GET,
+                &format!("/api/projects/{project}/next"),
+                None,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("the stream stopped after {served:?}: {e}"));
+            served.push(task["data"]["sample_id"].as_i64().unwrap());
+            ls.annotate(task["id"].as_i64().unwrap(), "order_food", None)
+                .await;
+        }
+        served
+    })
+}
+
+#[test]
+fn the_labelling_stream_serves_the_product_order_across_weeks() {
+    let Some(ls) = support::label_studio::label_studio() else {
+        return;
+    };
+    for db in TestDb::all() {
+        // Week 1: three uncertain samples, two audits.
+        let config = db.config();
+        block_on(async move {
+            let store = flywheel::storage::open(&config).await.unwrap();
+            sample(&store, "w1 a", 5, 1, None).await;
+            sample(&store, "w1 b", 5, 2, None).await;
+            sample(&store, "w1 c", 2, 1, None).await;
+            sample(&store, "w1 d", 5, 1, Some(60)).await;
+            sample(&store, "w1 e", 5, 1, Some(30)).await;
+            store.close().await;
+        });
+        let first = sync(&db, &ls.url, &ls.pat);
+        assert_eq!(first["pushed"], 5, "{first}");
+        assert_eq!(first["reordered"], 5, "every task gets its place");
+        let project = first["project_id"].as_i64().unwrap();
+        let settings = block_on(async move {
+            support::label_studio::api(
+                &ls.url,
+                reqwest::Method::GET,
+                &format!("/api/projects/{project}"),
+                None,
+            )
+            .await
+            .unwrap()
+        });
+        assert_eq!(settings["sampling"], UNCERTAINTY_SAMPLING);
+        assert_eq!(settings["model_version"], REVIEW_ORDER_VERSION);
+        // A sync with nothing new moves nothing.
+        assert_eq!(sync(&db, &ls.url, &ls.pat)["reordered"], 0);
+
+        // Week 2: more urgent uncertain samples and a newer audit arrive.
+        let config = db.config();
+        block_on(async move {
+            let store = flywheel::storage::open(&config).await.unwrap();
+            sample(&store, "w2 f", 2, 5, None).await;
+            sample(&store, "w2 g", 5, 9, None).await;
+            sample(&store, "w2 h", 5, 1, Some(1)).await;
+            store.close().await;
+        });
+        let second = sync(&db, &ls.url, &ls.pat);
+        assert_eq!(second["pushed"], 3, "{second}");
+        // Only the new tasks needed a place; last week's kept theirs.
+        assert_eq!(second["reordered"], 3, "{second}");
+
+        let expected = product_order(&db, project);
+        assert_eq!(expected.len(), 8);
+        let served = label_from_the_stream(ls, project, expected.len());
+        assert_eq!(
+            served, expected,
+            "Label Studio's stream vs the product's order"
+        );
+    }
+}
