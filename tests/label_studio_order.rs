@@ -5,14 +5,13 @@
 //! tasks whose place changed. An annotator takes every task from
 //! `/api/projects/{id}/next` and the sequence must be the product's.
 
-mod common;
 mod support;
 
-use common::{TestDb, block_on, exec, json_stdout, scalar};
 use flywheel::review::label_studio::{REVIEW_ORDER_VERSION, UNCERTAINTY_SAMPLING};
 use flywheel::review::order::review_order;
 use flywheel::storage::Store;
 use serde_json::Value;
+use support::{TestDb, block_on, exec, json_stdout, scalar};
 
 /// A sample waiting for review (`needs-review`), or, with `audited_minutes_ago`,
 /// an auto-approved one whose conversation was drawn for audit then.
