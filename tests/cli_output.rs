@@ -12,7 +12,7 @@ use std::process::{Command, Output, Stdio};
 use support::environment::{flywheel_cmd, flywheel_command, path_string};
 use support::processes::succeeded;
 use support::state::job_runs;
-use support::{TestDb, block_on, exec, json_stdout};
+use support::{TestDb, exec, json_stdout};
 
 use flywheel::storage::models::NewModelVersion;
 
@@ -99,7 +99,7 @@ fn export_into_a_closed_pipe_ends_quietly_and_is_recorded_cancelled() {
         let out = closed_at_once(db.command().args(["--json", "export", "--output", "-"]));
         assert_ended_quietly(&out, &format!("export >&- on {:?}", db.backend));
 
-        let runs = db.with_store(|store| async move { job_runs(&store, "export").await });
+        let runs = db.with_store(move |store| async move { job_runs(&store, "export").await });
         let count = |status: &str| runs.iter().filter(|r| r.1 == status).count();
         assert_eq!(count("cancelled"), 2, "{runs:?}");
         assert_eq!(count("failed"), 0, "{runs:?}");
@@ -193,9 +193,7 @@ fn classify_eval_and_summaries_into_a_closed_pipe_end_quietly() {
 #[test]
 fn models_list_json_holds_metrics_as_an_object() {
     for db in TestDb::all() {
-        let config = db.config();
-        block_on(async move {
-            let store = flywheel::storage::open(&config).await.unwrap();
+        db.with_store(move |store| async move {
             store
                 .insert_model_version(
                     &NewModelVersion {
@@ -210,7 +208,6 @@ fn models_list_json_holds_metrics_as_an_object() {
                 )
                 .await
                 .unwrap();
-            store.close().await;
         });
         let value = db.json(&["--json", "models", "list"]);
         let metrics = &value["models"][0]["metrics"];
@@ -255,9 +252,7 @@ fn a_usage_error_with_json_is_a_json_error_object() {
 #[test]
 fn stats_recent_limit_zero_is_no_rows() {
     for db in TestDb::all() {
-        let config = db.config();
-        block_on(async move {
-            let store = flywheel::storage::open(&config).await.unwrap();
+        db.with_store(move |store| async move {
             for i in 0..3 {
                 exec(&store, &format!(
                     "INSERT INTO conversation_logs (user_message, nlu_intent, nlu_confidence, nlu_provider, review_status) \
@@ -265,7 +260,6 @@ fn stats_recent_limit_zero_is_no_rows() {
                 ))
                 .await;
             }
-            store.close().await;
         });
         for (limit, rows) in [("0", 0), ("2", 2)] {
             let value = db.json(&["--json", "stats", "recent", "--limit", limit]);

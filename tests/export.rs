@@ -138,7 +138,7 @@ fn filters_limit_and_stdout() {
         assert_eq!(lines.len(), 7);
 
         // Samples a training run used are left out with --unused-only.
-        db.with_store(|store| async move {
+        db.with_store(move |store| async move {
             exec(
                 &store,
                 "UPDATE training_samples SET model_version_target = 'router-v1.1.0' \

@@ -18,7 +18,7 @@ use support::fake_label_studio::{FakeLabelStudio, Fault, Where};
 use support::fixtures::*;
 use support::processes::*;
 use support::state::*;
-use support::{Backend, TestDb};
+use support::{Backend, TestDb, scalar};
 
 /// Conversations seeded for daily capture: with batches of 200 the run
 /// takes a few seconds, so the kill lands mid-run.

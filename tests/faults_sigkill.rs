@@ -9,11 +9,10 @@
 mod support;
 
 use std::time::Duration;
-use support::TestDb;
-use support::backends::*;
 use support::fixtures::*;
 use support::processes::*;
 use support::state::*;
+use support::{TestDb, scalar};
 
 use rand::Rng;
 

@@ -167,20 +167,15 @@ fn auto_approved_labels_train_but_never_judge() {
 #[test]
 fn too_few_gold_items_register_a_candidate_only_with_force() {
     for db in TestDb::all() {
-        let config = db.config();
-        block_on(async move {
-            let store = flywheel::storage::open(&config).await.unwrap();
+        db.with_store(move |store| async move {
             add(&store, "auto", "a", 200).await;
             add(&store, "human", "h", 12).await;
-            store.close().await;
         });
         // No production yet: nothing to compare with, a human decides.
         let first = weekly(&db, &["--force"]);
         assert_eq!(first["status"], "testing", "{first}");
         assert_eq!(first["reason"], "no production model to compare with");
-        let config = db.config();
-        block_on(async move {
-            let store = flywheel::storage::open(&config).await.unwrap();
+        db.with_store(move |store| async move {
             flywheel::lifecycle::promote(
                 &store,
                 "router-v1.0.0",
@@ -189,7 +184,6 @@ fn too_few_gold_items_register_a_candidate_only_with_force() {
             )
             .await
             .unwrap();
-            store.close().await;
         });
 
         let judged = weekly(&db, &["--min-samples", "0"]);

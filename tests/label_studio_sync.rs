@@ -83,11 +83,8 @@ fn push_annotate_pull_reapply_and_reconcile() {
         return;
     };
     for db in TestDb::all() {
-        let config = db.config();
-        block_on(async move {
-            let store = flywheel::storage::open(&config).await.unwrap();
+        db.with_store(move |store| async move {
             seed_queue(&store).await;
-            store.close().await;
         });
 
         // Push: a project is created, every needs-review sample becomes a task.
@@ -163,9 +160,7 @@ fn push_annotate_pull_reapply_and_reconcile() {
         assert_eq!(pulled["rejected"], 2);
         assert_eq!(pulled["disagreements"], 1);
 
-        let config = db.config();
-        block_on(async move {
-            let store = flywheel::storage::open(&config).await.unwrap();
+        db.with_store(move |store| async move {
             let got = samples_where(&store, "text LIKE 's%' ORDER BY id").await;
             let expect = [
                 ("approved", "order_food", None),
@@ -184,7 +179,6 @@ fn push_annotate_pull_reapply_and_reconcile() {
             }
             let human = scalar(&store, "SELECT COUNT(*) FROM training_samples WHERE source = 'human' AND annotator LIKE 'label-studio:user/%'").await;
             assert_eq!(human, 5);
-            store.close().await;
         });
 
         // An annotation edited later is re-applied; an unchanged one is not.
@@ -192,15 +186,12 @@ fn push_annotate_pull_reapply_and_reconcile() {
         let reapplied = ok_report(&sync(&db, &ls.url, &ls.pat, &["--pull-only"]));
         assert_eq!(reapplied["corrected"], 1, "{reapplied}");
         assert_eq!(reapplied["approved"], 0);
-        let config = db.config();
-        block_on(async move {
-            let store = flywheel::storage::open(&config).await.unwrap();
+        db.with_store(move |store| async move {
             let s1 = samples_where(&store, "text LIKE 's1 %'").await;
             assert_eq!(
                 (s1[0].2.as_str(), s1[0].3.as_deref()),
                 ("greeting", Some("order_food"))
             );
-            store.close().await;
         });
 
         // A push interrupted between Label Studio's import and our commit:
@@ -266,11 +257,8 @@ fn unreachable_label_studio_or_a_wrong_key_changes_nothing() {
         return;
     };
     for db in TestDb::all() {
-        let config = db.config();
-        block_on(async move {
-            let store = flywheel::storage::open(&config).await.unwrap();
+        db.with_store(move |store| async move {
             seed_queue(&store).await;
-            store.close().await;
         });
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -308,9 +296,7 @@ fn unreachable_label_studio_or_a_wrong_key_changes_nothing() {
             !String::from_utf8_lossy(&wrong_key.stderr).contains("00000000000000"),
             "key leaked"
         );
-        let config = db.config();
-        block_on(async move {
-            let store = flywheel::storage::open(&config).await.unwrap();
+        db.with_store(move |store| async move {
             let queued = samples_where(&store, "review_status = 'needs-review'").await;
             assert_eq!(queued.len(), 6, "nothing changed locally");
             let runs = store.recent_job_runs(10).await.unwrap();
@@ -320,7 +306,6 @@ fn unreachable_label_studio_or_a_wrong_key_changes_nothing() {
                     .count(),
                 2
             );
-            store.close().await;
         });
         assert!(!db.data_path().join("label-studio-project-id").exists());
     }
@@ -336,9 +321,7 @@ fn push_10k_needs_review_samples() {
         return;
     };
     let db = TestDb::sqlite();
-    let config = db.config();
-    block_on(async move {
-        let store = flywheel::storage::open(&config).await.unwrap();
+    db.with_store(move |store| async move {
         exec(
             &store,
             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10000) \
@@ -350,7 +333,6 @@ fn push_10k_needs_review_samples() {
                CASE WHEN i % 3 = 0 THEN 2 ELSE 5 END, 1 + i % 7 FROM n",
         )
         .await;
-        store.close().await;
     });
     let started = std::time::Instant::now();
     let first = ok_report(&sync(&db, &ls.url, &ls.pat, &["--push-only"]));

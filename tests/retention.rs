@@ -53,11 +53,8 @@ async fn seed(store: &flywheel::storage::Store) {
 #[test]
 fn prune_deletes_old_conversations_and_keeps_samples() {
     for db in TestDb::all() {
-        let config = db.config();
-        block_on(async move {
-            let store = flywheel::storage::open(&config).await.unwrap();
+        db.with_store(move |store| async move {
             seed(&store).await;
-            store.close().await;
         });
 
         let dry = db
@@ -99,9 +96,7 @@ fn prune_deletes_old_conversations_and_keeps_samples() {
         );
         assert_eq!(json_stdout(&real)["prune"]["deleted"], 3);
 
-        let config = db.config();
-        block_on(async move {
-            let store = flywheel::storage::open(&config).await.unwrap();
+        db.with_store(move |store| async move {
             assert_eq!(
                 scalar(&store, "SELECT COUNT(*) FROM conversation_logs").await,
                 2
@@ -132,7 +127,6 @@ fn prune_deletes_old_conversations_and_keeps_samples() {
                 .await,
                 1
             );
-            store.close().await;
         });
 
         // A retention shorter than a day is refused as a usage error.
@@ -153,11 +147,8 @@ fn prune_deletes_old_conversations_and_keeps_samples() {
 #[test]
 fn backup_copies_the_embedded_database_and_never_overwrites() {
     let db = TestDb::sqlite();
-    let config = db.config();
-    block_on(async move {
-        let store = flywheel::storage::open(&config).await.unwrap();
+    db.with_store(move |store| async move {
         seed(&store).await;
-        store.close().await;
     });
     let target = db.data_path().join("copy.db");
     let out = db

@@ -6,7 +6,7 @@ mod support;
 
 use support::fixtures::samples;
 use support::state::job_run_count;
-use support::{TestDb, block_on, json_stdout};
+use support::{TestDb, json_stdout};
 
 fn write(db: &TestDb, name: &str, content: &[u8]) -> std::path::PathBuf {
     let path = db.data_path().join(name);
@@ -67,9 +67,7 @@ fn imports_approved_samples_folding_duplicates() {
         );
         assert_eq!(json_stdout(&out)["import"]["folded_into_existing"], 1);
 
-        let config = db.config();
-        block_on(async move {
-            let store = flywheel::storage::open(&config).await.unwrap();
+        db.with_store(move |store| async move {
             let all = samples(&store).await;
             assert_eq!(all.len(), 2);
             let pizza = &all[0];
@@ -83,7 +81,6 @@ fn imports_approved_samples_folding_duplicates() {
             assert_eq!(all[1].occurrences, 2);
             assert_eq!(store.approved_unused_count().await.unwrap(), 2);
             assert_eq!(job_run_count(&store, "samples-import").await, 2);
-            store.close().await;
         });
     }
 }
@@ -132,11 +129,8 @@ fn a_bad_file_imports_nothing_and_names_every_bad_line_and_field() {
             );
         }
         assert!(!stderr.contains(":1:"), "line 1 is fine:\n{stderr}");
-        let config = db.config();
-        block_on(async move {
-            let store = flywheel::storage::open(&config).await.unwrap();
+        db.with_store(move |store| async move {
             assert!(samples(&store).await.is_empty(), "all or nothing");
-            store.close().await;
         });
     }
 }
@@ -163,9 +157,7 @@ fn an_import_replaces_model_labels_and_refuses_conflicts_with_human_ones() {
     use flywheel::storage::Timestamp;
     use flywheel::storage::samples::{NewSample, ReviewDecision};
     for db in TestDb::all() {
-        let config = db.config();
-        block_on(async move {
-            let store = flywheel::storage::open(&config).await.unwrap();
+        db.with_store(move |store| async move {
             let model = |text: &str, intent: &str, status: &str| NewSample {
                 text: text.into(),
                 normalized_text: flywheel::text::normalize_for_dedup(text),
@@ -194,7 +186,6 @@ fn an_import_replaces_model_labels_and_refuses_conflicts_with_human_ones() {
                 decided_at: Timestamp::now(),
             };
             store.apply_review(stored[2].id, &decision).await.unwrap();
-            store.close().await;
         });
         let file = write(
             &db,
@@ -210,9 +201,7 @@ fn an_import_replaces_model_labels_and_refuses_conflicts_with_human_ones() {
             .as_bytes(),
         );
         let label = |text: &'static str| {
-            let config = db.config();
-            block_on(async move {
-                let store = flywheel::storage::open(&config).await.unwrap();
+            db.with_store(move |store| async move {
                 let normalized = flywheel::text::normalize_for_dedup(text);
                 let s = store
                     .sample_by_normalized_text(&normalized)

@@ -5,14 +5,12 @@ mod support;
 
 use flywheel::lifecycle::{self, Target};
 use flywheel::storage::models::NewModelVersion;
-use support::{TestDb, block_on, exec, json_stdout};
+use support::{TestDb, exec, json_stdout};
 
 #[test]
 fn stats_commands_report_the_views() {
     for db in TestDb::all() {
-        let config = db.config();
-        block_on(async move {
-            let store = flywheel::storage::open(&config).await.unwrap();
+        db.with_store(move |store| async move {
             for (v, s, t) in [
                 ("router-v1.0.0", "production", 100),
                 ("router-v1.1.0", "testing", 0),
@@ -72,15 +70,11 @@ fn stats_commands_report_the_views() {
                     i + 1
                 )).await;
             }
-            store.close().await;
         });
         if db.backend == support::Backend::Sqlite {
             // SQLite's CURRENT_TIMESTAMP has a space; normalise to our ISO shape.
-            let config = db.config();
-            block_on(async move {
-                let store = flywheel::storage::open(&config).await.unwrap();
+            db.with_store(move |store| async move {
                 exec(&store, "UPDATE training_samples SET reviewed_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE reviewed_at IS NOT NULL").await;
-                store.close().await;
             });
         }
 

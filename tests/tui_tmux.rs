@@ -111,9 +111,7 @@ fn console_in_tmux_reviews_a_sample_and_restores_the_terminal() {
     }
     let db = TestDb::sqlite();
     let text = "cancel my subscription please";
-    let config = db.config();
-    block_on(async move {
-        let store = flywheel::storage::open(&config).await.unwrap();
+    db.with_store(move |store| async move {
         store
             .upsert_samples(&[NewSample {
                 text: text.into(),
@@ -131,7 +129,6 @@ fn console_in_tmux_reviews_a_sample_and_restores_the_terminal() {
             }])
             .await
             .unwrap();
-        store.close().await;
     });
 
     let home = db.data_path();

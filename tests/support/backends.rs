@@ -166,6 +166,19 @@ where
     }
 }
 
+/// [`for_each_backend`], with the installation's configuration too.
+pub fn for_each_backend_with_config<F, Fut>(body: F)
+where
+    F: Fn(Store, Config) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    for db in TestDb::all() {
+        let config = db.config();
+        let body = body.clone();
+        db.with_store(move |store| body(store, config));
+    }
+}
+
 /// One statement on the maintenance database.
 async fn admin(sql: String) -> Result<(), sqlx::Error> {
     let mut conn = sqlx::PgConnection::connect(&admin_url()).await?;

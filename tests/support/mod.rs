@@ -25,6 +25,7 @@ pub mod serve;
 pub mod state;
 
 pub use backends::{
-    Backend, TestDb, block_on, column, exec, for_each_backend, rows, scalar, value,
+    Backend, TestDb, block_on, column, exec, for_each_backend, for_each_backend_with_config, rows,
+    scalar, value,
 };
 pub use processes::json_stdout;
