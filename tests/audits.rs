@@ -16,7 +16,8 @@ use flywheel::storage::conversations::NewConversation;
 use flywheel::storage::models::NewModelVersion;
 use flywheel::storage::samples::ReviewDecision;
 use flywheel::storage::{Store, Timestamp};
-use support::{TestDb, block_on, json_stdout, rows, value};
+use support::processes::doctor_check;
+use support::{Exits, TestDb, block_on, json_stdout, rows, value};
 
 const VERSION: &str = "router-v1.0.0";
 const PERCENT: u32 = 50;
@@ -70,13 +71,7 @@ fn daily_capture(db: &TestDb) -> serde_json::Value {
         .cmd()
         .env("FLYWHEEL_AUDIT__PERCENT", PERCENT.to_string())
         .args(["daily-capture", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .succeeds();
     json_stdout(&out)
 }
 
@@ -258,15 +253,7 @@ fn audits_measure_production_accuracy_and_auto_approval_precision() {
         // doctor says the same (it may fail other checks on a test box).
         let out = db.cmd().args(["doctor", "--json"]).output().unwrap();
         let doctor = json_stdout(&out);
-        let check = |name: &str| {
-            doctor["checks"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|c| c["name"] == name)
-                .cloned()
-                .unwrap_or_else(|| panic!("no {name} check: {doctor}"))
-        };
+        let check = |name: &str| doctor_check(&doctor, name);
         assert_eq!(check("production accuracy")["status"], "warn", "{doctor}");
         assert_eq!(
             check("auto-approval precision")["status"],

@@ -7,13 +7,13 @@ mod support;
 
 use std::collections::HashMap;
 use std::time::Duration;
+
+use flywheel::lifecycle::{self, Target};
+use serde_json::{Value, json};
 use support::TestDb;
 use support::fixtures::install_rules_model;
 use support::processes::eventually;
 use support::serve::{Server, client};
-
-use flywheel::lifecycle::{self, Target};
-use serde_json::{Value, json};
 
 const REQUESTS: usize = 10_000;
 const WORKERS: usize = 64;

@@ -7,7 +7,7 @@ mod support;
 
 use serde_json::json;
 use support::fixtures::count;
-use support::{TestDb, json_stdout};
+use support::{Exits, TestDb, json_stdout};
 
 fn line(i: usize) -> String {
     json!({"user_message": format!("backfill {i}"), "nlu_intent": "order_food", "nlu_confidence": 0.9,
@@ -33,14 +33,7 @@ fn ingest_skipping_invalid(db: &TestDb, file: &std::path::Path) -> serde_json::V
         .command()
         .args(["ingest", "--skip-invalid", "--json"])
         .arg(file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{:?}: {}",
-        db.backend,
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .succeeds();
     json_stdout(&out)
 }
 
@@ -130,13 +123,7 @@ async fn good_files_and_stdin_import_whole_and_dry_runs_store_nothing() {
             .command()
             .args(["ingest", "--json"])
             .arg(&file)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .succeeds();
         assert_eq!(json_stdout(&out)["imported"], 4321);
         assert_eq!(count(&store, "created_at < '2026-11-02'").await, 4321);
 

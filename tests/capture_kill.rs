@@ -7,13 +7,13 @@ mod support;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
 use support::TestDb;
 use support::fixtures::{install_rules_model, stored_texts};
 use support::processes::eventually;
 use support::serve::{Server, client};
-
-use reqwest::StatusCode;
-use serde_json::{Value, json};
 
 const CLIENTS: usize = 32;
 /// Acknowledged requests before the kill: enough that many are in flight.

@@ -7,14 +7,14 @@
 mod support;
 
 use std::time::{Duration, Instant};
-use support::backends::{PgAdmin, WriteBlock};
-use support::fixtures::{count, install_rules_model};
-use support::processes::eventually;
-use support::serve::{Server, Trickled, client, queue_reaches, trickle};
-use support::{Backend, TestDb};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use support::backends::{PgAdmin, WriteBlock};
+use support::fixtures::{count, install_rules_model};
+use support::processes::eventually;
+use support::serve::{Server, Trickled, client, metrics, queue_reaches, trickle};
+use support::{Backend, TestDb};
 
 fn classify(
     http: &reqwest::Client,
@@ -69,14 +69,7 @@ async fn a_full_write_queue_answers_503_with_retry_after_and_drops_nothing_it_ac
         }
         assert_eq!(count(&store, "user_message LIKE 'pizza %'").await, 2);
         assert_eq!(count(&store, "user_message = 'pizza three'").await, 0);
-        let metrics = http
-            .get(server.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = metrics(&http, &server).await;
         assert!(
             metrics.contains("flywheel_write_queue_full_total 1"),
             "{metrics}"

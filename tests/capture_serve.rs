@@ -6,9 +6,9 @@ mod support;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::TestDb;
 use support::fixtures::{all_text, count, install_rules_model};
-use support::serve::{Server, client};
+use support::serve::{Server, client, health, metrics, post_json};
+use support::{Exits, TestDb};
 
 const PHONE: &str = "+91 98765 43210";
 const PHONE_DIGITS: &str = "9876543210";
@@ -43,15 +43,13 @@ async fn classify_logs_the_conversation_and_feedback_lands_on_it() {
             1
         );
 
-        let fallback: Value = http
-            .post(server.url("/nlu/classify"))
-            .json(&json!({"text": "नमस्ते दुनिया", "language": "hi"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let fallback = post_json(
+            &http,
+            &server,
+            "/nlu/classify",
+            &json!({"text": "नमस्ते दुनिया", "language": "hi"}),
+        )
+        .await;
         assert_eq!(fallback["fallback"], true);
         assert_eq!(fallback["language"], "hi");
 
@@ -71,25 +69,11 @@ async fn classify_logs_the_conversation_and_feedback_lands_on_it() {
             .unwrap();
         assert_eq!(missing.status(), StatusCode::NOT_FOUND);
 
-        let health: Value = http
-            .get(server.url("/health"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let health = health(&http, &server).await;
         assert_eq!(health["status"], "ok");
         assert_eq!(health["model"]["version"], "rules-v1");
         assert_eq!(health["queue"]["depth"], 0);
-        let metrics = http
-            .get(server.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = metrics(&http, &server).await;
         assert!(
             metrics
                 .contains("flywheel_http_requests_total{route=\"/nlu/classify\",status=\"200\"} 2"),
@@ -124,16 +108,7 @@ async fn classify_logs_the_conversation_and_feedback_lands_on_it() {
         }
 
         // `stats recent` shows it.
-        let out = db
-            .command()
-            .args(["stats", "recent", "--json"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = db.command().args(["stats", "recent", "--json"]).succeeds();
         let recent = support::json_stdout(&out);
         let rows = recent["conversations"].as_array().unwrap();
         assert_eq!(rows.len(), 2);
@@ -261,14 +236,7 @@ async fn bulk_logs_are_stored_whole_or_refused_whole() {
                 .contains("flywheel models promote"),
             "{advice}"
         );
-        let health: Value = http
-            .get(server.url("/health"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let health = health(&http, &server).await;
         assert_eq!(health["status"], "degraded");
 
         let url = server.url("/v1/conversations");

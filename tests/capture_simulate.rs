@@ -8,7 +8,7 @@ use flywheel::storage::Timestamp;
 use support::backends::rows as rows_of;
 use support::fixtures::install_rules_model;
 use support::serve::Server;
-use support::{TestDb, json_stdout};
+use support::{Exits, TestDb, json_stdout};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simulated_users_are_captured_with_the_injected_gap() {
@@ -30,13 +30,7 @@ async fn simulated_users_are_captured_with_the_injected_gap() {
             "--target",
             &server.base,
         ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .succeeds();
     let report = json_stdout(&out)["report"].clone();
     let sent = report["sent"].as_u64().unwrap();
     assert!(sent >= 50, "{report}");
@@ -77,8 +71,7 @@ async fn simulated_users_are_captured_with_the_injected_gap() {
     );
 
     // Nothing listening: a clear error, exit 69.
-    let down = db
-        .command()
+    db.command()
         .args([
             "simulate",
             "--rate",
@@ -88,12 +81,5 @@ async fn simulated_users_are_captured_with_the_injected_gap() {
             "--target",
             "http://127.0.0.1:9",
         ])
-        .output()
-        .unwrap();
-    assert_eq!(
-        down.status.code(),
-        Some(69),
-        "{}",
-        String::from_utf8_lossy(&down.stderr)
-    );
+        .exits_with(69);
 }

@@ -7,7 +7,7 @@ use chrono::{DurationRound, Utc};
 use flywheel::storage::Timestamp;
 use flywheel::storage::capture_stats::{Bucket, MixDimension};
 use serde_json::json;
-use support::{TestDb, json_stdout};
+use support::{Exits, TestDb, json_stdout};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn capture_counts_mix_and_gaps_agree_on_both_backends() {
@@ -32,12 +32,7 @@ async fn capture_counts_mix_and_gaps_agree_on_both_backends() {
     for db in TestDb::all() {
         let file = db.data_path().join("capture.jsonl");
         std::fs::write(&file, lines.join("\n")).unwrap();
-        let out = db.command().arg("ingest").arg(&file).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        db.command().arg("ingest").arg(&file).succeeds();
 
         let store = db.store().await;
         let since = Timestamp::from(Utc::now() - chrono::Duration::hours(3));
@@ -99,13 +94,7 @@ async fn capture_counts_mix_and_gaps_agree_on_both_backends() {
         let out = db
             .command()
             .args(["stats", "capture-gaps", "--since", "3h", "--json"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .succeeds();
         let report = &json_stdout(&out)["report"];
         assert_eq!(report["captured"], 18);
         let gaps = report["gaps"].as_array().unwrap();

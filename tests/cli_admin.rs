@@ -5,7 +5,8 @@ mod support;
 
 use predicates::prelude::*;
 use support::environment::flywheel_cmd;
-use support::{TestDb, block_on, json_stdout};
+use support::processes::doctor_check;
+use support::{Exits, TestDb, block_on, json_stdout};
 
 #[test]
 fn migrate_then_status_on_sqlite_with_no_configuration() {
@@ -19,13 +20,7 @@ fn migrate_then_status_on_sqlite_with_no_configuration() {
     );
     let out = flywheel_cmd(home.path())
         .args(["status", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .succeeds();
     let status = json_stdout(&out);
     assert_eq!(status["ok"], true);
     assert_eq!(status["queue"]["needs_review"], 0);
@@ -69,13 +64,7 @@ fn migrate_then_status_on_postgres_from_database_url() {
     let out = flywheel_cmd(home.path())
         .args(["status", "--json"])
         .env("DATABASE_URL", &url)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .succeeds();
     let status = json_stdout(&out);
     assert_eq!(status["ok"], true);
     assert!(
@@ -113,8 +102,7 @@ fn doctor_shows_unreachable_label_studio_with_its_fix() {
     assert_eq!(out.status.code(), Some(1), "a failing check exits 1");
     let report = json_stdout(&out);
     assert_eq!(report["ok"], false);
-    let checks = report["checks"].as_array().unwrap();
-    let ls = checks.iter().find(|c| c["name"] == "label studio").unwrap();
+    let ls = doctor_check(&report, "label studio");
     assert_eq!(ls["status"], "fail");
     assert!(
         ls["detail"].as_str().unwrap().contains("unreachable"),
@@ -124,7 +112,7 @@ fn doctor_shows_unreachable_label_studio_with_its_fix() {
         ls["fix"].as_str().unwrap().contains("LABEL_STUDIO_URL"),
         "{ls}"
     );
-    let database = checks.iter().find(|c| c["name"] == "database").unwrap();
+    let database = doctor_check(&report, "database");
     assert_eq!(database["status"], "pass");
     // The key never appears in doctor's output.
     assert!(!String::from_utf8_lossy(&out.stdout).contains("0123456789abcdef"));
@@ -147,13 +135,7 @@ fn doctor_passes_without_label_studio_configured() {
     db.cmd().arg("migrate").assert().success();
     let out = db.cmd().args(["doctor", "--json"]).output().unwrap();
     let report = json_stdout(&out);
-    let ls = report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "label studio")
-        .unwrap()
-        .clone();
+    let ls = doctor_check(&report, "label studio");
     assert_eq!(ls["status"], "warn");
     assert_eq!(out.status.code(), Some(0), "{report}");
 }
@@ -266,13 +248,7 @@ fn database_migrated_by_a_newer_version_is_refused() {
             .stderr(predicate::str::contains("migrated by a newer Flywheel"));
         let out = db.cmd().args(["doctor", "--json"]).output().unwrap();
         let report = json_stdout(&out);
-        let schema = report["checks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["name"] == "schema")
-            .unwrap()
-            .clone();
+        let schema = doctor_check(&report, "schema");
         assert_eq!(schema["status"], "fail", "{report}");
     }
 }
@@ -333,15 +309,7 @@ fn readers_never_create_a_data_dir_or_database() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let doctor = json_stdout(&out);
-    let check = |name: &str| {
-        doctor["checks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["name"] == name)
-            .cloned()
-            .unwrap_or_else(|| panic!("no {name} check: {doctor}"))
-    };
+    let check = |name: &str| doctor_check(&doctor, name);
     assert_eq!(check("data dir")["status"], "fail");
     assert!(
         check("data dir")["detail"]

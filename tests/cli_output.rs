@@ -9,12 +9,12 @@ mod support;
 use std::io::{BufRead, BufReader, PipeReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+
+use flywheel::storage::models::NewModelVersion;
 use support::environment::{flywheel_cmd, flywheel_command, path_string};
 use support::processes::succeeded;
 use support::state::job_runs;
 use support::{TestDb, exec, json_stdout};
-
-use flywheel::storage::models::NewModelVersion;
 
 /// The exit code of a command whose stdout's reader went away.
 const OUTPUT_CLOSED: i32 = 141;

@@ -9,7 +9,7 @@ use flywheel::jobs::{JobRunGuard, Stage, Trigger};
 use flywheel::stages::daily_report::DailyReport;
 use support::fixtures::{Conv, conv, conversations, insert, samples};
 use support::state::job_run_count;
-use support::{TestDb, block_on, json_stdout};
+use support::{Exits, TestDb, block_on, json_stdout};
 
 const DAY: &str = "2026-03-10";
 
@@ -44,13 +44,7 @@ fn dry_run_reports_what_it_would_do_and_writes_nothing() {
         let out = db
             .cmd()
             .args(["--json", "daily-capture", "--date", DAY, "--dry-run"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .succeeds();
         let json = json_stdout(&out);
         assert_eq!(json["dry_run"], true);
         assert_eq!(json["report_path"], serde_json::Value::Null);
@@ -92,13 +86,7 @@ fn a_run_writes_the_report_and_records_its_counts() {
         let out = db
             .cmd()
             .args(["--json", "daily-capture", "--date", DAY])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .succeeds();
         let json = json_stdout(&out);
         assert_eq!(json["report_path"], report_path(&db).display().to_string());
         let on_disk: serde_json::Value =
@@ -172,12 +160,7 @@ fn default_window_is_the_last_24_hours() {
             )
             .await;
         });
-        let out = db.cmd().args(["--json", "daily-capture"]).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = db.cmd().args(["--json", "daily-capture"]).succeeds();
         assert_eq!(json_stdout(&out)["report"]["captured"], 1);
         let out = db
             .cmd()

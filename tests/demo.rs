@@ -6,7 +6,7 @@
 mod support;
 
 use serde_json::Value;
-use support::{TestDb, json_stdout};
+use support::{Exits, TestDb, json_stdout};
 
 fn demo(db: &TestDb) -> Value {
     let output = db
@@ -25,14 +25,7 @@ fn demo(db: &TestDb) -> Value {
             "40",
         ])
         .args(["--addr", "127.0.0.1:0"])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "demo failed: {}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
+        .succeeds();
     json_stdout(&output)["demo"].clone()
 }
 

@@ -3,7 +3,7 @@
 
 mod support;
 
-use support::{TestDb, exec, json_stdout};
+use support::{Exits, TestDb, exec, json_stdout};
 
 /// 40 × greeting (en, 0.9), 15 × order_food (hinglish, 0.8), 5 × rare (en, 0.5).
 fn seed(db: &TestDb) {
@@ -20,17 +20,7 @@ fn seed(db: &TestDb) {
     }
     let file = db.data_path().join("seed.jsonl");
     std::fs::write(&file, lines).unwrap();
-    let out = db
-        .cmd()
-        .args(["samples", "import"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    db.cmd().args(["samples", "import"]).arg(&file).succeeds();
 }
 
 fn export(db: &TestDb, args: &[&str]) -> (serde_json::Value, Vec<serde_json::Value>) {
@@ -40,13 +30,7 @@ fn export(db: &TestDb, args: &[&str]) -> (serde_json::Value, Vec<serde_json::Val
         .args(["--json", "export", "--output"])
         .arg(&file)
         .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .succeeds();
     let lines = std::fs::read_to_string(&file)
         .unwrap()
         .lines()

@@ -13,11 +13,15 @@
 mod support;
 
 use std::time::Duration;
-use support::backends::*;
+
+use support::backends::PgAdmin;
 use support::fake_label_studio::{FakeLabelStudio, Fault, Where};
-use support::fixtures::*;
-use support::processes::*;
-use support::state::*;
+use support::fixtures::{DAY, seed_approved_samples, seed_conversations};
+use support::processes::{Finished, Run, run, spawn, spawn_weekly_training, until_or_exit};
+use support::state::{
+    assert_capture_invariants, assert_training_report_whole, capture_state, clean_capture_state,
+    clean_training_state, job_runs, stage_running, training_state,
+};
 use support::{Backend, TestDb, scalar};
 
 /// Conversations seeded for daily capture: with batches of 200 the run
@@ -136,16 +140,10 @@ async fn daily_capture_database_gone_mid_run() {
     assert_capture_recovers(&db, out).await;
 }
 
-const SAMPLES: i64 = 300;
-
-/// Weekly training with enough epochs to be interrupted between them.
-fn weekly(db: &TestDb) -> Run {
-    spawn(
-        db,
-        &["weekly-training", "--min-samples", "100", "--json"],
-        &[("FLYWHEEL_TRAINING__EPOCHS", "12")],
-    )
-}
+/// Approved samples to train on: enough that an epoch takes a while, so
+/// the connections are taken away while the model trains (300 left the
+/// window so short that training could finish first).
+const SAMPLES: i64 = 1500;
 
 async fn epoch_recorded(store: &flywheel::storage::Store) -> bool {
     scalar(
@@ -167,7 +165,7 @@ async fn weekly_training_survives_killed_connections_and_fails_cleanly_when_the_
     //    CPU work, the pool reconnects, the run finishes and registers its
     //    version. (Killing the lock's session stops a run: see
     //    a_stage_whose_lock_session_dies_stops_with_exit_69.)
-    let mut run = weekly(&db);
+    let mut run = spawn_weekly_training(&db);
     assert!(
         until_or_exit(&mut run, Duration::from_secs(60), || epoch_recorded(&store)).await
             && run.exited().is_none(),
@@ -189,7 +187,7 @@ async fn weekly_training_survives_killed_connections_and_fails_cleanly_when_the_
     let name2 = db2.pg_name().to_string();
     let store2 = db2.store().await;
     seed_approved_samples(&store2, SAMPLES).await;
-    let mut run = weekly(&db2);
+    let mut run = spawn_weekly_training(&db2);
     assert!(
         until_or_exit(&mut run, Duration::from_secs(60), || epoch_recorded(
             &store2
@@ -222,7 +220,9 @@ async fn weekly_training_survives_killed_connections_and_fails_cleanly_when_the_
     );
 
     // The re-run (no --force: the threshold decides) converges.
-    let rerun = weekly(&db2).finish(Duration::from_secs(120)).await;
+    let rerun = spawn_weekly_training(&db2)
+        .finish(Duration::from_secs(120))
+        .await;
     assert_eq!(rerun.code(), Some(0), "{}", rerun.output());
     assert_eq!(
         training_state(&db2, &store2).await,

@@ -15,15 +15,19 @@ mod support;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
-use support::environment::*;
-use support::fixtures::*;
-use support::processes::*;
-use support::serve::client;
-use support::state::*;
-use support::{Backend, TestDb};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use support::environment::files_under;
+use support::fixtures::{
+    DAY, install_rules_model, seed_approved_samples, seed_conversations, stored_texts,
+};
+use support::processes::{
+    lift_limit, run, run_limited, run_with_full_dir, spawn_limited, until_or_exit,
+};
+use support::serve::client;
+use support::state::{assert_capture_invariants, capture_state, clean_capture_state, job_runs};
+use support::{Backend, TestDb};
 
 const CONVERSATIONS: i64 = 2_000;
 const BATCH: usize = 200;

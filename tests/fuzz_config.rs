@@ -8,12 +8,12 @@ mod support;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use support::fuzz::{config, mutation, tricky_string};
 
 use flywheel::config::{Config, LoadOptions, LoadedConfig, Origin};
 use flywheel::error::{Error, ErrorKind};
 use proptest::prelude::*;
 use serde_json::Value as Json;
+use support::fuzz::{config, mutation, tricky_string};
 use toml::{Table, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -7,9 +7,6 @@
 mod support;
 
 use std::sync::OnceLock;
-use support::fuzz::{
-    config, json_number_text, json_value, mutation, tricky_string, utterance, without_nul,
-};
 
 use flywheel::capture::ingest::Ingest;
 use flywheel::capture::user_hash::UserHasher;
@@ -22,6 +19,10 @@ use flywheel::stages::samples_import::{ImportSource, validate};
 use flywheel::storage::Store;
 use proptest::prelude::*;
 use serde_json::{Value, json};
+use support::fuzz::{
+    config, installation, json_number_text, json_value, mutation, runtime, tricky_string,
+    utterance, without_nul,
+};
 
 const LANGUAGES: &[(&str, Language)] = &[
     ("en", Language::En),
@@ -420,16 +421,8 @@ impl IngestFixture {
 fn fixture() -> &'static IngestFixture {
     static FIXTURE: OnceLock<IngestFixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let config = Config {
-            data_dir: dir.path().to_path_buf(),
-            ..Config::default()
-        };
+        let (dir, config) = installation();
+        let runtime = runtime(1);
         let store = runtime
             .block_on(flywheel::storage::open(&config))
             .expect("store");

@@ -21,7 +21,7 @@ use proptest::prelude::*;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use support::fake_label_studio::FakeLabelStudio;
-use support::fuzz::{config, json_value, mutation, tricky_string};
+use support::fuzz::{config, json_value, mutation, runtime, tricky_string};
 
 const PREDICTED: &str = "order_food";
 const KNOWN: &[&str] = &["order_food", "greet", "bye", "track_order"];
@@ -99,15 +99,15 @@ fn annotation(id: i64) -> impl Strategy<Value = GenAnnotation> {
                     null && choices.is_empty() && junk.is_empty() && corrected.is_none() && !other;
                 GenAnnotation {
                     id,
+                    result_null,
                     choices,
                     junk,
+                    other_region: other,
                     corrected,
                     cancelled,
                     completed_by,
                     created_at,
                     updated_at,
-                    result_null,
-                    other_region: other,
                 }
             },
         )
@@ -375,11 +375,7 @@ const KEY: &str = "0123456789abcdef0123456789abcdef01234567";
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let runtime = runtime(1);
         let server = runtime.block_on(FakeLabelStudio::start(KEY));
         let options = ClientOptions {
             timeout: Duration::from_secs(5),

@@ -11,11 +11,11 @@
 mod support;
 
 use std::sync::OnceLock;
-use support::fuzz::config;
 
 use flywheel::privacy::{PrivacyConfig, Redactor};
 use proptest::prelude::*;
 use regex::Regex;
+use support::fuzz::config;
 
 /// Zero of each digit script the generators draw from (all general category Nd).
 const ZEROS: &[char] = &[

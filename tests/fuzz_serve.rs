@@ -8,7 +8,6 @@
 mod support;
 
 use std::sync::{Arc, OnceLock, RwLock};
-use support::fuzz::{config, json_value, mutation, tricky_string, utterance, without_nul};
 
 use axum::Router;
 use axum::body::Body;
@@ -20,11 +19,13 @@ use flywheel::capture::metrics::Metrics;
 use flywheel::capture::record::{ClassifyRequest, FeedbackRequest, conversation_record};
 use flywheel::capture::user_hash::UserHasher;
 use flywheel::capture::writer::{WriteQueue, WriterOptions};
-use flywheel::config::Config;
 use flywheel::lang::Language;
 use http_body_util::BodyExt;
 use proptest::prelude::*;
 use serde_json::{Value, json};
+use support::fuzz::{
+    config, installation, json_value, mutation, runtime, tricky_string, utterance, without_nul,
+};
 use tower::ServiceExt;
 
 /// A stand-in model: always the same intent, the language given or `en`.
@@ -54,16 +55,8 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let config = Config {
-            data_dir: dir.path().to_path_buf(),
-            ..Config::default()
-        };
+        let (dir, config) = installation();
+        let runtime = runtime(2);
         let app = runtime.block_on(async {
             let store = flywheel::storage::open(&config).await.expect("store");
             let metrics = Arc::new(Metrics::default());

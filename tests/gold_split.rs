@@ -8,7 +8,8 @@ mod support;
 
 use flywheel::gold::in_test_split;
 use flywheel::storage::Store;
-use support::{TestDb, block_on, column, exec, json_stdout};
+use support::fixtures::promote_to_production;
+use support::{Exits, TestDb, block_on, column, exec, json_stdout};
 
 const INTENTS: [(&str, &[&str]); 4] = [
     (
@@ -72,13 +73,7 @@ fn weekly(db: &TestDb, args: &[&str]) -> serde_json::Value {
         .arg("weekly-training")
         .args(args)
         .arg("--json")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .succeeds();
     json_stdout(&out)["result"].clone()
 }
 
@@ -176,14 +171,7 @@ fn too_few_gold_items_register_a_candidate_only_with_force() {
         assert_eq!(first["status"], "testing", "{first}");
         assert_eq!(first["reason"], "no production model to compare with");
         db.with_store(move |store| async move {
-            flywheel::lifecycle::promote(
-                &store,
-                "router-v1.0.0",
-                flywheel::lifecycle::Target::Production,
-                "t",
-            )
-            .await
-            .unwrap();
+            promote_to_production(&store, "router-v1.0.0").await;
         });
 
         let judged = weekly(&db, &["--min-samples", "0"]);

@@ -7,8 +7,6 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use support::fuzz::{config, tricky_string};
-use support::{TestDb, scalar};
 
 use chrono::Utc;
 use flywheel::capture::record::conversation_record;
@@ -17,6 +15,8 @@ use flywheel::dataset::parse_record;
 use flywheel::stages::samples_import::{ImportSource, validate};
 use proptest::prelude::*;
 use serde_json::json;
+use support::fuzz::{config, tricky_string};
+use support::{TestDb, scalar};
 
 const BOM: &str = "\u{feff}";
 

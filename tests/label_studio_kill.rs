@@ -9,10 +9,10 @@ mod support;
 use std::collections::HashSet;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-use support::backends::numbers;
-use support::{TestDb, exec, json_stdout, scalar};
 
 use serde_json::Value;
+use support::backends::numbers;
+use support::{Exits, TestDb, exec, json_stdout, scalar};
 
 const SAMPLES: i64 = 1200;
 
@@ -96,12 +96,7 @@ fn a_push_killed_midway_resumes_without_duplicates_or_losses() {
         assert!(confirmed_before < SAMPLES, "nothing was left to resume");
 
         // The re-run reconciles the in-flight batch and pushes the rest.
-        let output = sync(&[]).output().unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        let output = sync(&[]).succeeds();
         let report = json_stdout(&output)["sync"].clone();
         let project = report["project_id"].as_i64().unwrap();
         let resumed = report["pushed"].as_i64().unwrap() + report["reconciled"].as_i64().unwrap();

@@ -11,7 +11,7 @@ use flywheel::review::label_studio::{REVIEW_ORDER_VERSION, UNCERTAINTY_SAMPLING}
 use flywheel::review::order::review_order;
 use flywheel::storage::Store;
 use serde_json::Value;
-use support::{TestDb, block_on, exec, json_stdout, scalar};
+use support::{Exits, TestDb, block_on, exec, json_stdout, scalar};
 
 /// A sample waiting for review (`needs-review`), or, with `audited_minutes_ago`,
 /// an auto-approved one whose conversation was drawn for audit then.
@@ -59,13 +59,7 @@ fn sync(db: &TestDb, url: &str, key: &str) -> Value {
         .args(["label-studio-sync", "--json"])
         .env("LABEL_STUDIO_URL", url)
         .env("LABEL_STUDIO_API_KEY", key)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "sync failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .succeeds();
     let report = json_stdout(&out)["sync"].clone();
     assert_eq!(report["errors"], serde_json::json!([]), "{report}");
     report
@@ -76,7 +70,6 @@ fn product_order(db: &TestDb, project: i64) -> Vec<i64> {
     let config = db.config();
     db.with_store(move |store| async move {
         let tasks = store.waiting_tasks(project).await.unwrap();
-        store.close().await;
         review_order(tasks, config.audit.share)
             .iter()
             .map(|t| t.sample_id)

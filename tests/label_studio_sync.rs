@@ -7,11 +7,11 @@
 mod support;
 
 use std::time::Duration;
-use support::{TestDb, block_on, exec, json_stdout, rows, scalar};
 
 use flywheel::review::label_studio::{ClientOptions, LabelStudioClient};
 use flywheel::storage::Store;
 use secrecy::SecretString;
+use support::{Exits, TestDb, block_on, exec, json_stdout, rows, scalar};
 
 /// (text, review_status, intent, corrected_from) of the samples matching `filter`.
 async fn samples_where(
@@ -265,21 +265,13 @@ fn unreachable_label_studio_or_a_wrong_key_changes_nothing() {
             .local_addr()
             .unwrap()
             .port();
-        let down = db
-            .cmd()
+        db.cmd()
             .args(["label-studio-sync"])
             .env("LABEL_STUDIO_URL", format!("http://127.0.0.1:{port}"))
             .env("LABEL_STUDIO_API_KEY", &ls.pat)
             .env("FLYWHEEL_LABEL_STUDIO__TIMEOUT_SECS", "2")
             .timeout(Duration::from_secs(120))
-            .output()
-            .unwrap();
-        assert_eq!(
-            down.status.code(),
-            Some(69),
-            "{}",
-            String::from_utf8_lossy(&down.stderr)
-        );
+            .exits_with(69);
         let wrong_key = sync(
             &db,
             &ls.url,

@@ -7,24 +7,20 @@ use flywheel::lifecycle::{self, Target};
 use flywheel::storage::Store;
 use flywheel::storage::models::NewModelVersion;
 use predicates::prelude::*;
+use support::fixtures::{model, register_model};
 use support::processes::succeeded;
 use support::{TestDb, for_each_backend, json_stdout};
 
 async fn register(store: &Store, version: &str, status: &str, traffic: i32) {
-    store
-        .insert_model_version(
-            &NewModelVersion {
-                version: version.into(),
-                status: status.parse().unwrap(),
-                artifact_path: Some(format!("/models/{version}")),
-                test_accuracy: Some(0.9),
-                traffic_percentage: traffic,
-                ..Default::default()
-            },
-            "test@host",
-        )
-        .await
-        .unwrap();
+    register_model(
+        store,
+        NewModelVersion {
+            artifact_path: Some(format!("/models/{version}")),
+            test_accuracy: Some(0.9),
+            ..model(version, status, traffic)
+        },
+    )
+    .await;
 }
 
 async fn statuses(store: &Store) -> Vec<(String, String, i32)> {

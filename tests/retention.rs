@@ -6,7 +6,7 @@
 mod support;
 
 use support::backends::timestamp_at;
-use support::{TestDb, block_on, exec, json_stdout, scalar};
+use support::{Exits, TestDb, block_on, exec, json_stdout, scalar};
 
 /// 3 conversations 200 days old (one still pending, one behind a sample)
 /// and 2 from today.
@@ -60,13 +60,7 @@ fn prune_deletes_old_conversations_and_keeps_samples() {
         let dry = db
             .cmd()
             .args(["--json", "prune", "--older-than", "180d", "--dry-run"])
-            .output()
-            .unwrap();
-        assert!(
-            dry.status.success(),
-            "{}",
-            String::from_utf8_lossy(&dry.stderr)
-        );
+            .succeeds();
         let dry = json_stdout(&dry)["prune"].clone();
         assert_eq!(
             (dry["conversations"].as_i64(), dry["pending"].as_i64()),
@@ -87,13 +81,7 @@ fn prune_deletes_old_conversations_and_keeps_samples() {
         let real = db
             .cmd()
             .args(["--json", "prune", "--older-than", "180d"])
-            .output()
-            .unwrap();
-        assert!(
-            real.status.success(),
-            "{}",
-            String::from_utf8_lossy(&real.stderr)
-        );
+            .succeeds();
         assert_eq!(json_stdout(&real)["prune"]["deleted"], 3);
 
         db.with_store(move |store| async move {
@@ -130,17 +118,7 @@ fn prune_deletes_old_conversations_and_keeps_samples() {
         });
 
         // A retention shorter than a day is refused as a usage error.
-        let short = db
-            .cmd()
-            .args(["prune", "--older-than", "2h"])
-            .output()
-            .unwrap();
-        assert_eq!(
-            short.status.code(),
-            Some(2),
-            "{}",
-            String::from_utf8_lossy(&short.stderr)
-        );
+        db.cmd().args(["prune", "--older-than", "2h"]).exits_with(2);
     }
 }
 
@@ -151,17 +129,7 @@ fn backup_copies_the_embedded_database_and_never_overwrites() {
         seed(&store).await;
     });
     let target = db.data_path().join("copy.db");
-    let out = db
-        .cmd()
-        .args(["--json", "backup"])
-        .arg(&target)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = db.cmd().args(["--json", "backup"]).arg(&target).succeeds();
     assert!(json_stdout(&out)["backup"]["bytes"].as_u64().unwrap() > 0);
 
     // The copy is a whole Flywheel database: the binary reads it as one.
@@ -171,13 +139,7 @@ fn backup_copies_the_embedded_database_and_never_overwrites() {
         .arg("--data-dir")
         .arg(restored.path())
         .args(["--json", "stats", "recent", "--limit", "10"])
-        .output()
-        .unwrap();
-    assert!(
-        status.status.success(),
-        "{}",
-        String::from_utf8_lossy(&status.stderr)
-    );
+        .succeeds();
     assert_eq!(
         json_stdout(&status)["conversations"]
             .as_array()

@@ -48,9 +48,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration as StdDuration, Instant};
-use support::backends::try_row_count;
-use support::environment::isolate;
-use support::{block_on, exec, scalar};
 
 use chrono::{DateTime, Duration, Utc};
 use flywheel::config::Config;
@@ -70,6 +67,9 @@ use flywheel::tui::refresh::Loader;
 use flywheel::tui::ui::{self, theme::Theme};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
+use support::backends::try_row_count;
+use support::environment::isolate;
+use support::{block_on, exec, scalar};
 
 const RUNBOOK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/runbook.md");
 
@@ -618,29 +618,13 @@ fn seed(name: &str, config: &Config, home: &Path) -> Option<Setup> {
     let name = name.to_string();
     let known = block_on(async move {
         let store = flywheel::storage::open(&config).await.unwrap();
+        let usual = |until| usual_history(&store, &config, &seeds, until, &v1, &rarely);
         match name.as_str() {
-            "first-five-minutes" => {
-                usual_history(
-                    &store,
-                    &config,
-                    &seeds,
-                    now - Duration::minutes(1),
-                    &v1,
-                    &rarely,
-                )
-                .await;
+            // The usual week, until a minute ago.
+            "first-five-minutes" | "label-studio-down" => {
+                usual(now - Duration::minutes(1)).await;
             }
-            "no-capture" => {
-                usual_history(
-                    &store,
-                    &config,
-                    &seeds,
-                    now - Duration::hours(3),
-                    &v1,
-                    &rarely,
-                )
-                .await;
-            }
+            "no-capture" => usual(now - Duration::hours(3)).await,
             "capture-half" => {
                 // Two sources for a week, each a conversation every 2 min;
                 // the PHP service's forwarder stopped 20 h ago.
@@ -689,27 +673,8 @@ fn seed(name: &str, config: &Config, home: &Path) -> Option<Setup> {
                 )
                 .unwrap();
             }
-            "label-studio-down" => {
-                usual_history(
-                    &store,
-                    &config,
-                    &seeds,
-                    now - Duration::minutes(1),
-                    &v1,
-                    &rarely,
-                )
-                .await;
-            }
             "training-missed" => {
-                usual_history(
-                    &store,
-                    &config,
-                    &seeds,
-                    now - Duration::minutes(1),
-                    &v1,
-                    &rarely,
-                )
-                .await;
+                usual(now - Duration::minutes(1)).await;
                 // The bootstrap training was the last weekly-training run: 9 days ago.
                 backdate_run(&store, "weekly-training", now - Duration::days(9), 40).await;
             }

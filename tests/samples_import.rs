@@ -4,9 +4,19 @@
 
 mod support;
 
+use std::path::Path;
+
 use support::fixtures::samples;
 use support::state::job_run_count;
-use support::{TestDb, json_stdout};
+use support::{Exits, TestDb, json_stdout};
+
+/// `samples import FILE` with `extra` arguments (`--json` among them: it
+/// is global).
+fn import(db: &TestDb, file: &Path, extra: &[&str]) -> assert_cmd::Command {
+    let mut cmd = db.cmd();
+    cmd.args(["samples", "import"]).arg(file).args(extra);
+    cmd
+}
 
 fn write(db: &TestDb, name: &str, content: &[u8]) -> std::path::PathBuf {
     let path = db.data_path().join(name);
@@ -30,18 +40,7 @@ fn imports_approved_samples_folding_duplicates() {
             )
             .as_bytes(),
         );
-        let out = db
-            .cmd()
-            .args(["--json", "samples", "import"])
-            .arg(&file)
-            .args(["--source", "synthetic"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = import(&db, &file, &["--json", "--source", "synthetic"]).succeeds();
         let json = json_stdout(&out);
         assert_eq!(json["import"]["lines"], 3);
         assert_eq!(json["import"]["created"], 2);
@@ -54,17 +53,7 @@ fn imports_approved_samples_folding_duplicates() {
             "more.jsonl",
             br#"{"text": "WHERE is my order?", "intent": "track_order"}"#,
         );
-        let out = db
-            .cmd()
-            .args(["--json", "samples", "import"])
-            .arg(&again)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = import(&db, &again, &["--json"]).succeeds();
         assert_eq!(json_stdout(&out)["import"]["folded_into_existing"], 1);
 
         db.with_store(move |store| async move {
@@ -103,12 +92,7 @@ fn a_bad_file_imports_nothing_and_names_every_bad_line_and_field() {
         );
         content.extend_from_slice(b"[1, 2]\n");
         let file = write(&db, "bad.jsonl", &content);
-        let out = db
-            .cmd()
-            .args(["samples", "import"])
-            .arg(&file)
-            .output()
-            .unwrap();
+        let out = import(&db, &file, &[]).output().unwrap();
         assert_eq!(out.status.code(), Some(65));
         let stderr = String::from_utf8_lossy(&out.stderr);
         let name = file.display().to_string();
@@ -208,7 +192,6 @@ fn an_import_replaces_model_labels_and_refuses_conflicts_with_human_ones() {
                     .await
                     .unwrap()
                     .unwrap();
-                store.close().await;
                 (
                     s.intent,
                     s.source.to_string(),
@@ -218,12 +201,7 @@ fn an_import_replaces_model_labels_and_refuses_conflicts_with_human_ones() {
             })
         };
 
-        let out = db
-            .cmd()
-            .args(["samples", "import"])
-            .arg(&file)
-            .output()
-            .unwrap();
+        let out = import(&db, &file, &[]).output().unwrap();
         assert_eq!(out.status.code(), Some(65), "{:?}", db.backend);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains("labelled.jsonl:3"), "{stderr}");
@@ -241,23 +219,12 @@ fn an_import_replaces_model_labels_and_refuses_conflicts_with_human_ones() {
             "refused whole: nothing changed"
         );
 
-        let out = db
-            .cmd()
-            .args(["--json", "samples", "import"])
-            .arg(&file)
-            .args(["--on-conflict", "keep"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let import = &json_stdout(&out)["import"];
-        assert_eq!(import["folded_into_existing"], 3, "{import}");
-        assert_eq!(import["corrected"], 1, "{import}");
-        assert_eq!(import["confirmed"], 1, "{import}");
-        assert_eq!(import["conflicts_kept"], 1, "{import}");
+        let out = import(&db, &file, &["--json", "--on-conflict", "keep"]).succeeds();
+        let report = &json_stdout(&out)["import"];
+        assert_eq!(report["folded_into_existing"], 3, "{report}");
+        assert_eq!(report["corrected"], 1, "{report}");
+        assert_eq!(report["confirmed"], 1, "{report}");
+        assert_eq!(report["conflicts_kept"], 1, "{report}");
         assert_eq!(
             label("see you later"),
             (
@@ -273,23 +240,12 @@ fn an_import_replaces_model_labels_and_refuses_conflicts_with_human_ones() {
         );
         assert_eq!(label("bye bye").0, "goodbye", "kept");
 
-        let out = db
-            .cmd()
-            .args(["--json", "samples", "import"])
-            .arg(&file)
-            .args(["--on-conflict", "replace"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let import = &json_stdout(&out)["import"];
-        assert_eq!(import["conflicts_replaced"], 1, "{import}");
+        let out = import(&db, &file, &["--json", "--on-conflict", "replace"]).succeeds();
+        let report = &json_stdout(&out)["import"];
+        assert_eq!(report["conflicts_replaced"], 1, "{report}");
         assert_eq!(
-            import["corrected"], 0,
-            "imported labels are not the model's: {import}"
+            report["corrected"], 0,
+            "imported labels are not the model's: {report}"
         );
         assert_eq!(
             label("bye bye"),

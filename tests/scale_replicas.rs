@@ -7,9 +7,10 @@
 mod support;
 
 use std::process::Output;
+
 use support::fixtures::{count, install_rules_model};
 use support::serve::Server;
-use support::{TestDb, json_stdout, scalar};
+use support::{Exits, TestDb, json_stdout, scalar};
 
 fn simulate(db: &TestDb, target: &str) -> std::process::Child {
     db.command()
@@ -60,12 +61,7 @@ async fn two_replicas_and_cron_stages_on_one_database_lose_nothing() {
             &["daily-capture", "--since", "1h"][..],
             &["export", "--output", "export.jsonl"],
         ] {
-            let out = db.command().args(args).output().unwrap();
-            assert!(
-                out.status.success(),
-                "{args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            db.command().args(args).succeeds();
             stage_runs += 1;
         }
     }

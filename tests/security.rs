@@ -10,12 +10,12 @@ mod support;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Output;
-use support::environment::{files_under, path_string};
-use support::processes::text_of;
-use support::serve::{Server, client};
-use support::{TestDb, block_on};
 
 use serde_json::{Value, json};
+use support::environment::{files_under, path_string};
+use support::processes::{doctor_check, text_of};
+use support::serve::{Server, client};
+use support::{TestDb, block_on};
 
 const API_TOKEN: &str = "tok-3f9a7c1e5b2d4f6a8c0e";
 const DB_PASSWORD: &str = "db-pass-71c3e9a5";
@@ -243,12 +243,7 @@ fn files_holding_secrets_must_be_private() {
     let doctor = db.command().args(["--json", "doctor"]).output().unwrap();
     assert_eq!(doctor.status.code(), Some(1), "{}", text_of(&doctor));
     let report: Value = serde_json::from_slice(&doctor.stdout).unwrap();
-    let check = report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "secret files")
-        .unwrap_or_else(|| panic!("no secret files check: {report}"));
+    let check = doctor_check(&report, "secret files");
     assert_eq!(check["status"], "fail");
     assert!(
         check["detail"]
@@ -277,12 +272,7 @@ fn files_holding_secrets_must_be_private() {
     std::fs::set_permissions(&dotenv, std::fs::Permissions::from_mode(0o600)).unwrap();
     let doctor = db.command().args(["--json", "doctor"]).output().unwrap();
     let report: Value = serde_json::from_slice(&doctor.stdout).unwrap();
-    let check = report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "secret files")
-        .unwrap();
+    let check = doctor_check(&report, "secret files");
     assert_eq!(check["status"], "pass", "{check}");
     let status = db.command().arg("status").output().unwrap();
     assert!(!String::from_utf8_lossy(&status.stderr).contains("holds a secret"));

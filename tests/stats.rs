@@ -5,6 +5,7 @@ mod support;
 
 use flywheel::lifecycle::{self, Target};
 use flywheel::storage::models::NewModelVersion;
+use support::fixtures::{model, register_model};
 use support::{TestDb, exec, json_stdout};
 
 #[test]
@@ -15,19 +16,11 @@ fn stats_commands_report_the_views() {
                 ("router-v1.0.0", "production", 100),
                 ("router-v1.1.0", "testing", 0),
             ] {
-                store
-                    .insert_model_version(
-                        &NewModelVersion {
-                            version: v.into(),
-                            status: s.parse().unwrap(),
-                            traffic_percentage: t,
-                            test_accuracy: Some(0.9),
-                            ..Default::default()
-                        },
-                        "t",
-                    )
-                    .await
-                    .unwrap();
+                let version = NewModelVersion {
+                    test_accuracy: Some(0.9),
+                    ..model(v, s, t)
+                };
+                register_model(&store, version).await;
             }
             lifecycle::promote(&store, "router-v1.1.0", Target::Canary { traffic: 20 }, "t")
                 .await

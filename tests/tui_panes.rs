@@ -20,6 +20,7 @@ use flywheel::tui::refresh::Loader;
 use flywheel::tui::ui::{self, theme::Theme};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
+use support::fixtures::{model, register_model};
 use support::{TestDb, block_on, exec, for_each_backend_with_config};
 
 fn now() -> DateTime<Utc> {
@@ -156,22 +157,17 @@ async fn seed_rest(store: &Store, config: &Config) {
         ("router-v1.0.0", "production", 100, 0.912),
         ("router-v1.1.0", "testing", 0, 0.931),
     ] {
-        store
-            .insert_model_version(
-                &NewModelVersion {
-                    version: version.into(),
-                    status: status.parse().unwrap(),
-                    artifact_path: Some(format!("/models/{version}")),
-                    train_samples: Some(900),
-                    test_samples: Some(150),
-                    test_accuracy: Some(accuracy),
-                    traffic_percentage: traffic,
-                    metrics: None,
-                },
-                "test@host",
-            )
-            .await
-            .unwrap();
+        register_model(
+            store,
+            NewModelVersion {
+                artifact_path: Some(format!("/models/{version}")),
+                train_samples: Some(900),
+                test_samples: Some(150),
+                test_accuracy: Some(accuracy),
+                ..model(version, status, traffic)
+            },
+        )
+        .await;
     }
     exec(
         store,
@@ -275,6 +271,13 @@ async fn seed_rest(store: &Store, config: &Config) {
 }
 
 /// An app with every pane loaded from `store` as of `NOW`.
+/// The console over the whole seed (traffic and the rest), every pane loaded.
+async fn seeded_app(store: &Store, config: &Config) -> App {
+    seed_conversations(store).await;
+    seed_rest(store, config).await;
+    loaded_app(store, config).await
+}
+
 async fn loaded_app(store: &Store, config: &Config) -> App {
     let mut loader = Loader::new(store.clone(), config.clone());
     let mut app = App::new(now(), 10);
@@ -298,9 +301,7 @@ fn pane_name(pane: Pane) -> &'static str {
 #[test]
 fn seeded_panes_at_80x24_and_120x40() {
     for_each_backend_with_config(|store, config| async move {
-        seed_conversations(&store).await;
-        seed_rest(&store, &config).await;
-        let mut app = loaded_app(&store, &config).await;
+        let mut app = seeded_app(&store, &config).await;
         for pane in Pane::ALL {
             app.pane = pane;
             for (w, h) in SIZES {
@@ -412,9 +413,7 @@ fn dialogs_and_live_training_chart() {
     let db = TestDb::sqlite();
     let config = db.config();
     db.with_store(move |store| async move {
-        seed_conversations(&store).await;
-        seed_rest(&store, &config).await;
-        let mut app = loaded_app(&store, &config).await;
+        let mut app = seeded_app(&store, &config).await;
 
         app.overlay = Overlay::Help;
         insta::assert_snapshot!("dialog_help_80x24", render(&app, 80, 24));
@@ -486,9 +485,7 @@ fn no_color_draws_every_pane_without_colours() {
     let db = TestDb::sqlite();
     let config = db.config();
     db.with_store(move |store| async move {
-        seed_conversations(&store).await;
-        seed_rest(&store, &config).await;
-        let mut app = loaded_app(&store, &config).await;
+        let mut app = seeded_app(&store, &config).await;
         for pane in Pane::ALL {
             app.pane = pane;
             for color in [true, false] {

@@ -10,12 +10,12 @@ use chrono::Duration;
 use flywheel::domain::ReviewVerdict;
 use flywheel::progress::CancellationToken;
 use flywheel::storage::conversations::NewConversation;
-use flywheel::storage::models::NewModelVersion;
 use flywheel::storage::samples::Sample;
 use flywheel::storage::{Store, Timestamp};
 use flywheel::tui::event::UiEvent;
 use flywheel::tui::job::Job;
 use flywheel::tui::runner::Runner;
+use support::fixtures::{model, register_model};
 use support::{for_each_backend_with_config, scalar};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
@@ -221,18 +221,7 @@ fn promote_and_roll_back_from_the_console_follow_the_lifecycle() {
             ("router-v1.0.0", "production", 100),
             ("router-v1.1.0", "testing", 0),
         ] {
-            store
-                .insert_model_version(
-                    &NewModelVersion {
-                        version: version.into(),
-                        status: status.parse().unwrap(),
-                        traffic_percentage: traffic,
-                        ..Default::default()
-                    },
-                    "test@host",
-                )
-                .await
-                .unwrap();
+            register_model(&store, model(version, status, traffic)).await;
         }
         let (tx, mut events) = unbounded_channel();
         let runner = Runner::new(store.clone(), config.clone(), tx);

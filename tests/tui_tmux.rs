@@ -8,10 +8,10 @@ mod support;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
-use support::environment::{env_prefix, flywheel_bin, shell_quoted};
-use support::{TestDb, block_on, scalar};
 
 use flywheel::storage::samples::NewSample;
+use support::environment::{env_prefix, flywheel_bin, shell_quoted};
+use support::{TestDb, block_on, scalar};
 
 struct Tmux {
     socket: String,

@@ -5,7 +5,8 @@
 mod support;
 
 use flywheel::storage::Store;
-use support::{TestDb, exec, json_stdout, scalar};
+use support::fixtures::promote_to_production;
+use support::{Exits, TestDb, exec, json_stdout, scalar};
 
 /// A small learnable data set: five intents from templates and fillers.
 fn utterances(round: usize) -> Vec<(String, &'static str)> {
@@ -112,16 +113,7 @@ fn weekly_training_skips_trains_compares_and_registers() {
         });
 
         // Below the minimum: says so, exits 0, trains nothing.
-        let out = db
-            .cmd()
-            .args(["weekly-training", "--json"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = db.cmd().args(["weekly-training", "--json"]).succeeds();
         let skipped = json_stdout(&out);
         assert_eq!(skipped["result"]["outcome"], "skipped");
         assert_eq!(skipped["result"]["approved_unused"], 200);
@@ -130,13 +122,7 @@ fn weekly_training_skips_trains_compares_and_registers() {
         let out = db
             .cmd()
             .args(["weekly-training", "--force", "--json"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .succeeds();
         let first = json_stdout(&out);
         let r = &first["result"];
         assert_eq!(r["outcome"], "trained");
@@ -174,14 +160,7 @@ fn weekly_training_skips_trains_compares_and_registers() {
                 .await,
                 1
             );
-            flywheel::lifecycle::promote(
-                &store,
-                "router-v1.0.0",
-                flywheel::lifecycle::Target::Production,
-                "t",
-            )
-            .await
-            .unwrap();
+            promote_to_production(&store, "router-v1.0.0").await;
             add_approved(&store, 1).await;
         });
 
@@ -189,13 +168,7 @@ fn weekly_training_skips_trains_compares_and_registers() {
         let out = db
             .cmd()
             .args(["weekly-training", "--force", "--json"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .succeeds();
         let second = json_stdout(&out);
         let r = &second["result"];
         assert_eq!(r["version"], "router-v1.1.0");
@@ -248,17 +221,7 @@ fn a_failed_training_leaves_no_version_and_no_marked_samples() {
         });
         // The models directory cannot be created: training fails after the run started.
         std::fs::write(db.data_path().join("models"), b"not a directory").unwrap();
-        let out = db
-            .cmd()
-            .args(["weekly-training", "--force"])
-            .output()
-            .unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(1),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        db.cmd().args(["weekly-training", "--force"]).exits_with(1);
         db.with_store(move |store| async move {
             assert_eq!(
                 scalar(&store, "SELECT COUNT(*) FROM model_versions").await,

@@ -8,6 +8,7 @@ use flywheel::jobs::{self, Launch, Trigger};
 use flywheel::stages::daily_capture::{DailyCapture, Window};
 use flywheel::stages::daily_report::DailyReport;
 use flywheel::storage::conversations::NewConversation;
+use flywheel::storage::models::NewModelVersion;
 use flywheel::storage::samples::Sample;
 use flywheel::storage::{Store, Timestamp};
 
@@ -193,4 +194,35 @@ pub async fn stored_texts(store: &Store) -> std::collections::HashMap<i64, Strin
         .into_iter()
         .map(|c| (c.id, c.user_message))
         .collect()
+}
+
+/// Promote `version` to production through the lifecycle (as "tests").
+pub async fn promote_to_production(store: &Store, version: &str) {
+    flywheel::lifecycle::promote(
+        store,
+        version,
+        flywheel::lifecycle::Target::Production,
+        "tests",
+    )
+    .await
+    .unwrap_or_else(|e| panic!("promote {version}: {e}"));
+}
+
+/// A model version to register: `version` in `status` with `traffic`%,
+/// nothing else known (fill in more with `..model(…)`).
+pub fn model(version: &str, status: &str, traffic: i32) -> NewModelVersion {
+    NewModelVersion {
+        version: version.into(),
+        status: status.parse().unwrap_or_else(|e| panic!("{status}: {e:?}")),
+        traffic_percentage: traffic,
+        ..Default::default()
+    }
+}
+
+/// Register a model version, as "test@host".
+pub async fn register_model(store: &Store, version: NewModelVersion) {
+    store
+        .insert_model_version(&version, "test@host")
+        .await
+        .unwrap_or_else(|e| panic!("register {}: {e}", version.version));
 }

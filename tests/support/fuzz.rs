@@ -27,6 +27,27 @@ pub fn config(default_cases: u32) -> Config {
     }
 }
 
+/// A runtime for the synchronous property tests to drive async code on,
+/// built once and shared by their cases.
+pub fn runtime(workers: usize) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// An embedded SQLite installation in a directory of its own (gone with the
+/// `TempDir`), and its configuration.
+pub fn installation() -> (tempfile::TempDir, flywheel::config::Config) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = flywheel::config::Config {
+        data_dir: dir.path().to_path_buf(),
+        ..flywheel::config::Config::default()
+    };
+    (dir, config)
+}
+
 /// Characters that break naive text handling: Devanagari with its vowel
 /// signs and virama, combining marks, zero-width joiners, right-to-left
 /// text, emoji, quotes, backslashes, control characters and line breaks.

@@ -28,4 +28,4 @@ pub use backends::{
     Backend, TestDb, block_on, column, exec, for_each_backend, for_each_backend_with_config, rows,
     scalar, value,
 };
-pub use processes::json_stdout;
+pub use processes::{Exits, json_stdout};

@@ -37,7 +37,43 @@ impl TestDb {
     /// Run the binary with `args`, which must succeed, and parse the one
     /// JSON object it prints.
     pub fn json(&self, args: &[&str]) -> serde_json::Value {
-        json_stdout(&succeeded(self.output(args)))
+        json_stdout(&self.cmd().args(args).succeeds())
+    }
+}
+
+/// Run a command to its end and check how it ended: its output, or a
+/// panic with it.
+pub trait Exits {
+    fn run_to_end(&mut self) -> Output;
+
+    /// The command must succeed.
+    fn succeeds(&mut self) -> Output {
+        succeeded(self.run_to_end())
+    }
+
+    /// The command must exit with `code`.
+    fn exits_with(&mut self, code: i32) -> Output {
+        let out = self.run_to_end();
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "stdout:\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+}
+
+impl Exits for Command {
+    fn run_to_end(&mut self) -> Output {
+        self.output().expect("run flywheel")
+    }
+}
+
+impl Exits for assert_cmd::Command {
+    fn run_to_end(&mut self) -> Output {
+        self.output().expect("run flywheel")
     }
 }
 
@@ -345,4 +381,25 @@ where
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+}
+
+/// The check `name` of a `doctor --json` report (panics naming the report
+/// when there is none).
+pub fn doctor_check<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["checks"]
+        .as_array()
+        .expect("a checks array")
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} check: {report}"))
+}
+
+/// Weekly training in the background, with enough epochs (at most 12; early
+/// stopping decides) to be interrupted between them.
+pub fn spawn_weekly_training(db: &TestDb) -> Run {
+    spawn(
+        db,
+        &["weekly-training", "--min-samples", "100", "--json"],
+        &[("FLYWHEEL_TRAINING__EPOCHS", "12")],
+    )
 }

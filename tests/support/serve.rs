@@ -120,13 +120,12 @@ impl Drop for Server {
 
 /// `GET /health` as JSON.
 pub async fn health(http: &reqwest::Client, server: &Server) -> serde_json::Value {
-    http.get(server.url("/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    json_answer(http.get(server.url("/health"))).await
+}
+
+/// Send `request`; the JSON answered, whatever the status.
+pub async fn json_answer(request: reqwest::RequestBuilder) -> serde_json::Value {
+    request.send().await.unwrap().json().await.unwrap()
 }
 
 /// Wait until the `/health` queue gauge `gauge` (`depth`, `in_flight_rows`) is `value`.
@@ -189,4 +188,25 @@ pub async fn trickle(
         answer: String::from_utf8_lossy(&answer).into_owned(),
         ended_by_server: ended.is_ok(),
     }
+}
+
+/// `GET /metrics` as text.
+pub async fn metrics(http: &reqwest::Client, server: &Server) -> String {
+    http.get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// POST `body` as JSON to `path`; the JSON answered, whatever the status.
+pub async fn post_json(
+    http: &reqwest::Client,
+    server: &Server,
+    path: &str,
+    body: &serde_json::Value,
+) -> serde_json::Value {
+    json_answer(http.post(server.url(path)).json(body)).await
 }
