@@ -87,12 +87,14 @@ pub fn pooled_precision(tallies: &[AuditTally]) -> Option<Estimate> {
     (n > 0).then(|| wilson(right as usize, n as usize))
 }
 
-/// A batch of `limit` items for review: `share` percent of it (rounded up,
-/// when any audits wait) from `audits`, the rest from `queue` in its order;
-/// either side fills what the other cannot. An item on both sides (an
-/// audited conversation whose sample also needs review) is taken once, as
-/// an audit. Audits go first within the batch so a short session still
-/// measures; urgent items never wait more than one batch.
+/// The first `limit` items of the review order: audits hold `share`
+/// percent of every stretch of it — at each place, an audit comes when
+/// fewer than `share` percent of the places so far (rounded up) are audits
+/// — and the queue, in its own order, the rest; either side fills what the
+/// other cannot. So the first item is an audit when any waits (a short
+/// session still measures), and an urgent item never waits behind more
+/// than its share of audits. An item on both sides (an audited
+/// conversation whose sample also needs review) comes once, as an audit.
 pub fn interleave<T, K: Eq + Hash>(
     queue: Vec<T>,
     audits: Vec<T>,
@@ -100,24 +102,29 @@ pub fn interleave<T, K: Eq + Hash>(
     limit: usize,
     key: impl Fn(&T) -> K,
 ) -> Vec<T> {
-    let audit_share = if share == 0 {
-        0
-    } else {
-        (limit * share as usize).div_ceil(100)
-    };
-    let mut audits = audits.into_iter();
-    let mut batch: Vec<T> = audits.by_ref().take(audit_share.min(limit)).collect();
-    let mut taken: HashSet<K> = batch.iter().map(&key).collect();
-    let from_queue: Vec<T> = queue
+    let audit_keys: HashSet<K> = audits.iter().map(&key).collect();
+    let mut queue = queue
         .into_iter()
-        .filter(|item| !taken.contains(&key(item)))
-        .take(limit - batch.len())
-        .collect();
-    taken.extend(from_queue.iter().map(&key));
-    let room = limit - batch.len() - from_queue.len();
-    batch.extend(audits.filter(|item| !taken.contains(&key(item))).take(room));
-    batch.extend(from_queue);
-    batch
+        .filter(|item| !audit_keys.contains(&key(item)))
+        .peekable();
+    let mut audits = audits.into_iter().peekable();
+    let mut order = Vec::with_capacity(limit);
+    let mut audits_placed = 0;
+    while order.len() < limit {
+        let due = ((order.len() + 1) * share as usize).div_ceil(100);
+        let audit_turn = audits_placed < due || queue.peek().is_none();
+        let next = if audit_turn {
+            audits.next().or_else(|| queue.next())
+        } else {
+            queue.next().or_else(|| audits.next())
+        };
+        let Some(item) = next else { break };
+        if audit_keys.contains(&key(&item)) {
+            audits_placed += 1;
+        }
+        order.push(item);
+    }
+    order
 }
 
 #[cfg(test)]
@@ -162,12 +169,15 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_gives_audits_their_share_and_fills_from_either_side() {
+    fn audits_hold_their_share_of_every_stretch_and_either_side_fills() {
         let queue: Vec<u32> = (1..=100).collect();
         let audits: Vec<u32> = (1001..=1100).collect();
         let id = |n: &u32| *n;
-        let batch = interleave(queue.clone(), audits.clone(), 20, 10, id);
-        assert_eq!(batch, vec![1001, 1002, 1, 2, 3, 4, 5, 6, 7, 8]);
+        let batch = interleave(queue.clone(), audits.clone(), 20, 12, id);
+        assert_eq!(batch, vec![1001, 1, 2, 3, 4, 1002, 5, 6, 7, 8, 1003, 9]);
+        // 40 %: two in every five places, an audit first.
+        let batch = interleave(queue.clone(), audits.clone(), 40, 5, id);
+        assert_eq!(batch, vec![1001, 1, 1002, 2, 3]);
         // Few audits: the queue fills the rest; an empty queue: audits do.
         assert_eq!(
             interleave(queue.clone(), vec![1001], 50, 4, id),
@@ -183,13 +193,13 @@ mod tests {
 
     #[test]
     fn an_audit_that_also_needs_review_is_taken_once() {
-        // 2 and 3 are audited and need review: 2 takes an audit place, 3
-        // its place in the queue, and neither comes twice.
+        // 2 and 3 are audited and need review: they come once each, in the
+        // audits' places, and the queue's places go to 1, 4, 5.
         assert_eq!(
-            interleave(vec![1, 2, 3, 4, 5, 6], vec![2, 9, 3], 40, 5, |n: &u32| *n),
-            vec![2, 9, 1, 3, 4]
+            interleave(vec![1, 2, 3, 4, 5, 6], vec![2, 9, 3], 40, 6, |n: &u32| *n),
+            vec![2, 1, 9, 4, 5, 3]
         );
-        // Only duplicates left on the audit side: nothing twice.
+        // Only duplicates: nothing twice.
         assert_eq!(
             interleave(vec![1, 2], vec![2, 1], 50, 4, |n: &u32| *n),
             vec![2, 1]

@@ -174,7 +174,7 @@ mod tests {
             .iter()
             .map(|t| t.sample_id)
             .collect();
-        assert_eq!(order, vec![7, 4, 5, 3, 2, 1]);
+        assert_eq!(order, vec![7, 3, 4, 2, 5, 1]);
         let no_audits: Vec<i64> = review_order(vec![task(1, 5, 1, None), task(2, 2, 1, None)], 20)
             .iter()
             .map(|t| t.sample_id)

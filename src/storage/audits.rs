@@ -52,34 +52,44 @@ impl Store {
     }
 
     /// Up to `limit` samples of audits awaiting a human label, newest
-    /// traffic first (so the version serving now is measured first).
+    /// traffic first (so the version serving now is measured first). Read
+    /// along the audits' time index, so it stops at `limit` however many
+    /// audits there are.
     pub async fn audit_queue(&self, limit: i64) -> Result<Vec<Sample>> {
         let columns = SAMPLE_COLUMNS
             .split(", ")
             .map(|c| format!("s.{}", c.trim()))
             .collect::<Vec<_>>()
             .join(", ");
+        // A sample audited twice comes back twice: read a little more, keep
+        // its newest. CROSS JOIN keeps SQLite walking the audits newest
+        // first instead of every awaiting sample (PostgreSQL plans by its
+        // statistics either way).
         let sql = format!(
-            "SELECT {columns} FROM training_samples s \
-             JOIN (SELECT sample_id, MAX(conversation_at) AS newest FROM audits GROUP BY sample_id) a \
-               ON a.sample_id = s.id \
-             WHERE {} ORDER BY a.newest DESC, s.id LIMIT $1",
+            "SELECT {columns} FROM audits a CROSS JOIN training_samples s \
+             WHERE s.id = a.sample_id AND {} ORDER BY a.conversation_at DESC LIMIT $1",
             awaiting_label()
         );
-        on_pool!(self, |pool| {
+        let rows = on_pool!(self, |pool| {
             sqlx::query_as::<_, Sample>(&sql)
-                .bind(limit)
+                .bind(limit.saturating_mul(2))
                 .fetch_all(pool)
                 .await
         })
-        .map_err(|err| db_error("reading the audit queue", err))
+        .map_err(|err| db_error("reading the audit queue", err))?;
+        let mut seen = std::collections::HashSet::new();
+        Ok(rows
+            .into_iter()
+            .filter(|s| seen.insert(s.id))
+            .take(limit.max(0) as usize)
+            .collect())
     }
 
     /// Samples of audits awaiting a human label.
     pub async fn audit_queue_size(&self) -> Result<i64> {
         let sql = format!(
-            "SELECT COUNT(*) FROM training_samples s \
-             WHERE {} AND EXISTS (SELECT 1 FROM audits a WHERE a.sample_id = s.id)",
+            "SELECT COUNT(DISTINCT a.sample_id) FROM audits a \
+             CROSS JOIN training_samples s WHERE s.id = a.sample_id AND {}",
             awaiting_label()
         );
         on_pool!(self, |pool| sqlx::query_scalar(&sql).fetch_one(pool).await)
@@ -93,23 +103,29 @@ impl Store {
         project: i64,
         limit: i64,
     ) -> Result<Vec<SampleToPush>> {
+        // Newest audits first, as `audit_queue` reads them.
         let sql = format!(
             "SELECT s.id, s.text, s.intent, s.language, s.confidence, s.priority, s.occurrences, \
                  s.predicted_by_version \
-             FROM training_samples s \
-             JOIN (SELECT sample_id, MAX(conversation_at) AS newest FROM audits GROUP BY sample_id) a \
-               ON a.sample_id = s.id \
-             WHERE {} \
+             FROM audits a CROSS JOIN training_samples s \
+             WHERE s.id = a.sample_id AND {} \
                AND NOT EXISTS (SELECT 1 FROM label_studio_tasks t WHERE t.sample_id = s.id AND t.project_id = $1) \
-             ORDER BY a.newest DESC, s.id LIMIT $2",
+             ORDER BY a.conversation_at DESC LIMIT $2",
             awaiting_label()
         );
+        let mut seen = std::collections::HashSet::new();
         on_pool!(self, |pool| {
             sqlx::query_as::<_, SampleToPush>(&sql)
                 .bind(project)
-                .bind(limit)
+                .bind(limit.saturating_mul(2))
                 .fetch_all(pool)
                 .await
+        })
+        .map(|rows| {
+            rows.into_iter()
+                .filter(|s| seen.insert(s.id))
+                .take(limit.max(0) as usize)
+                .collect()
         })
         .map_err(|err| db_error("choosing audit samples to push", err))
     }
@@ -130,8 +146,8 @@ impl Store {
                  SUM(CASE WHEN {labelled} AND a.conversation_status = 'auto-approved' \
                      AND a.served_intent = s.intent THEN 1 ELSE 0 END) AS auto_approved_right, \
                  SUM(CASE WHEN {awaiting} THEN 1 ELSE 0 END) AS awaiting \
-             FROM audits a JOIN training_samples s ON s.id = a.sample_id \
-             WHERE a.conversation_at >= $1 \
+             FROM audits a CROSS JOIN training_samples s \
+             WHERE s.id = a.sample_id AND a.conversation_at >= $1 \
              GROUP BY a.model_version ORDER BY a.model_version"
         );
         let since = since.unwrap_or(Timestamp(chrono::DateTime::UNIX_EPOCH));

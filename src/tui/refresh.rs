@@ -19,10 +19,12 @@ use crate::capture::gaps::{self, Gap, GapRules};
 use crate::config::Config;
 use crate::domain::Stage;
 use crate::error::{Error, ErrorKind, Result};
+use crate::gold::GoldSummary;
 use crate::storage::capture_stats::{Bucket, BucketCount, MixDimension};
 use crate::storage::conversations::Conversation;
 use crate::storage::model_performance::ModelPerformance;
 use crate::storage::models::ModelVersion;
+use crate::storage::snapshot::AuditStatus;
 use crate::storage::{Store, Timestamp};
 
 /// A load that takes longer than this is reported as a slow database; the
@@ -65,7 +67,11 @@ pub struct Loader {
     config: Config,
     capture: CaptureCache,
     performance: Slow<Vec<ModelPerformance>>,
+    /// The gold set and what audits measured: whole-table reads.
+    judged_by: Slow<(Box<GoldSummary>, Box<AuditStatus>)>,
     intents: Slow<Vec<String>>,
+    /// Audits awaiting a label: a count over every audit.
+    audits_awaiting: Slow<i64>,
     /// Keyed by canary, its start and production: a new pair reloads at once.
     canary_watch: Option<(String, Slow<CanaryWatch>)>,
 }
@@ -129,7 +135,9 @@ impl Loader {
             config,
             capture: CaptureCache::default(),
             performance: Slow::default(),
+            judged_by: Slow::default(),
             intents: Slow::default(),
+            audits_awaiting: Slow::default(),
             canary_watch: None,
         }
     }
@@ -248,7 +256,11 @@ impl Loader {
             QUEUE_HEAD as usize,
             |sample| sample.id,
         );
-        let audits = self.store.audit_queue_size().await?;
+        let store = self.store.clone();
+        let audits = self
+            .audits_awaiting
+            .get(|| async move { store.audit_queue_size().await })
+            .await?;
         let size = self
             .store
             .review_queue_size(self.config.auto_filter.high_priority)
@@ -306,12 +318,17 @@ impl Loader {
             .get(|| async move { store.model_performance().await })
             .await?;
         let canary_watch = self.canary_watch(&versions).await?;
-        let gold = Box::new(
-            self.store
-                .gold_summary(self.config.training.test_split_percent)
-                .await?,
-        );
-        let audits = Box::new(self.store.audit_status().await?);
+        let store = self.store.clone();
+        let split = self.config.training.test_split_percent;
+        let (gold, audits) = self
+            .judged_by
+            .get(|| async move {
+                Ok((
+                    Box::new(store.gold_summary(split).await?),
+                    Box::new(store.audit_status().await?),
+                ))
+            })
+            .await?;
         let audit_warnings = crate::health::audit_warnings(&audits, &self.config);
         Ok(TrainingData {
             versions,
