@@ -53,10 +53,14 @@ async fn sample(
     id
 }
 
+/// Audits' share of the order, pinned: the re-scoring counts below follow from it.
+const SHARE: u32 = 20;
+
 fn sync(db: &TestDb, url: &str, key: &str) -> Value {
     let out = db
         .cmd()
         .args(["label-studio-sync", "--json"])
+        .env("FLYWHEEL_AUDIT__SHARE", SHARE.to_string())
         .env("LABEL_STUDIO_URL", url)
         .env("LABEL_STUDIO_API_KEY", key)
         .succeeds();
@@ -67,10 +71,9 @@ fn sync(db: &TestDb, url: &str, key: &str) -> Value {
 
 /// The sample ids of what waits in `project`, in the product's order.
 fn product_order(db: &TestDb, project: i64) -> Vec<i64> {
-    let config = db.config();
     db.with_store(move |store| async move {
         let tasks = store.waiting_tasks(project).await.unwrap();
-        review_order(tasks, config.audit.share)
+        review_order(tasks, SHARE)
             .iter()
             .map(|t| t.sample_id)
             .collect()
