@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::api_error::{ApiError, method_not_allowed, not_found, storage_error};
-use super::classifier::ModelRouter;
+use super::classifier::{Classification, ModelRouter};
 use super::metrics::{Gauges, Metrics};
 use super::record::{
     ClassifyRequest, FeedbackRequest, FieldError, conversation_record, record_request_id,
@@ -138,7 +138,7 @@ async fn classify(
     let value = json_body(body, CLASSIFY_BODY_LIMIT, state.body_read_timeout).await?;
     let request = ClassifyRequest::parse(&value, &state.hasher)?;
     let router = state.router();
-    let Some(model) = router.pick(request.sticky_key()) else {
+    let Some((row, c)) = answer(&router, request, Timestamp::now()) else {
         let problem = state
             .model_problem
             .read()
@@ -149,21 +149,7 @@ async fn classify(
             problem.unwrap_or_else(no_model_message),
         ));
     };
-    let c = model.classify(&request.text, request.language);
-    let version = model.version().to_string();
-    let row = NewConversation {
-        created_at: Timestamp::now(),
-        session_id: request.session_id,
-        user_hash: request.user_hash,
-        user_message: request.text,
-        language: Some(c.language.as_str().to_string()),
-        nlu_intent: Some(c.intent.clone()),
-        nlu_confidence: Some(c.confidence.clamp(0.0, 1.0)),
-        nlu_provider: Some(ROUTER_PROVIDER.to_string()),
-        model_version: Some(version.clone()),
-        fallback: c.fallback,
-        routing_decision: None,
-    };
+    let version = row.model_version.clone().unwrap_or_default();
     let keys: Vec<IdempotencyKey> = key
         .into_iter()
         .map(|key| IdempotencyKey {
@@ -182,6 +168,33 @@ async fn classify(
     state.metrics.record_classification(&version, c.fallback);
     answer.conversation_id = id;
     Ok(Json(answer).into_response())
+}
+
+/// Classify's work without HTTP: the model `router` picks for `request`
+/// answers it, and the answer becomes the conversation row logged at
+/// `created_at`; `None` when no model is live. (The loop bench,
+/// `benches/loop.rs`, answers its simulated traffic through it.)
+pub fn answer(
+    router: &ModelRouter,
+    request: ClassifyRequest,
+    created_at: Timestamp,
+) -> Option<(NewConversation, Classification)> {
+    let model = router.pick(request.sticky_key())?;
+    let c = model.classify(&request.text, request.language);
+    let row = NewConversation {
+        created_at,
+        session_id: request.session_id,
+        user_hash: request.user_hash,
+        user_message: request.text,
+        language: Some(c.language.as_str().to_string()),
+        nlu_intent: Some(c.intent.clone()),
+        nlu_confidence: Some(c.confidence.clamp(0.0, 1.0)),
+        nlu_provider: Some(ROUTER_PROVIDER.to_string()),
+        model_version: Some(model.version().to_string()),
+        fallback: c.fallback,
+        routing_decision: None,
+    };
+    Some((row, c))
 }
 
 /// A repeated classify request is answered as the first time, from what
