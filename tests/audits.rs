@@ -6,17 +6,18 @@
 //! accuracy and auto-approval precision per version — in `models list`,
 //! `status`, the seed's query on `model_versions` and the warnings.
 
-mod common;
+mod support;
 
 use chrono::{Duration, Utc};
-use common::{TestDb, block_on, json_stdout};
 use flywheel::audit::drawn;
 use flywheel::config::ROUTER_PROVIDER;
 use flywheel::domain::{ModelStatus, ReviewStatus, ReviewVerdict};
 use flywheel::storage::conversations::NewConversation;
 use flywheel::storage::models::NewModelVersion;
 use flywheel::storage::samples::ReviewDecision;
-use flywheel::storage::{Backend, Store, Timestamp};
+use flywheel::storage::{Store, Timestamp};
+use support::processes::doctor_check;
+use support::{Exits, TestDb, block_on, json_stdout, rows, value};
 
 const VERSION: &str = "router-v1.0.0";
 const PERCENT: u32 = 50;
@@ -56,19 +57,13 @@ fn spelled(i: i64) -> String {
 
 async fn ids_drawn(store: &Store) -> Vec<(i64, i64, String)> {
     let sql = "SELECT conversation_id, sample_id, conversation_status FROM audits ORDER BY conversation_id";
-    match store.backend() {
-        Backend::Sqlite(pool) => sqlx::query_as(sql).fetch_all(pool).await.unwrap(),
-        Backend::Postgres(pool) => sqlx::query_as(sql).fetch_all(pool).await.unwrap(),
-    }
+    rows(store, sql).await
 }
 
 async fn seed_query(store: &Store) -> Option<f64> {
     // The seed's "Check Model Performance" query reads this column.
     let sql = "SELECT production_accuracy FROM model_versions WHERE version = 'router-v1.0.0'";
-    match store.backend() {
-        Backend::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
-        Backend::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
-    }
+    value(store, sql).await
 }
 
 fn daily_capture(db: &TestDb) -> serde_json::Value {
@@ -76,13 +71,7 @@ fn daily_capture(db: &TestDb) -> serde_json::Value {
         .cmd()
         .env("FLYWHEEL_AUDIT__PERCENT", PERCENT.to_string())
         .args(["daily-capture", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .succeeds();
     json_stdout(&out)
 }
 
@@ -264,15 +253,7 @@ fn audits_measure_production_accuracy_and_auto_approval_precision() {
         // doctor says the same (it may fail other checks on a test box).
         let out = db.cmd().args(["doctor", "--json"]).output().unwrap();
         let doctor = json_stdout(&out);
-        let check = |name: &str| {
-            doctor["checks"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|c| c["name"] == name)
-                .cloned()
-                .unwrap_or_else(|| panic!("no {name} check: {doctor}"))
-        };
+        let check = |name: &str| doctor_check(&doctor, name);
         assert_eq!(check("production accuracy")["status"], "warn", "{doctor}");
         assert_eq!(
             check("auto-approval precision")["status"],

@@ -3,16 +3,17 @@
 //! version, and a promotion is picked up by the running server without a
 //! restart.
 
-mod capture_support;
-mod common;
+mod support;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use capture_support::{Server, client, eventually, install_rules_model};
-use common::TestDb;
 use flywheel::lifecycle::{self, Target};
 use serde_json::{Value, json};
+use support::TestDb;
+use support::fixtures::install_rules_model;
+use support::processes::eventually;
+use support::serve::{Server, client};
 
 const REQUESTS: usize = 10_000;
 const WORKERS: usize = 64;
@@ -45,7 +46,7 @@ async fn canary_share_is_sticky_and_promotions_apply_live() {
             r#"{"version": "rules-v2", "intents": {"order_food": ["pizza"], "greet": ["hello"]}}"#,
         )
         .unwrap();
-        capture_support::exec(
+        support::exec(
             &store,
             "INSERT INTO model_versions (version, status, artifact_path) VALUES ('rules-v2', 'testing', 'models/rules-v2')",
         )

@@ -4,15 +4,14 @@
 //! still waiting behind a lock on `conversation_logs` or its client gave up
 //! on it. On both backends.
 
-mod capture_support;
-mod common;
+mod support;
 
-use capture_support::{
-    Server, WriteBlock, client, count, exec, install_rules_model, queue_reaches,
-};
-use common::{Backend, TestDb};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use support::backends::{WriteBlock, timestamp_at};
+use support::fixtures::{count, install_rules_model};
+use support::serve::{Server, client, queue_reaches};
+use support::{TestDb, exec};
 
 fn record(text: &str, request_id: Option<&str>) -> Value {
     let mut record = json!({"user_message": text, "nlu_intent": "order_food", "nlu_confidence": 0.8,
@@ -90,14 +89,17 @@ async fn keyed_retries_store_each_request_once_and_get_the_original_answer() {
         let (status, _, original) = answer(repeat).await;
         assert_eq!(status, StatusCode::OK, "{:?}: {original}", db.backend);
         let id = original["conversation_id"].as_i64().unwrap();
-        let (status, replayed, again) = answer(post(
-            &http,
-            &server,
-            "/nlu/classify",
-            Some("k-1"),
-            &classify,
-        ))
-        .await;
+        // The same request, with the same key, once more.
+        let resend = || {
+            answer(post(
+                &http,
+                &server,
+                "/nlu/classify",
+                Some("k-1"),
+                &classify,
+            ))
+        };
+        let (status, replayed, again) = resend().await;
         assert_eq!((status, replayed), (StatusCode::OK, true), "{again}");
         assert_eq!(again, original, "the original answer, same conversation_id");
         assert_eq!(count(&store, "user_message = 'pizza once'").await, 1);
@@ -190,23 +192,13 @@ async fn keyed_retries_store_each_request_once_and_get_the_original_answer() {
         );
 
         // After 24 h a key is forgotten: the same request is stored again.
-        let aged = match db.backend {
-            Backend::Sqlite => {
-                "UPDATE idempotency_keys SET created_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-25 hours')"
-            }
-            Backend::Postgres => {
-                "UPDATE idempotency_keys SET created_at = now() - INTERVAL '25 hours'"
-            }
-        };
-        exec(&store, aged).await;
-        let (status, replayed, fresh) = answer(post(
-            &http,
-            &server,
-            "/nlu/classify",
-            Some("k-1"),
-            &classify,
-        ))
+        let aged = timestamp_at(&store, chrono::Utc::now() - chrono::Duration::hours(25));
+        exec(
+            &store,
+            &format!("UPDATE idempotency_keys SET created_at = {aged}"),
+        )
         .await;
+        let (status, replayed, fresh) = resend().await;
         assert_eq!((status, replayed), (StatusCode::OK, false), "{fresh}");
         assert_ne!(fresh["conversation_id"], original["conversation_id"]);
         assert_eq!(count(&store, "user_message = 'pizza once'").await, 2);

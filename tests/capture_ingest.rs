@@ -3,12 +3,11 @@
 //! file with line-numbered errors (exit 65, nothing imported); --skip-invalid
 //! and --dry-run; stdin.
 
-mod capture_support;
-mod common;
+mod support;
 
-use capture_support::{count, flywheel};
-use common::{TestDb, json_stdout};
 use serde_json::json;
+use support::fixtures::count;
+use support::{Exits, TestDb, json_stdout};
 
 fn line(i: usize) -> String {
     json!({"user_message": format!("backfill {i}"), "nlu_intent": "order_food", "nlu_confidence": 0.9,
@@ -30,17 +29,11 @@ fn write(db: &TestDb, name: &str, lines: &[Vec<u8>]) -> std::path::PathBuf {
 
 /// `ingest --skip-invalid --json FILE`, which must succeed: its report.
 fn ingest_skipping_invalid(db: &TestDb, file: &std::path::Path) -> serde_json::Value {
-    let out = flywheel(db)
+    let out = db
+        .command()
         .args(["ingest", "--skip-invalid", "--json"])
         .arg(file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{:?}: {}",
-        db.backend,
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .succeeds();
     json_stdout(&out)
 }
 
@@ -53,7 +46,7 @@ async fn a_bad_line_refuses_the_whole_file_and_names_line_and_field() {
         lines[4000] = b"{\"user_message\": \"caf\xff\"}".to_vec();
         lines[4500] = b"not json".to_vec();
         let file = write(&db, "bad.jsonl", &lines);
-        let out = flywheel(&db).arg("ingest").arg(&file).output().unwrap();
+        let out = db.command().arg("ingest").arg(&file).output().unwrap();
         assert_eq!(out.status.code(), Some(65), "{:?}", db.backend);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains("3 of 5000 lines are invalid"), "{stderr}");
@@ -108,7 +101,8 @@ async fn good_files_and_stdin_import_whole_and_dry_runs_store_nothing() {
             .chain([b"".to_vec(), b"  ".to_vec()])
             .collect();
         let file = write(&db, "good.jsonl", &lines);
-        let out = flywheel(&db)
+        let out = db
+            .command()
             .args(["ingest", "--dry-run", "--json"])
             .arg(&file)
             .output()
@@ -125,20 +119,16 @@ async fn good_files_and_stdin_import_whole_and_dry_runs_store_nothing() {
         );
         assert_eq!(count(&store, "1 = 1").await, 0);
 
-        let out = flywheel(&db)
+        let out = db
+            .command()
             .args(["ingest", "--json"])
             .arg(&file)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .succeeds();
         assert_eq!(json_stdout(&out)["imported"], 4321);
         assert_eq!(count(&store, "created_at < '2026-11-02'").await, 4321);
 
-        let out = flywheel(&db)
+        let out = db
+            .command()
             .args(["ingest", "-", "--json"])
             .stdin(std::fs::File::open(&file).unwrap())
             .output()
@@ -149,7 +139,7 @@ async fn good_files_and_stdin_import_whole_and_dry_runs_store_nothing() {
         // Each real run is a recorded `ingest` job run; the refused one failed.
         let bad = write(&db, "bad.jsonl", &[b"{}".to_vec()]);
         assert_eq!(
-            flywheel(&db)
+            db.command()
                 .arg("ingest")
                 .arg(&bad)
                 .output()
@@ -179,7 +169,8 @@ async fn good_files_and_stdin_import_whole_and_dry_runs_store_nothing() {
                 .contains("\"imported\":4321")
         );
 
-        let missing = flywheel(&db)
+        let missing = db
+            .command()
             .args(["ingest", "/nonexistent.jsonl"])
             .output()
             .unwrap();
@@ -197,7 +188,7 @@ async fn a_nul_character_is_refused_alike_by_the_dry_run_and_the_run_naming_the_
         lines[6] = nul.to_string().into_bytes();
         let file = write(&db, "nul.jsonl", &lines);
         for dry_run in [true, false] {
-            let mut cmd = flywheel(&db);
+            let mut cmd = db.command();
             cmd.arg("ingest").arg(&file);
             if dry_run {
                 cmd.arg("--dry-run");

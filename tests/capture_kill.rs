@@ -2,19 +2,18 @@
 //! SIGKILL it mid-load, restart it, and check that every request that got a
 //! 200 has its row with its text.
 
-mod capture_support;
-mod common;
+mod support;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use capture_support::{Server, client, eventually, install_rules_model};
-use common::TestDb;
-use flywheel::storage::Backend as Pool;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use support::TestDb;
+use support::fixtures::{install_rules_model, stored_texts};
+use support::processes::eventually;
+use support::serve::{Server, client};
 
 const CLIENTS: usize = 32;
 /// Acknowledged requests before the kill: enough that many are in flight.
@@ -78,20 +77,7 @@ async fn every_acknowledged_row_survives_sigkill() {
             .unwrap();
         assert_eq!(after.status(), StatusCode::OK);
 
-        let rows: Vec<(i64, String)> = match store.backend() {
-            Pool::Sqlite(p) => {
-                sqlx::query_as("SELECT id, user_message FROM conversation_logs")
-                    .fetch_all(p)
-                    .await
-            }
-            Pool::Postgres(p) => {
-                sqlx::query_as("SELECT id, user_message FROM conversation_logs")
-                    .fetch_all(p)
-                    .await
-            }
-        }
-        .unwrap();
-        let stored: HashMap<i64, String> = rows.into_iter().collect();
+        let stored = stored_texts(&store).await;
         let lost: Vec<_> = acknowledged
             .iter()
             .filter(|(id, text)| stored.get(id) != Some(text))

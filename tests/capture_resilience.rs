@@ -4,19 +4,17 @@
 //! database that goes away is answered with fast 503s until it returns,
 //! without a restart.
 
-mod capture_support;
-mod common;
+mod support;
 
 use std::time::{Duration, Instant};
 
-use capture_support::{
-    Server, Trickled, WriteBlock, client, count, eventually, install_rules_model, queue_reaches,
-    trickle,
-};
-use common::{Backend, TestDb};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use sqlx::Connection;
+use support::backends::{PgAdmin, WriteBlock};
+use support::fixtures::{count, install_rules_model};
+use support::processes::eventually;
+use support::serve::{Server, Trickled, client, metrics, queue_reaches, trickle};
+use support::{Backend, TestDb};
 
 fn classify(
     http: &reqwest::Client,
@@ -71,14 +69,7 @@ async fn a_full_write_queue_answers_503_with_retry_after_and_drops_nothing_it_ac
         }
         assert_eq!(count(&store, "user_message LIKE 'pizza %'").await, 2);
         assert_eq!(count(&store, "user_message = 'pizza three'").await, 0);
-        let metrics = http
-            .get(server.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = metrics(&http, &server).await;
         assert!(
             metrics.contains("flywheel_write_queue_full_total 1"),
             "{metrics}"
@@ -286,26 +277,10 @@ async fn a_database_that_goes_away_gets_fast_503s_and_serve_recovers_by_itself()
         .unwrap();
     assert_eq!(ok.status(), StatusCode::OK);
 
-    let name = db
-        .database_url
-        .as_deref()
-        .unwrap()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_string();
-    let admin = std::env::var("FLYWHEEL_TEST_PG_ADMIN_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let mut admin = sqlx::PgConnection::connect(&admin).await.unwrap();
-    sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()")
-        .bind(&name)
-        .execute(&mut admin)
-        .await
-        .unwrap();
+    let name = db.pg_name();
+    let mut admin = PgAdmin::connect().await;
+    admin.allow_connections(name, false).await;
+    admin.terminate(name, false).await;
 
     // The first request notices (its connection died); every later one is refused at once.
     let first = classify(&http, &server, "pizza during")
@@ -330,11 +305,8 @@ async fn a_database_that_goes_away_gets_fast_503s_and_serve_recovers_by_itself()
     let down = http.get(server.url("/health")).send().await.unwrap();
     assert_eq!(down.status(), StatusCode::SERVICE_UNAVAILABLE);
 
-    sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    admin.close().await.unwrap();
+    admin.allow_connections(name, true).await;
+    admin.close().await;
     eventually("serve to store again", Duration::from_secs(30), || async {
         let answer = classify(&http, &server, "pizza after")
             .await

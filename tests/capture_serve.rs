@@ -2,13 +2,13 @@
 //! classify + log, bulk logs, feedback, health, metrics, auth and every bad
 //! input of issue 4 (nothing partial stored).
 
-mod capture_support;
-mod common;
+mod support;
 
-use capture_support::{Server, all_text, client, count, install_rules_model};
-use common::TestDb;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use support::fixtures::{all_text, count, install_rules_model};
+use support::serve::{Server, client, health, metrics, post_json};
+use support::{Exits, TestDb};
 
 const PHONE: &str = "+91 98765 43210";
 const PHONE_DIGITS: &str = "9876543210";
@@ -43,15 +43,13 @@ async fn classify_logs_the_conversation_and_feedback_lands_on_it() {
             1
         );
 
-        let fallback: Value = http
-            .post(server.url("/nlu/classify"))
-            .json(&json!({"text": "नमस्ते दुनिया", "language": "hi"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let fallback = post_json(
+            &http,
+            &server,
+            "/nlu/classify",
+            &json!({"text": "नमस्ते दुनिया", "language": "hi"}),
+        )
+        .await;
         assert_eq!(fallback["fallback"], true);
         assert_eq!(fallback["language"], "hi");
 
@@ -71,25 +69,11 @@ async fn classify_logs_the_conversation_and_feedback_lands_on_it() {
             .unwrap();
         assert_eq!(missing.status(), StatusCode::NOT_FOUND);
 
-        let health: Value = http
-            .get(server.url("/health"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let health = health(&http, &server).await;
         assert_eq!(health["status"], "ok");
         assert_eq!(health["model"]["version"], "rules-v1");
         assert_eq!(health["queue"]["depth"], 0);
-        let metrics = http
-            .get(server.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = metrics(&http, &server).await;
         assert!(
             metrics
                 .contains("flywheel_http_requests_total{route=\"/nlu/classify\",status=\"200\"} 2"),
@@ -115,7 +99,7 @@ async fn classify_logs_the_conversation_and_feedback_lands_on_it() {
         }
         assert!(logs.contains("INFO"), "the log capture works");
         assert!(!logs.contains(PHONE_DIGITS) && !logs.contains(PHONE));
-        if db.backend == common::Backend::Sqlite {
+        if db.backend == support::Backend::Sqlite {
             for file in ["flywheel.db", "flywheel.db-wal"] {
                 let bytes = std::fs::read(db.data_path().join(file)).unwrap_or_default();
                 let text = String::from_utf8_lossy(&bytes);
@@ -124,16 +108,8 @@ async fn classify_logs_the_conversation_and_feedback_lands_on_it() {
         }
 
         // `stats recent` shows it.
-        let out = capture_support::flywheel(&db)
-            .args(["stats", "recent", "--json"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let recent = common::json_stdout(&out);
+        let out = db.command().args(["stats", "recent", "--json"]).succeeds();
+        let recent = support::json_stdout(&out);
         let rows = recent["conversations"].as_array().unwrap();
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[1]["user_message"], "one pizza please");
@@ -260,14 +236,7 @@ async fn bulk_logs_are_stored_whole_or_refused_whole() {
                 .contains("flywheel models promote"),
             "{advice}"
         );
-        let health: Value = http
-            .get(server.url("/health"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let health = health(&http, &server).await;
         assert_eq!(health["status"], "degraded");
 
         let url = server.url("/v1/conversations");
@@ -281,7 +250,7 @@ async fn bulk_logs_are_stored_whole_or_refused_whole() {
             count(&store, "nlu_provider = 'php-nlu' AND routing_decision = 'opensearch' AND language = 'hinglish' AND length(user_hash) = 64").await,
             3
         );
-        let stored_at = capture_support::count(&store, "created_at < '2026-11-02'").await;
+        let stored_at = support::fixtures::count(&store, "created_at < '2026-11-02'").await;
         assert_eq!(stored_at, 3, "created_at from the record is kept");
 
         let future = (chrono::Utc::now() + chrono::Duration::days(2)).to_rfc3339();

@@ -2,13 +2,13 @@
 //! classified and logged, in several languages, with the injected gap
 //! visible in the stored timestamps.
 
-mod capture_support;
-mod common;
+mod support;
 
-use capture_support::{Server, flywheel, install_rules_model};
-use common::{TestDb, json_stdout};
-use flywheel::storage::Backend as Pool;
 use flywheel::storage::Timestamp;
+use support::backends::rows as rows_of;
+use support::fixtures::install_rules_model;
+use support::serve::Server;
+use support::{Exits, TestDb, json_stdout};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simulated_users_are_captured_with_the_injected_gap() {
@@ -16,7 +16,8 @@ async fn simulated_users_are_captured_with_the_injected_gap() {
     let store = db.store().await;
     install_rules_model(&db, &store).await;
     let server = Server::start(&db, &[], &[]);
-    let out = flywheel(&db)
+    let out = db
+        .command()
         .args([
             "simulate",
             "--rate",
@@ -29,40 +30,33 @@ async fn simulated_users_are_captured_with_the_injected_gap() {
             "--target",
             &server.base,
         ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .succeeds();
     let report = json_stdout(&out)["report"].clone();
     let sent = report["sent"].as_u64().unwrap();
     assert!(sent >= 50, "{report}");
     assert_eq!(report["ok"].as_u64(), Some(sent), "{report}");
     assert_eq!(report["gap_seconds"].as_f64(), Some(1.0));
 
-    let Pool::Sqlite(pool) = store.backend() else {
-        unreachable!()
-    };
-    let rows: Vec<(Timestamp, Option<String>)> =
-        sqlx::query_as("SELECT created_at, language FROM conversation_logs ORDER BY created_at")
-            .fetch_all(pool)
-            .await
-            .unwrap();
+    let mut conversations = store.recent_conversations(i64::MAX).await.unwrap();
+    conversations.reverse(); // oldest first
+    let rows: Vec<(Timestamp, Option<String>)> = conversations
+        .into_iter()
+        .map(|c| (c.created_at, c.language))
+        .collect();
     assert_eq!(rows.len() as u64, sent);
     let languages: std::collections::BTreeSet<_> =
         rows.iter().filter_map(|(_, l)| l.clone()).collect();
     assert!(languages.len() >= 2, "{languages:?}");
     // Every simulated user has a phone number: stored as an HMAC only, and
     // returning users (the traffic's heavy users) share one.
-    let (hashed, users, raw): (i64, i64, i64) = sqlx::query_as(
+    let [(hashed, users, raw)]: [(i64, i64, i64); 1] = rows_of(
+        &store,
         "SELECT COUNT(user_hash), COUNT(DISTINCT user_hash), \
                 SUM(CASE WHEN user_hash LIKE '%+91%' OR session_id LIKE '%+91%' THEN 1 ELSE 0 END) \
          FROM conversation_logs",
     )
-    .fetch_one(pool)
     .await
+    .try_into()
     .unwrap();
     assert_eq!(hashed as u64, sent, "conversations without a user hash");
     assert!(
@@ -77,7 +71,7 @@ async fn simulated_users_are_captured_with_the_injected_gap() {
     );
 
     // Nothing listening: a clear error, exit 69.
-    let down = flywheel(&db)
+    db.command()
         .args([
             "simulate",
             "--rate",
@@ -87,12 +81,5 @@ async fn simulated_users_are_captured_with_the_injected_gap() {
             "--target",
             "http://127.0.0.1:9",
         ])
-        .output()
-        .unwrap();
-    assert_eq!(
-        down.status.code(),
-        Some(69),
-        "{}",
-        String::from_utf8_lossy(&down.stderr)
-    );
+        .exits_with(69);
 }

@@ -1,15 +1,13 @@
 //! Capture-health queries on both backends (the console's per-minute /
 //! per-hour counts and mix) and `flywheel stats capture-gaps` end to end.
 
-mod capture_support;
-mod common;
+mod support;
 
-use capture_support::flywheel;
 use chrono::{DurationRound, Utc};
-use common::{TestDb, json_stdout};
 use flywheel::storage::Timestamp;
 use flywheel::storage::capture_stats::{Bucket, MixDimension};
 use serde_json::json;
+use support::{Exits, TestDb, json_stdout};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn capture_counts_mix_and_gaps_agree_on_both_backends() {
@@ -34,12 +32,7 @@ async fn capture_counts_mix_and_gaps_agree_on_both_backends() {
     for db in TestDb::all() {
         let file = db.data_path().join("capture.jsonl");
         std::fs::write(&file, lines.join("\n")).unwrap();
-        let out = flywheel(&db).arg("ingest").arg(&file).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        db.command().arg("ingest").arg(&file).succeeds();
 
         let store = db.store().await;
         let since = Timestamp::from(Utc::now() - chrono::Duration::hours(3));
@@ -98,15 +91,10 @@ async fn capture_counts_mix_and_gaps_agree_on_both_backends() {
             [("classified".into(), 15), ("fallback".into(), 3)]
         );
 
-        let out = flywheel(&db)
+        let out = db
+            .command()
             .args(["stats", "capture-gaps", "--since", "3h", "--json"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .succeeds();
         let report = &json_stdout(&out)["report"];
         assert_eq!(report["captured"], 18);
         let gaps = report["gaps"].as_array().unwrap();
@@ -116,7 +104,8 @@ async fn capture_counts_mix_and_gaps_agree_on_both_backends() {
         assert_eq!(gaps[1]["ongoing"], true);
         assert!(report["seconds_since_last_capture"].as_i64().unwrap() >= 37 * 60);
 
-        let human = flywheel(&db)
+        let human = db
+            .command()
             .args(["stats", "capture-gaps", "--since", "3h"])
             .output()
             .unwrap();
@@ -125,7 +114,8 @@ async fn capture_counts_mix_and_gaps_agree_on_both_backends() {
             text.contains("69 min") && text.contains("(ongoing)"),
             "{text}"
         );
-        let bad = flywheel(&db)
+        let bad = db
+            .command()
             .args(["stats", "capture-gaps", "--since", "soon"])
             .output()
             .unwrap();

@@ -1,10 +1,12 @@
 //! `migrate`, `status`, `doctor` through the real binary, and the bad inputs
 //! of the foundation issue: each one clear sentence and its exit code.
 
-mod common;
+mod support;
 
-use common::{TestDb, block_on, flywheel_cmd, json_stdout};
 use predicates::prelude::*;
+use support::environment::flywheel_cmd;
+use support::processes::doctor_check;
+use support::{Exits, TestDb, block_on, json_stdout};
 
 #[test]
 fn migrate_then_status_on_sqlite_with_no_configuration() {
@@ -18,13 +20,7 @@ fn migrate_then_status_on_sqlite_with_no_configuration() {
     );
     let out = flywheel_cmd(home.path())
         .args(["status", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .succeeds();
     let status = json_stdout(&out);
     assert_eq!(status["ok"], true);
     assert_eq!(status["queue"]["needs_review"], 0);
@@ -68,13 +64,7 @@ fn migrate_then_status_on_postgres_from_database_url() {
     let out = flywheel_cmd(home.path())
         .args(["status", "--json"])
         .env("DATABASE_URL", &url)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .succeeds();
     let status = json_stdout(&out);
     assert_eq!(status["ok"], true);
     assert!(
@@ -112,8 +102,7 @@ fn doctor_shows_unreachable_label_studio_with_its_fix() {
     assert_eq!(out.status.code(), Some(1), "a failing check exits 1");
     let report = json_stdout(&out);
     assert_eq!(report["ok"], false);
-    let checks = report["checks"].as_array().unwrap();
-    let ls = checks.iter().find(|c| c["name"] == "label studio").unwrap();
+    let ls = doctor_check(&report, "label studio");
     assert_eq!(ls["status"], "fail");
     assert!(
         ls["detail"].as_str().unwrap().contains("unreachable"),
@@ -123,7 +112,7 @@ fn doctor_shows_unreachable_label_studio_with_its_fix() {
         ls["fix"].as_str().unwrap().contains("LABEL_STUDIO_URL"),
         "{ls}"
     );
-    let database = checks.iter().find(|c| c["name"] == "database").unwrap();
+    let database = doctor_check(&report, "database");
     assert_eq!(database["status"], "pass");
     // The key never appears in doctor's output.
     assert!(!String::from_utf8_lossy(&out.stdout).contains("0123456789abcdef"));
@@ -146,13 +135,7 @@ fn doctor_passes_without_label_studio_configured() {
     db.cmd().arg("migrate").assert().success();
     let out = db.cmd().args(["doctor", "--json"]).output().unwrap();
     let report = json_stdout(&out);
-    let ls = report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "label studio")
-        .unwrap()
-        .clone();
+    let ls = doctor_check(&report, "label studio");
     assert_eq!(ls["status"], "warn");
     assert_eq!(out.status.code(), Some(0), "{report}");
 }
@@ -242,20 +225,20 @@ fn database_migrated_by_a_newer_version_is_refused() {
                 flywheel::storage::open_unmigrated(&config, flywheel::storage::OpenMode::Create)
                     .await
                     .unwrap();
-            let sql = "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
-                       VALUES (99990101000000, 'from the future', TRUE, X'00', 0)";
-            match store.backend() {
-                flywheel::storage::Backend::Sqlite(p) => {
-                    sqlx::query(sql).execute(p).await.map(|_| ())
-                }
-                flywheel::storage::Backend::Postgres(p) => {
-                    sqlx::query(&sql.replace("X'00'", "'\\x00'::bytea"))
-                        .execute(p)
-                        .await
-                        .map(|_| ())
-                }
-            }
-            .unwrap();
+            // A one-byte checksum, in each backend's literal for bytes.
+            let checksum = if store.is_postgres() {
+                "'\\x00'::bytea"
+            } else {
+                "X'00'"
+            };
+            support::exec(
+                &store,
+                &format!(
+                    "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+                     VALUES (99990101000000, 'from the future', TRUE, {checksum}, 0)"
+                ),
+            )
+            .await;
             store.close().await;
         });
         db.cmd()
@@ -265,13 +248,7 @@ fn database_migrated_by_a_newer_version_is_refused() {
             .stderr(predicate::str::contains("migrated by a newer Flywheel"));
         let out = db.cmd().args(["doctor", "--json"]).output().unwrap();
         let report = json_stdout(&out);
-        let schema = report["checks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["name"] == "schema")
-            .unwrap()
-            .clone();
+        let schema = doctor_check(&report, "schema");
         assert_eq!(schema["status"], "fail", "{report}");
     }
 }
@@ -332,15 +309,7 @@ fn readers_never_create_a_data_dir_or_database() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let doctor = json_stdout(&out);
-    let check = |name: &str| {
-        doctor["checks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["name"] == name)
-            .cloned()
-            .unwrap_or_else(|| panic!("no {name} check: {doctor}"))
-    };
+    let check = |name: &str| doctor_check(&doctor, name);
     assert_eq!(check("data dir")["status"], "fail");
     assert!(
         check("data dir")["detail"]

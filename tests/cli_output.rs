@@ -4,53 +4,45 @@
 //! usage error under `--json` is a JSON error object, `--limit 0` is zero
 //! rows, and an unknown export language is warned about.
 
-mod common;
+mod support;
 
 use std::io::{BufRead, BufReader, PipeReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use common::{TestDb, block_on, exec, json_stdout, scalar};
 use flywheel::storage::models::NewModelVersion;
+use support::environment::{flywheel_cmd, flywheel_command, path_string};
+use support::processes::succeeded;
+use support::state::job_runs;
+use support::{TestDb, exec, json_stdout};
 
 /// The exit code of a command whose stdout's reader went away.
 const OUTPUT_CLOSED: i32 = 141;
 
 /// `cmd` with stdout a pipe; `read` gets the read end and drops it when it
 /// is done (the `| head -1` of a shell), then the command runs to its end.
-fn with_stdout_pipe(cmd: assert_cmd::Command, read: impl FnOnce(PipeReader)) -> Output {
+fn with_stdout_pipe(cmd: &mut Command, read: impl FnOnce(PipeReader)) -> Output {
     let (reader, writer) = std::io::pipe().expect("pipe");
-    let mut std_cmd = Command::new(cmd.get_program());
-    std_cmd.args(cmd.get_args());
-    for (key, value) in cmd.get_envs() {
-        match value {
-            Some(value) => std_cmd.env(key, value),
-            None => std_cmd.env_remove(key),
-        };
-    }
-    if let Some(dir) = cmd.get_current_dir() {
-        std_cmd.current_dir(dir);
-    }
-    let child = std_cmd
+    let child = cmd
         .stdin(Stdio::null())
         .stdout(writer)
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn flywheel");
-    // The write end now lives only in the child (`std_cmd` dropped ours):
+    // The write end now lives only in the child (replacing it drops `cmd`'s):
     // once `read` drops the read end, every write of the child fails.
-    drop(std_cmd);
+    cmd.stdout(Stdio::null());
     read(reader);
     child.wait_with_output().expect("wait for flywheel")
 }
 
 /// Read nothing: the pipe is closed before the command writes anything.
-fn closed_at_once(cmd: assert_cmd::Command) -> Output {
+fn closed_at_once(cmd: &mut Command) -> Output {
     with_stdout_pipe(cmd, drop)
 }
 
 /// Read one line, then close (`| head -1`).
-fn one_line_then_closed(cmd: assert_cmd::Command) -> Output {
+fn one_line_then_closed(cmd: &mut Command) -> Output {
     with_stdout_pipe(cmd, |reader| {
         let mut line = String::new();
         BufReader::new(reader)
@@ -89,21 +81,8 @@ fn write_samples(dir: &Path, n: usize) -> PathBuf {
     path
 }
 
-/// Run `cmd`, which must succeed; its output.
-fn succeeded(mut cmd: assert_cmd::Command) -> Output {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
 fn import(db: &TestDb, file: &Path) {
-    let mut cmd = db.cmd();
-    cmd.args(["samples", "import"]).arg(file);
-    succeeded(cmd);
+    succeeded(db.output(&["samples", "import", &path_string(file)]));
 }
 
 /// `flywheel export | head -1` exited 1 with "Broken pipe" and recorded a
@@ -115,31 +94,15 @@ fn export_into_a_closed_pipe_ends_quietly_and_is_recorded_cancelled() {
     for db in TestDb::all() {
         let file = write_samples(db.data_path(), 30_000);
         import(&db, &file);
-        let out = one_line_then_closed({
-            let mut cmd = db.cmd();
-            cmd.arg("export");
-            cmd
-        });
+        let out = one_line_then_closed(db.command().arg("export"));
         assert_ended_quietly(&out, &format!("export | head -1 on {:?}", db.backend));
-        let out = closed_at_once({
-            let mut cmd = db.cmd();
-            cmd.args(["--json", "export", "--output", "-"]);
-            cmd
-        });
+        let out = closed_at_once(db.command().args(["--json", "export", "--output", "-"]));
         assert_ended_quietly(&out, &format!("export >&- on {:?}", db.backend));
 
-        let config = db.config();
-        block_on(async move {
-            let store = flywheel::storage::open(&config).await.unwrap();
-            let count = |status: &str| {
-                format!(
-                    "SELECT COUNT(*) FROM job_runs WHERE stage = 'export' AND status = '{status}'"
-                )
-            };
-            assert_eq!(scalar(&store, &count("cancelled")).await, 2);
-            assert_eq!(scalar(&store, &count("failed")).await, 0);
-            store.close().await;
-        });
+        let runs = db.with_store(move |store| async move { job_runs(&store, "export").await });
+        let count = |status: &str| runs.iter().filter(|r| r.1 == status).count();
+        assert_eq!(count("cancelled"), 2, "{runs:?}");
+        assert_eq!(count("failed"), 0, "{runs:?}");
         // Nothing was left beside the data (an export to stdout has no file).
         let partial: Vec<_> = std::fs::read_dir(db.data_path())
             .unwrap()
@@ -180,13 +143,15 @@ fn trained_model(dir: &Path) -> (PathBuf, PathBuf) {
     }
     std::fs::write(&data, lines).unwrap();
     let model = dir.join("model");
-    let mut train = common::flywheel_cmd(dir);
-    train
-        .args(["train", "--epochs", "2", "--input"])
-        .arg(&data)
-        .arg("--output")
-        .arg(&model);
-    succeeded(train);
+    succeeded(
+        flywheel_command(dir)
+            .args(["train", "--epochs", "2", "--input"])
+            .arg(&data)
+            .arg("--output")
+            .arg(&model)
+            .output()
+            .unwrap(),
+    );
     (model, data)
 }
 
@@ -202,34 +167,33 @@ fn classify_eval_and_summaries_into_a_closed_pipe_end_quietly() {
     let text = std::fs::read_to_string(&data).unwrap();
     std::fs::write(&many, text.repeat(400)).unwrap();
 
-    let mut classify = common::flywheel_cmd(dir.path());
+    let mut classify = flywheel_command(dir.path());
     classify
         .arg("classify")
         .arg("--model")
         .arg(&model)
         .arg("--input")
         .arg(&many);
-    assert_ended_quietly(&one_line_then_closed(classify), "classify | head -1");
+    assert_ended_quietly(&one_line_then_closed(&mut classify), "classify | head -1");
 
-    let mut eval = common::flywheel_cmd(dir.path());
+    let mut eval = flywheel_command(dir.path());
     eval.args(["eval", "--json", "--model"])
         .arg(&model)
         .arg("--input")
         .arg(&data);
-    assert_ended_quietly(&closed_at_once(eval), "eval --json >&-");
+    assert_ended_quietly(&closed_at_once(&mut eval), "eval --json >&-");
 
-    let mut show = common::flywheel_cmd(dir.path());
-    show.args(["config", "show"]);
-    assert_ended_quietly(&closed_at_once(show), "config show >&-");
+    assert_ended_quietly(
+        &closed_at_once(flywheel_command(dir.path()).args(["config", "show"])),
+        "config show >&-",
+    );
 }
 
 /// `models list --json` carried `metrics` as a JSON string inside the JSON.
 #[test]
 fn models_list_json_holds_metrics_as_an_object() {
     for db in TestDb::all() {
-        let config = db.config();
-        block_on(async move {
-            let store = flywheel::storage::open(&config).await.unwrap();
+        db.with_store(move |store| async move {
             store
                 .insert_model_version(
                     &NewModelVersion {
@@ -244,11 +208,8 @@ fn models_list_json_holds_metrics_as_an_object() {
                 )
                 .await
                 .unwrap();
-            store.close().await;
         });
-        let mut list = db.cmd();
-        list.args(["--json", "models", "list"]);
-        let value = json_stdout(&succeeded(list));
+        let value = db.json(&["--json", "models", "list"]);
         let metrics = &value["models"][0]["metrics"];
         assert!(metrics.is_object(), "{metrics}");
         assert_eq!(metrics["per_intent"]["greeting"], 1.0);
@@ -266,10 +227,7 @@ fn a_usage_error_with_json_is_a_json_error_object() {
         &["--json", "no-such-command"][..],
         &["--json", "models"][..],
     ] {
-        let out = common::flywheel_cmd(home.path())
-            .args(args)
-            .output()
-            .unwrap();
+        let out = flywheel_cmd(home.path()).args(args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let value = json_stdout(&out);
         assert_eq!(value["ok"], false, "{args:?}");
@@ -283,7 +241,7 @@ fn a_usage_error_with_json_is_a_json_error_object() {
         );
     }
     // Help and version are not errors.
-    let out = common::flywheel_cmd(home.path())
+    let out = flywheel_cmd(home.path())
         .args(["--json", "--version"])
         .output()
         .unwrap();
@@ -294,9 +252,7 @@ fn a_usage_error_with_json_is_a_json_error_object() {
 #[test]
 fn stats_recent_limit_zero_is_no_rows() {
     for db in TestDb::all() {
-        let config = db.config();
-        block_on(async move {
-            let store = flywheel::storage::open(&config).await.unwrap();
+        db.with_store(move |store| async move {
             for i in 0..3 {
                 exec(&store, &format!(
                     "INSERT INTO conversation_logs (user_message, nlu_intent, nlu_confidence, nlu_provider, review_status) \
@@ -304,12 +260,9 @@ fn stats_recent_limit_zero_is_no_rows() {
                 ))
                 .await;
             }
-            store.close().await;
         });
         for (limit, rows) in [("0", 0), ("2", 2)] {
-            let mut recent = db.cmd();
-            recent.args(["--json", "stats", "recent", "--limit", limit]);
-            let value = json_stdout(&succeeded(recent));
+            let value = db.json(&["--json", "stats", "recent", "--limit", limit]);
             assert_eq!(
                 value["conversations"].as_array().map(Vec::len),
                 Some(rows),
@@ -332,11 +285,14 @@ fn export_warns_about_an_unknown_language() {
         let file = write_samples(db.data_path(), 12);
         import(&db, &file);
         let output = db.data_path().join("out.jsonl");
-        let mut export = db.cmd();
-        export
-            .args(["--json", "export", "--languages", "xx,EN", "--output"])
-            .arg(&output);
-        let out = succeeded(export);
+        let out = succeeded(db.output(&[
+            "--json",
+            "export",
+            "--languages",
+            "xx,EN",
+            "--output",
+            &path_string(&output),
+        ]));
         let value = json_stdout(&out);
         // "EN" is English; "xx" is no language and is named.
         assert_eq!(value["export"]["exported"], 12, "{value}");

@@ -1,6 +1,6 @@
 //! Configuration layering (DESIGN §4) and its errors.
 
-mod common;
+mod support;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -143,7 +143,7 @@ fn bad_environment_values_name_the_variable() {
 #[test]
 fn config_show_masks_every_secret_and_names_origins() {
     let home = tempfile::tempdir().unwrap();
-    let out = common::flywheel_cmd(home.path())
+    let out = support::environment::flywheel_cmd(home.path())
         .args(["config", "show"])
         .env("LABEL_STUDIO_API_KEY", "ls-secret-0123456789")
         .env("FLYWHEEL_API_TOKEN", "bearer-secret-xyz")
@@ -163,15 +163,15 @@ fn config_show_masks_every_secret_and_names_origins() {
         "{stdout}"
     );
 
-    let json = common::flywheel_cmd(home.path())
+    let json = support::environment::flywheel_cmd(home.path())
         .args(["config", "show", "--json"])
         .env("LABEL_STUDIO_API_KEY", "ls-secret-0123456789")
         .output()
         .unwrap();
-    let value = common::json_stdout(&json);
+    let value = support::json_stdout(&json);
     assert_eq!(value["config"]["label_studio"]["api_key"], "********");
 
-    common::flywheel_cmd(home.path())
+    support::environment::flywheel_cmd(home.path())
         .args(["config", "show"])
         .env("FLYWHEEL_TRAINING__MIN_SAMPLES", "many")
         .assert()
@@ -186,7 +186,7 @@ fn export_with_bad_config(
     configure: impl FnOnce(&mut assert_cmd::Command),
 ) -> (i32, String) {
     let data_dir = home.join("no-such-data-dir");
-    let mut cmd = common::flywheel_cmd(home);
+    let mut cmd = support::environment::flywheel_cmd(home);
     cmd.arg("--data-dir")
         .arg(&data_dir)
         .args(["export", "--split", "train", "--output"])

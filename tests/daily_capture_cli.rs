@@ -2,21 +2,19 @@
 //! dry run, the report file and job run, the ready-for-training warning,
 //! the default 24 h window, and the stage lock (exit 75).
 
-mod common;
-mod daily_capture_support;
+mod support;
 
 use chrono::{Duration, Utc};
-use common::{TestDb, block_on, json_stdout};
-use daily_capture_support::{Conv, conv, conversations, insert, job_run_count, samples};
 use flywheel::jobs::{JobRunGuard, Stage, Trigger};
 use flywheel::stages::daily_report::DailyReport;
+use support::fixtures::{Conv, conv, conversations, insert, samples};
+use support::state::job_run_count;
+use support::{Exits, TestDb, block_on, json_stdout};
 
 const DAY: &str = "2026-03-10";
 
 fn seed(db: &TestDb) {
-    let config = db.config();
-    block_on(async move {
-        let store = flywheel::storage::open(&config).await.unwrap();
+    db.with_store(move |store| async move {
         insert(
             &store,
             &[
@@ -32,7 +30,6 @@ fn seed(db: &TestDb) {
             ],
         )
         .await;
-        store.close().await;
     });
 }
 
@@ -47,13 +44,7 @@ fn dry_run_reports_what_it_would_do_and_writes_nothing() {
         let out = db
             .cmd()
             .args(["--json", "daily-capture", "--date", DAY, "--dry-run"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .succeeds();
         let json = json_stdout(&out);
         assert_eq!(json["dry_run"], true);
         assert_eq!(json["report_path"], serde_json::Value::Null);
@@ -75,9 +66,7 @@ fn dry_run_reports_what_it_would_do_and_writes_nothing() {
         assert!(text.contains("dry run, would capture 4"), "{text}");
         assert!(text.contains("nothing was written"), "{text}");
 
-        let config = db.config();
-        block_on(async move {
-            let store = flywheel::storage::open(&config).await.unwrap();
+        db.with_store(move |store| async move {
             assert!(
                 conversations(&store)
                     .await
@@ -86,7 +75,6 @@ fn dry_run_reports_what_it_would_do_and_writes_nothing() {
             );
             assert!(samples(&store).await.is_empty());
             assert_eq!(job_run_count(&store, "daily-capture").await, 0);
-            store.close().await;
         });
     }
 }
@@ -98,13 +86,7 @@ fn a_run_writes_the_report_and_records_its_counts() {
         let out = db
             .cmd()
             .args(["--json", "daily-capture", "--date", DAY])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .succeeds();
         let json = json_stdout(&out);
         assert_eq!(json["report_path"], report_path(&db).display().to_string());
         let on_disk: serde_json::Value =
@@ -112,9 +94,7 @@ fn a_run_writes_the_report_and_records_its_counts() {
         assert_eq!(on_disk, json["report"]);
         assert_eq!(on_disk["captured"], 4);
 
-        let config = db.config();
-        block_on(async move {
-            let store = flywheel::storage::open(&config).await.unwrap();
+        db.with_store(move |store| async move {
             let last = store.last_job_run_per_stage().await.unwrap();
             let run = last.iter().find(|r| r.stage == "daily-capture").unwrap();
             assert_eq!(run.status, "succeeded");
@@ -123,7 +103,6 @@ fn a_run_writes_the_report_and_records_its_counts() {
             assert_eq!(counts["captured"], 4);
             assert_eq!(counts["auto_approved"], 2);
             assert_eq!(counts["new_samples"], 3);
-            store.close().await;
         });
     }
 }
@@ -158,9 +137,7 @@ fn warns_ready_for_training_and_still_exits_0() {
 #[test]
 fn default_window_is_the_last_24_hours() {
     for db in TestDb::all() {
-        let config = db.config();
-        block_on(async move {
-            let store = flywheel::storage::open(&config).await.unwrap();
+        db.with_store(move |store| async move {
             let at = |hours: i64| -> &'static str {
                 Box::leak(
                     (Utc::now() - Duration::hours(hours))
@@ -182,14 +159,8 @@ fn default_window_is_the_last_24_hours() {
                 ],
             )
             .await;
-            store.close().await;
         });
-        let out = db.cmd().args(["--json", "daily-capture"]).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = db.cmd().args(["--json", "daily-capture"]).succeeds();
         assert_eq!(json_stdout(&out)["report"]["captured"], 1);
         let out = db
             .cmd()

@@ -3,10 +3,10 @@
 //! capture — all in `DATA_DIR/demo`, never in the operator's own database —
 //! and a second run reuses what the first built.
 
-mod common;
+mod support;
 
-use common::{TestDb, json_stdout};
 use serde_json::Value;
+use support::{Exits, TestDb, json_stdout};
 
 fn demo(db: &TestDb) -> Value {
     let output = db
@@ -25,14 +25,7 @@ fn demo(db: &TestDb) -> Value {
             "40",
         ])
         .args(["--addr", "127.0.0.1:0"])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "demo failed: {}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
+        .succeeds();
     json_stdout(&output)["demo"].clone()
 }
 
@@ -63,7 +56,7 @@ fn headless_demo_brings_the_loop_alive_in_its_own_data_dir() {
     );
 
     // The outage in the history is what `stats capture-gaps` finds.
-    let gaps = common::flywheel_cmd(db.data_path())
+    let gaps = support::environment::flywheel_cmd(db.data_path())
         .args(["--data-dir"])
         .arg(&demo_dir)
         .args(["--json", "stats", "capture-gaps", "--since", "2d"])

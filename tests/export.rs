@@ -1,10 +1,9 @@
 //! `flywheel export` through the real binary on both backends: format,
 //! deterministic order, the stable split, filters and the few-samples warning.
 
-mod common;
+mod support;
 
-use common::{TestDb, block_on, json_stdout};
-use flywheel::storage::Backend;
+use support::{Exits, TestDb, exec, json_stdout};
 
 /// 40 × greeting (en, 0.9), 15 × order_food (hinglish, 0.8), 5 × rare (en, 0.5).
 fn seed(db: &TestDb) {
@@ -21,17 +20,7 @@ fn seed(db: &TestDb) {
     }
     let file = db.data_path().join("seed.jsonl");
     std::fs::write(&file, lines).unwrap();
-    let out = db
-        .cmd()
-        .args(["samples", "import"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    db.cmd().args(["samples", "import"]).arg(&file).succeeds();
 }
 
 fn export(db: &TestDb, args: &[&str]) -> (serde_json::Value, Vec<serde_json::Value>) {
@@ -41,13 +30,7 @@ fn export(db: &TestDb, args: &[&str]) -> (serde_json::Value, Vec<serde_json::Val
         .args(["--json", "export", "--output"])
         .arg(&file)
         .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .succeeds();
     let lines = std::fs::read_to_string(&file)
         .unwrap()
         .lines()
@@ -139,20 +122,13 @@ fn filters_limit_and_stdout() {
         assert_eq!(lines.len(), 7);
 
         // Samples a training run used are left out with --unused-only.
-        let config = db.config();
-        block_on(async move {
-            let store = flywheel::storage::open(&config).await.unwrap();
-            const SQL: &str = "UPDATE training_samples SET model_version_target = 'router-v1.1.0' \
-                               WHERE intent = 'greeting'";
-            match store.backend() {
-                Backend::Sqlite(pool) => {
-                    sqlx::query(SQL).execute(pool).await.unwrap();
-                }
-                Backend::Postgres(pool) => {
-                    sqlx::query(SQL).execute(pool).await.unwrap();
-                }
-            }
-            store.close().await;
+        db.with_store(move |store| async move {
+            exec(
+                &store,
+                "UPDATE training_samples SET model_version_target = 'router-v1.1.0' \
+                 WHERE intent = 'greeting'",
+            )
+            .await
         });
         let (_, lines) = export(&db, &["--unused-only"]);
         assert_eq!(lines.len(), 20);

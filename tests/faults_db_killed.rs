@@ -10,14 +10,19 @@
 //! done (its `job_runs` row, conversations marked, epochs recorded, the
 //! export's partial file), never on sleeps.
 
-mod capture_support;
-mod common;
-mod faults_support;
+mod support;
 
 use std::time::Duration;
 
-use common::{Backend, TestDb};
-use faults_support::*;
+use support::backends::PgAdmin;
+use support::fake_label_studio::{FakeLabelStudio, Fault, Where};
+use support::fixtures::{DAY, seed_approved_samples, seed_conversations};
+use support::processes::{Finished, Run, run, spawn, spawn_weekly_training, until_or_exit};
+use support::state::{
+    assert_capture_invariants, assert_training_report_whole, capture_state, clean_capture_state,
+    clean_training_state, job_runs, stage_running, training_state,
+};
+use support::{Backend, TestDb, scalar};
 
 /// Conversations seeded for daily capture: with batches of 200 the run
 /// takes a few seconds, so the kill lands mid-run.
@@ -107,7 +112,7 @@ async fn daily_capture_connections_killed_mid_run() {
     // Kill whatever statement the stage is running, until it gives up; the
     // database itself stays up (new connections are accepted).
     let mut admin = PgAdmin::connect().await;
-    let name = pg_name(&db);
+    let name = db.pg_name().to_string();
     let mut killed = 0;
     while run.exited().is_none() {
         killed += admin.terminate(&name, true).await;
@@ -126,7 +131,7 @@ async fn daily_capture_database_gone_mid_run() {
     let run = capture_mid_run(&db, &store).await;
     store.close().await;
     let mut admin = PgAdmin::connect().await;
-    let name = pg_name(&db);
+    let name = db.pg_name().to_string();
     admin.take_away(&name).await;
     let out = run.finish(Duration::from_secs(30)).await;
     admin.allow_connections(&name, true).await;
@@ -135,16 +140,10 @@ async fn daily_capture_database_gone_mid_run() {
     assert_capture_recovers(&db, out).await;
 }
 
-const SAMPLES: i64 = 300;
-
-/// Weekly training with enough epochs to be interrupted between them.
-fn weekly(db: &TestDb) -> Run {
-    spawn(
-        db,
-        &["weekly-training", "--min-samples", "100", "--json"],
-        &[("FLYWHEEL_TRAINING__EPOCHS", "12")],
-    )
-}
+/// Approved samples to train on: enough that an epoch takes a while, so
+/// the connections are taken away while the model trains (300 left the
+/// window so short that training could finish first).
+const SAMPLES: i64 = 1500;
 
 async fn epoch_recorded(store: &flywheel::storage::Store) -> bool {
     scalar(
@@ -158,7 +157,7 @@ async fn epoch_recorded(store: &flywheel::storage::Store) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn weekly_training_survives_killed_connections_and_fails_cleanly_when_the_database_is_gone() {
     let Some(db) = TestDb::postgres() else { return };
-    let name = pg_name(&db);
+    let name = db.pg_name().to_string();
     let store = db.store().await;
     seed_approved_samples(&store, SAMPLES).await;
 
@@ -166,7 +165,7 @@ async fn weekly_training_survives_killed_connections_and_fails_cleanly_when_the_
     //    CPU work, the pool reconnects, the run finishes and registers its
     //    version. (Killing the lock's session stops a run: see
     //    a_stage_whose_lock_session_dies_stops_with_exit_69.)
-    let mut run = weekly(&db);
+    let mut run = spawn_weekly_training(&db);
     assert!(
         until_or_exit(&mut run, Duration::from_secs(60), || epoch_recorded(&store)).await
             && run.exited().is_none(),
@@ -185,10 +184,10 @@ async fn weekly_training_survives_killed_connections_and_fails_cleanly_when_the_
     //    it fails with exit 69, the trained model is not left behind, no
     //    sample is marked used by it.
     let db2 = TestDb::postgres().unwrap();
-    let name2 = pg_name(&db2);
+    let name2 = db2.pg_name().to_string();
     let store2 = db2.store().await;
     seed_approved_samples(&store2, SAMPLES).await;
-    let mut run = weekly(&db2);
+    let mut run = spawn_weekly_training(&db2);
     assert!(
         until_or_exit(&mut run, Duration::from_secs(60), || epoch_recorded(
             &store2
@@ -221,7 +220,9 @@ async fn weekly_training_survives_killed_connections_and_fails_cleanly_when_the_
     );
 
     // The re-run (no --force: the threshold decides) converges.
-    let rerun = weekly(&db2).finish(Duration::from_secs(120)).await;
+    let rerun = spawn_weekly_training(&db2)
+        .finish(Duration::from_secs(120))
+        .await;
     assert_eq!(rerun.code(), Some(0), "{}", rerun.output());
     assert_eq!(
         training_state(&db2, &store2).await,
@@ -250,7 +251,7 @@ const EXPORTED: i64 = 100_000;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn export_connection_killed_mid_run_leaves_no_file_and_a_rerun_is_whole() {
     let Some(db) = TestDb::postgres() else { return };
-    let name = pg_name(&db);
+    let name = db.pg_name().to_string();
     let store = db.store().await;
     seed_approved_samples(&store, EXPORTED).await;
     let output = db.data_path().join("train.jsonl");
@@ -322,34 +323,18 @@ async fn run_export(db: &TestDb, output: &str) -> Finished {
     run(db, &["export", "--output", output]).await
 }
 
-/// A Label Studio that knows the key but never answers anything else, so
-/// a sync holds its stage lock for as long as the test wants.
-async fn hanging_label_studio() -> String {
-    use axum::routing::{any, get};
-    let app = axum::Router::new()
-        .route(
-            "/api/current-user/whoami",
-            get(|| async { axum::Json(serde_json::json!({"id": 1, "email": "ops@example.com"})) }),
-        )
-        .fallback(any(std::future::pending::<()>));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    url
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stage_whose_lock_session_dies_stops_with_exit_69() {
     let Some(db) = TestDb::postgres() else { return };
-    let name = pg_name(&db);
+    let name = db.pg_name().to_string();
     let store = db.store().await;
-    let url = hanging_label_studio().await;
+    // A Label Studio that knows the key but never answers what the sync
+    // asks next, so the sync holds its stage lock for as long as the test wants.
+    let key = "0123456789abcdef0123456789abcdef01234567";
+    let fake = FakeLabelStudio::with_fault(key, Fault::Hang, Where::Project).await;
     let env = [
-        ("LABEL_STUDIO_URL", url.as_str()),
-        (
-            "LABEL_STUDIO_API_KEY",
-            "0123456789abcdef0123456789abcdef01234567",
-        ),
+        ("LABEL_STUDIO_URL", fake.url.as_str()),
+        ("LABEL_STUDIO_API_KEY", key),
         ("LABEL_STUDIO_PROJECT_ID", "7"),
     ];
     let mut run = spawn(&db, &["label-studio-sync"], &env);

@@ -11,20 +11,23 @@
 //! half-written, and a re-run (or the same serve) converges once there is
 //! room again.
 
-mod capture_support;
-mod common;
-
-mod faults_support;
+mod support;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use capture_support::{client, install_rules_model};
-use common::{Backend, TestDb};
-use faults_support::*;
-use flywheel::storage::Backend as Pool;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use support::environment::files_under;
+use support::fixtures::{
+    DAY, install_rules_model, seed_approved_samples, seed_conversations, stored_texts,
+};
+use support::processes::{
+    lift_limit, run, run_limited, run_with_full_dir, spawn_limited, until_or_exit,
+};
+use support::serve::client;
+use support::state::{assert_capture_invariants, capture_state, clean_capture_state, job_runs};
+use support::{Backend, TestDb};
 
 const CONVERSATIONS: i64 = 2_000;
 const BATCH: usize = 200;
@@ -41,7 +44,7 @@ async fn daily_capture_on_a_full_disk_fails_cleanly_and_a_rerun_converges() {
             // Start from an empty WAL, as a database that has been idle
             // does: what a full disk refuses is then this run's writes, not
             // whatever seeding left in the log.
-            common::exec(&store, "PRAGMA wal_checkpoint(TRUNCATE)").await;
+            support::exec(&store, "PRAGMA wal_checkpoint(TRUNCATE)").await;
         }
         store.close().await;
         let batch = BATCH.to_string();
@@ -188,7 +191,7 @@ async fn serve_on_a_full_disk_answers_503_and_recovers_when_space_returns() {
     let store = db.store().await;
     install_rules_model(&db, &store).await;
     // An empty WAL: the room left is the same on every run.
-    common::exec(&store, "PRAGMA wal_checkpoint(TRUNCATE)").await;
+    support::exec(&store, "PRAGMA wal_checkpoint(TRUNCATE)").await;
     let mut serve = spawn_limited(
         &db,
         ROOM,
@@ -288,16 +291,7 @@ async fn serve_on_a_full_disk_answers_503_and_recovers_when_space_returns() {
     );
     drop(serve);
 
-    let rows: Vec<(i64, String)> = match store.backend() {
-        Pool::Sqlite(p) => {
-            sqlx::query_as("SELECT id, user_message FROM conversation_logs")
-                .fetch_all(p)
-                .await
-        }
-        Pool::Postgres(_) => unreachable!(),
-    }
-    .unwrap();
-    let stored: HashMap<i64, String> = rows.into_iter().collect();
+    let stored = stored_texts(&store).await;
     for (id, text) in &acked {
         assert_eq!(stored.get(id), Some(text), "acknowledged row {id} lost");
     }

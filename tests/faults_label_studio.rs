@@ -1,180 +1,31 @@
 //! Fault injection (issue 8): `flywheel label-studio-sync`, the real binary,
-//! against a scripted Label Studio (a small axum app) that answers 401, 429,
-//! 500, garbage or too slowly — first when the key is checked, then in the
-//! middle of a push. Each time: the documented exit code (78 for a refused
-//! key, 69 for the rest), nothing changed locally (samples still
-//! needs-review, no task confirmed), `job_runs` records the error, the key
-//! appears nowhere (stdout, stderr, the database, any file in the data dir);
-//! and a re-run against a healed server pushes every sample exactly once.
+//! against the tests' fake Label Studio answering 401, 429, 500, garbage or
+//! too slowly — first when the key is checked, then in the middle of a
+//! push. Each time: the documented exit code (78 for a refused key, 69 for
+//! the rest), nothing changed locally (samples still needs-review, no task
+//! confirmed), `job_runs` records the error, the key appears nowhere
+//! (stdout, stderr, the database, any file in the data dir); and a re-run
+//! against a healed server pushes every sample exactly once.
 //!
-//! The client's retries against the real Label Studio are in
+//! The client's retries against a misbehaving server are in
 //! label_studio_faults.rs; here the stage is what is under test. Every
 //! scenario runs at once on both backends: most of the time is backoff.
 
-mod capture_support;
-mod common;
-mod faults_support;
+mod support;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use common::{TestDb, exec};
-use faults_support::*;
-use serde_json::{Value, json};
+use serde_json::Value;
+use support::environment::files_under;
+use support::fake_label_studio::{FakeLabelStudio, Fault, Where};
+use support::processes::{Finished, Run, spawn};
+use support::state::job_runs;
+use support::{TestDb, exec, rows};
 
 /// A legacy token (`Authorization: Token …`), never to be printed.
 const KEY: &str = "f4u1t5ecret0123456789abcdef0123456789abc";
 const PROJECT: i64 = 7;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fault {
-    Unauthorized,
-    TooManyRequests,
-    ServerError,
-    Garbage,
-    Slow,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Where {
-    /// The first call: checking the key.
-    Whoami,
-    /// Importing the batch of tasks.
-    Import,
-}
-
-#[derive(Default)]
-struct Mock {
-    /// Faults stop when healed.
-    healed: AtomicBool,
-    fault: Mutex<Option<(Fault, Where)>>,
-    /// Imported tasks: task id → sample id.
-    tasks: Mutex<Vec<(i64, i64)>>,
-    /// Every Authorization header seen must carry the key (it is used, not leaked).
-    auth_ok: AtomicBool,
-}
-
-type Shared = Arc<Mock>;
-
-impl Mock {
-    fn fault_at(&self, at: Where) -> Option<Fault> {
-        if self.healed.load(Ordering::SeqCst) {
-            return None;
-        }
-        match *self.fault.lock().unwrap() {
-            Some((fault, w)) if w == at => Some(fault),
-            _ => None,
-        }
-    }
-}
-
-/// The faulty answer, or `None` to answer normally. A slow answer comes
-/// after the client's 1 s timeout.
-async fn faulty(fault: Option<Fault>) -> Option<Response> {
-    Some(match fault? {
-        Fault::Unauthorized => (
-            StatusCode::UNAUTHORIZED,
-            axum::Json(json!({"detail": "Invalid token."})),
-        )
-            .into_response(),
-        Fault::TooManyRequests => (
-            StatusCode::TOO_MANY_REQUESTS,
-            [("retry-after", "1")],
-            axum::Json(json!({"detail": "Request was throttled."})),
-        )
-            .into_response(),
-        Fault::ServerError => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "<h1>Server Error (500)</h1>",
-        )
-            .into_response(),
-        Fault::Garbage => (
-            StatusCode::OK,
-            "<html><title>Welcome to nginx</title>\u{0}\u{1}garbage",
-        )
-            .into_response(),
-        Fault::Slow => {
-            tokio::time::sleep(Duration::from_secs(4)).await; // the fault under test
-            return None;
-        }
-    })
-}
-
-async fn whoami(State(m): State<Shared>, headers: HeaderMap) -> Response {
-    if headers
-        .get("authorization")
-        .is_some_and(|h| h.to_str().unwrap_or_default() == format!("Token {KEY}"))
-    {
-        m.auth_ok.store(true, Ordering::SeqCst);
-    }
-    if let Some(answer) = faulty(m.fault_at(Where::Whoami)).await {
-        return answer;
-    }
-    axum::Json(json!({"id": 1, "email": "ops@example.com", "username": "ops"})).into_response()
-}
-
-async fn project() -> Response {
-    axum::Json(json!({"id": PROJECT, "title": "Flywheel intent review", "label_config": "<View/>", "model_version": ""}))
-        .into_response()
-}
-
-async fn import(State(m): State<Shared>, axum::Json(body): axum::Json<Value>) -> Response {
-    let fault = m.fault_at(Where::Import);
-    // A slow server still imports: only its answer is late.
-    let processed = matches!(fault, None | Some(Fault::Slow));
-    let mut ids = Vec::new();
-    if processed {
-        let mut tasks = m.tasks.lock().unwrap();
-        for task in body.as_array().unwrap() {
-            let id = 1000 + tasks.len() as i64;
-            tasks.push((id, task["data"]["sample_id"].as_i64().unwrap()));
-            ids.push(id);
-        }
-    }
-    if let Some(answer) = faulty(fault).await {
-        return answer;
-    }
-    axum::Json(json!({"task_count": ids.len(), "task_ids": ids})).into_response()
-}
-
-async fn list_tasks(State(m): State<Shared>) -> Response {
-    let tasks: Vec<Value> = m
-        .tasks
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(id, sample)| {
-            json!({"id": id, "data": {"sample_id": sample}, "annotations": [],
-                   "created_at": "2026-03-10T12:00:00Z", "updated_at": "2026-03-10T12:00:00Z"})
-        })
-        .collect();
-    axum::Json(json!({"total": tasks.len(), "tasks": tasks})).into_response()
-}
-
-async fn serve_mock(fault: Fault, at: Where) -> (String, Shared) {
-    let mock = Shared::default();
-    *mock.fault.lock().unwrap() = Some((fault, at));
-    let app = Router::new()
-        .route("/api/current-user/whoami", get(whoami))
-        .route(
-            &format!("/api/projects/{PROJECT}"),
-            get(project).patch(project),
-        )
-        .route(&format!("/api/projects/{PROJECT}/import"), post(import))
-        .route("/api/tasks", get(list_tasks))
-        .with_state(mock.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, mock)
-}
 
 const QUEUE: [(&str, &str); 3] = [
     ("pizza bhejo jaldi", "order_food"),
@@ -213,8 +64,7 @@ struct Scenario {
     db: TestDb,
     fault: Fault,
     at: Where,
-    mock: Shared,
-    url: String,
+    fake: FakeLabelStudio,
 }
 
 impl Scenario {
@@ -223,7 +73,7 @@ impl Scenario {
     }
 
     fn expected_exit(&self) -> i32 {
-        match self.fault {
+        match &self.fault {
             Fault::Unauthorized => 78,
             _ => 69,
         }
@@ -232,15 +82,13 @@ impl Scenario {
 
 /// (sample text, review_status, label_studio_tasks.sync_state or "")
 async fn local_state(db: &TestDb) -> Vec<(String, String, String)> {
-    use flywheel::storage::Backend as Pool;
-    const SQL: &str = "SELECT s.text, s.review_status, COALESCE(t.sync_state, '') \
-        FROM training_samples s LEFT JOIN label_studio_tasks t ON t.sample_id = s.id ORDER BY s.text";
     let store = db.store().await;
-    let rows = match store.backend() {
-        Pool::Sqlite(p) => sqlx::query_as(SQL).fetch_all(p).await,
-        Pool::Postgres(p) => sqlx::query_as(SQL).fetch_all(p).await,
-    }
-    .unwrap();
+    let rows = rows(
+        &store,
+        "SELECT s.text, s.review_status, COALESCE(t.sync_state, '') \
+         FROM training_samples s LEFT JOIN label_studio_tasks t ON t.sample_id = s.id ORDER BY s.text",
+    )
+    .await;
     store.close().await;
     rows
 }
@@ -276,18 +124,17 @@ async fn label_studio_faults_change_nothing_and_a_rerun_pushes_each_sample_once(
     for (fault, at) in faults {
         for db in TestDb::all() {
             seed_queue(&db).await;
-            let (url, mock) = serve_mock(fault, at).await;
+            let fake = FakeLabelStudio::with_fault(KEY, fault.clone(), at).await;
             scenarios.push(Scenario {
                 db,
-                fault,
+                fault: fault.clone(),
                 at,
-                mock,
-                url,
+                fake,
             });
         }
     }
     // Every faulty sync at once: the retries' backoff overlaps.
-    let runs: Vec<Run> = scenarios.iter().map(|s| sync(&s.db, &s.url)).collect();
+    let runs: Vec<Run> = scenarios.iter().map(|s| sync(&s.db, &s.fake.url)).collect();
     let started = std::time::Instant::now();
     let mut outs = Vec::new();
     for run in runs {
@@ -308,10 +155,7 @@ async fn label_studio_faults_change_nothing_and_a_rerun_pushes_each_sample_once(
             "{name}: the error names Label Studio: {}",
             out.output()
         );
-        assert!(
-            s.mock.auth_ok.load(Ordering::SeqCst),
-            "{name}: the key was sent"
-        );
+        assert!(s.fake.authorized() > 0, "{name}: the key was sent");
         assert_key_nowhere(s, out);
         let local = local_state(&s.db).await;
         assert_eq!(local.len(), QUEUE.len(), "{name}: {local:?}");
@@ -322,6 +166,7 @@ async fn label_studio_faults_change_nothing_and_a_rerun_pushes_each_sample_once(
             let allowed: &[&str] = match s.at {
                 Where::Whoami => &[""],
                 Where::Import => &["pushing"],
+                other => unreachable!("no fault injected at {other:?}"),
             };
             assert!(
                 allowed.contains(&sync_state.as_str()),
@@ -343,9 +188,9 @@ async fn label_studio_faults_change_nothing_and_a_rerun_pushes_each_sample_once(
     // Healed: one re-run each pushes every sample exactly once, including
     // the batch a slow server imported without answering in time.
     for s in &scenarios {
-        s.mock.healed.store(true, Ordering::SeqCst);
+        s.fake.heal();
     }
-    let runs: Vec<Run> = scenarios.iter().map(|s| sync(&s.db, &s.url)).collect();
+    let runs: Vec<Run> = scenarios.iter().map(|s| sync(&s.db, &s.fake.url)).collect();
     let started = std::time::Instant::now();
     let mut reruns = Vec::new();
     for run in runs {
@@ -364,8 +209,8 @@ async fn label_studio_faults_change_nothing_and_a_rerun_pushes_each_sample_once(
             "{name}: {local:?}"
         );
         let mut per_sample: HashMap<i64, usize> = HashMap::new();
-        for (_, sample) in s.mock.tasks.lock().unwrap().iter() {
-            *per_sample.entry(*sample).or_default() += 1;
+        for (_, sample) in s.fake.tasks() {
+            *per_sample.entry(sample).or_default() += 1;
         }
         assert_eq!(per_sample.len(), QUEUE.len(), "{name}: {per_sample:?}");
         assert!(

@@ -6,15 +6,19 @@
 //! runs are `crashed` in job_runs, and the state is exactly a clean run's.
 //! (`serve` under load is killed in capture_kill.rs.)
 
-mod capture_support;
-mod common;
-mod faults_support;
+mod support;
 
 use std::time::Duration;
 
-use common::TestDb;
-use faults_support::*;
 use rand::Rng;
+use support::fixtures::{DAY, seed_approved_samples, seed_conversations};
+use support::processes::{fault_rng, run, spawn, spawn_weekly_training, until_or_exit};
+use support::state::{
+    assert_capture_invariants, assert_training_report_whole, capture_state, clean_capture_state,
+    clean_training_state, job_runs, last_job_run_id, new_run_running, stage_running,
+    training_state,
+};
+use support::{Exits, TestDb, scalar};
 
 const CONVERSATIONS: i64 = 20_000;
 const BATCH: usize = 200;
@@ -159,14 +163,6 @@ async fn marked(store: &flywheel::storage::Store) -> i64 {
 
 const SAMPLES: i64 = 300;
 
-fn weekly(db: &TestDb) -> Run {
-    spawn(
-        db,
-        &["weekly-training", "--min-samples", "100", "--json"],
-        &[("FLYWHEEL_TRAINING__EPOCHS", "12")],
-    )
-}
-
 /// Where weekly training is killed.
 #[derive(Debug, Clone, Copy)]
 enum Point {
@@ -216,7 +212,7 @@ async fn weekly_training_killed_at_a_random_point_converges() {
             3 => Point::ModelSaved,
             _ => Point::ModelInPlace,
         };
-        let mut run = weekly(&db);
+        let mut run = spawn_weekly_training(&db);
         let at = until_or_exit(&mut run, Duration::from_secs(120), || {
             reached(&db, &store, point)
         })
@@ -238,7 +234,9 @@ async fn weekly_training_killed_at_a_random_point_converges() {
             assert_eq!(out.status.code(), None, "ended by SIGKILL");
         }
 
-        let rerun = weekly(&db).finish(Duration::from_secs(120)).await;
+        let rerun = spawn_weekly_training(&db)
+            .finish(Duration::from_secs(120))
+            .await;
         assert_eq!(rerun.code(), Some(0), "{}", rerun.output());
         assert_eq!(
             training_state(&db, &store).await,
@@ -265,7 +263,7 @@ async fn weekly_training_killed_at_a_random_point_converges() {
 #[test]
 fn weekly_training_replaces_a_model_a_killed_run_never_registered() {
     for db in TestDb::all() {
-        common::block_on({
+        support::block_on({
             let config = db.config();
             async move {
                 let store = flywheel::storage::open(&config).await.unwrap();
@@ -276,18 +274,10 @@ fn weekly_training_replaces_a_model_a_killed_run_never_registered() {
         let orphan = db.data_path().join("models/router-v1.0.0");
         std::fs::create_dir_all(&orphan).unwrap();
         std::fs::write(orphan.join("model.safetensors"), b"half a model").unwrap();
-        let out = db
-            .cmd()
+        db.cmd()
             .args(["weekly-training", "--min-samples", "100"])
             .env("FLYWHEEL_TRAINING__EPOCHS", "3")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{:?}: {}",
-            db.backend,
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .succeeds();
         assert_ne!(
             std::fs::read(orphan.join("model.safetensors")).ok(),
             Some(b"half a model".to_vec()),
@@ -295,7 +285,7 @@ fn weekly_training_replaces_a_model_a_killed_run_never_registered() {
         );
         let config = db.config();
         let db_ref = &db;
-        let state = common::block_on(async move {
+        let state = support::block_on(async move {
             let store = flywheel::storage::open(&config).await.unwrap();
             let versions = scalar(&store, "SELECT COUNT(*) FROM model_versions").await;
             store.close().await;

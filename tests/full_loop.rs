@@ -4,18 +4,19 @@
 //! weekly-training registers router-v1.1.0 → canary at 10 % splits serve's
 //! traffic → production → rollback restores router-v1.0.0.
 
-mod capture_support;
-mod common;
+mod support;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use capture_support::{Server, client, count, eventually, flywheel};
-use common::{TestDb, scalar};
 use flywheel::domain::ReviewVerdict;
 use flywheel::storage::samples::ReviewDecision;
 use flywheel::storage::{Store, Timestamp};
 use serde_json::{Value, json};
+use support::fixtures::count;
+use support::processes::eventually;
+use support::serve::{Server, client};
+use support::{Exits, TestDb, scalar};
 
 /// Training in a test build is unoptimised; a few epochs are enough for the
 /// loop. With one human review there are too few gold items to judge, so
@@ -24,7 +25,8 @@ use serde_json::{Value, json};
 const ENV: [(&str, &str); 1] = [("FLYWHEEL_TRAINING__EPOCHS", "4")];
 
 fn run(db: &TestDb, args: &[&str]) -> Value {
-    let output = flywheel(db)
+    let output = db
+        .command()
         .envs(ENV)
         .arg("--json")
         .args(args)
@@ -122,16 +124,10 @@ async fn the_whole_loop_runs_from_a_fresh_install() {
 
         // 2. Synthetic users talk to it.
         let target = server.url("");
-        let simulate = flywheel(&db)
+        db.command()
             .args(["simulate", "--rate", "60", "--duration", "3s", "--target"])
             .arg(target.trim_end_matches('/'))
-            .output()
-            .unwrap();
-        assert!(
-            simulate.status.success(),
-            "{}",
-            String::from_utf8_lossy(&simulate.stderr)
-        );
+            .succeeds();
         let captured = count(&store, "model_version = 'router-v1.0.0'").await;
         assert!(captured >= 100, "only {captured} conversations captured");
 

@@ -4,16 +4,16 @@
 //! to exactly the values written; an unknown key is refused naming it; a
 //! value of the wrong type is refused naming the line and the dotted key.
 
-mod fuzz_support;
+mod support;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use flywheel::config::{Config, LoadOptions, LoadedConfig, Origin};
 use flywheel::error::{Error, ErrorKind};
-use fuzz_support::{config, mutation, tricky_string};
 use proptest::prelude::*;
 use serde_json::Value as Json;
+use support::fuzz::{config, mutation, tricky_string};
 use toml::{Table, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -523,7 +523,7 @@ fn hostile_env() -> impl Strategy<Value = HashMap<String, String>> {
     ];
     let value = prop_oneof![
         tricky_string(20),
-        fuzz_support::json_number_text(),
+        support::fuzz::json_number_text(),
         Just("[1, 2".to_string()),
         Just("{a = 1}".to_string()),
         Just("\"unterminated".to_string()),

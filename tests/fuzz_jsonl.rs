@@ -4,7 +4,7 @@
 //! when the line is a JSON object); valid generated lines read back with the
 //! fields written.
 
-mod fuzz_support;
+mod support;
 
 use std::sync::OnceLock;
 
@@ -17,11 +17,12 @@ use flywheel::jobs::{self, Launch, Trigger};
 use flywheel::lang::Language;
 use flywheel::stages::samples_import::{ImportSource, validate};
 use flywheel::storage::Store;
-use fuzz_support::{
-    config, json_number_text, json_value, mutation, tricky_string, utterance, without_nul,
-};
 use proptest::prelude::*;
 use serde_json::{Value, json};
+use support::fuzz::{
+    config, installation, json_number_text, json_value, mutation, runtime, tricky_string,
+    utterance, without_nul,
+};
 
 const LANGUAGES: &[(&str, Language)] = &[
     ("en", Language::En),
@@ -113,7 +114,7 @@ fn hostile_line() -> impl Strategy<Value = Vec<u8>> {
         1 => prop::collection::vec(any::<u8>(), 0..40),
         1 => tricky_string(30).prop_map(String::into_bytes),
         1 => json_number_text().prop_map(|n| format!("{{\"text\": \"x\", \"intent\": \"i\", \"confidence\": {n}}}").into_bytes()),
-        1 => (1usize..200).prop_map(|d| fuzz_support::deep_nesting(d).into_bytes()),
+        1 => (1usize..200).prop_map(|d| support::fuzz::deep_nesting(d).into_bytes()),
         1 => Just(Vec::new()),
         1 => Just(b" \t\r".to_vec()),
     ]
@@ -420,16 +421,8 @@ impl IngestFixture {
 fn fixture() -> &'static IngestFixture {
     static FIXTURE: OnceLock<IngestFixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let config = Config {
-            data_dir: dir.path().to_path_buf(),
-            ..Config::default()
-        };
+        let (dir, config) = installation();
+        let runtime = runtime(1);
         let store = runtime
             .block_on(flywheel::storage::open(&config))
             .expect("store");

@@ -5,15 +5,11 @@
 //! with annotations always gets exactly one decision, the latest
 //! annotation's; garbage is an error that names the call.
 
-mod fuzz_support;
+mod support;
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
 use chrono::{DateTime, TimeZone, Utc};
 use flywheel::domain::ReviewVerdict;
 use flywheel::error::ErrorKind;
@@ -21,10 +17,11 @@ use flywheel::review::label_studio::{
     ClientOptions, Decision, LabelStudioClient, ModelPrediction, NewTask, REJECT_CHOICE,
     TIMESTAMP_FORMAT, TaskWithAnnotations, Unusable, decide, decode_task_page,
 };
-use fuzz_support::{config, json_value, mutation, tricky_string};
 use proptest::prelude::*;
 use secrecy::SecretString;
 use serde_json::{Value, json};
+use support::fake_label_studio::FakeLabelStudio;
+use support::fuzz::{config, json_value, mutation, runtime, tricky_string};
 
 const PREDICTED: &str = "order_food";
 const KNOWN: &[&str] = &["order_food", "greet", "bye", "track_order"];
@@ -102,15 +99,15 @@ fn annotation(id: i64) -> impl Strategy<Value = GenAnnotation> {
                     null && choices.is_empty() && junk.is_empty() && corrected.is_none() && !other;
                 GenAnnotation {
                     id,
+                    result_null,
                     choices,
                     junk,
+                    other_region: other,
                     corrected,
                     cancelled,
                     completed_by,
                     created_at,
                     updated_at,
-                    result_null,
-                    other_region: other,
                 }
             },
         )
@@ -367,39 +364,19 @@ proptest! {
 
 // ---- the client against a server answering anything ------------------------
 
-/// What the local server answers next: a status and a body.
-type Scripted = Arc<Mutex<(u16, Vec<u8>)>>;
-
 struct Fixture {
     runtime: tokio::runtime::Runtime,
-    answer: Scripted,
+    server: FakeLabelStudio,
     client: LabelStudioClient,
 }
+
+const KEY: &str = "0123456789abcdef0123456789abcdef01234567";
 
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let answer: Scripted = Arc::new(Mutex::new((200, b"{}".to_vec())));
-        let url = runtime.block_on(async {
-            let app = Router::new()
-                .fallback(|State(answer): State<Scripted>| async move {
-                    let (status, body) = answer.lock().expect("lock").clone();
-                    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-                    (status, [("content-type", "application/json")], body).into_response()
-                })
-                .with_state(answer.clone());
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind");
-            let url = format!("http://{}", listener.local_addr().expect("addr"));
-            tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
-            url
-        });
+        let runtime = runtime(1);
+        let server = runtime.block_on(FakeLabelStudio::start(KEY));
         let options = ClientOptions {
             timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(1),
@@ -407,11 +384,11 @@ fn fixture() -> &'static Fixture {
             backoff_base: Duration::from_millis(1),
             backoff_max: Duration::from_millis(1),
         };
-        let key = SecretString::from("0123456789abcdef0123456789abcdef01234567".to_string());
-        let client = LabelStudioClient::new(&url, key, options).expect("client");
+        let client =
+            LabelStudioClient::new(&server.url, SecretString::from(KEY), options).expect("client");
         Fixture {
             runtime,
-            answer,
+            server,
             client,
         }
     })
@@ -450,7 +427,7 @@ proptest! {
         call in 0usize..4,
     ) {
         let f = fixture();
-        *f.answer.lock().expect("lock") = (status, body.clone());
+        f.server.answer_everything(status, body.clone());
         let (result, what): (Result<(), flywheel::Error>, &str) = f.runtime.block_on(async {
             match call {
                 0 => (f.client.tasks_updated_since(7, None).await.map(|tasks| {
@@ -475,7 +452,7 @@ proptest! {
         });
         if let Err(err) = result {
             prop_assert!(err.message().contains(what), "{:?}: {}", err.kind(), err.message());
-            prop_assert!(!err.message().contains("0123456789abcdef0123456789abcdef01234567"));
+            prop_assert!(!err.message().contains(KEY));
             if (200..300).contains(&status) {
                 prop_assert_eq!(err.kind(), ErrorKind::Unavailable, "{}", err.message());
             }

@@ -8,14 +8,14 @@
 //! oracle below is a regular expression over Unicode `\d` (general category
 //! Nd), independent of the scanner in `src/privacy.rs`.
 
-mod fuzz_support;
+mod support;
 
 use std::sync::OnceLock;
 
 use flywheel::privacy::{PrivacyConfig, Redactor};
-use fuzz_support::config;
 use proptest::prelude::*;
 use regex::Regex;
+use support::fuzz::config;
 
 /// Zero of each digit script the generators draw from (all general category Nd).
 const ZEROS: &[char] = &[

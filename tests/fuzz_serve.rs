@@ -5,7 +5,7 @@
 //! body — random bytes, arbitrary JSON, a valid request mutated — the answer
 //! is 2xx or 4xx, never 5xx; a 400 for a JSON body names the field.
 
-mod fuzz_support;
+mod support;
 
 use std::sync::{Arc, OnceLock, RwLock};
 
@@ -19,12 +19,13 @@ use flywheel::capture::metrics::Metrics;
 use flywheel::capture::record::{ClassifyRequest, FeedbackRequest, conversation_record};
 use flywheel::capture::user_hash::UserHasher;
 use flywheel::capture::writer::{WriteQueue, WriterOptions};
-use flywheel::config::Config;
 use flywheel::lang::Language;
-use fuzz_support::{config, json_value, mutation, tricky_string, utterance, without_nul};
 use http_body_util::BodyExt;
 use proptest::prelude::*;
 use serde_json::{Value, json};
+use support::fuzz::{
+    config, installation, json_value, mutation, runtime, tricky_string, utterance, without_nul,
+};
 use tower::ServiceExt;
 
 /// A stand-in model: always the same intent, the language given or `en`.
@@ -54,16 +55,8 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let config = Config {
-            data_dir: dir.path().to_path_buf(),
-            ..Config::default()
-        };
+        let (dir, config) = installation();
+        let runtime = runtime(2);
         let app = runtime.block_on(async {
             let store = flywheel::storage::open(&config).await.expect("store");
             let metrics = Arc::new(Metrics::default());
@@ -366,7 +359,7 @@ proptest! {
 fn example_deep_nesting_is_a_400_not_a_crash() {
     for route in ROUTES {
         for depth in [100, 127, 128, 129, 10_000] {
-            let body = fuzz_support::deep_nesting(depth).into_bytes();
+            let body = support::fuzz::deep_nesting(depth).into_bytes();
             let (status, answer) = post(route, body.clone());
             assert!(
                 status.is_client_error(),

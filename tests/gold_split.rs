@@ -4,11 +4,12 @@
 //! exported test split holds gold samples only, and too few gold items
 //! register a candidate only with `--force`.
 
-mod common;
+mod support;
 
-use common::{TestDb, block_on, exec, json_stdout};
 use flywheel::gold::in_test_split;
 use flywheel::storage::Store;
+use support::fixtures::promote_to_production;
+use support::{Exits, TestDb, block_on, column, exec, json_stdout};
 
 const INTENTS: [(&str, &[&str]); 4] = [
     (
@@ -59,15 +60,11 @@ async fn add(store: &Store, source: &str, tag: &str, count: usize) {
 }
 
 async fn ids_of(store: &Store, source: &str) -> Vec<i64> {
-    let sql = format!("SELECT id FROM training_samples WHERE source = '{source}' ORDER BY id");
-    match store.backend() {
-        flywheel::storage::Backend::Sqlite(pool) => {
-            sqlx::query_scalar(&sql).fetch_all(pool).await.unwrap()
-        }
-        flywheel::storage::Backend::Postgres(pool) => {
-            sqlx::query_scalar(&sql).fetch_all(pool).await.unwrap()
-        }
-    }
+    column(
+        store,
+        &format!("SELECT id FROM training_samples WHERE source = '{source}' ORDER BY id"),
+    )
+    .await
 }
 
 fn weekly(db: &TestDb, args: &[&str]) -> serde_json::Value {
@@ -76,13 +73,7 @@ fn weekly(db: &TestDb, args: &[&str]) -> serde_json::Value {
         .arg("weekly-training")
         .args(args)
         .arg("--json")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .succeeds();
     json_stdout(&out)["result"].clone()
 }
 
@@ -171,29 +162,16 @@ fn auto_approved_labels_train_but_never_judge() {
 #[test]
 fn too_few_gold_items_register_a_candidate_only_with_force() {
     for db in TestDb::all() {
-        let config = db.config();
-        block_on(async move {
-            let store = flywheel::storage::open(&config).await.unwrap();
+        db.with_store(move |store| async move {
             add(&store, "auto", "a", 200).await;
             add(&store, "human", "h", 12).await;
-            store.close().await;
         });
         // No production yet: nothing to compare with, a human decides.
         let first = weekly(&db, &["--force"]);
         assert_eq!(first["status"], "testing", "{first}");
         assert_eq!(first["reason"], "no production model to compare with");
-        let config = db.config();
-        block_on(async move {
-            let store = flywheel::storage::open(&config).await.unwrap();
-            flywheel::lifecycle::promote(
-                &store,
-                "router-v1.0.0",
-                flywheel::lifecycle::Target::Production,
-                "t",
-            )
-            .await
-            .unwrap();
-            store.close().await;
+        db.with_store(move |store| async move {
+            promote_to_production(&store, "router-v1.0.0").await;
         });
 
         let judged = weekly(&db, &["--min-samples", "0"]);

@@ -4,20 +4,19 @@
 //! 1 MiB naming it, take the same intent names (`order food 🍕`,
 //! `खाना_ऑर्डर`), and show text in their messages as text.
 
-mod common;
-mod fuzz_support;
+mod support;
 
 use std::path::{Path, PathBuf};
 
 use chrono::Utc;
-use common::{TestDb, block_on, scalar};
 use flywheel::capture::record::conversation_record;
 use flywheel::capture::user_hash::UserHasher;
 use flywheel::dataset::parse_record;
 use flywheel::stages::samples_import::{ImportSource, validate};
-use fuzz_support::{config, tricky_string};
 use proptest::prelude::*;
 use serde_json::json;
+use support::fuzz::{config, tricky_string};
+use support::{TestDb, scalar};
 
 const BOM: &str = "\u{feff}";
 
@@ -78,9 +77,7 @@ fn a_byte_order_mark_at_the_start_is_accepted_by_every_reader() {
         );
         assert_eq!(code, 0, "{stderr}");
 
-        let config = db.config();
-        block_on(async move {
-            let store = flywheel::storage::open(&config).await.unwrap();
+        db.with_store(move |store| async move {
             assert_eq!(
                 scalar(&store, "SELECT COUNT(*) FROM training_samples").await,
                 24
@@ -89,7 +86,6 @@ fn a_byte_order_mark_at_the_start_is_accepted_by_every_reader() {
                 scalar(&store, "SELECT COUNT(*) FROM conversation_logs").await,
                 1
             );
-            store.close().await;
         });
     }
 }
@@ -154,16 +150,13 @@ fn samples_import_takes_the_intents_ingest_takes_and_prints_them_as_text() {
         );
         let (code, stderr) = run(&db, &["ingest"], &file);
         assert_eq!(code, 0, "{stderr}");
-        let config = db.config();
-        block_on(async move {
-            let store = flywheel::storage::open(&config).await.unwrap();
+        db.with_store(move |store| async move {
             let stored = scalar(
                 &store,
                 "SELECT COUNT(*) FROM training_samples WHERE intent IN ('order food 🍕', 'खाना_ऑर्डर', 'track.order:v2')",
             )
             .await;
             assert_eq!(stored, 3);
-            store.close().await;
         });
 
         // A contradiction between two Devanagari labels is shown as text.

@@ -4,15 +4,15 @@
 //! with exactly one task per sample — none lost, none duplicated — and every
 //! sample in exactly one state.
 
-mod common;
 mod support;
 
 use std::collections::HashSet;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{TestDb, exec, json_stdout, scalar};
 use serde_json::Value;
+use support::backends::numbers;
+use support::{Exits, TestDb, exec, json_stdout, scalar};
 
 const SAMPLES: i64 = 1200;
 
@@ -30,21 +30,15 @@ fn a_push_killed_midway_resumes_without_duplicates_or_losses() {
     for db in TestDb::all() {
         let store = runtime.block_on(db.store());
         runtime.block_on(async {
-            // One statement: a recursive CTE (SQLite) / generate_series (PostgreSQL).
-            let numbers = if store.is_postgres() {
-                format!("SELECT i FROM generate_series(1, {SAMPLES}) AS s(i)")
-            } else {
-                format!(
-                    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {SAMPLES}) SELECT i FROM n"
-                )
-            };
+            // One statement.
             exec(
                 &store,
                 &format!(
                     "INSERT INTO training_samples (text, normalized_text, intent, predicted_intent, \
                        predicted_by_version, language, source, confidence, review_status, priority) \
                      SELECT 'kill test ' || i, 'kill test ' || i, 'order_food', 'order_food', \
-                       'router-v1.0.0', 'en', 'auto', 0.6, 'needs-review', 2 + 3 * (i % 2) FROM ({numbers}) AS n"
+                       'router-v1.0.0', 'en', 'auto', 0.6, 'needs-review', 2 + 3 * (i % 2) FROM {}",
+                    numbers(&store, SAMPLES)
                 ),
             )
             .await;
@@ -52,19 +46,11 @@ fn a_push_killed_midway_resumes_without_duplicates_or_losses() {
 
         // Small batches, so the kill lands while the push is under way.
         let sync = |extra: &[&str]| {
-            let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("flywheel"));
-            cmd.env_clear()
-                .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-                .env("HOME", db.data_path())
-                .env("LABEL_STUDIO_URL", &ls.url)
+            let mut cmd = db.command();
+            cmd.env("LABEL_STUDIO_URL", &ls.url)
                 .env("LABEL_STUDIO_API_KEY", &ls.pat)
                 .env("FLYWHEEL_LABEL_STUDIO__BATCH_SIZE", "50")
-                .arg("--data-dir")
-                .arg(db.data_path());
-            if let Some(url) = &db.database_url {
-                cmd.arg("--database-url").arg(url);
-            }
-            cmd.args(["--json", "label-studio-sync", "--push-only"])
+                .args(["--json", "label-studio-sync", "--push-only"])
                 .args(extra);
             cmd
         };
@@ -110,12 +96,7 @@ fn a_push_killed_midway_resumes_without_duplicates_or_losses() {
         assert!(confirmed_before < SAMPLES, "nothing was left to resume");
 
         // The re-run reconciles the in-flight batch and pushes the rest.
-        let output = sync(&[]).output().unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        let output = sync(&[]).succeeds();
         let report = json_stdout(&output)["sync"].clone();
         let project = report["project_id"].as_i64().unwrap();
         let resumed = report["pushed"].as_i64().unwrap() + report["reconciled"].as_i64().unwrap();

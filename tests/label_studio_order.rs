@@ -5,14 +5,13 @@
 //! tasks whose place changed. An annotator takes every task from
 //! `/api/projects/{id}/next` and the sequence must be the product's.
 
-mod common;
 mod support;
 
-use common::{TestDb, block_on, exec, json_stdout, scalar};
 use flywheel::review::label_studio::{REVIEW_ORDER_VERSION, UNCERTAINTY_SAMPLING};
 use flywheel::review::order::review_order;
 use flywheel::storage::Store;
 use serde_json::Value;
+use support::{Exits, TestDb, block_on, exec, json_stdout, scalar};
 
 /// A sample waiting for review (`needs-review`), or, with `audited_minutes_ago`,
 /// an auto-approved one whose conversation was drawn for audit then.
@@ -64,13 +63,7 @@ fn sync(db: &TestDb, url: &str, key: &str) -> Value {
         .env("FLYWHEEL_AUDIT__SHARE", SHARE.to_string())
         .env("LABEL_STUDIO_URL", url)
         .env("LABEL_STUDIO_API_KEY", key)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "sync failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .succeeds();
     let report = json_stdout(&out)["sync"].clone();
     assert_eq!(report["errors"], serde_json::json!([]), "{report}");
     report
@@ -78,11 +71,8 @@ fn sync(db: &TestDb, url: &str, key: &str) -> Value {
 
 /// The sample ids of what waits in `project`, in the product's order.
 fn product_order(db: &TestDb, project: i64) -> Vec<i64> {
-    let config = db.config();
-    block_on(async move {
-        let store = flywheel::storage::open(&config).await.unwrap();
+    db.with_store(move |store| async move {
         let tasks = store.waiting_tasks(project).await.unwrap();
-        store.close().await;
         review_order(tasks, SHARE)
             .iter()
             .map(|t| t.sample_id)
@@ -123,15 +113,12 @@ fn the_labelling_stream_serves_the_product_order_across_weeks() {
     };
     for db in TestDb::all() {
         // Week 1: three uncertain samples, two audits.
-        let config = db.config();
-        block_on(async move {
-            let store = flywheel::storage::open(&config).await.unwrap();
+        db.with_store(move |store| async move {
             sample(&store, "w1 a", 5, 1, None).await;
             sample(&store, "w1 b", 5, 2, None).await;
             sample(&store, "w1 c", 2, 1, None).await;
             sample(&store, "w1 d", 5, 1, Some(60)).await;
             sample(&store, "w1 e", 5, 1, Some(30)).await;
-            store.close().await;
         });
         let first = sync(&db, &ls.url, &ls.pat);
         assert_eq!(first["pushed"], 5, "{first}");
@@ -153,13 +140,10 @@ fn the_labelling_stream_serves_the_product_order_across_weeks() {
         assert_eq!(sync(&db, &ls.url, &ls.pat)["reordered"], 0);
 
         // Week 2: more urgent uncertain samples and a newer audit arrive.
-        let config = db.config();
-        block_on(async move {
-            let store = flywheel::storage::open(&config).await.unwrap();
+        db.with_store(move |store| async move {
             sample(&store, "w2 f", 2, 5, None).await;
             sample(&store, "w2 g", 5, 9, None).await;
             sample(&store, "w2 h", 5, 1, Some(1)).await;
-            store.close().await;
         });
         let second = sync(&db, &ls.url, &ls.pat);
         assert_eq!(second["pushed"], 3, "{second}");

@@ -4,22 +4,27 @@
 //! later edit, reconcile an interrupted push without duplicates, and leave
 //! everything untouched when Label Studio is down.
 
-mod common;
 mod support;
 
 use std::time::Duration;
 
-use common::{TestDb, block_on, exec, json_stdout};
 use flywheel::review::label_studio::{ClientOptions, LabelStudioClient};
-use flywheel::storage::{Backend, Store};
+use flywheel::storage::Store;
 use secrecy::SecretString;
+use support::{Exits, TestDb, block_on, exec, json_stdout, rows, scalar};
 
-async fn rows(store: &Store, sql: &str) -> Vec<(String, String, String, Option<String>)> {
-    match store.backend() {
-        Backend::Sqlite(p) => sqlx::query_as(sql).fetch_all(p).await,
-        Backend::Postgres(p) => sqlx::query_as(sql).fetch_all(p).await,
-    }
-    .unwrap_or_else(|e| panic!("{sql}: {e}"))
+/// (text, review_status, intent, corrected_from) of the samples matching `filter`.
+async fn samples_where(
+    store: &Store,
+    filter: &str,
+) -> Vec<(String, String, String, Option<String>)> {
+    rows(
+        store,
+        &format!(
+            "SELECT text, review_status, intent, corrected_from FROM training_samples WHERE {filter}"
+        ),
+    )
+    .await
 }
 
 /// (text, predicted intent, priority, occurrences)
@@ -78,11 +83,8 @@ fn push_annotate_pull_reapply_and_reconcile() {
         return;
     };
     for db in TestDb::all() {
-        let config = db.config();
-        block_on(async move {
-            let store = flywheel::storage::open(&config).await.unwrap();
+        db.with_store(move |store| async move {
             seed_queue(&store).await;
-            store.close().await;
         });
 
         // Push: a project is created, every needs-review sample becomes a task.
@@ -104,24 +106,12 @@ fn push_annotate_pull_reapply_and_reconcile() {
         let config = db.config();
         let links: Vec<(i64, i64)> = block_on(async move {
             let store = flywheel::storage::open(&config).await.unwrap();
-            let links: Vec<(i64, i64)> = match store.backend() {
-                Backend::Sqlite(p) => {
-                    sqlx::query_as(
-                        "SELECT sample_id, task_id FROM label_studio_tasks ORDER BY task_id",
-                    )
-                    .fetch_all(p)
-                    .await
-                }
-                Backend::Postgres(p) => {
-                    sqlx::query_as(
-                        "SELECT sample_id, task_id FROM label_studio_tasks ORDER BY task_id",
-                    )
-                    .fetch_all(p)
-                    .await
-                }
-            }
-            .unwrap();
-            let in_review = rows(&store, "SELECT text, review_status, intent, corrected_from FROM training_samples WHERE review_status = 'in-review'").await;
+            let links: Vec<(i64, i64)> = rows(
+                &store,
+                "SELECT sample_id, task_id FROM label_studio_tasks ORDER BY task_id",
+            )
+            .await;
+            let in_review = samples_where(&store, "review_status = 'in-review'").await;
             assert_eq!(in_review.len(), 6);
             store.close().await;
             links
@@ -170,10 +160,8 @@ fn push_annotate_pull_reapply_and_reconcile() {
         assert_eq!(pulled["rejected"], 2);
         assert_eq!(pulled["disagreements"], 1);
 
-        let config = db.config();
-        block_on(async move {
-            let store = flywheel::storage::open(&config).await.unwrap();
-            let got = rows(&store, "SELECT text, review_status, intent, corrected_from FROM training_samples WHERE text LIKE 's%' ORDER BY id").await;
+        db.with_store(move |store| async move {
+            let got = samples_where(&store, "text LIKE 's%' ORDER BY id").await;
             let expect = [
                 ("approved", "order_food", None),
                 ("approved", "refund_request", Some("track_order")),
@@ -189,13 +177,8 @@ fn push_annotate_pull_reapply_and_reconcile() {
                     "{row:?}"
                 );
             }
-            let human: i64 = match store.backend() {
-                Backend::Sqlite(p) => sqlx::query_scalar("SELECT COUNT(*) FROM training_samples WHERE source = 'human' AND annotator LIKE 'label-studio:user/%'").fetch_one(p).await,
-                Backend::Postgres(p) => sqlx::query_scalar("SELECT COUNT(*) FROM training_samples WHERE source = 'human' AND annotator LIKE 'label-studio:user/%'").fetch_one(p).await,
-            }
-            .unwrap();
+            let human = scalar(&store, "SELECT COUNT(*) FROM training_samples WHERE source = 'human' AND annotator LIKE 'label-studio:user/%'").await;
             assert_eq!(human, 5);
-            store.close().await;
         });
 
         // An annotation edited later is re-applied; an unchanged one is not.
@@ -203,15 +186,12 @@ fn push_annotate_pull_reapply_and_reconcile() {
         let reapplied = ok_report(&sync(&db, &ls.url, &ls.pat, &["--pull-only"]));
         assert_eq!(reapplied["corrected"], 1, "{reapplied}");
         assert_eq!(reapplied["approved"], 0);
-        let config = db.config();
-        block_on(async move {
-            let store = flywheel::storage::open(&config).await.unwrap();
-            let s1 = rows(&store, "SELECT text, review_status, intent, corrected_from FROM training_samples WHERE text LIKE 's1 %'").await;
+        db.with_store(move |store| async move {
+            let s1 = samples_where(&store, "text LIKE 's1 %'").await;
             assert_eq!(
                 (s1[0].2.as_str(), s1[0].3.as_deref()),
                 ("greeting", Some("order_food"))
             );
-            store.close().await;
         });
 
         // A push interrupted between Label Studio's import and our commit:
@@ -277,32 +257,21 @@ fn unreachable_label_studio_or_a_wrong_key_changes_nothing() {
         return;
     };
     for db in TestDb::all() {
-        let config = db.config();
-        block_on(async move {
-            let store = flywheel::storage::open(&config).await.unwrap();
+        db.with_store(move |store| async move {
             seed_queue(&store).await;
-            store.close().await;
         });
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let down = db
-            .cmd()
+        db.cmd()
             .args(["label-studio-sync"])
             .env("LABEL_STUDIO_URL", format!("http://127.0.0.1:{port}"))
             .env("LABEL_STUDIO_API_KEY", &ls.pat)
             .env("FLYWHEEL_LABEL_STUDIO__TIMEOUT_SECS", "2")
             .timeout(Duration::from_secs(120))
-            .output()
-            .unwrap();
-        assert_eq!(
-            down.status.code(),
-            Some(69),
-            "{}",
-            String::from_utf8_lossy(&down.stderr)
-        );
+            .exits_with(69);
         let wrong_key = sync(
             &db,
             &ls.url,
@@ -319,10 +288,8 @@ fn unreachable_label_studio_or_a_wrong_key_changes_nothing() {
             !String::from_utf8_lossy(&wrong_key.stderr).contains("00000000000000"),
             "key leaked"
         );
-        let config = db.config();
-        block_on(async move {
-            let store = flywheel::storage::open(&config).await.unwrap();
-            let queued = rows(&store, "SELECT text, review_status, intent, corrected_from FROM training_samples WHERE review_status = 'needs-review'").await;
+        db.with_store(move |store| async move {
+            let queued = samples_where(&store, "review_status = 'needs-review'").await;
             assert_eq!(queued.len(), 6, "nothing changed locally");
             let runs = store.recent_job_runs(10).await.unwrap();
             assert_eq!(
@@ -331,7 +298,6 @@ fn unreachable_label_studio_or_a_wrong_key_changes_nothing() {
                     .count(),
                 2
             );
-            store.close().await;
         });
         assert!(!db.data_path().join("label-studio-project-id").exists());
     }
@@ -347,9 +313,7 @@ fn push_10k_needs_review_samples() {
         return;
     };
     let db = TestDb::sqlite();
-    let config = db.config();
-    block_on(async move {
-        let store = flywheel::storage::open(&config).await.unwrap();
+    db.with_store(move |store| async move {
         exec(
             &store,
             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10000) \
@@ -361,7 +325,6 @@ fn push_10k_needs_review_samples() {
                CASE WHEN i % 3 = 0 THEN 2 ELSE 5 END, 1 + i % 7 FROM n",
         )
         .await;
-        store.close().await;
     });
     let started = std::time::Instant::now();
     let first = ok_report(&sync(&db, &ls.url, &ls.pat, &["--push-only"]));

@@ -3,22 +3,19 @@
 //! the embedded database (a usable copy, never over an existing file,
 //! PostgreSQL pointed at pg_dump).
 
-mod common;
+mod support;
 
-use common::{TestDb, block_on, exec, json_stdout, scalar};
+use support::backends::timestamp_at;
+use support::{Exits, TestDb, block_on, exec, json_stdout, scalar};
 
 /// 3 conversations 200 days old (one still pending, one behind a sample)
 /// and 2 from today.
 async fn seed(store: &flywheel::storage::Store) {
-    let old = if store.is_postgres() {
-        "now() - interval '200 days'"
-    } else {
-        "strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-200 days')"
-    };
+    let old = timestamp_at(store, chrono::Utc::now() - chrono::Duration::days(200));
     for (text, status, age) in [
-        ("old pending", "pending", old),
-        ("old approved", "auto-approved", old),
-        ("old reviewed", "reviewed", old),
+        ("old pending", "pending", old.as_str()),
+        ("old approved", "auto-approved", &old),
+        ("old reviewed", "reviewed", &old),
         ("new one", "pending", ""),
         ("new two", "needs-review", ""),
     ] {
@@ -56,23 +53,14 @@ async fn seed(store: &flywheel::storage::Store) {
 #[test]
 fn prune_deletes_old_conversations_and_keeps_samples() {
     for db in TestDb::all() {
-        let config = db.config();
-        block_on(async move {
-            let store = flywheel::storage::open(&config).await.unwrap();
+        db.with_store(move |store| async move {
             seed(&store).await;
-            store.close().await;
         });
 
         let dry = db
             .cmd()
             .args(["--json", "prune", "--older-than", "180d", "--dry-run"])
-            .output()
-            .unwrap();
-        assert!(
-            dry.status.success(),
-            "{}",
-            String::from_utf8_lossy(&dry.stderr)
-        );
+            .succeeds();
         let dry = json_stdout(&dry)["prune"].clone();
         assert_eq!(
             (dry["conversations"].as_i64(), dry["pending"].as_i64()),
@@ -93,18 +81,10 @@ fn prune_deletes_old_conversations_and_keeps_samples() {
         let real = db
             .cmd()
             .args(["--json", "prune", "--older-than", "180d"])
-            .output()
-            .unwrap();
-        assert!(
-            real.status.success(),
-            "{}",
-            String::from_utf8_lossy(&real.stderr)
-        );
+            .succeeds();
         assert_eq!(json_stdout(&real)["prune"]["deleted"], 3);
 
-        let config = db.config();
-        block_on(async move {
-            let store = flywheel::storage::open(&config).await.unwrap();
+        db.with_store(move |store| async move {
             assert_eq!(
                 scalar(&store, "SELECT COUNT(*) FROM conversation_logs").await,
                 2
@@ -135,61 +115,31 @@ fn prune_deletes_old_conversations_and_keeps_samples() {
                 .await,
                 1
             );
-            store.close().await;
         });
 
         // A retention shorter than a day is refused as a usage error.
-        let short = db
-            .cmd()
-            .args(["prune", "--older-than", "2h"])
-            .output()
-            .unwrap();
-        assert_eq!(
-            short.status.code(),
-            Some(2),
-            "{}",
-            String::from_utf8_lossy(&short.stderr)
-        );
+        db.cmd().args(["prune", "--older-than", "2h"]).exits_with(2);
     }
 }
 
 #[test]
 fn backup_copies_the_embedded_database_and_never_overwrites() {
     let db = TestDb::sqlite();
-    let config = db.config();
-    block_on(async move {
-        let store = flywheel::storage::open(&config).await.unwrap();
+    db.with_store(move |store| async move {
         seed(&store).await;
-        store.close().await;
     });
     let target = db.data_path().join("copy.db");
-    let out = db
-        .cmd()
-        .args(["--json", "backup"])
-        .arg(&target)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = db.cmd().args(["--json", "backup"]).arg(&target).succeeds();
     assert!(json_stdout(&out)["backup"]["bytes"].as_u64().unwrap() > 0);
 
     // The copy is a whole Flywheel database: the binary reads it as one.
     let restored = tempfile::tempdir().unwrap();
     std::fs::copy(&target, restored.path().join("flywheel.db")).unwrap();
-    let status = common::flywheel_cmd(restored.path())
+    let status = support::environment::flywheel_cmd(restored.path())
         .arg("--data-dir")
         .arg(restored.path())
         .args(["--json", "stats", "recent", "--limit", "10"])
-        .output()
-        .unwrap();
-    assert!(
-        status.status.success(),
-        "{}",
-        String::from_utf8_lossy(&status.stderr)
-    );
+        .succeeds();
     assert_eq!(
         json_stdout(&status)["conversations"]
             .as_array()

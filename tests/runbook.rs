@@ -40,7 +40,7 @@
 //! bootstrapped template. Set `RUNBOOK_SHOW=1` to run them one by one and
 //! print every command's output and every pane (to copy into the runbook).
 
-mod common;
+mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -50,7 +50,6 @@ use std::sync::mpsc;
 use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{DateTime, Duration, Utc};
-use common::{block_on, exec, scalar};
 use flywheel::config::Config;
 use flywheel::config::Secret;
 use flywheel::jobs::{self, Launch, Trigger};
@@ -60,7 +59,7 @@ use flywheel::stages::daily_capture::{DailyCapture, Window};
 use flywheel::stages::label_studio_sync::LabelStudioSync;
 use flywheel::storage::conversations::NewConversation;
 use flywheel::storage::models::NewModelVersion;
-use flywheel::storage::{Backend, Store, Timestamp};
+use flywheel::storage::{Store, Timestamp};
 use flywheel::tui::app::App;
 use flywheel::tui::data::Pane;
 use flywheel::tui::event::UiEvent;
@@ -68,6 +67,9 @@ use flywheel::tui::refresh::Loader;
 use flywheel::tui::ui::{self, theme::Theme};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
+use support::backends::try_row_count;
+use support::environment::isolate;
+use support::{block_on, exec, scalar};
 
 const RUNBOOK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/runbook.md");
 
@@ -616,29 +618,13 @@ fn seed(name: &str, config: &Config, home: &Path) -> Option<Setup> {
     let name = name.to_string();
     let known = block_on(async move {
         let store = flywheel::storage::open(&config).await.unwrap();
+        let usual = |until| usual_history(&store, &config, &seeds, until, &v1, &rarely);
         match name.as_str() {
-            "first-five-minutes" => {
-                usual_history(
-                    &store,
-                    &config,
-                    &seeds,
-                    now - Duration::minutes(1),
-                    &v1,
-                    &rarely,
-                )
-                .await;
+            // The usual week, until a minute ago.
+            "first-five-minutes" | "label-studio-down" => {
+                usual(now - Duration::minutes(1)).await;
             }
-            "no-capture" => {
-                usual_history(
-                    &store,
-                    &config,
-                    &seeds,
-                    now - Duration::hours(3),
-                    &v1,
-                    &rarely,
-                )
-                .await;
-            }
+            "no-capture" => usual(now - Duration::hours(3)).await,
             "capture-half" => {
                 // Two sources for a week, each a conversation every 2 min;
                 // the PHP service's forwarder stopped 20 h ago.
@@ -687,27 +673,8 @@ fn seed(name: &str, config: &Config, home: &Path) -> Option<Setup> {
                 )
                 .unwrap();
             }
-            "label-studio-down" => {
-                usual_history(
-                    &store,
-                    &config,
-                    &seeds,
-                    now - Duration::minutes(1),
-                    &v1,
-                    &rarely,
-                )
-                .await;
-            }
             "training-missed" => {
-                usual_history(
-                    &store,
-                    &config,
-                    &seeds,
-                    now - Duration::minutes(1),
-                    &v1,
-                    &rarely,
-                )
-                .await;
+                usual(now - Duration::minutes(1)).await;
                 // The bootstrap training was the last weekly-training run: 9 days ago.
                 backdate_run(&store, "weekly-training", now - Duration::days(9), 40).await;
             }
@@ -880,22 +847,10 @@ impl Scenario {
     fn command(&self, program: &str, args: &[&str], expect: &Expect) -> Command {
         let mut cmd = Command::new(program);
         cmd.args(args);
-        for (key, _) in std::env::vars() {
-            if key == "DATABASE_URL"
-                || key.starts_with("LABEL_STUDIO_")
-                || key.starts_with("FLYWHEEL_")
-            {
-                cmd.env_remove(key);
-            }
-        }
-        let home = self.home.path();
-        cmd.env("HOME", home)
-            .env("XDG_DATA_HOME", home.join("xdg-data"))
-            .env("XDG_CONFIG_HOME", home.join("xdg-config"))
-            .env("FLYWHEEL_HOME", &self.data)
+        isolate(&mut cmd, self.home.path());
+        cmd.env("FLYWHEEL_HOME", &self.data)
             .env("PATH", &self.path)
-            .env("NO_COLOR", "1")
-            .current_dir(home);
+            .env("NO_COLOR", "1");
         for (k, v) in self.env.iter().chain(&expect.env) {
             cmd.env(k, v);
         }
@@ -1059,10 +1014,7 @@ fn run_sql(scenario: &Scenario, step: &Step) -> Vec<String> {
     let sql = step.text.clone();
     let rows = block_on(async move {
         let store = flywheel::storage::open(&config).await.unwrap();
-        let result = match store.backend() {
-            Backend::Sqlite(pool) => sqlx::query(&sql).fetch_all(pool).await.map(|r| r.len()),
-            Backend::Postgres(pool) => sqlx::query(&sql).fetch_all(pool).await.map(|r| r.len()),
-        };
+        let result = try_row_count(&store, &sql).await;
         store.close().await;
         result.map_err(|e| e.to_string())
     });

@@ -2,11 +2,21 @@
 //! approved samples folded by normalised text, and all-or-nothing validation
 //! with errors naming file, line and field (exit 65).
 
-mod common;
-mod daily_capture_support;
+mod support;
 
-use common::{TestDb, block_on, json_stdout};
-use daily_capture_support::{job_run_count, samples};
+use std::path::Path;
+
+use support::fixtures::samples;
+use support::state::job_run_count;
+use support::{Exits, TestDb, json_stdout};
+
+/// `samples import FILE` with `extra` arguments (`--json` among them: it
+/// is global).
+fn import(db: &TestDb, file: &Path, extra: &[&str]) -> assert_cmd::Command {
+    let mut cmd = db.cmd();
+    cmd.args(["samples", "import"]).arg(file).args(extra);
+    cmd
+}
 
 fn write(db: &TestDb, name: &str, content: &[u8]) -> std::path::PathBuf {
     let path = db.data_path().join(name);
@@ -30,18 +40,7 @@ fn imports_approved_samples_folding_duplicates() {
             )
             .as_bytes(),
         );
-        let out = db
-            .cmd()
-            .args(["--json", "samples", "import"])
-            .arg(&file)
-            .args(["--source", "synthetic"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = import(&db, &file, &["--json", "--source", "synthetic"]).succeeds();
         let json = json_stdout(&out);
         assert_eq!(json["import"]["lines"], 3);
         assert_eq!(json["import"]["created"], 2);
@@ -54,22 +53,10 @@ fn imports_approved_samples_folding_duplicates() {
             "more.jsonl",
             br#"{"text": "WHERE is my order?", "intent": "track_order"}"#,
         );
-        let out = db
-            .cmd()
-            .args(["--json", "samples", "import"])
-            .arg(&again)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = import(&db, &again, &["--json"]).succeeds();
         assert_eq!(json_stdout(&out)["import"]["folded_into_existing"], 1);
 
-        let config = db.config();
-        block_on(async move {
-            let store = flywheel::storage::open(&config).await.unwrap();
+        db.with_store(move |store| async move {
             let all = samples(&store).await;
             assert_eq!(all.len(), 2);
             let pizza = &all[0];
@@ -83,7 +70,6 @@ fn imports_approved_samples_folding_duplicates() {
             assert_eq!(all[1].occurrences, 2);
             assert_eq!(store.approved_unused_count().await.unwrap(), 2);
             assert_eq!(job_run_count(&store, "samples-import").await, 2);
-            store.close().await;
         });
     }
 }
@@ -106,12 +92,7 @@ fn a_bad_file_imports_nothing_and_names_every_bad_line_and_field() {
         );
         content.extend_from_slice(b"[1, 2]\n");
         let file = write(&db, "bad.jsonl", &content);
-        let out = db
-            .cmd()
-            .args(["samples", "import"])
-            .arg(&file)
-            .output()
-            .unwrap();
+        let out = import(&db, &file, &[]).output().unwrap();
         assert_eq!(out.status.code(), Some(65));
         let stderr = String::from_utf8_lossy(&out.stderr);
         let name = file.display().to_string();
@@ -132,11 +113,8 @@ fn a_bad_file_imports_nothing_and_names_every_bad_line_and_field() {
             );
         }
         assert!(!stderr.contains(":1:"), "line 1 is fine:\n{stderr}");
-        let config = db.config();
-        block_on(async move {
-            let store = flywheel::storage::open(&config).await.unwrap();
+        db.with_store(move |store| async move {
             assert!(samples(&store).await.is_empty(), "all or nothing");
-            store.close().await;
         });
     }
 }
@@ -163,9 +141,7 @@ fn an_import_replaces_model_labels_and_refuses_conflicts_with_human_ones() {
     use flywheel::storage::Timestamp;
     use flywheel::storage::samples::{NewSample, ReviewDecision};
     for db in TestDb::all() {
-        let config = db.config();
-        block_on(async move {
-            let store = flywheel::storage::open(&config).await.unwrap();
+        db.with_store(move |store| async move {
             let model = |text: &str, intent: &str, status: &str| NewSample {
                 text: text.into(),
                 normalized_text: flywheel::text::normalize_for_dedup(text),
@@ -194,7 +170,6 @@ fn an_import_replaces_model_labels_and_refuses_conflicts_with_human_ones() {
                 decided_at: Timestamp::now(),
             };
             store.apply_review(stored[2].id, &decision).await.unwrap();
-            store.close().await;
         });
         let file = write(
             &db,
@@ -210,16 +185,13 @@ fn an_import_replaces_model_labels_and_refuses_conflicts_with_human_ones() {
             .as_bytes(),
         );
         let label = |text: &'static str| {
-            let config = db.config();
-            block_on(async move {
-                let store = flywheel::storage::open(&config).await.unwrap();
+            db.with_store(move |store| async move {
                 let normalized = flywheel::text::normalize_for_dedup(text);
                 let s = store
                     .sample_by_normalized_text(&normalized)
                     .await
                     .unwrap()
                     .unwrap();
-                store.close().await;
                 (
                     s.intent,
                     s.source.to_string(),
@@ -229,12 +201,7 @@ fn an_import_replaces_model_labels_and_refuses_conflicts_with_human_ones() {
             })
         };
 
-        let out = db
-            .cmd()
-            .args(["samples", "import"])
-            .arg(&file)
-            .output()
-            .unwrap();
+        let out = import(&db, &file, &[]).output().unwrap();
         assert_eq!(out.status.code(), Some(65), "{:?}", db.backend);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains("labelled.jsonl:3"), "{stderr}");
@@ -252,23 +219,12 @@ fn an_import_replaces_model_labels_and_refuses_conflicts_with_human_ones() {
             "refused whole: nothing changed"
         );
 
-        let out = db
-            .cmd()
-            .args(["--json", "samples", "import"])
-            .arg(&file)
-            .args(["--on-conflict", "keep"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let import = &json_stdout(&out)["import"];
-        assert_eq!(import["folded_into_existing"], 3, "{import}");
-        assert_eq!(import["corrected"], 1, "{import}");
-        assert_eq!(import["confirmed"], 1, "{import}");
-        assert_eq!(import["conflicts_kept"], 1, "{import}");
+        let out = import(&db, &file, &["--json", "--on-conflict", "keep"]).succeeds();
+        let report = &json_stdout(&out)["import"];
+        assert_eq!(report["folded_into_existing"], 3, "{report}");
+        assert_eq!(report["corrected"], 1, "{report}");
+        assert_eq!(report["confirmed"], 1, "{report}");
+        assert_eq!(report["conflicts_kept"], 1, "{report}");
         assert_eq!(
             label("see you later"),
             (
@@ -284,23 +240,12 @@ fn an_import_replaces_model_labels_and_refuses_conflicts_with_human_ones() {
         );
         assert_eq!(label("bye bye").0, "goodbye", "kept");
 
-        let out = db
-            .cmd()
-            .args(["--json", "samples", "import"])
-            .arg(&file)
-            .args(["--on-conflict", "replace"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let import = &json_stdout(&out)["import"];
-        assert_eq!(import["conflicts_replaced"], 1, "{import}");
+        let out = import(&db, &file, &["--json", "--on-conflict", "replace"]).succeeds();
+        let report = &json_stdout(&out)["import"];
+        assert_eq!(report["conflicts_replaced"], 1, "{report}");
         assert_eq!(
-            import["corrected"], 0,
-            "imported labels are not the model's: {import}"
+            report["corrected"], 0,
+            "imported labels are not the model's: {report}"
         );
         assert_eq!(
             label("bye bye"),

@@ -4,16 +4,16 @@
 //! acknowledged is lost, nothing is stored twice, every conversation is
 //! counted into exactly one sample once.
 
-mod capture_support;
-mod common;
+mod support;
 
 use std::process::Output;
 
-use capture_support::{Server, count, flywheel, install_rules_model};
-use common::{TestDb, json_stdout, scalar};
+use support::fixtures::{count, install_rules_model};
+use support::serve::Server;
+use support::{Exits, TestDb, json_stdout, scalar};
 
 fn simulate(db: &TestDb, target: &str) -> std::process::Child {
-    flywheel(db)
+    db.command()
         .args([
             "simulate",
             "--rate",
@@ -61,12 +61,7 @@ async fn two_replicas_and_cron_stages_on_one_database_lose_nothing() {
             &["daily-capture", "--since", "1h"][..],
             &["export", "--output", "export.jsonl"],
         ] {
-            let out = flywheel(&db).args(args).output().unwrap();
-            assert!(
-                out.status.success(),
-                "{args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            db.command().args(args).succeeds();
             stage_runs += 1;
         }
     }
@@ -79,7 +74,8 @@ async fn two_replicas_and_cron_stages_on_one_database_lose_nothing() {
 
     // One last capture after the load: everything acknowledged is there,
     // once, and counted into exactly one sample once.
-    let out = flywheel(&db)
+    let out = db
+        .command()
         .args(["daily-capture", "--since", "1h"])
         .output()
         .unwrap();

@@ -5,17 +5,17 @@
 //! raw phone number or an e-mail address; and the file-mode check of files
 //! that hold secrets.
 
-mod capture_support;
-mod common;
 mod support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Output;
 
-use capture_support::{Server, client, flywheel};
-use common::{TestDb, block_on};
 use serde_json::{Value, json};
+use support::environment::{files_under, path_string};
+use support::processes::{doctor_check, text_of};
+use support::serve::{Server, client};
+use support::{TestDb, block_on};
 
 const API_TOKEN: &str = "tok-3f9a7c1e5b2d4f6a8c0e";
 const DB_PASSWORD: &str = "db-pass-71c3e9a5";
@@ -41,26 +41,13 @@ const TEXTS: [(&str, &[&str]); 4] = [
 const APPROVED_TEXT: &str = "thanks, write to rahul.k@example.org or call 91234 56789";
 const APPROVED_PIECES: [&str; 3] = ["rahul.k", "91234", "9123456789"];
 
-fn text_of(out: &Output) -> String {
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 /// Everything under `dir` that is text (logs, reports, exports), with its path.
-fn files_under(dir: &Path) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(files_under(&path));
-        } else if let Ok(text) = std::fs::read_to_string(&path) {
-            out.push((path.display().to_string(), text));
-        }
-    }
-    out
+fn texts_under(dir: &Path) -> Vec<(String, String)> {
+    assert!(dir.is_dir(), "{} is no directory", dir.display());
+    files_under(dir)
+        .into_iter()
+        .filter_map(|path| Some((path_string(&path), std::fs::read_to_string(&path).ok()?)))
+        .collect()
 }
 
 fn assert_clean(what: &str, text: &str, secrets: &[&str]) {
@@ -92,7 +79,8 @@ fn no_secret_phone_number_or_email_leaves_in_any_output() {
             ("LABEL_STUDIO_API_KEY", ls.pat.as_str()),
         ];
         let run = |args: &[&str]| -> Output {
-            let out = flywheel(&db)
+            let out = db
+                .command()
                 .arg("-vv")
                 .args(args)
                 .envs(env)
@@ -209,7 +197,7 @@ fn no_secret_phone_number_or_email_leaves_in_any_output() {
             "{task_texts:?}"
         );
         outputs.push(("Label Studio tasks".into(), tasks.to_string()));
-        outputs.extend(files_under(&db.data_path().join("logs")));
+        outputs.extend(texts_under(&db.data_path().join("logs")));
         outputs.push((
             "export file".into(),
             std::fs::read_to_string(&export).unwrap(),
@@ -252,15 +240,10 @@ fn files_holding_secrets_must_be_private() {
     .unwrap();
     std::fs::set_permissions(&dotenv, std::fs::Permissions::from_mode(0o644)).unwrap();
 
-    let doctor = flywheel(&db).args(["--json", "doctor"]).output().unwrap();
+    let doctor = db.command().args(["--json", "doctor"]).output().unwrap();
     assert_eq!(doctor.status.code(), Some(1), "{}", text_of(&doctor));
     let report: Value = serde_json::from_slice(&doctor.stdout).unwrap();
-    let check = report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "secret files")
-        .unwrap_or_else(|| panic!("no secret files check: {report}"));
+    let check = doctor_check(&report, "secret files");
     assert_eq!(check["status"], "fail");
     assert!(
         check["detail"]
@@ -278,7 +261,7 @@ fn files_holding_secrets_must_be_private() {
     );
     assert_eq!(check["fix"], format!("chmod 600 {}", dotenv.display()));
 
-    let status = flywheel(&db).arg("status").output().unwrap();
+    let status = db.command().arg("status").output().unwrap();
     let stderr = String::from_utf8_lossy(&status.stderr);
     assert!(
         stderr.contains("holds a secret and other users can read it (mode 644)")
@@ -287,15 +270,10 @@ fn files_holding_secrets_must_be_private() {
     );
 
     std::fs::set_permissions(&dotenv, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let doctor = flywheel(&db).args(["--json", "doctor"]).output().unwrap();
+    let doctor = db.command().args(["--json", "doctor"]).output().unwrap();
     let report: Value = serde_json::from_slice(&doctor.stdout).unwrap();
-    let check = report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "secret files")
-        .unwrap();
+    let check = doctor_check(&report, "secret files");
     assert_eq!(check["status"], "pass", "{check}");
-    let status = flywheel(&db).arg("status").output().unwrap();
+    let status = db.command().arg("status").output().unwrap();
     assert!(!String::from_utf8_lossy(&status.stderr).contains("holds a secret"));
 }

@@ -2,14 +2,14 @@
 //! overlap, a run that died does not keep its lock, and every run's end is
 //! recorded (succeeded with its typed counts, failed, or cancelled).
 
-mod common;
+mod support;
 
-use common::{TestDb, block_on};
 use flywheel::config::Config;
 use flywheel::error::ErrorKind;
 use flywheel::jobs::{self, JobRunGuard, Launch, Stage, StageContext, StageJob, Trigger};
 use flywheel::progress::{CancellationToken, Progress, Reporter};
 use flywheel::storage::{self, Store};
+use support::{TestDb, block_on};
 
 /// What a probe stage does when run.
 enum Work {

@@ -1,35 +1,26 @@
 //! `flywheel stats queue|daily|models` read the views and compare the canary
 //! with production over the same window.
 
-mod common;
+mod support;
 
-use common::{TestDb, block_on, exec, json_stdout};
 use flywheel::lifecycle::{self, Target};
 use flywheel::storage::models::NewModelVersion;
+use support::fixtures::{model, register_model};
+use support::{TestDb, exec, json_stdout};
 
 #[test]
 fn stats_commands_report_the_views() {
     for db in TestDb::all() {
-        let config = db.config();
-        block_on(async move {
-            let store = flywheel::storage::open(&config).await.unwrap();
+        db.with_store(move |store| async move {
             for (v, s, t) in [
                 ("router-v1.0.0", "production", 100),
                 ("router-v1.1.0", "testing", 0),
             ] {
-                store
-                    .insert_model_version(
-                        &NewModelVersion {
-                            version: v.into(),
-                            status: s.parse().unwrap(),
-                            traffic_percentage: t,
-                            test_accuracy: Some(0.9),
-                            ..Default::default()
-                        },
-                        "t",
-                    )
-                    .await
-                    .unwrap();
+                let version = NewModelVersion {
+                    test_accuracy: Some(0.9),
+                    ..model(v, s, t)
+                };
+                register_model(&store, version).await;
             }
             lifecycle::promote(&store, "router-v1.1.0", Target::Canary { traffic: 20 }, "t")
                 .await
@@ -72,15 +63,11 @@ fn stats_commands_report_the_views() {
                     i + 1
                 )).await;
             }
-            store.close().await;
         });
-        if db.backend == common::Backend::Sqlite {
+        if db.backend == support::Backend::Sqlite {
             // SQLite's CURRENT_TIMESTAMP has a space; normalise to our ISO shape.
-            let config = db.config();
-            block_on(async move {
-                let store = flywheel::storage::open(&config).await.unwrap();
+            db.with_store(move |store| async move {
                 exec(&store, "UPDATE training_samples SET reviewed_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE reviewed_at IS NOT NULL").await;
-                store.close().await;
             });
         }
 

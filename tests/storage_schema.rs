@@ -1,10 +1,11 @@
 //! The schema of DESIGN §2 exists with its exact names on both backends,
 //! and the operators' hand-written queries run verbatim.
 
-mod common;
+mod support;
 
-use common::{Backend, TestDb, block_on};
-use flywheel::storage::{self, Backend as StoreBackend};
+use flywheel::storage;
+use support::backends::try_row_count;
+use support::{Backend, TestDb, block_on, exec, rows, scalar, value};
 
 const TABLES: [&str; 6] = [
     "conversation_logs",
@@ -56,56 +57,38 @@ fn tables_views_and_operator_queries_on_both_backends() {
             // Migrating again is a no-op.
             let again = store.migrate().await.expect("second migrate");
             assert!(again.pending().is_empty());
-            match store.backend() {
-                StoreBackend::Sqlite(pool) => {
-                    let names: Vec<(String, String)> = sqlx::query_as(
-                        "SELECT name, type FROM sqlite_master WHERE type IN ('table', 'view')",
-                    )
-                    .fetch_all(pool)
-                    .await
-                    .unwrap();
-                    check_names(&names, backend);
-                    for sql in SEED {
-                        sqlx::query(sql).execute(pool).await.unwrap();
-                    }
-                    for sql in OPERATOR_QUERIES {
-                        sqlx::query(sql)
-                            .fetch_all(pool)
-                            .await
-                            .unwrap_or_else(|e| panic!("SQLite: {sql}: {e}"));
-                    }
+            // Each backend's catalog.
+            let catalog = match backend {
+                Backend::Sqlite => {
+                    "SELECT name, type FROM sqlite_master WHERE type IN ('table', 'view')"
                 }
-                StoreBackend::Postgres(pool) => {
-                    let names: Vec<(String, String)> = sqlx::query_as(
-                        "SELECT table_name::text, CASE table_type WHEN 'VIEW' THEN 'view' ELSE 'table' END \
-                         FROM information_schema.tables WHERE table_schema = current_schema()",
-                    )
-                    .fetch_all(pool)
-                    .await
-                    .unwrap();
-                    check_names(&names, backend);
-                    for sql in SEED {
-                        sqlx::query(sql).execute(pool).await.unwrap();
-                    }
-                    for sql in OPERATOR_QUERIES {
-                        sqlx::query(sql)
-                            .fetch_all(pool)
-                            .await
-                            .unwrap_or_else(|e| panic!("PostgreSQL: {sql}: {e}"));
-                    }
-                    // The values behind the queries are right, not just parseable.
-                    let wrapped = format!(
-                        "SELECT CAST(auto_approval_rate AS DOUBLE PRECISION) FROM ({}) q",
-                        OPERATOR_QUERIES[4].trim_end_matches(';')
-                    );
-                    let rate: f64 = sqlx::query_scalar(&wrapped).fetch_one(pool).await.unwrap();
-                    assert!((rate - 50.0).abs() < 1e-9, "auto-approval rate {rate}");
-                    let queue: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM training_queue")
-                        .fetch_one(pool)
-                        .await
-                        .unwrap();
-                    assert_eq!(queue, 1);
+                Backend::Postgres => {
+                    "SELECT table_name::text, CASE table_type WHEN 'VIEW' THEN 'view' ELSE 'table' END \
+                     FROM information_schema.tables WHERE table_schema = current_schema()"
                 }
+            };
+            let names: Vec<(String, String)> = rows(&store, catalog).await;
+            check_names(&names, backend);
+            for sql in SEED {
+                exec(&store, sql).await;
+            }
+            for sql in OPERATOR_QUERIES {
+                try_row_count(&store, sql)
+                    .await
+                    .unwrap_or_else(|e| panic!("{backend:?}: {sql}: {e}"));
+            }
+            if backend == Backend::Postgres {
+                // The values behind the queries are right, not just parseable.
+                let wrapped = format!(
+                    "SELECT CAST(auto_approval_rate AS DOUBLE PRECISION) FROM ({}) q",
+                    OPERATOR_QUERIES[4].trim_end_matches(';')
+                );
+                let rate: f64 = value(&store, &wrapped).await;
+                assert!((rate - 50.0).abs() < 1e-9, "auto-approval rate {rate}");
+                assert_eq!(
+                    scalar(&store, "SELECT COUNT(*) FROM training_queue").await,
+                    1
+                );
             }
             store.close().await;
         });
@@ -137,20 +120,10 @@ fn status_snapshot_counts_what_is_there() {
             assert_eq!(empty.queue.needs_review, 0);
             assert!(empty.live_models.is_empty());
             assert!(empty.last_capture_at.is_none());
-            let exec = |sql: &'static str| {
-                let store = store.clone();
-                async move {
-                    match store.backend() {
-                        StoreBackend::Sqlite(p) => sqlx::query(sql).execute(p).await.map(|_| ()),
-                        StoreBackend::Postgres(p) => sqlx::query(sql).execute(p).await.map(|_| ()),
-                    }
-                    .unwrap()
-                }
-            };
             for sql in SEED {
-                exec(sql).await;
+                exec(&store, sql).await;
             }
-            exec("INSERT INTO training_samples (text, normalized_text, intent, source, review_status, priority) \
+            exec(&store, "INSERT INTO training_samples (text, normalized_text, intent, source, review_status, priority) \
                   VALUES ('hi', 'hi', 'greeting', 'auto', 'approved', 5)")
                 .await;
             let s = store.status_snapshot(2).await.unwrap();

@@ -4,10 +4,9 @@
 //! are the same on every run and on both backends (one snapshot serves
 //! SQLite and PostgreSQL: the panes must not differ between them).
 
-mod common;
+mod support;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use common::{TestDb, block_on, exec};
 use flywheel::config::{Config, Secret};
 use flywheel::storage::conversations::NewConversation;
 use flywheel::storage::models::NewModelVersion;
@@ -21,6 +20,8 @@ use flywheel::tui::refresh::Loader;
 use flywheel::tui::ui::{self, theme::Theme};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
+use support::fixtures::{model, register_model};
+use support::{TestDb, block_on, exec, for_each_backend_with_config};
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap()
@@ -156,22 +157,17 @@ async fn seed_rest(store: &Store, config: &Config) {
         ("router-v1.0.0", "production", 100, 0.912),
         ("router-v1.1.0", "testing", 0, 0.931),
     ] {
-        store
-            .insert_model_version(
-                &NewModelVersion {
-                    version: version.into(),
-                    status: status.parse().unwrap(),
-                    artifact_path: Some(format!("/models/{version}")),
-                    train_samples: Some(900),
-                    test_samples: Some(150),
-                    test_accuracy: Some(accuracy),
-                    traffic_percentage: traffic,
-                    metrics: None,
-                },
-                "test@host",
-            )
-            .await
-            .unwrap();
+        register_model(
+            store,
+            NewModelVersion {
+                artifact_path: Some(format!("/models/{version}")),
+                train_samples: Some(900),
+                test_samples: Some(150),
+                test_accuracy: Some(accuracy),
+                ..model(version, status, traffic)
+            },
+        )
+        .await;
     }
     exec(
         store,
@@ -254,7 +250,7 @@ async fn seed_rest(store: &Store, config: &Config) {
     ] {
         exec(store, &sql).await;
     }
-    let first_sample: i64 = common::scalar(store, "SELECT MIN(id) FROM training_samples").await;
+    let first_sample: i64 = support::scalar(store, "SELECT MIN(id) FROM training_samples").await;
     exec(store, &format!(
         "INSERT INTO label_studio_tasks (sample_id, project_id, task_id, pushed_at, sync_state) VALUES \
          ({first_sample}, 7, 101, '{}', 'pushed'), ({}, 7, 102, '{}', 'annotated')",
@@ -275,6 +271,13 @@ async fn seed_rest(store: &Store, config: &Config) {
 }
 
 /// An app with every pane loaded from `store` as of `NOW`.
+/// The console over the whole seed (traffic and the rest), every pane loaded.
+async fn seeded_app(store: &Store, config: &Config) -> App {
+    seed_conversations(store).await;
+    seed_rest(store, config).await;
+    loaded_app(store, config).await
+}
+
 async fn loaded_app(store: &Store, config: &Config) -> App {
     let mut loader = Loader::new(store.clone(), config.clone());
     let mut app = App::new(now(), 10);
@@ -297,59 +300,47 @@ fn pane_name(pane: Pane) -> &'static str {
 
 #[test]
 fn seeded_panes_at_80x24_and_120x40() {
-    for db in TestDb::all() {
-        let config = db.config();
-        block_on(async move {
-            let store = flywheel::storage::open(&config).await.unwrap();
-            seed_conversations(&store).await;
-            seed_rest(&store, &config).await;
-            let mut app = loaded_app(&store, &config).await;
-            for pane in Pane::ALL {
-                app.pane = pane;
-                for (w, h) in SIZES {
-                    insta::assert_snapshot!(
-                        format!("seeded_{}_{w}x{h}", pane_name(pane)),
-                        render(&app, w, h)
-                    );
-                }
+    for_each_backend_with_config(|store, config| async move {
+        let mut app = seeded_app(&store, &config).await;
+        for pane in Pane::ALL {
+            app.pane = pane;
+            for (w, h) in SIZES {
+                insta::assert_snapshot!(
+                    format!("seeded_{}_{w}x{h}", pane_name(pane)),
+                    render(&app, w, h)
+                );
             }
-            // What the seeded data must show, beyond "it looks the same".
-            app.pane = Pane::Capture;
-            let capture = render(&app, 120, 40);
-            assert!(
-                capture.contains("NO CAPTURE for 46 min (limit 30 min)"),
-                "{capture}"
-            );
-            assert_eq!(app.capture.as_ref().unwrap().gaps.len(), 2);
-            app.pane = Pane::Review;
-            let review = render(&app, 80, 24);
-            assert!(review.contains("4 waiting, 2 urgent"), "{review}");
-            store.close().await;
-        });
-    }
+        }
+        // What the seeded data must show, beyond "it looks the same".
+        app.pane = Pane::Capture;
+        let capture = render(&app, 120, 40);
+        assert!(
+            capture.contains("NO CAPTURE for 46 min (limit 30 min)"),
+            "{capture}"
+        );
+        assert_eq!(app.capture.as_ref().unwrap().gaps.len(), 2);
+        app.pane = Pane::Review;
+        let review = render(&app, 80, 24);
+        assert!(review.contains("4 waiting, 2 urgent"), "{review}");
+    });
 }
 
 #[test]
 fn empty_database_panes_say_what_to_do() {
-    for db in TestDb::all() {
-        let config = db.config();
-        block_on(async move {
-            let store = flywheel::storage::open(&config).await.unwrap();
-            let mut app = loaded_app(&store, &config).await;
-            for pane in Pane::ALL {
-                app.pane = pane;
-                for (w, h) in SIZES {
-                    insta::assert_snapshot!(
-                        format!("empty_{}_{w}x{h}", pane_name(pane)),
-                        render(&app, w, h)
-                    );
-                }
+    for_each_backend_with_config(|store, config| async move {
+        let mut app = loaded_app(&store, &config).await;
+        for pane in Pane::ALL {
+            app.pane = pane;
+            for (w, h) in SIZES {
+                insta::assert_snapshot!(
+                    format!("empty_{}_{w}x{h}", pane_name(pane)),
+                    render(&app, w, h)
+                );
             }
-            app.pane = Pane::LabelStudio;
-            assert!(render(&app, 120, 40).contains("LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY"));
-            store.close().await;
-        });
-    }
+        }
+        app.pane = Pane::LabelStudio;
+        assert!(render(&app, 120, 40).contains("LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY"));
+    });
 }
 
 #[test]
@@ -387,8 +378,7 @@ fn label_studio_configured_shows_connection_project_and_counts() {
 fn unreachable_database_shows_a_status_line_and_keeps_the_last_data() {
     let db = TestDb::sqlite();
     let config = db.config();
-    block_on(async move {
-        let store = flywheel::storage::open(&config).await.unwrap();
+    db.with_store(move |store| async move {
         seed_rest(&store, &config).await;
         let mut app = loaded_app(&store, &config).await;
         let mut loader = Loader::new(store.clone(), config.clone());
@@ -422,11 +412,8 @@ fn unreachable_database_shows_a_status_line_and_keeps_the_last_data() {
 fn dialogs_and_live_training_chart() {
     let db = TestDb::sqlite();
     let config = db.config();
-    block_on(async move {
-        let store = flywheel::storage::open(&config).await.unwrap();
-        seed_conversations(&store).await;
-        seed_rest(&store, &config).await;
-        let mut app = loaded_app(&store, &config).await;
+    db.with_store(move |store| async move {
+        let mut app = seeded_app(&store, &config).await;
 
         app.overlay = Overlay::Help;
         insta::assert_snapshot!("dialog_help_80x24", render(&app, 80, 24));
@@ -490,7 +477,6 @@ fn dialogs_and_live_training_chart() {
         );
         app.overlay = Overlay::Gap(GapView::Loaded(detail));
         insta::assert_snapshot!("dialog_gap_detail_120x40", render(&app, 120, 40));
-        store.close().await;
     });
 }
 
@@ -498,11 +484,8 @@ fn dialogs_and_live_training_chart() {
 fn no_color_draws_every_pane_without_colours() {
     let db = TestDb::sqlite();
     let config = db.config();
-    block_on(async move {
-        let store = flywheel::storage::open(&config).await.unwrap();
-        seed_conversations(&store).await;
-        seed_rest(&store, &config).await;
-        let mut app = loaded_app(&store, &config).await;
+    db.with_store(move |store| async move {
+        let mut app = seeded_app(&store, &config).await;
         for pane in Pane::ALL {
             app.pane = pane;
             for color in [true, false] {
@@ -527,62 +510,53 @@ fn no_color_draws_every_pane_without_colours() {
                 }
             }
         }
-        store.close().await;
     });
 }
 
 #[test]
 fn training_pane_compares_canary_and_production_since_the_canary_started() {
-    for db in TestDb::all() {
-        let config = db.config();
-        block_on(async move {
-            let store = flywheel::storage::open(&config).await.unwrap();
-            seed_conversations(&store).await;
-            seed_rest(&store, &config).await;
-            exec(&store, &format!(
-                "UPDATE model_versions SET status = 'canary', traffic_percentage = 10, canary_at = '{}' \
-                 WHERE version = 'router-v1.1.0'",
+    for_each_backend_with_config(|store, config| async move {
+        seed_conversations(&store).await;
+        seed_rest(&store, &config).await;
+        exec(&store, &format!(
+            "UPDATE model_versions SET status = 'canary', traffic_percentage = 10, canary_at = '{}' \
+             WHERE version = 'router-v1.1.0'",
+            ts(now() - Duration::hours(12))
+        ))
+        .await;
+        // A tenth of the last 12 h went to the canary; one of its answers got negative feedback.
+        exec(
+            &store,
+            &format!(
+                "UPDATE conversation_logs SET model_version = 'router-v1.1.0' \
+             WHERE created_at >= '{}' AND id % 10 = 0",
                 ts(now() - Duration::hours(12))
-            ))
-            .await;
-            // A tenth of the last 12 h went to the canary; one of its answers got negative feedback.
-            exec(
+            ),
+        )
+        .await;
+        exec(
+            &store,
+            "UPDATE conversation_logs SET feedback = 'negative' WHERE id = \
+             (SELECT MAX(id) FROM conversation_logs WHERE model_version = 'router-v1.1.0')",
+        )
+        .await;
+        let mut app = loaded_app(&store, &config).await;
+        app.pane = Pane::Training;
+        let watch = app.training.as_ref().unwrap().canary_watch.clone().unwrap();
+        assert_eq!(watch.canary.negative_feedback, 1);
+        assert_eq!(
+            watch.canary.conversations + watch.production.conversations,
+            support::scalar(
                 &store,
                 &format!(
-                    "UPDATE conversation_logs SET model_version = 'router-v1.1.0' \
-                 WHERE created_at >= '{}' AND id % 10 = 0",
+                    "SELECT COUNT(*) FROM conversation_logs WHERE created_at >= '{}'",
                     ts(now() - Duration::hours(12))
-                ),
-            )
-            .await;
-            exec(
-                &store,
-                "UPDATE conversation_logs SET feedback = 'negative' WHERE id = \
-                 (SELECT MAX(id) FROM conversation_logs WHERE model_version = 'router-v1.1.0')",
-            )
-            .await;
-            let mut app = loaded_app(&store, &config).await;
-            app.pane = Pane::Training;
-            let watch = app.training.as_ref().unwrap().canary_watch.clone().unwrap();
-            assert_eq!(watch.canary.negative_feedback, 1);
-            assert_eq!(
-                watch.canary.conversations + watch.production.conversations,
-                common::scalar(
-                    &store,
-                    &format!(
-                        "SELECT COUNT(*) FROM conversation_logs WHERE created_at >= '{}'",
-                        ts(now() - Duration::hours(12))
-                    )
                 )
-                .await
-            );
-            for (w, h) in SIZES {
-                insta::assert_snapshot!(
-                    format!("training_canary_watch_{w}x{h}"),
-                    render(&app, w, h)
-                );
-            }
-            store.close().await;
-        });
-    }
+            )
+            .await
+        );
+        for (w, h) in SIZES {
+            insta::assert_snapshot!(format!("training_canary_watch_{w}x{h}"), render(&app, w, h));
+        }
+    });
 }

@@ -3,15 +3,15 @@
 //! the newest minute), and the refresh task answers requests with loads or
 //! with a failure the status line shows.
 
-mod common;
+mod support;
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
-use common::{TestDb, block_on};
 use flywheel::storage::Timestamp;
 use flywheel::storage::conversations::NewConversation;
 use flywheel::tui::data::{Pane, PaneData};
 use flywheel::tui::event::UiEvent;
 use flywheel::tui::refresh::{self, Loader, RefreshRequest};
+use support::{TestDb, for_each_backend_with_config};
 use tokio::sync::{mpsc, watch};
 
 fn conversation(text: &str, at: DateTime<Utc>) -> NewConversation {
@@ -32,72 +32,65 @@ fn conversation(text: &str, at: DateTime<Utc>) -> NewConversation {
 
 #[test]
 fn capture_data_follows_new_rows_between_refreshes() {
-    for db in TestDb::all() {
-        let config = db.config();
-        block_on(async move {
-            let store = flywheel::storage::open(&config).await.unwrap();
-            let now =
-                Utc::now().duration_trunc(Duration::minutes(1)).unwrap() + Duration::seconds(30);
-            store
-                .insert_conversations(&[
-                    conversation("an hour ago", now - Duration::minutes(61)),
-                    conversation("two minutes ago", now - Duration::minutes(2)),
-                ])
-                .await
-                .unwrap();
-            let mut loader = Loader::new(store.clone(), config.clone());
-            let PaneData::Capture(first) = loader.load(Pane::Capture, now).await.unwrap() else {
-                panic!("capture data")
-            };
-            assert_eq!(first.feed.len(), 2);
-            assert_eq!(
-                first.per_minute.iter().sum::<u64>(),
-                1,
-                "only one in the last hour"
-            );
+    for_each_backend_with_config(|store, config| async move {
+        let now = Utc::now().duration_trunc(Duration::minutes(1)).unwrap() + Duration::seconds(30);
+        store
+            .insert_conversations(&[
+                conversation("an hour ago", now - Duration::minutes(61)),
+                conversation("two minutes ago", now - Duration::minutes(2)),
+            ])
+            .await
+            .unwrap();
+        let mut loader = Loader::new(store.clone(), config.clone());
+        let PaneData::Capture(first) = loader.load(Pane::Capture, now).await.unwrap() else {
+            panic!("capture data")
+        };
+        assert_eq!(first.feed.len(), 2);
+        assert_eq!(
+            first.per_minute.iter().sum::<u64>(),
+            1,
+            "only one in the last hour"
+        );
 
-            store
-                .insert_conversations(&[
-                    conversation("same minute as the last", now - Duration::minutes(2)),
-                    conversation("just now", now),
-                ])
-                .await
-                .unwrap();
-            let PaneData::Capture(second) = loader.load(Pane::Capture, now).await.unwrap() else {
-                panic!("capture data")
-            };
-            let texts: Vec<&str> = second
-                .feed
-                .iter()
-                .map(|c| c.user_message.as_str())
-                .collect();
-            assert_eq!(
-                texts,
-                [
-                    "just now",
-                    "same minute as the last",
-                    "two minutes ago",
-                    "an hour ago"
-                ]
-            );
-            assert_eq!(second.per_minute.iter().sum::<u64>(), 3);
-            assert_eq!(
-                second.per_minute[57], 2,
-                "the newest cached minute was re-counted"
-            );
-            assert_eq!(*second.per_minute.last().unwrap(), 1);
-            assert_eq!(second.per_hour.iter().map(|b| b.count).sum::<i64>(), 4);
-            store.close().await;
-        });
-    }
+        store
+            .insert_conversations(&[
+                conversation("same minute as the last", now - Duration::minutes(2)),
+                conversation("just now", now),
+            ])
+            .await
+            .unwrap();
+        let PaneData::Capture(second) = loader.load(Pane::Capture, now).await.unwrap() else {
+            panic!("capture data")
+        };
+        let texts: Vec<&str> = second
+            .feed
+            .iter()
+            .map(|c| c.user_message.as_str())
+            .collect();
+        assert_eq!(
+            texts,
+            [
+                "just now",
+                "same minute as the last",
+                "two minutes ago",
+                "an hour ago"
+            ]
+        );
+        assert_eq!(second.per_minute.iter().sum::<u64>(), 3);
+        assert_eq!(
+            second.per_minute[57], 2,
+            "the newest cached minute was re-counted"
+        );
+        assert_eq!(*second.per_minute.last().unwrap(), 1);
+        assert_eq!(second.per_hour.iter().map(|b| b.count).sum::<i64>(), 4);
+    });
 }
 
 #[test]
 fn refresh_task_answers_the_latest_request_and_reports_failures() {
     let db = TestDb::sqlite();
     let config = db.config();
-    block_on(async move {
-        let store = flywheel::storage::open(&config).await.unwrap();
+    db.with_store(move |store| async move {
         let (events_tx, mut events) = mpsc::unbounded_channel();
         let (requests, requests_rx) = watch::channel(RefreshRequest::default());
         let task = refresh::spawn(

@@ -4,14 +4,14 @@
 //! quits, and leaves the terminal as it found it (main screen, cooked mode).
 //! Synchronisation is by polling the screen for expected text, with a deadline.
 
-mod common;
+mod support;
 
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{TestDb, block_on, scalar};
 use flywheel::storage::samples::NewSample;
+use support::environment::{env_prefix, flywheel_bin, shell_quoted};
+use support::{TestDb, block_on, scalar};
 
 struct Tmux {
     socket: String,
@@ -102,10 +102,6 @@ fn tmux_available() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-fn quoted(path: &Path) -> String {
-    format!("'{}'", path.display().to_string().replace('\'', r"'\''"))
-}
-
 #[test]
 fn console_in_tmux_reviews_a_sample_and_restores_the_terminal() {
     if !tmux_available() {
@@ -115,9 +111,7 @@ fn console_in_tmux_reviews_a_sample_and_restores_the_terminal() {
     }
     let db = TestDb::sqlite();
     let text = "cancel my subscription please";
-    let config = db.config();
-    block_on(async move {
-        let store = flywheel::storage::open(&config).await.unwrap();
+    db.with_store(move |store| async move {
         store
             .upsert_samples(&[NewSample {
                 text: text.into(),
@@ -135,20 +129,20 @@ fn console_in_tmux_reviews_a_sample_and_restores_the_terminal() {
             }])
             .await
             .unwrap();
-        store.close().await;
     });
 
     let home = db.data_path();
-    let bin = assert_cmd::cargo::cargo_bin("flywheel");
     let tmux = Tmux::start(100, 30);
     let console = format!(
-        "env -u DATABASE_URL -u LABEL_STUDIO_URL -u LABEL_STUDIO_API_KEY -u FLYWHEEL_LOG \
-         HOME={home} XDG_DATA_HOME={home}/xdg-data XDG_CONFIG_HOME={home}/xdg-config \
-         {bin} --data-dir {home} tui",
-        home = quoted(home),
-        bin = quoted(&bin),
+        "{} {} --data-dir {home} tui",
+        env_prefix(home),
+        shell_quoted(&flywheel_bin()),
+        home = shell_quoted(home),
     );
-    tmux.type_line(&format!("cd {} && {console}; echo EXIT=$?", quoted(home)));
+    tmux.type_line(&format!(
+        "cd {} && {console}; echo EXIT=$?",
+        shell_quoted(home)
+    ));
     tmux.wait_for("1 Capture");
     tmux.wait_for("nothing captured yet");
 

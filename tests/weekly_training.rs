@@ -2,10 +2,11 @@
 //! below the minimum, train and register, compare with production on the
 //! same test split, and leave nothing half-done when it fails.
 
-mod common;
+mod support;
 
-use common::{TestDb, block_on, exec, json_stdout, scalar};
 use flywheel::storage::Store;
+use support::fixtures::promote_to_production;
+use support::{Exits, TestDb, exec, json_stdout, scalar};
 
 /// A small learnable data set: five intents from templates and fillers.
 fn utterances(round: usize) -> Vec<(String, &'static str)> {
@@ -107,24 +108,12 @@ async fn add_approved(store: &Store, round: usize) {
 #[test]
 fn weekly_training_skips_trains_compares_and_registers() {
     for db in TestDb::all() {
-        let config = db.config();
-        block_on(async move {
-            let store = flywheel::storage::open(&config).await.unwrap();
+        db.with_store(move |store| async move {
             add_approved(&store, 0).await;
-            store.close().await;
         });
 
         // Below the minimum: says so, exits 0, trains nothing.
-        let out = db
-            .cmd()
-            .args(["weekly-training", "--json"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = db.cmd().args(["weekly-training", "--json"]).succeeds();
         let skipped = json_stdout(&out);
         assert_eq!(skipped["result"]["outcome"], "skipped");
         assert_eq!(skipped["result"]["approved_unused"], 200);
@@ -133,13 +122,7 @@ fn weekly_training_skips_trains_compares_and_registers() {
         let out = db
             .cmd()
             .args(["weekly-training", "--force", "--json"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .succeeds();
         let first = json_stdout(&out);
         let r = &first["result"];
         assert_eq!(r["outcome"], "trained");
@@ -167,9 +150,7 @@ fn weekly_training_skips_trains_compares_and_registers() {
         assert!(metadata["validation_samples"].as_u64().unwrap() > 0);
         assert!(report["training"]["refit_epochs"].as_u64().unwrap() >= 1);
 
-        let config = db.config();
-        block_on(async move {
-            let store = flywheel::storage::open(&config).await.unwrap();
+        db.with_store(move |store| async move {
             assert_eq!(scalar(&store, "SELECT COUNT(*) FROM training_samples WHERE model_version_target = 'router-v1.0.0'").await, 200);
             assert_eq!(
                 scalar(
@@ -179,29 +160,15 @@ fn weekly_training_skips_trains_compares_and_registers() {
                 .await,
                 1
             );
-            flywheel::lifecycle::promote(
-                &store,
-                "router-v1.0.0",
-                flywheel::lifecycle::Target::Production,
-                "t",
-            )
-            .await
-            .unwrap();
+            promote_to_production(&store, "router-v1.0.0").await;
             add_approved(&store, 1).await;
-            store.close().await;
         });
 
         // Second version: scored against production on the same test split.
         let out = db
             .cmd()
             .args(["weekly-training", "--force", "--json"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .succeeds();
         let second = json_stdout(&out);
         let r = &second["result"];
         assert_eq!(r["version"], "router-v1.1.0");
@@ -235,16 +202,13 @@ fn weekly_training_skips_trains_compares_and_registers() {
             "{gate}"
         );
         assert_eq!(report["reason"], r["reason"]);
-        let config = db.config();
-        block_on(async move {
-            let store = flywheel::storage::open(&config).await.unwrap();
+        db.with_store(move |store| async move {
             let marked = scalar(&store, "SELECT COUNT(*) FROM training_samples WHERE model_version_target = 'router-v1.1.0'").await;
             if expected == "testing" {
                 assert!(marked > 0);
             } else {
                 assert_eq!(marked, 0, "a rejected model marks no samples used");
             }
-            store.close().await;
         });
     }
 }
@@ -252,28 +216,13 @@ fn weekly_training_skips_trains_compares_and_registers() {
 #[test]
 fn a_failed_training_leaves_no_version_and_no_marked_samples() {
     for db in TestDb::all() {
-        let config = db.config();
-        block_on(async move {
-            let store = flywheel::storage::open(&config).await.unwrap();
+        db.with_store(move |store| async move {
             add_approved(&store, 0).await;
-            store.close().await;
         });
         // The models directory cannot be created: training fails after the run started.
         std::fs::write(db.data_path().join("models"), b"not a directory").unwrap();
-        let out = db
-            .cmd()
-            .args(["weekly-training", "--force"])
-            .output()
-            .unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(1),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let config = db.config();
-        block_on(async move {
-            let store = flywheel::storage::open(&config).await.unwrap();
+        db.cmd().args(["weekly-training", "--force"]).exits_with(1);
+        db.with_store(move |store| async move {
             assert_eq!(
                 scalar(&store, "SELECT COUNT(*) FROM model_versions").await,
                 0
@@ -295,7 +244,6 @@ fn a_failed_training_leaves_no_version_and_no_marked_samples() {
                 1
             );
             assert_eq!(scalar(&store, "SELECT COUNT(*) FROM job_runs WHERE stage = 'weekly-training' AND status = 'failed'").await, 1);
-            store.close().await;
         });
         // Fixed: the next run starts clean.
         std::fs::remove_file(db.data_path().join("models")).unwrap();

@@ -5,7 +5,6 @@
 //! so `cargo test` stays quick); `scripts/fuzz.sh` raises the count for long
 //! runs. Failures are kept in `tests/fuzz_*.proptest-regressions` and replayed
 //! first on every run; the ones found so far are also explicit `#[test]`s.
-#![allow(dead_code)]
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence};
@@ -26,6 +25,27 @@ pub fn config(default_cases: u32) -> Config {
         max_shrink_iters: 2_000,
         ..Config::default()
     }
+}
+
+/// A runtime for the synchronous property tests to drive async code on,
+/// built once and shared by their cases.
+pub fn runtime(workers: usize) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// An embedded SQLite installation in a directory of its own (gone with the
+/// `TempDir`), and its configuration.
+pub fn installation() -> (tempfile::TempDir, flywheel::config::Config) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = flywheel::config::Config {
+        data_dir: dir.path().to_path_buf(),
+        ..flywheel::config::Config::default()
+    };
+    (dir, config)
 }
 
 /// Characters that break naive text handling: Devanagari with its vowel

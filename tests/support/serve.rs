@@ -1,61 +1,19 @@
-//! Helpers of the capture tests: a real `flywheel serve` process on a free
-//! port, a rule model in production, polling with deadlines, SQL for
-//! checking what was stored.
-#![allow(dead_code)]
+//! A real `flywheel serve` process on a free port, and HTTP clients for it:
+//! an impatient one, a slow one (`trickle`), the `/health` gauges.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use flywheel::storage::{Backend as Pool, Store};
-use sqlx::Connection;
-
-use crate::common::TestDb;
-
-/// Poll `check` until it returns `Some`, or panic after `timeout`.
-pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+use super::backends::TestDb;
+use super::processes::eventually;
 
 /// A running `flywheel serve`.
 pub struct Server {
     child: Child,
     pub base: String,
     pub log: PathBuf,
-}
-
-/// The binary with the test's database and nothing from the environment.
-pub fn flywheel(db: &TestDb) -> Command {
-    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("flywheel"));
-    for (key, _) in std::env::vars() {
-        if key == "DATABASE_URL" || key.starts_with("LABEL_STUDIO_") || key.starts_with("FLYWHEEL_")
-        {
-            cmd.env_remove(key);
-        }
-    }
-    let home = db.data_path();
-    cmd.env("HOME", home)
-        .env("XDG_DATA_HOME", home.join("xdg-data"))
-        .env("XDG_CONFIG_HOME", home.join("xdg-config"))
-        .current_dir(home)
-        .arg("--data-dir")
-        .arg(home);
-    if let Some(url) = &db.database_url {
-        cmd.arg("--database-url").arg(url);
-    }
-    cmd
 }
 
 impl Server {
@@ -74,15 +32,13 @@ impl Server {
         static STARTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let log = db.data_path().join(format!("serve-{n}.stderr"));
-        let mut cmd = flywheel(db);
+        let mut cmd = db.command();
         cmd.args(["-vv", "serve", "--addr", "127.0.0.1:0"])
             .args(args);
         if !bootstrap {
             cmd.arg("--no-bootstrap");
         }
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
+        cmd.envs(env.iter().copied());
         let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -162,62 +118,14 @@ impl Drop for Server {
     }
 }
 
-/// Put a keyword model in production as `rules-v1`.
-pub async fn install_rules_model(db: &TestDb, store: &Store) {
-    let dir = db.data_path().join("models/rules-v1");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("keywords.json"),
-        r#"{"version": "rules-v1", "intents": {"order_food": ["pizza", "burger", "khana"], "greet": ["hello", "namaste"], "track_order": ["where is my order", "track"]}}"#,
-    )
-    .unwrap();
-    exec(
-        store,
-        "INSERT INTO model_versions (version, status, artifact_path, traffic_percentage) \
-         VALUES ('rules-v1', 'production', 'models/rules-v1', 100)",
-    )
-    .await;
-}
-
-pub async fn exec(store: &Store, sql: &str) {
-    match store.backend() {
-        Pool::Sqlite(p) => sqlx::query(sql).execute(p).await.map(|_| ()),
-        Pool::Postgres(p) => sqlx::query(sql).execute(p).await.map(|_| ()),
-    }
-    .unwrap_or_else(|err| panic!("{sql}: {err}"));
-}
-
-pub async fn count(store: &Store, where_clause: &str) -> i64 {
-    let sql = format!("SELECT COUNT(*) FROM conversation_logs WHERE {where_clause}");
-    match store.backend() {
-        Pool::Sqlite(p) => sqlx::query_scalar(&sql).fetch_one(p).await,
-        Pool::Postgres(p) => sqlx::query_scalar(&sql).fetch_one(p).await,
-    }
-    .unwrap_or_else(|err| panic!("{sql}: {err}"))
-}
-
-/// Every text column of every row, joined: to prove a value is stored nowhere.
-pub async fn all_text(store: &Store) -> String {
-    let sql = "SELECT COALESCE(session_id,'') || '|' || COALESCE(user_hash,'') || '|' || user_message || '|' || \
-               COALESCE(routing_decision,'') || '|' || COALESCE(model_version,'') || '|' || COALESCE(nlu_intent,'') \
-               FROM conversation_logs";
-    let rows: Vec<String> = match store.backend() {
-        Pool::Sqlite(p) => sqlx::query_scalar(sql).fetch_all(p).await,
-        Pool::Postgres(p) => sqlx::query_scalar(sql).fetch_all(p).await,
-    }
-    .unwrap();
-    rows.join("\n")
-}
-
 /// `GET /health` as JSON.
 pub async fn health(http: &reqwest::Client, server: &Server) -> serde_json::Value {
-    http.get(server.url("/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    json_answer(http.get(server.url("/health"))).await
+}
+
+/// Send `request`; the JSON answered, whatever the status.
+pub async fn json_answer(request: reqwest::RequestBuilder) -> serde_json::Value {
+    request.send().await.unwrap().json().await.unwrap()
 }
 
 /// Wait until the `/health` queue gauge `gauge` (`depth`, `in_flight_rows`) is `value`.
@@ -237,49 +145,6 @@ pub fn client() -> reqwest::Client {
         .pool_max_idle_per_host(64)
         .build()
         .unwrap()
-}
-
-/// Another client holding the write lock of `conversation_logs`, so the
-/// writer blocks on its commit until [`WriteBlock::release`].
-pub enum WriteBlock {
-    Sqlite(sqlx::SqliteConnection),
-    Postgres(sqlx::PgConnection),
-}
-
-impl WriteBlock {
-    pub async fn take(db: &TestDb) -> Self {
-        match &db.database_url {
-            None => {
-                let url = format!("sqlite://{}", db.data_path().join("flywheel.db").display());
-                let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-                // The writer waits on SQLite's busy timeout (10 s) meanwhile.
-                sqlx::query("BEGIN IMMEDIATE")
-                    .execute(&mut conn)
-                    .await
-                    .unwrap();
-                WriteBlock::Sqlite(conn)
-            }
-            Some(url) => {
-                let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
-                sqlx::query("BEGIN").execute(&mut conn).await.unwrap();
-                sqlx::query("LOCK TABLE conversation_logs IN SHARE MODE")
-                    .execute(&mut conn)
-                    .await
-                    .unwrap();
-                WriteBlock::Postgres(conn)
-            }
-        }
-    }
-
-    pub async fn release(self) {
-        match self {
-            WriteBlock::Sqlite(mut c) => sqlx::query("ROLLBACK").execute(&mut c).await.map(|_| ()),
-            WriteBlock::Postgres(mut c) => {
-                sqlx::query("ROLLBACK").execute(&mut c).await.map(|_| ())
-            }
-        }
-        .unwrap();
-    }
 }
 
 /// What a [`trickle`] client saw.
@@ -323,4 +188,25 @@ pub async fn trickle(
         answer: String::from_utf8_lossy(&answer).into_owned(),
         ended_by_server: ended.is_ok(),
     }
+}
+
+/// `GET /metrics` as text.
+pub async fn metrics(http: &reqwest::Client, server: &Server) -> String {
+    http.get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// POST `body` as JSON to `path`; the JSON answered, whatever the status.
+pub async fn post_json(
+    http: &reqwest::Client,
+    server: &Server,
+    path: &str,
+    body: &serde_json::Value,
+) -> serde_json::Value {
+    json_answer(http.post(server.url(path)).json(body)).await
 }
