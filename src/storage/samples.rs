@@ -413,6 +413,7 @@ impl Store {
                 .await
         })
         .map_err(err)?;
+        // Nothing updated: dropping the transaction ends it, nothing written.
         if updated.is_some() {
             conversations_follow(
                 tx,
@@ -423,8 +424,6 @@ impl Store {
             )
             .await
             .map_err(err)?;
-        } else {
-            on_tx!(tx, |tx, Db| tx.commit().await).map_err(err)?;
         }
         match updated {
             Some(sample) => Ok(ReviewOutcome::Applied(sample)),
@@ -457,8 +456,8 @@ impl Store {
                 .await
         })
         .map_err(err)?;
-        match row {
-            Some(_) => conversations_follow(
+        if row.is_some() {
+            conversations_follow(
                 tx,
                 sample_id,
                 "UPDATE conversation_logs SET review_status = 'needs-review' \
@@ -466,8 +465,7 @@ impl Store {
                    AND review_status = 'reviewed'",
             )
             .await
-            .map_err(err)?,
-            None => on_tx!(tx, |tx, Db| tx.commit().await).map_err(err)?,
+            .map_err(err)?;
         }
         Ok(row)
     }
