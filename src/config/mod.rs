@@ -62,8 +62,16 @@ pub struct AutoFilterConfig {
     pub high_priority: i32,
     /// Daily capture warns "ready for training" at this many approved unused samples.
     pub ready_for_training: i64,
-    /// Below this auto-approval precision (measured by audits) is a warning.
+    /// Below this auto-approval precision (measured by audits) is a
+    /// warning, and each intent is auto-approved only from the confidence
+    /// where audits say its precision reaches it (never below
+    /// `auto_approve_confidence`).
     pub min_precision: f64,
+    /// How many audits an intent's own tally must hold to outweigh all
+    /// intents' pooled precision (and the least the pool needs before any
+    /// threshold moves off `auto_approve_confidence`); 0 switches
+    /// per-intent thresholds off.
+    pub threshold_evidence: u32,
 }
 
 /// Audits of live traffic: a share of all captured conversations, whatever
@@ -185,6 +193,7 @@ impl Default for AutoFilterConfig {
             high_priority: 2,
             ready_for_training: 1000,
             min_precision: 0.97,
+            threshold_evidence: 30,
         }
     }
 }

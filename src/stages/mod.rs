@@ -4,6 +4,7 @@
 //! training (and bootstrap, its work for a fresh installation), prune.
 //! Ingest, capture's backfill, lives with capture.
 
+pub mod approval_thresholds;
 pub mod auto_filter;
 pub mod bootstrap;
 mod capture_fold;
