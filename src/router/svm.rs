@@ -24,7 +24,7 @@ use super::sgd::Example;
 
 /// Passes over the data at most per intent (liblinear's default is 1000;
 /// with shrinking the problems here converge in a few dozen).
-const MAX_PASSES: usize = 20;
+const MAX_PASSES: usize = 10;
 
 /// Stop when the projected gradients span less than this (liblinear's
 /// default `eps` for the dual solvers).
