@@ -26,6 +26,7 @@ use crate::storage::model_performance::ModelPerformance;
 use crate::storage::models::ModelVersion;
 use crate::storage::snapshot::AuditStatus;
 use crate::storage::{Store, Timestamp};
+use crate::suspects::Suspicion;
 
 /// A load that takes longer than this is reported as a slow database; the
 /// pane keeps its last data.
@@ -249,13 +250,26 @@ impl Loader {
     }
 
     async fn review(&mut self) -> Result<ReviewData> {
-        let queue = crate::audit::interleave(
+        let suspects = self.store.suspects(QUEUE_HEAD).await?;
+        let suspect_count = self.store.suspect_count().await?;
+        let queue = crate::suspects::review_mix(
             self.store.review_queue(QUEUE_HEAD, 0).await?,
+            suspects.iter().map(|s| s.sample.clone()).collect(),
             self.store.audit_queue(QUEUE_HEAD).await?,
-            self.config.audit.share,
+            crate::suspects::Shares::of(&self.config),
             QUEUE_HEAD as usize,
             |sample| sample.id,
         );
+        let suspects = suspects
+            .into_iter()
+            .map(|s| {
+                let suspicion = Suspicion {
+                    suggested: s.suggested_intent,
+                    score: s.score,
+                };
+                (s.sample.id, suspicion)
+            })
+            .collect();
         let store = self.store.clone();
         let audits = self
             .audits_awaiting
@@ -274,6 +288,8 @@ impl Loader {
             queue,
             size,
             audits,
+            suspect_count,
+            suspects,
             intents,
         })
     }
