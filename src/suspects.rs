@@ -8,10 +8,12 @@
 //! [`crate::router::train`]). Class `j`'s threshold `t_j` is the mean
 //! probability of `j` over the samples labelled `j` — how sure the model
 //! usually is of that intent. A sample labelled `i` is a suspect when the
-//! most probable of the intents it reaches the threshold of is some `j ≠ i`
-//! ([`flag`]): the model is as sure it is `j` as it usually is of `j`s.
-//! Suspects rank by `p(j) − p(i)`, the margin by which the model prefers
-//! its suggestion.
+//! most probable other intent `j` reaching its threshold is also more
+//! probable than `i` ([`flag`]): the model is as sure it is a `j` as it
+//! usually is of `j`s, and prefers that to the stored label. Suspects rank
+//! by `p(j) − p(i)`, the margin by which the model prefers its suggestion.
+//! Only the top intents of each prediction are read ([`Alternative`]s); an
+//! intent left out counts as probability 0.
 //!
 //! Who may be suspected: labels a model, the seed set or an import gave.
 //! A human's label never is: a human already looked, and a confirmation
@@ -19,9 +21,13 @@
 //! an intent with fewer than [`MIN_INTENT_SAMPLES`] samples, too few for a
 //! model trained without one of them to know it. Weekly training keeps
 //! suspects out of its training set until a human confirms or corrects
-//! them; the review order gives them `suspects.share` of its places, first.
+//! them (one in the gold test split still judges: leaving out the items a
+//! model disagrees with would flatter it); the review order gives them
+//! `suspects.share` of the places audits leave, most suspicious first
+//! ([`review_mix`]).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -31,6 +37,7 @@ use serde::Serialize;
 
 use crate::dataset::Sample;
 use crate::error::Result;
+use crate::lang::Language;
 use crate::progress::Reporter;
 use crate::router::{self, Alternative, TrainParams};
 
@@ -140,9 +147,10 @@ pub fn flag(samples: &[Judged<'_>]) -> Vec<Flag> {
                 .filter(|a| a.intent != s.label && reaches(&a.intent, a.confidence))
                 .map(|a| (a.intent.as_str(), a.confidence))
                 .max_by(|a, b| a.1.total_cmp(&b.1).then_with(|| b.0.cmp(a.0)))?;
-            // …beats the stored label unless that reaches its own threshold
-            // with at least as much.
-            (!(reaches(s.label, own) && own >= p)).then(|| Flag {
+            // …and prefers to the stored label: a model that likes the
+            // stored label better does not confidently disagree, whatever
+            // the thresholds say.
+            (p > own).then(|| Flag {
                 index,
                 suggested: best.to_string(),
                 score: p - own,
@@ -186,36 +194,13 @@ pub fn out_of_fold(
     }
     let fold_of = assign_folds(samples, folds, params.seed);
     reporter.phase("suspects", Some(folds as u64));
-    let done = std::sync::atomic::AtomicU64::new(0);
-    let predicted: Vec<Result<Vec<(usize, Vec<Alternative>)>>> = (0..folds)
+    let done = AtomicU64::new(0);
+    let predicted: Vec<Result<Held>> = (0..folds)
         .into_par_iter()
         .map(|fold| {
-            reporter.check_cancelled()?;
-            let train: Vec<Sample> = samples
-                .iter()
-                .zip(&fold_of)
-                .filter(|(_, f)| **f != fold)
-                .map(|(s, _)| s.clone())
-                .collect();
-            let held: Vec<usize> = (0..samples.len()).filter(|i| fold_of[*i] == fold).collect();
-            let trained = router::train(
-                &train,
-                None,
-                &fold_params(params, fold),
-                &Reporter::new(Default::default(), reporter.cancel_token().clone()),
-            )?;
-            let texts: Vec<(&str, Option<crate::lang::Language>)> = held
-                .iter()
-                .map(|i| (samples[*i].text.as_str(), samples[*i].language))
-                .collect();
-            let predictions = trained.model.classify_batch(&texts)?;
-            let finished = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-            reporter.advance(finished);
-            Ok(held
-                .into_iter()
-                .zip(predictions)
-                .map(|(i, p)| (i, p.alternatives))
-                .collect())
+            let held = predict_fold(samples, &fold_of, fold, params, reporter)?;
+            reporter.advance(done.fetch_add(1, Ordering::Relaxed) + 1);
+            Ok(held)
         })
         .collect();
     let mut out = vec![Vec::new(); samples.len()];
@@ -225,6 +210,40 @@ pub fn out_of_fold(
         }
     }
     Ok(out)
+}
+
+/// The predictions of one fold's samples (by index) by a model trained on
+/// the others.
+type Held = Vec<(usize, Vec<Alternative>)>;
+
+fn predict_fold(
+    samples: &[Sample],
+    fold_of: &[usize],
+    fold: usize,
+    params: &TrainParams,
+    reporter: &Reporter,
+) -> Result<Held> {
+    reporter.check_cancelled()?;
+    let train: Vec<Sample> = samples
+        .iter()
+        .zip(fold_of)
+        .filter(|(_, f)| **f != fold)
+        .map(|(s, _)| s.clone())
+        .collect();
+    let held: Vec<usize> = (0..samples.len()).filter(|i| fold_of[*i] == fold).collect();
+    // The fold's epochs are not the stage's progress: only its cancel token is shared.
+    let quiet = Reporter::new(Default::default(), reporter.cancel_token().clone());
+    let trained = router::train(&train, None, &fold_params(params, fold), &quiet)?;
+    let texts: Vec<(&str, Option<Language>)> = held
+        .iter()
+        .map(|i| (samples[*i].text.as_str(), samples[*i].language))
+        .collect();
+    let predictions = trained.model.classify_batch(&texts)?;
+    Ok(held
+        .into_iter()
+        .zip(predictions)
+        .map(|(i, p)| (i, p.alternatives))
+        .collect())
 }
 
 /// Fold of each sample: within each intent, a seeded shuffle dealt round
@@ -261,6 +280,21 @@ mod tests {
             .collect()
     }
 
+    fn judged<'a>(label: &'a str, flaggable: bool, predicted: &'a [Alternative]) -> Judged<'a> {
+        Judged {
+            label,
+            flaggable,
+            predicted,
+        }
+    }
+
+    /// Five "a" and five "b" predicted as `a` and `b` say.
+    fn known<'a>(a: &'a [Alternative], b: &'a [Alternative]) -> Vec<Judged<'a>> {
+        (0..5)
+            .flat_map(|_| [judged("a", true, a), judged("b", true, b)])
+            .collect()
+    }
+
     #[test]
     fn a_confident_disagreement_is_flagged_and_ranked_by_margin() {
         // Five "a" the model knows (0.8), five "b" (0.6), one "a" it calls
@@ -269,29 +303,9 @@ mod tests {
         let sure_b = alternatives(&[("b", 0.6), ("a", 0.3)]);
         let doubtful = alternatives(&[("b", 0.7), ("a", 0.2)]);
         let wrong = alternatives(&[("b", 0.9), ("c", 0.05)]);
-        let mut samples: Vec<Judged> = Vec::new();
-        for _ in 0..5 {
-            samples.push(Judged {
-                label: "a",
-                flaggable: true,
-                predicted: &sure_a,
-            });
-            samples.push(Judged {
-                label: "b",
-                flaggable: true,
-                predicted: &sure_b,
-            });
-        }
-        samples.push(Judged {
-            label: "a",
-            flaggable: true,
-            predicted: &doubtful,
-        });
-        samples.push(Judged {
-            label: "a",
-            flaggable: true,
-            predicted: &wrong,
-        });
+        let mut samples = known(&sure_a, &sure_b);
+        samples.push(judged("a", true, &doubtful));
+        samples.push(judged("a", true, &wrong));
         let flags = flag(&samples);
         let flagged: Vec<(usize, &str)> = flags
             .iter()
@@ -309,35 +323,11 @@ mod tests {
         let sure_b = alternatives(&[("b", 0.9), ("a", 0.05)]);
         // Under b's threshold (0.9 on average): the model is not as sure as usual.
         let unsure = alternatives(&[("b", 0.5), ("a", 0.4)]);
-        let mut samples: Vec<Judged> = Vec::new();
-        for _ in 0..5 {
-            samples.push(Judged {
-                label: "a",
-                flaggable: true,
-                predicted: &sure_a,
-            });
-            samples.push(Judged {
-                label: "b",
-                flaggable: true,
-                predicted: &sure_b,
-            });
-        }
-        samples.push(Judged {
-            label: "a",
-            flaggable: true,
-            predicted: &unsure,
-        });
-        samples.push(Judged {
-            label: "a",
-            flaggable: false,
-            predicted: &sure_b,
-        });
+        let mut samples = known(&sure_a, &sure_b);
+        samples.push(judged("a", true, &unsure));
+        samples.push(judged("a", false, &sure_b));
         // A rare intent (one sample): not judged.
-        samples.push(Judged {
-            label: "c",
-            flaggable: true,
-            predicted: &sure_b,
-        });
+        samples.push(judged("c", true, &sure_b));
         assert_eq!(flag(&samples), Vec::new());
     }
 

@@ -47,7 +47,9 @@ pub async fn run(ctx: &Context, command: StatsCommand) -> Result<ExitCode> {
     let store = ctx.existing_store().await?;
     let result = match command {
         StatsCommand::Queue { limit } => queue(ctx, &store, limit).await,
-        StatsCommand::Suspects { limit } => super::stats_suspects::suspects(ctx, &store, limit).await,
+        StatsCommand::Suspects { limit } => {
+            super::stats_suspects::suspects(ctx, &store, limit).await
+        }
         StatsCommand::Daily { since } => daily(ctx, &store, since).await,
         StatsCommand::Models => models(ctx, &store).await,
         StatsCommand::Capture(_) => unreachable!("handled above"),

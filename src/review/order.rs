@@ -30,7 +30,9 @@ pub fn review_order(tasks: Vec<WaitingTask>, shares: Shares) -> Vec<WaitingTask>
         .collect();
     suspects.sort_by(|a, b| {
         let score = |t: &WaitingTask| t.suspect_score.unwrap_or(0.0);
-        score(b).total_cmp(&score(a)).then(a.sample_id.cmp(&b.sample_id))
+        score(b)
+            .total_cmp(&score(a))
+            .then(a.sample_id.cmp(&b.sample_id))
     });
     let mut audits: Vec<WaitingTask> = tasks.into_iter().filter(|t| t.audit_at.is_some()).collect();
     audits.sort_by_key(|t| (std::cmp::Reverse(t.audit_at), t.sample_id));
@@ -202,9 +204,9 @@ mod tests {
             vec![task(1, 5, 1, None), task(2, 2, 1, None)],
             audits_at(20),
         )
-            .iter()
-            .map(|t| t.sample_id)
-            .collect();
+        .iter()
+        .map(|t| t.sample_id)
+        .collect();
         assert_eq!(no_audits, vec![2, 1]);
     }
 

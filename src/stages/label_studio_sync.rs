@@ -293,14 +293,8 @@ async fn push(
             |sample| sample.id,
         );
         let suspicions: HashMap<i64, Suspicion> = suspects
-            .into_iter()
-            .map(|s| {
-                let suspicion = Suspicion {
-                    suggested: s.suggested_intent,
-                    score: s.score,
-                };
-                (s.sample.id, suspicion)
-            })
+            .iter()
+            .map(|s| (s.sample.id, s.suspicion()))
             .collect();
         if batch.is_empty() {
             break;

@@ -16,10 +16,10 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::suspect_flags::flag_suspects;
 use super::gate::{
     self, Answers, Candidate, Comparison, GateDecision, GateRules, Items, ProductionScore,
 };
+use super::suspect_flags::flag_suspects;
 use crate::config::Config;
 use crate::dataset::Sample;
 use crate::domain::ModelStatus;

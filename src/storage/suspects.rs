@@ -11,6 +11,7 @@ use super::label_studio_tasks::SampleToPush;
 use super::samples::{SAMPLE_COLUMNS, Sample};
 use super::{Store, Timestamp, db_error, on_pool};
 use crate::error::Result;
+use crate::suspects::Suspicion;
 
 /// Rows per insert statement (six binds each).
 const INSERT_CHUNK: usize = 1000;
@@ -42,6 +43,16 @@ pub struct Suspect {
     /// The version whose training run flagged it.
     pub flagged_by: String,
     pub flagged_at: Timestamp,
+}
+
+impl Suspect {
+    /// What the faces show beside the stored label.
+    pub fn suspicion(&self) -> Suspicion {
+        Suspicion {
+            suggested: self.suggested_intent.clone(),
+            score: self.score,
+        }
+    }
 }
 
 impl From<&Suspect> for SampleToPush {

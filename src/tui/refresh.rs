@@ -26,7 +26,6 @@ use crate::storage::model_performance::ModelPerformance;
 use crate::storage::models::ModelVersion;
 use crate::storage::snapshot::AuditStatus;
 use crate::storage::{Store, Timestamp};
-use crate::suspects::Suspicion;
 
 /// A load that takes longer than this is reported as a slow database; the
 /// pane keeps its last data.
@@ -250,10 +249,11 @@ impl Loader {
     }
 
     async fn review(&mut self) -> Result<ReviewData> {
+        let waiting = self.store.review_queue(QUEUE_HEAD, 0).await?;
         let suspects = self.store.suspects(QUEUE_HEAD).await?;
         let suspect_count = self.store.suspect_count().await?;
         let queue = crate::suspects::review_mix(
-            self.store.review_queue(QUEUE_HEAD, 0).await?,
+            waiting,
             suspects.iter().map(|s| s.sample.clone()).collect(),
             self.store.audit_queue(QUEUE_HEAD).await?,
             crate::suspects::Shares::of(&self.config),
@@ -261,14 +261,8 @@ impl Loader {
             |sample| sample.id,
         );
         let suspects = suspects
-            .into_iter()
-            .map(|s| {
-                let suspicion = Suspicion {
-                    suggested: s.suggested_intent,
-                    score: s.score,
-                };
-                (s.sample.id, suspicion)
-            })
+            .iter()
+            .map(|s| (s.sample.id, s.suspicion()))
             .collect();
         let store = self.store.clone();
         let audits = self

@@ -33,7 +33,11 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             let (label, text) = match suspicion {
                 Some(x) => (
                     s.intent.clone(),
-                    format!("suspect: model says {} · {}", x.suggested, cut(&s.text, 200)),
+                    format!(
+                        "suspect: model says {} · {}",
+                        x.suggested,
+                        cut(&s.text, 200)
+                    ),
                 ),
                 None => (
                     s.predicted_intent
@@ -69,10 +73,10 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         } else {
             String::new()
         },
-        if data.suspect_count > 0 {
-            format!(" · {} suspects", data.suspect_count)
-        } else {
-            String::new()
+        match data.suspect_count {
+            0 => String::new(),
+            1 => " · 1 suspect label".into(),
+            n => format!(" · {n} suspect labels"),
         },
         if hidden > 0 {
             format!(" · {hidden} skipped/decided here")
