@@ -339,6 +339,121 @@ fn suspects_are_read_most_suspicious_first_and_end_with_the_label_they_doubt() {
     });
 }
 
+/// A sample waiting for review, as daily capture leaves it.
+fn waiting(text: &str, intent: &str, priority: i32) -> NewSample {
+    NewSample {
+        source: Provenance::Auto,
+        review_status: flywheel::domain::ReviewStatus::NeedsReview,
+        priority,
+        predicted_intent: Some(intent.into()),
+        predicted_by_version: Some("router-v1.0.0".into()),
+        confidence: Some(0.5),
+        ..imported(text, intent)
+    }
+}
+
+#[test]
+fn label_studio_gets_suspects_marked_at_the_head_of_their_share() {
+    let runtime = support::fuzz::runtime(1);
+    let fake = runtime.block_on(support::fake_label_studio::FakeLabelStudio::start(
+        "f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1",
+    ));
+    for db in TestDb::all() {
+        let suspected = db.with_store(|store| async move {
+            let rows = store
+                .upsert_samples(&[
+                    waiting("refund please", "refund_request", 2),
+                    waiting("hello", "greeting", 5),
+                    waiting("bye now", "goodbye", 5),
+                    imported("where is my parcel", "order_food"),
+                    imported("i want a pizza", "track_order"),
+                ])
+                .await
+                .unwrap();
+            let (low, high) = (rows[3].id, rows[4].id);
+            let flag = |id: i64, flagged: &str, suggested: &str, score: f64| NewSuspect {
+                sample_id: id,
+                flagged_intent: flagged.into(),
+                suggested_intent: suggested.into(),
+                score,
+            };
+            store
+                .replace_suspects(
+                    "router-v1.1.0",
+                    &[
+                        flag(low, "order_food", "track_order", 0.5),
+                        flag(high, "track_order", "order_food", 0.9),
+                    ],
+                )
+                .await
+                .unwrap();
+            (low, high)
+        });
+        let before = fake.imported().len();
+        db.cmd()
+            .args(["label-studio-sync", "--push-only", "--json"])
+            .env("LABEL_STUDIO_URL", &fake.url)
+            .env(
+                "LABEL_STUDIO_API_KEY",
+                "f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1f1",
+            )
+            .env("LABEL_STUDIO_PROJECT_ID", "3")
+            .env("FLYWHEEL_SUSPECTS__SHARE", "50")
+            .assert()
+            .success();
+        let pushed: Vec<Value> = fake.imported()[before..].to_vec();
+        let order: Vec<&str> = pushed.iter().map(|d| d["text"].as_str().unwrap()).collect();
+        // No audit waits: half of every stretch to suspects, a suspect first.
+        assert_eq!(
+            order,
+            [
+                "i want a pizza",
+                "refund please",
+                "where is my parcel",
+                "hello",
+                "bye now"
+            ]
+        );
+        assert_eq!(pushed[0]["suspect"], true);
+        assert_eq!(pushed[0]["suggested"], "order_food");
+        assert_eq!(
+            pushed[0]["predicted_intent"],
+            "track_order (suspect: model says order_food)"
+        );
+        assert!(pushed[1].get("suspect").is_none(), "{}", pushed[1]);
+        assert_eq!(pushed[1]["predicted_intent"], "refund_request");
+
+        // Waiting in Label Studio, they keep their place in the order it is handed.
+        let (low, high) = suspected;
+        db.with_store(move |store| async move {
+            let tasks = store.waiting_tasks(3).await.unwrap();
+            let score = |id: i64| {
+                tasks
+                    .iter()
+                    .find(|t| t.sample_id == id)
+                    .and_then(|t| t.suspect_score)
+            };
+            assert_eq!((score(low), score(high)), (Some(0.5), Some(0.9)));
+            assert_eq!(tasks.len(), 5);
+            let shares = flywheel::suspects::Shares {
+                audits: 40,
+                suspects: 50,
+            };
+            let order: Vec<i64> = flywheel::review::order::review_order(tasks, shares)
+                .iter()
+                .map(|t| t.sample_id)
+                .collect();
+            assert_eq!((order[0], order[2]), (high, low));
+            // Decided in Label Studio (or anywhere): no longer a suspect task.
+            decisions::record(&store, high, ReviewVerdict::Reject, None, Timestamp::now())
+                .await
+                .unwrap();
+            let tasks = store.waiting_tasks(3).await.unwrap();
+            assert!(tasks.iter().all(|t| t.sample_id != high));
+        });
+    }
+}
+
 #[test]
 fn stats_suspects_says_when_there_are_none() {
     let db = TestDb::sqlite();
