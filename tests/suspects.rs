@@ -248,6 +248,16 @@ fn flipped_labels_are_flagged_kept_out_of_training_and_resolved_by_a_human() {
     }
 }
 
+/// A flag on sample `id`.
+fn suspect(id: i64, flagged: &str, suggested: &str, score: f64) -> NewSuspect {
+    NewSuspect {
+        sample_id: id,
+        flagged_intent: flagged.into(),
+        suggested_intent: suggested.into(),
+        score,
+    }
+}
+
 /// An approved imported sample.
 fn imported(text: &str, intent: &str) -> NewSample {
     NewSample {
@@ -278,12 +288,7 @@ fn suspects_are_read_most_suspicious_first_and_end_with_the_label_they_doubt() {
             .await
             .unwrap();
         let id: HashMap<usize, i64> = rows.iter().enumerate().map(|(i, r)| (i, r.id)).collect();
-        let flag = |i: usize, flagged: &str, suggested: &str, score: f64| NewSuspect {
-            sample_id: id[&i],
-            flagged_intent: flagged.into(),
-            suggested_intent: suggested.into(),
-            score,
-        };
+        let flag = |i: usize, flagged, suggested, score| suspect(id[&i], flagged, suggested, score);
         store
             .replace_suspects(
                 "router-v1.1.0",
@@ -371,18 +376,12 @@ fn label_studio_gets_suspects_marked_at_the_head_of_their_share() {
                 .await
                 .unwrap();
             let (low, high) = (rows[3].id, rows[4].id);
-            let flag = |id: i64, flagged: &str, suggested: &str, score: f64| NewSuspect {
-                sample_id: id,
-                flagged_intent: flagged.into(),
-                suggested_intent: suggested.into(),
-                score,
-            };
             store
                 .replace_suspects(
                     "router-v1.1.0",
                     &[
-                        flag(low, "order_food", "track_order", 0.5),
-                        flag(high, "track_order", "order_food", 0.9),
+                        suspect(low, "order_food", "track_order", 0.5),
+                        suspect(high, "track_order", "order_food", 0.9),
                     ],
                 )
                 .await
