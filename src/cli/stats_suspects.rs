@@ -51,7 +51,7 @@ pub(super) async fn suspects(ctx: &Context, store: &Store, limit: i64) -> Result
                 return "No suspect labels: weekly training found no approved label the model confidently disagrees with (or none is left undecided).".into();
             }
             let mut out = format!(
-                "{total} suspect labels, most suspicious first: left out of training until a human confirms or corrects them (they lead the review order)\n"
+                "{total} suspect labels, most suspicious first: left out of training until a human confirms or corrects them (they take suspects.share of the review order)\n"
             );
             for s in &items {
                 let _ = writeln!(out, "{}", line(s));
