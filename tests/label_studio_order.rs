@@ -73,7 +73,11 @@ fn sync(db: &TestDb, url: &str, key: &str) -> Value {
 fn product_order(db: &TestDb, project: i64) -> Vec<i64> {
     db.with_store(move |store| async move {
         let tasks = store.waiting_tasks(project).await.unwrap();
-        review_order(tasks, SHARE)
+        let shares = flywheel::suspects::Shares {
+            audits: SHARE,
+            suspects: 20,
+        };
+        review_order(tasks, shares)
             .iter()
             .map(|t| t.sample_id)
             .collect()

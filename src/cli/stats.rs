@@ -1,4 +1,4 @@
-//! `flywheel stats queue|daily|models|thresholds|recent|capture-gaps`.
+//! `flywheel stats queue|suspects|daily|models|thresholds|recent|capture-gaps`.
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -24,6 +24,12 @@ pub enum StatsCommand {
         #[arg(long, default_value_t = 20, value_parser = row_limit())]
         limit: i64,
     },
+    /// Approved labels the model confidently disagrees with, most
+    /// suspicious first (flagged by weekly training).
+    Suspects {
+        #[arg(long, default_value_t = 100, value_parser = row_limit())]
+        limit: i64,
+    },
     /// Per day: captured, auto-approved, needs review, reviewed, approved, rejected.
     Daily {
         #[arg(long, default_value = "7d", value_parser = parse_duration)]
@@ -46,6 +52,9 @@ pub async fn run(ctx: &Context, command: StatsCommand) -> Result<ExitCode> {
     let store = ctx.existing_store().await?;
     let result = match command {
         StatsCommand::Queue { limit } => queue(ctx, &store, limit).await,
+        StatsCommand::Suspects { limit } => {
+            super::stats_suspects::suspects(ctx, &store, limit).await
+        }
         StatsCommand::Daily { since } => daily(ctx, &store, since).await,
         StatsCommand::Models => models(ctx, &store).await,
         StatsCommand::Thresholds => thresholds(ctx, &store).await,
@@ -61,12 +70,16 @@ async fn queue(ctx: &Context, store: &Store, limit: i64) -> Result<()> {
         .await?
         .by_priority;
     let items = store.review_queue(limit, 0).await?;
+    let suspects_total = store.suspect_count().await?;
+    let suspects = store.suspects(limit).await?;
+    let suspect_items: Vec<_> = suspects.iter().map(super::stats_suspects::item).collect();
     let by_priority_json: Vec<_> = by_priority
         .iter()
         .map(|(p, n)| json!({ "priority": p, "count": n }))
         .collect();
     ctx.out.summary(
-        &json!({ "ok": true, "by_priority": by_priority_json, "items": items }),
+        &json!({ "ok": true, "by_priority": by_priority_json, "items": items,
+                 "suspects": { "total": suspects_total, "items": suspect_items } }),
         || {
             let mut out = String::new();
             let total: i64 = by_priority.iter().map(|(_, n)| n).sum();
@@ -87,6 +100,15 @@ async fn queue(ctx: &Context, store: &Store, limit: i64) -> Result<()> {
                     i.language.as_deref().unwrap_or("-"),
                     i.text
                 );
+            }
+            if suspects_total > 0 {
+                let _ = writeln!(
+                    out,
+                    "{suspects_total} suspect labels wait for a human too (the model confidently disagrees; flywheel stats suspects):"
+                );
+                for s in &suspects {
+                    let _ = writeln!(out, "{}", super::stats_suspects::line(s));
+                }
             }
             out
         },

@@ -45,6 +45,8 @@ pub struct Config {
     pub health: HealthConfig,
     /// Audits of live traffic ([`crate::audit`]).
     pub audit: AuditConfig,
+    /// Suspect labels found before each training run ([`crate::suspects`]).
+    pub suspects: SuspectsConfig,
     /// Redaction of texts leaving for Label Studio or an export (SECURITY.md).
     pub privacy: PrivacyConfig,
 }
@@ -95,6 +97,30 @@ impl Default for AuditConfig {
         Self {
             percent: 5,
             share: 40,
+        }
+    }
+}
+
+/// Suspect labels: approved labels the model confidently disagrees with,
+/// flagged by weekly training, kept out of its training set and sent to a
+/// human.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SuspectsConfig {
+    /// Flag suspects before each weekly training run (five extra, smaller
+    /// trainings: out-of-fold predictions).
+    pub enabled: bool,
+    /// Percent of the review places audits leave (every stretch of the
+    /// console's queue, Label Studio's pushes and stream) given to suspects,
+    /// most suspicious first; the review queue gets the rest.
+    pub share: u32,
+}
+
+impl Default for SuspectsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            share: 20,
         }
     }
 }
@@ -178,6 +204,7 @@ impl Default for Config {
             training: TrainingConfig::default(),
             health: HealthConfig::default(),
             audit: AuditConfig::default(),
+            suspects: SuspectsConfig::default(),
             privacy: PrivacyConfig::default(),
         }
     }

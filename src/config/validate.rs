@@ -167,6 +167,11 @@ const RULES: &[Rule] = &[
         range: Range::int(0, 100),
     },
     Rule {
+        key: "suspects.share",
+        value: |c| Some(Number::Int(c.suspects.share.into())),
+        range: Range::int(0, 100),
+    },
+    Rule {
         // a share of accuracy a candidate may lose and still be "not worse"
         key: "training.gate_tolerance",
         value: |c| Some(Number::Float(c.training.gate_tolerance)),

@@ -1,11 +1,14 @@
 //! The order a human should review in, as one list: the review queue most
 //! urgent first (priority, then most occurrences, then oldest) with audits
-//! given their share, newest traffic first ([`crate::audit::interleave`]).
+//! given their share, newest traffic first ([`crate::audit::interleave`]),
+//! and suspect labels theirs of the rest, most suspicious first
+//! ([`crate::suspects::review_mix`]).
 //! The console reads its batch in this order; Label Studio is handed the
 //! same order as prediction scores its labelling stream sorts by, and
 //! [`rescore`] keeps those scores in order while changing as few as it can.
 
 use crate::storage::label_studio_tasks::WaitingTask;
+use crate::suspects::{Shares, review_mix};
 
 /// Label Studio refuses prediction scores outside 0–1 (it drops them
 /// silently), so the order lives inside (0, 1). Below this gap between two
@@ -14,14 +17,27 @@ const MIN_GAP: f64 = 1e-9;
 
 /// `tasks` in review order: the needs-review ones by priority, occurrences
 /// (most first) and sample id; the audits (`audit_at`) newest first, given
-/// `share` percent of the places; a task in both comes once, as an audit.
-pub fn review_order(tasks: Vec<WaitingTask>, share: u32) -> Vec<WaitingTask> {
+/// `shares.audits` percent of the places; the suspects (`suspect_score`)
+/// most suspicious first, `shares.suspects` percent of the rest; a task in
+/// two comes once, as an audit before a suspect.
+pub fn review_order(tasks: Vec<WaitingTask>, shares: Shares) -> Vec<WaitingTask> {
     let mut queue: Vec<WaitingTask> = tasks.iter().filter(|t| t.needs_review).cloned().collect();
     queue.sort_by_key(|t| (t.priority, std::cmp::Reverse(t.occurrences), t.sample_id));
+    let mut suspects: Vec<WaitingTask> = tasks
+        .iter()
+        .filter(|t| t.suspect_score.is_some())
+        .cloned()
+        .collect();
+    suspects.sort_by(|a, b| {
+        let score = |t: &WaitingTask| t.suspect_score.unwrap_or(0.0);
+        score(b)
+            .total_cmp(&score(a))
+            .then(a.sample_id.cmp(&b.sample_id))
+    });
     let mut audits: Vec<WaitingTask> = tasks.into_iter().filter(|t| t.audit_at.is_some()).collect();
     audits.sort_by_key(|t| (std::cmp::Reverse(t.audit_at), t.sample_id));
-    let len = queue.len() + audits.len();
-    crate::audit::interleave(queue, audits, share, len, |t| t.sample_id)
+    let len = queue.len() + suspects.len() + audits.len();
+    review_mix(queue, suspects, audits, shares, len, |t| t.sample_id)
 }
 
 /// Scores in (0, 1) for a list that must come out in its order, lowest
@@ -156,7 +172,16 @@ mod tests {
             audit_at: audit_minutes_ago.map(|m| {
                 crate::storage::Timestamp(chrono::Utc::now() - chrono::Duration::minutes(m))
             }),
+            suspect_score: None,
             order_score: None,
+        }
+    }
+
+    /// Audits' share alone (no suspects waiting changes nothing).
+    fn audits_at(share: u32) -> Shares {
+        Shares {
+            audits: share,
+            suspects: 20,
         }
     }
 
@@ -170,15 +195,43 @@ mod tests {
             task(7, 5, 1, Some(1)),
             task(4, 5, 3, Some(5)), // audited and needs review: once, as an audit
         ];
-        let order: Vec<i64> = review_order(tasks, 50)
+        let order: Vec<i64> = review_order(tasks, audits_at(50))
             .iter()
             .map(|t| t.sample_id)
             .collect();
         assert_eq!(order, vec![7, 3, 4, 2, 5, 1]);
-        let no_audits: Vec<i64> = review_order(vec![task(1, 5, 1, None), task(2, 2, 1, None)], 20)
+        let no_audits: Vec<i64> = review_order(
+            vec![task(1, 5, 1, None), task(2, 2, 1, None)],
+            audits_at(20),
+        )
+        .iter()
+        .map(|t| t.sample_id)
+        .collect();
+        assert_eq!(no_audits, vec![2, 1]);
+    }
+
+    #[test]
+    fn suspects_lead_the_places_audits_leave_most_suspicious_first() {
+        let suspect = |sample_id: i64, score: f64| WaitingTask {
+            needs_review: false,
+            suspect_score: Some(score),
+            ..task(sample_id, 5, 1, None)
+        };
+        let tasks = vec![
+            task(1, 5, 1, None),
+            task(2, 2, 1, None),
+            suspect(10, 0.4),
+            suspect(11, 0.9),
+            task(7, 5, 1, Some(1)),
+        ];
+        let shares = Shares {
+            audits: 25,
+            suspects: 50,
+        };
+        let order: Vec<i64> = review_order(tasks, shares)
             .iter()
             .map(|t| t.sample_id)
             .collect();
-        assert_eq!(no_audits, vec![2, 1]);
+        assert_eq!(order, vec![7, 11, 2, 10, 1]);
     }
 }

@@ -9,7 +9,7 @@
 //! anything new is pushed. Label Studio being unreachable is found out
 //! before anything changes locally (exit 69).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -26,9 +26,10 @@ use crate::review::label_studio::{
     TaskPrediction, UNCERTAINTY_SAMPLING, Unusable, decide, label_config_with_intents,
 };
 use crate::review::order::{rescore, review_order};
-use crate::storage::label_studio_tasks::WaitingTask;
+use crate::storage::label_studio_tasks::{SampleToPush, WaitingTask};
 use crate::storage::samples::ReviewOutcome;
 use crate::storage::{Store, Timestamp};
+use crate::suspects::{Shares, Suspicion};
 
 /// The Label Studio sync stage. Its fields are its options.
 #[derive(Clone)]
@@ -280,14 +281,21 @@ async fn push(
         reporter.check_cancelled()?;
         let want = batch_size.min(total - report.pushed as i64);
         // Audits take their share of every batch, newest traffic first;
-        // the review queue, most urgent first, the rest.
-        let batch = crate::audit::interleave(
+        // suspects theirs of the rest, most suspicious first; the review
+        // queue, most urgent first, what is left.
+        let suspects = store.suspects_to_push(project, want).await?;
+        let batch = crate::suspects::review_mix(
             store.samples_to_push(project, want).await?,
+            suspects.iter().map(SampleToPush::from).collect(),
             store.audit_samples_to_push(project, want).await?,
-            config.audit.share,
+            Shares::of(config),
             want as usize,
             |sample| sample.id,
         );
+        let suspicions: HashMap<i64, Suspicion> = suspects
+            .iter()
+            .map(|s| (s.sample.id, s.suspicion()))
+            .collect();
         if batch.is_empty() {
             break;
         }
@@ -312,6 +320,7 @@ async fn push(
                         intent: s.intent.clone(),
                         score: s.confidence.unwrap_or(0.0),
                     },
+                    suspect: suspicions.get(&s.id).cloned(),
                 }
             })
             .collect();
@@ -348,7 +357,7 @@ async fn order_review(
     project: i64,
     report: &mut SyncReport,
 ) -> Result<()> {
-    let ordered = review_order(store.waiting_tasks(project).await?, config.audit.share);
+    let ordered = review_order(store.waiting_tasks(project).await?, Shares::of(config));
     let scores = rescore(&ordered.iter().map(|t| t.order_score).collect::<Vec<_>>());
     let changed: Vec<(&WaitingTask, f64)> = ordered
         .iter()

@@ -16,4 +16,5 @@ mod jsonl;
 pub mod label_studio_sync;
 pub mod prune;
 pub mod samples_import;
+mod suspect_flags;
 pub mod weekly_training;

@@ -46,6 +46,8 @@ pub struct WaitingTask {
     pub needs_review: bool,
     /// An audit awaiting its label: when its newest conversation was.
     pub audit_at: Option<Timestamp>,
+    /// A suspect label awaiting a human: how suspicious ([`crate::suspects`]).
+    pub suspect_score: Option<f64>,
     /// The order score Label Studio holds for it, if any.
     pub order_score: Option<f64>,
 }
@@ -229,20 +231,25 @@ impl Store {
     }
 
     /// Tasks of `project` pushed and not yet annotated whose sample still
-    /// waits for a human: in the review queue, or an audit awaiting its label.
+    /// waits for a human: in the review queue, an audit awaiting its label,
+    /// or a suspect label.
     pub async fn waiting_tasks(&self, project: i64) -> Result<Vec<WaitingTask>> {
         let awaiting = super::audits::awaiting_label();
+        let suspected = format!("x.sample_id IS NOT NULL AND {}", super::suspects::live());
         let sql = format!(
             "SELECT t.task_id, t.sample_id, s.intent, s.priority, s.occurrences, \
                  (s.review_status IN ('needs-review', 'in-review')) AS needs_review, \
                  CASE WHEN a.sample_id IS NOT NULL AND {awaiting} THEN a.newest END AS audit_at, \
+                 CASE WHEN {suspected} THEN x.score END AS suspect_score, \
                  t.order_score \
              FROM label_studio_tasks t \
              JOIN training_samples s ON s.id = t.sample_id \
              LEFT JOIN (SELECT sample_id, MAX(conversation_at) AS newest FROM audits GROUP BY sample_id) a \
                ON a.sample_id = s.id \
+             LEFT JOIN label_suspects x ON x.sample_id = s.id \
              WHERE t.project_id = $1 AND t.sync_state = 'pushed' AND t.task_id IS NOT NULL \
-               AND (s.review_status IN ('needs-review', 'in-review') OR (a.sample_id IS NOT NULL AND {awaiting}))"
+               AND (s.review_status IN ('needs-review', 'in-review') OR (a.sample_id IS NOT NULL AND {awaiting}) \
+                    OR ({suspected}))"
         );
         on_pool!(self, |pool| {
             sqlx::query_as::<_, WaitingTask>(&sql)

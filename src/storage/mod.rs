@@ -14,7 +14,8 @@
 //! `capture_stats`, `idempotency`, `retention`), `samples` and the
 //! `review_queue`, `daily_capture` batches, `models` (versions, transitions,
 //! registration, the live rows serve loads), `model_performance`,
-//! `training_runs`, `jobs`, `label_studio_tasks`; `snapshot` only asks them.
+//! `training_runs`, `jobs`, `label_studio_tasks`, `audits`, `suspects`;
+//! `snapshot` only asks them.
 
 pub mod audits;
 mod backend;
@@ -32,6 +33,7 @@ pub mod retention;
 pub mod review_queue;
 pub mod samples;
 pub mod snapshot;
+pub mod suspects;
 mod timestamp;
 pub mod training_runs;
 

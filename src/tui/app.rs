@@ -18,6 +18,7 @@ use crate::domain::ReviewVerdict;
 use crate::progress::ProgressEvent;
 use crate::review::decisions::short;
 use crate::storage::samples::Sample;
+use crate::suspects::Suspicion;
 
 /// What the UI loop must do after a key or an event.
 #[derive(Debug, Clone, PartialEq)]
@@ -363,15 +364,29 @@ impl App {
         }
     }
 
+    /// What the model says of sample `id` when its label is a suspect.
+    pub fn suspicion(&self, id: i64) -> Option<&Suspicion> {
+        self.review.as_ref()?.suspects.get(&id)
+    }
+
     fn current_sample(&self) -> Option<&Sample> {
         let cursor = self.cursor[Pane::Review.index()];
         self.visible_queue().get(cursor).copied()
     }
 
     fn decide(&mut self, verdict: ReviewVerdict) -> Vec<Command> {
-        let Some(sample_id) = self.current_sample().map(|s| s.id) else {
+        let Some(sample) = self.current_sample() else {
             self.say(false, "the review queue is empty");
             return Vec::new();
+        };
+        let sample_id = sample.id;
+        // Accepting a suspect confirms its stored label, whatever a model
+        // once predicted for it.
+        let verdict = match verdict {
+            ReviewVerdict::Accept if self.suspicion(sample_id).is_some() => {
+                ReviewVerdict::Choose(sample.intent.clone())
+            }
+            other => other,
         };
         self.pending.insert(sample_id);
         self.decided.push(sample_id);
@@ -698,6 +713,7 @@ mod tests {
                 },
                 intents: vec!["greeting".into(), "refund".into(), "order_status".into()],
                 audits: 0,
+                ..Default::default()
             }),
             at: Utc::now(),
         });
@@ -800,6 +816,40 @@ mod tests {
         app.handle_key(key(KeyCode::Esc));
         assert!(!app.quit);
         assert_eq!(app.decided, vec![2]);
+    }
+
+    #[test]
+    fn accepting_a_suspect_confirms_its_stored_label() {
+        let mut app = review_app();
+        let mut suspect = sample(4, "four");
+        suspect.intent = "greeting".into();
+        suspect.review_status = crate::domain::ReviewStatus::Approved;
+        if let Some(review) = app.review.as_mut() {
+            review.queue.insert(0, suspect);
+            review.suspects.insert(
+                4,
+                Suspicion {
+                    suggested: "refund".into(),
+                    score: 0.8,
+                },
+            );
+        }
+        // The model once predicted "refund"; accepting keeps "greeting".
+        assert_eq!(
+            app.handle_key(ch('a')),
+            vec![Command::Review {
+                sample_id: 4,
+                verdict: ReviewVerdict::Choose("greeting".into())
+            }]
+        );
+        // Not a suspect: accept stays accept.
+        assert_eq!(
+            app.handle_key(ch('a')),
+            vec![Command::Review {
+                sample_id: 1,
+                verdict: ReviewVerdict::Accept
+            }]
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! ([`super::refresh`]) and handed to the app state. No terminal, no
 //! database handle: a pane's data is a value that can be built in a test.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::capture::gaps::{Gap, LowHour};
@@ -18,6 +19,7 @@ use crate::storage::review_queue::QueueSize;
 use crate::storage::samples::Sample;
 use crate::storage::snapshot::AuditStatus;
 use crate::storage::training_runs::TrainingRun;
+use crate::suspects::Suspicion;
 
 /// The five panes, in tab order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -74,11 +76,16 @@ pub struct CaptureData {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ReviewData {
     /// The head of the queue: audits' share first (newest traffic), then
-    /// the review queue, most urgent first ([`crate::audit::interleave`]).
+    /// suspects' share of the rest (most suspicious first), then the review
+    /// queue, most urgent first ([`crate::suspects::review_mix`]).
     pub queue: Vec<Sample>,
     pub size: QueueSize,
     /// Audit samples awaiting a human label.
     pub audits: i64,
+    /// Suspect labels awaiting a human ([`crate::suspects`]), and what the
+    /// model says of those in `queue`, by sample id.
+    pub suspect_count: i64,
+    pub suspects: BTreeMap<i64, Suspicion>,
     /// Every intent samples carry: the choices of `c`.
     pub intents: Vec<String>,
 }

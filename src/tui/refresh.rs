@@ -249,13 +249,21 @@ impl Loader {
     }
 
     async fn review(&mut self) -> Result<ReviewData> {
-        let queue = crate::audit::interleave(
-            self.store.review_queue(QUEUE_HEAD, 0).await?,
+        let waiting = self.store.review_queue(QUEUE_HEAD, 0).await?;
+        let suspects = self.store.suspects(QUEUE_HEAD).await?;
+        let suspect_count = self.store.suspect_count().await?;
+        let queue = crate::suspects::review_mix(
+            waiting,
+            suspects.iter().map(|s| s.sample.clone()).collect(),
             self.store.audit_queue(QUEUE_HEAD).await?,
-            self.config.audit.share,
+            crate::suspects::Shares::of(&self.config),
             QUEUE_HEAD as usize,
             |sample| sample.id,
         );
+        let suspects = suspects
+            .iter()
+            .map(|s| (s.sample.id, s.suspicion()))
+            .collect();
         let store = self.store.clone();
         let audits = self
             .audits_awaiting
@@ -274,6 +282,8 @@ impl Loader {
             queue,
             size,
             audits,
+            suspect_count,
+            suspects,
             intents,
         })
     }

@@ -27,19 +27,36 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         .enumerate()
         .skip(skip)
         .map(|(i, s)| {
+            let suspicion = app.suspicion(s.id);
+            // A suspect shows its stored label (what accepting confirms)
+            // and what the model says instead.
+            let (label, text) = match suspicion {
+                Some(x) => (
+                    s.intent.clone(),
+                    format!(
+                        "suspect: model says {} · {}",
+                        x.suggested,
+                        cut(&s.text, 200)
+                    ),
+                ),
+                None => (
+                    s.predicted_intent
+                        .clone()
+                        .unwrap_or_else(|| s.intent.clone()),
+                    cut(&s.text, 200),
+                ),
+            };
             let row = Row::new(vec![
                 s.priority.to_string(),
                 s.occurrences.to_string(),
                 s.confidence.map_or("–".into(), |c| format!("{c:.2}")),
                 s.language.clone().unwrap_or_default(),
-                s.predicted_intent
-                    .clone()
-                    .unwrap_or_else(|| s.intent.clone()),
-                cut(&s.text, 200),
+                label,
+                text,
             ]);
             if i == selected {
                 row.style(theme.selected())
-            } else if s.priority <= 2 {
+            } else if s.priority <= 2 || suspicion.is_some() {
                 row.style(theme.warn())
             } else {
                 row
@@ -48,13 +65,18 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         .collect();
     let hidden = data.queue.len() - queue.len();
     let title = format!(
-        "review queue · {} waiting, {} urgent{}{}",
+        "review queue · {} waiting, {} urgent{}{}{}",
         data.size.total,
         data.size.urgent,
         if data.audits > 0 {
             format!(" · {} audits", data.audits)
         } else {
             String::new()
+        },
+        match data.suspect_count {
+            0 => String::new(),
+            1 => " · 1 suspect label".into(),
+            n => format!(" · {n} suspect labels"),
         },
         if hidden > 0 {
             format!(" · {hidden} skipped/decided here")
@@ -97,8 +119,26 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
                     Span::raw(value),
                 ])
             };
-            vec![
-                Line::from(Span::styled(s.text.clone(), theme.title())),
+            let suspect = app.suspicion(s.id).map(|x| {
+                Line::from(vec![
+                    Span::styled(format!("{:<11}", "suspect"), theme.dim()),
+                    Span::styled(
+                        format!(
+                            "label {} · suspect: model says {} (by {:.2})",
+                            s.intent, x.suggested, x.score
+                        ),
+                        theme.warn(),
+                    ),
+                ])
+            });
+            let keys = if suspect.is_some() {
+                "a confirm the label · c choose intent · r reject · s skip · u undo"
+            } else {
+                "a accept · c choose intent · r reject · s skip · u undo"
+            };
+            let mut lines = vec![Line::from(Span::styled(s.text.clone(), theme.title()))];
+            lines.extend(suspect);
+            lines.extend([
                 field(
                     "prediction",
                     format!(
@@ -120,11 +160,9 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
                         day_time(s.created_at)
                     ),
                 ),
-                Line::from(Span::styled(
-                    "a accept · c choose intent · r reject · s skip · u undo",
-                    theme.accent(),
-                )),
-            ]
+                Line::from(Span::styled(keys, theme.accent())),
+            ]);
+            lines
         }
     };
     frame.render_widget(
