@@ -95,6 +95,11 @@ impl Truth {
     pub fn precision(&self) -> Option<f64> {
         ratio(self.auto_right, self.auto_approved)
     }
+
+    /// Share of the traffic daily capture auto-approved.
+    pub fn coverage(&self) -> Option<f64> {
+        ratio(self.auto_approved, self.answered)
+    }
 }
 
 fn ratio(part: usize, whole: usize) -> Option<f64> {
@@ -420,6 +425,15 @@ pub fn print_summary(runs: &[SeedRun], seconds: f64) {
         }),
     );
     row(
+        "auto-approval coverage (share of traffic) over all versions",
+        per_arm(3, &|a: &ArmRun| {
+            let (approved, n) = a.per_version().iter().fold((0, 0), |(r, n), w| {
+                (r + w.truth.auto_approved, n + w.truth.answered)
+            });
+            ratio(approved, n)
+        }),
+    );
+    row(
         "auto-approval precision over all versions: reported",
         per_arm(4, &|a: &ArmRun| {
             let estimates: Vec<Estimate> = a
@@ -508,9 +522,17 @@ fn print_bars(runs: &[SeedRun]) {
         .filter_map(|w| w.truth.precision())
         .collect();
     let lowest = precision.iter().copied().fold(1.0, f64::min);
+    let coverage: Vec<f64> = product
+        .iter()
+        .flat_map(|a| &a.weeks)
+        .filter_map(|w| w.truth.coverage())
+        .collect();
+    let least = coverage.iter().copied().fold(1.0, f64::min);
     println!(
-        "- {} auto-approval precision ≥ 0.97: lowest week {lowest:.3}, mean {:.3}",
-        mark(lowest >= 0.97),
-        mean(&precision)
+        "- {} auto-approval precision ≥ 0.97 with coverage ≥ 55 %: precision lowest week {lowest:.3}, mean {:.3}; coverage lowest week {:.1} %, mean {:.1} %",
+        mark(lowest >= 0.97 && least >= 0.55),
+        mean(&precision),
+        100.0 * least,
+        100.0 * mean(&coverage)
     );
 }
