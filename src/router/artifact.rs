@@ -4,8 +4,8 @@
 //! |---|---|
 //! | `model.safetensors` | vocabulary hashes and IDF, per member the n-gram table (f16) and output layer (f32), the linear member's weights (8-bit with a scale per n-gram) and bias |
 //! | `labels.json` | intent names, in output order |
-//! | `features.json` | tokeniser / hashing settings, hidden size, member count |
-//! | `metadata.json` | version, data hash, counts, metrics, seed, timings, temperature, fallback threshold, and the SHA-256 of every other file |
+//! | `features.json` | tokeniser / hashing settings, hidden size, member count, whether there is a linear member |
+//! | `metadata.json` | version, data hash, counts, metrics, seed, timings, temperatures, the linear member's share, fallback threshold, and the SHA-256 of every other file |
 //! | `training-report.json` | per-epoch history (informative; not needed to load) |
 //!
 //! `metadata.json` is written last and lists checksums, so a half-written or
