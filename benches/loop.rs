@@ -386,7 +386,7 @@ impl<'a> Installation<'a> {
             .map(VersionEstimate::from)
             .find(|e| e.version == version);
         let truth = self.served.get(&version).copied().unwrap_or_default();
-        let queue = self.store.review_queue_size(0).await?.total;
+        let queue = self.store.waiting(0).await?.needs_review();
         let audits_waiting = self.store.audit_queue_size().await?;
 
         let outcome = jobs::run(WeeklyTraining::from_config(&self.config), &self.launch()).await?;

@@ -158,6 +158,18 @@ stored_enum! {
 }
 
 stored_enum! {
+    /// Where a sample waiting for a human label waits (not a column: the
+    /// spelling of `status`, `stats queue --json`, the console and the
+    /// `where` label of `/metrics`).
+    pub enum WaitingPlace {
+        /// Queued here: the console can label it, the next sync pushes it.
+        Here => "here",
+        /// A Label Studio task awaiting its annotation.
+        LabelStudio => "label-studio",
+    }
+}
+
+stored_enum! {
     /// `training_samples.source`: where a sample's label came from.
     pub enum Provenance {
         /// The model's own prediction (auto-approved or awaiting review).

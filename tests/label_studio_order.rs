@@ -11,6 +11,7 @@ use flywheel::review::label_studio::{REVIEW_ORDER_VERSION, UNCERTAINTY_SAMPLING}
 use flywheel::review::order::review_order;
 use flywheel::storage::Store;
 use serde_json::Value;
+use support::fixtures::audit;
 use support::{Exits, TestDb, block_on, exec, json_stdout, scalar};
 
 /// A sample waiting for review (`needs-review`), or, with `audited_minutes_ago`,
@@ -40,15 +41,7 @@ async fn sample(
     )
     .await;
     if let Some(minutes) = audited_minutes_ago {
-        let at = (chrono::Utc::now() - chrono::Duration::minutes(minutes))
-            .format("%Y-%m-%dT%H:%M:%S%.3fZ");
-        exec(store, &format!(
-            "INSERT INTO audits (conversation_id, sample_id, model_version, served_intent, conversation_status, \
-               conversation_at, drawn_at) \
-             VALUES ({}, {id}, 'router-v1.0.0', 'order_food', 'auto-approved', '{at}', '{at}')",
-            1000 + id
-        ))
-        .await;
+        audit(store, id, minutes).await;
     }
     id
 }

@@ -16,7 +16,8 @@ use crate::storage::{Store, Timestamp};
 
 #[derive(Debug, Subcommand)]
 pub enum StatsCommand {
-    /// The review queue in priority order, and its size per priority.
+    /// What waits for review — queued here or in Label Studio — per
+    /// priority, and the head of the review queue.
     Queue {
         #[arg(long, default_value_t = 20, value_parser = row_limit())]
         limit: i64,
@@ -50,25 +51,27 @@ pub async fn run(ctx: &Context, command: StatsCommand) -> Result<ExitCode> {
 }
 
 async fn queue(ctx: &Context, store: &Store, limit: i64) -> Result<()> {
-    let by_priority = store
-        .review_queue_size(ctx.config().auto_filter.high_priority)
-        .await?
-        .by_priority;
+    let waiting = store
+        .waiting(ctx.config().auto_filter.high_priority)
+        .await?;
     let items = store.review_queue(limit, 0).await?;
-    let by_priority_json: Vec<_> = by_priority
-        .iter()
-        .map(|(p, n)| json!({ "priority": p, "count": n }))
-        .collect();
     ctx.out.summary(
-        &json!({ "ok": true, "by_priority": by_priority_json, "items": items }),
+        &json!({ "ok": true, "waiting": waiting, "by_priority": waiting.by_priority(), "items": items }),
         || {
             let mut out = String::new();
-            let total: i64 = by_priority.iter().map(|(_, n)| n).sum();
-            let parts: Vec<String> = by_priority
-                .iter()
-                .map(|(p, n)| format!("priority {p}: {n}"))
-                .collect();
-            let _ = writeln!(out, "{total} waiting for review ({})", parts.join(", "));
+            let _ = writeln!(
+                out,
+                "{} waiting for review ({})",
+                waiting.total(),
+                waiting.places()
+            );
+            for p in waiting.by_priority() {
+                let _ = writeln!(
+                    out,
+                    "  priority {}: {} ({} here, {} in Label Studio)",
+                    p.priority, p.count, p.here, p.label_studio
+                );
+            }
             for i in &items {
                 let _ = writeln!(
                     out,

@@ -58,8 +58,10 @@ fn render_status(r: &StatusReport<'_>, min_samples: i64) -> String {
     let _ = writeln!(out, "Flywheel status  ({})", r.database);
     let _ = writeln!(
         out,
-        "Review queue     {} needs review ({} urgent), {} in Label Studio",
-        s.queue.needs_review, s.queue.urgent, s.queue.in_review
+        "Review queue     {} waiting for review ({} urgent): {}",
+        s.queue.total(),
+        s.queue.urgent(),
+        s.queue.places()
     );
     let _ = writeln!(
         out,

@@ -244,20 +244,6 @@ impl Store {
         Ok((approved_today, rejected_today))
     }
 
-    /// Samples pushed to Label Studio and awaiting annotation.
-    pub async fn in_review_count(&self) -> Result<i64> {
-        let err = |e| db_error("counting samples in review", e);
-        let in_review: i64 = on_pool!(self, |pool| {
-            sqlx::query_scalar(
-                "SELECT COUNT(*) FROM training_samples WHERE review_status = 'in-review'",
-            )
-            .fetch_one(pool)
-            .await
-        })
-        .map_err(err)?;
-        Ok(in_review)
-    }
-
     /// Every approved sample, in id order (deterministic training input).
     pub async fn approved_samples(&self) -> Result<Vec<TrainingSample>> {
         on_pool!(self, |pool| sqlx::query_as::<_, TrainingSample>(

@@ -649,8 +649,9 @@ impl App {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::WaitingPlace;
     use crate::storage::Timestamp;
-    use crate::storage::review_queue::QueueSize;
+    use crate::storage::waiting::{Waiting, WaitingBucket};
     use crate::tui::keys::Scope;
     use crossterm::event::KeyModifiers;
 
@@ -691,10 +692,14 @@ mod tests {
         app.apply(UiEvent::Loaded {
             data: PaneData::Review(ReviewData {
                 queue: vec![sample(1, "one"), sample(2, "two"), sample(3, "three")],
-                size: QueueSize {
-                    total: 3,
-                    urgent: 3,
-                    by_priority: vec![(2, 3)],
+                waiting: Waiting {
+                    buckets: vec![WaitingBucket {
+                        place: WaitingPlace::Here,
+                        priority: 2,
+                        approved_audit: false,
+                        count: 3,
+                    }],
+                    urgent_priority: 2,
                 },
                 intents: vec!["greeting".into(), "refund".into(), "order_status".into()],
                 audits: 0,

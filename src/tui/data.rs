@@ -14,10 +14,10 @@ use crate::storage::jobs::JobRun;
 use crate::storage::label_studio_tasks::TaskCounts;
 use crate::storage::model_performance::{ModelPerformance, WindowStats};
 use crate::storage::models::ModelVersion;
-use crate::storage::review_queue::QueueSize;
 use crate::storage::samples::Sample;
 use crate::storage::snapshot::AuditStatus;
 use crate::storage::training_runs::TrainingRun;
+use crate::storage::waiting::Waiting;
 
 /// The five panes, in tab order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -76,7 +76,8 @@ pub struct ReviewData {
     /// The head of the queue: audits' share first (newest traffic), then
     /// the review queue, most urgent first ([`crate::audit::interleave`]).
     pub queue: Vec<Sample>,
-    pub size: QueueSize,
+    /// What waits for review, here and in Label Studio (as `status` counts).
+    pub waiting: Waiting,
     /// Audit samples awaiting a human label.
     pub audits: i64,
     /// Every intent samples carry: the choices of `c`.

@@ -25,6 +25,7 @@ use crate::storage::conversations::Conversation;
 use crate::storage::model_performance::ModelPerformance;
 use crate::storage::models::ModelVersion;
 use crate::storage::snapshot::AuditStatus;
+use crate::storage::waiting::Waiting;
 use crate::storage::{Store, Timestamp};
 
 /// A load that takes longer than this is reported as a slow database; the
@@ -39,6 +40,8 @@ const FEED_LEN: usize = 100;
 const QUEUE_HEAD: i64 = 100;
 /// Heavier, slowly changing reads: per-version performance and the intent list.
 const SLOW_EVERY: StdDuration = StdDuration::from_secs(60);
+/// What waits for review changes with every decision: re-read this often.
+const WAITING_EVERY: StdDuration = StdDuration::from_secs(5);
 const LOG_TAIL_BYTES: u64 = 32 * 1024;
 const LOG_TAIL_LINES: usize = 200;
 /// Conversations shown on each side of a gap when drilling into it.
@@ -72,24 +75,34 @@ pub struct Loader {
     intents: Slow<Vec<String>>,
     /// Audits awaiting a label: a count over every audit.
     audits_awaiting: Slow<i64>,
+    /// What waits for review: its audits part walks every audit.
+    waiting: Slow<Waiting>,
     /// Keyed by canary, its start and production: a new pair reloads at once.
     canary_watch: Option<(String, Slow<CanaryWatch>)>,
 }
 
-/// A heavy, slowly changing read: loaded once, then refreshed every
-/// [`SLOW_EVERY`] in a task of its own while loads return the last value,
-/// so the refresh that happens to be due never pays for it.
+/// A heavy read: loaded once, then refreshed every [`SLOW_EVERY`] (or its
+/// own period) in a task of its own while loads return the last value, so
+/// the refresh that happens to be due never pays for it.
 struct Slow<T> {
     value: Option<T>,
     at: Option<Instant>,
+    every: StdDuration,
     pending: Option<tokio::task::JoinHandle<Result<T>>>,
 }
 
 impl<T> Default for Slow<T> {
     fn default() -> Self {
+        Self::every(SLOW_EVERY)
+    }
+}
+
+impl<T> Slow<T> {
+    fn every(every: StdDuration) -> Self {
         Self {
             value: None,
             at: None,
+            every,
             pending: None,
         }
     }
@@ -104,7 +117,7 @@ impl<T: Clone + Send + 'static> Slow<T> {
             && let Some(handle) = self.pending.take()
         {
             // A failed background read keeps the last value; the next
-            // attempt comes after another SLOW_EVERY.
+            // attempt comes after another period.
             if let Ok(Ok(value)) = handle.await {
                 self.value = Some(value);
             }
@@ -117,7 +130,7 @@ impl<T: Clone + Send + 'static> Slow<T> {
                 Ok(value)
             }
             Some(value) => {
-                let due = self.at.is_none_or(|at| at.elapsed() >= SLOW_EVERY);
+                let due = self.at.is_none_or(|at| at.elapsed() >= self.every);
                 if due && self.pending.is_none() {
                     self.at = Some(Instant::now());
                     self.pending = Some(tokio::spawn(fetch()));
@@ -138,6 +151,7 @@ impl Loader {
             judged_by: Slow::default(),
             intents: Slow::default(),
             audits_awaiting: Slow::default(),
+            waiting: Slow::every(WAITING_EVERY),
             canary_watch: None,
         }
     }
@@ -261,9 +275,11 @@ impl Loader {
             .audits_awaiting
             .get(|| async move { store.audit_queue_size().await })
             .await?;
-        let size = self
-            .store
-            .review_queue_size(self.config.auto_filter.high_priority)
+        let store = self.store.clone();
+        let urgent = self.config.auto_filter.high_priority;
+        let waiting = self
+            .waiting
+            .get(|| async move { store.waiting(urgent).await })
             .await?;
         let store = self.store.clone();
         let intents = self
@@ -272,7 +288,7 @@ impl Loader {
             .await?;
         Ok(ReviewData {
             queue,
-            size,
+            waiting,
             audits,
             intents,
         })

@@ -12,7 +12,9 @@ use flywheel::storage::models::NewModelVersion;
 use flywheel::storage::samples::Sample;
 use flywheel::storage::{Store, Timestamp};
 
-use super::backends::{TestDb, column, exec, numbers, rows, scalar, timestamp_literal};
+use super::backends::{
+    TestDb, column, exec, numbers, rows, scalar, timestamp_at, timestamp_literal,
+};
 
 /// The day most fixtures are captured on.
 pub const DAY: &str = "2026-03-10";
@@ -225,4 +227,21 @@ pub async fn register_model(store: &Store, version: NewModelVersion) {
         .insert_model_version(&version, "test@host")
         .await
         .unwrap_or_else(|e| panic!("register {}: {e}", version.version));
+}
+
+/// Draw sample `sample_id` for audit as if its conversation (id 1000 +
+/// sample id), auto-approved and served as `order_food`, happened
+/// `minutes_ago`.
+pub async fn audit(store: &Store, sample_id: i64, minutes_ago: i64) {
+    let at = timestamp_at(store, Utc::now() - chrono::Duration::minutes(minutes_ago));
+    exec(
+        store,
+        &format!(
+            "INSERT INTO audits (conversation_id, sample_id, model_version, served_intent, conversation_status, \
+               conversation_at, drawn_at) \
+             VALUES ({}, {sample_id}, 'router-v1.0.0', 'order_food', 'auto-approved', {at}, {at})",
+            1000 + sample_id
+        ),
+    )
+    .await;
 }

@@ -7,6 +7,7 @@ use ratatui::widgets::{Block, Paragraph, Row, Table, Wrap};
 
 use super::theme::Theme;
 use super::{cut, day_time};
+use crate::domain::WaitingPlace;
 use crate::tui::app::App;
 use crate::tui::data::Pane;
 
@@ -47,10 +48,16 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         })
         .collect();
     let hidden = data.queue.len() - queue.len();
+    let in_label_studio = data.waiting.at(WaitingPlace::LabelStudio);
     let title = format!(
-        "review queue · {} waiting, {} urgent{}{}",
-        data.size.total,
-        data.size.urgent,
+        "review queue · {} waiting, {} urgent{}{}{}",
+        data.waiting.total(),
+        data.waiting.urgent(),
+        if in_label_studio > 0 {
+            format!(" · {in_label_studio} in Label Studio")
+        } else {
+            String::new()
+        },
         if data.audits > 0 {
             format!(" · {} audits", data.audits)
         } else {
@@ -82,7 +89,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     );
 
     let body: Vec<Line> = match queue.get(selected) {
-        None if data.size.total == 0 => vec![Line::from(Span::styled(
+        None if data.waiting.total() == 0 => vec![Line::from(Span::styled(
             "The queue is empty: nothing waits for a human. Daily capture fills it with uncertain predictions.",
             theme.good(),
         ))],

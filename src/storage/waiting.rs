@@ -1,0 +1,251 @@
+//! What waits for review: every sample a human still has to label, and
+//! where it waits. One definition, read by `status`, `stats queue`, the
+//! console and `/metrics`:
+//!
+//! - the review queue: `needs-review` samples queued here (the rows of the
+//!   seed's `training_queue` view) and `in-review` ones, pushed to Label
+//!   Studio and awaiting their annotation;
+//! - audits of samples the model approved ([`crate::audit`]) still awaiting
+//!   their human label: here until pushed, then in Label Studio.
+//!
+//! Each split by priority (the auto-filter's buckets, 2 and 5 by default).
+
+use serde::Serialize;
+
+use super::audits::awaiting_label;
+use super::{Store, db_error, on_pool};
+use crate::domain::WaitingPlace;
+use crate::error::Result;
+
+/// What waits, as rows of `columns` (expressions over `s`, the sample)
+/// followed by `place` and `approved_audit`: the review queue, then the
+/// audits of approved samples (walked from the audits side, so the count
+/// never visits every approved sample).
+pub(super) fn waiting_rows(columns: &str) -> String {
+    format!(
+        "SELECT {columns}, \
+             CASE WHEN s.review_status = 'in-review' THEN 'label-studio' ELSE 'here' END AS place, \
+             FALSE AS approved_audit \
+         FROM training_samples s WHERE s.review_status IN ('needs-review', 'in-review') \
+         UNION ALL \
+         SELECT {columns}, \
+             CASE WHEN EXISTS (SELECT 1 FROM label_studio_tasks t \
+                               WHERE t.sample_id = s.id AND t.sync_state = 'pushed') \
+                  THEN 'label-studio' ELSE 'here' END, \
+             TRUE \
+         FROM (SELECT DISTINCT sample_id FROM audits) a CROSS JOIN training_samples s \
+         WHERE s.id = a.sample_id AND s.review_status = 'approved' AND {}",
+        awaiting_label()
+    )
+}
+
+/// How many wait at one place and priority.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+pub struct WaitingBucket {
+    pub place: WaitingPlace,
+    pub priority: i32,
+    /// An audit of a sample the model approved: not in the review queue,
+    /// waiting for its label all the same.
+    pub approved_audit: bool,
+    pub count: i64,
+}
+
+/// Everything waiting for a human label, by place and priority.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Waiting {
+    pub buckets: Vec<WaitingBucket>,
+    /// Priorities at or below this are urgent (`auto_filter.high_priority`).
+    pub urgent_priority: i32,
+}
+
+/// One priority's share of what waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PriorityWaiting {
+    pub priority: i32,
+    pub count: i64,
+    pub here: i64,
+    pub label_studio: i64,
+}
+
+impl Waiting {
+    fn sum(&self, keep: impl Fn(&WaitingBucket) -> bool) -> i64 {
+        self.buckets
+            .iter()
+            .filter(|b| keep(b))
+            .map(|b| b.count)
+            .sum()
+    }
+
+    pub fn total(&self) -> i64 {
+        self.sum(|_| true)
+    }
+
+    pub fn at(&self, place: WaitingPlace) -> i64 {
+        self.sum(|b| b.place == place)
+    }
+
+    pub fn urgent(&self) -> i64 {
+        self.sum(|b| b.priority <= self.urgent_priority)
+    }
+
+    /// Rows of the seed's `training_queue` view: `needs-review` samples.
+    pub fn needs_review(&self) -> i64 {
+        self.sum(|b| !b.approved_audit && b.place == WaitingPlace::Here)
+    }
+
+    /// `in-review` samples: pushed to Label Studio, awaiting annotation.
+    pub fn in_review(&self) -> i64 {
+        self.sum(|b| !b.approved_audit && b.place == WaitingPlace::LabelStudio)
+    }
+
+    /// Audits of samples the model approved, awaiting their label.
+    pub fn approved_audits(&self) -> i64 {
+        self.sum(|b| b.approved_audit)
+    }
+
+    /// Per priority, most urgent first.
+    pub fn by_priority(&self) -> Vec<PriorityWaiting> {
+        let mut out: Vec<PriorityWaiting> = Vec::new();
+        for b in &self.buckets {
+            let at = match out.iter().position(|p| p.priority == b.priority) {
+                Some(at) => at,
+                None => {
+                    out.push(PriorityWaiting {
+                        priority: b.priority,
+                        count: 0,
+                        here: 0,
+                        label_studio: 0,
+                    });
+                    out.len() - 1
+                }
+            };
+            let p = &mut out[at];
+            p.count += b.count;
+            match b.place {
+                WaitingPlace::Here => p.here += b.count,
+                WaitingPlace::LabelStudio => p.label_studio += b.count,
+            }
+        }
+        out.sort_by_key(|p| p.priority);
+        out
+    }
+
+    /// "12 here, 1200 in Label Studio" (the Label Studio part only when any).
+    pub fn places(&self) -> String {
+        let ls = self.at(WaitingPlace::LabelStudio);
+        if ls == 0 {
+            format!("{} here", self.at(WaitingPlace::Here))
+        } else {
+            format!("{} here, {ls} in Label Studio", self.at(WaitingPlace::Here))
+        }
+    }
+}
+
+impl Serialize for Waiting {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Json {
+            total: i64,
+            here: i64,
+            label_studio: i64,
+            urgent: i64,
+            urgent_priority: i32,
+            needs_review: i64,
+            in_review: i64,
+            approved_audits: i64,
+            by_priority: Vec<PriorityWaiting>,
+        }
+        Json {
+            total: self.total(),
+            here: self.at(WaitingPlace::Here),
+            label_studio: self.at(WaitingPlace::LabelStudio),
+            urgent: self.urgent(),
+            urgent_priority: self.urgent_priority,
+            needs_review: self.needs_review(),
+            in_review: self.in_review(),
+            approved_audits: self.approved_audits(),
+            by_priority: self.by_priority(),
+        }
+        .serialize(s)
+    }
+}
+
+impl Store {
+    /// What waits for a human label, counted by place and priority.
+    pub async fn waiting(&self, urgent_priority: i32) -> Result<Waiting> {
+        let sql = format!(
+            "SELECT w.place, w.priority, w.approved_audit, COUNT(*) AS count \
+             FROM ({}) w GROUP BY w.place, w.priority, w.approved_audit \
+             ORDER BY w.priority, w.place, w.approved_audit",
+            waiting_rows("s.priority")
+        );
+        let buckets = on_pool!(self, |pool| {
+            sqlx::query_as::<_, WaitingBucket>(&sql)
+                .fetch_all(pool)
+                .await
+        })
+        .map_err(|err| db_error("counting what waits for review", err))?;
+        Ok(Waiting {
+            buckets,
+            urgent_priority,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bucket(
+        place: WaitingPlace,
+        priority: i32,
+        approved_audit: bool,
+        count: i64,
+    ) -> WaitingBucket {
+        WaitingBucket {
+            place,
+            priority,
+            approved_audit,
+            count,
+        }
+    }
+
+    #[test]
+    fn the_counts_split_by_place_priority_and_kind() {
+        use WaitingPlace::{Here, LabelStudio};
+        let waiting = Waiting {
+            buckets: vec![
+                bucket(Here, 2, false, 3),
+                bucket(LabelStudio, 2, false, 700),
+                bucket(Here, 5, false, 9),
+                bucket(Here, 5, true, 4),
+                bucket(LabelStudio, 5, true, 1),
+                bucket(LabelStudio, 5, false, 500),
+            ],
+            urgent_priority: 2,
+        };
+        assert_eq!(waiting.total(), 1217);
+        assert_eq!((waiting.at(Here), waiting.at(LabelStudio)), (16, 1201));
+        assert_eq!(waiting.urgent(), 703);
+        assert_eq!(
+            (
+                waiting.needs_review(),
+                waiting.in_review(),
+                waiting.approved_audits()
+            ),
+            (12, 1200, 5)
+        );
+        let by = waiting.by_priority();
+        assert_eq!(
+            by.iter()
+                .map(|p| (p.priority, p.count, p.here, p.label_studio))
+                .collect::<Vec<_>>(),
+            vec![(2, 703, 3, 700), (5, 514, 13, 501)]
+        );
+        assert_eq!(waiting.places(), "16 here, 1201 in Label Studio");
+        let json = serde_json::to_value(&waiting).unwrap();
+        assert_eq!(json["label_studio"], 1201);
+        assert_eq!(json["by_priority"][1]["here"], 13);
+        assert_eq!(Waiting::default().places(), "0 here");
+    }
+}
