@@ -1,18 +1,18 @@
 //! Label Studio's labelling stream serves tasks in the product's review
-//! order (issue 17 item 2), against a real Label Studio 1.23.2 on both
-//! backends: the most urgent first, audits given their share, and a new
-//! week's urgent items ahead of last week's leftovers — re-scoring only the
-//! tasks whose place changed. An annotator takes every task from
-//! `/api/projects/{id}/next` and the sequence must be the product's.
+//! order (issue 17 items 1 and 2), against a real Label Studio 1.23.2 on
+//! both backends: the most valuable label first, audits given their
+//! share, and a new week's valuable items ahead of last week's leftovers —
+//! re-scoring only the tasks whose place changed. An annotator takes every
+//! task from `/api/projects/{id}/next` and the sequence must be the order
+//! `stats queue --json` ranks.
 
 mod support;
 
 use flywheel::review::label_studio::{REVIEW_ORDER_VERSION, UNCERTAINTY_SAMPLING};
-use flywheel::review::order::review_order;
 use flywheel::storage::Store;
 use serde_json::Value;
 use support::fixtures::audit;
-use support::{Exits, TestDb, block_on, exec, json_stdout, scalar};
+use support::{Exits, TestDb, block_on, column, exec, json_stdout, scalar};
 
 /// A sample waiting for review (`needs-review`), or, with `audited_minutes_ago`,
 /// an auto-approved one whose conversation was drawn for audit then.
@@ -62,15 +62,26 @@ fn sync(db: &TestDb, url: &str, key: &str) -> Value {
     report
 }
 
-/// The sample ids of what waits in `project`, in the product's order.
-fn product_order(db: &TestDb, project: i64) -> Vec<i64> {
-    db.with_store(move |store| async move {
-        let tasks = store.waiting_tasks(project).await.unwrap();
-        review_order(tasks, SHARE)
-            .iter()
-            .map(|t| t.sample_id)
-            .collect()
-    })
+/// The sample ids of what waits at `place` (`here`, `label-studio`), in
+/// the product's order as `stats queue --json` ranks it.
+fn product_order(db: &TestDb, place: &str) -> Vec<i64> {
+    let out = db
+        .cmd()
+        .args(["stats", "queue", "--limit", "1000", "--json"])
+        .env("FLYWHEEL_AUDIT__SHARE", SHARE.to_string())
+        .succeeds();
+    let items = json_stdout(&out)["items"].as_array().unwrap().clone();
+    let ranks: Vec<i64> = items.iter().map(|i| i["rank"].as_i64().unwrap()).collect();
+    assert_eq!(
+        ranks,
+        (1..=items.len() as i64).collect::<Vec<_>>(),
+        "ranks 1, 2, …"
+    );
+    items
+        .iter()
+        .filter(|i| i["where"] == place)
+        .map(|i| i["sample_id"].as_i64().unwrap())
+        .collect()
 }
 
 /// Take tasks from the labelling stream as an annotator does, annotating
@@ -113,8 +124,17 @@ fn the_labelling_stream_serves_the_product_order_across_weeks() {
             sample(&store, "w1 d", 5, 1, Some(60)).await;
             sample(&store, "w1 e", 5, 1, Some(30)).await;
         });
+        let to_push = product_order(&db, "here");
         let first = sync(&db, &ls.url, &ls.pat);
         assert_eq!(first["pushed"], 5, "{first}");
+        let pushed: Vec<i64> = db.with_store(|store| async move {
+            column(
+                &store,
+                "SELECT sample_id FROM label_studio_tasks ORDER BY task_id",
+            )
+            .await
+        });
+        assert_eq!(pushed, to_push, "pushed in review order");
         assert_eq!(first["reordered"], 5, "every task gets its place");
         let project = first["project_id"].as_i64().unwrap();
         let settings = block_on(async move {
@@ -132,7 +152,7 @@ fn the_labelling_stream_serves_the_product_order_across_weeks() {
         // A sync with nothing new moves nothing.
         assert_eq!(sync(&db, &ls.url, &ls.pat)["reordered"], 0);
 
-        // Week 2: more urgent uncertain samples and a newer audit arrive.
+        // Week 2: samples said more often (more valuable) and a newer audit arrive.
         db.with_store(move |store| async move {
             sample(&store, "w2 f", 2, 5, None).await;
             sample(&store, "w2 g", 5, 9, None).await;
@@ -144,7 +164,7 @@ fn the_labelling_stream_serves_the_product_order_across_weeks() {
         // a place; the rest kept theirs.
         assert_eq!(second["reordered"], 4, "{second}");
 
-        let expected = product_order(&db, project);
+        let expected = product_order(&db, "label-studio");
         assert_eq!(expected.len(), 8);
         let served = label_from_the_stream(ls, project, expected.len());
         assert_eq!(

@@ -12,7 +12,7 @@ use flywheel::storage::Store;
 use flywheel::tui::data::{Pane, PaneData};
 use flywheel::tui::refresh::Loader;
 use serde_json::json;
-use support::fixtures::audit;
+use support::fixtures::{audit, pushed_task};
 use support::serve::{Server, client, metrics};
 use support::{TestDb, exec, json_stdout, scalar};
 
@@ -42,15 +42,7 @@ async fn sample(
         audit(store, id, 0).await;
     }
     if pushed {
-        exec(
-            store,
-            &format!(
-                "INSERT INTO label_studio_tasks (sample_id, project_id, task_id, sync_state) \
-                 VALUES ({id}, 1, {}, 'pushed')",
-                500 + id
-            ),
-        )
-        .await;
+        pushed_task(store, id).await;
     }
 }
 

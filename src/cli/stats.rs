@@ -10,14 +10,16 @@ use serde_json::json;
 use super::Context;
 use super::args::{parse_duration, row_limit};
 use crate::capture::gaps::{GapRules, capture_gaps};
+use crate::domain::WaitingPlace;
 use crate::error::Result;
+use crate::review::order::{head, review_order};
 use crate::storage::model_performance::WindowStats;
 use crate::storage::{Store, Timestamp};
 
 #[derive(Debug, Subcommand)]
 pub enum StatsCommand {
     /// What waits for review — queued here or in Label Studio — per
-    /// priority, and the head of the review queue.
+    /// priority, and the first of it in review order, with why.
     Queue {
         #[arg(long, default_value_t = 20, value_parser = row_limit())]
         limit: i64,
@@ -51,10 +53,10 @@ pub async fn run(ctx: &Context, command: StatsCommand) -> Result<ExitCode> {
 }
 
 async fn queue(ctx: &Context, store: &Store, limit: i64) -> Result<()> {
-    let waiting = store
-        .waiting(ctx.config().auto_filter.high_priority)
-        .await?;
-    let items = store.review_queue(limit, 0).await?;
+    let config = ctx.config();
+    let waiting = store.waiting(config.auto_filter.high_priority).await?;
+    let order = review_order(store, config).await?;
+    let items = head(store, &order, limit.max(0) as usize).await?;
     ctx.out.summary(
         &json!({ "ok": true, "waiting": waiting, "by_priority": waiting.by_priority(), "items": items }),
         || {
@@ -72,17 +74,27 @@ async fn queue(ctx: &Context, store: &Store, limit: i64) -> Result<()> {
                     p.priority, p.count, p.here, p.label_studio
                 );
             }
-            for i in &items {
+            if !items.is_empty() {
+                let _ = writeln!(out, "In review order (rank, where, why):");
+            }
+            for q in &items {
+                let s = &q.sample;
                 let _ = writeln!(
                     out,
-                    "  p{} ×{:<4} {:<18} {:>5}  {:<8} {}",
-                    i.priority,
-                    i.occurrences,
-                    i.intent,
-                    i.confidence
+                    "  {:>4} {:<4} p{} ×{:<4} {:<18} {:>5}  {:<8} {:<32} {}",
+                    q.ranked.rank,
+                    match q.place() {
+                        WaitingPlace::Here => "here",
+                        WaitingPlace::LabelStudio => "LS",
+                    },
+                    s.priority,
+                    s.occurrences,
+                    s.intent,
+                    s.confidence
                         .map_or_else(|| "-".into(), |c| format!("{c:.2}")),
-                    i.language.as_deref().unwrap_or("-"),
-                    i.text
+                    s.language.as_deref().unwrap_or("-"),
+                    q.ranked.reason.to_string(),
+                    s.text
                 );
             }
             out

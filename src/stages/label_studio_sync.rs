@@ -9,13 +9,13 @@
 //! anything new is pushed. Label Studio being unreachable is found out
 //! before anything changes locally (exit 69).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::domain::ReviewVerdict;
+use crate::domain::{ReviewStatus, ReviewVerdict, WaitingPlace};
 use crate::error::{Error, ErrorKind, Result};
 use crate::jobs::{Stage, StageContext, StageJob};
 use crate::privacy::Redactor;
@@ -25,8 +25,9 @@ use crate::review::label_studio::{
     DEFAULT_LABEL_CONFIG, LabelStudioClient, ModelPrediction, NewTask, REVIEW_ORDER_VERSION,
     TaskPrediction, UNCERTAINTY_SAMPLING, Unusable, decide, label_config_with_intents,
 };
-use crate::review::order::{rescore, review_order};
-use crate::storage::label_studio_tasks::WaitingTask;
+use crate::review::order::review_order;
+use crate::review::rescore::rescore;
+use crate::storage::label_studio_tasks::PushedTask;
 use crate::storage::samples::ReviewOutcome;
 use crate::storage::{Store, Timestamp};
 
@@ -265,31 +266,35 @@ async fn push(
         }
     }
 
-    // 2. New pushes, most urgent first, in batches.
+    // 2. New pushes in review order (audits their share), in batches:
+    //    what waits here and has never had a task.
     let production = store
         .list_model_versions()
         .await?
         .into_iter()
         .find(|m| m.status == crate::domain::ModelStatus::Production)
         .map(|m| m.version);
-    let batch_size = config.label_studio.batch_size.max(1) as i64;
-    let total = limit.unwrap_or(i64::MAX);
+    let batch_size = config.label_studio.batch_size.max(1);
+    let to_push: Vec<i64> = review_order(store, config)
+        .await?
+        .into_iter()
+        .filter(|r| r.item.place == WaitingPlace::Here && !r.item.has_task)
+        .map(|r| r.item.sample_id)
+        .take(limit.map_or(usize::MAX, |l| l.max(0) as usize))
+        .collect();
     reporter.phase("push", limit.map(|l| l as u64));
     let redactor = Redactor::new(&config.privacy);
-    while (report.pushed as i64) < total {
+    for ids in to_push.chunks(batch_size) {
         reporter.check_cancelled()?;
-        let want = batch_size.min(total - report.pushed as i64);
-        // Audits take their share of every batch, newest traffic first;
-        // the review queue, most urgent first, the rest.
-        let batch = crate::audit::interleave(
-            store.samples_to_push(project, want).await?,
-            store.audit_samples_to_push(project, want).await?,
-            config.audit.share,
-            want as usize,
-            |sample| sample.id,
-        );
+        // Read now: a sample a human decided since the order was read
+        // (in the console) no longer waits.
+        let mut batch = store.samples_by_ids(ids).await?;
+        batch.retain(|s| {
+            s.review_status == ReviewStatus::NeedsReview
+                || (s.review_status == ReviewStatus::Approved && !s.source.is_gold())
+        });
         if batch.is_empty() {
-            break;
+            continue;
         }
         let ids: Vec<i64> = batch.iter().map(|s| s.id).collect();
         store.reserve_pushes(project, &ids).await?;
@@ -348,32 +353,50 @@ async fn order_review(
     project: i64,
     report: &mut SyncReport,
 ) -> Result<()> {
-    let ordered = review_order(store.waiting_tasks(project).await?, config.audit.share);
-    let scores = rescore(&ordered.iter().map(|t| t.order_score).collect::<Vec<_>>());
-    let changed: Vec<(&WaitingTask, f64)> = ordered
+    // The project's waiting tasks, in the place review order gives them.
+    let mut tasks: HashMap<i64, PushedTask> = store
+        .pushed_tasks(project)
+        .await?
+        .into_iter()
+        .map(|t| (t.sample_id, t))
+        .collect();
+    let ordered: Vec<(PushedTask, String)> = review_order(store, config)
+        .await?
+        .into_iter()
+        .filter_map(|r| Some((tasks.remove(&r.item.sample_id)?, r.item.intent)))
+        .collect();
+    let scores = rescore(
+        &ordered
+            .iter()
+            .map(|(t, _)| t.order_score)
+            .collect::<Vec<_>>(),
+    );
+    let changed: Vec<(&PushedTask, &str, f64)> = ordered
         .iter()
         .zip(scores)
-        .filter_map(|(task, score)| score.map(|s| (task, s)))
+        .filter_map(|((task, intent), score)| score.map(|s| (task, intent.as_str(), s)))
         .collect();
     if !changed.is_empty() {
-        let ids: Vec<i64> = changed.iter().map(|(t, _)| t.task_id).collect();
+        let ids: Vec<i64> = changed.iter().map(|(t, _, _)| t.task_id).collect();
         let cleared: Vec<(i64, Option<f64>)> = ids.iter().map(|id| (*id, None)).collect();
         store.set_order_scores(project, &cleared).await?;
         client.delete_predictions(project, &ids).await?;
         let predictions: Vec<TaskPrediction> = changed
             .iter()
-            .map(|(task, score)| TaskPrediction {
+            .map(|(task, intent, score)| TaskPrediction {
                 task_id: task.task_id,
                 prediction: ModelPrediction {
                     model_version: REVIEW_ORDER_VERSION.into(),
-                    intent: task.intent.clone(),
+                    intent: intent.to_string(),
                     score: *score,
                 },
             })
             .collect();
         client.import_predictions(project, &predictions).await?;
-        let scored: Vec<(i64, Option<f64>)> =
-            changed.iter().map(|(t, s)| (t.task_id, Some(*s))).collect();
+        let scored: Vec<(i64, Option<f64>)> = changed
+            .iter()
+            .map(|(t, _, s)| (t.task_id, Some(*s)))
+            .collect();
         store.set_order_scores(project, &scored).await?;
         report.reordered = changed.len();
     }

@@ -9,11 +9,15 @@
 //!   their human label: here until pushed, then in Label Studio.
 //!
 //! Each split by priority (the auto-filter's buckets, 2 and 5 by default).
+//! What waits is read whole by [`Store::waiting_items`], with what the
+//! review order ([`crate::review::order`]) weighs beside it: the gold set
+//! per intent and language, and what humans labelled lately.
 
 use serde::Serialize;
 
 use super::audits::awaiting_label;
-use super::{Store, db_error, on_pool};
+use super::samples::gold_sources;
+use super::{Store, Timestamp, db_error, on_pool};
 use crate::domain::WaitingPlace;
 use crate::error::Result;
 
@@ -170,7 +174,94 @@ impl Serialize for Waiting {
     }
 }
 
+/// One sample waiting for a human label, with what places it in the
+/// review order.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct WaitingItem {
+    pub sample_id: i64,
+    pub normalized_text: String,
+    /// The label it carries now: the model's prediction.
+    pub intent: String,
+    pub language: Option<String>,
+    /// The model's confidence in `intent` (none: no usable prediction).
+    pub confidence: Option<f64>,
+    pub priority: i32,
+    pub occurrences: i32,
+    pub place: WaitingPlace,
+    /// Drawn for audit and awaiting its label: when its newest audited
+    /// conversation was.
+    pub audit_at: Option<Timestamp>,
+    /// It has a Label Studio task (in any state, any project), so a push
+    /// never takes it again.
+    pub has_task: bool,
+}
+
+/// Gold samples ([`crate::gold`]) of one intent in one language.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct GoldCount {
+    pub intent: String,
+    pub language: Option<String>,
+    pub count: i64,
+}
+
+/// A sample a human decided, as the review order's diversity sees it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Labelled {
+    pub id: i64,
+    pub normalized_text: String,
+}
+
 impl Store {
+    /// Everything waiting for a human label (the rows [`Store::waiting`]
+    /// counts), in no particular order.
+    pub async fn waiting_items(&self) -> Result<Vec<WaitingItem>> {
+        let columns = format!(
+            "s.id AS sample_id, s.normalized_text, s.intent, s.language, s.confidence, s.priority, \
+             s.occurrences, \
+             CASE WHEN {} THEN (SELECT MAX(x.conversation_at) FROM audits x WHERE x.sample_id = s.id) \
+             END AS audit_at, \
+             EXISTS (SELECT 1 FROM label_studio_tasks t WHERE t.sample_id = s.id) AS has_task",
+            awaiting_label()
+        );
+        let sql = format!(
+            "SELECT sample_id, normalized_text, intent, language, confidence, priority, occurrences, \
+                 place, audit_at, has_task FROM ({}) w",
+            waiting_rows(&columns)
+        );
+        on_pool!(self, |pool| {
+            sqlx::query_as::<_, WaitingItem>(&sql).fetch_all(pool).await
+        })
+        .map_err(|err| db_error("reading what waits for review", err))
+    }
+
+    /// The gold set's size per intent and language.
+    pub async fn gold_counts(&self) -> Result<Vec<GoldCount>> {
+        let sql = format!(
+            "SELECT intent, language, COUNT(*) AS count FROM training_samples \
+             WHERE review_status = 'approved' AND source IN ({}) GROUP BY intent, language",
+            gold_sources()
+        );
+        on_pool!(self, |pool| {
+            sqlx::query_as::<_, GoldCount>(&sql).fetch_all(pool).await
+        })
+        .map_err(|err| db_error("counting the gold set", err))
+    }
+
+    /// Samples a human decided (approved or rejected) since `since`, the
+    /// earliest first.
+    pub async fn labelled_since(&self, since: Timestamp) -> Result<Vec<Labelled>> {
+        on_pool!(self, |pool| {
+            sqlx::query_as::<_, Labelled>(
+                "SELECT id, normalized_text FROM training_samples \
+                 WHERE reviewed_at >= $1 AND source = 'human' ORDER BY reviewed_at, id",
+            )
+            .bind(since)
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(|err| db_error("reading this week's labels", err))
+    }
+
     /// What waits for a human label, counted by place and priority.
     pub async fn waiting(&self, urgent_priority: i32) -> Result<Waiting> {
         let sql = format!(

@@ -17,6 +17,7 @@ use crate::domain::ModelStatus;
 use crate::domain::ReviewVerdict;
 use crate::progress::ProgressEvent;
 use crate::review::decisions::short;
+use crate::review::order::Queued;
 use crate::storage::samples::Sample;
 
 /// What the UI loop must do after a key or an event.
@@ -141,13 +142,15 @@ impl App {
     }
 
     /// The review queue as shown: without skipped and just-decided samples.
-    pub fn visible_queue(&self) -> Vec<&Sample> {
+    pub fn visible_queue(&self) -> Vec<&Queued> {
         self.review
             .as_ref()
             .map(|r| {
                 r.queue
                     .iter()
-                    .filter(|s| !self.skipped.contains(&s.id) && !self.pending.contains(&s.id))
+                    .filter(|q| {
+                        !self.skipped.contains(&q.sample.id) && !self.pending.contains(&q.sample.id)
+                    })
                     .collect()
             })
             .unwrap_or_default()
@@ -365,7 +368,7 @@ impl App {
 
     fn current_sample(&self) -> Option<&Sample> {
         let cursor = self.cursor[Pane::Review.index()];
-        self.visible_queue().get(cursor).copied()
+        self.visible_queue().get(cursor).map(|q| &q.sample)
     }
 
     fn decide(&mut self, verdict: ReviewVerdict) -> Vec<Command> {
@@ -550,7 +553,7 @@ impl App {
                 match data {
                     PaneData::Capture(d) => self.capture = Some(d),
                     PaneData::Review(d) => {
-                        let present: HashSet<i64> = d.queue.iter().map(|s| s.id).collect();
+                        let present: HashSet<i64> = d.queue.iter().map(|q| q.sample.id).collect();
                         self.pending.retain(|id| present.contains(id));
                         self.review = Some(d);
                     }
@@ -663,6 +666,33 @@ mod tests {
         key(KeyCode::Char(c))
     }
 
+    /// `sample` ranked at its id.
+    fn queued(id: i64, text: &str) -> Queued {
+        let sample = sample(id, text);
+        Queued {
+            ranked: crate::review::order::Ranked {
+                rank: id as usize,
+                item: crate::storage::waiting::WaitingItem {
+                    sample_id: id,
+                    normalized_text: sample.normalized_text.clone(),
+                    intent: sample.intent.clone(),
+                    language: sample.language.clone(),
+                    confidence: sample.confidence,
+                    priority: sample.priority,
+                    occurrences: sample.occurrences,
+                    place: WaitingPlace::Here,
+                    audit_at: None,
+                    has_task: false,
+                },
+                score: Some(0.5),
+                reason: crate::review::value::Reason::Uncertain {
+                    confidence: sample.confidence,
+                },
+            },
+            sample,
+        }
+    }
+
     fn sample(id: i64, text: &str) -> Sample {
         Sample {
             id,
@@ -691,7 +721,7 @@ mod tests {
         let mut app = App::new(Utc::now(), 10);
         app.apply(UiEvent::Loaded {
             data: PaneData::Review(ReviewData {
-                queue: vec![sample(1, "one"), sample(2, "two"), sample(3, "three")],
+                queue: vec![queued(1, "one"), queued(2, "two"), queued(3, "three")],
                 waiting: Waiting {
                     buckets: vec![WaitingBucket {
                         place: WaitingPlace::Here,
@@ -752,7 +782,7 @@ mod tests {
                 verdict: ReviewVerdict::Accept
             }]
         );
-        assert_eq!(app.visible_queue()[0].id, 2);
+        assert_eq!(app.visible_queue()[0].sample.id, 2);
         assert_eq!(
             app.handle_key(ch('r')),
             vec![Command::Review {
@@ -778,7 +808,7 @@ mod tests {
     fn skip_leaves_the_sample_in_the_queue_without_a_decision() {
         let mut app = review_app();
         assert!(app.handle_key(ch('s')).is_empty());
-        assert_eq!(app.visible_queue()[0].id, 2);
+        assert_eq!(app.visible_queue()[0].sample.id, 2);
         assert!(app.decided.is_empty(), "a skip is not a decision");
     }
 
@@ -816,7 +846,7 @@ mod tests {
             result: Err("database unavailable".into()),
         });
         assert_eq!(commands, vec![Command::Refresh]);
-        assert_eq!(app.visible_queue()[0].id, 1);
+        assert_eq!(app.visible_queue()[0].sample.id, 1);
         assert!(app.decided.is_empty());
         assert!(!app.message.as_ref().unwrap().ok);
     }
@@ -827,7 +857,7 @@ mod tests {
         app.handle_key(ch('a'));
         app.apply(UiEvent::Loaded {
             data: PaneData::Review(ReviewData {
-                queue: vec![sample(2, "two"), sample(3, "three")],
+                queue: vec![queued(2, "two"), queued(3, "three")],
                 ..Default::default()
             }),
             at: Utc::now(),

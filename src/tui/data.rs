@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use crate::capture::gaps::{Gap, LowHour};
 use crate::gold::GoldSummary;
 use crate::health::Warning;
+use crate::review::order::Queued;
 use crate::storage::Timestamp;
 use crate::storage::capture_stats::BucketCount;
 use crate::storage::conversations::Conversation;
@@ -14,7 +15,6 @@ use crate::storage::jobs::JobRun;
 use crate::storage::label_studio_tasks::TaskCounts;
 use crate::storage::model_performance::{ModelPerformance, WindowStats};
 use crate::storage::models::ModelVersion;
-use crate::storage::samples::Sample;
 use crate::storage::snapshot::AuditStatus;
 use crate::storage::training_runs::TrainingRun;
 use crate::storage::waiting::Waiting;
@@ -73,9 +73,9 @@ pub struct CaptureData {
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ReviewData {
-    /// The head of the queue: audits' share first (newest traffic), then
-    /// the review queue, most urgent first ([`crate::audit::interleave`]).
-    pub queue: Vec<Sample>,
+    /// The head of what waits, in review order ([`crate::review::order`]),
+    /// each with why it ranks there.
+    pub queue: Vec<Queued>,
     /// What waits for review, here and in Label Studio (as `status` counts).
     pub waiting: Waiting,
     /// Audit samples awaiting a human label.

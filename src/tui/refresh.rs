@@ -20,6 +20,7 @@ use crate::config::Config;
 use crate::domain::Stage;
 use crate::error::{Error, ErrorKind, Result};
 use crate::gold::GoldSummary;
+use crate::review::order::{Queued, head, review_order};
 use crate::storage::capture_stats::{Bucket, BucketCount, MixDimension};
 use crate::storage::conversations::Conversation;
 use crate::storage::model_performance::ModelPerformance;
@@ -37,10 +38,12 @@ const CAPTURE_WINDOW: Duration = Duration::hours(48);
 /// into the past by `ingest` are missed by the incremental tail).
 const FULL_RELOAD_EVERY: Duration = Duration::minutes(10);
 const FEED_LEN: usize = 100;
-const QUEUE_HEAD: i64 = 100;
+const QUEUE_HEAD: usize = 100;
 /// Heavier, slowly changing reads: per-version performance and the intent list.
 const SLOW_EVERY: StdDuration = StdDuration::from_secs(60);
-/// What waits for review changes with every decision: re-read this often.
+/// What waits for review — in order, and counted — changes with every
+/// decision: re-read this often, in the background (ranking reads and
+/// weighs every waiting sample).
 const WAITING_EVERY: StdDuration = StdDuration::from_secs(5);
 const LOG_TAIL_BYTES: u64 = 32 * 1024;
 const LOG_TAIL_LINES: usize = 200;
@@ -75,20 +78,25 @@ pub struct Loader {
     intents: Slow<Vec<String>>,
     /// Audits awaiting a label: a count over every audit.
     audits_awaiting: Slow<i64>,
-    /// What waits for review: its audits part walks every audit.
-    waiting: Slow<Waiting>,
+    /// What waits for review, ranked and counted: every waiting sample is
+    /// read and weighed, and the audits part walks every audit.
+    waiting: Slow<(Vec<Queued>, Waiting)>,
     /// Keyed by canary, its start and production: a new pair reloads at once.
     canary_watch: Option<(String, Slow<CanaryWatch>)>,
 }
 
 /// A heavy read: loaded once, then refreshed every [`SLOW_EVERY`] (or its
 /// own period) in a task of its own while loads return the last value, so
-/// the refresh that happens to be due never pays for it.
+/// the refresh that happens to be due never pays for it. A read that takes
+/// long waits ten times its duration before the next, so the console never
+/// spends more than a tenth of a core on one, however large the data.
 struct Slow<T> {
     value: Option<T>,
     at: Option<Instant>,
     every: StdDuration,
-    pending: Option<tokio::task::JoinHandle<Result<T>>>,
+    /// How long the last read took.
+    took: StdDuration,
+    pending: Option<tokio::task::JoinHandle<(Result<T>, StdDuration)>>,
 }
 
 impl<T> Default for Slow<T> {
@@ -103,9 +111,17 @@ impl<T> Slow<T> {
             value: None,
             at: None,
             every,
+            took: StdDuration::ZERO,
             pending: None,
         }
     }
+}
+
+/// `read`'s result and how long it took.
+async fn timed<T>(read: impl std::future::Future<Output = T>) -> (T, StdDuration) {
+    let start = Instant::now();
+    let value = read.await;
+    (value, start.elapsed())
 }
 
 impl<T: Clone + Send + 'static> Slow<T> {
@@ -115,25 +131,30 @@ impl<T: Clone + Send + 'static> Slow<T> {
     {
         if self.pending.as_ref().is_some_and(|h| h.is_finished())
             && let Some(handle) = self.pending.take()
+            && let Ok((read, took)) = handle.await
         {
+            self.took = took;
             // A failed background read keeps the last value; the next
             // attempt comes after another period.
-            if let Ok(Ok(value)) = handle.await {
+            if let Ok(value) = read {
                 self.value = Some(value);
             }
         }
         match &self.value {
             None => {
-                let value = fetch().await?;
+                let (read, took) = timed(fetch()).await;
+                let value = read?;
+                self.took = took;
                 self.value = Some(value.clone());
                 self.at = Some(Instant::now());
                 Ok(value)
             }
             Some(value) => {
-                let due = self.at.is_none_or(|at| at.elapsed() >= self.every);
+                let period = self.every.max(self.took * 10);
+                let due = self.at.is_none_or(|at| at.elapsed() >= period);
                 if due && self.pending.is_none() {
                     self.at = Some(Instant::now());
-                    self.pending = Some(tokio::spawn(fetch()));
+                    self.pending = Some(tokio::spawn(timed(fetch())));
                 }
                 Ok(value.clone())
             }
@@ -263,23 +284,20 @@ impl Loader {
     }
 
     async fn review(&mut self) -> Result<ReviewData> {
-        let queue = crate::audit::interleave(
-            self.store.review_queue(QUEUE_HEAD, 0).await?,
-            self.store.audit_queue(QUEUE_HEAD).await?,
-            self.config.audit.share,
-            QUEUE_HEAD as usize,
-            |sample| sample.id,
-        );
         let store = self.store.clone();
         let audits = self
             .audits_awaiting
             .get(|| async move { store.audit_queue_size().await })
             .await?;
-        let store = self.store.clone();
-        let urgent = self.config.auto_filter.high_priority;
-        let waiting = self
+        let (store, config) = (self.store.clone(), self.config.clone());
+        let (queue, waiting) = self
             .waiting
-            .get(|| async move { store.waiting(urgent).await })
+            .get(|| async move {
+                let order = review_order(&store, &config).await?;
+                let queue = head(&store, &order, QUEUE_HEAD).await?;
+                let waiting = store.waiting(config.auto_filter.high_priority).await?;
+                Ok((queue, waiting))
+            })
             .await?;
         let store = self.store.clone();
         let intents = self

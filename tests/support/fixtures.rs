@@ -245,3 +245,17 @@ pub async fn audit(store: &Store, sample_id: i64, minutes_ago: i64) {
     )
     .await;
 }
+
+/// Sample `sample_id` as task 500 + its id of Label Studio project 1,
+/// awaiting its annotation.
+pub async fn pushed_task(store: &Store, sample_id: i64) {
+    exec(
+        store,
+        &format!(
+            "INSERT INTO label_studio_tasks (sample_id, project_id, task_id, sync_state) \
+             VALUES ({sample_id}, 1, {}, 'pushed')",
+            500 + sample_id
+        ),
+    )
+    .await;
+}

@@ -1,4 +1,5 @@
-//! Review pane: the queue in priority order and the selected sample in full.
+//! Review pane: what waits, in review order with why, and the selected
+//! sample in full.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -23,12 +24,16 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let selected = app.cursor[Pane::Review.index()];
     let visible = list.height.saturating_sub(3) as usize;
     let skip = selected.saturating_sub(visible.saturating_sub(1));
+    // Wide enough: why each ranks where it does, beside it.
+    let why = list.width >= 110;
     let rows: Vec<Row> = queue
         .iter()
         .enumerate()
         .skip(skip)
-        .map(|(i, s)| {
-            let row = Row::new(vec![
+        .map(|(i, q)| {
+            let s = &q.sample;
+            let mut cells = vec![
+                q.ranked.rank.to_string(),
                 s.priority.to_string(),
                 s.occurrences.to_string(),
                 s.confidence.map_or("–".into(), |c| format!("{c:.2}")),
@@ -36,8 +41,12 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
                 s.predicted_intent
                     .clone()
                     .unwrap_or_else(|| s.intent.clone()),
-                cut(&s.text, 200),
-            ]);
+            ];
+            if why {
+                cells.push(q.ranked.reason.to_string());
+            }
+            cells.push(cut(&s.text, 200));
+            let row = Row::new(cells);
             if i == selected {
                 row.style(theme.selected())
             } else if s.priority <= 2 {
@@ -69,22 +78,25 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             String::new()
         }
     );
-    let header =
-        Row::new(vec!["pri", "occ", "conf", "lang", "prediction", "text"]).style(theme.title());
+    let mut header = vec!["#", "pri", "occ", "conf", "lang", "prediction"];
+    let mut widths = vec![
+        Constraint::Length(4),
+        Constraint::Length(3),
+        Constraint::Length(4),
+        Constraint::Length(4),
+        Constraint::Length(8),
+        Constraint::Length(18),
+    ];
+    if why {
+        header.push("why");
+        widths.push(Constraint::Length(30));
+    }
+    header.push("text");
+    widths.push(Constraint::Fill(1));
     frame.render_widget(
-        Table::new(
-            rows,
-            [
-                Constraint::Length(3),
-                Constraint::Length(4),
-                Constraint::Length(4),
-                Constraint::Length(8),
-                Constraint::Length(18),
-                Constraint::Fill(1),
-            ],
-        )
-        .header(header)
-        .block(Block::bordered().title(title)),
+        Table::new(rows, widths)
+            .header(Row::new(header).style(theme.title()))
+            .block(Block::bordered().title(title)),
         list,
     );
 
@@ -97,7 +109,8 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             "Every sample shown was skipped or decided here; R reloads the queue.",
             theme.dim(),
         ))],
-        Some(s) => {
+        Some(q) => {
+            let s = &q.sample;
             let field = |name: &str, value: String| {
                 Line::from(vec![
                     Span::styled(format!("{name:<11}"), theme.dim()),
@@ -125,6 +138,19 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
                         s.occurrences,
                         s.priority,
                         day_time(s.created_at)
+                    ),
+                ),
+                field(
+                    "rank",
+                    format!(
+                        "{} of {}: {}{}",
+                        q.ranked.rank,
+                        data.waiting.total(),
+                        q.ranked.reason,
+                        match q.place() {
+                            WaitingPlace::Here => "",
+                            WaitingPlace::LabelStudio => "  (a task in Label Studio)",
+                        }
                     ),
                 ),
                 Line::from(Span::styled(
