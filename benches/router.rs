@@ -134,13 +134,14 @@ fn train_and_score(name: &str, train: &[Sample], val: &[Sample], params: &TrainP
         }
     }
     eprintln!(
-        "  {name} seed {}: {} features, refit {} epochs, threshold {:.2} ({}), temperature {:.2}, {:.1} s",
+        "  {name} seed {}: {} features, refit {} epochs, threshold {:.2} ({}), temperature {:.2}, linear member's share {:.2}, {:.1} s",
         params.seed,
         trained.report.features,
         meta.epochs_run,
         meta.fallback_threshold,
         meta.fallback_threshold_source,
         meta.temperature,
+        meta.linear_share,
         train_seconds
     );
     if let Some(path) = std::env::var_os("ROUTER_BENCH_DUMP") {

@@ -82,8 +82,14 @@ pub fn warnings(
         warn(w.code, w.message);
     }
 
-    if let Some(rate) = snapshot.auto_approval_rate
-        && (rate < health.min_auto_approval_rate || rate > health.max_auto_approval_rate)
+    // Only when the whole 95 % interval of today's rate is outside the band:
+    // just after midnight a few dozen conversations make the rate noise.
+    let processed = (snapshot.today.captured - snapshot.today.pending).max(0) as usize;
+    let interval = (processed > 0)
+        .then(|| crate::estimate::wilson(snapshot.today.auto_approved.max(0) as usize, processed));
+    if let (Some(rate), Some(interval)) = (snapshot.auto_approval_rate, interval)
+        && (interval.high * 100.0 < health.min_auto_approval_rate
+            || interval.low * 100.0 > health.max_auto_approval_rate)
     {
         warn(
             "auto-approval-rate",
@@ -255,12 +261,36 @@ mod tests {
     }
 
     #[test]
+    fn a_rate_over_a_few_conversations_does_not_warn() {
+        // Just after midnight: 13 of 27 processed conversations (48 %) is
+        // noise, 450 of 1000 is not.
+        let config = Config::default();
+        let mut s = snapshot();
+        s.today.captured = 27;
+        s.today.auto_approved = 13;
+        s.auto_approval_rate = Some(13.0 * 100.0 / 27.0);
+        let codes = |s: &StatusSnapshot| -> Vec<&'static str> {
+            warnings(s, &[], &config, Utc::now())
+                .iter()
+                .map(|w| w.code)
+                .collect()
+        };
+        assert!(!codes(&s).contains(&"auto-approval-rate"));
+        s.today.captured = 1000;
+        s.today.auto_approved = 450;
+        s.auto_approval_rate = Some(45.0);
+        assert!(codes(&s).contains(&"auto-approval-rate"));
+    }
+
+    #[test]
     fn each_expectation_warns() {
         let now = Utc::now();
         let mut s = snapshot();
         s.live_models[0].test_accuracy = Some(0.7);
         s.live_models[0].fallback_rate = Some(0.3);
         s.auto_approval_rate = Some(95.0);
+        s.today.captured = 1000;
+        s.today.auto_approved = 950;
         s.last_capture_at = Some(Timestamp(now - Duration::hours(2)));
         let run = JobRun {
             id: 7,

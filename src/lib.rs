@@ -31,6 +31,7 @@ pub mod review;
 pub mod router;
 pub mod stages;
 pub mod storage;
+pub mod suspects;
 pub mod synth;
 pub mod text;
 pub mod tui;

@@ -18,6 +18,7 @@ use flywheel::storage::conversations::NewConversation;
 use flywheel::storage::models::NewModelVersion;
 use flywheel::storage::samples::{ReviewDecision, Sample};
 use flywheel::storage::{Store, Timestamp};
+use support::fixtures::spelled;
 use support::processes::doctor_check;
 use support::{Exits, TestDb, block_on, json_stdout, rows, value};
 
@@ -33,7 +34,7 @@ fn traffic() -> Vec<NewConversation> {
             created_at: Timestamp(now - Duration::minutes(60 + i)),
             session_id: Some(format!("s{i}")),
             user_hash: None,
-            user_message: format!("where is my order number {}", spelled(i)),
+            user_message: format!("where is my order number {}", spelled(i as usize)),
             language: Some("en".into()),
             nlu_provider: Some(ROUTER_PROVIDER.into()),
             model_version: Some(VERSION.into()),
@@ -43,18 +44,6 @@ fn traffic() -> Vec<NewConversation> {
             routing_decision: None,
         })
         .collect()
-}
-
-/// Distinct texts without digits (digit runs would be redacted alike).
-fn spelled(i: i64) -> String {
-    const WORDS: [&str; 10] = [
-        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
-    ];
-    i.to_string()
-        .chars()
-        .map(|c| WORDS[c.to_digit(10).unwrap() as usize])
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 async fn ids_drawn(store: &Store) -> Vec<(i64, i64, String)> {

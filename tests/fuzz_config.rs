@@ -72,8 +72,11 @@ const KEYS: &[(&str, Kind)] = &[
     ("auto_filter.high_priority", int(0, 2, I32)),
     ("auto_filter.ready_for_training", int(1, i64::MAX, I64)),
     ("auto_filter.min_precision", float(0.0, 1.0)),
+    ("auto_filter.threshold_evidence", int(0, 100_000, U32)),
     ("audit.percent", int(0, 100, U32)),
     ("audit.share", int(0, 100, U32)),
+    ("suspects.enabled", Kind::Bool),
+    ("suspects.share", int(0, 100, U32)),
     ("label_studio.url", Kind::Text),
     ("label_studio.api_key", Kind::Secret),
     ("label_studio.project_id", int(1, i64::MAX, I64)),
@@ -110,7 +113,8 @@ fn allowed(key: &str) -> Option<&'static str> {
         | "health.max_fallback_rate"
         | "auto_filter.min_precision"
         | "health.min_production_accuracy" => "0 to 1",
-        "audit.percent" | "audit.share" => "0 to 100",
+        "audit.percent" | "audit.share" | "suspects.share" => "0 to 100",
+        "auto_filter.threshold_evidence" => "0 to 100000",
         "health.min_auto_approval_rate" | "health.max_auto_approval_rate" => "0 to 100",
         "training.gate_tolerance" | "training.oos_tolerance" => "0 to 1",
         "training.min_gold_test" => "at least 1",

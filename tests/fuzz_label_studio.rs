@@ -445,6 +445,7 @@ proptest! {
                         occurrences: 1,
                         priority: 2,
                         prediction: ModelPrediction { model_version: "v1".into(), intent: "order_food".into(), score: 0.5 },
+                        suspect: None,
                     };
                     (f.client.import_tasks(7, &[task]).await.map(|_| ()), "project 7")
                 }

@@ -38,6 +38,7 @@ fn task(sample_id: i64, intent: &str) -> NewTask {
             intent: intent.into(),
             score: 0.61,
         },
+        suspect: None,
     }
 }
 

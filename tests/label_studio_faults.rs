@@ -79,6 +79,7 @@ fn one_task() -> Vec<NewTask> {
             intent: "greet".into(),
             score: 0.7,
         },
+        suspect: None,
     }]
 }
 

@@ -229,6 +229,7 @@ fn push_annotate_pull_reapply_and_reconcile() {
                     intent: "order_food".into(),
                     score: 0.5,
                 },
+                suspect: None,
             };
             client.import_tasks(project, &[task]).await.unwrap();
             store.close().await;

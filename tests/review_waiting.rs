@@ -1,14 +1,15 @@
 //! What waits for review has one definition (issue 17 item 6), and
 //! `status`, `stats queue`, the console and `/metrics` all read it: the
 //! review queue here (`needs-review`, the seed's `training_queue`), the
-//! tasks waiting in Label Studio (`in-review`), and audits of samples the
-//! model approved still awaiting their label, here or pushed — split by
-//! where it waits and by priority. Both backends.
+//! tasks waiting in Label Studio (`in-review`), audits of samples the
+//! model approved still awaiting their label, and suspect labels, here or
+//! pushed — split by where it waits and by priority. Both backends.
 
 mod support;
 
 use chrono::Utc;
 use flywheel::storage::Store;
+use flywheel::storage::suspects::NewSuspect;
 use flywheel::tui::data::{Pane, PaneData};
 use flywheel::tui::refresh::Loader;
 use serde_json::json;
@@ -17,7 +18,7 @@ use support::serve::{Server, client, metrics};
 use support::{TestDb, exec, json_stdout, scalar};
 
 /// One sample; an `audited` one gets an audit row, a `pushed` one a Label
-/// Studio task awaiting its annotation.
+/// Studio task awaiting its annotation. Returns its id.
 async fn sample(
     store: &Store,
     text: &str,
@@ -26,7 +27,7 @@ async fn sample(
     priority: i32,
     audited: bool,
     pushed: bool,
-) {
+) -> i64 {
     exec(store, &format!(
         "INSERT INTO training_samples (text, normalized_text, intent, predicted_intent, source, confidence, \
            review_status, priority) \
@@ -44,6 +45,24 @@ async fn sample(
     if pushed {
         pushed_task(store, id).await;
     }
+    id
+}
+
+/// Flag samples `ids` (labelled `order_food`) as suspect labels.
+async fn suspect(store: &Store, ids: &[i64]) {
+    let flags: Vec<NewSuspect> = ids
+        .iter()
+        .map(|id| NewSuspect {
+            sample_id: *id,
+            flagged_intent: "order_food".into(),
+            suggested_intent: "track_order".into(),
+            score: 0.8,
+        })
+        .collect();
+    store
+        .replace_suspects("router-v1.1.0", &flags)
+        .await
+        .unwrap();
 }
 
 #[test]
@@ -66,13 +85,22 @@ fn status_stats_queue_the_console_and_metrics_count_what_waits_alike() {
             sample(&store, "h", "approved", "human", 5, true, false).await;
             sample(&store, "i", "approved", "auto", 5, false, false).await;
             sample(&store, "j", "rejected", "human", 2, false, false).await;
+            // Suspect labels: one here, one pushed, one drawn for audit too
+            // (counted once, as an audit); a human's label is no suspect.
+            let suspects = [
+                sample(&store, "s", "approved", "import", 5, false, false).await,
+                sample(&store, "t", "approved", "auto", 5, false, true).await,
+                sample(&store, "u", "approved", "auto", 5, true, false).await,
+                sample(&store, "v", "approved", "human", 5, false, false).await,
+            ];
+            suspect(&store, &suspects).await;
         });
         let expected = json!({
-            "total": 8, "here": 4, "label_studio": 4, "urgent": 3, "urgent_priority": 2,
-            "needs_review": 3, "in_review": 3, "approved_audits": 2,
+            "total": 11, "here": 6, "label_studio": 5, "urgent": 3, "urgent_priority": 2,
+            "needs_review": 3, "in_review": 3, "approved_audits": 3, "suspects": 2,
             "by_priority": [
                 {"priority": 2, "count": 3, "here": 2, "label_studio": 1},
-                {"priority": 5, "count": 5, "here": 2, "label_studio": 3},
+                {"priority": 5, "count": 8, "here": 4, "label_studio": 4},
             ],
         });
 
@@ -92,7 +120,8 @@ fn status_stats_queue_the_console_and_metrics_count_what_waits_alike() {
         let text = String::from_utf8_lossy(&text.stdout);
         assert!(
             text.contains(
-                "Review queue     8 waiting for review (3 urgent): 4 here, 4 in Label Studio"
+                "Review queue     11 waiting for review (3 urgent): 6 here, 5 in Label Studio; \
+                 2 suspect labels among them"
             ),
             "{text}"
         );
@@ -105,11 +134,34 @@ fn status_stats_queue_the_console_and_metrics_count_what_waits_alike() {
         );
         assert_eq!(queue["waiting"], expected, "stats queue");
         assert_eq!(queue["by_priority"], expected["by_priority"]);
+        // What it ranks is what it counts: each waiting sample once.
+        let items = queue["items"].as_array().unwrap();
+        let mut ranked: Vec<&str> = items.iter().map(|i| i["text"].as_str().unwrap()).collect();
+        ranked.sort_unstable();
+        assert_eq!(
+            ranked,
+            ["a", "b", "c", "d", "e", "f", "g", "k", "s", "t", "u"]
+        );
+        let reason = |text: &str| {
+            let item = items.iter().find(|i| i["text"] == text).unwrap();
+            item["reason"].as_str().unwrap().to_string()
+        };
+        assert_eq!(
+            (reason("s"), reason("t"), reason("u")),
+            (
+                "suspect: model says track_order".to_string(),
+                "suspect: model says track_order".to_string(),
+                "audit".to_string()
+            )
+        );
         let text = db.cmd().args(["stats", "queue"]).output().unwrap();
         let text = String::from_utf8_lossy(&text.stdout);
         assert!(
-            text.contains("8 waiting for review (4 here, 4 in Label Studio)")
-                && text.contains("priority 5: 5 (2 here, 3 in Label Studio)"),
+            text.contains("11 waiting for review (6 here, 5 in Label Studio)")
+                && text.contains("priority 5: 8 (4 here, 4 in Label Studio)")
+                && text.contains(
+                    "besides the review queue: 3 audits of approved samples, 2 suspect labels"
+                ),
             "{text}"
         );
 
@@ -130,8 +182,8 @@ fn status_stats_queue_the_console_and_metrics_count_what_waits_alike() {
         for (place, priority, n) in [
             ("here", 2, 2),
             ("label-studio", 2, 1),
-            ("here", 5, 2),
-            ("label-studio", 5, 3),
+            ("here", 5, 4),
+            ("label-studio", 5, 4),
         ] {
             let line = format!(
                 "flywheel_review_waiting{{where=\"{place}\",priority=\"{priority}\"}} {n}\n"

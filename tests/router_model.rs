@@ -395,6 +395,121 @@ fn without_validation_data_selection_is_carved_out_and_the_model_refit_on_everyt
     );
 }
 
+fn read_json(path: &std::path::Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+#[test]
+fn the_linear_member_is_chosen_on_selection_data_and_round_trips() {
+    // Issue 15 item 4: the SVM member alone learns the intents, survives a
+    // save and load bit for bit, and selection picks its share.
+    let val = synthetic(5, 30);
+    let only_linear = TrainParams {
+        linear_share: Some(1.0),
+        ..small_params(4)
+    };
+    let trained = router::train(
+        &synthetic(30, 0),
+        Some(&val),
+        &only_linear,
+        &Reporter::silent(),
+    )
+    .unwrap();
+    let report = trained.report.validation.as_ref().unwrap();
+    assert!(report.accuracy >= 0.9, "the SVM alone: {}", report.accuracy);
+    assert_eq!(trained.model.metadata().linear_share, 1.0);
+    let dir = tempfile::tempdir().unwrap();
+    trained.save(dir.path()).unwrap();
+    assert_eq!(read_json(&dir.path().join("features.json"))["linear"], true);
+    let loaded = Model::load(dir.path()).unwrap();
+    for text in ["order a pizza please", "mera order kahan hai", "xyzzy"] {
+        assert_eq!(
+            loaded.classify(text, None),
+            trained.model.classify(text, None)
+        );
+    }
+    assert_eq!(router::evaluate(&loaded, &val), *report);
+
+    // A share outside (0, 1] in the metadata is refused, naming the file.
+    let meta_path = dir.path().join("metadata.json");
+    let mut meta = read_json(&meta_path);
+    meta["linear_share"] = serde_json::json!(0.0);
+    std::fs::write(&meta_path, meta.to_string()).unwrap();
+    let err = Model::load(dir.path()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BadInput);
+    assert!(err.message().contains("metadata.json"), "{}", err.message());
+    assert!(err.message().contains("linear_share"), "{}", err.message());
+
+    // Without a linear member nothing of it is written.
+    let none = TrainParams {
+        linear_c: 0.0,
+        ..small_params(4)
+    };
+    let plain = router::train(&synthetic(30, 0), Some(&val), &none, &Reporter::silent()).unwrap();
+    assert_eq!(plain.model.metadata().linear_share, 0.0);
+    let dir = tempfile::tempdir().unwrap();
+    plain.save(dir.path()).unwrap();
+    assert_eq!(
+        read_json(&dir.path().join("features.json"))["linear"],
+        false
+    );
+
+    // Chosen on the selection share: one of the tried shares, and the
+    // refit keeps the member exactly when the share is positive.
+    let chosen = router::train(
+        &synthetic(30, 0),
+        None,
+        &small_params(4),
+        &Reporter::silent(),
+    )
+    .unwrap();
+    let share = chosen.model.metadata().linear_share;
+    assert!(router::LINEAR_SHARES.contains(&share), "share {share}");
+    let dir = tempfile::tempdir().unwrap();
+    chosen.save(dir.path()).unwrap();
+    assert_eq!(
+        read_json(&dir.path().join("features.json"))["linear"],
+        share > 0.0
+    );
+}
+
+#[test]
+fn an_artifact_from_before_the_linear_member_still_loads() {
+    // Production models saved by earlier versions have no `linear` key in
+    // features.json and no linear_* fields in metadata.json.
+    let plain = router::train(
+        &synthetic(30, 0),
+        Some(&synthetic(5, 30)),
+        &TrainParams {
+            linear_c: 0.0,
+            ..small_params(2)
+        },
+        &Reporter::silent(),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    plain.save(dir.path()).unwrap();
+    let features_path = dir.path().join("features.json");
+    let mut features = read_json(&features_path);
+    features.as_object_mut().unwrap().remove("linear");
+    let bytes = serde_json::to_vec_pretty(&features).unwrap();
+    std::fs::write(&features_path, &bytes).unwrap();
+    let meta_path = dir.path().join("metadata.json");
+    let mut meta = read_json(&meta_path);
+    let object = meta.as_object_mut().unwrap();
+    object.remove("linear_share");
+    object.remove("linear_temperature");
+    meta["files"]["features.json"] =
+        serde_json::json!(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)));
+    std::fs::write(&meta_path, meta.to_string()).unwrap();
+    let loaded = Model::load(dir.path()).unwrap();
+    assert_eq!(loaded.metadata().linear_share, 0.0);
+    assert_eq!(
+        loaded.classify("where is my parcel", None),
+        plain.model.classify("where is my parcel", None)
+    );
+}
+
 #[test]
 fn without_out_of_scope_data_only_a_no_idea_answer_falls_back() {
     // Issue 15 item 3: with no `oos` examples the threshold must not trade

@@ -326,6 +326,45 @@ fn seeded_panes_at_80x24_and_120x40() {
 }
 
 #[test]
+fn review_pane_shows_a_suspect_label_at_the_head_of_its_share() {
+    for_each_backend_with_config(|store, config| async move {
+        seed_rest(&store, &config).await;
+        let id = store
+            .sample_by_normalized_text("track package")
+            .await
+            .unwrap()
+            .unwrap()
+            .id;
+        store
+            .replace_suspects(
+                "router-v1.1.0",
+                &[flywheel::storage::suspects::NewSuspect {
+                    sample_id: id,
+                    flagged_intent: "order_status".into(),
+                    suggested_intent: "refund".into(),
+                    score: 0.87,
+                }],
+            )
+            .await
+            .unwrap();
+        let mut app = loaded_app(&store, &config).await;
+        app.pane = Pane::Review;
+        // No audit waits: the suspect comes first, and is the one selected.
+        assert_eq!(app.visible_queue()[0].sample.id, id);
+        let review = render(&app, 80, 24);
+        assert!(review.contains("1 suspect label"), "{review}");
+        assert!(review.contains("suspect: model says refund"), "{review}");
+        insta::assert_snapshot!("review_suspect_80x24", review);
+        // Wide: the phrase is its reason, in the why column.
+        let wide = render(&app, 120, 40);
+        assert!(
+            wide.contains("suspect: model says refund") && wide.contains("1 of 5: suspect"),
+            "{wide}"
+        );
+    });
+}
+
+#[test]
 fn empty_database_panes_say_what_to_do() {
     for_each_backend_with_config(|store, config| async move {
         let mut app = loaded_app(&store, &config).await;

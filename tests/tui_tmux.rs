@@ -214,6 +214,79 @@ fn console_in_tmux_reviews_a_sample_and_restores_the_terminal() {
 }
 
 #[test]
+fn console_in_tmux_shows_a_suspect_label_and_confirms_it() {
+    if !tmux_available() {
+        assert!(std::env::var_os("CI").is_none(), "tmux is required in CI");
+        eprintln!("skipping: tmux is not installed");
+        return;
+    }
+    let db = TestDb::sqlite();
+    let text = "where is my parcel right now";
+    db.with_store(move |store| async move {
+        let rows = store
+            .upsert_samples(&[NewSample {
+                text: text.into(),
+                normalized_text: flywheel::text::normalize_for_dedup(text),
+                intent: "order_food".into(),
+                language: Some("en".into()),
+                source: flywheel::domain::Provenance::Import,
+                confidence: None,
+                review_status: flywheel::domain::ReviewStatus::Approved,
+                priority: 5,
+                occurrences: 1,
+                predicted_intent: None,
+                predicted_by_version: None,
+                conversation_id: None,
+            }])
+            .await
+            .unwrap();
+        store
+            .replace_suspects(
+                "router-v1.1.0",
+                &[flywheel::storage::suspects::NewSuspect {
+                    sample_id: rows[0].id,
+                    flagged_intent: "order_food".into(),
+                    suggested_intent: "track_order".into(),
+                    score: 0.91,
+                }],
+            )
+            .await
+            .unwrap();
+    });
+
+    let home = db.data_path();
+    let tmux = Tmux::start(100, 30);
+    tmux.type_line(&format!(
+        "cd {} && {} {} --data-dir {home} tui; echo EXIT=$?",
+        shell_quoted(home),
+        env_prefix(home),
+        shell_quoted(&flywheel_bin()),
+        home = shell_quoted(home),
+    ));
+    tmux.wait_for("1 Capture");
+    tmux.key("2");
+    tmux.wait_for("1 suspect label");
+    tmux.wait_for("suspect: model says track_order");
+    tmux.wait_for("a confirm the label");
+    tmux.key("a");
+    tmux.wait_for("approved “where is my parcel right now” as order_food");
+
+    let config = db.config();
+    let (confirmed, suspects) = block_on(async move {
+        let store = flywheel::storage::open(&config).await.unwrap();
+        let counts = (
+            scalar(&store, "SELECT COUNT(*) FROM training_samples WHERE source = 'human' AND intent = 'order_food'").await,
+            store.suspect_count().await.unwrap(),
+        );
+        store.close().await;
+        counts
+    });
+    assert_eq!((confirmed, suspects), (1, 0));
+    tmux.key("q");
+    tmux.wait_for("EXIT=0");
+}
+
+#[test]
 fn without_a_terminal_the_console_refuses_and_bare_flywheel_prints_help() {
     let db = TestDb::sqlite();
     db.cmd()

@@ -285,7 +285,7 @@ impl Metrics {
             &mut out,
             "flywheel_review_waiting",
             "gauge",
-            "Samples waiting for a human label, by where they wait (here or label-studio) and priority; as status and stats queue count them.",
+            "Samples waiting for a human label (the review queue, audits of approved samples, suspect labels), by where they wait (here or label-studio) and priority; as status and stats queue count them.",
         );
         if let Some(waiting) = &gauges.waiting {
             for p in waiting.by_priority() {
@@ -359,7 +359,7 @@ mod tests {
                 buckets: vec![crate::storage::waiting::WaitingBucket {
                     place: WaitingPlace::LabelStudio,
                     priority: 2,
-                    approved_audit: false,
+                    kind: crate::domain::WaitingKind::Review,
                     count: 1200,
                 }],
                 urgent_priority: 2,

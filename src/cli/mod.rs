@@ -22,6 +22,7 @@ mod samples;
 mod serve;
 mod simulate;
 mod stats;
+mod stats_suspects;
 mod status;
 mod weekly_training;
 

@@ -1,4 +1,4 @@
-//! `flywheel stats queue|daily|models|recent|capture-gaps`.
+//! `flywheel stats queue|suspects|daily|models|thresholds|recent|capture-gaps`.
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -13,6 +13,9 @@ use crate::capture::gaps::{GapRules, capture_gaps};
 use crate::domain::WaitingPlace;
 use crate::error::Result;
 use crate::review::order::{head, review_order};
+use crate::stages::approval_thresholds::{
+    ApprovalThresholds, EVIDENCE_WINDOW_DAYS, IntentThreshold, ThresholdBasis,
+};
 use crate::storage::model_performance::WindowStats;
 use crate::storage::{Store, Timestamp};
 
@@ -24,6 +27,12 @@ pub enum StatsCommand {
         #[arg(long, default_value_t = 20, value_parser = row_limit())]
         limit: i64,
     },
+    /// Approved labels the model confidently disagrees with, most
+    /// suspicious first (flagged by weekly training).
+    Suspects {
+        #[arg(long, default_value_t = 100, value_parser = row_limit())]
+        limit: i64,
+    },
     /// Per day: captured, auto-approved, needs review, reviewed, approved, rejected.
     Daily {
         #[arg(long, default_value = "7d", value_parser = parse_duration)]
@@ -32,6 +41,8 @@ pub enum StatsCommand {
     /// Per version: traffic, fallback rate, production and test accuracy;
     /// canary against production since the canary started.
     Models,
+    /// Auto-approval threshold per intent and the audits it rests on.
+    Thresholds,
     /// Recent conversations and capture gaps.
     #[command(flatten)]
     Capture(CaptureStatsCommand),
@@ -44,8 +55,12 @@ pub async fn run(ctx: &Context, command: StatsCommand) -> Result<ExitCode> {
     let store = ctx.existing_store().await?;
     let result = match command {
         StatsCommand::Queue { limit } => queue(ctx, &store, limit).await,
+        StatsCommand::Suspects { limit } => {
+            super::stats_suspects::suspects(ctx, &store, limit).await
+        }
         StatsCommand::Daily { since } => daily(ctx, &store, since).await,
         StatsCommand::Models => models(ctx, &store).await,
+        StatsCommand::Thresholds => thresholds(ctx, &store).await,
         StatsCommand::Capture(_) => unreachable!("handled above"),
     };
     store.close().await;
@@ -74,6 +89,13 @@ async fn queue(ctx: &Context, store: &Store, limit: i64) -> Result<()> {
                     p.priority, p.count, p.here, p.label_studio
                 );
             }
+            let (audits, suspects) = (waiting.approved_audits(), waiting.suspects());
+            if audits + suspects > 0 {
+                let _ = writeln!(
+                    out,
+                    "  besides the review queue: {audits} audits of approved samples, {suspects} suspect labels (flywheel stats suspects)"
+                );
+            }
             if !items.is_empty() {
                 let _ = writeln!(out, "In review order (rank, where, why):");
             }
@@ -96,6 +118,54 @@ async fn queue(ctx: &Context, store: &Store, limit: i64) -> Result<()> {
                     q.ranked.reason.to_string(),
                     s.text
                 );
+            }
+            out
+        },
+    );
+    Ok(())
+}
+
+async fn thresholds(ctx: &Context, store: &Store) -> Result<()> {
+    let config = &ctx.config().auto_filter;
+    let t = ApprovalThresholds::current(store, config).await?;
+    let intents: Vec<_> = t
+        .intents
+        .iter()
+        .map(|(intent, i)| json!({ "intent": intent, "threshold": i }))
+        .collect();
+    ctx.out.summary(
+        &json!({
+            "ok": true,
+            "floor": t.floor,
+            "min_precision": config.min_precision,
+            "evidence_window_days": EVIDENCE_WINDOW_DAYS,
+            "pooled": t.pooled,
+            "intents": intents,
+        }),
+        || {
+            let describe = |i: &IntentThreshold| {
+                let basis = match i.basis {
+                    ThresholdBasis::NoEvidence => "no evidence: the floor",
+                    ThresholdBasis::Evidence => "precision reached",
+                    ThresholdBasis::PrecisionNotReached => "precision never reached: best level",
+                };
+                let precision = i
+                    .estimated_precision
+                    .map_or_else(|| "-".into(), |p| format!("{p:.3}"));
+                format!(
+                    "{:>5.2}  {:>4}/{:<4} est. {precision:<6} {basis}",
+                    i.threshold, i.right, i.audits
+                )
+            };
+            let mut out = format!(
+                "auto-approval from confidence ≥ threshold (floor {:.2}, aim: precision ≥ {:.2}; audits of the last {EVIDENCE_WINDOW_DAYS} days)\n",
+                t.floor, config.min_precision
+            );
+            let _ = writeln!(out, "{:<24} {}", "all other intents", describe(&t.pooled));
+            let mut rows: Vec<_> = t.intents.iter().collect();
+            rows.sort_by(|a, b| b.1.threshold.total_cmp(&a.1.threshold).then(a.0.cmp(b.0)));
+            for (intent, i) in rows {
+                let _ = writeln!(out, "{intent:<24} {}", describe(i));
             }
             out
         },

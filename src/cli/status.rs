@@ -58,10 +58,15 @@ fn render_status(r: &StatusReport<'_>, min_samples: i64) -> String {
     let _ = writeln!(out, "Flywheel status  ({})", r.database);
     let _ = writeln!(
         out,
-        "Review queue     {} waiting for review ({} urgent): {}",
+        "Review queue     {} waiting for review ({} urgent): {}{}",
         s.queue.total(),
         s.queue.urgent(),
-        s.queue.places()
+        s.queue.places(),
+        match s.queue.suspects() {
+            0 => String::new(),
+            1 => "; 1 suspect label among them".into(),
+            n => format!("; {n} suspect labels among them"),
+        }
     );
     let _ = writeln!(
         out,

@@ -40,12 +40,18 @@ pub async fn weekly_training(ctx: &Context, args: &WeeklyTrainingArgs) -> Result
             "Nothing to do: {approved_unused} approved unused samples, weekly training needs {min_samples} (--force trains anyway)."
         ),
         WeeklyOutcome::Trained(s) => format!(
-            "{} trained on {} samples, judged on {} gold items: {} → registered as {}.\nReport: {}",
+            "{} trained on {} samples, judged on {} gold items: {} → registered as {}.{}\nReport: {}",
             s.version,
             s.train_samples,
             s.test_samples,
             s.reason,
             s.status,
+            match s.suspects {
+                0 => String::new(),
+                n => format!(
+                    "\n{n} suspect labels (the model confidently disagrees) wait for a human and stay out of training until then: flywheel stats suspects"
+                ),
+            },
             s.report_path.display()
         ),
     });

@@ -45,6 +45,8 @@ pub struct Config {
     pub health: HealthConfig,
     /// Audits of live traffic ([`crate::audit`]).
     pub audit: AuditConfig,
+    /// Suspect labels found before each training run ([`crate::suspects`]).
+    pub suspects: SuspectsConfig,
     /// Redaction of texts leaving for Label Studio or an export (SECURITY.md).
     pub privacy: PrivacyConfig,
 }
@@ -62,8 +64,16 @@ pub struct AutoFilterConfig {
     pub high_priority: i32,
     /// Daily capture warns "ready for training" at this many approved unused samples.
     pub ready_for_training: i64,
-    /// Below this auto-approval precision (measured by audits) is a warning.
+    /// Below this auto-approval precision (measured by audits) is a
+    /// warning, and each intent is auto-approved only from the confidence
+    /// where audits say its precision reaches it (never below
+    /// `auto_approve_confidence`).
     pub min_precision: f64,
+    /// How many audits an intent's own tally must hold to outweigh all
+    /// intents' pooled precision (and the least the pool needs before any
+    /// threshold moves off `auto_approve_confidence`); 0 switches
+    /// per-intent thresholds off.
+    pub threshold_evidence: u32,
 }
 
 /// Audits of live traffic: a share of all captured conversations, whatever
@@ -87,6 +97,30 @@ impl Default for AuditConfig {
         Self {
             percent: 5,
             share: 40,
+        }
+    }
+}
+
+/// Suspect labels: approved labels the model confidently disagrees with,
+/// flagged by weekly training, kept out of its training set and sent to a
+/// human.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SuspectsConfig {
+    /// Flag suspects before each weekly training run (five extra, smaller
+    /// trainings: out-of-fold predictions).
+    pub enabled: bool,
+    /// Percent of the review places audits leave (every stretch of the
+    /// console's queue, Label Studio's pushes and stream) given to suspects,
+    /// most suspicious first; the review queue gets the rest.
+    pub share: u32,
+}
+
+impl Default for SuspectsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            share: 20,
         }
     }
 }
@@ -170,6 +204,7 @@ impl Default for Config {
             training: TrainingConfig::default(),
             health: HealthConfig::default(),
             audit: AuditConfig::default(),
+            suspects: SuspectsConfig::default(),
             privacy: PrivacyConfig::default(),
         }
     }
@@ -185,6 +220,7 @@ impl Default for AutoFilterConfig {
             high_priority: 2,
             ready_for_training: 1000,
             min_precision: 0.97,
+            threshold_evidence: 30,
         }
     }
 }

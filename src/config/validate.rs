@@ -147,6 +147,11 @@ const RULES: &[Rule] = &[
         range: Range::float(0.0, 1.0),
     },
     Rule {
+        key: "auto_filter.threshold_evidence",
+        value: |c| Some(Number::Int(c.auto_filter.threshold_evidence.into())),
+        range: Range::int(0, 100_000),
+    },
+    Rule {
         key: "health.min_production_accuracy",
         value: |c| Some(Number::Float(c.health.min_production_accuracy)),
         range: Range::float(0.0, 1.0),
@@ -159,6 +164,11 @@ const RULES: &[Rule] = &[
     Rule {
         key: "audit.share",
         value: |c| Some(Number::Int(c.audit.share.into())),
+        range: Range::int(0, 100),
+    },
+    Rule {
+        key: "suspects.share",
+        value: |c| Some(Number::Int(c.suspects.share.into())),
         range: Range::int(0, 100),
     },
     Rule {

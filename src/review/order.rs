@@ -9,7 +9,10 @@
 //!   of it, or of a sample a human labelled this week, goes behind it;
 //! - **audits**, newest traffic first, holding `audit.share` percent of
 //!   every stretch of the order ([`interleave`]), so the version serving
-//!   now is measured whatever the backlog.
+//!   now is measured whatever the backlog;
+//! - **suspect labels** ([`crate::suspects`]), most suspicious first,
+//!   holding `suspects.share` percent of the places audits leave (one
+//!   drawn for audit too comes once, as an audit).
 //!
 //! Another part with a share of its own is one more lane in [`rank`]: its
 //! items taken out of the queue, its inner order, its share.
@@ -26,6 +29,7 @@ use crate::error::Result;
 use crate::storage::samples::Sample;
 use crate::storage::waiting::{Labelled, WaitingItem};
 use crate::storage::{Store, Timestamp};
+use crate::suspects::Suspicion;
 use crate::text::near_duplicate_key;
 
 /// A human's labels of this many days make their near-duplicates wait.
@@ -41,10 +45,29 @@ pub struct Ranked {
     /// 1 = next.
     pub rank: usize,
     pub item: WaitingItem,
-    /// Its expected value, after any near-duplicate's penalty (audits have
-    /// none: they take their share by time).
+    /// Its expected value, after any near-duplicate's penalty (audits and
+    /// suspects have none: they take their share, newest or most
+    /// suspicious first).
     pub score: Option<f64>,
     pub reason: Reason,
+}
+
+/// The parts of the order that hold a share of it, in percent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shares {
+    /// Of every stretch (`audit.share`).
+    pub audits: u32,
+    /// Of the places audits leave (`suspects.share`).
+    pub suspects: u32,
+}
+
+impl Shares {
+    pub fn of(config: &Config) -> Self {
+        Self {
+            audits: config.audit.share,
+            suspects: config.suspects.share,
+        }
+    }
 }
 
 /// Everything waiting for a human label, in review order.
@@ -54,19 +77,23 @@ pub async fn review_order(store: &Store, config: &Config) -> Result<Vec<Ranked>>
     let since = Timestamp(Utc::now() - Duration::days(LABELLED_LATELY_DAYS));
     let labelled = store.labelled_since(since).await?;
     let weighing = Weighing::new(&gold, &items, config.auto_filter.review_confidence);
-    Ok(rank(items, &weighing, &labelled, config.audit.share))
+    Ok(rank(items, &weighing, &labelled, Shares::of(config)))
 }
 
-/// `items` in review order: the queue by expected value, audits (those
-/// with `audit_at`, taken out of the queue) given `audit_share` percent of
-/// every stretch, newest traffic first.
+/// `items` in review order: the queue by expected value; audits (those
+/// with `audit_at`, taken out of the queue) given `shares.audits` percent
+/// of every stretch, newest traffic first; suspects (those with a
+/// suspicion, not audits) `shares.suspects` percent of the places audits
+/// leave, most suspicious first.
 pub fn rank(
     items: Vec<WaitingItem>,
     weighing: &Weighing,
     labelled: &[Labelled],
-    audit_share: u32,
+    shares: Shares,
 ) -> Vec<Ranked> {
-    let (audits, queue): (Vec<_>, Vec<_>) = items.into_iter().partition(|i| i.audit_at.is_some());
+    let (audits, rest): (Vec<_>, Vec<_>) = items.into_iter().partition(|i| i.audit_at.is_some());
+    let (suspects, queue): (Vec<_>, Vec<_>) =
+        rest.into_iter().partition(|i| i.suspicion().is_some());
     let mut audits: Vec<Ranked> = audits
         .into_iter()
         .map(|item| Ranked {
@@ -79,8 +106,32 @@ pub fn rank(
     audits.sort_by(|a, b| {
         (b.item.audit_at.cmp(&a.item.audit_at)).then(a.item.sample_id.cmp(&b.item.sample_id))
     });
+    let mut suspects: Vec<(f64, Ranked)> = suspects
+        .into_iter()
+        .filter_map(|item| {
+            let suspicion = item.suspicion()?;
+            let ranked = Ranked {
+                rank: 0,
+                item,
+                score: None,
+                reason: Reason::Suspect {
+                    suggested: suspicion.suggested,
+                },
+            };
+            Some((suspicion.score, ranked))
+        })
+        .collect();
+    suspects.sort_by(|(a_score, a), (b_score, b)| {
+        b_score
+            .total_cmp(a_score)
+            .then(a.item.sample_id.cmp(&b.item.sample_id))
+    });
+    let suspects = suspects.into_iter().map(|(_, ranked)| ranked).collect();
     let queue = by_value(queue, weighing, labelled);
-    let mut order = interleave(queue, vec![(audit_share, audits)]);
+    let mut order = interleave(
+        queue,
+        vec![(shares.audits, audits), (shares.suspects, suspects)],
+    );
     for (i, ranked) in order.iter_mut().enumerate() {
         ranked.rank = i + 1;
     }
@@ -141,42 +192,36 @@ fn sort_by_score(ranked: &mut [Ranked]) {
     });
 }
 
-/// `queue` with each lane of `shared` holding its share (percent) of every
-/// stretch: at each place, a lane's item comes when fewer than `share`
-/// percent of the places so far (rounded up) are its, lanes in the order
-/// given; the queue takes the other places, and any side fills what the
-/// others cannot. So the first place goes to a shared lane when it has
-/// items (a short session still measures), and an item of the queue never
+/// `queue` with each lane of `shared` holding its share (percent): the
+/// first lane of every stretch of the order, each later one of every
+/// stretch of the places the lanes before it leave. At each place, a
+/// lane's item comes when fewer than `share` percent of the places so far
+/// (rounded up) are its; the queue takes the other places, and any side
+/// fills what the others cannot. So the first place goes to a shared lane
+/// when it has items (a short session still measures), a lane's share
+/// does not change with the lanes after it, and an item of the queue never
 /// waits behind more than the lanes' shares.
 pub fn interleave<T>(queue: Vec<T>, shared: Vec<(u32, Vec<T>)>) -> Vec<T> {
-    let total = queue.len() + shared.iter().map(|(_, lane)| lane.len()).sum::<usize>();
-    let mut queue = queue.into_iter();
-    let mut lanes: Vec<(usize, usize, std::vec::IntoIter<T>)> = shared
+    shared
         .into_iter()
-        .map(|(share, lane)| (share as usize, 0, lane.into_iter()))
-        .collect();
-    let mut order = Vec::with_capacity(total);
-    while order.len() < total {
-        let place = order.len() + 1;
-        let due = lanes.iter_mut().find(|(share, placed, lane)| {
-            *placed < (place * *share).div_ceil(100) && lane.len() > 0
-        });
-        let next = match due {
-            Some((_, placed, lane)) => {
-                *placed += 1;
-                lane.next()
-            }
-            None => queue.next().or_else(|| {
-                lanes.iter_mut().find_map(|(_, placed, lane)| {
-                    let item = lane.next()?;
-                    *placed += 1;
-                    Some(item)
-                })
-            }),
-        };
-        order.extend(next);
+        .rev()
+        .fold(queue, |rest, (share, lane)| with_share(rest, share, lane))
+}
+
+/// `rest` with `lane` holding `share` percent of every stretch.
+fn with_share<T>(rest: Vec<T>, share: u32, lane: Vec<T>) -> Vec<T> {
+    let share = share as usize;
+    let mut order = Vec::with_capacity(rest.len() + lane.len());
+    let (mut rest, mut lane) = (rest.into_iter(), lane.into_iter());
+    let mut placed = 0;
+    loop {
+        let due = placed < ((order.len() + 1) * share).div_ceil(100) && lane.len() > 0;
+        let next = if due { None } else { rest.next() };
+        match next.or_else(|| lane.next().inspect(|_| placed += 1)) {
+            Some(item) => order.push(item),
+            None => return order,
+        }
     }
-    order
 }
 
 /// A ranked item with its sample in full, as the faces show it.
@@ -225,6 +270,9 @@ impl Serialize for Queued {
             score: Option<f64>,
             #[serde(rename = "where")]
             place: WaitingPlace,
+            /// A suspect label: what the model says instead.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            suspect: Option<Suspicion>,
             #[serde(flatten)]
             sample: &'a Sample,
         }
@@ -234,6 +282,7 @@ impl Serialize for Queued {
             reason: &self.ranked.reason,
             score: self.ranked.score,
             place: self.place(),
+            suspect: self.ranked.item.suspicion(),
             sample: &self.sample,
         }
         .serialize(s)
@@ -257,7 +306,15 @@ mod tests {
             place: WaitingPlace::Here,
             audit_at: None,
             has_task: false,
+            suggested_intent: None,
+            suspect_score: None,
         }
+    }
+
+    fn suspected(mut item: WaitingItem, suggested: &str, score: f64) -> WaitingItem {
+        item.suggested_intent = Some(suggested.into());
+        item.suspect_score = Some(score);
+        item
     }
 
     fn audited(mut item: WaitingItem, minutes_ago: i64) -> WaitingItem {
@@ -275,8 +332,23 @@ mod tests {
     }
 
     fn order(items: Vec<WaitingItem>, labelled: &[Labelled], share: u32) -> Vec<(i64, String)> {
+        shared(
+            items,
+            labelled,
+            Shares {
+                audits: share,
+                suspects: 20,
+            },
+        )
+    }
+
+    fn shared(
+        items: Vec<WaitingItem>,
+        labelled: &[Labelled],
+        shares: Shares,
+    ) -> Vec<(i64, String)> {
         let w = weighing(&items);
-        rank(items, &w, labelled, share)
+        rank(items, &w, labelled, shares)
             .into_iter()
             .enumerate()
             .map(|(i, r)| {
@@ -360,6 +432,39 @@ mod tests {
     }
 
     #[test]
+    fn suspects_hold_their_share_of_what_audits_leave_most_suspicious_first() {
+        let got = shared(
+            vec![
+                item(1, "a", 0.5, 1),
+                item(2, "b", 0.4, 1),
+                suspected(item(3, "c", 0.9, 1), "cancel", 0.3),
+                suspected(item(4, "d", 0.9, 1), "order_status", 0.8),
+                audited(item(5, "e", 0.9, 1), 5),
+                // Drawn for audit and suspected: once, as an audit.
+                suspected(audited(item(6, "f", 0.9, 1), 1), "cancel", 0.9),
+                item(7, "g", 0.6, 1),
+            ],
+            &[],
+            Shares {
+                audits: 25,
+                suspects: 50,
+            },
+        );
+        assert_eq!(
+            got,
+            vec![
+                (6, "audit".to_string()),
+                (4, "suspect: model says order_status".to_string()),
+                (2, "uncertain: confidence 0.40".to_string()),
+                (3, "suspect: model says cancel".to_string()),
+                (5, "audit".to_string()),
+                (1, "uncertain: confidence 0.50".to_string()),
+                (7, "uncertain: confidence 0.60".to_string()),
+            ]
+        );
+    }
+
+    #[test]
     fn lanes_hold_their_share_of_every_stretch_and_either_side_fills() {
         let queue: Vec<u32> = (1..=100).collect();
         let audits: Vec<u32> = (1001..=1100).collect();
@@ -388,10 +493,19 @@ mod tests {
             head(queue.clone(), vec![(0, audits.clone())], 3),
             vec![1, 2, 3]
         );
-        // Two lanes, each its share, the first listed first.
+        // Two lanes, the first listed first; the second takes its share
+        // of the places the first leaves, so the first's is unchanged.
         assert_eq!(
-            head(queue, vec![(20, audits), (20, (2001..=2100).collect())], 6),
+            head(
+                queue.clone(),
+                vec![(20, audits.clone()), (20, (2001..=2100).collect())],
+                6
+            ),
             vec![1001, 2001, 1, 2, 3, 1002]
+        );
+        assert_eq!(
+            head(queue, vec![(40, audits), (50, (2001..=2100).collect())], 10),
+            vec![1001, 2001, 1002, 1, 2002, 1003, 2, 1004, 2003, 3]
         );
         assert!(interleave(Vec::<u32>::new(), Vec::new()).is_empty());
     }

@@ -12,7 +12,7 @@
 //!   sample's intent, or of its language, falls below the average one: a
 //!   label there also lets the gate judge what it could not.
 //!
-//! Near-duplicates and the audits' share are the order's business
+//! Near-duplicates and the shares of audits and suspects are the order's business
 //! ([`super::order`]).
 
 use std::collections::{HashMap, HashSet};
@@ -42,6 +42,11 @@ impl ExpectedValue {
 pub enum Reason {
     /// Drawn for audit: the audits' share of the order, newest traffic first.
     Audit,
+    /// A suspect label ([`crate::suspects`]): the suspects' share of the
+    /// order, most suspicious first.
+    Suspect {
+        suggested: String,
+    },
     /// Like an item ahead of it, or one a human labelled this week: it
     /// goes behind it.
     NearDuplicate {
@@ -73,6 +78,7 @@ impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Reason::Audit => f.write_str("audit"),
+            Reason::Suspect { suggested } => write!(f, "suspect: model says {suggested}"),
             Reason::NearDuplicate {
                 of,
                 labelled: false,
@@ -247,6 +253,8 @@ mod tests {
             place: WaitingPlace::Here,
             audit_at: None,
             has_task: false,
+            suggested_intent: None,
+            suspect_score: None,
         }
     }
 

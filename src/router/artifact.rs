@@ -2,7 +2,7 @@
 //!
 //! | file | holds |
 //! |---|---|
-//! | `model.safetensors` | vocabulary hashes and IDF, per member the n-gram table (f16) and output layer (f32) |
+//! | `model.safetensors` | vocabulary hashes and IDF, per member the n-gram table (f16) and output layer (f32), the linear member's weights (8-bit with a scale per n-gram) and bias |
 //! | `labels.json` | intent names, in output order |
 //! | `features.json` | tokeniser / hashing settings, hidden size, member count |
 //! | `metadata.json` | version, data hash, counts, metrics, seed, timings, temperature, fallback threshold, and the SHA-256 of every other file |
@@ -20,7 +20,8 @@ use sha2::{Digest, Sha256};
 
 use super::eval::EvalReport;
 use super::features::{FeatureConfig, Vocab};
-use super::model::{Member, Model};
+use super::model::{Linear, Member, Model};
+use super::table::Table;
 use crate::error::{Error, Result};
 
 /// Bumped when the layout changes incompatibly.
@@ -47,6 +48,13 @@ pub struct Metadata {
     pub samples_per_language: BTreeMap<String, usize>,
     /// Softmax temperature fitted on validation data (1 without validation).
     pub temperature: f32,
+    /// Weight of the linear member's probabilities in the mix (0: none;
+    /// artifacts from before it had none).
+    #[serde(default)]
+    pub linear_share: f32,
+    /// The linear member's own softmax temperature, fitted like `temperature`.
+    #[serde(default = "one")]
+    pub linear_temperature: f32,
     pub fallback_threshold: f32,
     /// `validation, out-of-scope level` or `validation, no-idea level` (see
     /// `calibrate::choose_threshold`), `override` (--fallback-threshold) or
@@ -61,11 +69,18 @@ pub struct Metadata {
     pub files: BTreeMap<String, String>,
 }
 
+fn one() -> f32 {
+    1.0
+}
+
 #[derive(Serialize, Deserialize)]
 struct FeaturesFile {
     features: FeatureConfig,
     dim: usize,
     members: usize,
+    /// Whether there is a linear member (absent in older artifacts).
+    #[serde(default)]
+    linear: bool,
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -122,6 +137,27 @@ pub(crate) fn save(model: &Model, dir: &Path) -> Result<()> {
             Tensor::from_slice(&m.bias, c, cpu).map_err(cand)?,
         );
     }
+    if let Some(linear) = &model.linear {
+        // safetensors through candle has no i8: store q + 128 as u8.
+        let values: Vec<u8> = linear
+            .table
+            .values()
+            .iter()
+            .map(|&q| (i16::from(q) + 128) as u8)
+            .collect();
+        tensors.insert(
+            "linear.values".into(),
+            Tensor::from_vec(values, (f, c), cpu).map_err(cand)?,
+        );
+        tensors.insert(
+            "linear.scales".into(),
+            Tensor::from_slice(linear.table.scales(), f, cpu).map_err(cand)?,
+        );
+        tensors.insert(
+            "linear.bias".into(),
+            Tensor::from_slice(&linear.bias, c, cpu).map_err(cand)?,
+        );
+    }
     let path = dir.join(WEIGHTS_FILE);
     candle_core::safetensors::save(&tensors, &path).map_err(cand)?;
     let weights = std::fs::read(&path)?;
@@ -132,6 +168,7 @@ pub(crate) fn save(model: &Model, dir: &Path) -> Result<()> {
         features: model.features.clone(),
         dim: d,
         members: model.members.len(),
+        linear: model.linear.is_some(),
     };
     write(dir, FEATURES_FILE, &json(&features)?, &mut files)?;
     let mut metadata = model.metadata.clone();
@@ -263,6 +300,11 @@ pub(crate) fn load(dir: &Path) -> Result<Model> {
             "a model needs at least one member and two labels",
         ));
     }
+    let linear = if features.linear {
+        Some(load_linear(dir, &get, &f32s, f, c, &metadata)?)
+    } else {
+        None
+    };
     Model::new(
         metadata,
         labels,
@@ -270,5 +312,53 @@ pub(crate) fn load(dir: &Path) -> Result<Model> {
         d,
         Vocab::from_parts(hashes, idf),
         members,
+        linear,
     )
+}
+
+/// The linear member's tensors, checked like the members' (shapes, finite
+/// values) and its mixing settings.
+fn load_linear(
+    dir: &Path,
+    get: &dyn Fn(&str, &[usize]) -> Result<Tensor>,
+    f32s: &dyn Fn(Tensor, &str) -> Result<Vec<f32>>,
+    f: usize,
+    c: usize,
+    metadata: &Metadata,
+) -> Result<Linear> {
+    let values: Vec<i8> = get("linear.values", &[f, c])?
+        .flatten_all()
+        .and_then(|t| t.to_vec1::<u8>())
+        .map_err(|e| bad(dir, WEIGHTS_FILE, format_args!("tensor linear.values: {e}")))?
+        .into_iter()
+        .map(|v| (i16::from(v) - 128) as i8)
+        .collect();
+    let scales = f32s(get("linear.scales", &[f])?, "linear.scales")?;
+    let bias = f32s(get("linear.bias", &[c])?, "linear.bias")?;
+    let finite = |v: &[f32]| v.iter().all(|x| x.is_finite());
+    if !(finite(&scales) && finite(&bias)) {
+        return Err(bad(
+            dir,
+            WEIGHTS_FILE,
+            "the linear member holds non-finite weights",
+        ));
+    }
+    let (share, t) = (metadata.linear_share, metadata.linear_temperature);
+    if !(share > 0.0 && share <= 1.0 && t.is_finite() && t > 0.0) {
+        return Err(bad(
+            dir,
+            METADATA_FILE,
+            format_args!(
+                "linear_share {share} must be in (0, 1] and linear_temperature {t} positive"
+            ),
+        ));
+    }
+    let table = Table::from_parts(c, scales, values).ok_or_else(|| {
+        bad(
+            dir,
+            WEIGHTS_FILE,
+            "linear.values does not match linear.scales",
+        )
+    })?;
+    Ok(Linear { table, bias })
 }

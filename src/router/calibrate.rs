@@ -6,6 +6,7 @@
 use rayon::prelude::*;
 
 use super::model::{Model, OOS_LABEL, hidden_matrix};
+use super::train::LINEAR_SHARES;
 use crate::error::{Error, Result};
 
 /// Raw logits per member: `[member][sample][class]`.
@@ -31,6 +32,57 @@ pub(crate) fn member_logits(
         out.push(logits);
     }
     Ok(out)
+}
+
+/// The linear member's raw scores as one "member" (`[1][sample][class]`),
+/// when the model has one.
+pub(crate) fn linear_scores(
+    model: &Model,
+    vectors: &[Vec<(u32, f32)>],
+) -> Option<Vec<Vec<Vec<f32>>>> {
+    let linear = model.linear.as_ref()?;
+    let classes = model.labels().len();
+    let scores = vectors
+        .par_iter()
+        .map(|v| {
+            let mut out = vec![0.0f32; classes];
+            linear.scores(v, &mut out);
+            out
+        })
+        .collect();
+    Some(vec![scores])
+}
+
+/// The linear member's share of the mix with the lowest negative
+/// log-likelihood on the selection data, among [`LINEAR_SHARES`] (ties to
+/// the smaller share). Likelihood rather than accuracy: on a few hundred
+/// selection samples accuracy moves in steps of whole samples.
+pub(crate) fn choose_linear_share(
+    model: &Model,
+    member_logits: &[Vec<Vec<f32>>],
+    linear_scores: &[Vec<Vec<f32>>],
+    labels: &[Option<usize>],
+) -> f32 {
+    let members = probabilities(member_logits, model.metadata.temperature);
+    let linear = probabilities(linear_scores, model.metadata.linear_temperature);
+    let nll = |share: f32| -> f64 {
+        members
+            .iter()
+            .zip(&linear)
+            .zip(labels)
+            .filter_map(|((m, l), y)| {
+                y.map(|y| -f64::from(((1.0 - share) * m[y] + share * l[y]).max(1e-12)).ln())
+            })
+            .sum()
+    };
+    let mut best = (f64::INFINITY, 0.0);
+    for share in LINEAR_SHARES {
+        let loss = nll(share);
+        if loss < best.0 {
+            best = (loss, share);
+        }
+    }
+    best.1
 }
 
 /// Ensemble-averaged softmax(logits / t) for every sample.

@@ -6,6 +6,8 @@
 //!   writes the artifact directory.
 //! - [`Model::load`] reads and validates an artifact; [`Model::classify`] and
 //!   [`Model::classify_batch`] answer with a [`Prediction`].
+//! - The linear member (`svm.rs`) is mixed into the n-gram members'
+//!   probabilities when the selection data says it helps.
 //! - [`evaluate`] scores a model on labelled samples ([`EvalReport`]).
 
 mod artifact;
@@ -14,6 +16,7 @@ mod eval;
 pub mod features;
 mod model;
 mod sgd;
+mod svm;
 mod table;
 mod train;
 
@@ -23,8 +26,8 @@ pub use artifact::{Metadata, REPORT_FILE};
 pub use eval::{Confusion, EvalReport, IntentMetrics, LanguageMetrics, evaluate};
 pub use model::{Alternative, Model, OOS_LABEL, Prediction};
 pub use train::{
-    DEFAULT_FALLBACK_THRESHOLD, EpochRecord, TrainParams, TrainedModel, TrainingReport,
-    split_validation, train,
+    DEFAULT_FALLBACK_THRESHOLD, DEFAULT_LINEAR_SHARE, EpochRecord, LINEAR_SHARES, TrainParams,
+    TrainedModel, TrainingReport, split_validation, train,
 };
 
 impl Model {

@@ -3,7 +3,8 @@
 //! is the hidden vector; one linear layer maps it to intent logits, and a
 //! temperature fitted on validation data turns them into calibrated
 //! probabilities. Several members trained from different seeds may be
-//! averaged (an ensemble).
+//! averaged (an ensemble), and mixed with a linear SVM's probabilities over
+//! the same vectors (see `svm.rs`), calibrated with its own temperature.
 //!
 //! Two inference paths give the same numbers: [`Model::classify`] uses plain
 //! loops, because for one utterance candle's per-op overhead (tens of µs)
@@ -38,6 +39,32 @@ pub struct Member {
     pub bias: Vec<f32>,
 }
 
+/// The linear member: per n-gram a row of intent scores (quantised like
+/// the n-gram tables) and a bias per intent.
+#[derive(Debug, Clone)]
+pub(crate) struct Linear {
+    pub table: Table,
+    pub bias: Vec<f32>,
+}
+
+impl Linear {
+    /// Quantise a trained SVM for inference (and for the artifact).
+    pub(crate) fn from_svm(svm: &super::svm::Svm, rows: usize, classes: usize) -> Self {
+        Self {
+            table: Table::from_rows(rows, classes, |row, out| {
+                out.copy_from_slice(&svm.weight[row * classes..(row + 1) * classes]);
+            }),
+            bias: svm.bias.clone(),
+        }
+    }
+
+    /// Raw scores (margins) of one vector: `bias + Σ weight · row`.
+    pub(crate) fn scores(&self, vector: &[(u32, f32)], out: &mut [f32]) {
+        self.table.hidden(vector, out);
+        out.iter_mut().zip(&self.bias).for_each(|(o, b)| *o += b);
+    }
+}
+
 /// A loaded or freshly trained router.
 #[derive(Debug, Clone)]
 pub struct Model {
@@ -47,6 +74,8 @@ pub struct Model {
     pub(crate) dim: usize,
     pub(crate) vocab: Vocab,
     pub(crate) members: Vec<Member>,
+    /// Mixed in with `metadata.linear_share` at `metadata.linear_temperature`.
+    pub(crate) linear: Option<Linear>,
     /// The members' tables interleaved and quantised, for inference.
     table: Table,
     /// candle copies of each member's output layer, for the batch path.
@@ -87,6 +116,7 @@ impl Model {
         dim: usize,
         vocab: Vocab,
         members: Vec<Member>,
+        linear: Option<Linear>,
     ) -> Result<Self> {
         let classes = labels.len();
         let output = members
@@ -109,6 +139,7 @@ impl Model {
             dim,
             vocab,
             members,
+            linear,
             output,
             oos,
         })
@@ -191,7 +222,20 @@ impl Model {
         }
         let n = self.members.len() as f32;
         out.iter_mut().for_each(|p| *p /= n);
+        self.mix_linear(vector, &mut logits, &mut out);
         out
+    }
+
+    /// `probs = (1 − share) · probs + share · softmax(svm scores / t)`, when
+    /// the model has a linear member. `scratch` is a buffer of `classes`.
+    fn mix_linear(&self, vector: &[(u32, f32)], scratch: &mut [f32], probs: &mut [f32]) {
+        let Some(linear) = &self.linear else { return };
+        // A model has a linear member only with a share in (0, 1].
+        let share = self.metadata.linear_share;
+        probs.iter_mut().for_each(|p| *p *= (1.0 - share) / share);
+        linear.scores(vector, scratch);
+        softmax_into(scratch, self.metadata.linear_temperature, probs);
+        probs.iter_mut().for_each(|p| *p *= share);
     }
 
     /// The same as [`Self::probabilities`] for many vectors: the hidden
@@ -231,10 +275,18 @@ impl Model {
                 Some(s) => (s + probs).map_err(err)?,
             });
         }
-        sum.expect("a model has at least one member")
+        let mut probs = sum
+            .expect("a model has at least one member")
             .affine(1.0 / members as f64, 0.0)
             .and_then(|t| t.to_vec2::<f32>())
-            .map_err(err)
+            .map_err(err)?;
+        if self.linear.is_some() {
+            let mut scratch = vec![0.0f32; self.labels.len()];
+            for (p, v) in probs.iter_mut().zip(chunk) {
+                self.mix_linear(v, &mut scratch, p);
+            }
+        }
+        Ok(probs)
     }
 
     pub(crate) fn prediction(&self, probs: &[f32], language: Language) -> Prediction {

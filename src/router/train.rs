@@ -18,8 +18,9 @@ use super::artifact::{self, Metadata};
 use super::calibrate;
 use super::eval::{EvalReport, evaluate_probabilities};
 use super::features::{FeatureConfig, Scratch, Vocab};
-use super::model::Model;
+use super::model::{Linear, Model};
 use super::sgd::{Example, Outcome, Trainer};
+use super::svm;
 use crate::dataset::Sample;
 use crate::error::{Error, Result};
 use crate::lang;
@@ -51,6 +52,13 @@ pub struct TrainParams {
     /// Share of an utterance's n-grams hidden in each training step: cheap
     /// augmentation that stops the model leaning on a few memorised n-grams.
     pub feature_dropout: f32,
+    /// Cost of a margin violation for the linear SVM member; 0: no linear
+    /// member.
+    pub linear_c: f32,
+    /// Weight of the linear member's probabilities in the mix, in (0, 1];
+    /// `None`: chosen on the selection data among [`LINEAR_SHARES`] (0 drops
+    /// the member), or [`DEFAULT_LINEAR_SHARE`] without selection data.
+    pub linear_share: Option<f32>,
     pub features: FeatureConfig,
     /// Share of the samples carved off (stratified by intent) to choose the
     /// epochs, temperature and fallback threshold when no validation set is
@@ -73,11 +81,19 @@ impl Default for TrainParams {
             label_smoothing: 0.1,
             members: 2,
             feature_dropout: 0.3,
+            linear_c: 4.0,
+            linear_share: None,
             features: FeatureConfig::default(),
             selection_share: 0.1,
         }
     }
 }
+
+/// The linear member's shares of the mix tried on selection data.
+pub const LINEAR_SHARES: [f32; 4] = [0.0, 0.25, 0.5, 0.75];
+
+/// The linear member's share when nothing chose it.
+pub const DEFAULT_LINEAR_SHARE: f32 = 0.5;
 
 /// Threshold used when there is no validation data and no override.
 pub const DEFAULT_FALLBACK_THRESHOLD: f32 = 0.5;
@@ -169,9 +185,16 @@ pub fn train(
     let epochs = (best_epochs.iter().map(|&e| f64::from(e)).sum::<f64>() / best_epochs.len() as f64)
         .round()
         .max(1.0) as u32;
+    let chosen_share = selected.model.metadata.linear_share;
     let refit_params = TrainParams {
         epochs,
         target_accuracy: None,
+        linear_c: if chosen_share > 0.0 {
+            params.linear_c
+        } else {
+            0.0
+        },
+        linear_share: Some(chosen_share).filter(|&s| s > 0.0),
         ..params.clone()
     };
     reporter.note(format!(
@@ -182,6 +205,7 @@ pub fn train(
     let TrainedModel { mut model, report } = refit;
     let chosen = &selected.model.metadata;
     model.metadata.temperature = chosen.temperature;
+    model.metadata.linear_temperature = chosen.linear_temperature;
     model.metadata.fallback_threshold = chosen.fallback_threshold;
     model.metadata.fallback_threshold_source = chosen.fallback_threshold_source.clone();
     model.metadata.validation_samples = chosen.validation_samples;
@@ -226,6 +250,13 @@ fn fit(
     if params.dim == 0 || params.batch_size == 0 || params.members == 0 || params.epochs == 0 {
         return Err(Error::usage(
             "epochs, dim, batch size and members must be positive",
+        ));
+    }
+    if !(params.linear_c >= 0.0 && params.linear_c.is_finite())
+        || params.linear_share.is_some_and(|s| !(s > 0.0 && s <= 1.0))
+    {
+        return Err(Error::usage(
+            "linear_c must be 0 (no linear member) or positive, with linear_share in (0, 1]",
         ));
     }
     let label_index: BTreeMap<&str, usize> = labels
@@ -302,6 +333,17 @@ fn fit(
         best_epochs.push(outcome.best_epoch);
         members.push(outcome.member);
     }
+    let linear = (params.linear_c > 0.0).then(|| {
+        reporter.phase("linear member", None);
+        let svm = svm::train(
+            &examples,
+            vocab.len(),
+            labels.len(),
+            params.linear_c,
+            params.seed,
+        );
+        Linear::from_svm(&svm, vocab.len(), labels.len())
+    });
     let train_seconds = started.elapsed().as_secs_f64();
 
     let metadata = Metadata {
@@ -320,6 +362,12 @@ fn fit(
                 .to_string()
         })),
         temperature: 1.0,
+        linear_share: if linear.is_some() {
+            params.linear_share.unwrap_or(DEFAULT_LINEAR_SHARE)
+        } else {
+            0.0
+        },
+        linear_temperature: 1.0,
         fallback_threshold: params
             .fallback_threshold
             .unwrap_or(DEFAULT_FALLBACK_THRESHOLD),
@@ -345,13 +393,23 @@ fn fit(
         params.dim,
         vocab,
         members,
+        linear,
     )?;
     let mut validation_report = None;
     if let Some(val) = validation {
         reporter.phase("calibrate", None);
         let logits = calibrate::member_logits(&model, &val_vectors)?;
-        let temperature = calibrate::fit_temperature(&logits, &val_labels);
-        model.metadata.temperature = temperature;
+        model.metadata.temperature = calibrate::fit_temperature(&logits, &val_labels);
+        if let Some(scores) = calibrate::linear_scores(&model, &val_vectors) {
+            model.metadata.linear_temperature = calibrate::fit_temperature(&scores, &val_labels);
+            if params.linear_share.is_none() {
+                let share = calibrate::choose_linear_share(&model, &logits, &scores, &val_labels);
+                model.metadata.linear_share = share;
+                if share == 0.0 {
+                    model.linear = None;
+                }
+            }
+        }
         // The report from the inference path itself (quantised
         // table), so they match what `evaluate` says about the saved model.
         let probs: Vec<Vec<f32>> = val_vectors

@@ -1,6 +1,7 @@
 //! The auto-filter rule of DESIGN §1, as a pure function of one
 //! conversation's prediction and the configuration.
 
+use super::approval_thresholds::ApprovalThresholds;
 use crate::config::AutoFilterConfig;
 
 /// Where the rule sends a conversation.
@@ -12,24 +13,28 @@ pub enum Verdict {
     NeedsReview { priority: i32 },
 }
 
-/// `confidence >= auto_approve_confidence` from a trusted provider →
-/// auto-approved; `>= review_confidence` → needs review at medium priority;
+/// `confidence >=` the intent's auto-approval threshold (at least
+/// `auto_approve_confidence`, see [`ApprovalThresholds`]) from a trusted
+/// provider → auto-approved; `>= review_confidence` → needs review at
+/// medium priority;
 /// otherwise (including no confidence or no predicted intent, where the
 /// model gave nothing usable) → needs review at high priority.
 pub fn classify(
     config: &AutoFilterConfig,
+    thresholds: &ApprovalThresholds,
     intent: Option<&str>,
     confidence: Option<f64>,
     provider: Option<&str>,
 ) -> Verdict {
-    let has_intent = intent.is_some_and(|i| !i.trim().is_empty());
+    let intent = intent.filter(|i| !i.trim().is_empty());
     let confidence = confidence.filter(|c| c.is_finite()).unwrap_or(0.0);
     let trusted = provider.is_some_and(|p| config.trusted_providers.iter().any(|t| t == p));
-    if !has_intent {
-        Verdict::NeedsReview {
+    let Some(intent) = intent else {
+        return Verdict::NeedsReview {
             priority: config.high_priority,
-        }
-    } else if trusted && confidence >= config.auto_approve_confidence {
+        };
+    };
+    if trusted && confidence >= thresholds.for_intent(intent) {
         Verdict::AutoApproved
     } else if confidence >= config.review_confidence {
         Verdict::NeedsReview {
@@ -49,8 +54,9 @@ mod tests {
     #[test]
     fn boundaries_follow_the_configured_thresholds() {
         let c = AutoFilterConfig::default();
+        let t = ApprovalThresholds::floor_only(&c);
         let router = Some(crate::config::ROUTER_PROVIDER);
-        let v = |conf: f64, provider| classify(&c, Some("order_food"), Some(conf), provider);
+        let v = |conf: f64, provider| classify(&c, &t, Some("order_food"), Some(conf), provider);
         assert_eq!(v(0.85, router), Verdict::AutoApproved);
         assert_eq!(v(0.8499, router), Verdict::NeedsReview { priority: 5 });
         assert_eq!(
@@ -64,16 +70,38 @@ mod tests {
         );
         assert_eq!(v(0.6999, router), Verdict::NeedsReview { priority: 2 });
         assert_eq!(
-            classify(&c, None, Some(0.99), router),
+            classify(&c, &t, None, Some(0.99), router),
             Verdict::NeedsReview { priority: 2 }
         );
         assert_eq!(
-            classify(&c, Some("x"), None, router),
+            classify(&c, &t, Some("x"), None, router),
             Verdict::NeedsReview { priority: 2 }
         );
         assert_eq!(
-            classify(&c, Some("x"), Some(f64::NAN), router),
+            classify(&c, &t, Some("x"), Some(f64::NAN), router),
             Verdict::NeedsReview { priority: 2 }
         );
+    }
+
+    #[test]
+    fn an_intent_with_a_raised_threshold_goes_to_review_below_it() {
+        use super::super::approval_thresholds::{IntentThreshold, ThresholdBasis};
+        let c = AutoFilterConfig::default();
+        let mut t = ApprovalThresholds::floor_only(&c);
+        t.intents.insert(
+            "shaky".into(),
+            IntentThreshold {
+                threshold: 0.95,
+                basis: ThresholdBasis::Evidence,
+                audits: 40,
+                right: 30,
+                estimated_precision: Some(0.97),
+            },
+        );
+        let router = Some(crate::config::ROUTER_PROVIDER);
+        let v = |intent, conf| classify(&c, &t, Some(intent), Some(conf), router);
+        assert_eq!(v("shaky", 0.9), Verdict::NeedsReview { priority: 5 });
+        assert_eq!(v("shaky", 0.95), Verdict::AutoApproved);
+        assert_eq!(v("steady", 0.9), Verdict::AutoApproved);
     }
 }

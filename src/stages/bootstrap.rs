@@ -141,10 +141,13 @@ async fn bootstrap_locked(ctx: &StageContext<'_>) -> Result<BootstrapOutcome> {
     } else {
         0
     };
+    // The seed set is the product's own synthetic data and there is no
+    // model yet: nothing to suspect, and a fresh installation stays quick.
     let training = WeeklyTraining {
         min_samples: 0,
         force: true,
         major: false,
+        suspects: false,
     };
     let summary = match training.work(ctx).await? {
         WeeklyOutcome::Trained(summary) => summary,

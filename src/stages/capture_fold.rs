@@ -15,6 +15,7 @@
 
 use std::collections::HashMap;
 
+use super::approval_thresholds::ApprovalThresholds;
 use super::auto_filter::{Verdict, classify};
 use crate::config::AutoFilterConfig;
 use crate::domain::{Provenance, ReviewStatus};
@@ -84,7 +85,12 @@ pub struct Chunk {
 }
 
 impl Fold {
-    pub fn add(&mut self, rows: &[PendingConversation], filter: &AutoFilterConfig) {
+    pub fn add(
+        &mut self,
+        rows: &[PendingConversation],
+        filter: &AutoFilterConfig,
+        thresholds: &ApprovalThresholds,
+    ) {
         for row in rows {
             self.conversations += 1;
             let conversation = ConversationRef {
@@ -99,6 +105,7 @@ impl Fold {
             }
             let verdict = classify(
                 filter,
+                thresholds,
                 row.nlu_intent.as_deref(),
                 row.nlu_confidence,
                 row.nlu_provider.as_deref(),
@@ -249,7 +256,8 @@ mod tests {
 
     fn fold(rows: &[PendingConversation]) -> Fold {
         let mut fold = Fold::default();
-        fold.add(rows, &AutoFilterConfig::default());
+        let filter = AutoFilterConfig::default();
+        fold.add(rows, &filter, &ApprovalThresholds::floor_only(&filter));
         fold
     }
 

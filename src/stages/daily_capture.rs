@@ -15,6 +15,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use futures_util::StreamExt;
 use serde::Serialize;
 
+use super::approval_thresholds::ApprovalThresholds;
 use super::capture_fold::{Fold, ROUND_CONVERSATIONS};
 use super::daily_report::{CaptureCounts, DailyReport};
 use crate::config::Config;
@@ -161,6 +162,7 @@ async fn capture(
         ready_for_training_threshold: config.auto_filter.ready_for_training,
         ..DailyReport::tally(date, start, end)
     };
+    let thresholds = ApprovalThresholds::current(store, &config.auto_filter).await?;
     // Dry run only: samples this run would already have created.
     let mut would_create: HashSet<String> = HashSet::new();
     if let Some((min_id, max_id)) = ids {
@@ -171,6 +173,7 @@ async fn capture(
             let (fold, last) = read_round(
                 store,
                 config,
+                &thresholds,
                 options,
                 (start, end),
                 after,
@@ -312,9 +315,11 @@ async fn day_from_tallies(store: &Store, report: &DailyReport) -> Result<Option<
 /// current one arrives: [`READ_AHEAD`] of them are read (and decoded) on
 /// other tasks while this one folds. A round that fills up drops the spans
 /// read ahead; the next round reads them again.
+#[allow(clippy::too_many_arguments)]
 async fn read_round(
     store: &Store,
     config: &Config,
+    thresholds: &ApprovalThresholds,
     options: &DailyCapture,
     (start, end): (Timestamp, Timestamp),
     after: i64,
@@ -342,7 +347,7 @@ async fn read_round(
         ahead.extend(spans.next());
         reporter.check_cancelled()?;
         let rows = read.join().await?;
-        fold.add(&rows, &config.auto_filter);
+        fold.add(&rows, &config.auto_filter, thresholds);
         last = high;
         if fold.conversations >= ROUND_CONVERSATIONS {
             break;

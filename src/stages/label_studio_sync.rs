@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::domain::{ReviewStatus, ReviewVerdict, WaitingPlace};
+use crate::domain::{Provenance, ReviewStatus, ReviewVerdict, WaitingPlace};
 use crate::error::{Error, ErrorKind, Result};
 use crate::jobs::{Stage, StageContext, StageJob};
 use crate::privacy::Redactor;
@@ -30,6 +30,7 @@ use crate::review::rescore::rescore;
 use crate::storage::label_studio_tasks::PushedTask;
 use crate::storage::samples::ReviewOutcome;
 use crate::storage::{Store, Timestamp};
+use crate::suspects::Suspicion;
 
 /// The Label Studio sync stage. Its fields are its options.
 #[derive(Clone)]
@@ -266,7 +267,7 @@ async fn push(
         }
     }
 
-    // 2. New pushes in review order (audits their share), in batches:
+    // 2. New pushes in review order (audits and suspects their shares), in batches:
     //    what waits here and has never had a task.
     let production = store
         .list_model_versions()
@@ -275,12 +276,18 @@ async fn push(
         .find(|m| m.status == crate::domain::ModelStatus::Production)
         .map(|m| m.version);
     let batch_size = config.label_studio.batch_size.max(1);
+    let mut suspicions: HashMap<i64, Suspicion> = HashMap::new();
     let to_push: Vec<i64> = review_order(store, config)
         .await?
         .into_iter()
         .filter(|r| r.item.place == WaitingPlace::Here && !r.item.has_task)
-        .map(|r| r.item.sample_id)
         .take(limit.map_or(usize::MAX, |l| l.max(0) as usize))
+        .map(|r| {
+            if let Some(suspicion) = r.item.suspicion() {
+                suspicions.insert(r.item.sample_id, suspicion);
+            }
+            r.item.sample_id
+        })
         .collect();
     reporter.phase("push", limit.map(|l| l as u64));
     let redactor = Redactor::new(&config.privacy);
@@ -291,7 +298,7 @@ async fn push(
         let mut batch = store.samples_by_ids(ids).await?;
         batch.retain(|s| {
             s.review_status == ReviewStatus::NeedsReview
-                || (s.review_status == ReviewStatus::Approved && !s.source.is_gold())
+                || (s.review_status == ReviewStatus::Approved && s.source != Provenance::Human)
         });
         if batch.is_empty() {
             continue;
@@ -317,6 +324,7 @@ async fn push(
                         intent: s.intent.clone(),
                         score: s.confidence.unwrap_or(0.0),
                     },
+                    suspect: suspicions.get(&s.id).cloned(),
                 }
             })
             .collect();

@@ -4,6 +4,7 @@
 //! training (and bootstrap, its work for a fresh installation), prune.
 //! Ingest, capture's backfill, lives with capture.
 
+pub mod approval_thresholds;
 pub mod auto_filter;
 pub mod bootstrap;
 mod capture_fold;
@@ -15,4 +16,5 @@ mod jsonl;
 pub mod label_studio_sync;
 pub mod prune;
 pub mod samples_import;
+mod suspect_flags;
 pub mod weekly_training;

@@ -1,5 +1,6 @@
-//! Weekly training (DESIGN §1): when enough approved samples wait, train the
-//! next version on every approved sample outside the gold test split, score
+//! Weekly training (DESIGN §1): when enough approved samples wait, flag the
+//! suspect labels ([`crate::suspects`]), train the next version on every
+//! other approved sample outside the gold test split, score
 //! it **and the production model on the same gold test items**
 //! ([`crate::gold`]), and let the gate ([`super::gate`]) register it as
 //! `testing` or `rejected`, with a report in `logs/`.
@@ -18,6 +19,7 @@ use serde::Serialize;
 use super::gate::{
     self, Answers, Candidate, Comparison, GateDecision, GateRules, Items, ProductionScore,
 };
+use super::suspect_flags::flag_suspects;
 use crate::config::Config;
 use crate::dataset::Sample;
 use crate::domain::ModelStatus;
@@ -42,6 +44,9 @@ pub struct WeeklyTraining {
     pub force: bool,
     /// Bump MAJOR (an architecture change) instead of MINOR.
     pub major: bool,
+    /// Flag suspect labels first and train without them
+    /// ([`crate::suspects`]; `suspects.enabled`).
+    pub suspects: bool,
 }
 
 /// How the run ended.
@@ -63,6 +68,9 @@ pub struct TrainingSummary {
     pub status: ModelStatus,
     pub reason: String,
     pub train_samples: usize,
+    /// Approved labels flagged as suspects this run and left out of
+    /// training (those in the gold test split still judge).
+    pub suspects: usize,
     /// Gold test items both models were scored on.
     pub test_samples: usize,
     /// On the gold test items; `None` when there are none.
@@ -102,6 +110,7 @@ struct ProductionSide<'a> {
 #[derive(Debug, Serialize)]
 struct DataCounts {
     approved: usize,
+    suspects: usize,
     train: usize,
     test: usize,
     per_intent: std::collections::BTreeMap<String, (usize, usize)>,
@@ -115,6 +124,7 @@ impl WeeklyTraining {
             min_samples: config.training.min_samples,
             force: false,
             major: false,
+            suspects: config.suspects.enabled,
         }
     }
 }
@@ -163,16 +173,6 @@ async fn train_next_version(
     remove_partial_artifacts(&config.models_dir());
 
     let samples = store.approved_samples().await?;
-    let percent = config.training.test_split_percent;
-    // Only gold labels judge; everything else, auto-approved included, trains.
-    let (test, train): (Vec<&TrainingSample>, Vec<&TrainingSample>) = samples
-        .iter()
-        .partition(|s| gold::judges(s.id, s.source, percent));
-    if train.is_empty() {
-        return Err(Error::failure(
-            "there are no approved samples to train on; run daily-capture and review, or `flywheel samples import`",
-        ));
-    }
     let versions = store.list_model_versions().await?;
     let version = next_version(versions.iter().map(|m| m.version.as_str()), options.major);
     let params = TrainParams {
@@ -184,6 +184,29 @@ async fn train_next_version(
             .unwrap_or(TrainParams::default().epochs),
         ..TrainParams::default()
     };
+    let inputs: Vec<Sample> = samples.iter().map(to_sample).collect();
+    let suspected = flag_suspects(
+        store,
+        &samples,
+        &inputs,
+        &params,
+        options.suspects,
+        reporter,
+    )
+    .await?;
+    let percent = config.training.test_split_percent;
+    // Only gold labels judge; everything else, auto-approved included,
+    // trains, except suspects (a suspect in the test split still judges:
+    // dropping the items a model disagrees with would flatter it).
+    let (test, train): (Vec<&TrainingSample>, Vec<&TrainingSample>) = samples
+        .iter()
+        .filter(|s| gold::judges(s.id, s.source, percent) || !suspected.contains(&s.id))
+        .partition(|s| gold::judges(s.id, s.source, percent));
+    if train.is_empty() {
+        return Err(Error::failure(
+            "there are no approved samples to train on; run daily-capture and review, or `flywheel samples import`",
+        ));
+    }
     let params_json = serde_json::to_string(&params).unwrap_or_default();
     let run_id = store
         .start_training_run(&version, &params_json, params.epochs as i32)
@@ -201,6 +224,8 @@ async fn train_next_version(
         train: train.iter().map(|s| to_sample(s)).collect(),
         test: test.iter().map(|s| to_sample(s)).collect(),
         gold_train: train.iter().filter(|s| s.source.is_gold()).count(),
+        used: train.iter().chain(&test).map(|s| s.id).collect(),
+        suspects: suspected.len(),
     };
     let rules = GateRules {
         tolerance: config.training.gate_tolerance,
@@ -250,6 +275,11 @@ struct Data<'a> {
     test: Vec<Sample>,
     /// Gold samples among `train`.
     gold_train: usize,
+    /// Ids of the samples trained or judged on (suspects left out of
+    /// training stay unused, so a resolved one counts as new).
+    used: Vec<i64>,
+    /// Suspects flagged this run.
+    suspects: usize,
 }
 
 /// `model_versions.metrics`: the evaluation, and how many gold samples
@@ -345,7 +375,7 @@ async fn train_and_register(
         decision: status.as_str(),
         reason: reason.clone(),
         gate: comparison.as_ref(),
-        data: data_counts(data.all, &data.train, &data.test),
+        data: data_counts(data),
         gold: gold_summary(data.all, config.training.test_split_percent),
         parameters: params,
         new_model: &trained_eval,
@@ -377,7 +407,6 @@ async fn train_and_register(
         })
         .ok(),
     };
-    let used: Vec<i64> = data.all.iter().map(|s| s.id).collect();
     store
         .register_trained_version(
             &new,
@@ -385,7 +414,7 @@ async fn train_and_register(
             &TrainedBy {
                 run: attempt.run_id,
                 report_path: &report_path.display().to_string(),
-                used_sample_ids: &used,
+                used_sample_ids: &data.used,
             },
         )
         .await?;
@@ -395,6 +424,7 @@ async fn train_and_register(
         status,
         reason,
         train_samples: data.train.len(),
+        suspects: data.suspects,
         test_samples: data.test.len(),
         accuracy: judged.then_some(trained_eval.accuracy),
         production_version: production.map(|p| p.version),
@@ -569,7 +599,8 @@ fn remove_partial_artifacts(models_dir: &Path) {
     }
 }
 
-fn data_counts(all: &[TrainingSample], train: &[Sample], test: &[Sample]) -> DataCounts {
+fn data_counts(data: &Data<'_>) -> DataCounts {
+    let (all, train, test) = (data.all, &data.train, &data.test);
     let mut per_intent = std::collections::BTreeMap::<String, (usize, usize)>::new();
     for s in train {
         per_intent.entry(s.intent.clone()).or_default().0 += 1;
@@ -585,6 +616,7 @@ fn data_counts(all: &[TrainingSample], train: &[Sample], test: &[Sample]) -> Dat
     }
     DataCounts {
         approved: all.len(),
+        suspects: data.suspects,
         train: train.len(),
         test: test.len(),
         per_intent,

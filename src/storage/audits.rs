@@ -7,6 +7,7 @@ use super::samples::gold_sources;
 use super::{Store, Timestamp, db_error, on_pool};
 use crate::audit::{AuditTally, HASH_MULTIPLIER};
 use crate::error::Result;
+use crate::stages::approval_thresholds::AuditedPrediction;
 
 /// An audit's sample waits for a human: it has no gold label yet and was
 /// not thrown out. Samples waiting for review (here or in Label Studio)
@@ -91,6 +92,38 @@ impl Store {
                 .await
         })
         .map_err(|err| db_error("reading what audits found", err))
+    }
+
+    /// Labelled audits of conversations since `since` with what the router
+    /// predicted (intent and confidence, before any fallback), whether the
+    /// human agreed, and the provider that answered: the evidence for
+    /// per-intent auto-approval thresholds.
+    pub async fn audited_predictions(
+        &self,
+        since: Timestamp,
+    ) -> Result<Vec<(Option<String>, AuditedPrediction)>> {
+        let sql = format!(
+            "SELECT c.nlu_provider, c.nlu_intent, c.nlu_confidence, s.intent              FROM audits a CROSS JOIN training_samples s CROSS JOIN conversation_logs c              WHERE s.id = a.sample_id AND c.id = a.conversation_id AND a.conversation_at >= $1                AND s.review_status = 'approved' AND s.source IN ({})                AND c.nlu_intent IS NOT NULL AND c.nlu_confidence IS NOT NULL",
+            gold_sources()
+        );
+        let rows: Vec<(Option<String>, String, f64, String)> = on_pool!(self, |pool| {
+            sqlx::query_as(&sql).bind(since).fetch_all(pool).await
+        })
+        .map_err(|err| db_error("reading audited predictions", err))?;
+        Ok(rows
+            .into_iter()
+            .map(|(provider, intent, confidence, label)| {
+                let right = intent == label;
+                (
+                    provider,
+                    AuditedPrediction {
+                        intent,
+                        confidence,
+                        right,
+                    },
+                )
+            })
+            .collect())
     }
 
     /// Write each version's audited production accuracy (all its traffic)

@@ -14,7 +14,8 @@
 //! `capture_stats`, `idempotency`, `retention`), `samples` and what is
 //! `waiting` for review, `daily_capture` batches, `models` (versions, transitions,
 //! registration, the live rows serve loads), `model_performance`,
-//! `training_runs`, `jobs`, `label_studio_tasks`; `snapshot` only asks them.
+//! `training_runs`, `jobs`, `label_studio_tasks`, `audits`, `suspects`;
+//! `snapshot` only asks them.
 
 pub mod audits;
 mod backend;
@@ -31,6 +32,7 @@ pub mod models;
 pub mod retention;
 pub mod samples;
 pub mod snapshot;
+pub mod suspects;
 mod timestamp;
 pub mod training_runs;
 pub mod waiting;

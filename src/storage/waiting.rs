@@ -6,7 +6,11 @@
 //!   seed's `training_queue` view) and `in-review` ones, pushed to Label
 //!   Studio and awaiting their annotation;
 //! - audits of samples the model approved ([`crate::audit`]) still awaiting
-//!   their human label: here until pushed, then in Label Studio.
+//!   their human label: here until pushed, then in Label Studio;
+//! - suspect labels ([`crate::suspects`]): approved labels the model
+//!   confidently disagrees with, awaiting a human's confirmation or
+//!   correction, here until pushed, then in Label Studio (one also drawn
+//!   for audit counts once, as an audit).
 //!
 //! Each split by priority (the auto-filter's buckets, 2 and 5 by default).
 //! What waits is read whole by [`Store::waiting_items`], with what the
@@ -17,40 +21,48 @@ use serde::Serialize;
 
 use super::audits::awaiting_label;
 use super::samples::gold_sources;
+use super::suspects::live;
 use super::{Store, Timestamp, db_error, on_pool};
-use crate::domain::WaitingPlace;
+use crate::domain::{WaitingKind, WaitingPlace};
 use crate::error::Result;
+use crate::suspects::Suspicion;
 
 /// What waits, as rows of `columns` (expressions over `s`, the sample)
-/// followed by `place` and `approved_audit`: the review queue, then the
-/// audits of approved samples (walked from the audits side, so the count
-/// never visits every approved sample).
+/// followed by `place` and `kind` ([`WaitingKind`]): the review queue,
+/// then the audits of approved samples (walked from the audits side, so
+/// the count never visits every approved sample), then the suspect labels
+/// not among those audits (walked from `label_suspects`, `x`).
 pub(super) fn waiting_rows(columns: &str) -> String {
+    let awaiting = awaiting_label();
+    let pushed = "CASE WHEN EXISTS (SELECT 1 FROM label_studio_tasks t \
+                                    WHERE t.sample_id = s.id AND t.sync_state = 'pushed') \
+                       THEN 'label-studio' ELSE 'here' END";
     format!(
         "SELECT {columns}, \
              CASE WHEN s.review_status = 'in-review' THEN 'label-studio' ELSE 'here' END AS place, \
-             FALSE AS approved_audit \
+             'review' AS kind \
          FROM training_samples s WHERE s.review_status IN ('needs-review', 'in-review') \
          UNION ALL \
-         SELECT {columns}, \
-             CASE WHEN EXISTS (SELECT 1 FROM label_studio_tasks t \
-                               WHERE t.sample_id = s.id AND t.sync_state = 'pushed') \
-                  THEN 'label-studio' ELSE 'here' END, \
-             TRUE \
+         SELECT {columns}, {pushed}, 'audit' \
          FROM (SELECT DISTINCT sample_id FROM audits) a CROSS JOIN training_samples s \
-         WHERE s.id = a.sample_id AND s.review_status = 'approved' AND {}",
-        awaiting_label()
+         WHERE s.id = a.sample_id AND s.review_status = 'approved' AND {awaiting} \
+         UNION ALL \
+         SELECT {columns}, {pushed}, 'suspect' \
+         FROM label_suspects x CROSS JOIN training_samples s \
+         WHERE s.id = x.sample_id AND {live} \
+           AND NOT ({awaiting} AND EXISTS (SELECT 1 FROM audits a WHERE a.sample_id = s.id))",
+        live = live()
     )
 }
 
-/// How many wait at one place and priority.
+/// How many of one kind wait at one place and priority.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
 pub struct WaitingBucket {
     pub place: WaitingPlace,
     pub priority: i32,
-    /// An audit of a sample the model approved: not in the review queue,
-    /// waiting for its label all the same.
-    pub approved_audit: bool,
+    /// The review queue, or an approved sample awaiting a human all the
+    /// same: an audit or a suspect label.
+    pub kind: WaitingKind,
     pub count: i64,
 }
 
@@ -94,17 +106,22 @@ impl Waiting {
 
     /// Rows of the seed's `training_queue` view: `needs-review` samples.
     pub fn needs_review(&self) -> i64 {
-        self.sum(|b| !b.approved_audit && b.place == WaitingPlace::Here)
+        self.sum(|b| b.kind == WaitingKind::Review && b.place == WaitingPlace::Here)
     }
 
     /// `in-review` samples: pushed to Label Studio, awaiting annotation.
     pub fn in_review(&self) -> i64 {
-        self.sum(|b| !b.approved_audit && b.place == WaitingPlace::LabelStudio)
+        self.sum(|b| b.kind == WaitingKind::Review && b.place == WaitingPlace::LabelStudio)
     }
 
     /// Audits of samples the model approved, awaiting their label.
     pub fn approved_audits(&self) -> i64 {
-        self.sum(|b| b.approved_audit)
+        self.sum(|b| b.kind == WaitingKind::Audit)
+    }
+
+    /// Suspect labels awaiting a human (those not drawn for audit too).
+    pub fn suspects(&self) -> i64 {
+        self.sum(|b| b.kind == WaitingKind::Suspect)
     }
 
     /// Per priority, most urgent first.
@@ -157,6 +174,7 @@ impl Serialize for Waiting {
             needs_review: i64,
             in_review: i64,
             approved_audits: i64,
+            suspects: i64,
             by_priority: Vec<PriorityWaiting>,
         }
         Json {
@@ -168,6 +186,7 @@ impl Serialize for Waiting {
             needs_review: self.needs_review(),
             in_review: self.in_review(),
             approved_audits: self.approved_audits(),
+            suspects: self.suspects(),
             by_priority: self.by_priority(),
         }
         .serialize(s)
@@ -194,6 +213,20 @@ pub struct WaitingItem {
     /// It has a Label Studio task (in any state, any project), so a push
     /// never takes it again.
     pub has_task: bool,
+    /// A suspect label ([`crate::suspects`]): the intent the model prefers
+    /// to `intent`, and by how much.
+    pub suggested_intent: Option<String>,
+    pub suspect_score: Option<f64>,
+}
+
+impl WaitingItem {
+    /// What the model says of it when its label is a suspect.
+    pub fn suspicion(&self) -> Option<Suspicion> {
+        Some(Suspicion {
+            suggested: self.suggested_intent.clone()?,
+            score: self.suspect_score?,
+        })
+    }
 }
 
 /// Gold samples ([`crate::gold`]) of one intent in one language.
@@ -218,14 +251,18 @@ impl Store {
         let columns = format!(
             "s.id AS sample_id, s.normalized_text, s.intent, s.language, s.confidence, s.priority, \
              s.occurrences, \
-             CASE WHEN {} THEN (SELECT MAX(x.conversation_at) FROM audits x WHERE x.sample_id = s.id) \
+             CASE WHEN {} THEN (SELECT MAX(d.conversation_at) FROM audits d WHERE d.sample_id = s.id) \
              END AS audit_at, \
-             EXISTS (SELECT 1 FROM label_studio_tasks t WHERE t.sample_id = s.id) AS has_task",
-            awaiting_label()
+             EXISTS (SELECT 1 FROM label_studio_tasks t WHERE t.sample_id = s.id) AS has_task, \
+             (SELECT x.suggested_intent FROM label_suspects x WHERE x.sample_id = s.id AND {live}) \
+                 AS suggested_intent, \
+             (SELECT x.score FROM label_suspects x WHERE x.sample_id = s.id AND {live}) AS suspect_score",
+            awaiting_label(),
+            live = live()
         );
         let sql = format!(
             "SELECT sample_id, normalized_text, intent, language, confidence, priority, occurrences, \
-                 place, audit_at, has_task FROM ({}) w",
+                 place, audit_at, has_task, suggested_intent, suspect_score FROM ({}) w",
             waiting_rows(&columns)
         );
         on_pool!(self, |pool| {
@@ -265,9 +302,9 @@ impl Store {
     /// What waits for a human label, counted by place and priority.
     pub async fn waiting(&self, urgent_priority: i32) -> Result<Waiting> {
         let sql = format!(
-            "SELECT w.place, w.priority, w.approved_audit, COUNT(*) AS count \
-             FROM ({}) w GROUP BY w.place, w.priority, w.approved_audit \
-             ORDER BY w.priority, w.place, w.approved_audit",
+            "SELECT w.place, w.priority, w.kind, COUNT(*) AS count \
+             FROM ({}) w GROUP BY w.place, w.priority, w.kind \
+             ORDER BY w.priority, w.place, w.kind",
             waiting_rows("s.priority")
         );
         let buckets = on_pool!(self, |pool| {
@@ -287,56 +324,56 @@ impl Store {
 mod tests {
     use super::*;
 
-    fn bucket(
-        place: WaitingPlace,
-        priority: i32,
-        approved_audit: bool,
-        count: i64,
-    ) -> WaitingBucket {
+    fn bucket(place: WaitingPlace, priority: i32, kind: WaitingKind, count: i64) -> WaitingBucket {
         WaitingBucket {
             place,
             priority,
-            approved_audit,
+            kind,
             count,
         }
     }
 
     #[test]
     fn the_counts_split_by_place_priority_and_kind() {
+        use WaitingKind::{Audit, Review, Suspect};
         use WaitingPlace::{Here, LabelStudio};
         let waiting = Waiting {
             buckets: vec![
-                bucket(Here, 2, false, 3),
-                bucket(LabelStudio, 2, false, 700),
-                bucket(Here, 5, false, 9),
-                bucket(Here, 5, true, 4),
-                bucket(LabelStudio, 5, true, 1),
-                bucket(LabelStudio, 5, false, 500),
+                bucket(Here, 2, Review, 3),
+                bucket(LabelStudio, 2, Review, 700),
+                bucket(Here, 5, Review, 9),
+                bucket(Here, 5, Audit, 4),
+                bucket(LabelStudio, 5, Audit, 1),
+                bucket(Here, 5, Suspect, 6),
+                bucket(LabelStudio, 5, Suspect, 2),
+                bucket(LabelStudio, 5, Review, 500),
             ],
             urgent_priority: 2,
         };
-        assert_eq!(waiting.total(), 1217);
-        assert_eq!((waiting.at(Here), waiting.at(LabelStudio)), (16, 1201));
+        assert_eq!(waiting.total(), 1225);
+        assert_eq!((waiting.at(Here), waiting.at(LabelStudio)), (22, 1203));
         assert_eq!(waiting.urgent(), 703);
         assert_eq!(
             (
                 waiting.needs_review(),
                 waiting.in_review(),
-                waiting.approved_audits()
+                waiting.approved_audits(),
+                waiting.suspects()
             ),
-            (12, 1200, 5)
+            (12, 1200, 5, 8)
         );
         let by = waiting.by_priority();
         assert_eq!(
             by.iter()
                 .map(|p| (p.priority, p.count, p.here, p.label_studio))
                 .collect::<Vec<_>>(),
-            vec![(2, 703, 3, 700), (5, 514, 13, 501)]
+            vec![(2, 703, 3, 700), (5, 522, 19, 503)]
         );
-        assert_eq!(waiting.places(), "16 here, 1201 in Label Studio");
+        assert_eq!(waiting.places(), "22 here, 1203 in Label Studio");
         let json = serde_json::to_value(&waiting).unwrap();
-        assert_eq!(json["label_studio"], 1201);
-        assert_eq!(json["by_priority"][1]["here"], 13);
+        assert_eq!(json["label_studio"], 1203);
+        assert_eq!(json["suspects"], 8);
+        assert_eq!(json["by_priority"][1]["here"], 19);
         assert_eq!(Waiting::default().places(), "0 here");
     }
 }

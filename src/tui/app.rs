@@ -18,7 +18,6 @@ use crate::domain::ReviewVerdict;
 use crate::progress::ProgressEvent;
 use crate::review::decisions::short;
 use crate::review::order::Queued;
-use crate::storage::samples::Sample;
 
 /// What the UI loop must do after a key or an event.
 #[derive(Debug, Clone, PartialEq)]
@@ -275,7 +274,7 @@ impl App {
             Action::Accept => self.decide(ReviewVerdict::Accept),
             Action::Reject => self.decide(ReviewVerdict::Reject),
             Action::ChooseIntent => {
-                if self.current_sample().is_some() {
+                if self.current().is_some() {
                     self.overlay = Overlay::ChooseIntent {
                         filter: String::new(),
                         selected: 0,
@@ -286,8 +285,8 @@ impl App {
                 none()
             }
             Action::Skip => {
-                if let Some(sample) = self.current_sample() {
-                    let (id, text) = (sample.id, short(&sample.text));
+                if let Some(q) = self.current() {
+                    let (id, text) = (q.sample.id, short(&q.sample.text));
                     self.skipped.insert(id);
                     self.say(true, format!("skipped “{text}”; it stays in the queue"));
                     self.clamp_cursors();
@@ -366,15 +365,24 @@ impl App {
         }
     }
 
-    fn current_sample(&self) -> Option<&Sample> {
+    fn current(&self) -> Option<&Queued> {
         let cursor = self.cursor[Pane::Review.index()];
-        self.visible_queue().get(cursor).map(|q| &q.sample)
+        self.visible_queue().get(cursor).copied()
     }
 
     fn decide(&mut self, verdict: ReviewVerdict) -> Vec<Command> {
-        let Some(sample_id) = self.current_sample().map(|s| s.id) else {
+        let Some(current) = self.current() else {
             self.say(false, "the review queue is empty");
             return Vec::new();
+        };
+        let sample_id = current.sample.id;
+        // Accepting a suspect confirms its stored label, whatever a model
+        // once predicted for it.
+        let verdict = match verdict {
+            ReviewVerdict::Accept if current.ranked.item.suspicion().is_some() => {
+                ReviewVerdict::Choose(current.sample.intent.clone())
+            }
+            other => other,
         };
         self.pending.insert(sample_id);
         self.decided.push(sample_id);
@@ -654,6 +662,7 @@ mod tests {
     use super::*;
     use crate::domain::WaitingPlace;
     use crate::storage::Timestamp;
+    use crate::storage::samples::Sample;
     use crate::storage::waiting::{Waiting, WaitingBucket};
     use crate::tui::keys::Scope;
     use crossterm::event::KeyModifiers;
@@ -683,6 +692,8 @@ mod tests {
                     place: WaitingPlace::Here,
                     audit_at: None,
                     has_task: false,
+                    suggested_intent: None,
+                    suspect_score: None,
                 },
                 score: Some(0.5),
                 reason: crate::review::value::Reason::Uncertain {
@@ -726,7 +737,7 @@ mod tests {
                     buckets: vec![WaitingBucket {
                         place: WaitingPlace::Here,
                         priority: 2,
-                        approved_audit: false,
+                        kind: crate::domain::WaitingKind::Review,
                         count: 3,
                     }],
                     urgent_priority: 2,
@@ -835,6 +846,36 @@ mod tests {
         app.handle_key(key(KeyCode::Esc));
         assert!(!app.quit);
         assert_eq!(app.decided, vec![2]);
+    }
+
+    #[test]
+    fn accepting_a_suspect_confirms_its_stored_label() {
+        let mut app = review_app();
+        let mut suspect = queued(4, "four");
+        suspect.sample.intent = "greeting".into();
+        suspect.sample.review_status = crate::domain::ReviewStatus::Approved;
+        suspect.ranked.item.intent = "greeting".into();
+        suspect.ranked.item.suggested_intent = Some("refund".into());
+        suspect.ranked.item.suspect_score = Some(0.8);
+        if let Some(review) = app.review.as_mut() {
+            review.queue.insert(0, suspect);
+        }
+        // The model once predicted "refund"; accepting keeps "greeting".
+        assert_eq!(
+            app.handle_key(ch('a')),
+            vec![Command::Review {
+                sample_id: 4,
+                verdict: ReviewVerdict::Choose("greeting".into())
+            }]
+        );
+        // Not a suspect: accept stays accept.
+        assert_eq!(
+            app.handle_key(ch('a')),
+            vec![Command::Review {
+                sample_id: 1,
+                verdict: ReviewVerdict::Accept
+            }]
+        );
     }
 
     #[test]

@@ -133,6 +133,8 @@ struct Inner {
     authorized: Mutex<usize>,
     /// Tasks: (task id, sample id), in id order.
     tasks: Mutex<Vec<(i64, i64)>>,
+    /// The `data` of every task imported, in import order.
+    imported: Mutex<Vec<Value>>,
 }
 
 /// A running fake, on a free loopback port until the test's runtime ends.
@@ -154,6 +156,7 @@ impl FakeLabelStudio {
             hits: Mutex::new([0; 6]),
             authorized: Mutex::new(0),
             tasks: Mutex::new(Vec::new()),
+            imported: Mutex::new(Vec::new()),
         });
         let app = axum::Router::new()
             .fallback(handle)
@@ -230,6 +233,11 @@ impl FakeLabelStudio {
     /// Tasks as (task id, sample id), in id order.
     pub fn tasks(&self) -> Vec<(i64, i64)> {
         self.inner.tasks.lock().unwrap().clone()
+    }
+
+    /// The `data` of every task imported, in import order.
+    pub fn imported(&self) -> Vec<Value> {
+        self.inner.imported.lock().unwrap().clone()
     }
 
     /// Add tasks for these samples, as an import would; their task ids.
@@ -328,6 +336,10 @@ impl Inner {
     /// Keep the tasks of an import's body; their new ids.
     fn import(&self, body: &[u8]) -> Vec<i64> {
         let batch: Vec<Value> = serde_json::from_slice(body).unwrap_or_default();
+        self.imported
+            .lock()
+            .unwrap()
+            .extend(batch.iter().map(|task| task["data"].clone()));
         self.add_tasks(
             batch
                 .iter()

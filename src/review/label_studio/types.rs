@@ -2,11 +2,14 @@
 //! exist to be serialised stay private; what the sync stage decides on is
 //! public and free of Label Studio's JSON quirks.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 use super::label_config::{INTENT_CONTROL, TEXT_OBJECT};
+use crate::suspects::Suspicion;
 
 /// The user a key belongs to (`GET /api/current-user/whoami`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -56,6 +59,9 @@ pub struct NewTask {
     pub occurrences: i64,
     pub priority: i64,
     pub prediction: ModelPrediction,
+    /// Set when the task asks a human to confirm or correct a suspect
+    /// label ([`crate::suspects`]); the prediction is then the stored label.
+    pub suspect: Option<Suspicion>,
 }
 
 /// The model's prediction shown (preselected) to the annotator.
@@ -107,8 +113,14 @@ struct WireTaskData<'a> {
     occurrences: i64,
     priority: i64,
     /// Shown as plain text as well, so the model's guess is visible even when
-    /// the project's `model_version` lags behind the prediction's.
-    predicted_intent: &'a str,
+    /// the project's `model_version` lags behind the prediction's. For a
+    /// suspect, the stored label and what the model says instead.
+    predicted_intent: Cow<'a, str>,
+    /// A suspect label: `true`, with the intent the model suggests.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    suspect: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    suggested: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -141,7 +153,15 @@ impl<'a> From<&'a NewTask> for WireNewTask<'a> {
                 language: &t.language,
                 occurrences: t.occurrences,
                 priority: t.priority,
-                predicted_intent: &t.prediction.intent,
+                predicted_intent: match &t.suspect {
+                    None => Cow::Borrowed(&t.prediction.intent),
+                    Some(x) => Cow::Owned(format!(
+                        "{} (suspect: model says {})",
+                        t.prediction.intent, x.suggested
+                    )),
+                },
+                suspect: t.suspect.as_ref().map(|_| true),
+                suggested: t.suspect.as_ref().map(|x| x.suggested.as_str()),
             },
             predictions: [WirePrediction::from(&t.prediction)],
         }
@@ -343,10 +363,13 @@ mod tests {
                 intent: "order_food".into(),
                 score: 0.64,
             },
+            suspect: None,
         };
         let json = serde_json::to_value(WireNewTask::from(&task)).unwrap();
         assert_eq!(json["data"]["sample_id"], 42);
         assert_eq!(json["data"]["priority"], 2);
+        assert_eq!(json["data"]["predicted_intent"], "order_food");
+        assert!(json["data"].get("suspect").is_none(), "{json}");
         let p = &json["predictions"][0];
         assert_eq!(p["model_version"], "router-v1.2.0");
         assert_eq!(p["score"], 0.64);
@@ -354,6 +377,37 @@ mod tests {
         assert_eq!(p["result"][0]["to_name"], "text");
         assert_eq!(p["result"][0]["type"], "choices");
         assert_eq!(p["result"][0]["value"]["choices"][0], "order_food");
+    }
+
+    #[test]
+    fn a_suspect_task_carries_the_suggestion_and_preselects_the_stored_label() {
+        let task = NewTask {
+            sample_id: 7,
+            text: "where is my parcel".into(),
+            language: "en".into(),
+            occurrences: 1,
+            priority: 5,
+            prediction: ModelPrediction {
+                model_version: "router-v1.1.0".into(),
+                intent: "order_food".into(),
+                score: 0.0,
+            },
+            suspect: Some(Suspicion {
+                suggested: "track_order".into(),
+                score: 0.9,
+            }),
+        };
+        let json = serde_json::to_value(WireNewTask::from(&task)).unwrap();
+        assert_eq!(json["data"]["suspect"], true);
+        assert_eq!(json["data"]["suggested"], "track_order");
+        assert_eq!(
+            json["data"]["predicted_intent"],
+            "order_food (suspect: model says track_order)"
+        );
+        assert_eq!(
+            json["predictions"][0]["result"][0]["value"]["choices"][0],
+            "order_food"
+        );
     }
 
     #[test]

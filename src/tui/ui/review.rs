@@ -9,6 +9,7 @@ use ratatui::widgets::{Block, Paragraph, Row, Table, Wrap};
 use super::theme::Theme;
 use super::{cut, day_time};
 use crate::domain::WaitingPlace;
+use crate::review::value::Reason;
 use crate::tui::app::App;
 use crate::tui::data::Pane;
 
@@ -17,11 +18,20 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         return super::loading(frame, area, app, Pane::Review, theme);
     };
     let queue = app.visible_queue();
-    let detail_rows = if area.height >= 30 { 9 } else { 7 };
+    let selected = app.cursor[Pane::Review.index()];
+    // A suspect's detail has one line more (what the model says), which
+    // must not push its keys out of a small terminal.
+    let suspect_selected = queue
+        .get(selected)
+        .is_some_and(|q| q.ranked.item.suspect_score.is_some());
+    let detail_rows = if area.height >= 30 {
+        9
+    } else {
+        7 + u16::from(suspect_selected)
+    };
     let [list, detail] =
         Layout::vertical([Constraint::Min(4), Constraint::Length(detail_rows)]).areas(area);
 
-    let selected = app.cursor[Pane::Review.index()];
     let visible = list.height.saturating_sub(3) as usize;
     let skip = selected.saturating_sub(visible.saturating_sub(1));
     // Wide enough: why each ranks where it does, beside it.
@@ -32,24 +42,42 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         .skip(skip)
         .map(|(i, q)| {
             let s = &q.sample;
+            let suspicion = q.ranked.item.suspicion();
+            // A suspect shows its stored label (what accepting confirms)
+            // and what the model says instead, unless its reason beside
+            // it already does.
+            let label = match &suspicion {
+                Some(_) => s.intent.clone(),
+                None => s
+                    .predicted_intent
+                    .clone()
+                    .unwrap_or_else(|| s.intent.clone()),
+            };
+            let said = why && matches!(q.ranked.reason, Reason::Suspect { .. });
+            let text = match &suspicion {
+                Some(x) if !said => format!(
+                    "suspect: model says {} · {}",
+                    x.suggested,
+                    cut(&s.text, 200)
+                ),
+                _ => cut(&s.text, 200),
+            };
             let mut cells = vec![
                 q.ranked.rank.to_string(),
                 s.priority.to_string(),
                 s.occurrences.to_string(),
                 s.confidence.map_or("–".into(), |c| format!("{c:.2}")),
                 s.language.clone().unwrap_or_default(),
-                s.predicted_intent
-                    .clone()
-                    .unwrap_or_else(|| s.intent.clone()),
+                label,
             ];
             if why {
                 cells.push(q.ranked.reason.to_string());
             }
-            cells.push(cut(&s.text, 200));
+            cells.push(text);
             let row = Row::new(cells);
             if i == selected {
                 row.style(theme.selected())
-            } else if s.priority <= 2 {
+            } else if s.priority <= 2 || suspicion.is_some() {
                 row.style(theme.warn())
             } else {
                 row
@@ -59,7 +87,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let hidden = data.queue.len() - queue.len();
     let in_label_studio = data.waiting.at(WaitingPlace::LabelStudio);
     let title = format!(
-        "review queue · {} waiting, {} urgent{}{}{}",
+        "review queue · {} waiting, {} urgent{}{}{}{}",
         data.waiting.total(),
         data.waiting.urgent(),
         if in_label_studio > 0 {
@@ -71,6 +99,11 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             format!(" · {} audits", data.audits)
         } else {
             String::new()
+        },
+        match data.waiting.suspects() {
+            0 => String::new(),
+            1 => " · 1 suspect label".into(),
+            n => format!(" · {n} suspect labels"),
         },
         if hidden > 0 {
             format!(" · {hidden} skipped/decided here")
@@ -117,8 +150,26 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
                     Span::raw(value),
                 ])
             };
-            vec![
-                Line::from(Span::styled(s.text.clone(), theme.title())),
+            let suspect = q.ranked.item.suspicion().map(|x| {
+                Line::from(vec![
+                    Span::styled(format!("{:<11}", "suspect"), theme.dim()),
+                    Span::styled(
+                        format!(
+                            "label {} · suspect: model says {} (by {:.2})",
+                            s.intent, x.suggested, x.score
+                        ),
+                        theme.warn(),
+                    ),
+                ])
+            });
+            let keys = if suspect.is_some() {
+                "a confirm the label · c choose intent · r reject · s skip · u undo"
+            } else {
+                "a accept · c choose intent · r reject · s skip · u undo"
+            };
+            let mut lines = vec![Line::from(Span::styled(s.text.clone(), theme.title()))];
+            lines.extend(suspect);
+            lines.extend([
                 field(
                     "prediction",
                     format!(
@@ -153,11 +204,9 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
                         }
                     ),
                 ),
-                Line::from(Span::styled(
-                    "a accept · c choose intent · r reject · s skip · u undo",
-                    theme.accent(),
-                )),
-            ]
+                Line::from(Span::styled(keys, theme.accent())),
+            ]);
+            lines
         }
     };
     frame.render_widget(

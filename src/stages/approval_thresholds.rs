@@ -1,0 +1,315 @@
+//! Per-intent auto-approval thresholds (issue 17 item 4): the confidence at
+//! which each intent's auto-approvals are right often enough
+//! (`auto_filter.min_precision`), as audits measured it — never below the
+//! operator's `auto_filter.auto_approve_confidence`, the floor.
+//!
+//! Evidence is audits only: they are drawn uniformly from traffic, so the
+//! audited conversations at or above a confidence are a fair sample of what
+//! auto-approval at that confidence lets through (reviews of the queue are
+//! not: they are the uncertain ones).
+//!
+//! Audits are scarce per intent (5 % of 2 000 conversations a week spread
+//! over 150 intents is under one an intent), so an intent's precision at
+//! a confidence is its own tally shrunk towards all intents' pooled
+//! precision at that confidence, with a prior worth `evidence` audits:
+//! `(right + evidence · pooled) / (n + evidence)`. An intent with a few
+//! wrong audits rises above the pool; one without any audit follows the
+//! pool. With fewer than `evidence` audits in the pool, nothing is known
+//! and every intent stays at the floor. Where the estimate reaches
+//! `min_precision` at no confidence, the threshold is the confidence with
+//! the best estimate (and `stats thresholds` says so): auto-approval is
+//! kept where it is most precise rather than stopped for everyone.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::config::AutoFilterConfig;
+use crate::error::Result;
+use crate::storage::{Store, Timestamp};
+
+/// Audits older than this are not evidence: the served model changes weekly.
+pub const EVIDENCE_WINDOW_DAYS: i64 = 28;
+
+/// One audited conversation the rule could have auto-approved: the intent
+/// and confidence the router gave, and whether the human agreed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditedPrediction {
+    pub intent: String,
+    pub confidence: f64,
+    pub right: bool,
+}
+
+/// Why an intent's threshold is what it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ThresholdBasis {
+    /// Too few audits in the window to say anything: the operator's floor.
+    NoEvidence,
+    /// The lowest confidence (not below the floor) where the estimated
+    /// precision reaches `min_precision`.
+    Evidence,
+    /// Evidence says `min_precision` is reached at no confidence: the one
+    /// with the best estimated precision.
+    PrecisionNotReached,
+}
+
+/// The threshold of one intent (or of the pool) and what it rests on.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IntentThreshold {
+    pub threshold: f64,
+    pub basis: ThresholdBasis,
+    /// The intent's own audits at or above the floor, and how many a human
+    /// agreed with.
+    pub audits: usize,
+    pub right: usize,
+    /// Estimated precision of auto-approvals at `threshold`.
+    pub estimated_precision: Option<f64>,
+}
+
+/// Thresholds for every intent with audits, and the pool's for the rest.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ApprovalThresholds {
+    /// The operator's `auto_approve_confidence`.
+    pub floor: f64,
+    /// Intents without audits of their own.
+    pub pooled: IntentThreshold,
+    pub intents: BTreeMap<String, IntentThreshold>,
+}
+
+impl ApprovalThresholds {
+    /// Only the floor (no evidence, or per-intent thresholds switched off).
+    pub fn floor_only(config: &AutoFilterConfig) -> Self {
+        Self {
+            floor: config.auto_approve_confidence,
+            pooled: IntentThreshold {
+                threshold: config.auto_approve_confidence,
+                basis: ThresholdBasis::NoEvidence,
+                audits: 0,
+                right: 0,
+                estimated_precision: None,
+            },
+            intents: BTreeMap::new(),
+        }
+    }
+
+    /// The confidence at or above which `intent` is auto-approved.
+    pub fn for_intent(&self, intent: &str) -> f64 {
+        self.intents
+            .get(intent)
+            .map_or(self.pooled.threshold, |t| t.threshold)
+    }
+
+    /// The thresholds the audits of the last [`EVIDENCE_WINDOW_DAYS`] days
+    /// give (what daily capture applies and `stats thresholds` shows).
+    pub async fn current(store: &Store, config: &AutoFilterConfig) -> Result<Self> {
+        if config.threshold_evidence == 0 {
+            return Ok(Self::floor_only(config));
+        }
+        let since = Timestamp(chrono::Utc::now() - chrono::Duration::days(EVIDENCE_WINDOW_DAYS));
+        let audited: Vec<AuditedPrediction> = store
+            .audited_predictions(since)
+            .await?
+            .into_iter()
+            .filter(|(provider, _)| {
+                provider
+                    .as_ref()
+                    .is_some_and(|p| config.trusted_providers.contains(p))
+            })
+            .map(|(_, prediction)| prediction)
+            .collect();
+        Ok(Self::choose(config, &audited))
+    }
+
+    /// Choose from the audited predictions of trusted providers.
+    pub fn choose(config: &AutoFilterConfig, audited: &[AuditedPrediction]) -> Self {
+        let floor = config.auto_approve_confidence;
+        let prior = config.threshold_evidence as f64;
+        let grid = candidate_thresholds(floor);
+        let eligible: Vec<&AuditedPrediction> =
+            audited.iter().filter(|a| a.confidence >= floor).collect();
+        let pool = tallies(&grid, &eligible);
+        if config.threshold_evidence == 0 || (pool[0].0 as f64) < prior {
+            return Self::floor_only(config);
+        }
+        // Pooled precision at each grid point. Where too few audits are that
+        // confident, the last measured level carries upwards (precision does
+        // not fall as confidence rises), so an intent pushed above its own
+        // wrong audits can land where the pool has little to say.
+        let mut last = None;
+        let pooled_precision: Vec<Option<f64>> = pool
+            .iter()
+            .map(|&(n, right)| {
+                if n as f64 >= prior {
+                    last = Some(right as f64 / n as f64);
+                }
+                last
+            })
+            .collect();
+        let pooled = pick(&grid, &pool, &pooled_precision, config.min_precision);
+        let mut by_intent: BTreeMap<&str, Vec<&AuditedPrediction>> = BTreeMap::new();
+        for a in eligible {
+            by_intent.entry(a.intent.as_str()).or_default().push(a);
+        }
+        let intents = by_intent
+            .into_iter()
+            .map(|(intent, items)| {
+                let own = tallies(&grid, &items);
+                let estimate: Vec<Option<f64>> = own
+                    .iter()
+                    .zip(&pooled_precision)
+                    .map(|(&(n, right), pooled)| {
+                        pooled.map(|p| (right as f64 + prior * p) / (n as f64 + prior))
+                    })
+                    .collect();
+                (
+                    intent.to_string(),
+                    pick(&grid, &own, &estimate, config.min_precision),
+                )
+            })
+            .collect();
+        Self {
+            floor,
+            pooled,
+            intents,
+        }
+    }
+}
+
+/// The floor, then every hundredth above it up to 0.99.
+fn candidate_thresholds(floor: f64) -> Vec<f64> {
+    let mut grid = vec![floor];
+    let mut step = (floor * 100.0).floor() as i64 + 1;
+    while step <= 99 {
+        grid.push(step as f64 / 100.0);
+        step += 1;
+    }
+    grid
+}
+
+/// (audits, right) at or above each grid point.
+fn tallies(grid: &[f64], items: &[&AuditedPrediction]) -> Vec<(usize, usize)> {
+    grid.iter()
+        .map(|&t| {
+            items
+                .iter()
+                .filter(|a| a.confidence >= t)
+                .fold((0, 0), |(n, right), a| {
+                    (n + 1, right + usize::from(a.right))
+                })
+        })
+        .collect()
+}
+
+/// The lowest grid point whose estimate reaches `min_precision`; failing
+/// that, the best estimate; with no estimate at all, the floor.
+fn pick(
+    grid: &[f64],
+    tallies: &[(usize, usize)],
+    estimate: &[Option<f64>],
+    min_precision: f64,
+) -> IntentThreshold {
+    let (audits, right) = tallies[0];
+    let at = |i: usize, basis| IntentThreshold {
+        threshold: grid[i],
+        basis,
+        audits,
+        right,
+        estimated_precision: estimate[i],
+    };
+    if let Some(i) = estimate
+        .iter()
+        .position(|e| e.is_some_and(|p| p >= min_precision))
+    {
+        return at(i, ThresholdBasis::Evidence);
+    }
+    let best = estimate
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| e.map(|p| (i, p)))
+        // The lowest threshold among equally good ones.
+        .fold(None, |best: Option<(usize, f64)>, (i, p)| match best {
+            Some((_, q)) if q >= p => best,
+            _ => Some((i, p)),
+        });
+    match best {
+        Some((i, _)) => at(i, ThresholdBasis::PrecisionNotReached),
+        None => at(0, ThresholdBasis::NoEvidence),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn audits(intent: &str, confidence: f64, right: usize, wrong: usize) -> Vec<AuditedPrediction> {
+        (0..right + wrong)
+            .map(|i| AuditedPrediction {
+                intent: intent.into(),
+                confidence,
+                right: i < right,
+            })
+            .collect()
+    }
+
+    fn config() -> AutoFilterConfig {
+        AutoFilterConfig::default()
+    }
+
+    #[test]
+    fn too_few_audits_leave_every_intent_at_the_floor() {
+        let t = ApprovalThresholds::choose(&config(), &audits("a", 0.9, 10, 5));
+        assert_eq!(t.pooled.basis, ThresholdBasis::NoEvidence);
+        assert_eq!(t.for_intent("a"), 0.85);
+        assert_eq!(t.for_intent("b"), 0.85);
+    }
+
+    #[test]
+    fn a_precise_pool_keeps_the_floor_and_a_wrong_intent_rises_above_it() {
+        let mut evidence = audits("good", 0.9, 200, 0);
+        evidence.extend(audits("good", 0.99, 100, 0));
+        // "shaky" is wrong half the time at 0.9 and always right at 0.99.
+        evidence.extend(audits("shaky", 0.9, 10, 10));
+        evidence.extend(audits("shaky", 0.99, 30, 0));
+        let t = ApprovalThresholds::choose(&config(), &evidence);
+        assert_eq!(t.pooled.basis, ThresholdBasis::Evidence);
+        assert_eq!(t.for_intent("good"), 0.85);
+        assert_eq!(t.for_intent("unseen"), 0.85, "follows the pool");
+        let shaky = &t.intents["shaky"];
+        assert_eq!(shaky.basis, ThresholdBasis::Evidence);
+        assert!(
+            shaky.threshold > 0.9 && shaky.threshold <= 0.99,
+            "{shaky:?}"
+        );
+        assert_eq!((shaky.audits, shaky.right), (50, 40));
+    }
+
+    #[test]
+    fn an_imprecise_pool_raises_everyone_and_never_goes_below_the_floor() {
+        // Right 90 % of the time at 0.86, always at 0.97 and above.
+        let mut evidence = audits("a", 0.86, 90, 10);
+        evidence.extend(audits("b", 0.97, 60, 0));
+        evidence.extend(audits("c", 0.5, 0, 100));
+        let t = ApprovalThresholds::choose(&config(), &evidence);
+        assert!(
+            (t.pooled.threshold - 0.87).abs() < 1e-9,
+            "first point above the imprecise audits: {:?}",
+            t.pooled
+        );
+        assert!(t.for_intent("c") >= 0.85);
+        assert!(
+            !t.intents.contains_key("c"),
+            "audits below the floor are not evidence"
+        );
+    }
+
+    #[test]
+    fn switched_off_with_zero_evidence() {
+        let cfg = AutoFilterConfig {
+            threshold_evidence: 0,
+            ..config()
+        };
+        let t = ApprovalThresholds::choose(&cfg, &audits("a", 0.9, 0, 500));
+        assert_eq!(t.for_intent("a"), 0.85);
+    }
+}
