@@ -62,7 +62,7 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
-use flywheel::audit::{VersionEstimate, interleave};
+use flywheel::audit::VersionEstimate;
 use flywheel::capture::classifier::{ModelRouter, load_artifact};
 use flywheel::capture::handlers::answer;
 use flywheel::capture::record::ClassifyRequest;
@@ -74,11 +74,13 @@ use flywheel::jobs::{self, Launch};
 use flywheel::lifecycle::{self, Target};
 use flywheel::progress::Reporter;
 use flywheel::review::decisions;
+use flywheel::review::order::review_order;
 use flywheel::router::{self, EvalReport, Model, OOS_LABEL, TrainParams};
 use flywheel::stages::daily_capture::{DailyCapture, Window};
 use flywheel::stages::samples_import::SamplesImport;
 use flywheel::stages::weekly_training::{WeeklyOutcome, WeeklyTraining};
-use flywheel::storage::samples::{ReviewOutcome, Sample as Queued};
+use flywheel::storage::samples::ReviewOutcome;
+use flywheel::storage::waiting::WaitingItem as Queued;
 use flywheel::storage::{Store, Timestamp};
 use flywheel::text::normalize_for_dedup;
 
@@ -316,7 +318,7 @@ impl<'a> Installation<'a> {
             let Some(label) = self.data.truth.get(&sample.normalized_text) else {
                 return Err(Error::failure(format!(
                     "no CLINC label for the queued text {:?}",
-                    sample.text
+                    sample.normalized_text
                 )));
             };
             let verdict = if *label == sample.intent {
@@ -326,7 +328,7 @@ impl<'a> Installation<'a> {
             };
             let outcome = decisions::record(
                 &self.store,
-                sample.id,
+                sample.sample_id,
                 verdict,
                 Some(ANNOTATOR.into()),
                 Timestamp::now(),
@@ -355,23 +357,16 @@ impl<'a> Installation<'a> {
     }
 
     /// Everything waiting for a human (the review queue and the audits
-    /// awaiting a label), in the order `review::order::review_order` gives
-    /// Label Studio's labelling stream and the console's review pane shows
-    /// at each reload: audits, newest traffic first, take `audit.share` of
-    /// the places of the whole list; the queue the rest, most urgent first;
-    /// an item in both comes once.
+    /// awaiting a label), in the product's review order
+    /// (`review::order::review_order`, which Label Studio's labelling
+    /// stream and the console's review pane show): the queue by expected
+    /// value, audits holding `audit.share` of every stretch.
     async fn waiting_in_order(&self) -> Result<Vec<Queued>> {
-        const ALL: i64 = 1_000_000;
-        let queue = self.store.review_queue(ALL, 0).await?;
-        let audits = self.store.audit_queue(ALL).await?;
-        let len = queue.len() + audits.len();
-        Ok(interleave(
-            queue,
-            audits,
-            self.config.audit.share,
-            len,
-            |s: &Queued| s.id,
-        ))
+        Ok(review_order(&self.store, &self.config)
+            .await?
+            .into_iter()
+            .map(|r| r.item)
+            .collect())
     }
 
     /// The week's end: what the product reports against the truth, then
@@ -386,7 +381,7 @@ impl<'a> Installation<'a> {
             .map(VersionEstimate::from)
             .find(|e| e.version == version);
         let truth = self.served.get(&version).copied().unwrap_or_default();
-        let queue = self.store.review_queue_size(0).await?.total;
+        let queue = self.store.waiting(0).await?.needs_review();
         let audits_waiting = self.store.audit_queue_size().await?;
 
         let outcome = jobs::run(WeeklyTraining::from_config(&self.config), &self.launch()).await?;

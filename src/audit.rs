@@ -10,12 +10,9 @@
 //! disagreement corrects it). Over the audited conversations a version
 //! served, the share answered right is an unbiased estimate of its
 //! production accuracy; over those auto-approved, of auto-approval
-//! precision. Daily capture draws the audits (`Store::draw_audits`), the
-//! review queue and Label Studio pushes give them `audit.share` of their
+//! precision. Daily capture draws the audits (`Store::draw_audits`); the
+//! review order ([`crate::review::order`]) gives them `audit.share` of its
 //! places, newest first, so the version serving now is the one measured.
-
-use std::collections::HashSet;
-use std::hash::Hash;
 
 use serde::Serialize;
 
@@ -87,46 +84,6 @@ pub fn pooled_precision(tallies: &[AuditTally]) -> Option<Estimate> {
     (n > 0).then(|| wilson(right as usize, n as usize))
 }
 
-/// The first `limit` items of the review order: audits hold `share`
-/// percent of every stretch of it — at each place, an audit comes when
-/// fewer than `share` percent of the places so far (rounded up) are audits
-/// — and the queue, in its own order, the rest; either side fills what the
-/// other cannot. So the first item is an audit when any waits (a short
-/// session still measures), and an urgent item never waits behind more
-/// than its share of audits. An item on both sides (an audited
-/// conversation whose sample also needs review) comes once, as an audit.
-pub fn interleave<T, K: Eq + Hash>(
-    queue: Vec<T>,
-    audits: Vec<T>,
-    share: u32,
-    limit: usize,
-    key: impl Fn(&T) -> K,
-) -> Vec<T> {
-    let audit_keys: HashSet<K> = audits.iter().map(&key).collect();
-    let mut queue = queue
-        .into_iter()
-        .filter(|item| !audit_keys.contains(&key(item)))
-        .peekable();
-    let mut audits = audits.into_iter().peekable();
-    let mut order = Vec::with_capacity(limit);
-    let mut audits_placed = 0;
-    while order.len() < limit {
-        let due = ((order.len() + 1) * share as usize).div_ceil(100);
-        let audit_turn = audits_placed < due || queue.peek().is_none();
-        let next = if audit_turn {
-            audits.next().or_else(|| queue.next())
-        } else {
-            queue.next().or_else(|| audits.next())
-        };
-        let Some(item) = next else { break };
-        if audit_keys.contains(&key(&item)) {
-            audits_placed += 1;
-        }
-        order.push(item);
-    }
-    order
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,43 +123,5 @@ mod tests {
         });
         assert_eq!(none.production_accuracy, None);
         assert_eq!(pooled_precision(&[tally.clone(), tally]).unwrap().n, 120);
-    }
-
-    #[test]
-    fn audits_hold_their_share_of_every_stretch_and_either_side_fills() {
-        let queue: Vec<u32> = (1..=100).collect();
-        let audits: Vec<u32> = (1001..=1100).collect();
-        let id = |n: &u32| *n;
-        let batch = interleave(queue.clone(), audits.clone(), 20, 12, id);
-        assert_eq!(batch, vec![1001, 1, 2, 3, 4, 1002, 5, 6, 7, 8, 1003, 9]);
-        // 40 %: two in every five places, an audit first.
-        let batch = interleave(queue.clone(), audits.clone(), 40, 5, id);
-        assert_eq!(batch, vec![1001, 1, 1002, 2, 3]);
-        // Few audits: the queue fills the rest; an empty queue: audits do.
-        assert_eq!(
-            interleave(queue.clone(), vec![1001], 50, 4, id),
-            vec![1001, 1, 2, 3]
-        );
-        assert_eq!(
-            interleave(Vec::new(), audits.clone(), 20, 3, id),
-            vec![1001, 1002, 1003]
-        );
-        assert_eq!(interleave(queue.clone(), audits, 0, 3, id), vec![1, 2, 3]);
-        assert!(interleave(Vec::<u32>::new(), Vec::new(), 20, 5, id).is_empty());
-    }
-
-    #[test]
-    fn an_audit_that_also_needs_review_is_taken_once() {
-        // 2 and 3 are audited and need review: they come once each, in the
-        // audits' places, and the queue's places go to 1, 4, 5.
-        assert_eq!(
-            interleave(vec![1, 2, 3, 4, 5, 6], vec![2, 9, 3], 40, 6, |n: &u32| *n),
-            vec![2, 1, 9, 4, 5, 3]
-        );
-        // Only duplicates: nothing twice.
-        assert_eq!(
-            interleave(vec![1, 2], vec![2, 1], 50, 4, |n: &u32| *n),
-            vec![2, 1]
-        );
     }
 }

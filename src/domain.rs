@@ -158,6 +158,33 @@ stored_enum! {
 }
 
 stored_enum! {
+    /// Where a sample waiting for a human label waits (not a column: the
+    /// spelling of `status`, `stats queue --json`, the console and the
+    /// `where` label of `/metrics`).
+    pub enum WaitingPlace {
+        /// Queued here: the console can label it, the next sync pushes it.
+        Here => "here",
+        /// A Label Studio task awaiting its annotation.
+        LabelStudio => "label-studio",
+    }
+}
+
+stored_enum! {
+    /// Why a sample waits for a human label (not a column: the part of
+    /// [`crate::storage::waiting`] it is counted in).
+    pub enum WaitingKind {
+        /// In the review queue: `needs-review` here, `in-review` in Label
+        /// Studio (one drawn for audit too counts here).
+        Review => "review",
+        /// An audit of a sample the model approved, awaiting its label.
+        Audit => "audit",
+        /// An approved label the model confidently disagrees with
+        /// ([`crate::suspects`]), not also an audit.
+        Suspect => "suspect",
+    }
+}
+
+stored_enum! {
     /// `training_samples.source`: where a sample's label came from.
     pub enum Provenance {
         /// The model's own prediction (auto-approved or awaiting review).

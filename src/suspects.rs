@@ -22,9 +22,9 @@
 //! model trained without one of them to know it. Weekly training keeps
 //! suspects out of its training set until a human confirms or corrects
 //! them (one in the gold test split still judges: leaving out the items a
-//! model disagrees with would flatter it); the review order gives them
-//! `suspects.share` of the places audits leave, most suspicious first
-//! ([`review_mix`]).
+//! model disagrees with would flatter it); the review order
+//! ([`crate::review::order`]) gives them `suspects.share` of the places
+//! audits leave, most suspicious first.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -66,42 +66,6 @@ pub struct Suspicion {
     pub suggested: String,
     /// `p(suggested) − p(stored label)`.
     pub score: f64,
-}
-
-/// The review order's shares of every stretch (`audit.share`,
-/// `suspects.share`), as percents.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shares {
-    pub audits: u32,
-    /// Of the places audits leave.
-    pub suspects: u32,
-}
-
-impl Shares {
-    pub fn of(config: &crate::config::Config) -> Self {
-        Self {
-            audits: config.audit.share,
-            suspects: config.suspects.share,
-        }
-    }
-}
-
-/// The first `limit` items of the review order from its three sources,
-/// each in its own order: audits hold their share of every stretch
-/// ([`crate::audit::interleave`]) exactly as without suspects; of the
-/// places they leave, suspects hold theirs, the first of them a suspect;
-/// the review queue gets the rest. An item in two sources comes once (an
-/// audit before a suspect before the queue).
-pub fn review_mix<T, K: Eq + std::hash::Hash>(
-    queue: Vec<T>,
-    suspects: Vec<T>,
-    audits: Vec<T>,
-    shares: Shares,
-    limit: usize,
-    key: impl Fn(&T) -> K,
-) -> Vec<T> {
-    let rest = crate::audit::interleave(queue, suspects, shares.suspects, limit, &key);
-    crate::audit::interleave(rest, audits, shares.audits, limit, key)
 }
 
 /// One sample as [`flag`] weighs it: its stored label, whether it may be
@@ -332,34 +296,6 @@ mod tests {
         // A rare intent (one sample): not judged.
         samples.push(judged("c", true, &sure_b));
         assert_eq!(flag(&samples), Vec::new());
-    }
-
-    #[test]
-    fn suspects_lead_the_places_audits_leave() {
-        let queue: Vec<u32> = (1..=20).collect();
-        let suspects: Vec<u32> = (101..=110).collect();
-        let audits: Vec<u32> = (1001..=1010).collect();
-        let shares = Shares {
-            audits: 40,
-            suspects: 50,
-        };
-        let order = review_mix(queue.clone(), suspects.clone(), audits, shares, 10, |n| *n);
-        // Audits keep two places in every five, first; suspects lead the rest.
-        assert_eq!(order, vec![1001, 101, 1002, 1, 102, 1003, 2, 1004, 103, 3]);
-        // Without audits, a suspect first and half of every stretch.
-        let none = Shares {
-            audits: 40,
-            suspects: 50,
-        };
-        assert_eq!(
-            review_mix(queue.clone(), suspects.clone(), Vec::new(), none, 5, |n| *n),
-            vec![101, 1, 102, 2, 103]
-        );
-        // An audited suspect comes once, as an audit.
-        assert_eq!(
-            review_mix(vec![1], vec![7, 8], vec![8], none, 4, |n| *n),
-            vec![8, 7, 1]
-        );
     }
 
     #[test]

@@ -43,6 +43,34 @@ fn fold_into(chars: impl Iterator<Item = char>, out: &mut String) {
     }
 }
 
+/// The key near-duplicates share, from a [`normalize_for_dedup`] text:
+/// its distinct words in sorted order, every run of digits read as `#`.
+/// "where is order 1234" and "order 98 where is" share one; "where is my
+/// order" does not (a word more). The review order puts a near-duplicate
+/// behind the first of its kind ([`crate::review::order`]).
+pub fn near_duplicate_key(normalized: &str) -> String {
+    let mut words: Vec<String> = normalized
+        .split(' ')
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let mut word = String::with_capacity(w.len());
+            for c in w.chars() {
+                if c.is_numeric() {
+                    if !word.ends_with('#') {
+                        word.push('#');
+                    }
+                } else {
+                    word.push(c);
+                }
+            }
+            word
+        })
+        .collect();
+    words.sort_unstable();
+    words.dedup();
+    words.join(" ")
+}
+
 /// Characters dropped without breaking the word.
 fn is_joiner(c: char) -> bool {
     matches!(
@@ -82,7 +110,7 @@ pub fn quoted(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::normalize_for_dedup as norm;
-    use super::quoted;
+    use super::{near_duplicate_key, quoted};
 
     #[test]
     fn quoted_shows_text_as_text() {
@@ -91,6 +119,16 @@ mod tests {
         assert_eq!(quoted("a\"b\\c\n\u{7}"), r#""a\"b\\c\n\u{7}""#);
         let long = "x".repeat(100);
         assert_eq!(quoted(&long), format!("\"{}…\"", "x".repeat(60)));
+    }
+
+    #[test]
+    fn near_duplicates_share_a_key_that_ignores_numbers_and_word_order() {
+        let key = |t: &str| near_duplicate_key(&norm(t));
+        assert_eq!(key("Where is order #1234?"), key("order 98, where is"));
+        assert_eq!(key("where is order 1234"), "# is order where");
+        assert_ne!(key("where is my order"), key("where is order"));
+        assert_eq!(key("room 12b please"), key("room 7b please"));
+        assert_eq!(key(""), "");
     }
 
     #[test]

@@ -159,15 +159,16 @@ async fn the_whole_loop_runs_from_a_fresh_install() {
 
         // 4. A human reviews: one acceptance, one correction (the call the
         //    console and Label Studio pulls share).
-        let queue = store.review_queue(2, 0).await.unwrap();
+        //    The first two in review order, as `stats queue` lists them.
+        let queue: Vec<i64> = run(&db, &["stats", "queue", "--limit", "2"])["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| item["sample_id"].as_i64().unwrap())
+            .collect();
         assert_eq!(queue.len(), 2, "daily capture queued fewer than 2 samples");
-        review(&store, queue[0].id, ReviewVerdict::Accept).await;
-        review(
-            &store,
-            queue[1].id,
-            ReviewVerdict::Choose("complaint".into()),
-        )
-        .await;
+        review(&store, queue[0], ReviewVerdict::Accept).await;
+        review(&store, queue[1], ReviewVerdict::Choose("complaint".into())).await;
 
         // 5. Weekly training registers router-v1.1.0 from the seed set and
         //    what was captured, and marks its samples used.

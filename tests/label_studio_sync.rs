@@ -1,5 +1,5 @@
 //! The review cycle against a real Label Studio 1.23.2, through the binary,
-//! on SQLite and PostgreSQL: push the queue (most urgent first), annotate as
+//! on SQLite and PostgreSQL: push the queue (in review order), annotate as
 //! humans do, pull back accepted / corrected / rejected samples, re-apply a
 //! later edit, reconcile an interrupted push without duplicates, and leave
 //! everything untouched when Label Studio is down.
@@ -116,9 +116,10 @@ fn push_annotate_pull_reapply_and_reconcile() {
             store.close().await;
             links
         });
-        // Most urgent first: priority 2 (most occurrences first), then 5.
+        // Pushed in review order: equally unsure of all, so the one said
+        // most first, then the oldest.
         let order: Vec<i64> = links.iter().map(|(s, _)| *s).collect();
-        assert_eq!(order, [6, 1, 3, 2, 4, 5]);
+        assert_eq!(order, [6, 1, 2, 3, 4, 5]);
 
         // Humans annotate in Label Studio.
         let ls_ref = ls;
@@ -202,9 +203,12 @@ fn push_annotate_pull_reapply_and_reconcile() {
             let store = flywheel::storage::open(&config).await.unwrap();
             exec(&store, "INSERT INTO training_samples (text, normalized_text, intent, predicted_intent, source, review_status, priority) \
                           VALUES ('s7 late one', 's7 late one', 'order_food', 'order_food', 'auto', 'needs-review', 2)").await;
-            let s7 = store.samples_to_push(project, 10).await.unwrap();
-            assert_eq!(s7.len(), 1);
-            store.reserve_pushes(project, &[s7[0].id]).await.unwrap();
+            let s7 = store
+                .sample_by_normalized_text("s7 late one")
+                .await
+                .unwrap()
+                .unwrap();
+            store.reserve_pushes(project, &[s7.id]).await.unwrap();
             let client = LabelStudioClient::new(
                 &url,
                 SecretString::from(pat),
@@ -215,8 +219,8 @@ fn push_annotate_pull_reapply_and_reconcile() {
             )
             .unwrap();
             let task = flywheel::review::label_studio::NewTask {
-                sample_id: s7[0].id,
-                text: s7[0].text.clone(),
+                sample_id: s7.id,
+                text: s7.text.clone(),
                 language: "en".into(),
                 occurrences: 1,
                 priority: 2,

@@ -1,11 +1,12 @@
 //! The one review function the Label Studio pull and the console share:
 //! accept, correct, reject, re-apply, stale decisions and undo, on both
-//! backends; and the review queue's order.
+//! backends; and the review order.
 
 mod support;
 
 use chrono::Duration;
 use flywheel::domain::ReviewVerdict;
+use flywheel::review::order::review_order;
 use flywheel::storage::Timestamp;
 use flywheel::storage::samples::{ReviewDecision, ReviewOutcome, Sample};
 use support::fixtures::{capture_day, conv, conversations, insert, samples};
@@ -149,7 +150,8 @@ fn accept_correct_reject_reapply_stale_and_undo() {
                 .iter()
                 .all(|c| c.1 == "needs-review")
         );
-        assert_eq!(store.review_queue(10, 0).await.unwrap()[0].id, id);
+        let order = review_order(&store, &config).await.unwrap();
+        assert_eq!(order[0].item.sample_id, id, "back in what waits");
         // Nothing to undo now; an unknown sample is not found.
         assert_eq!(store.undo_review(id).await.unwrap(), None);
         assert_eq!(
@@ -171,8 +173,9 @@ fn accept_correct_reject_reapply_stale_and_undo() {
 }
 
 #[test]
-fn review_queue_is_most_urgent_then_most_frequent_first() {
-    for_each_backend_with_config(|store, config| async move {
+fn the_review_order_puts_the_most_valuable_label_first_and_says_why() {
+    for_each_backend_with_config(|store, mut config| async move {
+        config.audit.percent = 0;
         insert(
             &store,
             &[
@@ -188,18 +191,34 @@ fn review_queue_is_most_urgent_then_most_frequent_first() {
         )
         .await;
         capture_day(&store, &config, "2026-03-10", 3).await;
-        let queue = store.review_queue(10, 0).await.unwrap();
-        let texts: Vec<&str> = queue.iter().map(|s| s.text.as_str()).collect();
+        let order = review_order(&store, &config).await.unwrap();
+        let texts: std::collections::HashMap<i64, String> = samples(&store)
+            .await
+            .into_iter()
+            .map(|s| (s.id, s.text))
+            .collect();
+        let got: Vec<(usize, &str, String)> = order
+            .iter()
+            .map(|r| {
+                (
+                    r.rank,
+                    texts[&r.item.sample_id].as_str(),
+                    r.reason.to_string(),
+                )
+            })
+            .collect();
         assert_eq!(
-            texts,
+            got,
             [
-                "urgent thrice",
-                "urgent once",
-                "medium twice",
-                "medium once"
+                (1, "urgent thrice", "seen 3 times".to_string()),
+                (2, "urgent once", "uncertain: confidence 0.30".to_string()),
+                (3, "medium twice", "seen 2 times".to_string()),
+                (
+                    4,
+                    "medium once",
+                    "likely right: confidence 0.75".to_string()
+                ),
             ]
         );
-        let page2 = store.review_queue(2, 2).await.unwrap();
-        assert_eq!(page2[0].text, "medium twice");
     });
 }

@@ -79,7 +79,17 @@ fn stats_commands_report_the_views() {
         );
         assert_eq!(queue["by_priority"][0]["priority"], 2);
         assert_eq!(queue["items"].as_array().unwrap().len(), 2);
-        assert_eq!(queue["items"][0]["text"], "s0", "most urgent first");
+        // In review order: equally unsure (no confidence), the one said
+        // twice first; both like ("s#") what a human labelled today.
+        let first = &queue["items"][0];
+        assert_eq!(first["text"], "s1", "{queue}");
+        assert_eq!(
+            (first["rank"].as_i64(), first["sample_id"].as_i64()),
+            (Some(1), first["id"].as_i64())
+        );
+        assert_eq!(first["reason"], "like #3, labelled this week");
+        assert_eq!(first["where"], "here");
+        assert_eq!(queue["items"][1]["rank"], 2);
 
         let daily = json_stdout(
             &db.cmd()

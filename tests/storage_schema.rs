@@ -117,7 +117,7 @@ fn status_snapshot_counts_what_is_there() {
         block_on(async move {
             let store = storage::open(&config).await.unwrap();
             let empty = store.status_snapshot(2).await.unwrap();
-            assert_eq!(empty.queue.needs_review, 0);
+            assert_eq!(empty.queue.total(), 0);
             assert!(empty.live_models.is_empty());
             assert!(empty.last_capture_at.is_none());
             for sql in SEED {
@@ -127,8 +127,8 @@ fn status_snapshot_counts_what_is_there() {
                   VALUES ('hi', 'hi', 'greeting', 'auto', 'approved', 5)")
                 .await;
             let s = store.status_snapshot(2).await.unwrap();
-            assert_eq!(s.queue.needs_review, 1);
-            assert_eq!(s.queue.urgent, 1);
+            assert_eq!(s.queue.needs_review(), 1);
+            assert_eq!(s.queue.urgent(), 1);
             assert_eq!(s.approved_unused, 1);
             assert_eq!(s.today.captured, 2);
             assert_eq!(s.today.auto_approved, 1);

@@ -1,7 +1,8 @@
 //! Suspect labels (issue 17 item 3) through the binary on both backends:
 //! weekly training flags imported labels flipped at known places, keeps
 //! them out of training, lists them in `stats suspects` (most suspicious
-//! first) and `stats queue`; a human's confirmation, correction or reject
+//! first) and ranks them in `stats queue`, counted in what waits for
+//! review; a human's confirmation, correction or reject
 //! ends a suspicion, and a human's label is never suspected again. The
 //! measurement of the flags on CLINC150 (the issue's bar) is the last test.
 
@@ -10,8 +11,9 @@ mod support;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use flywheel::domain::{Provenance, ReviewVerdict};
+use flywheel::domain::{Provenance, ReviewVerdict, WaitingPlace};
 use flywheel::review::decisions;
+use flywheel::review::order::{Ranked, review_order};
 use flywheel::storage::Timestamp;
 use flywheel::storage::samples::NewSample;
 use flywheel::storage::suspects::NewSuspect;
@@ -177,10 +179,22 @@ fn flipped_labels_are_flagged_kept_out_of_training_and_resolved_by_a_human() {
             first["train_samples"].as_i64().unwrap() + first["test_samples"].as_i64().unwrap();
         assert_eq!(trained, 960 - left_out, "{first}");
 
-        // `stats queue` shows them waiting for a human.
-        let queue = db.json(&["stats", "queue", "--json"]);
-        assert_eq!(queue["suspects"]["total"].as_u64(), Some(flagged));
-        assert_eq!(queue["suspects"]["items"][0], items[0]);
+        // `stats queue` shows them waiting for a human, in review order:
+        // nothing else waits, so most suspicious first.
+        let queue = db.json(&["stats", "queue", "--json", "--limit", "10000"]);
+        assert_eq!(queue["waiting"]["suspects"].as_u64(), Some(flagged));
+        assert_eq!(queue["waiting"]["total"].as_u64(), Some(flagged));
+        let ranked = queue["items"].as_array().unwrap();
+        assert_eq!(ranked.len() as u64, flagged);
+        for (item, listed) in ranked.iter().zip(&items) {
+            assert_eq!(item["sample_id"], listed["sample_id"], "{item}");
+            let reason = format!(
+                "suspect: model says {}",
+                listed["suggested"].as_str().unwrap()
+            );
+            assert_eq!(item["reason"], reason.as_str());
+            assert_eq!(item["suspect"]["suggested"], listed["suggested"]);
+        }
         let text = db.output(&["stats", "queue"]);
         let text = String::from_utf8_lossy(&text.stdout);
         assert!(
@@ -424,32 +438,116 @@ fn label_studio_gets_suspects_marked_at_the_head_of_their_share() {
 
         // Waiting in Label Studio, they keep their place in the order it is handed.
         let (low, high) = suspected;
+        let mut config = db.config();
+        config.suspects.share = 50;
         db.with_store(move |store| async move {
-            let tasks = store.waiting_tasks(3).await.unwrap();
+            let in_label_studio = |order: Vec<Ranked>| -> Vec<Ranked> {
+                order
+                    .into_iter()
+                    .filter(|r| r.item.place == WaitingPlace::LabelStudio)
+                    .collect()
+            };
+            let tasks = in_label_studio(review_order(&store, &config).await.unwrap());
             let score = |id: i64| {
                 tasks
                     .iter()
-                    .find(|t| t.sample_id == id)
-                    .and_then(|t| t.suspect_score)
+                    .find(|t| t.item.sample_id == id)
+                    .and_then(|t| t.item.suspect_score)
             };
             assert_eq!((score(low), score(high)), (Some(0.5), Some(0.9)));
             assert_eq!(tasks.len(), 5);
-            let shares = flywheel::suspects::Shares {
-                audits: 40,
-                suspects: 50,
-            };
-            let order: Vec<i64> = flywheel::review::order::review_order(tasks, shares)
-                .iter()
-                .map(|t| t.sample_id)
-                .collect();
+            let order: Vec<i64> = tasks.iter().map(|t| t.item.sample_id).collect();
             assert_eq!((order[0], order[2]), (high, low));
             // Decided in Label Studio (or anywhere): no longer a suspect task.
             decisions::record(&store, high, ReviewVerdict::Reject, None, Timestamp::now())
                 .await
                 .unwrap();
-            let tasks = store.waiting_tasks(3).await.unwrap();
-            assert!(tasks.iter().all(|t| t.sample_id != high));
+            let tasks = in_label_studio(review_order(&store, &config).await.unwrap());
+            assert!(tasks.iter().all(|t| t.item.sample_id != high));
+            assert_eq!(tasks.len(), 4);
         });
+    }
+}
+
+#[test]
+fn a_suspect_waits_for_review_in_stats_queue_and_status() {
+    for db in TestDb::all() {
+        let (queued, suspected) = db.with_store(|store| async move {
+            let rows = store
+                .upsert_samples(&[
+                    waiting("refund please", "refund_request", 2),
+                    waiting("hello", "greeting", 5),
+                    imported("where is my parcel", "order_food"),
+                ])
+                .await
+                .unwrap();
+            store
+                .replace_suspects(
+                    "router-v1.1.0",
+                    &[suspect(rows[2].id, "order_food", "track_order", 0.7)],
+                )
+                .await
+                .unwrap();
+            ([rows[0].id, rows[1].id], rows[2].id)
+        });
+
+        // Ranked with the queue: the suspects' share puts it first.
+        let queue = db.json(&["stats", "queue", "--json"]);
+        let items = queue["items"].as_array().unwrap();
+        let ids: Vec<i64> = items
+            .iter()
+            .map(|i| i["sample_id"].as_i64().unwrap())
+            .collect();
+        assert_eq!(ids, vec![suspected, queued[0], queued[1]], "{queue}");
+        assert_eq!(items[0]["rank"], 1);
+        assert_eq!(items[0]["reason"], "suspect: model says track_order");
+        assert_eq!(items[0]["where"], "here");
+        assert_eq!(items[0]["intent"], "order_food");
+        assert_eq!(items[0]["suspect"]["suggested"], "track_order");
+        assert!(items[1].get("suspect").is_none(), "{}", items[1]);
+        assert_eq!(queue["waiting"]["total"], 3);
+        assert_eq!(queue["waiting"]["suspects"], 1);
+        assert_eq!(queue["waiting"]["needs_review"], 2);
+
+        // Counted in what waits, wherever it is read.
+        let status = db.json(&["status", "--json"]);
+        assert_eq!(status["queue"], queue["waiting"], "{status}");
+        let text = db.output(&["status"]);
+        let text = String::from_utf8_lossy(&text.stdout);
+        assert!(
+            text.contains("3 waiting for review (1 urgent): 3 here; 1 suspect label among them"),
+            "{text}"
+        );
+
+        // A human confirms it: it waits no more.
+        db.with_store(move |store| async move {
+            decisions::record(
+                &store,
+                suspected,
+                ReviewVerdict::Choose("order_food".into()),
+                Some("tester".into()),
+                Timestamp::now(),
+            )
+            .await
+            .unwrap();
+        });
+        let status = db.json(&["status", "--json"]);
+        assert_eq!(
+            (
+                status["queue"]["total"].as_i64(),
+                status["queue"]["suspects"].as_i64()
+            ),
+            (Some(2), Some(0))
+        );
+        let queue = db.json(&["stats", "queue", "--json"]);
+        assert!(
+            queue["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|i| i["sample_id"] != suspected && i.get("suspect").is_none()),
+            "{queue}"
+        );
     }
 }
 

@@ -350,11 +350,17 @@ fn review_pane_shows_a_suspect_label_at_the_head_of_its_share() {
         let mut app = loaded_app(&store, &config).await;
         app.pane = Pane::Review;
         // No audit waits: the suspect comes first, and is the one selected.
-        assert_eq!(app.visible_queue()[0].id, id);
+        assert_eq!(app.visible_queue()[0].sample.id, id);
         let review = render(&app, 80, 24);
         assert!(review.contains("1 suspect label"), "{review}");
         assert!(review.contains("suspect: model says refund"), "{review}");
         insta::assert_snapshot!("review_suspect_80x24", review);
+        // Wide: the phrase is its reason, in the why column.
+        let wide = render(&app, 120, 40);
+        assert!(
+            wide.contains("suspect: model says refund") && wide.contains("1 of 5: suspect"),
+            "{wide}"
+        );
     });
 }
 

@@ -7,7 +7,7 @@
 mod support;
 
 use chrono::Duration;
-use flywheel::domain::ReviewVerdict;
+use flywheel::domain::{ReviewStatus, ReviewVerdict};
 use flywheel::progress::CancellationToken;
 use flywheel::storage::conversations::NewConversation;
 use flywheel::storage::samples::Sample;
@@ -15,7 +15,7 @@ use flywheel::storage::{Store, Timestamp};
 use flywheel::tui::event::UiEvent;
 use flywheel::tui::job::Job;
 use flywheel::tui::runner::Runner;
-use support::fixtures::{model, register_model};
+use support::fixtures::{model, register_model, samples};
 use support::{for_each_backend_with_config, scalar};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
@@ -59,8 +59,13 @@ fn conversation(text: &str, confidence: f64, minutes_ago: i64) -> NewConversatio
     }
 }
 
+/// The samples queued here (`needs-review`).
 async fn queue(store: &Store) -> Vec<Sample> {
-    store.review_queue(10, 0).await.unwrap()
+    samples(store)
+        .await
+        .into_iter()
+        .filter(|s| s.review_status == ReviewStatus::NeedsReview)
+        .collect()
 }
 
 #[test]

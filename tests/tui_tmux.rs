@@ -1,5 +1,6 @@
 //! The real binary in a real terminal (tmux, private server socket): the
-//! console opens, switches panes, reviews one sample — the database shows
+//! console opens, switches panes, shows why a sample ranks where it does,
+//! reviews it — the database shows
 //! it approved by the operator, exactly as a Label Studio pull records it —
 //! quits, and leaves the terminal as it found it (main screen, cooked mode).
 //! Synchronisation is by polling the screen for expected text, with a deadline.
@@ -149,6 +150,8 @@ fn console_in_tmux_reviews_a_sample_and_restores_the_terminal() {
     tmux.key("Tab");
     tmux.wait_for("review queue · 1 waiting, 1 urgent");
     tmux.wait_for(text);
+    // Why it ranks where it does, in one phrase.
+    tmux.wait_for("1 of 1: seen 3 times");
     tmux.key("5");
     tmux.wait_for("stage runs");
     tmux.key("2");

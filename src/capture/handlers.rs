@@ -411,24 +411,30 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
     (code, Json(body)).into_response()
 }
 
-/// How long `/metrics` waits for the audit figures before leaving them out.
+/// How long `/metrics` waits for each database figure (audits, what waits
+/// for review) before leaving it out.
 const METRICS_DB_WAIT: Duration = Duration::from_secs(2);
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    // A scrape never waits on a slow database for long; both reads at once.
+    let (tallies, waiting) = tokio::join!(
+        tokio::time::timeout(METRICS_DB_WAIT, state.store.audit_tallies(None)),
+        // By priority: which of them is urgent is not the metric's to say.
+        tokio::time::timeout(METRICS_DB_WAIT, state.store.waiting(0)),
+    );
     let gauges = Gauges {
         queue_depth: state.queue.depth(),
         queue_capacity: state.queue.capacity(),
         database_up: state.queue.database_up(),
         production_version: state.router().production().map(|m| m.version().to_string()),
-        // A scrape never waits on a slow database for long.
-        audits: tokio::time::timeout(METRICS_DB_WAIT, state.store.audit_tallies(None))
-            .await
+        audits: tallies
             .ok()
             .and_then(Result::ok)
             .unwrap_or_default()
             .iter()
             .map(crate::audit::VersionEstimate::from)
             .collect(),
+        waiting: waiting.ok().and_then(Result::ok),
     };
     (
         [(

@@ -9,6 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::audit::VersionEstimate;
+use crate::domain::WaitingPlace;
+use crate::storage::waiting::Waiting;
 
 /// Upper bounds (seconds) of the latency histogram buckets.
 const LATENCY_BUCKETS: [f64; 12] = [
@@ -66,6 +68,9 @@ pub struct Gauges {
     /// What audits measured per version (empty when the database could
     /// not be read in time).
     pub audits: Vec<VersionEstimate>,
+    /// What waits for review (`None` when the database could not be read
+    /// in time: the family is then empty rather than a false zero).
+    pub waiting: Option<Waiting>,
 }
 
 impl Metrics {
@@ -276,6 +281,26 @@ impl Metrics {
                 |e| Some(e.awaiting_label as f64),
             ),
         ];
+        header(
+            &mut out,
+            "flywheel_review_waiting",
+            "gauge",
+            "Samples waiting for a human label (the review queue, audits of approved samples, suspect labels), by where they wait (here or label-studio) and priority; as status and stats queue count them.",
+        );
+        if let Some(waiting) = &gauges.waiting {
+            for p in waiting.by_priority() {
+                for (place, n) in [
+                    (WaitingPlace::Here, p.here),
+                    (WaitingPlace::LabelStudio, p.label_studio),
+                ] {
+                    let _ = writeln!(
+                        out,
+                        "flywheel_review_waiting{{where=\"{place}\",priority=\"{}\"}} {n}",
+                        p.priority
+                    );
+                }
+            }
+        }
         for (name, help, value) in audited {
             header(&mut out, name, "gauge", help);
             for estimate in &gauges.audits {
@@ -330,7 +355,20 @@ mod tests {
                     awaiting: 10,
                 },
             )],
+            waiting: Some(Waiting {
+                buckets: vec![crate::storage::waiting::WaitingBucket {
+                    place: WaitingPlace::LabelStudio,
+                    priority: 2,
+                    kind: crate::domain::WaitingKind::Review,
+                    count: 1200,
+                }],
+                urgent_priority: 2,
+            }),
         });
+        assert!(
+            text.contains("flywheel_review_waiting{where=\"label-studio\",priority=\"2\"} 1200")
+        );
+        assert!(text.contains("flywheel_review_waiting{where=\"here\",priority=\"2\"} 0"));
         assert!(text.contains("flywheel_production_accuracy{model_version=\"rules-v1\"} 0.91"));
         assert!(
             text.contains("flywheel_production_accuracy_audits{model_version=\"rules-v1\"} 100")

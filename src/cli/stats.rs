@@ -10,7 +10,9 @@ use serde_json::json;
 use super::Context;
 use super::args::{parse_duration, row_limit};
 use crate::capture::gaps::{GapRules, capture_gaps};
+use crate::domain::WaitingPlace;
 use crate::error::Result;
+use crate::review::order::{head, review_order};
 use crate::stages::approval_thresholds::{
     ApprovalThresholds, EVIDENCE_WINDOW_DAYS, IntentThreshold, ThresholdBasis,
 };
@@ -19,7 +21,8 @@ use crate::storage::{Store, Timestamp};
 
 #[derive(Debug, Subcommand)]
 pub enum StatsCommand {
-    /// The review queue in priority order, and its size per priority.
+    /// What waits for review — queued here or in Label Studio — per
+    /// priority, and the first of it in review order, with why.
     Queue {
         #[arg(long, default_value_t = 20, value_parser = row_limit())]
         limit: i64,
@@ -65,50 +68,56 @@ pub async fn run(ctx: &Context, command: StatsCommand) -> Result<ExitCode> {
 }
 
 async fn queue(ctx: &Context, store: &Store, limit: i64) -> Result<()> {
-    let by_priority = store
-        .review_queue_size(ctx.config().auto_filter.high_priority)
-        .await?
-        .by_priority;
-    let items = store.review_queue(limit, 0).await?;
-    let suspects_total = store.suspect_count().await?;
-    let suspects = store.suspects(limit).await?;
-    let suspect_items: Vec<_> = suspects.iter().map(super::stats_suspects::item).collect();
-    let by_priority_json: Vec<_> = by_priority
-        .iter()
-        .map(|(p, n)| json!({ "priority": p, "count": n }))
-        .collect();
+    let config = ctx.config();
+    let waiting = store.waiting(config.auto_filter.high_priority).await?;
+    let order = review_order(store, config).await?;
+    let items = head(store, &order, limit.max(0) as usize).await?;
     ctx.out.summary(
-        &json!({ "ok": true, "by_priority": by_priority_json, "items": items,
-                 "suspects": { "total": suspects_total, "items": suspect_items } }),
+        &json!({ "ok": true, "waiting": waiting, "by_priority": waiting.by_priority(), "items": items }),
         || {
             let mut out = String::new();
-            let total: i64 = by_priority.iter().map(|(_, n)| n).sum();
-            let parts: Vec<String> = by_priority
-                .iter()
-                .map(|(p, n)| format!("priority {p}: {n}"))
-                .collect();
-            let _ = writeln!(out, "{total} waiting for review ({})", parts.join(", "));
-            for i in &items {
+            let _ = writeln!(
+                out,
+                "{} waiting for review ({})",
+                waiting.total(),
+                waiting.places()
+            );
+            for p in waiting.by_priority() {
                 let _ = writeln!(
                     out,
-                    "  p{} ×{:<4} {:<18} {:>5}  {:<8} {}",
-                    i.priority,
-                    i.occurrences,
-                    i.intent,
-                    i.confidence
-                        .map_or_else(|| "-".into(), |c| format!("{c:.2}")),
-                    i.language.as_deref().unwrap_or("-"),
-                    i.text
+                    "  priority {}: {} ({} here, {} in Label Studio)",
+                    p.priority, p.count, p.here, p.label_studio
                 );
             }
-            if suspects_total > 0 {
+            let (audits, suspects) = (waiting.approved_audits(), waiting.suspects());
+            if audits + suspects > 0 {
                 let _ = writeln!(
                     out,
-                    "{suspects_total} suspect labels wait for a human too (the model confidently disagrees; flywheel stats suspects):"
+                    "  besides the review queue: {audits} audits of approved samples, {suspects} suspect labels (flywheel stats suspects)"
                 );
-                for s in &suspects {
-                    let _ = writeln!(out, "{}", super::stats_suspects::line(s));
-                }
+            }
+            if !items.is_empty() {
+                let _ = writeln!(out, "In review order (rank, where, why):");
+            }
+            for q in &items {
+                let s = &q.sample;
+                let _ = writeln!(
+                    out,
+                    "  {:>4} {:<4} p{} ×{:<4} {:<18} {:>5}  {:<8} {:<32} {}",
+                    q.ranked.rank,
+                    match q.place() {
+                        WaitingPlace::Here => "here",
+                        WaitingPlace::LabelStudio => "LS",
+                    },
+                    s.priority,
+                    s.occurrences,
+                    s.intent,
+                    s.confidence
+                        .map_or_else(|| "-".into(), |c| format!("{c:.2}")),
+                    s.language.as_deref().unwrap_or("-"),
+                    q.ranked.reason.to_string(),
+                    s.text
+                );
             }
             out
         },

@@ -1,6 +1,6 @@
-//! `flywheel stats suspects`, and the suspects' lines in `stats queue`:
-//! approved labels the model confidently disagrees with
-//! ([`crate::suspects`]), most suspicious first.
+//! `flywheel stats suspects`: approved labels the model confidently
+//! disagrees with ([`crate::suspects`]), most suspicious first (`stats
+//! queue` ranks them with everything else that waits).
 
 use std::fmt::Write as _;
 
@@ -13,7 +13,7 @@ use crate::storage::Store;
 use crate::storage::suspects::Suspect;
 
 /// One suspect as `--json` gives it.
-pub(super) fn item(s: &Suspect) -> Value {
+fn item(s: &Suspect) -> Value {
     json!({
         "sample_id": s.sample.id,
         "text": s.sample.text,
@@ -28,7 +28,7 @@ pub(super) fn item(s: &Suspect) -> Value {
 }
 
 /// One suspect as a line of text: score, sample, stored label → suggestion, text.
-pub(super) fn line(s: &Suspect) -> String {
+fn line(s: &Suspect) -> String {
     format!(
         "  suspect {:.2}  #{:<7} {} → model says {}  “{}”",
         s.score,

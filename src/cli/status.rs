@@ -58,8 +58,15 @@ fn render_status(r: &StatusReport<'_>, min_samples: i64) -> String {
     let _ = writeln!(out, "Flywheel status  ({})", r.database);
     let _ = writeln!(
         out,
-        "Review queue     {} needs review ({} urgent), {} in Label Studio",
-        s.queue.needs_review, s.queue.urgent, s.queue.in_review
+        "Review queue     {} waiting for review ({} urgent): {}{}",
+        s.queue.total(),
+        s.queue.urgent(),
+        s.queue.places(),
+        match s.queue.suspects() {
+            0 => String::new(),
+            1 => "; 1 suspect label among them".into(),
+            n => format!("; {n} suspect labels among them"),
+        }
     );
     let _ = writeln!(
         out,

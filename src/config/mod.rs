@@ -86,7 +86,7 @@ pub struct AuditConfig {
     pub percent: u32,
     /// Percent of every stretch of the review order (the console's queue,
     /// Label Studio's pushes and stream) given to audits; the rest goes to
-    /// the review queue, most urgent first. 40 % of 300 labels a week
+    /// the review queue, by expected value. 40 % of 300 labels a week
     /// covers the ~113 audits 5 % of 2 265 conversations draw, so each
     /// weekly version is measured on n ≥ 100 (at 20 % it got ~60).
     pub share: u32,

@@ -1,6 +1,7 @@
 //! Human review of uncertain predictions: [`decisions`] records what a
-//! human decided, from any face (the console, Label Studio, audits), and
-//! [`order`] what they should review next.
+//! human decided, from any face (the console, Label Studio, audits);
+//! [`order`] says what they should review next, by the [`value`] of a
+//! label, and [`rescore`] hands that order to Label Studio's stream.
 //! Label Studio is the external review tool; everything that speaks HTTP to
 //! it lives in [`label_studio`] (STYLE: no HTTP outside the client and
 //! `serve`), including building its client from the configuration.
@@ -8,3 +9,5 @@
 pub mod decisions;
 pub mod label_studio;
 pub mod order;
+pub mod rescore;
+pub mod value;

@@ -1,237 +1,512 @@
-//! The order a human should review in, as one list: the review queue most
-//! urgent first (priority, then most occurrences, then oldest) with audits
-//! given their share, newest traffic first ([`crate::audit::interleave`]),
-//! and suspect labels theirs of the rest, most suspicious first
-//! ([`crate::suspects::review_mix`]).
-//! The console reads its batch in this order; Label Studio is handed the
-//! same order as prediction scores its labelling stream sorts by, and
-//! [`rescore`] keeps those scores in order while changing as few as it can.
+//! The order a human should review in: one definition for the console's
+//! Review pane, `stats queue`, the Label Studio push and the order handed
+//! to Label Studio's labelling stream ([`super::rescore`]).
+//!
+//! What waits ([`crate::storage::waiting`]) falls into parts, each in its
+//! own order:
+//! - the **queue**, by expected value ([`super::value`]), most first; a
+//!   near-duplicate ([`crate::text::near_duplicate_key`]) of an item ahead
+//!   of it, or of a sample a human labelled this week, goes behind it;
+//! - **audits**, newest traffic first, holding `audit.share` percent of
+//!   every stretch of the order ([`interleave`]), so the version serving
+//!   now is measured whatever the backlog;
+//! - **suspect labels** ([`crate::suspects`]), most suspicious first,
+//!   holding `suspects.share` percent of the places audits leave (one
+//!   drawn for audit too comes once, as an audit).
+//!
+//! Another part with a share of its own is one more lane in [`rank`]: its
+//! items taken out of the queue, its inner order, its share.
 
-use crate::storage::label_studio_tasks::WaitingTask;
-use crate::suspects::{Shares, review_mix};
+use std::collections::HashMap;
 
-/// Label Studio refuses prediction scores outside 0–1 (it drops them
-/// silently), so the order lives inside (0, 1). Below this gap between two
-/// neighbours an insert renumbers everything instead.
-const MIN_GAP: f64 = 1e-9;
+use chrono::{Duration, Utc};
+use serde::Serialize;
 
-/// `tasks` in review order: the needs-review ones by priority, occurrences
-/// (most first) and sample id; the audits (`audit_at`) newest first, given
-/// `shares.audits` percent of the places; the suspects (`suspect_score`)
-/// most suspicious first, `shares.suspects` percent of the rest; a task in
-/// two comes once, as an audit before a suspect.
-pub fn review_order(tasks: Vec<WaitingTask>, shares: Shares) -> Vec<WaitingTask> {
-    let mut queue: Vec<WaitingTask> = tasks.iter().filter(|t| t.needs_review).cloned().collect();
-    queue.sort_by_key(|t| (t.priority, std::cmp::Reverse(t.occurrences), t.sample_id));
-    let mut suspects: Vec<WaitingTask> = tasks
-        .iter()
-        .filter(|t| t.suspect_score.is_some())
-        .cloned()
+use super::value::{Reason, Weighing};
+use crate::config::Config;
+use crate::domain::WaitingPlace;
+use crate::error::Result;
+use crate::storage::samples::Sample;
+use crate::storage::waiting::{Labelled, WaitingItem};
+use crate::storage::{Store, Timestamp};
+use crate::suspects::Suspicion;
+use crate::text::near_duplicate_key;
+
+/// A human's labels of this many days make their near-duplicates wait.
+pub const LABELLED_LATELY_DAYS: i64 = 7;
+
+/// A near-duplicate's value is multiplied by this for each item like it
+/// ahead of it (or labelled lately): it only ever moves back.
+const NEAR_DUPLICATE_PENALTY: f64 = 0.25;
+
+/// One waiting item and its place in the order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ranked {
+    /// 1 = next.
+    pub rank: usize,
+    pub item: WaitingItem,
+    /// Its expected value, after any near-duplicate's penalty (audits and
+    /// suspects have none: they take their share, newest or most
+    /// suspicious first).
+    pub score: Option<f64>,
+    pub reason: Reason,
+}
+
+/// The parts of the order that hold a share of it, in percent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shares {
+    /// Of every stretch (`audit.share`).
+    pub audits: u32,
+    /// Of the places audits leave (`suspects.share`).
+    pub suspects: u32,
+}
+
+impl Shares {
+    pub fn of(config: &Config) -> Self {
+        Self {
+            audits: config.audit.share,
+            suspects: config.suspects.share,
+        }
+    }
+}
+
+/// Everything waiting for a human label, in review order.
+pub async fn review_order(store: &Store, config: &Config) -> Result<Vec<Ranked>> {
+    let items = store.waiting_items().await?;
+    let gold = store.gold_counts().await?;
+    let since = Timestamp(Utc::now() - Duration::days(LABELLED_LATELY_DAYS));
+    let labelled = store.labelled_since(since).await?;
+    let weighing = Weighing::new(&gold, &items, config.auto_filter.review_confidence);
+    Ok(rank(items, &weighing, &labelled, Shares::of(config)))
+}
+
+/// `items` in review order: the queue by expected value; audits (those
+/// with `audit_at`, taken out of the queue) given `shares.audits` percent
+/// of every stretch, newest traffic first; suspects (those with a
+/// suspicion, not audits) `shares.suspects` percent of the places audits
+/// leave, most suspicious first.
+pub fn rank(
+    items: Vec<WaitingItem>,
+    weighing: &Weighing,
+    labelled: &[Labelled],
+    shares: Shares,
+) -> Vec<Ranked> {
+    let (audits, rest): (Vec<_>, Vec<_>) = items.into_iter().partition(|i| i.audit_at.is_some());
+    let (suspects, queue): (Vec<_>, Vec<_>) =
+        rest.into_iter().partition(|i| i.suspicion().is_some());
+    let mut audits: Vec<Ranked> = audits
+        .into_iter()
+        .map(|item| Ranked {
+            rank: 0,
+            item,
+            score: None,
+            reason: Reason::Audit,
+        })
         .collect();
-    suspects.sort_by(|a, b| {
-        let score = |t: &WaitingTask| t.suspect_score.unwrap_or(0.0);
-        score(b)
-            .total_cmp(&score(a))
-            .then(a.sample_id.cmp(&b.sample_id))
+    audits.sort_by(|a, b| {
+        (b.item.audit_at.cmp(&a.item.audit_at)).then(a.item.sample_id.cmp(&b.item.sample_id))
     });
-    let mut audits: Vec<WaitingTask> = tasks.into_iter().filter(|t| t.audit_at.is_some()).collect();
-    audits.sort_by_key(|t| (std::cmp::Reverse(t.audit_at), t.sample_id));
-    let len = queue.len() + suspects.len() + audits.len();
-    review_mix(queue, suspects, audits, shares, len, |t| t.sample_id)
+    let mut suspects: Vec<(f64, Ranked)> = suspects
+        .into_iter()
+        .filter_map(|item| {
+            let suspicion = item.suspicion()?;
+            let ranked = Ranked {
+                rank: 0,
+                item,
+                score: None,
+                reason: Reason::Suspect {
+                    suggested: suspicion.suggested,
+                },
+            };
+            Some((suspicion.score, ranked))
+        })
+        .collect();
+    suspects.sort_by(|(a_score, a), (b_score, b)| {
+        b_score
+            .total_cmp(a_score)
+            .then(a.item.sample_id.cmp(&b.item.sample_id))
+    });
+    let suspects = suspects.into_iter().map(|(_, ranked)| ranked).collect();
+    let queue = by_value(queue, weighing, labelled);
+    let mut order = interleave(
+        queue,
+        vec![(shares.audits, audits), (shares.suspects, suspects)],
+    );
+    for (i, ranked) in order.iter_mut().enumerate() {
+        ranked.rank = i + 1;
+    }
+    order
 }
 
-/// Scores in (0, 1) for a list that must come out in its order, lowest
-/// first, given the scores its items already carry (`None`: none yet).
-/// Returns the new score of each item that needs one (`None`: keep its
-/// score). The items that already stand in order (a longest increasing run
-/// of their scores) keep theirs; the others share out the gap between their
-/// kept neighbours (or 0 and 1 at the ends).
-pub fn rescore(current: &[Option<f64>]) -> Vec<Option<f64>> {
-    let keep = longest_increasing(current);
-    let mut out = vec![None; current.len()];
-    let mut i = 0;
-    while i < current.len() {
-        if keep[i] {
-            i += 1;
-            continue;
-        }
-        // A run of items to re-score between two kept ones (or the ends).
-        let end = (i..current.len())
-            .find(|&j| keep[j])
-            .unwrap_or(current.len());
-        let low = i.checked_sub(1).and_then(|k| current[k]).unwrap_or(0.0);
-        let high = current.get(end).copied().flatten().unwrap_or(1.0);
-        let step = (high - low) / (end - i + 1) as f64;
-        if step < MIN_GAP {
-            return renumber(current.len());
-        }
-        for (k, slot) in out[i..end].iter_mut().enumerate() {
-            *slot = Some(low + (k + 1) as f64 * step);
-        }
-        i = end;
+/// The queue by expected value, most first (ties: the older sample), each
+/// near-duplicate behind the first of its kind.
+fn by_value(items: Vec<WaitingItem>, weighing: &Weighing, labelled: &[Labelled]) -> Vec<Ranked> {
+    let mut ranked: Vec<Ranked> = items
+        .into_iter()
+        .map(|item| {
+            let value = weighing.value(&item);
+            Ranked {
+                rank: 0,
+                score: Some(value.score()),
+                reason: weighing.reason(&item, &value),
+                item,
+            }
+        })
+        .collect();
+    sort_by_score(&mut ranked);
+    // The first of each kind: a label a human gave lately, else the item
+    // of the queue that comes first; and how many of the kind are ahead.
+    let mut first: HashMap<String, (i64, bool, i32)> = HashMap::new();
+    for l in labelled {
+        let entry = first
+            .entry(near_duplicate_key(&l.normalized_text))
+            .or_insert((l.id, true, 0));
+        entry.2 += 1;
     }
-    out
+    for r in &mut ranked {
+        let key = near_duplicate_key(&r.item.normalized_text);
+        match first.get_mut(&key) {
+            Some((of, labelled, ahead)) => {
+                r.score = r.score.map(|s| s * NEAR_DUPLICATE_PENALTY.powi(*ahead));
+                r.reason = Reason::NearDuplicate {
+                    of: *of,
+                    labelled: *labelled,
+                };
+                *ahead += 1;
+            }
+            None => {
+                first.insert(key, (r.item.sample_id, false, 1));
+            }
+        }
+    }
+    sort_by_score(&mut ranked);
+    ranked
 }
 
-/// Every item afresh, evenly spread over (0, 1).
-fn renumber(len: usize) -> Vec<Option<f64>> {
-    let step = 1.0 / (len + 1) as f64;
-    (1..=len).map(|k| Some(k as f64 * step)).collect()
+fn sort_by_score(ranked: &mut [Ranked]) {
+    ranked.sort_by(|a, b| {
+        let (a_score, b_score) = (a.score.unwrap_or(0.0), b.score.unwrap_or(0.0));
+        b_score
+            .total_cmp(&a_score)
+            .then(a.item.sample_id.cmp(&b.item.sample_id))
+    });
 }
 
-/// Which items form a longest strictly increasing run of the scores they
-/// carry (items without a score never do). Patience sorting, O(n log n).
-fn longest_increasing(scores: &[Option<f64>]) -> Vec<bool> {
-    // tails[k]: index of the smallest last score of an increasing run of length k + 1.
-    let mut tails: Vec<usize> = Vec::new();
-    let mut previous: Vec<Option<usize>> = vec![None; scores.len()];
-    for (i, score) in scores.iter().enumerate() {
-        let Some(score) = score else { continue };
-        let at = tails.partition_point(|&t| scores[t].is_some_and(|s| s < *score));
-        previous[i] = at.checked_sub(1).map(|k| tails[k]);
-        if at == tails.len() {
-            tails.push(i);
-        } else {
-            tails[at] = i;
+/// `queue` with each lane of `shared` holding its share (percent): the
+/// first lane of every stretch of the order, each later one of every
+/// stretch of the places the lanes before it leave. At each place, a
+/// lane's item comes when fewer than `share` percent of the places so far
+/// (rounded up) are its; the queue takes the other places, and any side
+/// fills what the others cannot. So the first place goes to a shared lane
+/// when it has items (a short session still measures), a lane's share
+/// does not change with the lanes after it, and an item of the queue never
+/// waits behind more than the lanes' shares.
+pub fn interleave<T>(queue: Vec<T>, shared: Vec<(u32, Vec<T>)>) -> Vec<T> {
+    shared
+        .into_iter()
+        .rev()
+        .fold(queue, |rest, (share, lane)| with_share(rest, share, lane))
+}
+
+/// `rest` with `lane` holding `share` percent of every stretch.
+fn with_share<T>(rest: Vec<T>, share: u32, lane: Vec<T>) -> Vec<T> {
+    let share = share as usize;
+    let mut order = Vec::with_capacity(rest.len() + lane.len());
+    let (mut rest, mut lane) = (rest.into_iter(), lane.into_iter());
+    let mut placed = 0;
+    loop {
+        let due = placed < ((order.len() + 1) * share).div_ceil(100) && lane.len() > 0;
+        let next = if due { None } else { rest.next() };
+        match next.or_else(|| lane.next().inspect(|_| placed += 1)) {
+            Some(item) => order.push(item),
+            None => return order,
         }
     }
-    let mut keep = vec![false; scores.len()];
-    let mut at = tails.last().copied();
-    while let Some(i) = at {
-        keep[i] = true;
-        at = previous[i];
+}
+
+/// A ranked item with its sample in full, as the faces show it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Queued {
+    pub ranked: Ranked,
+    pub sample: Sample,
+}
+
+impl Queued {
+    pub fn place(&self) -> WaitingPlace {
+        self.ranked.item.place
     }
-    keep
+}
+
+/// The first `limit` of `order` with their samples (a sample decided since
+/// the order was read is left out).
+pub async fn head(store: &Store, order: &[Ranked], limit: usize) -> Result<Vec<Queued>> {
+    let head = &order[..limit.min(order.len())];
+    let ids: Vec<i64> = head.iter().map(|r| r.item.sample_id).collect();
+    let mut samples: HashMap<i64, Sample> = store
+        .samples_by_ids(&ids)
+        .await?
+        .into_iter()
+        .map(|s| (s.id, s))
+        .collect();
+    Ok(head
+        .iter()
+        .filter_map(|r| {
+            samples.remove(&r.item.sample_id).map(|sample| Queued {
+                ranked: r.clone(),
+                sample,
+            })
+        })
+        .collect())
+}
+
+/// `stats queue --json`'s item: the sample's fields and its place.
+impl Serialize for Queued {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Item<'a> {
+            sample_id: i64,
+            rank: usize,
+            reason: &'a Reason,
+            score: Option<f64>,
+            #[serde(rename = "where")]
+            place: WaitingPlace,
+            /// A suspect label: what the model says instead.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            suspect: Option<Suspicion>,
+            #[serde(flatten)]
+            sample: &'a Sample,
+        }
+        Item {
+            sample_id: self.sample.id,
+            rank: self.ranked.rank,
+            reason: &self.ranked.reason,
+            score: self.ranked.score,
+            place: self.place(),
+            suspect: self.ranked.item.suspicion(),
+            sample: &self.sample,
+        }
+        .serialize(s)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::waiting::GoldCount;
 
-    /// The scores after applying `rescore`, which must be strictly increasing.
-    fn applied(current: &[Option<f64>]) -> (Vec<f64>, usize) {
-        let new = rescore(current);
-        let changed = new.iter().filter(|s| s.is_some()).count();
-        let scores: Vec<f64> = current
-            .iter()
-            .zip(&new)
-            .map(|(old, new)| new.or(*old).expect("every item has a score"))
-            .collect();
-        assert!(scores.windows(2).all(|w| w[0] < w[1]), "{scores:?}");
-        assert!(scores.iter().all(|s| (0.0..=1.0).contains(s)), "{scores:?}");
-        (scores, changed)
-    }
-
-    #[test]
-    fn a_fresh_list_is_numbered_and_an_ordered_one_is_left_alone() {
-        let (scores, changed) = applied(&[None, None, None]);
-        assert_eq!((scores, changed), (vec![0.25, 0.5, 0.75], 3));
-        let (_, changed) = applied(&[Some(0.1), Some(0.2), Some(0.5)]);
-        assert_eq!(changed, 0);
-        assert!(rescore(&[]).is_empty());
-    }
-
-    #[test]
-    fn new_items_slot_between_and_around_the_old_ones_without_moving_them() {
-        // This week's urgent items come first, one lands in the middle, one at the end.
-        let current = [None, None, Some(0.25), None, Some(0.5), None];
-        let (scores, changed) = applied(&current);
-        assert_eq!(changed, 4);
-        assert_eq!((scores[2], scores[4]), (0.25, 0.5));
-        assert!(scores[0] > 0.0 && scores[3] > 0.25 && scores[5] > 0.5);
-    }
-
-    #[test]
-    fn an_item_that_moved_is_the_only_one_rescored() {
-        // An audit that jumped ahead of three older tasks.
-        let (scores, changed) = applied(&[Some(0.4), Some(0.1), Some(0.2), Some(0.3)]);
-        assert_eq!(changed, 1);
-        assert_eq!(&scores[1..], &[0.1, 0.2, 0.3]);
-    }
-
-    #[test]
-    fn a_gap_too_small_renumbers_everything() {
-        let (scores, changed) = applied(&[Some(0.5), None, Some(0.5 + 1e-12)]);
-        assert_eq!(changed, 3);
-        assert_eq!(scores, vec![0.25, 0.5, 0.75]);
-    }
-
-    fn task(
-        sample_id: i64,
-        priority: i32,
-        occurrences: i32,
-        audit_minutes_ago: Option<i64>,
-    ) -> WaitingTask {
-        WaitingTask {
-            task_id: sample_id + 100,
-            sample_id,
-            intent: "greeting".into(),
-            priority,
+    fn item(id: i64, text: &str, confidence: f64, occurrences: i32) -> WaitingItem {
+        WaitingItem {
+            sample_id: id,
+            normalized_text: text.into(),
+            intent: "refund".into(),
+            language: Some("en".into()),
+            confidence: Some(confidence),
+            priority: if confidence < 0.7 { 2 } else { 5 },
             occurrences,
-            needs_review: audit_minutes_ago.is_none() || sample_id % 2 == 0,
-            audit_at: audit_minutes_ago.map(|m| {
-                crate::storage::Timestamp(chrono::Utc::now() - chrono::Duration::minutes(m))
-            }),
+            place: WaitingPlace::Here,
+            audit_at: None,
+            has_task: false,
+            suggested_intent: None,
             suspect_score: None,
-            order_score: None,
         }
     }
 
-    /// Audits' share alone (no suspects waiting changes nothing).
-    fn audits_at(share: u32) -> Shares {
-        Shares {
-            audits: share,
-            suspects: 20,
-        }
+    fn suspected(mut item: WaitingItem, suggested: &str, score: f64) -> WaitingItem {
+        item.suggested_intent = Some(suggested.into());
+        item.suspect_score = Some(score);
+        item
     }
 
-    #[test]
-    fn the_review_order_is_the_queue_with_audits_given_their_share() {
-        let tasks = vec![
-            task(1, 5, 1, None),
-            task(2, 2, 1, None),
-            task(3, 2, 9, None),
-            task(5, 5, 1, Some(10)),
-            task(7, 5, 1, Some(1)),
-            task(4, 5, 3, Some(5)), // audited and needs review: once, as an audit
-        ];
-        let order: Vec<i64> = review_order(tasks, audits_at(50))
-            .iter()
-            .map(|t| t.sample_id)
-            .collect();
-        assert_eq!(order, vec![7, 3, 4, 2, 5, 1]);
-        let no_audits: Vec<i64> = review_order(
-            vec![task(1, 5, 1, None), task(2, 2, 1, None)],
-            audits_at(20),
+    fn audited(mut item: WaitingItem, minutes_ago: i64) -> WaitingItem {
+        item.audit_at = Some(Timestamp(Utc::now() - Duration::minutes(minutes_ago)));
+        item
+    }
+
+    fn weighing(items: &[WaitingItem]) -> Weighing {
+        let gold = [GoldCount {
+            intent: "refund".into(),
+            language: Some("en".into()),
+            count: 50,
+        }];
+        Weighing::new(&gold, items, 0.70)
+    }
+
+    fn order(items: Vec<WaitingItem>, labelled: &[Labelled], share: u32) -> Vec<(i64, String)> {
+        shared(
+            items,
+            labelled,
+            Shares {
+                audits: share,
+                suspects: 20,
+            },
         )
-        .iter()
-        .map(|t| t.sample_id)
-        .collect();
-        assert_eq!(no_audits, vec![2, 1]);
+    }
+
+    fn shared(
+        items: Vec<WaitingItem>,
+        labelled: &[Labelled],
+        shares: Shares,
+    ) -> Vec<(i64, String)> {
+        let w = weighing(&items);
+        rank(items, &w, labelled, shares)
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| {
+                assert_eq!(r.rank, i + 1);
+                (r.item.sample_id, r.reason.to_string())
+            })
+            .collect()
     }
 
     #[test]
-    fn suspects_lead_the_places_audits_leave_most_suspicious_first() {
-        let suspect = |sample_id: i64, score: f64| WaitingTask {
-            needs_review: false,
-            suspect_score: Some(score),
-            ..task(sample_id, 5, 1, None)
+    fn the_queue_goes_by_expected_value_and_says_why() {
+        let got = order(
+            vec![
+                item(1, "medium once", 0.75, 1),
+                item(2, "urgent once", 0.30, 1),
+                item(3, "medium often", 0.75, 16),
+                item(4, "sure once", 0.95, 1),
+            ],
+            &[],
+            20,
+        );
+        assert_eq!(
+            got,
+            vec![
+                (3, "seen 16 times".to_string()),
+                (2, "uncertain: confidence 0.30".to_string()),
+                (1, "likely right: confidence 0.75".to_string()),
+                (4, "likely right: confidence 0.95".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_near_duplicate_goes_behind_the_first_of_its_kind() {
+        let labelled = [Labelled {
+            id: 77,
+            normalized_text: "refund order 12".into(),
+        }];
+        let got = order(
+            vec![
+                item(1, "where is order 1234", 0.30, 1),
+                item(2, "order 98 where is", 0.30, 2),
+                item(3, "cancel it", 0.60, 1),
+                item(4, "refund order 555", 0.20, 1),
+            ],
+            &labelled,
+            0,
+        );
+        assert_eq!(
+            got,
+            vec![
+                (2, "uncertain: confidence 0.30".to_string()),
+                (3, "uncertain: confidence 0.60".to_string()),
+                (4, "like #77, labelled this week".to_string()),
+                (1, "like #2, queued ahead".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn audits_hold_their_share_newest_first_and_come_once() {
+        let got: Vec<i64> = order(
+            vec![
+                item(1, "a", 0.5, 1),
+                item(2, "b", 0.4, 1),
+                audited(item(3, "c", 0.3, 1), 30),
+                audited(item(4, "d", 0.9, 1), 5),
+                item(5, "e", 0.6, 1),
+                item(6, "f", 0.65, 1),
+            ],
+            &[],
+            40,
+        )
+        .into_iter()
+        .map(|(id, why)| {
+            assert_eq!(why == "audit", id == 3 || id == 4, "{id}: {why}");
+            id
+        })
+        .collect();
+        assert_eq!(got, vec![4, 2, 3, 1, 5, 6]);
+    }
+
+    #[test]
+    fn suspects_hold_their_share_of_what_audits_leave_most_suspicious_first() {
+        let got = shared(
+            vec![
+                item(1, "a", 0.5, 1),
+                item(2, "b", 0.4, 1),
+                suspected(item(3, "c", 0.9, 1), "cancel", 0.3),
+                suspected(item(4, "d", 0.9, 1), "order_status", 0.8),
+                audited(item(5, "e", 0.9, 1), 5),
+                // Drawn for audit and suspected: once, as an audit.
+                suspected(audited(item(6, "f", 0.9, 1), 1), "cancel", 0.9),
+                item(7, "g", 0.6, 1),
+            ],
+            &[],
+            Shares {
+                audits: 25,
+                suspects: 50,
+            },
+        );
+        assert_eq!(
+            got,
+            vec![
+                (6, "audit".to_string()),
+                (4, "suspect: model says order_status".to_string()),
+                (2, "uncertain: confidence 0.40".to_string()),
+                (3, "suspect: model says cancel".to_string()),
+                (5, "audit".to_string()),
+                (1, "uncertain: confidence 0.50".to_string()),
+                (7, "uncertain: confidence 0.60".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn lanes_hold_their_share_of_every_stretch_and_either_side_fills() {
+        let queue: Vec<u32> = (1..=100).collect();
+        let audits: Vec<u32> = (1001..=1100).collect();
+        let head = |q: Vec<u32>, lanes: Vec<(u32, Vec<u32>)>, n: usize| {
+            interleave(q, lanes).into_iter().take(n).collect::<Vec<_>>()
         };
-        let tasks = vec![
-            task(1, 5, 1, None),
-            task(2, 2, 1, None),
-            suspect(10, 0.4),
-            suspect(11, 0.9),
-            task(7, 5, 1, Some(1)),
-        ];
-        let shares = Shares {
-            audits: 25,
-            suspects: 50,
-        };
-        let order: Vec<i64> = review_order(tasks, shares)
-            .iter()
-            .map(|t| t.sample_id)
-            .collect();
-        assert_eq!(order, vec![7, 11, 2, 10, 1]);
+        assert_eq!(
+            head(queue.clone(), vec![(20, audits.clone())], 12),
+            vec![1001, 1, 2, 3, 4, 1002, 5, 6, 7, 8, 1003, 9]
+        );
+        // 40 %: two in every five places, the lane first.
+        assert_eq!(
+            head(queue.clone(), vec![(40, audits.clone())], 5),
+            vec![1001, 1, 1002, 2, 3]
+        );
+        // Few in the lane: the queue fills the rest; an empty queue: the lane does.
+        assert_eq!(
+            head(queue.clone(), vec![(50, vec![1001])], 4),
+            vec![1001, 1, 2, 3]
+        );
+        assert_eq!(
+            interleave(Vec::new(), vec![(20, vec![1001, 1002, 1003])]),
+            vec![1001, 1002, 1003]
+        );
+        assert_eq!(
+            head(queue.clone(), vec![(0, audits.clone())], 3),
+            vec![1, 2, 3]
+        );
+        // Two lanes, the first listed first; the second takes its share
+        // of the places the first leaves, so the first's is unchanged.
+        assert_eq!(
+            head(
+                queue.clone(),
+                vec![(20, audits.clone()), (20, (2001..=2100).collect())],
+                6
+            ),
+            vec![1001, 2001, 1, 2, 3, 1002]
+        );
+        assert_eq!(
+            head(queue, vec![(40, audits), (50, (2001..=2100).collect())], 10),
+            vec![1001, 2001, 1002, 1, 2002, 1003, 2, 1004, 2003, 3]
+        );
+        assert!(interleave(Vec::<u32>::new(), Vec::new()).is_empty());
     }
 }

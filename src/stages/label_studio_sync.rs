@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::domain::ReviewVerdict;
+use crate::domain::{Provenance, ReviewStatus, ReviewVerdict, WaitingPlace};
 use crate::error::{Error, ErrorKind, Result};
 use crate::jobs::{Stage, StageContext, StageJob};
 use crate::privacy::Redactor;
@@ -25,11 +25,12 @@ use crate::review::label_studio::{
     DEFAULT_LABEL_CONFIG, LabelStudioClient, ModelPrediction, NewTask, REVIEW_ORDER_VERSION,
     TaskPrediction, UNCERTAINTY_SAMPLING, Unusable, decide, label_config_with_intents,
 };
-use crate::review::order::{rescore, review_order};
-use crate::storage::label_studio_tasks::{SampleToPush, WaitingTask};
+use crate::review::order::review_order;
+use crate::review::rescore::rescore;
+use crate::storage::label_studio_tasks::PushedTask;
 use crate::storage::samples::ReviewOutcome;
 use crate::storage::{Store, Timestamp};
-use crate::suspects::{Shares, Suspicion};
+use crate::suspects::Suspicion;
 
 /// The Label Studio sync stage. Its fields are its options.
 #[derive(Clone)]
@@ -266,38 +267,41 @@ async fn push(
         }
     }
 
-    // 2. New pushes, most urgent first, in batches.
+    // 2. New pushes in review order (audits and suspects their shares), in batches:
+    //    what waits here and has never had a task.
     let production = store
         .list_model_versions()
         .await?
         .into_iter()
         .find(|m| m.status == crate::domain::ModelStatus::Production)
         .map(|m| m.version);
-    let batch_size = config.label_studio.batch_size.max(1) as i64;
-    let total = limit.unwrap_or(i64::MAX);
+    let batch_size = config.label_studio.batch_size.max(1);
+    let mut suspicions: HashMap<i64, Suspicion> = HashMap::new();
+    let to_push: Vec<i64> = review_order(store, config)
+        .await?
+        .into_iter()
+        .filter(|r| r.item.place == WaitingPlace::Here && !r.item.has_task)
+        .take(limit.map_or(usize::MAX, |l| l.max(0) as usize))
+        .map(|r| {
+            if let Some(suspicion) = r.item.suspicion() {
+                suspicions.insert(r.item.sample_id, suspicion);
+            }
+            r.item.sample_id
+        })
+        .collect();
     reporter.phase("push", limit.map(|l| l as u64));
     let redactor = Redactor::new(&config.privacy);
-    while (report.pushed as i64) < total {
+    for ids in to_push.chunks(batch_size) {
         reporter.check_cancelled()?;
-        let want = batch_size.min(total - report.pushed as i64);
-        // Audits take their share of every batch, newest traffic first;
-        // suspects theirs of the rest, most suspicious first; the review
-        // queue, most urgent first, what is left.
-        let suspects = store.suspects_to_push(project, want).await?;
-        let batch = crate::suspects::review_mix(
-            store.samples_to_push(project, want).await?,
-            suspects.iter().map(SampleToPush::from).collect(),
-            store.audit_samples_to_push(project, want).await?,
-            Shares::of(config),
-            want as usize,
-            |sample| sample.id,
-        );
-        let suspicions: HashMap<i64, Suspicion> = suspects
-            .iter()
-            .map(|s| (s.sample.id, s.suspicion()))
-            .collect();
+        // Read now: a sample a human decided since the order was read
+        // (in the console) no longer waits.
+        let mut batch = store.samples_by_ids(ids).await?;
+        batch.retain(|s| {
+            s.review_status == ReviewStatus::NeedsReview
+                || (s.review_status == ReviewStatus::Approved && s.source != Provenance::Human)
+        });
         if batch.is_empty() {
-            break;
+            continue;
         }
         let ids: Vec<i64> = batch.iter().map(|s| s.id).collect();
         store.reserve_pushes(project, &ids).await?;
@@ -357,32 +361,50 @@ async fn order_review(
     project: i64,
     report: &mut SyncReport,
 ) -> Result<()> {
-    let ordered = review_order(store.waiting_tasks(project).await?, Shares::of(config));
-    let scores = rescore(&ordered.iter().map(|t| t.order_score).collect::<Vec<_>>());
-    let changed: Vec<(&WaitingTask, f64)> = ordered
+    // The project's waiting tasks, in the place review order gives them.
+    let mut tasks: HashMap<i64, PushedTask> = store
+        .pushed_tasks(project)
+        .await?
+        .into_iter()
+        .map(|t| (t.sample_id, t))
+        .collect();
+    let ordered: Vec<(PushedTask, String)> = review_order(store, config)
+        .await?
+        .into_iter()
+        .filter_map(|r| Some((tasks.remove(&r.item.sample_id)?, r.item.intent)))
+        .collect();
+    let scores = rescore(
+        &ordered
+            .iter()
+            .map(|(t, _)| t.order_score)
+            .collect::<Vec<_>>(),
+    );
+    let changed: Vec<(&PushedTask, &str, f64)> = ordered
         .iter()
         .zip(scores)
-        .filter_map(|(task, score)| score.map(|s| (task, s)))
+        .filter_map(|((task, intent), score)| score.map(|s| (task, intent.as_str(), s)))
         .collect();
     if !changed.is_empty() {
-        let ids: Vec<i64> = changed.iter().map(|(t, _)| t.task_id).collect();
+        let ids: Vec<i64> = changed.iter().map(|(t, _, _)| t.task_id).collect();
         let cleared: Vec<(i64, Option<f64>)> = ids.iter().map(|id| (*id, None)).collect();
         store.set_order_scores(project, &cleared).await?;
         client.delete_predictions(project, &ids).await?;
         let predictions: Vec<TaskPrediction> = changed
             .iter()
-            .map(|(task, score)| TaskPrediction {
+            .map(|(task, intent, score)| TaskPrediction {
                 task_id: task.task_id,
                 prediction: ModelPrediction {
                     model_version: REVIEW_ORDER_VERSION.into(),
-                    intent: task.intent.clone(),
+                    intent: intent.to_string(),
                     score: *score,
                 },
             })
             .collect();
         client.import_predictions(project, &predictions).await?;
-        let scored: Vec<(i64, Option<f64>)> =
-            changed.iter().map(|(t, s)| (t.task_id, Some(*s))).collect();
+        let scored: Vec<(i64, Option<f64>)> = changed
+            .iter()
+            .map(|(t, _, s)| (t.task_id, Some(*s)))
+            .collect();
         store.set_order_scores(project, &scored).await?;
         report.reordered = changed.len();
     }

@@ -1,8 +1,9 @@
-//! `audits`: conversations drawn for a human label ([`crate::audit`]), the
-//! queue of their samples, and what they measured per model version.
+//! `audits`: conversations drawn for a human label ([`crate::audit`]), how
+//! many of their samples await it, and what they measured per model
+//! version. Where they stand in the review order is
+//! [`crate::review::order`]'s.
 
-use super::label_studio_tasks::SampleToPush;
-use super::samples::{SAMPLE_COLUMNS, Sample, gold_sources};
+use super::samples::gold_sources;
 use super::{Store, Timestamp, db_error, on_pool};
 use crate::audit::{AuditTally, HASH_MULTIPLIER};
 use crate::error::Result;
@@ -11,8 +12,8 @@ use crate::stages::approval_thresholds::AuditedPrediction;
 /// An audit's sample waits for a human: it has no gold label yet and was
 /// not thrown out. Samples waiting for review (here or in Label Studio)
 /// count too: left to the review queue's order they would wait behind its
-/// backlog, and the versions measured would be the old ones (the queue and
-/// pushes take each once).
+/// backlog, and the versions measured would be the old ones (the review
+/// order takes each once, as an audit).
 pub(super) fn awaiting_label() -> String {
     format!(
         "s.review_status IN ('approved', 'needs-review', 'in-review') AND s.source NOT IN ({})",
@@ -52,40 +53,6 @@ impl Store {
         .map_err(|err| db_error("drawing audits", err))
     }
 
-    /// Up to `limit` samples of audits awaiting a human label, newest
-    /// traffic first (so the version serving now is measured first). Read
-    /// along the audits' time index, so it stops at `limit` however many
-    /// audits there are.
-    pub async fn audit_queue(&self, limit: i64) -> Result<Vec<Sample>> {
-        let columns = SAMPLE_COLUMNS
-            .split(", ")
-            .map(|c| format!("s.{}", c.trim()))
-            .collect::<Vec<_>>()
-            .join(", ");
-        // A sample audited twice comes back twice: read a little more, keep
-        // its newest. CROSS JOIN keeps SQLite walking the audits newest
-        // first instead of every awaiting sample (PostgreSQL plans by its
-        // statistics either way).
-        let sql = format!(
-            "SELECT {columns} FROM audits a CROSS JOIN training_samples s \
-             WHERE s.id = a.sample_id AND {} ORDER BY a.conversation_at DESC LIMIT $1",
-            awaiting_label()
-        );
-        let rows = on_pool!(self, |pool| {
-            sqlx::query_as::<_, Sample>(&sql)
-                .bind(limit.saturating_mul(2))
-                .fetch_all(pool)
-                .await
-        })
-        .map_err(|err| db_error("reading the audit queue", err))?;
-        let mut seen = std::collections::HashSet::new();
-        Ok(rows
-            .into_iter()
-            .filter(|s| seen.insert(s.id))
-            .take(limit.max(0) as usize)
-            .collect())
-    }
-
     /// Samples of audits awaiting a human label.
     pub async fn audit_queue_size(&self) -> Result<i64> {
         let sql = format!(
@@ -95,40 +62,6 @@ impl Store {
         );
         on_pool!(self, |pool| sqlx::query_scalar(&sql).fetch_one(pool).await)
             .map_err(|err| db_error("counting the audit queue", err))
-    }
-
-    /// Audit samples not yet pushed to Label Studio `project`, newest
-    /// traffic first.
-    pub async fn audit_samples_to_push(
-        &self,
-        project: i64,
-        limit: i64,
-    ) -> Result<Vec<SampleToPush>> {
-        // Newest audits first, as `audit_queue` reads them.
-        let sql = format!(
-            "SELECT s.id, s.text, s.intent, s.language, s.confidence, s.priority, s.occurrences, \
-                 s.predicted_by_version \
-             FROM audits a CROSS JOIN training_samples s \
-             WHERE s.id = a.sample_id AND {} \
-               AND NOT EXISTS (SELECT 1 FROM label_studio_tasks t WHERE t.sample_id = s.id AND t.project_id = $1) \
-             ORDER BY a.conversation_at DESC LIMIT $2",
-            awaiting_label()
-        );
-        let mut seen = std::collections::HashSet::new();
-        on_pool!(self, |pool| {
-            sqlx::query_as::<_, SampleToPush>(&sql)
-                .bind(project)
-                .bind(limit.saturating_mul(2))
-                .fetch_all(pool)
-                .await
-        })
-        .map(|rows| {
-            rows.into_iter()
-                .filter(|s| seen.insert(s.id))
-                .take(limit.max(0) as usize)
-                .collect()
-        })
-        .map_err(|err| db_error("choosing audit samples to push", err))
     }
 
     /// What the audits of conversations since `since` found, per version

@@ -9,19 +9,6 @@ use serde::Serialize;
 use super::{Store, Timestamp, db_error, on_pool};
 use crate::error::Result;
 
-/// A needs-review sample that has no task in the project yet.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
-pub struct SampleToPush {
-    pub id: i64,
-    pub text: String,
-    pub intent: String,
-    pub language: Option<String>,
-    pub confidence: Option<f64>,
-    pub priority: i32,
-    pub occurrences: i32,
-    pub predicted_by_version: Option<String>,
-}
-
 /// Our record of one task.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct TaskLink {
@@ -32,23 +19,13 @@ pub struct TaskLink {
     pub last_annotation_updated_at: Option<Timestamp>,
 }
 
-/// A task in Label Studio still waiting for a human, with what places it in
-/// the review order ([`crate::review::order`]).
+/// A task of the project awaiting its annotation, and the order score
+/// Label Studio holds for it ([`crate::review::rescore`]).
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
-pub struct WaitingTask {
-    pub task_id: i64,
+pub struct PushedTask {
     pub sample_id: i64,
-    /// The label the task shows preselected (the model's).
-    pub intent: String,
-    pub priority: i32,
-    pub occurrences: i32,
-    /// Waiting for review (in Label Studio: `in-review`).
-    pub needs_review: bool,
-    /// An audit awaiting its label: when its newest conversation was.
-    pub audit_at: Option<Timestamp>,
-    /// A suspect label awaiting a human: how suspicious ([`crate::suspects`]).
-    pub suspect_score: Option<f64>,
-    /// The order score Label Studio holds for it, if any.
+    pub task_id: i64,
+    /// `None`: none yet, or being replaced.
     pub order_score: Option<f64>,
 }
 
@@ -62,22 +39,6 @@ pub struct TaskCounts {
 }
 
 impl Store {
-    /// Needs-review samples without a task in `project`, most urgent first.
-    pub async fn samples_to_push(&self, project: i64, limit: i64) -> Result<Vec<SampleToPush>> {
-        on_pool!(self, |pool| sqlx::query_as::<_, SampleToPush>(
-            "SELECT s.id, s.text, s.intent, s.language, s.confidence, s.priority, s.occurrences, s.predicted_by_version \
-             FROM training_samples s \
-             WHERE s.review_status = 'needs-review' \
-               AND NOT EXISTS (SELECT 1 FROM label_studio_tasks t WHERE t.sample_id = s.id AND t.project_id = $1) \
-             ORDER BY s.priority, s.occurrences DESC, s.id LIMIT $2"
-        )
-        .bind(project)
-        .bind(limit)
-        .fetch_all(pool)
-        .await)
-        .map_err(|err| db_error("choosing samples to push", err))
-    }
-
     /// Record that these samples are about to be imported (state `pushing`).
     pub async fn reserve_pushes(&self, project: i64, sample_ids: &[i64]) -> Result<()> {
         on_pool!(self, |pool| async {
@@ -230,32 +191,16 @@ impl Store {
         })
     }
 
-    /// Tasks of `project` pushed and not yet annotated whose sample still
-    /// waits for a human: in the review queue, an audit awaiting its label,
-    /// or a suspect label.
-    pub async fn waiting_tasks(&self, project: i64) -> Result<Vec<WaitingTask>> {
-        let awaiting = super::audits::awaiting_label();
-        let suspected = format!("x.sample_id IS NOT NULL AND {}", super::suspects::live());
-        let sql = format!(
-            "SELECT t.task_id, t.sample_id, s.intent, s.priority, s.occurrences, \
-                 (s.review_status IN ('needs-review', 'in-review')) AS needs_review, \
-                 CASE WHEN a.sample_id IS NOT NULL AND {awaiting} THEN a.newest END AS audit_at, \
-                 CASE WHEN {suspected} THEN x.score END AS suspect_score, \
-                 t.order_score \
-             FROM label_studio_tasks t \
-             JOIN training_samples s ON s.id = t.sample_id \
-             LEFT JOIN (SELECT sample_id, MAX(conversation_at) AS newest FROM audits GROUP BY sample_id) a \
-               ON a.sample_id = s.id \
-             LEFT JOIN label_suspects x ON x.sample_id = s.id \
-             WHERE t.project_id = $1 AND t.sync_state = 'pushed' AND t.task_id IS NOT NULL \
-               AND (s.review_status IN ('needs-review', 'in-review') OR (a.sample_id IS NOT NULL AND {awaiting}) \
-                    OR ({suspected}))"
-        );
+    /// Tasks of `project` pushed and not yet annotated.
+    pub async fn pushed_tasks(&self, project: i64) -> Result<Vec<PushedTask>> {
         on_pool!(self, |pool| {
-            sqlx::query_as::<_, WaitingTask>(&sql)
-                .bind(project)
-                .fetch_all(pool)
-                .await
+            sqlx::query_as::<_, PushedTask>(
+                "SELECT sample_id, task_id, order_score FROM label_studio_tasks \
+                 WHERE project_id = $1 AND sync_state = 'pushed' AND task_id IS NOT NULL",
+            )
+            .bind(project)
+            .fetch_all(pool)
+            .await
         })
         .map_err(|err| db_error("reading the tasks waiting in Label Studio", err))
     }

@@ -11,8 +11,8 @@
 //! [`backend`] has one implementation each.
 //!
 //! Grouped by concept, one query per question: `conversations` (and
-//! `capture_stats`, `idempotency`, `retention`), `samples` and the
-//! `review_queue`, `daily_capture` batches, `models` (versions, transitions,
+//! `capture_stats`, `idempotency`, `retention`), `samples` and what is
+//! `waiting` for review, `daily_capture` batches, `models` (versions, transitions,
 //! registration, the live rows serve loads), `model_performance`,
 //! `training_runs`, `jobs`, `label_studio_tasks`, `audits`, `suspects`;
 //! `snapshot` only asks them.
@@ -30,12 +30,12 @@ mod locks;
 pub mod model_performance;
 pub mod models;
 pub mod retention;
-pub mod review_queue;
 pub mod samples;
 pub mod snapshot;
 pub mod suspects;
 mod timestamp;
 pub mod training_runs;
+pub mod waiting;
 
 use std::path::PathBuf;
 

@@ -214,6 +214,28 @@ impl Store {
         .map_err(|err| db_error("reading a sample", err))
     }
 
+    /// The samples of `ids` (those that exist), in the order of `ids`.
+    pub async fn samples_by_ids(&self, ids: &[i64]) -> Result<Vec<Sample>> {
+        let mut found = std::collections::HashMap::with_capacity(ids.len());
+        // A few hundred markers per statement keep SQLite's marker search cheap.
+        for chunk in ids.chunks(500) {
+            let sql = format!(
+                "SELECT {SAMPLE_COLUMNS} FROM training_samples WHERE id IN {}",
+                self.markers().tuple(chunk.len())
+            );
+            let rows = on_pool!(self, |pool| {
+                let mut query = sqlx::query_as::<_, Sample>(&sql);
+                for id in chunk {
+                    query = query.bind(id);
+                }
+                query.fetch_all(pool).await
+            })
+            .map_err(|err| db_error("reading samples", err))?;
+            found.extend(rows.into_iter().map(|s| (s.id, s)));
+        }
+        Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
+    }
+
     /// The sample holding `text`'s normalised form, if any.
     pub async fn sample_by_normalized_text(&self, normalized: &str) -> Result<Option<Sample>> {
         let sql =
@@ -242,20 +264,6 @@ impl Store {
         })
         .map_err(err)?;
         Ok((approved_today, rejected_today))
-    }
-
-    /// Samples pushed to Label Studio and awaiting annotation.
-    pub async fn in_review_count(&self) -> Result<i64> {
-        let err = |e| db_error("counting samples in review", e);
-        let in_review: i64 = on_pool!(self, |pool| {
-            sqlx::query_scalar(
-                "SELECT COUNT(*) FROM training_samples WHERE review_status = 'in-review'",
-            )
-            .fetch_one(pool)
-            .await
-        })
-        .map_err(err)?;
-        Ok(in_review)
     }
 
     /// Every approved sample, in id order (deterministic training input).

@@ -1,26 +1,17 @@
 //! The state of the loop at a glance, behind `flywheel status`, `doctor`,
 //! the health warnings and weekly training's check: each figure asked of
-//! the concept that owns it (the review queue, samples, conversations,
+//! the concept that owns it (what waits for review, samples, conversations,
 //! model versions), nothing counted here.
 
 use chrono::{Datelike, TimeZone, Utc};
 use serde::Serialize;
 
+use super::waiting::Waiting;
 use super::{Store, Timestamp};
 use crate::audit::{VersionEstimate, pooled_precision};
 use crate::domain::ModelStatus;
 use crate::error::Result;
 use crate::estimate::Estimate;
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct QueueCounts {
-    /// Rows of the `training_queue` view.
-    pub needs_review: i64,
-    /// Of those, at the most urgent priority or better.
-    pub urgent: i64,
-    /// Pushed to Label Studio, awaiting annotation.
-    pub in_review: i64,
-}
 
 /// Today's counts (UTC day).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, sqlx::FromRow)]
@@ -44,7 +35,8 @@ pub struct LiveModel {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StatusSnapshot {
-    pub queue: QueueCounts,
+    /// What waits for review, here and in Label Studio ([`super::waiting`]).
+    pub queue: Waiting,
     pub approved_unused: i64,
     pub today: DayCounts,
     /// Samples approved / rejected today.
@@ -88,18 +80,13 @@ impl Store {
     /// Everything `status` prints, in a handful of indexed queries.
     pub async fn status_snapshot(&self, urgent_priority: i32) -> Result<StatusSnapshot> {
         let today = start_of_today();
-        let queue = self.review_queue_size(urgent_priority).await?;
         let day = self.day_counts(today).await?;
         let (approved_today, rejected_today) = self.decisions_since(today).await?;
         let processed = day.captured - day.pending;
         let auto_approval_rate =
             (processed > 0).then(|| day.auto_approved as f64 * 100.0 / processed as f64);
         Ok(StatusSnapshot {
-            queue: QueueCounts {
-                needs_review: queue.total,
-                urgent: queue.urgent,
-                in_review: self.in_review_count().await?,
-            },
+            queue: self.waiting(urgent_priority).await?,
             approved_unused: self.approved_unused_count().await?,
             today: day,
             approved_today,

@@ -7,11 +7,9 @@
 
 use serde::Serialize;
 
-use super::label_studio_tasks::SampleToPush;
 use super::samples::{SAMPLE_COLUMNS, Sample};
 use super::{Store, Timestamp, db_error, on_pool};
 use crate::error::Result;
-use crate::suspects::Suspicion;
 
 /// Rows per insert statement (six binds each).
 const INSERT_CHUNK: usize = 1000;
@@ -43,32 +41,6 @@ pub struct Suspect {
     /// The version whose training run flagged it.
     pub flagged_by: String,
     pub flagged_at: Timestamp,
-}
-
-impl Suspect {
-    /// What the faces show beside the stored label.
-    pub fn suspicion(&self) -> Suspicion {
-        Suspicion {
-            suggested: self.suggested_intent.clone(),
-            score: self.score,
-        }
-    }
-}
-
-impl From<&Suspect> for SampleToPush {
-    fn from(s: &Suspect) -> Self {
-        let sample = &s.sample;
-        SampleToPush {
-            id: sample.id,
-            text: sample.text.clone(),
-            intent: sample.intent.clone(),
-            language: sample.language.clone(),
-            confidence: sample.confidence,
-            priority: sample.priority,
-            occurrences: sample.occurrences,
-            predicted_by_version: sample.predicted_by_version.clone(),
-        }
-    }
 }
 
 /// The columns of [`Suspect`] over `s` and `x`.
@@ -148,26 +120,5 @@ impl Store {
         );
         on_pool!(self, |pool| sqlx::query_scalar(&sql).fetch_one(pool).await)
             .map_err(|err| db_error("counting suspect labels", err))
-    }
-
-    /// Up to `limit` current suspects without a task in Label Studio
-    /// `project`, most suspicious first.
-    pub async fn suspects_to_push(&self, project: i64, limit: i64) -> Result<Vec<Suspect>> {
-        let sql = format!(
-            "SELECT {} FROM label_suspects x JOIN training_samples s ON s.id = x.sample_id \
-             WHERE {} \
-               AND NOT EXISTS (SELECT 1 FROM label_studio_tasks t WHERE t.sample_id = s.id AND t.project_id = $1) \
-             ORDER BY x.score DESC, x.sample_id LIMIT $2",
-            suspect_columns(),
-            live()
-        );
-        on_pool!(self, |pool| {
-            sqlx::query_as::<_, Suspect>(&sql)
-                .bind(project)
-                .bind(limit)
-                .fetch_all(pool)
-                .await
-        })
-        .map_err(|err| db_error("choosing suspect labels to push", err))
     }
 }

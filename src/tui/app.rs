@@ -17,8 +17,7 @@ use crate::domain::ModelStatus;
 use crate::domain::ReviewVerdict;
 use crate::progress::ProgressEvent;
 use crate::review::decisions::short;
-use crate::storage::samples::Sample;
-use crate::suspects::Suspicion;
+use crate::review::order::Queued;
 
 /// What the UI loop must do after a key or an event.
 #[derive(Debug, Clone, PartialEq)]
@@ -142,13 +141,15 @@ impl App {
     }
 
     /// The review queue as shown: without skipped and just-decided samples.
-    pub fn visible_queue(&self) -> Vec<&Sample> {
+    pub fn visible_queue(&self) -> Vec<&Queued> {
         self.review
             .as_ref()
             .map(|r| {
                 r.queue
                     .iter()
-                    .filter(|s| !self.skipped.contains(&s.id) && !self.pending.contains(&s.id))
+                    .filter(|q| {
+                        !self.skipped.contains(&q.sample.id) && !self.pending.contains(&q.sample.id)
+                    })
                     .collect()
             })
             .unwrap_or_default()
@@ -273,7 +274,7 @@ impl App {
             Action::Accept => self.decide(ReviewVerdict::Accept),
             Action::Reject => self.decide(ReviewVerdict::Reject),
             Action::ChooseIntent => {
-                if self.current_sample().is_some() {
+                if self.current().is_some() {
                     self.overlay = Overlay::ChooseIntent {
                         filter: String::new(),
                         selected: 0,
@@ -284,8 +285,8 @@ impl App {
                 none()
             }
             Action::Skip => {
-                if let Some(sample) = self.current_sample() {
-                    let (id, text) = (sample.id, short(&sample.text));
+                if let Some(q) = self.current() {
+                    let (id, text) = (q.sample.id, short(&q.sample.text));
                     self.skipped.insert(id);
                     self.say(true, format!("skipped “{text}”; it stays in the queue"));
                     self.clamp_cursors();
@@ -364,27 +365,22 @@ impl App {
         }
     }
 
-    /// What the model says of sample `id` when its label is a suspect.
-    pub fn suspicion(&self, id: i64) -> Option<&Suspicion> {
-        self.review.as_ref()?.suspects.get(&id)
-    }
-
-    fn current_sample(&self) -> Option<&Sample> {
+    fn current(&self) -> Option<&Queued> {
         let cursor = self.cursor[Pane::Review.index()];
         self.visible_queue().get(cursor).copied()
     }
 
     fn decide(&mut self, verdict: ReviewVerdict) -> Vec<Command> {
-        let Some(sample) = self.current_sample() else {
+        let Some(current) = self.current() else {
             self.say(false, "the review queue is empty");
             return Vec::new();
         };
-        let sample_id = sample.id;
+        let sample_id = current.sample.id;
         // Accepting a suspect confirms its stored label, whatever a model
         // once predicted for it.
         let verdict = match verdict {
-            ReviewVerdict::Accept if self.suspicion(sample_id).is_some() => {
-                ReviewVerdict::Choose(sample.intent.clone())
+            ReviewVerdict::Accept if current.ranked.item.suspicion().is_some() => {
+                ReviewVerdict::Choose(current.sample.intent.clone())
             }
             other => other,
         };
@@ -565,7 +561,7 @@ impl App {
                 match data {
                     PaneData::Capture(d) => self.capture = Some(d),
                     PaneData::Review(d) => {
-                        let present: HashSet<i64> = d.queue.iter().map(|s| s.id).collect();
+                        let present: HashSet<i64> = d.queue.iter().map(|q| q.sample.id).collect();
                         self.pending.retain(|id| present.contains(id));
                         self.review = Some(d);
                     }
@@ -664,8 +660,10 @@ impl App {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::WaitingPlace;
     use crate::storage::Timestamp;
-    use crate::storage::review_queue::QueueSize;
+    use crate::storage::samples::Sample;
+    use crate::storage::waiting::{Waiting, WaitingBucket};
     use crate::tui::keys::Scope;
     use crossterm::event::KeyModifiers;
 
@@ -675,6 +673,35 @@ mod tests {
 
     fn ch(c: char) -> KeyEvent {
         key(KeyCode::Char(c))
+    }
+
+    /// `sample` ranked at its id.
+    fn queued(id: i64, text: &str) -> Queued {
+        let sample = sample(id, text);
+        Queued {
+            ranked: crate::review::order::Ranked {
+                rank: id as usize,
+                item: crate::storage::waiting::WaitingItem {
+                    sample_id: id,
+                    normalized_text: sample.normalized_text.clone(),
+                    intent: sample.intent.clone(),
+                    language: sample.language.clone(),
+                    confidence: sample.confidence,
+                    priority: sample.priority,
+                    occurrences: sample.occurrences,
+                    place: WaitingPlace::Here,
+                    audit_at: None,
+                    has_task: false,
+                    suggested_intent: None,
+                    suspect_score: None,
+                },
+                score: Some(0.5),
+                reason: crate::review::value::Reason::Uncertain {
+                    confidence: sample.confidence,
+                },
+            },
+            sample,
+        }
     }
 
     fn sample(id: i64, text: &str) -> Sample {
@@ -705,15 +732,18 @@ mod tests {
         let mut app = App::new(Utc::now(), 10);
         app.apply(UiEvent::Loaded {
             data: PaneData::Review(ReviewData {
-                queue: vec![sample(1, "one"), sample(2, "two"), sample(3, "three")],
-                size: QueueSize {
-                    total: 3,
-                    urgent: 3,
-                    by_priority: vec![(2, 3)],
+                queue: vec![queued(1, "one"), queued(2, "two"), queued(3, "three")],
+                waiting: Waiting {
+                    buckets: vec![WaitingBucket {
+                        place: WaitingPlace::Here,
+                        priority: 2,
+                        kind: crate::domain::WaitingKind::Review,
+                        count: 3,
+                    }],
+                    urgent_priority: 2,
                 },
                 intents: vec!["greeting".into(), "refund".into(), "order_status".into()],
                 audits: 0,
-                ..Default::default()
             }),
             at: Utc::now(),
         });
@@ -763,7 +793,7 @@ mod tests {
                 verdict: ReviewVerdict::Accept
             }]
         );
-        assert_eq!(app.visible_queue()[0].id, 2);
+        assert_eq!(app.visible_queue()[0].sample.id, 2);
         assert_eq!(
             app.handle_key(ch('r')),
             vec![Command::Review {
@@ -789,7 +819,7 @@ mod tests {
     fn skip_leaves_the_sample_in_the_queue_without_a_decision() {
         let mut app = review_app();
         assert!(app.handle_key(ch('s')).is_empty());
-        assert_eq!(app.visible_queue()[0].id, 2);
+        assert_eq!(app.visible_queue()[0].sample.id, 2);
         assert!(app.decided.is_empty(), "a skip is not a decision");
     }
 
@@ -821,18 +851,14 @@ mod tests {
     #[test]
     fn accepting_a_suspect_confirms_its_stored_label() {
         let mut app = review_app();
-        let mut suspect = sample(4, "four");
-        suspect.intent = "greeting".into();
-        suspect.review_status = crate::domain::ReviewStatus::Approved;
+        let mut suspect = queued(4, "four");
+        suspect.sample.intent = "greeting".into();
+        suspect.sample.review_status = crate::domain::ReviewStatus::Approved;
+        suspect.ranked.item.intent = "greeting".into();
+        suspect.ranked.item.suggested_intent = Some("refund".into());
+        suspect.ranked.item.suspect_score = Some(0.8);
         if let Some(review) = app.review.as_mut() {
             review.queue.insert(0, suspect);
-            review.suspects.insert(
-                4,
-                Suspicion {
-                    suggested: "refund".into(),
-                    score: 0.8,
-                },
-            );
         }
         // The model once predicted "refund"; accepting keeps "greeting".
         assert_eq!(
@@ -861,7 +887,7 @@ mod tests {
             result: Err("database unavailable".into()),
         });
         assert_eq!(commands, vec![Command::Refresh]);
-        assert_eq!(app.visible_queue()[0].id, 1);
+        assert_eq!(app.visible_queue()[0].sample.id, 1);
         assert!(app.decided.is_empty());
         assert!(!app.message.as_ref().unwrap().ok);
     }
@@ -872,7 +898,7 @@ mod tests {
         app.handle_key(ch('a'));
         app.apply(UiEvent::Loaded {
             data: PaneData::Review(ReviewData {
-                queue: vec![sample(2, "two"), sample(3, "three")],
+                queue: vec![queued(2, "two"), queued(3, "three")],
                 ..Default::default()
             }),
             at: Utc::now(),

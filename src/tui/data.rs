@@ -2,12 +2,12 @@
 //! ([`super::refresh`]) and handed to the app state. No terminal, no
 //! database handle: a pane's data is a value that can be built in a test.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::capture::gaps::{Gap, LowHour};
 use crate::gold::GoldSummary;
 use crate::health::Warning;
+use crate::review::order::Queued;
 use crate::storage::Timestamp;
 use crate::storage::capture_stats::BucketCount;
 use crate::storage::conversations::Conversation;
@@ -15,11 +15,9 @@ use crate::storage::jobs::JobRun;
 use crate::storage::label_studio_tasks::TaskCounts;
 use crate::storage::model_performance::{ModelPerformance, WindowStats};
 use crate::storage::models::ModelVersion;
-use crate::storage::review_queue::QueueSize;
-use crate::storage::samples::Sample;
 use crate::storage::snapshot::AuditStatus;
 use crate::storage::training_runs::TrainingRun;
-use crate::suspects::Suspicion;
+use crate::storage::waiting::Waiting;
 
 /// The five panes, in tab order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -75,17 +73,13 @@ pub struct CaptureData {
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ReviewData {
-    /// The head of the queue: audits' share first (newest traffic), then
-    /// suspects' share of the rest (most suspicious first), then the review
-    /// queue, most urgent first ([`crate::suspects::review_mix`]).
-    pub queue: Vec<Sample>,
-    pub size: QueueSize,
+    /// The head of what waits, in review order ([`crate::review::order`]),
+    /// each with why it ranks there.
+    pub queue: Vec<Queued>,
+    /// What waits for review, here and in Label Studio (as `status` counts).
+    pub waiting: Waiting,
     /// Audit samples awaiting a human label.
     pub audits: i64,
-    /// Suspect labels awaiting a human ([`crate::suspects`]), and what the
-    /// model says of those in `queue`, by sample id.
-    pub suspect_count: i64,
-    pub suspects: BTreeMap<i64, Suspicion>,
     /// Every intent samples carry: the choices of `c`.
     pub intents: Vec<String>,
 }

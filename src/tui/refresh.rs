@@ -20,11 +20,13 @@ use crate::config::Config;
 use crate::domain::Stage;
 use crate::error::{Error, ErrorKind, Result};
 use crate::gold::GoldSummary;
+use crate::review::order::{Queued, head, review_order};
 use crate::storage::capture_stats::{Bucket, BucketCount, MixDimension};
 use crate::storage::conversations::Conversation;
 use crate::storage::model_performance::ModelPerformance;
 use crate::storage::models::ModelVersion;
 use crate::storage::snapshot::AuditStatus;
+use crate::storage::waiting::Waiting;
 use crate::storage::{Store, Timestamp};
 
 /// A load that takes longer than this is reported as a slow database; the
@@ -36,9 +38,13 @@ const CAPTURE_WINDOW: Duration = Duration::hours(48);
 /// into the past by `ingest` are missed by the incremental tail).
 const FULL_RELOAD_EVERY: Duration = Duration::minutes(10);
 const FEED_LEN: usize = 100;
-const QUEUE_HEAD: i64 = 100;
+const QUEUE_HEAD: usize = 100;
 /// Heavier, slowly changing reads: per-version performance and the intent list.
 const SLOW_EVERY: StdDuration = StdDuration::from_secs(60);
+/// What waits for review — in order, and counted — changes with every
+/// decision: re-read this often, in the background (ranking reads and
+/// weighs every waiting sample).
+const WAITING_EVERY: StdDuration = StdDuration::from_secs(5);
 const LOG_TAIL_BYTES: u64 = 32 * 1024;
 const LOG_TAIL_LINES: usize = 200;
 /// Conversations shown on each side of a gap when drilling into it.
@@ -72,27 +78,50 @@ pub struct Loader {
     intents: Slow<Vec<String>>,
     /// Audits awaiting a label: a count over every audit.
     audits_awaiting: Slow<i64>,
+    /// What waits for review, ranked and counted: every waiting sample is
+    /// read and weighed, and the audits part walks every audit.
+    waiting: Slow<(Vec<Queued>, Waiting)>,
     /// Keyed by canary, its start and production: a new pair reloads at once.
     canary_watch: Option<(String, Slow<CanaryWatch>)>,
 }
 
-/// A heavy, slowly changing read: loaded once, then refreshed every
-/// [`SLOW_EVERY`] in a task of its own while loads return the last value,
-/// so the refresh that happens to be due never pays for it.
+/// A heavy read: loaded once, then refreshed every [`SLOW_EVERY`] (or its
+/// own period) in a task of its own while loads return the last value, so
+/// the refresh that happens to be due never pays for it. A read that takes
+/// long waits ten times its duration before the next, so the console never
+/// spends more than a tenth of a core on one, however large the data.
 struct Slow<T> {
     value: Option<T>,
     at: Option<Instant>,
-    pending: Option<tokio::task::JoinHandle<Result<T>>>,
+    every: StdDuration,
+    /// How long the last read took.
+    took: StdDuration,
+    pending: Option<tokio::task::JoinHandle<(Result<T>, StdDuration)>>,
 }
 
 impl<T> Default for Slow<T> {
     fn default() -> Self {
+        Self::every(SLOW_EVERY)
+    }
+}
+
+impl<T> Slow<T> {
+    fn every(every: StdDuration) -> Self {
         Self {
             value: None,
             at: None,
+            every,
+            took: StdDuration::ZERO,
             pending: None,
         }
     }
+}
+
+/// `read`'s result and how long it took.
+async fn timed<T>(read: impl std::future::Future<Output = T>) -> (T, StdDuration) {
+    let start = Instant::now();
+    let value = read.await;
+    (value, start.elapsed())
 }
 
 impl<T: Clone + Send + 'static> Slow<T> {
@@ -102,25 +131,30 @@ impl<T: Clone + Send + 'static> Slow<T> {
     {
         if self.pending.as_ref().is_some_and(|h| h.is_finished())
             && let Some(handle) = self.pending.take()
+            && let Ok((read, took)) = handle.await
         {
+            self.took = took;
             // A failed background read keeps the last value; the next
-            // attempt comes after another SLOW_EVERY.
-            if let Ok(Ok(value)) = handle.await {
+            // attempt comes after another period.
+            if let Ok(value) = read {
                 self.value = Some(value);
             }
         }
         match &self.value {
             None => {
-                let value = fetch().await?;
+                let (read, took) = timed(fetch()).await;
+                let value = read?;
+                self.took = took;
                 self.value = Some(value.clone());
                 self.at = Some(Instant::now());
                 Ok(value)
             }
             Some(value) => {
-                let due = self.at.is_none_or(|at| at.elapsed() >= SLOW_EVERY);
+                let period = self.every.max(self.took * 10);
+                let due = self.at.is_none_or(|at| at.elapsed() >= period);
                 if due && self.pending.is_none() {
                     self.at = Some(Instant::now());
-                    self.pending = Some(tokio::spawn(fetch()));
+                    self.pending = Some(tokio::spawn(timed(fetch())));
                 }
                 Ok(value.clone())
             }
@@ -138,6 +172,7 @@ impl Loader {
             judged_by: Slow::default(),
             intents: Slow::default(),
             audits_awaiting: Slow::default(),
+            waiting: Slow::every(WAITING_EVERY),
             canary_watch: None,
         }
     }
@@ -249,29 +284,20 @@ impl Loader {
     }
 
     async fn review(&mut self) -> Result<ReviewData> {
-        let waiting = self.store.review_queue(QUEUE_HEAD, 0).await?;
-        let suspects = self.store.suspects(QUEUE_HEAD).await?;
-        let suspect_count = self.store.suspect_count().await?;
-        let queue = crate::suspects::review_mix(
-            waiting,
-            suspects.iter().map(|s| s.sample.clone()).collect(),
-            self.store.audit_queue(QUEUE_HEAD).await?,
-            crate::suspects::Shares::of(&self.config),
-            QUEUE_HEAD as usize,
-            |sample| sample.id,
-        );
-        let suspects = suspects
-            .iter()
-            .map(|s| (s.sample.id, s.suspicion()))
-            .collect();
         let store = self.store.clone();
         let audits = self
             .audits_awaiting
             .get(|| async move { store.audit_queue_size().await })
             .await?;
-        let size = self
-            .store
-            .review_queue_size(self.config.auto_filter.high_priority)
+        let (store, config) = (self.store.clone(), self.config.clone());
+        let (queue, waiting) = self
+            .waiting
+            .get(|| async move {
+                let order = review_order(&store, &config).await?;
+                let queue = head(&store, &order, QUEUE_HEAD).await?;
+                let waiting = store.waiting(config.auto_filter.high_priority).await?;
+                Ok((queue, waiting))
+            })
             .await?;
         let store = self.store.clone();
         let intents = self
@@ -280,10 +306,8 @@ impl Loader {
             .await?;
         Ok(ReviewData {
             queue,
-            size,
+            waiting,
             audits,
-            suspect_count,
-            suspects,
             intents,
         })
     }

@@ -12,7 +12,9 @@ use flywheel::storage::models::NewModelVersion;
 use flywheel::storage::samples::Sample;
 use flywheel::storage::{Store, Timestamp};
 
-use super::backends::{TestDb, column, exec, numbers, rows, scalar, timestamp_literal};
+use super::backends::{
+    TestDb, column, exec, numbers, rows, scalar, timestamp_at, timestamp_literal,
+};
 
 /// The day most fixtures are captured on.
 pub const DAY: &str = "2026-03-10";
@@ -225,6 +227,37 @@ pub async fn register_model(store: &Store, version: NewModelVersion) {
         .insert_model_version(&version, "test@host")
         .await
         .unwrap_or_else(|e| panic!("register {}: {e}", version.version));
+}
+
+/// Draw sample `sample_id` for audit as if its conversation (id 1000 +
+/// sample id), auto-approved and served as `order_food`, happened
+/// `minutes_ago`.
+pub async fn audit(store: &Store, sample_id: i64, minutes_ago: i64) {
+    let at = timestamp_at(store, Utc::now() - chrono::Duration::minutes(minutes_ago));
+    exec(
+        store,
+        &format!(
+            "INSERT INTO audits (conversation_id, sample_id, model_version, served_intent, conversation_status, \
+               conversation_at, drawn_at) \
+             VALUES ({}, {sample_id}, 'router-v1.0.0', 'order_food', 'auto-approved', {at}, {at})",
+            1000 + sample_id
+        ),
+    )
+    .await;
+}
+
+/// Sample `sample_id` as task 500 + its id of Label Studio project 1,
+/// awaiting its annotation.
+pub async fn pushed_task(store: &Store, sample_id: i64) {
+    exec(
+        store,
+        &format!(
+            "INSERT INTO label_studio_tasks (sample_id, project_id, task_id, sync_state) \
+             VALUES ({sample_id}, 1, {}, 'pushed')",
+            500 + sample_id
+        ),
+    )
+    .await;
 }
 
 /// `i` spelled out digit by digit ("one two"): distinct texts without digit

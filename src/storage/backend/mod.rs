@@ -1,7 +1,7 @@
 //! Where SQLite and PostgreSQL really differ, in one place: how a whole
 //! batch travels (one JSON text on SQLite, typed arrays on PostgreSQL), how
 //! many rows come back at once, how an exclusive transaction is taken, bind
-//! markers, index hints and write parallelism. [`Dialect`] is implemented
+//! markers and write parallelism. [`Dialect`] is implemented
 //! once per backend's connection ([`sqlite`], [`postgres`]); callers write
 //! one body with `on_pool!` and call these methods on its transaction,
 //! which resolve to the backend in use. Statements that are the same text
@@ -132,17 +132,6 @@ impl Store {
         match self.backend() {
             Backend::Sqlite(_) => 1,
             Backend::Postgres(_) => 2,
-        }
-    }
-
-    /// Without `ANALYZE` statistics (nobody runs it on an embedded file)
-    /// SQLite serves `review_status = 'needs-review'` from the status index
-    /// and sorts every waiting sample: ~30 ms at 50 000. The queue's partial
-    /// index is already in queue order and covers the priority, so name it.
-    pub(super) fn queue_index_hint(&self) -> &'static str {
-        match self.backend() {
-            Backend::Sqlite(_) => "INDEXED BY training_samples_queue",
-            Backend::Postgres(_) => "",
         }
     }
 }
