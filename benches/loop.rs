@@ -44,8 +44,8 @@
 //!
 //! Run: `cargo bench --bench loop` (seed 1), `cargo bench --bench loop --
 //! --seeds 3` (seeds 1–3, then mean ± sd). Environment:
-//! `LOOP_BENCH_SEEDS=4,7` exact seeds; `LOOP_BENCH_SUSPECTS=0` keeps
-//! suspect labels in training; `LOOP_BENCH_ARMS=product,ceiling`
+//! `LOOP_BENCH_SEEDS=4,7` exact seeds; `LOOP_BENCH_SUSPECTS=1` flags
+//! suspect labels (`suspects.enabled`); `LOOP_BENCH_ARMS=product,ceiling`
 //! a subset of `product,random,none,ceiling`; `FLYWHEEL_BENCH_DATA` the
 //! data dir (default `../shared/data`). Training uses the product's
 //! defaults (epochs, early stopping, selection split); the seed also seeds
@@ -219,9 +219,10 @@ impl<'a> Installation<'a> {
             ..Config::default()
         };
         config.training.seed = seed;
-        // Ablation: LOOP_BENCH_SUSPECTS=0 trains on suspect labels too.
-        if std::env::var("LOOP_BENCH_SUSPECTS").is_ok_and(|v| v == "0") {
-            config.suspects.enabled = false;
+        // Ablation: LOOP_BENCH_SUSPECTS=1 flags suspect labels (off by
+        // default, as in the product), =0 does not.
+        if let Ok(flag) = std::env::var("LOOP_BENCH_SUSPECTS") {
+            config.suspects.enabled = flag == "1";
         }
         let store = flywheel::storage::open(&config).await?;
         let seed_file = dir.path().join("seed.jsonl");

@@ -20,7 +20,7 @@ use flywheel::storage::suspects::NewSuspect;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
-use support::{TestDb, exec, for_each_backend, scalar};
+use support::{Exits, TestDb, exec, for_each_backend, json_stdout, scalar};
 
 /// A labelled file: (text, intent) per line, and the texts whose label
 /// was flipped to another intent.
@@ -113,8 +113,14 @@ fn measure(items: &[Value], flipped: &HashSet<String>, top: usize) -> (f64, f64)
     )
 }
 
+/// Weekly training with flagging on (it is off by default).
 fn train(db: &TestDb) -> Value {
-    db.json(&["weekly-training", "--force", "--json"])["result"].clone()
+    let out = db
+        .cmd()
+        .env("FLYWHEEL_SUSPECTS__ENABLED", "true")
+        .args(["weekly-training", "--force", "--json"])
+        .succeeds();
+    json_stdout(&out)["result"].clone()
 }
 
 #[test]
