@@ -294,20 +294,13 @@ mod tests {
     use super::*;
     use crate::storage::waiting::GoldCount;
 
+    /// A refund utterance waiting here (the shape `value`'s tests use),
+    /// with its text and the priority bucket its confidence falls in.
     fn item(id: i64, text: &str, confidence: f64, occurrences: i32) -> WaitingItem {
         WaitingItem {
-            sample_id: id,
             normalized_text: text.into(),
-            intent: "refund".into(),
-            language: Some("en".into()),
-            confidence: Some(confidence),
             priority: if confidence < 0.7 { 2 } else { 5 },
-            occurrences,
-            place: WaitingPlace::Here,
-            audit_at: None,
-            has_task: false,
-            suggested_intent: None,
-            suspect_score: None,
+            ..crate::review::value::tests::item(id, "refund", "en", Some(confidence), occurrences)
         }
     }
 

@@ -231,7 +231,7 @@ impl Weighing {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::domain::WaitingPlace;
 

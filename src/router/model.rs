@@ -49,7 +49,9 @@ pub(crate) struct Linear {
 
 impl Linear {
     /// Quantise a trained SVM for inference (and for the artifact).
-    pub(crate) fn from_svm(svm: &super::svm::Svm, rows: usize, classes: usize) -> Self {
+    pub(crate) fn from_svm(svm: &super::svm::Svm) -> Self {
+        let classes = svm.bias.len();
+        let rows = svm.weight.len() / classes;
         Self {
             table: Table::from_rows(rows, classes, |row, out| {
                 out.copy_from_slice(&svm.weight[row * classes..(row + 1) * classes]);

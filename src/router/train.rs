@@ -342,7 +342,7 @@ fn fit(
             params.linear_c,
             params.seed,
         );
-        Linear::from_svm(&svm, vocab.len(), labels.len())
+        Linear::from_svm(&svm)
     });
     let train_seconds = started.elapsed().as_secs_f64();
 

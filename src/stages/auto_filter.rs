@@ -13,36 +13,52 @@ pub enum Verdict {
     NeedsReview { priority: i32 },
 }
 
-/// `confidence >=` the intent's auto-approval threshold (at least
-/// `auto_approve_confidence`, see [`ApprovalThresholds`]) from a trusted
-/// provider → auto-approved; `>= review_confidence` → needs review at
-/// medium priority;
-/// otherwise (including no confidence or no predicted intent, where the
-/// model gave nothing usable) → needs review at high priority.
-pub fn classify(
-    config: &AutoFilterConfig,
-    thresholds: &ApprovalThresholds,
-    intent: Option<&str>,
-    confidence: Option<f64>,
-    provider: Option<&str>,
-) -> Verdict {
-    let intent = intent.filter(|i| !i.trim().is_empty());
-    let confidence = confidence.filter(|c| c.is_finite()).unwrap_or(0.0);
-    let trusted = provider.is_some_and(|p| config.trusted_providers.iter().any(|t| t == p));
-    let Some(intent) = intent else {
-        return Verdict::NeedsReview {
-            priority: config.high_priority,
-        };
-    };
-    if trusted && confidence >= thresholds.for_intent(intent) {
-        Verdict::AutoApproved
-    } else if confidence >= config.review_confidence {
-        Verdict::NeedsReview {
-            priority: config.medium_priority,
+/// The rule as daily capture applies it: the operator's settings and the
+/// per-intent thresholds audits gave when the run started.
+pub struct AutoFilter<'a> {
+    pub config: &'a AutoFilterConfig,
+    pub thresholds: ApprovalThresholds,
+}
+
+impl<'a> AutoFilter<'a> {
+    /// The operator's floor alone (no audit evidence consulted).
+    pub fn floor_only(config: &'a AutoFilterConfig) -> Self {
+        Self {
+            config,
+            thresholds: ApprovalThresholds::floor_only(config),
         }
-    } else {
-        Verdict::NeedsReview {
-            priority: config.high_priority,
+    }
+
+    /// `confidence >=` the intent's auto-approval threshold (at least
+    /// `auto_approve_confidence`, see [`ApprovalThresholds`]) from a trusted
+    /// provider → auto-approved; `>= review_confidence` → needs review at
+    /// medium priority; otherwise (including no confidence or no predicted
+    /// intent, where the model gave nothing usable) → needs review at high
+    /// priority.
+    pub fn classify(
+        &self,
+        intent: Option<&str>,
+        confidence: Option<f64>,
+        provider: Option<&str>,
+    ) -> Verdict {
+        let config = self.config;
+        let confidence = confidence.filter(|c| c.is_finite()).unwrap_or(0.0);
+        let trusted = provider.is_some_and(|p| config.trusted_providers.iter().any(|t| t == p));
+        let Some(intent) = intent.filter(|i| !i.trim().is_empty()) else {
+            return Verdict::NeedsReview {
+                priority: config.high_priority,
+            };
+        };
+        if trusted && confidence >= self.thresholds.for_intent(intent) {
+            Verdict::AutoApproved
+        } else if confidence >= config.review_confidence {
+            Verdict::NeedsReview {
+                priority: config.medium_priority,
+            }
+        } else {
+            Verdict::NeedsReview {
+                priority: config.high_priority,
+            }
         }
     }
 }
@@ -54,9 +70,9 @@ mod tests {
     #[test]
     fn boundaries_follow_the_configured_thresholds() {
         let c = AutoFilterConfig::default();
-        let t = ApprovalThresholds::floor_only(&c);
+        let f = AutoFilter::floor_only(&c);
         let router = Some(crate::config::ROUTER_PROVIDER);
-        let v = |conf: f64, provider| classify(&c, &t, Some("order_food"), Some(conf), provider);
+        let v = |conf: f64, provider| f.classify(Some("order_food"), Some(conf), provider);
         assert_eq!(v(0.85, router), Verdict::AutoApproved);
         assert_eq!(v(0.8499, router), Verdict::NeedsReview { priority: 5 });
         assert_eq!(
@@ -70,15 +86,15 @@ mod tests {
         );
         assert_eq!(v(0.6999, router), Verdict::NeedsReview { priority: 2 });
         assert_eq!(
-            classify(&c, &t, None, Some(0.99), router),
+            f.classify(None, Some(0.99), router),
             Verdict::NeedsReview { priority: 2 }
         );
         assert_eq!(
-            classify(&c, &t, Some("x"), None, router),
+            f.classify(Some("x"), None, router),
             Verdict::NeedsReview { priority: 2 }
         );
         assert_eq!(
-            classify(&c, &t, Some("x"), Some(f64::NAN), router),
+            f.classify(Some("x"), Some(f64::NAN), router),
             Verdict::NeedsReview { priority: 2 }
         );
     }
@@ -87,8 +103,8 @@ mod tests {
     fn an_intent_with_a_raised_threshold_goes_to_review_below_it() {
         use super::super::approval_thresholds::{IntentThreshold, ThresholdBasis};
         let c = AutoFilterConfig::default();
-        let mut t = ApprovalThresholds::floor_only(&c);
-        t.intents.insert(
+        let mut f = AutoFilter::floor_only(&c);
+        f.thresholds.intents.insert(
             "shaky".into(),
             IntentThreshold {
                 threshold: 0.95,
@@ -99,7 +115,7 @@ mod tests {
             },
         );
         let router = Some(crate::config::ROUTER_PROVIDER);
-        let v = |intent, conf| classify(&c, &t, Some(intent), Some(conf), router);
+        let v = |intent, conf| f.classify(Some(intent), Some(conf), router);
         assert_eq!(v("shaky", 0.9), Verdict::NeedsReview { priority: 5 });
         assert_eq!(v("shaky", 0.95), Verdict::AutoApproved);
         assert_eq!(v("steady", 0.9), Verdict::AutoApproved);

@@ -15,9 +15,7 @@
 
 use std::collections::HashMap;
 
-use super::approval_thresholds::ApprovalThresholds;
-use super::auto_filter::{Verdict, classify};
-use crate::config::AutoFilterConfig;
+use super::auto_filter::{AutoFilter, Verdict};
 use crate::domain::{Provenance, ReviewStatus};
 use crate::storage::daily_capture::{CapturedConversation, PendingConversation};
 use crate::storage::samples::NewSample;
@@ -85,12 +83,7 @@ pub struct Chunk {
 }
 
 impl Fold {
-    pub fn add(
-        &mut self,
-        rows: &[PendingConversation],
-        filter: &AutoFilterConfig,
-        thresholds: &ApprovalThresholds,
-    ) {
+    pub fn add(&mut self, rows: &[PendingConversation], filter: &AutoFilter) {
         for row in rows {
             self.conversations += 1;
             let conversation = ConversationRef {
@@ -103,9 +96,7 @@ impl Fold {
                 self.ignored.push(conversation);
                 continue;
             }
-            let verdict = classify(
-                filter,
-                thresholds,
+            let verdict = filter.classify(
                 row.nlu_intent.as_deref(),
                 row.nlu_confidence,
                 row.nlu_provider.as_deref(),
@@ -119,7 +110,8 @@ impl Fold {
                         // A confident repeat makes the new sample an
                         // approved one, represented by that conversation.
                         Verdict::AutoApproved if sample.review_status != ReviewStatus::Approved => {
-                            *sample = new_sample(row, normalized, verdict, filter.medium_priority);
+                            *sample =
+                                new_sample(row, normalized, verdict, filter.config.medium_priority);
                         }
                         Verdict::NeedsReview { priority }
                             if sample.review_status == ReviewStatus::NeedsReview
@@ -133,7 +125,7 @@ impl Fold {
                 None => {
                     self.index.insert(normalized.clone(), self.samples.len());
                     self.samples.push(FoldedSample {
-                        sample: new_sample(row, normalized, verdict, filter.medium_priority),
+                        sample: new_sample(row, normalized, verdict, filter.config.medium_priority),
                         conversations: vec![conversation],
                     });
                 }
@@ -241,6 +233,7 @@ fn new_sample(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::AutoFilterConfig;
 
     fn row(id: i64, text: &str, confidence: f64) -> PendingConversation {
         PendingConversation {
@@ -256,8 +249,8 @@ mod tests {
 
     fn fold(rows: &[PendingConversation]) -> Fold {
         let mut fold = Fold::default();
-        let filter = AutoFilterConfig::default();
-        fold.add(rows, &filter, &ApprovalThresholds::floor_only(&filter));
+        let config = AutoFilterConfig::default();
+        fold.add(rows, &AutoFilter::floor_only(&config));
         fold
     }
 

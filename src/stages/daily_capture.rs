@@ -16,6 +16,7 @@ use futures_util::StreamExt;
 use serde::Serialize;
 
 use super::approval_thresholds::ApprovalThresholds;
+use super::auto_filter::AutoFilter;
 use super::capture_fold::{Fold, ROUND_CONVERSATIONS};
 use super::daily_report::{CaptureCounts, DailyReport};
 use crate::config::Config;
@@ -162,7 +163,10 @@ async fn capture(
         ready_for_training_threshold: config.auto_filter.ready_for_training,
         ..DailyReport::tally(date, start, end)
     };
-    let thresholds = ApprovalThresholds::current(store, &config.auto_filter).await?;
+    let filter = AutoFilter {
+        config: &config.auto_filter,
+        thresholds: ApprovalThresholds::current(store, &config.auto_filter).await?,
+    };
     // Dry run only: samples this run would already have created.
     let mut would_create: HashSet<String> = HashSet::new();
     if let Some((min_id, max_id)) = ids {
@@ -172,8 +176,7 @@ async fn capture(
             let started = std::time::Instant::now();
             let (fold, last) = read_round(
                 store,
-                config,
-                &thresholds,
+                &filter,
                 options,
                 (start, end),
                 after,
@@ -315,11 +318,9 @@ async fn day_from_tallies(store: &Store, report: &DailyReport) -> Result<Option<
 /// current one arrives: [`READ_AHEAD`] of them are read (and decoded) on
 /// other tasks while this one folds. A round that fills up drops the spans
 /// read ahead; the next round reads them again.
-#[allow(clippy::too_many_arguments)]
 async fn read_round(
     store: &Store,
-    config: &Config,
-    thresholds: &ApprovalThresholds,
+    filter: &AutoFilter<'_>,
     options: &DailyCapture,
     (start, end): (Timestamp, Timestamp),
     after: i64,
@@ -347,7 +348,7 @@ async fn read_round(
         ahead.extend(spans.next());
         reporter.check_cancelled()?;
         let rows = read.join().await?;
-        fold.add(&rows, &config.auto_filter, thresholds);
+        fold.add(&rows, filter);
         last = high;
         if fold.conversations >= ROUND_CONVERSATIONS {
             break;
