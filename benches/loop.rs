@@ -47,9 +47,11 @@
 //! `LOOP_BENCH_SEEDS=4,7` exact seeds; `LOOP_BENCH_SUSPECTS=1` flags
 //! suspect labels (`suspects.enabled`); `LOOP_BENCH_ARMS=product,ceiling`
 //! a subset of `product,random,none,ceiling`; `FLYWHEEL_BENCH_DATA` the
-//! data dir (default `../shared/data`). Training uses the product's
-//! defaults (epochs, early stopping, selection split); the seed also seeds
-//! training (`training.seed`).
+//! data dir (default `../shared/data`); any other `FLYWHEEL_*` variable
+//! sets that product key as it does for the binary (e.g.
+//! `FLYWHEEL_AUTO_FILTER__MIN_PRECISION=0.98`), printed at the start.
+//! Training uses the product's defaults (epochs, early stopping, selection
+//! split); the seed also seeds training (`training.seed`).
 
 #[path = "loop/report.rs"]
 mod report;
@@ -67,7 +69,7 @@ use flywheel::audit::VersionEstimate;
 use flywheel::capture::classifier::{ModelRouter, load_artifact};
 use flywheel::capture::handlers::answer;
 use flywheel::capture::record::ClassifyRequest;
-use flywheel::config::Config;
+use flywheel::config::{Config, LoadOptions};
 use flywheel::dataset::{Sample, read_samples};
 use flywheel::domain::{ConversationStatus, ModelStatus, ReviewVerdict, Trigger};
 use flywheel::error::{Error, Result};
@@ -197,6 +199,32 @@ struct Serving {
     validation: EvalReport,
 }
 
+/// The product's defaults with any `FLYWHEEL_*` setting of this process
+/// applied, as the binary reads them (`FLYWHEEL_AUTO_FILTER__MIN_PRECISION=0.98`
+/// benches another auto-approval target); no config file, no `.env`.
+fn product_config(data_dir: &Path) -> Result<Config> {
+    let options = LoadOptions {
+        env: std::env::vars()
+            .filter(|(key, _)| is_product_setting(key))
+            .collect(),
+        working_dir: data_dir.to_path_buf(),
+        data_dir: Some(data_dir.to_path_buf()),
+        ignore_default_config_file: true,
+        ..LoadOptions::default()
+    };
+    Ok(Config::load(&options)?.config)
+}
+
+/// A `FLYWHEEL_*` variable the bench hands to the product's config (its
+/// own data dir and database stay the bench's).
+fn is_product_setting(key: &str) -> bool {
+    key.starts_with("FLYWHEEL_")
+        && !matches!(
+            key,
+            "FLYWHEEL_BENCH_DATA" | "FLYWHEEL_DATABASE_URL" | "FLYWHEEL_DATA_DIR"
+        )
+}
+
 /// One arm's installation: a data dir, its database, and the oracle.
 struct Installation<'a> {
     arm: Arm,
@@ -214,10 +242,7 @@ impl<'a> Installation<'a> {
     /// Import the seed set, train router-v1.0.0 from it, promote it.
     async fn bootstrap(arm: Arm, data: &'a Data, seed: u64) -> Result<Installation<'a>> {
         let dir = tempfile::tempdir().map_err(|e| Error::failure(format!("temp dir: {e}")))?;
-        let mut config = Config {
-            data_dir: dir.path().to_path_buf(),
-            ..Config::default()
-        };
+        let mut config = product_config(dir.path())?;
         config.training.seed = seed;
         // Ablation: LOOP_BENCH_SUSPECTS=1 flags suspect labels (off by
         // default, as in the product), =0 does not.
@@ -543,6 +568,17 @@ fn main() {
     let validation = read_samples(&val_file).expect("reading CLINC150 validation");
     let seeds = seeds();
     let arms = arms();
+    let mut settings: Vec<(String, String)> = std::env::vars()
+        .filter(|(key, _)| is_product_setting(key))
+        .collect();
+    settings.sort();
+    for (key, value) in &settings {
+        let secret = ["KEY", "TOKEN", "SECRET", "PASSWORD"]
+            .iter()
+            .any(|word| key.contains(word));
+        let shown = if secret { "***" } else { value.as_str() };
+        println!("loop bench: product setting from the environment: {key}={shown}");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

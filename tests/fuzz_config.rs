@@ -73,6 +73,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("auto_filter.ready_for_training", int(1, i64::MAX, I64)),
     ("auto_filter.min_precision", float(0.0, 1.0)),
     ("auto_filter.threshold_evidence", int(0, 100_000, U32)),
+    ("auto_filter.rejudge_backlog", Kind::Bool),
     ("audit.percent", int(0, 100, U32)),
     ("audit.share", int(0, 100, U32)),
     ("suspects.enabled", Kind::Bool),

@@ -253,3 +253,118 @@ fn a_failed_training_leaves_no_version_and_no_marked_samples() {
             .success();
     }
 }
+
+/// Issue 16/17: the review backlog waits with the predictions of the
+/// version that served it. Weekly training first has the production model
+/// re-predict what is queued here: each sample keeps waiting with the new
+/// prediction, confidence and priority; audits and human decisions are
+/// left alone, and a version judges a sample once.
+#[test]
+fn weekly_training_rejudges_the_backlog_with_the_production_model() {
+    for db in TestDb::all() {
+        db.with_store(move |store| async move {
+            add_approved(&store, 0).await;
+        });
+        db.cmd().args(["weekly-training", "--force"]).succeeds();
+        db.with_store(move |store| async move {
+            promote_to_production(&store, "router-v1.0.0").await;
+            // Queued with a stale, wrong, unsure prediction of an old version.
+            for (text, _) in utterances(1).into_iter().filter(|(_, i)| *i == "order_food") {
+                let t = text.replace('\'', "''");
+                exec(&store, &format!(
+                    "INSERT INTO training_samples (text, normalized_text, intent, language, source, \
+                         review_status, priority, confidence, predicted_intent, predicted_by_version) \
+                     VALUES ('{t}', '{t}', 'greeting', 'en', 'auto', 'needs-review', 2, 0.3, \
+                         'greeting', 'router-v0.9.0')"
+                )).await;
+            }
+            // An audit's sample: its served answer is what it measures.
+            exec(&store,
+                "UPDATE training_samples SET text = 'audited pizza order', normalized_text = 'audited pizza order' \
+                 WHERE id = (SELECT MIN(id) FROM training_samples WHERE review_status = 'needs-review')",
+            ).await;
+            exec(&store,
+                "INSERT INTO audits (conversation_id, sample_id, model_version, served_intent, \
+                     conversation_status, conversation_at, drawn_at) \
+                 SELECT 1, MIN(id), 'router-v0.9.0', 'greeting', 'needs-review', \
+                     '2026-12-01T00:00:00.000000Z', '2026-12-01T00:00:00.000000Z' \
+                 FROM training_samples WHERE review_status = 'needs-review'",
+            ).await;
+        });
+        let backlog = db.with_store(move |store| async move {
+            scalar(
+                &store,
+                "SELECT COUNT(*) FROM training_samples WHERE review_status = 'needs-review'",
+            )
+            .await
+        });
+        assert!(backlog > 10, "{backlog}");
+
+        // Switched off: nothing re-judged.
+        let out = db
+            .cmd()
+            .env("FLYWHEEL_AUTO_FILTER__REJUDGE_BACKLOG", "false")
+            .args(["weekly-training", "--force", "--json"])
+            .succeeds();
+        let off = json_stdout(&out);
+        assert_eq!(off["result"]["rejudged"]["judged"], 0, "{off}");
+
+        let out = db
+            .cmd()
+            .args(["weekly-training", "--force", "--json"])
+            .succeeds();
+        let on = json_stdout(&out);
+        let rejudged = &on["result"]["rejudged"];
+        assert_eq!(rejudged["version"], "router-v1.0.0", "{on}");
+        assert_eq!(rejudged["judged"], backlog - 1, "all but the audit: {on}");
+        let report: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(on["result"]["report_path"].as_str().unwrap()).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(report["data"]["rejudged"], *rejudged);
+        let now_sure = rejudged["now_sure"].as_i64().unwrap();
+        db.with_store(move |store| async move {
+            // Nothing approved: all still wait, with the model's new answer.
+            assert_eq!(
+                scalar(&store, "SELECT COUNT(*) FROM training_samples WHERE review_status = 'needs-review'").await,
+                backlog
+            );
+            assert_eq!(
+                scalar(&store, "SELECT COUNT(*) FROM training_samples WHERE review_status = 'needs-review' \
+                       AND predicted_by_version = 'router-v1.0.0' AND predicted_intent = intent").await,
+                backlog - 1
+            );
+            // The model knows these now: most are order_food, sure ones
+            // drop to the medium priority, and the doubt the order ranks by
+            // is the new one.
+            assert!(
+                scalar(&store, "SELECT COUNT(*) FROM training_samples WHERE review_status = 'needs-review' \
+                       AND predicted_by_version = 'router-v1.0.0' AND intent = 'order_food'").await
+                    > (backlog - 1) / 2
+            );
+            assert_eq!(
+                scalar(&store, "SELECT COUNT(*) FROM training_samples WHERE predicted_by_version = 'router-v1.0.0' \
+                       AND review_status = 'needs-review' AND priority = 5 AND confidence >= 0.85").await,
+                now_sure
+            );
+            assert_eq!(
+                scalar(&store, "SELECT COUNT(*) FROM training_samples WHERE predicted_by_version = 'router-v1.0.0' \
+                       AND review_status = 'needs-review' AND confidence = 0.3").await,
+                0
+            );
+            // The audit keeps its served answer.
+            assert_eq!(
+                scalar(&store, "SELECT COUNT(*) FROM training_samples WHERE text = 'audited pizza order' \
+                       AND intent = 'greeting' AND predicted_by_version = 'router-v0.9.0'").await,
+                1
+            );
+        });
+
+        // The same production version judges a sample once.
+        let out = db
+            .cmd()
+            .args(["weekly-training", "--force", "--json"])
+            .succeeds();
+        assert_eq!(json_stdout(&out)["result"]["rejudged"]["judged"], 0);
+    }
+}

@@ -74,6 +74,10 @@ pub struct AutoFilterConfig {
     /// threshold moves off `auto_approve_confidence`); 0 switches
     /// per-intent thresholds off.
     pub threshold_evidence: u32,
+    /// Before weekly training, the production model re-predicts the review
+    /// backlog queued here, so the review order ranks by its doubt
+    /// ([`crate::stages::rejudge`]).
+    pub rejudge_backlog: bool,
 }
 
 /// Audits of live traffic: a share of all captured conversations, whatever
@@ -226,6 +230,7 @@ impl Default for AutoFilterConfig {
             ready_for_training: 1000,
             min_precision: 0.97,
             threshold_evidence: 30,
+            rejudge_backlog: true,
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod gate;
 mod jsonl;
 pub mod label_studio_sync;
 pub mod prune;
+pub mod rejudge;
 pub mod samples_import;
 mod suspect_flags;
 pub mod weekly_training;

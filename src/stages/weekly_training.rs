@@ -19,6 +19,7 @@ use serde::Serialize;
 use super::gate::{
     self, Answers, Candidate, Comparison, GateDecision, GateRules, Items, ProductionScore,
 };
+use super::rejudge::{RejudgeReport, rejudge_backlog};
 use super::suspect_flags::flag_suspects;
 use crate::config::Config;
 use crate::dataset::Sample;
@@ -71,6 +72,9 @@ pub struct TrainingSummary {
     /// Approved labels flagged as suspects this run and left out of
     /// training (those in the gold test split still judge).
     pub suspects: usize,
+    /// The review backlog the production model re-judged first, and how
+    /// much of it it approved (and this version trained on).
+    pub rejudged: RejudgeReport,
     /// Gold test items both models were scored on.
     pub test_samples: usize,
     /// On the gold test items; `None` when there are none.
@@ -111,6 +115,7 @@ struct ProductionSide<'a> {
 struct DataCounts {
     approved: usize,
     suspects: usize,
+    rejudged: RejudgeReport,
     train: usize,
     test: usize,
     per_intent: std::collections::BTreeMap<String, (usize, usize)>,
@@ -172,6 +177,7 @@ async fn train_next_version(
     }
     remove_partial_artifacts(&config.models_dir());
 
+    let rejudged = rejudge_backlog(store, config, reporter).await?;
     let samples = store.approved_samples().await?;
     let versions = store.list_model_versions().await?;
     let version = next_version(versions.iter().map(|m| m.version.as_str()), options.major);
@@ -226,6 +232,7 @@ async fn train_next_version(
         gold_train: train.iter().filter(|s| s.source.is_gold()).count(),
         used: train.iter().chain(&test).map(|s| s.id).collect(),
         suspects: suspected.len(),
+        rejudged,
     };
     let rules = GateRules {
         tolerance: config.training.gate_tolerance,
@@ -280,6 +287,7 @@ struct Data<'a> {
     used: Vec<i64>,
     /// Suspects flagged this run.
     suspects: usize,
+    rejudged: RejudgeReport,
 }
 
 /// `model_versions.metrics`: the evaluation, and how many gold samples
@@ -425,6 +433,7 @@ async fn train_and_register(
         reason,
         train_samples: data.train.len(),
         suspects: data.suspects,
+        rejudged: data.rejudged.clone(),
         test_samples: data.test.len(),
         accuracy: judged.then_some(trained_eval.accuracy),
         production_version: production.map(|p| p.version),
@@ -617,6 +626,7 @@ fn data_counts(data: &Data<'_>) -> DataCounts {
     DataCounts {
         approved: all.len(),
         suspects: data.suspects,
+        rejudged: data.rejudged.clone(),
         train: train.len(),
         test: test.len(),
         per_intent,

@@ -19,6 +19,7 @@
 
 pub mod audits;
 mod backend;
+pub mod backlog;
 pub mod capture_stats;
 mod connect;
 pub mod conversations;
