@@ -160,13 +160,22 @@ impl Comparison {
         let mut out = format!(
             "{}: canary {} vs production {}",
             self.signal.name(),
-            self.canary.describe(),
-            self.production.describe()
+            shown(&self.canary),
+            shown(&self.production)
         );
         if let Some(test) = &self.test {
             let _ = write!(out, "; {}", test.describe());
         }
         out
+    }
+}
+
+/// An estimate with its interval, or "no data" before its first item.
+pub fn shown(estimate: &Estimate) -> String {
+    if estimate.n == 0 {
+        "no data (n 0)".into()
+    } else {
+        estimate.describe()
     }
 }
 
@@ -252,7 +261,7 @@ impl Decision {
 }
 
 /// "16 h 0 min", "45 min".
-fn minutes(total: u64) -> String {
+pub fn minutes(total: u64) -> String {
     match (total / 60, total % 60) {
         (0, m) => format!("{m} min"),
         (h, m) => format!("{h} h {m} min"),
@@ -409,21 +418,25 @@ fn decide(
     }
 }
 
-/// Each piece of the minimum evidence still missing, in words.
+/// Each version's minimum evidence still missing, in words.
 fn missing_evidence(canary: &Served, production: &Served, settings: &CanaryConfig) -> Vec<String> {
     let mut missing = Vec::new();
     for (name, served) in [("canary", canary), ("production", production)] {
+        let mut short = Vec::new();
         if served.requests < settings.min_requests {
-            missing.push(format!(
-                "{name} served {} of {} requests",
+            short.push(format!(
+                "{} of {} requests",
                 served.requests, settings.min_requests
             ));
         }
         if served.audited < settings.min_audits {
-            missing.push(format!(
-                "{name} has {} of {} labelled audits",
+            short.push(format!(
+                "{} of {} labelled audits",
                 served.audited, settings.min_audits
             ));
+        }
+        if !short.is_empty() {
+            missing.push(format!("{name} {}", short.join(", ")));
         }
     }
     missing
@@ -495,7 +508,7 @@ mod tests {
         let Decision::Wait(WaitFor::Evidence { missing }) = a.decision else {
             panic!("{:?}", a.decision);
         };
-        assert_eq!(missing, vec!["canary served 199 of 200 requests"]);
+        assert_eq!(missing, vec!["canary 199 of 200 requests"]);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Args, ValueEnum};
 
 use super::Context;
-use crate::canary::{Analysis, Decision};
+use crate::canary::{self, Analysis, Decision};
 use crate::config::CanaryMode;
 use crate::error::Result;
 use crate::stages::canary_check::{CanaryCheck, CanaryCheckSummary};
@@ -65,8 +65,12 @@ pub fn describe(summary: &CanaryCheckSummary) -> String {
             .unwrap_or_else(|| "nothing to check".into());
     };
     let mut out = format!(
-        "canary {} at {} % for {} min (canary since {}), production {}\n",
-        watched.canary, watched.traffic, watched.minutes_at_step, watched.since, watched.production
+        "canary {} at {} % for {} (canary since {}), production {}\n",
+        watched.canary,
+        watched.traffic,
+        canary::minutes(watched.minutes_at_step),
+        watched.since,
+        watched.production
     );
     out.push_str(&signal_table(analysis));
     let _ = writeln!(out, "decision: {}", analysis.decision.describe());
@@ -99,14 +103,14 @@ pub fn describe(summary: &CanaryCheckSummary) -> String {
 fn signal_table(analysis: &Analysis) -> String {
     let mut out = String::new();
     for c in &analysis.signals {
-        let _ = writeln!(
-            out,
+        let line = format!(
             "  {:<19} canary {:<31} production {:<31} {}",
             c.signal.name(),
-            c.canary.describe(),
-            c.production.describe(),
+            canary::shown(&c.canary),
+            canary::shown(&c.production),
             c.test.map(|t| t.describe()).unwrap_or_default()
         );
+        let _ = writeln!(out, "{}", line.trim_end());
     }
     out
 }

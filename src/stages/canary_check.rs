@@ -10,7 +10,7 @@
 use serde::Serialize;
 
 use crate::canary::{self, Analysis, Decision, Rollout};
-use crate::config::CanaryMode;
+use crate::config::{CanaryMode, Config};
 use crate::domain::ModelStatus;
 use crate::error::{Error, Result};
 use crate::jobs::{Stage, StageContext, StageJob};
@@ -117,13 +117,7 @@ impl StageJob for CanaryCheck {
             (Some(c), Some(p)) => (c, p),
         };
         let watched = watch(store, canary, production).await?;
-        let rollout = Rollout {
-            canary: watched.canary_served,
-            production: watched.production_served,
-            traffic: watched.traffic,
-            minutes_at_step: watched.minutes_at_step,
-        };
-        let analysis = canary::analyse(&rollout, &config.canary, config.health.max_fallback_rate);
+        let analysis = analyse(&watched, config);
         tracing::info!(
             canary = %watched.canary,
             decision = analysis.decision.kind(),
@@ -148,7 +142,25 @@ impl StageJob for CanaryCheck {
     }
 }
 
-async fn watch(store: &Store, canary: &ModelVersion, production: &ModelVersion) -> Result<Watched> {
+/// What a check of `watched` decides under `config` (the console shows it
+/// as "next check").
+pub fn analyse(watched: &Watched, config: &Config) -> Analysis {
+    let rollout = Rollout {
+        canary: watched.canary_served,
+        production: watched.production_served,
+        traffic: watched.traffic,
+        minutes_at_step: watched.minutes_at_step,
+    };
+    canary::analyse(&rollout, &config.canary, config.health.max_fallback_rate)
+}
+
+/// Where the rollout of `canary` against `production` stands now, with
+/// what each served since the canary started.
+pub async fn watch(
+    store: &Store,
+    canary: &ModelVersion,
+    production: &ModelVersion,
+) -> Result<Watched> {
     let since = canary.canary_at.unwrap_or(canary.updated_at);
     // Its newest transition is the last change of its traffic.
     let step_since = store

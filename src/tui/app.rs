@@ -306,6 +306,7 @@ impl App {
                 }
             },
             Action::SyncNow => self.start(Job::LabelStudioSync),
+            Action::CheckCanary => self.start(Job::CanaryCheck),
             Action::TrainNow => {
                 self.overlay = Overlay::Confirm(Confirm::Start(Job::TrainNow));
                 none()
@@ -972,6 +973,21 @@ mod tests {
                 .unwrap()
                 .text
                 .contains("only testing and canary")
+        );
+    }
+
+    #[test]
+    fn capital_c_in_the_training_pane_runs_the_canary_check() {
+        let mut app = App::new(Utc::now(), 10);
+        app.pane = Pane::Review;
+        assert!(
+            !app.handle_key(ch('C'))
+                .contains(&Command::Start(Job::CanaryCheck))
+        );
+        app.pane = Pane::Training;
+        assert_eq!(
+            app.handle_key(ch('C')),
+            vec![Command::Start(Job::CanaryCheck)]
         );
     }
 
