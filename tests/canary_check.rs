@@ -13,6 +13,7 @@ mod support;
 
 use chrono::Utc;
 use flywheel::capture::classifier::{Canary, ModelRouter, load_artifact};
+use flywheel::jobs::{JobRunGuard, Stage, Trigger};
 use flywheel::lifecycle::{self, Target};
 use flywheel::storage::Store;
 use serde_json::Value;
@@ -142,16 +143,19 @@ async fn traffic(db: &TestDb, store: &Store, n: i64, next_id: &mut i64) {
     .await;
 }
 
+/// The check in auto mode with the test's minimum evidence.
+fn check_command(db: &TestDb) -> assert_cmd::Command {
+    let mut cmd = db.cmd();
+    cmd.env("FLYWHEEL_CANARY__MIN_REQUESTS", "100")
+        .env("FLYWHEEL_CANARY__MIN_AUDITS", "20")
+        .env("FLYWHEEL_CANARY__MIN_STEP_MINUTES", "0")
+        .args(["canary-check", "--mode", "auto", "--json"]);
+    cmd
+}
+
 /// Run the check in auto mode with the test's minimum evidence.
 fn check(db: &TestDb) -> Value {
-    json_stdout(
-        &db.cmd()
-            .env("FLYWHEEL_CANARY__MIN_REQUESTS", "100")
-            .env("FLYWHEEL_CANARY__MIN_AUDITS", "20")
-            .env("FLYWHEEL_CANARY__MIN_STEP_MINUTES", "0")
-            .args(["canary-check", "--mode", "auto", "--json"])
-            .succeeds(),
-    )
+    json_stdout(&check_command(db).succeeds())
 }
 
 async fn statuses(store: &Store) -> Vec<(String, String, i32)> {
@@ -340,5 +344,73 @@ async fn an_equal_canary_advances_step_by_step_into_production() {
                 .contains("audit accuracy: canary")
         }));
         store.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steps_come_from_the_environment_are_checked_and_runs_never_overlap() {
+    for db in TestDb::all() {
+        let store = canary_at_10(&db, RIGHT).await;
+        let mut next_id = 1;
+        traffic(&db, &store, 1600, &mut next_id).await;
+
+        // A bare list from the environment; the next step up from 10 is 20.
+        let out = json_stdout(
+            &check_command(&db)
+                .env("FLYWHEEL_CANARY__STEPS", "5,20,100")
+                .succeeds(),
+        );
+        let decision = &out["canary_check"]["analysis"]["decision"];
+        assert_eq!(
+            (decision["decision"].as_str(), decision["to"].as_i64()),
+            (Some("advance"), Some(20)),
+            "{out}"
+        );
+
+        // Steps that never reach production are a configuration error (78).
+        let bad = check_command(&db)
+            .env("FLYWHEEL_CANARY__STEPS", "25,50")
+            .exits_with(78);
+        let stderr = String::from_utf8_lossy(&bad.stderr);
+        assert!(
+            stderr.contains("FLYWHEEL_CANARY__STEPS") && stderr.contains("must end at 100"),
+            "{stderr}"
+        );
+        assert_eq!(
+            statuses(&store).await,
+            [
+                row("rules-v1", "production", 80),
+                row("rules-v2", "canary", 20)
+            ]
+        );
+
+        // Another run holds the lock: exit 75, nothing changed.
+        let held = JobRunGuard::start(&store, Stage::CanaryCheck, Trigger::Cron)
+            .await
+            .unwrap();
+        let locked = check_command(&db).exits_with(75);
+        assert!(String::from_utf8_lossy(&locked.stderr).contains("canary-check"));
+        held.succeed(&serde_json::json!({})).await.unwrap();
+        assert_eq!(
+            statuses(&store).await,
+            [
+                row("rules-v1", "production", 80),
+                row("rules-v2", "canary", 20)
+            ]
+        );
+        store.close().await;
+    }
+}
+
+#[test]
+fn without_a_canary_there_is_nothing_to_do() {
+    for db in TestDb::all() {
+        let out = check(&db);
+        assert_eq!(out["ok"], true);
+        assert_eq!(out["decision"], Value::Null, "{out}");
+        assert_eq!(out["canary_check"]["note"], "no canary: nothing to check");
+        let text = db.cmd().arg("canary-check").succeeds();
+        let text = String::from_utf8_lossy(&text.stdout);
+        assert!(text.contains("no canary: nothing to check"), "{text}");
     }
 }
