@@ -253,6 +253,7 @@ async fn a_worse_canary_is_rolled_back_at_the_first_check_with_the_evidence() {
         assert_eq!(counts[1].0, "succeeded");
         assert!(last.contains("\"decision\":\"rollback\""), "{counts:?}");
         assert!(last.contains("\"applied\":true"), "{counts:?}");
+        assert!(last.contains("audit accuracy: canary 0."), "{counts:?}");
 
         // Nothing to check any more: exit 0, nothing done.
         let none = check(&db);

@@ -75,6 +75,8 @@ struct RecordedCounts<'a> {
     decision: &'a str,
     applied: bool,
     traffic: Option<u32>,
+    /// The figures and the test result, as the transition's reason has them.
+    evidence: Option<String>,
 }
 
 impl StageJob for CanaryCheck {
@@ -138,6 +140,7 @@ impl StageJob for CanaryCheck {
             decision: summary.decision().map_or("none", Decision::kind),
             applied: summary.applied(),
             traffic: summary.watched.as_ref().map(|w| w.traffic),
+            evidence: summary.analysis.as_ref().map(Analysis::evidence),
         }
     }
 }
