@@ -184,54 +184,149 @@ pub async fn watch(
     })
 }
 
-/// Apply the decision, planned on the registry as it is inside the
-/// lifecycle transaction: when the canary or its traffic changed since the
-/// analysis (an operator acted meanwhile), nothing is changed.
+/// Apply the decision in the lifecycle's exclusive transaction.
 async fn apply(store: &Store, watched: &Watched, analysis: &Analysis) -> Result<Vec<ModelChange>> {
-    let decision = &analysis.decision;
-    if matches!(decision, Decision::Wait(_)) {
+    if matches!(analysis.decision, Decision::Wait(_)) {
         return Ok(Vec::new());
     }
-    let evidence = analysis.evidence();
     store
-        .change_models(ACTOR, |models, _| {
-            let still = models.iter().any(|m| {
-                m.version == watched.canary
-                    && m.status == ModelStatus::Canary
-                    && m.traffic_percentage == watched.traffic as i32
-            }) && models
-                .iter()
-                .any(|m| m.version == watched.production && m.status == ModelStatus::Production);
-            if !still {
-                return Err(Error::failure(format!(
-                    "the canary changed while {} was being checked; nothing was changed, run the check again",
-                    watched.canary
-                )));
-            }
-            let mut steps = match decision {
-                Decision::Wait(_) => Vec::new(),
-                Decision::Advance { to, .. } => lifecycle::plan_promotion(
-                    models,
-                    &watched.canary,
-                    Target::Canary { traffic: *to },
-                    Gate::Respect,
-                )?,
-                Decision::Promote { .. } => lifecycle::plan_promotion(
-                    models,
-                    &watched.canary,
-                    Target::Production,
-                    Gate::Respect,
-                )?,
-                Decision::Rollback(_) => {
-                    lifecycle::plan_canary_rollback(models, &watched.canary, &evidence)?
-                }
-            };
-            // The canary's own transition carries the evidence (what
-            // `models history VERSION` shows).
-            for step in steps.iter_mut().filter(|s| s.version == watched.canary) {
-                step.reason = Some(evidence.clone());
-            }
-            Ok(steps)
-        })
+        .change_models(ACTOR, |models, _| plan(models, watched, analysis))
         .await
+}
+
+/// The lifecycle steps of a decision, planned on the registry as it is
+/// inside the transaction: when the canary, its traffic or production
+/// changed since the analysis (an operator acted meanwhile), nothing.
+fn plan(
+    models: &[ModelVersion],
+    watched: &Watched,
+    analysis: &Analysis,
+) -> Result<Vec<ModelChange>> {
+    let still = models.iter().any(|m| {
+        m.version == watched.canary
+            && m.status == ModelStatus::Canary
+            && m.traffic_percentage == watched.traffic as i32
+    }) && models
+        .iter()
+        .any(|m| m.version == watched.production && m.status == ModelStatus::Production);
+    if !still {
+        return Err(Error::failure(format!(
+            "the canary changed while {} was being checked; nothing was changed, run the check again",
+            watched.canary
+        )));
+    }
+    let evidence = analysis.evidence();
+    let mut steps = match &analysis.decision {
+        Decision::Wait(_) => Vec::new(),
+        Decision::Advance { to, .. } => lifecycle::plan_promotion(
+            models,
+            &watched.canary,
+            Target::Canary { traffic: *to },
+            Gate::Respect,
+        )?,
+        Decision::Promote { .. } => {
+            lifecycle::plan_promotion(models, &watched.canary, Target::Production, Gate::Respect)?
+        }
+        Decision::Rollback(_) => {
+            lifecycle::plan_canary_rollback(models, &watched.canary, &evidence)?
+        }
+    };
+    // The canary's own transition carries the evidence (what
+    // `models history VERSION` shows).
+    for step in steps.iter_mut().filter(|s| s.version == watched.canary) {
+        step.reason = Some(evidence.clone());
+    }
+    Ok(steps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::canary::{RollbackReason, Signal};
+
+    fn version(name: &str, status: ModelStatus, traffic: i32) -> ModelVersion {
+        ModelVersion::example(name, status, traffic)
+    }
+
+    fn watched(traffic: u32) -> Watched {
+        let now = Timestamp::now();
+        Watched {
+            canary: "v2".into(),
+            production: "v1".into(),
+            traffic,
+            since: now,
+            step_since: now,
+            minutes_at_step: 0,
+            canary_served: canary::Served::default(),
+            production_served: canary::Served::default(),
+        }
+    }
+
+    fn decided(decision: Decision) -> Analysis {
+        Analysis {
+            signals: Vec::new(),
+            decision,
+        }
+    }
+
+    fn moves(steps: &[ModelChange]) -> Vec<(&str, ModelStatus, i32)> {
+        steps
+            .iter()
+            .map(|s| (s.version.as_str(), s.to_status, s.traffic_percentage))
+            .collect()
+    }
+
+    #[test]
+    fn each_decision_is_planned_as_its_lifecycle_steps_with_the_evidence() {
+        use ModelStatus::*;
+        let models = [version("v1", Production, 90), version("v2", Canary, 10)];
+        let advance = plan(
+            &models,
+            &watched(10),
+            &decided(Decision::Advance { from: 10, to: 25 }),
+        )
+        .unwrap();
+        assert_eq!(
+            moves(&advance),
+            [("v1", Production, 75), ("v2", Canary, 25)]
+        );
+        assert!(
+            advance[1]
+                .reason
+                .as_deref()
+                .unwrap()
+                .starts_with("canary-check: advance")
+        );
+        let promote = plan(
+            &models,
+            &watched(10),
+            &decided(Decision::Promote { from: 10 }),
+        )
+        .unwrap();
+        assert_eq!(
+            moves(&promote),
+            [("v1", Archived, 0), ("v2", Production, 100)]
+        );
+        let rollback = decided(Decision::Rollback(RollbackReason::Regression {
+            signal: Signal::AuditAccuracy,
+        }));
+        let back = plan(&models, &watched(10), &rollback).unwrap();
+        assert_eq!(moves(&back), [("v2", Rejected, 0), ("v1", Production, 100)]);
+        assert!(back[0].reason.as_deref().unwrap().contains("roll back"));
+    }
+
+    #[test]
+    fn nothing_is_planned_when_an_operator_changed_the_canary_meanwhile() {
+        use ModelStatus::*;
+        let rollback = decided(Decision::Rollback(RollbackReason::Regression {
+            signal: Signal::NegativeFeedback,
+        }));
+        // Its traffic was raised by hand after the analysis.
+        let raised = [version("v1", Production, 75), version("v2", Canary, 25)];
+        let err = plan(&raised, &watched(10), &rollback).unwrap_err();
+        assert!(err.message().contains("nothing was changed"), "{err}");
+        // It was archived by hand.
+        let archived = [version("v1", Production, 100), version("v2", Archived, 0)];
+        assert!(plan(&archived, &watched(10), &rollback).is_err());
+    }
 }

@@ -911,24 +911,8 @@ mod tests {
     #[test]
     fn promote_asks_traffic_then_confirmation() {
         let mut app = App::new(Utc::now(), 10);
-        let version = |v: &str, status: &str| crate::storage::models::ModelVersion {
-            id: 1,
-            version: v.into(),
-            status: status.parse().unwrap(),
-            artifact_path: None,
-            train_samples: None,
-            test_samples: None,
-            test_accuracy: None,
-            production_accuracy: None,
-            fallback_rate: None,
-            traffic_percentage: 0,
-            metrics: None,
-            created_at: Timestamp::now(),
-            updated_at: Timestamp::now(),
-            tested_at: None,
-            canary_at: None,
-            production_at: None,
-            archived_at: None,
+        let version = |v: &str, status: &str| {
+            crate::storage::models::ModelVersion::example(v, status.parse().unwrap(), 0)
         };
         app.apply(UiEvent::Loaded {
             data: PaneData::Training(TrainingData {
