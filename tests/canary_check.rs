@@ -4,10 +4,12 @@
 //! equal canary advances 10 → 25 → 50 → 100 over successive checks and
 //! ends in production; no check decides before the minimum evidence.
 //!
-//! Traffic is synthetic but served by real models: keyword models loaded
-//! as serve loads them, split per session by serve's router at the canary's
-//! current share. Negative feedback, review corrections and audits follow
-//! the true intents, as users and reviewers would.
+//! Traffic is synthetic but served by real models — keyword models, and
+//! routers trained on the seed set (the worse one on labels with four
+//! intents swapped in pairs) — loaded as serve loads them and split per
+//! session by serve's router at the canary's current share. Negative
+//! feedback, review corrections and audits follow the true intents, as
+//! users and reviewers would.
 
 mod support;
 
@@ -15,7 +17,9 @@ use chrono::Utc;
 use flywheel::capture::classifier::{Canary, ModelRouter, load_artifact};
 use flywheel::jobs::{JobRunGuard, Stage, Trigger};
 use flywheel::lifecycle::{self, Target};
+use flywheel::router::{self as router_model, OOS_LABEL, TrainParams};
 use flywheel::storage::Store;
+use flywheel::synth::{Generator, INTENTS, seed_set};
 use serde_json::Value;
 use support::backends::timestamp_at;
 use support::fixtures::spelled;
@@ -57,16 +61,28 @@ async fn install(db: &TestDb, store: &Store, version: &str, intents: &str, statu
 /// The router serve would build now: the live versions at their shares.
 async fn router(db: &TestDb, store: &Store) -> ModelRouter {
     let live = store.serving_models().await.unwrap();
-    let load = |version: &str| load_artifact(&db.data_path().join("models").join(version)).unwrap();
+    // Relative artifact paths are under the data dir, as serve reads them.
+    let load = |artifact: &Option<String>| {
+        load_artifact(&db.data_path().join(artifact.as_deref().unwrap())).unwrap()
+    };
     let production = live.iter().find(|m| m.status.as_str() == "production");
     let canary = live.iter().find(|m| m.status.as_str() == "canary");
     ModelRouter::new(
-        production.map(|m| load(&m.version)),
+        production.map(|m| load(&m.artifact_path)),
         canary.map(|m| Canary {
-            classifier: load(&m.version),
+            classifier: load(&m.artifact_path),
             traffic_percent: m.traffic_percentage as u8,
         }),
     )
+}
+
+/// What a user says in request `id`: its true intent and its text.
+type Users<'a> = &'a mut dyn FnMut(i64) -> (String, String);
+
+/// The keyword models' users: the three [`UTTERANCES`] in turn.
+fn keyword_user(id: i64) -> (String, String) {
+    let (intent, text) = UTTERANCES[(id % 3) as usize];
+    (intent.into(), format!("{text} {}", spelled(id as usize)))
 }
 
 /// `n` requests from new sessions, served by the live models; a user gives
@@ -74,6 +90,10 @@ async fn router(db: &TestDb, store: &Store) -> ModelRouter {
 /// conversation is reviewed and every 4th audited, labelled with its true
 /// intent. Ids continue from `next_id`.
 async fn traffic(db: &TestDb, store: &Store, n: i64, next_id: &mut i64) {
+    traffic_of(db, store, n, next_id, &mut keyword_user).await;
+}
+
+async fn traffic_of(db: &TestDb, store: &Store, n: i64, next_id: &mut i64, users: Users<'_>) {
     let router = router(db, store).await;
     // A second ahead: never before the canary's start, whatever the clocks' rounding.
     let at = timestamp_at(store, Utc::now() + chrono::Duration::seconds(1));
@@ -81,13 +101,17 @@ async fn traffic(db: &TestDb, store: &Store, n: i64, next_id: &mut i64) {
     for _ in 0..n {
         let id = *next_id;
         *next_id += 1;
-        let (intent, text) = UTTERANCES[(id % 3) as usize];
-        let text = format!("{text} {}", spelled(id as usize));
+        let (intent, text) = users(id);
         let session = format!("session-{id}");
         let model = router.pick(Some(&session)).unwrap();
-        let served = model.classify(&text, None);
+        let mut served = model.classify(&text, None);
+        if served.fallback {
+            // What the user got, as audits record it.
+            served.intent = OOS_LABEL.into();
+        }
         let version = model.version();
         let right = served.intent == intent;
+        let text = text.replace('\'', "''");
         let feedback = if !right || id % 40 == 0 {
             "'negative'"
         } else {
@@ -104,7 +128,7 @@ async fn traffic(db: &TestDb, store: &Store, n: i64, next_id: &mut i64) {
             format!("'{}'", served.intent)
         };
         samples.push(format!(
-            "({id}, '{text}', '{text}', '{intent}', 'human', 'approved', '{}', '{version}', {corrected}, {at}, {id})",
+            "({id}, '{text}', '{text} #{id}', '{intent}', 'human', 'approved', '{}', '{version}', {corrected}, {at}, {id})",
             served.intent
         ));
         if id % 4 == 0 {
@@ -413,5 +437,111 @@ fn without_a_canary_there_is_nothing_to_do() {
         let text = db.cmd().arg("canary-check").succeeds();
         let text = String::from_utf8_lossy(&text.stdout);
         assert!(text.contains("no canary: nothing to check"), "{text}");
+    }
+}
+
+/// Train a router `version` on the seed set with `swapped` pairs of
+/// intents' labels exchanged, into `dir`.
+fn train_router(version: &str, swapped: &[(&str, &str)], dir: &std::path::Path) {
+    let samples: Vec<flywheel::dataset::Sample> = seed_set(7)
+        .into_iter()
+        .map(|u| {
+            let intent = swapped
+                .iter()
+                .find_map(|(a, b)| {
+                    (u.intent == *a)
+                        .then_some(*b)
+                        .or((u.intent == *b).then_some(*a))
+                })
+                .unwrap_or(u.intent);
+            flywheel::dataset::Sample::new(u.text, intent)
+        })
+        .collect();
+    let params = TrainParams {
+        version: version.into(),
+        ..TrainParams::default()
+    };
+    router_model::train(
+        &samples,
+        None,
+        &params,
+        &flywheel::progress::Reporter::silent(),
+    )
+    .unwrap()
+    .save(dir)
+    .unwrap();
+}
+
+/// Issue 18's first bar with trained routers: the canary learnt from
+/// labels where four intents were swapped in pairs; users talk as the
+/// synthetic generator does, and audits follow their true intents.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_router_trained_on_swapped_labels_is_rolled_back() {
+    let trained = tempfile::tempdir().unwrap();
+    let (good, bad) = (trained.path().join("good"), trained.path().join("bad"));
+    train_router("router-v1.0.0", &[], &good);
+    train_router(
+        "router-v1.1.0",
+        &[
+            ("order_food", "track_order"),
+            ("refund_request", "payment_issue"),
+        ],
+        &bad,
+    );
+    assert!(INTENTS.contains(&"payment_issue"));
+    for db in TestDb::all() {
+        let store = db.store().await;
+        for (version, dir, status, traffic) in [
+            ("router-v1.0.0", &good, "production", 100),
+            ("router-v1.1.0", &bad, "testing", 0),
+        ] {
+            exec(
+                &store,
+                &format!(
+                    "INSERT INTO model_versions (version, status, artifact_path, traffic_percentage) \
+                     VALUES ('{version}', '{status}', '{}', {traffic})",
+                    dir.display()
+                ),
+            )
+            .await;
+        }
+        lifecycle::promote(
+            &store,
+            "router-v1.1.0",
+            Target::Canary { traffic: 10 },
+            "test",
+        )
+        .await
+        .unwrap();
+        let mut generator = Generator::new(11);
+        let mut users = |_id: i64| {
+            let u = generator.sample();
+            (u.intent.to_string(), u.text)
+        };
+        let mut next_id = 1;
+        traffic_of(&db, &store, 300, &mut next_id, &mut users).await;
+        let early = check(&db);
+        assert_eq!(early["decision"], "wait", "{early}");
+        traffic_of(&db, &store, 1700, &mut next_id, &mut users).await;
+        let out = check(&db);
+        assert_eq!(out["decision"], "rollback", "{out}");
+        // Audit accuracy (0.76 against 0.98 when this was written) decided it.
+        let accuracy = &out["canary_check"]["analysis"]["signals"][0];
+        assert_eq!(accuracy["signal"], "audit-accuracy");
+        assert_eq!(accuracy["test"]["regression"], true, "{accuracy}");
+        let value = |who: &str| accuracy[who]["value"].as_f64().unwrap();
+        let (canary, production) = (value("canary"), value("production"));
+        assert!(
+            production > 0.8 && canary < production - 0.1,
+            "{canary} vs {production}"
+        );
+        assert_eq!(
+            statuses(&store).await,
+            [
+                row("router-v1.0.0", "production", 100),
+                row("router-v1.1.0", "rejected", 0)
+            ]
+        );
+        store.close().await;
     }
 }
