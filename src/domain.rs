@@ -248,6 +248,7 @@ stored_enum! {
         SamplesImport => "samples-import",
         Ingest => "ingest",
         Prune => "prune",
+        CanaryCheck => "canary-check",
     }
 }
 

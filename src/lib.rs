@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod canary;
 pub mod capture;
 pub mod cli;
 pub mod config;

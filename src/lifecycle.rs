@@ -305,6 +305,34 @@ pub fn plan_archive(
     }
 }
 
+/// Plan the rollback of canary `version` by `flywheel canary-check`: it
+/// becomes `rejected` — the verdict of evidence from its own traffic, as the
+/// weekly-training gate's is from the test set, so `models promote` refuses
+/// it again without `--force` — and production takes all traffic back.
+pub fn plan_canary_rollback(
+    models: &[ModelVersion],
+    version: &str,
+    reason: &str,
+) -> Result<Vec<ModelChange>> {
+    let model = find(models, version)?;
+    if model.status != ModelStatus::Canary {
+        return Err(Error::failure(format!(
+            "{version} is no longer the canary (it is {}); nothing was changed",
+            model.status
+        )));
+    }
+    let mut steps = vec![change(model, ModelStatus::Rejected, 0, reason)];
+    if let Some(production) = with_status(models, ModelStatus::Production) {
+        steps.push(change(
+            production,
+            ModelStatus::Production,
+            100,
+            format!("{version} rolled back by canary-check"),
+        ));
+    }
+    Ok(steps)
+}
+
 pub async fn promote(
     store: &Store,
     version: &str,

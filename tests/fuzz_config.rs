@@ -102,6 +102,10 @@ const KEYS: &[(&str, Kind)] = &[
     ("health.quiet_period_minutes", int(1, 525_600, U64)),
     ("privacy.redact", Kind::Bool),
     ("privacy.min_digits", int(3, 15, U64)),
+    ("canary.min_step_minutes", int(0, 525_600, U64)),
+    ("canary.min_requests", int(1, 100_000_000, U64)),
+    ("canary.min_audits", int(0, 1_000_000, U64)),
+    ("canary.alpha", float(0.0001, 0.2)),
 ];
 
 /// The full allowed range of a numeric key as the error names it (the
@@ -129,6 +133,10 @@ fn allowed(key: &str) -> Option<&'static str> {
         "training.canary_traffic" => "1 to 99",
         "health.quiet_period_minutes" => "1 to 525600",
         "privacy.min_digits" => "3 to 15",
+        "canary.min_step_minutes" => "0 to 525600",
+        "canary.min_requests" => "1 to 100000000",
+        "canary.min_audits" => "0 to 1000000",
+        "canary.alpha" => "0.0001 to 0.2",
         _ => return None,
     })
 }

@@ -232,6 +232,45 @@ mod tests {
         assert_eq!(prod_only.pick(None).unwrap().version(), "prod");
     }
 
+    /// Issue 18: as a canary's share grows step by step, the sessions it
+    /// already serves stay on it (the split is monotone in the share).
+    #[test]
+    fn sessions_on_the_canary_stay_on_it_as_its_share_grows() {
+        let at = |traffic_percent| {
+            ModelRouter::new(
+                Some(Arc::new(Fixed("prod"))),
+                Some(Canary {
+                    classifier: Arc::new(Fixed("canary")),
+                    traffic_percent,
+                }),
+            )
+        };
+        let steps = [at(10), at(25), at(50), at(99)];
+        let mut on_canary = [0usize; 4];
+        for session in 0..10_000 {
+            let key = format!("session-{session}");
+            let served: Vec<&str> = steps
+                .iter()
+                .map(|router| router.pick(Some(&key)).unwrap().version())
+                .collect();
+            for (count, version) in on_canary.iter_mut().zip(&served) {
+                *count += usize::from(*version == "canary");
+            }
+            // Once on the canary, on it at every later step.
+            if let Some(first) = served.iter().position(|v| *v == "canary") {
+                assert!(
+                    served[first..].iter().all(|v| *v == "canary"),
+                    "{key} left the canary as its share grew: {served:?}"
+                );
+            }
+        }
+        // Each step really moved sessions over.
+        assert!(
+            on_canary.windows(2).all(|w| w[0] + 1000 < w[1]),
+            "{on_canary:?}"
+        );
+    }
+
     #[test]
     fn keyword_model_matches_words_and_falls_back_otherwise() {
         let dir = tempfile::tempdir().unwrap();

@@ -4,6 +4,7 @@
 
 mod args;
 mod backup;
+mod canary_check;
 mod config;
 mod console;
 mod daily_capture;
@@ -139,6 +140,8 @@ pub enum Command {
     Tui,
     /// Everything alive in a minute: bootstrap model, serve, synthetic users, daily capture, the console.
     Demo(demo::DemoArgs),
+    /// Compare the canary with production; wait, advance its traffic, promote or roll back.
+    CanaryCheck(canary_check::CanaryCheckArgs),
     /// Delete conversation logs older than a retention period (samples and models are kept).
     Prune(prune::PruneArgs),
     /// Copy the embedded SQLite database to FILE while it is in use.
@@ -321,6 +324,7 @@ async fn dispatch(command: Option<Command>, ctx: &Context) -> Result<ExitCode> {
         Command::Simulate(args) => simulate::simulate(ctx, args).await,
         Command::Tui => console::run(ctx).await,
         Command::Demo(args) => demo::demo(ctx, args).await,
+        Command::CanaryCheck(args) => canary_check::canary_check(ctx, args).await,
         Command::Prune(args) => prune::prune(ctx, args).await,
         Command::Backup(args) => backup::backup(ctx, args).await,
     }

@@ -203,12 +203,18 @@ impl Merged {
         candidates.push(Value::String(raw.to_string()));
         // A list key given one item (`FLYWHEEL_AUTO_FILTER__TRUSTED_PROVIDERS=router`)
         // is a list of one, not a type error.
+        // So is a bare comma-separated list of numbers
+        // (`FLYWHEEL_CANARY__STEPS=10,25,50,100`).
         if !raw.trim().is_empty() {
-            let items = raw
-                .split(',')
-                .map(|s| Value::String(s.trim().to_string()))
+            let items: Vec<&str> = raw.split(',').map(str::trim).collect();
+            let numbers: Option<Vec<Value>> = items
+                .iter()
+                .map(|item| item.parse::<i64>().ok().map(Value::Integer))
                 .collect();
-            candidates.push(Value::Array(items));
+            candidates.extend(numbers.map(Value::Array));
+            candidates.push(Value::Array(
+                items.iter().map(|s| Value::String(s.to_string())).collect(),
+            ));
         }
         // When no reading fits, the first one's error says what is wrong:
         // "abc" for a number is a string, not the list of one tried last.

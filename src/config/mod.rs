@@ -49,6 +49,8 @@ pub struct Config {
     pub suspects: SuspectsConfig,
     /// Redaction of texts leaving for Label Studio or an export (SECURITY.md).
     pub privacy: PrivacyConfig,
+    /// The canary analysis of `flywheel canary-check` ([`crate::canary`]).
+    pub canary: CanaryConfig,
 }
 
 /// DESIGN §1 auto-filter rule.
@@ -186,6 +188,62 @@ pub struct TrainingConfig {
     pub canary_traffic: u32,
 }
 
+/// What `flywheel canary-check` does with its decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CanaryMode {
+    /// Say what it would do; change nothing.
+    #[default]
+    Recommend,
+    /// Also apply the decision as a lifecycle transition.
+    Auto,
+}
+
+impl CanaryMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CanaryMode::Recommend => "recommend",
+            CanaryMode::Auto => "auto",
+        }
+    }
+}
+
+/// The gradual rollout of DESIGN §1 (issue 18): the canary's traffic steps,
+/// how long each step lasts at least, the evidence needed before any
+/// decision, and the false-alarm rate of the sequential test.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CanaryConfig {
+    pub mode: CanaryMode,
+    /// Traffic percentages in order; the last, 100, means production.
+    pub steps: Vec<u32>,
+    /// Least time at each step before advancing. The default, 960 (16 h),
+    /// makes the three waits of 10 → 25 → 50 → 100 the seed's 48 hours.
+    pub min_step_minutes: u64,
+    /// Requests each version must have served since the canary started
+    /// before any decision (rollback included).
+    pub min_requests: u64,
+    /// Labelled audits each version needs before any decision; 0 decides on
+    /// negative feedback, review corrections, fallback and OOS rates alone.
+    pub min_audits: u64,
+    /// Chance that a canary as good as production is ever rolled back,
+    /// however many hourly checks look at it.
+    pub alpha: f64,
+}
+
+impl Default for CanaryConfig {
+    fn default() -> Self {
+        Self {
+            mode: CanaryMode::Recommend,
+            steps: vec![10, 25, 50, 100],
+            min_step_minutes: 960,
+            min_requests: 300,
+            min_audits: 30,
+            alpha: 0.05,
+        }
+    }
+}
+
 /// Thresholds for the warnings of `status`, `doctor` and the console.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -215,6 +273,7 @@ impl Default for Config {
             audit: AuditConfig::default(),
             suspects: SuspectsConfig::default(),
             privacy: PrivacyConfig::default(),
+            canary: CanaryConfig::default(),
         }
     }
 }

@@ -233,6 +233,28 @@ const RULES: &[Rule] = &[
         range: Range::int(1, 525_600),
     },
     Rule {
+        // a year
+        key: "canary.min_step_minutes",
+        value: |c| Some(Number::Int(c.canary.min_step_minutes.into())),
+        range: Range::int(0, 525_600),
+    },
+    Rule {
+        key: "canary.min_requests",
+        value: |c| Some(Number::Int(c.canary.min_requests.into())),
+        range: Range::int(1, 100_000_000),
+    },
+    Rule {
+        key: "canary.min_audits",
+        value: |c| Some(Number::Int(c.canary.min_audits.into())),
+        range: Range::int(0, 1_000_000),
+    },
+    Rule {
+        // 0 would never roll back, 0.5 would on a coin toss
+        key: "canary.alpha",
+        value: |c| Some(Number::Float(c.canary.alpha)),
+        range: Range::float(0.0001, 0.2),
+    },
+    Rule {
         // fewer would eat times and quantities; no phone number has more than 15
         key: "privacy.min_digits",
         value: |c| Some(Number::Int(c.privacy.min_digits as i128)),
@@ -307,7 +329,30 @@ pub(super) fn problems(config: &Config, origins: &BTreeMap<String, Origin>) -> V
             ));
         }
     }
+    if let Some(problem) = steps_problem(&config.canary.steps) {
+        problems.push(format!(
+            "{}: `canary.steps` = {:?} {problem}",
+            layer("canary.steps"),
+            config.canary.steps
+        ));
+    }
     problems
+}
+
+/// What is wrong with a rollout's steps: each a traffic percentage 1–100,
+/// strictly increasing, the last 100 (production).
+fn steps_problem(steps: &[u32]) -> Option<&'static str> {
+    if steps.is_empty() {
+        Some("is empty; give the traffic steps ending at 100, e.g. [10, 25, 50, 100]")
+    } else if steps.iter().any(|s| !(1..=100).contains(s)) {
+        Some("has a step outside 1 to 100 (percent of traffic)")
+    } else if steps.windows(2).any(|w| w[0] >= w[1]) {
+        Some("must be strictly increasing")
+    } else if steps.last() != Some(&100) {
+        Some("must end at 100 (the step that promotes to production)")
+    } else {
+        None
+    }
 }
 
 /// "config file F, line L", ".env, line L", "environment variable X",
@@ -378,6 +423,31 @@ mod tests {
             problems(&Config::default(), &BTreeMap::new()),
             Vec::<String>::new()
         );
+    }
+
+    #[test]
+    fn canary_steps_must_rise_to_100() {
+        assert_eq!(steps_problem(&[10, 25, 50, 100]), None);
+        assert_eq!(steps_problem(&[100]), None);
+        assert!(steps_problem(&[]).unwrap().contains("empty"));
+        assert!(steps_problem(&[0, 100]).unwrap().contains("outside"));
+        assert!(steps_problem(&[10, 150]).unwrap().contains("outside"));
+        assert!(
+            steps_problem(&[25, 10, 100])
+                .unwrap()
+                .contains("increasing")
+        );
+        assert!(
+            steps_problem(&[10, 10, 100])
+                .unwrap()
+                .contains("increasing")
+        );
+        assert!(steps_problem(&[10, 50]).unwrap().contains("end at 100"));
+        let mut config = Config::default();
+        config.canary.steps = vec![10, 50];
+        let found = problems(&config, &BTreeMap::new());
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].starts_with("the default: `canary.steps` = [10, 50] must end at 100"));
     }
 
     #[test]

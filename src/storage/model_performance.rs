@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::snapshot::LiveModel;
 use super::{Store, Timestamp, db_error, on_pool};
+use crate::canary::Served;
 use crate::domain::ModelStatus;
 use crate::error::Result;
 
@@ -34,6 +35,17 @@ pub struct WindowStats {
     pub agreed: i64,
 }
 
+/// A version's traffic and the reviews of its answers over a window.
+struct WindowCounts {
+    conversations: i64,
+    fallbacks: i64,
+    out_of_scope: i64,
+    negative_feedback: i64,
+    reviewed: i64,
+    agreed: i64,
+    corrected: i64,
+}
+
 impl Store {
     pub async fn model_performance(&self) -> Result<Vec<ModelPerformance>> {
         on_pool!(self, |pool| sqlx::query_as::<_, ModelPerformance>(
@@ -54,22 +66,39 @@ impl Store {
         version: &str,
         since: Timestamp,
     ) -> Result<WindowStats> {
-        let (conversations, fallbacks, negative_feedback): (i64, i64, i64) =
+        let c = self.window_counts(version, since).await?;
+        Ok(WindowStats {
+            conversations: c.conversations,
+            fallbacks: c.fallbacks,
+            negative_feedback: c.negative_feedback,
+            reviewed: c.reviewed,
+            agreed: c.agreed,
+        })
+    }
+
+    /// The traffic and reviews of `version` since `since`.
+    async fn window_counts(&self, version: &str, since: Timestamp) -> Result<WindowCounts> {
+        let err = |e| db_error("reading version stats", e);
+        let (conversations, fallbacks, out_of_scope, negative_feedback): (i64, i64, i64, i64) =
             on_pool!(self, |pool| {
                 sqlx::query_as(
                     "SELECT COUNT(*), COUNT(CASE WHEN fallback THEN 1 END), \
+                        COUNT(CASE WHEN NOT fallback AND nlu_intent = $3 THEN 1 END), \
                         COUNT(CASE WHEN feedback = 'negative' THEN 1 END) \
-                 FROM conversation_logs WHERE model_version = $1 AND created_at >= $2",
+                     FROM conversation_logs WHERE model_version = $1 AND created_at >= $2",
                 )
                 .bind(version)
                 .bind(since)
+                .bind(crate::router::OOS_LABEL)
                 .fetch_one(pool)
                 .await
             })
-            .map_err(|err| db_error("reading version stats", err))?;
-        let (reviewed, agreed): (i64, i64) = on_pool!(self, |pool| {
+            .map_err(err)?;
+        let (reviewed, agreed, corrected): (i64, i64, i64) = on_pool!(self, |pool| {
             sqlx::query_as(
-                "SELECT COUNT(*), COUNT(CASE WHEN review_status = 'approved' AND corrected_from IS NULL THEN 1 END) \
+                "SELECT COUNT(*), \
+                    COUNT(CASE WHEN review_status = 'approved' AND corrected_from IS NULL THEN 1 END), \
+                    COUNT(CASE WHEN review_status = 'approved' AND corrected_from IS NOT NULL THEN 1 END) \
                  FROM training_samples \
                  WHERE predicted_by_version = $1 AND source = 'human' AND reviewed_at >= $2 \
                    AND review_status IN ('approved', 'rejected')",
@@ -79,13 +108,40 @@ impl Store {
             .fetch_one(pool)
             .await
         })
-        .map_err(|err| db_error("reading version stats", err))?;
-        Ok(WindowStats {
+        .map_err(err)?;
+        Ok(WindowCounts {
             conversations,
             fallbacks,
+            out_of_scope,
             negative_feedback,
             reviewed,
             agreed,
+            corrected,
+        })
+    }
+
+    /// What `version` served since `since`, for the canary analysis
+    /// ([`crate::canary`]): its requests with their fallbacks, out-of-scope
+    /// answers and negative feedback; the reviews of its answers and their
+    /// corrections; the labelled audits of the conversations it served.
+    pub async fn served_since(&self, version: &str, since: Timestamp) -> Result<Served> {
+        let c = self.window_counts(version, since).await?;
+        let audits = self
+            .audit_tallies(Some(since))
+            .await?
+            .into_iter()
+            .find(|t| t.version.as_deref() == Some(version))
+            .unwrap_or_default();
+        let count = |n: i64| n.max(0) as u64;
+        Ok(Served {
+            requests: count(c.conversations),
+            fallbacks: count(c.fallbacks),
+            out_of_scope: count(c.out_of_scope),
+            negative_feedback: count(c.negative_feedback),
+            reviewed: count(c.reviewed),
+            corrected: count(c.corrected),
+            audited: count(audits.labelled),
+            audited_right: count(audits.served_right),
         })
     }
 

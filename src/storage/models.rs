@@ -36,6 +36,34 @@ pub struct ModelVersion {
     pub archived_at: Option<Timestamp>,
 }
 
+#[cfg(test)]
+impl ModelVersion {
+    /// A registered version with only its name, status and traffic known
+    /// (unit tests of the planners and the console).
+    pub fn example(version: &str, status: ModelStatus, traffic: i32) -> Self {
+        let now = Timestamp::now();
+        ModelVersion {
+            id: 1,
+            version: version.into(),
+            status,
+            artifact_path: None,
+            train_samples: None,
+            test_samples: None,
+            test_accuracy: None,
+            production_accuracy: None,
+            fallback_rate: None,
+            traffic_percentage: traffic,
+            metrics: None,
+            created_at: now,
+            updated_at: now,
+            tested_at: None,
+            canary_at: None,
+            production_at: None,
+            archived_at: None,
+        }
+    }
+}
+
 /// A column holding JSON text, written out as the JSON it holds; text
 /// that is not JSON stays a string.
 fn stored_json<S: serde::Serializer>(

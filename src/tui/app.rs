@@ -306,6 +306,7 @@ impl App {
                 }
             },
             Action::SyncNow => self.start(Job::LabelStudioSync),
+            Action::CheckCanary => self.start(Job::CanaryCheck),
             Action::TrainNow => {
                 self.overlay = Overlay::Confirm(Confirm::Start(Job::TrainNow));
                 none()
@@ -910,24 +911,8 @@ mod tests {
     #[test]
     fn promote_asks_traffic_then_confirmation() {
         let mut app = App::new(Utc::now(), 10);
-        let version = |v: &str, status: &str| crate::storage::models::ModelVersion {
-            id: 1,
-            version: v.into(),
-            status: status.parse().unwrap(),
-            artifact_path: None,
-            train_samples: None,
-            test_samples: None,
-            test_accuracy: None,
-            production_accuracy: None,
-            fallback_rate: None,
-            traffic_percentage: 0,
-            metrics: None,
-            created_at: Timestamp::now(),
-            updated_at: Timestamp::now(),
-            tested_at: None,
-            canary_at: None,
-            production_at: None,
-            archived_at: None,
+        let version = |v: &str, status: &str| {
+            crate::storage::models::ModelVersion::example(v, status.parse().unwrap(), 0)
         };
         app.apply(UiEvent::Loaded {
             data: PaneData::Training(TrainingData {
@@ -972,6 +957,21 @@ mod tests {
                 .unwrap()
                 .text
                 .contains("only testing and canary")
+        );
+    }
+
+    #[test]
+    fn capital_c_in_the_training_pane_runs_the_canary_check() {
+        let mut app = App::new(Utc::now(), 10);
+        app.pane = Pane::Review;
+        assert!(
+            !app.handle_key(ch('C'))
+                .contains(&Command::Start(Job::CanaryCheck))
+        );
+        app.pane = Pane::Training;
+        assert_eq!(
+            app.handle_key(ch('C')),
+            vec![Command::Start(Job::CanaryCheck)]
         );
     }
 

@@ -4,10 +4,12 @@
 
 use std::path::PathBuf;
 
+use crate::canary::Analysis;
 use crate::capture::gaps::{Gap, LowHour};
 use crate::gold::GoldSummary;
 use crate::health::Warning;
 use crate::review::order::Queued;
+use crate::stages::canary_check::Watched;
 use crate::storage::Timestamp;
 use crate::storage::capture_stats::BucketCount;
 use crate::storage::conversations::Conversation;
@@ -135,6 +137,10 @@ pub struct CanaryWatch {
     pub canary: WindowStats,
     pub production_version: String,
     pub production: WindowStats,
+    /// What `flywheel canary-check` sees and would decide now.
+    pub check: Box<(Watched, Analysis)>,
+    /// `[canary] min_step_minutes`.
+    pub min_step_minutes: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]

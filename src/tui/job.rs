@@ -14,6 +14,8 @@ pub enum Job {
         traffic: u32,
     },
     Rollback,
+    /// `flywheel canary-check` in the configured `[canary] mode`.
+    CanaryCheck,
 }
 
 impl Job {
@@ -38,6 +40,7 @@ impl Job {
                 format!("promote {version} to canary at {traffic} %")
             }
             Job::Rollback => "roll back production".into(),
+            Job::CanaryCheck => "canary check".into(),
         }
     }
 }

@@ -46,12 +46,13 @@ pub enum Action {
     TrainNow,
     Promote,
     RollBack,
+    CheckCanary,
     JobMenu,
 }
 
 impl Action {
     /// Every action, for the test that each has a key.
-    pub const ALL: [Action; 19] = [
+    pub const ALL: [Action; 20] = [
         Action::SwitchPane,
         Action::GoToPane,
         Action::MoveSelection,
@@ -70,6 +71,7 @@ impl Action {
         Action::TrainNow,
         Action::Promote,
         Action::RollBack,
+        Action::CheckCanary,
         Action::JobMenu,
     ];
 }
@@ -247,6 +249,13 @@ pub const BINDINGS: &[Binding] = &[
         "roll back production (asks first)",
     ),
     bind(
+        &[ch('C')],
+        "C",
+        Scope::Pane(Pane::Training),
+        CheckCanary,
+        "check the canary now (as [canary] mode says)",
+    ),
+    bind(
         &[plain(KeyCode::Enter), ch('m')],
         "Enter  m",
         Scope::Pane(Pane::Jobs),
@@ -327,7 +336,7 @@ mod tests {
             match action {
                 SwitchPane | GoToPane | MoveSelection | Refresh | CancelJob | Help | Quit
                 | QuitNow | DrillIntoGap | Accept | ChooseIntent | Reject | Skip | Undo
-                | SyncNow | TrainNow | Promote | RollBack | JobMenu => {}
+                | SyncNow | TrainNow | Promote | RollBack | CheckCanary | JobMenu => {}
             }
             assert!(
                 BINDINGS.iter().any(|b| b.action == Some(action)),

@@ -21,6 +21,7 @@ use crate::domain::Stage;
 use crate::error::{Error, ErrorKind, Result};
 use crate::gold::GoldSummary;
 use crate::review::order::{Queued, head, review_order};
+use crate::stages::canary_check;
 use crate::storage::capture_stats::{Bucket, BucketCount, MixDimension};
 use crate::storage::conversations::Conversation;
 use crate::storage::model_performance::ModelPerformance;
@@ -389,17 +390,26 @@ impl Loader {
             return Ok(None);
         };
         let since = canary.canary_at.unwrap_or(canary.updated_at);
-        let key = format!("{}@{}/{}", canary.version, since, production.version);
+        // A new step is a new watch: its traffic and time at step change.
+        let key = format!(
+            "{}@{}/{}/{}",
+            canary.version, since, canary.traffic_percentage, production.version
+        );
         if self.canary_watch.as_ref().is_none_or(|(k, _)| *k != key) {
             self.canary_watch = Some((key, Slow::default()));
         }
-        let store = self.store.clone();
+        let (store, config) = (self.store.clone(), self.config.clone());
         let (canary_version, canary_traffic) = (canary.version.clone(), canary.traffic_percentage);
         let production_version = production.version.clone();
+        let (canary, production) = (canary.clone(), production.clone());
         let slow = &mut self.canary_watch.as_mut().expect("set above").1;
         let watch = slow
             .get(|| async move {
+                let watched = canary_check::watch(&store, &canary, &production).await?;
+                let analysis = canary_check::analyse(&watched, &config);
                 Ok(CanaryWatch {
+                    check: Box::new((watched, analysis)),
+                    min_step_minutes: config.canary.min_step_minutes,
                     since,
                     canary: store.version_window_stats(&canary_version, since).await?,
                     production: store

@@ -19,6 +19,7 @@ use crate::jobs::{self, Launch, Trigger};
 use crate::lifecycle::{self, Target};
 use crate::progress::{CancellationToken, Progress, Reporter};
 use crate::review::decisions::{self, short};
+use crate::stages::canary_check::CanaryCheck;
 use crate::stages::daily_capture::DailyCapture;
 use crate::stages::export::Export;
 use crate::stages::label_studio_sync::LabelStudioSync;
@@ -148,6 +149,24 @@ impl Runner {
             Job::Rollback => {
                 let changes = lifecycle::rollback(store, &self.actor).await?;
                 Ok(describe_changes(&changes))
+            }
+            Job::CanaryCheck => {
+                let stage = CanaryCheck {
+                    mode: config.canary.mode,
+                    dry_run: false,
+                };
+                let summary = jobs::run(stage, &launch).await?;
+                Ok(match (summary.decision(), summary.applied()) {
+                    (None, _) => summary.note.unwrap_or_default(),
+                    (Some(decision), true) => {
+                        format!("canary check: {} — done", decision.describe())
+                    }
+                    (Some(decision), false) => format!(
+                        "canary check ({} mode): {}",
+                        summary.mode.as_str(),
+                        decision.describe()
+                    ),
+                })
             }
         }
     }

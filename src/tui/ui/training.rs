@@ -9,6 +9,7 @@ use ratatui::widgets::{Axis, Block, Chart, Dataset, GraphType, Paragraph, Row, T
 
 use super::theme::Theme;
 use super::{day_time, percent, took};
+use crate::canary;
 use crate::storage::model_performance::WindowStats;
 use crate::tui::app::App;
 use crate::tui::data::{CanaryWatch, Pane, TrainingData};
@@ -277,23 +278,42 @@ fn draw_canary_watch(frame: &mut Frame, area: Rect, app: &App, watch: &CanaryWat
     let column = |s: &WindowStats| {
         vec![
             s.conversations.to_string(),
-            rate(s.fallbacks, s.conversations),
-            rate(s.negative_feedback, s.conversations),
             format!("{} ({} reviewed)", rate(s.agreed, s.reviewed), s.reviewed),
         ]
     };
     let (c, p) = (column(&watch.canary), column(&watch.production));
-    let names = [
-        "conversations",
-        "fallback rate",
-        "negative feedback",
-        "review agreement",
-    ];
-    let rows: Vec<Row> = names
+    let mut rows: Vec<Row> = ["conversations", "review agreement"]
         .iter()
         .enumerate()
         .map(|(i, name)| Row::new(vec![name.to_string(), c[i].clone(), p[i].clone()]))
         .collect();
+    // What `flywheel canary-check` compares, each with its interval and,
+    // where it decides on it, the sequential test; then where the rollout
+    // stands.
+    let (watched, analysis) = &*watch.check;
+    for signal in &analysis.signals {
+        let test = signal
+            .test
+            .map(|t| format!(" · {}", t.describe()))
+            .unwrap_or_default();
+        rows.push(Row::new(vec![
+            signal.signal.name().to_string(),
+            canary::shown(&signal.canary),
+            format!("{}{test}", canary::shown(&signal.production)),
+        ]));
+    }
+    rows.push(Row::new(vec![
+        "step".to_string(),
+        format!(
+            "{} % for {}",
+            watched.traffic,
+            canary::minutes(watched.minutes_at_step)
+        ),
+        format!(
+            "at least {} per step",
+            canary::minutes(watch.min_step_minutes)
+        ),
+    ]));
     let header = Row::new(vec![
         String::new(),
         format!(
@@ -304,7 +324,7 @@ fn draw_canary_watch(frame: &mut Frame, area: Rect, app: &App, watch: &CanaryWat
     ])
     .style(theme.title());
     let title = format!(
-        "canary watch since {} ({}) · p raises its traffic",
+        "canary watch since {} ({}) · p raises its traffic · C checks now",
         day_time(watch.since),
         super::ago(watch.since, app.now)
     );
@@ -318,7 +338,11 @@ fn draw_canary_watch(frame: &mut Frame, area: Rect, app: &App, watch: &CanaryWat
             ],
         )
         .header(header)
-        .block(Block::bordered().title(title)),
+        .block(
+            Block::bordered()
+                .title(title)
+                .title_bottom(format!("next check: {}", analysis.decision.describe())),
+        ),
         area,
     );
 }
