@@ -261,7 +261,7 @@ fn webhooks_apply_reviews_at_once_with_their_secret_and_only_once() {
         // annotator's request, applies the review before any sync.
         let t1 = task_of(&db, "u1");
         let admin = ls.admin_id;
-        block_on(async move { ls.annotate(t1, "intent_1", None).await });
+        let u1_annotation = block_on(async move { ls.annotate(t1, "intent_1", None).await });
         let applied = sample(&db, "u1");
         assert_eq!(
             applied,
@@ -368,6 +368,12 @@ fn webhooks_apply_reviews_at_once_with_their_secret_and_only_once() {
             "the deletion reached serve:\n{log}"
         );
         assert!(!log.contains(SECRET), "the secret leaked into serve's log");
+
+        // An annotator changes their mind: ANNOTATION_UPDATED re-decides
+        // the sample before the edit's request returns.
+        block_on(async move { ls.update_annotation(u1_annotation, "intent_5").await });
+        assert_eq!(sample(&db, "u1").0, "approved");
+        assert_eq!(sample(&db, "u1").1, "intent_5", "the update was applied");
 
         // Clean up Label Studio's webhook so the next backend's project is alone.
         let ls_url = ls.url.clone();
