@@ -84,6 +84,28 @@ fn sample(db: &TestDb, text: &str) -> (String, String, Option<String>) {
 }
 
 #[test]
+fn the_task_watermark_keeps_microseconds_and_only_moves_forward() {
+    support::for_each_backend(|store| async move {
+        use chrono::TimeZone;
+        let at = |micros: i64| {
+            chrono::Utc.with_ymd_and_hms(2026, 11, 25, 1, 2, 3).unwrap()
+                + chrono::Duration::microseconds(micros)
+        };
+        assert_eq!(store.task_watermark(7).await.unwrap(), None);
+        store.advance_task_watermark(7, at(456_789)).await.unwrap();
+        assert_eq!(store.task_watermark(7).await.unwrap(), Some(at(456_789)));
+        // An older pull finishing late does not move it back; a later one
+        // a microsecond on does move it.
+        store.advance_task_watermark(7, at(456_000)).await.unwrap();
+        assert_eq!(store.task_watermark(7).await.unwrap(), Some(at(456_789)));
+        store.advance_task_watermark(7, at(456_790)).await.unwrap();
+        assert_eq!(store.task_watermark(7).await.unwrap(), Some(at(456_790)));
+        // Per project.
+        assert_eq!(store.task_watermark(8).await.unwrap(), None);
+    });
+}
+
+#[test]
 fn the_pull_reads_what_changed_since_the_last_pull_not_the_project() {
     let Some(ls) = support::label_studio::label_studio() else {
         return;
