@@ -106,6 +106,26 @@ fn the_task_watermark_keeps_microseconds_and_only_moves_forward() {
 }
 
 #[test]
+fn a_webhook_url_without_its_secret_is_a_configuration_error() {
+    let db = TestDb::sqlite();
+    let out = db
+        .cmd()
+        .args(["label-studio-sync"])
+        // Never reached: the configuration is refused first.
+        .env("LABEL_STUDIO_URL", "http://127.0.0.1:9")
+        .env("LABEL_STUDIO_API_KEY", support::label_studio::LEGACY_TOKEN)
+        .env(
+            "FLYWHEEL_LABEL_STUDIO__WEBHOOK_URL",
+            "http://nlu.internal:3200/v1/label-studio/webhook",
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("label_studio.webhook_secret"), "{stderr}");
+}
+
+#[test]
 fn the_pull_reads_what_changed_since_the_last_pull_not_the_project() {
     let Some(ls) = support::label_studio::label_studio() else {
         return;
