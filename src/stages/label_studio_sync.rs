@@ -144,9 +144,8 @@ async fn sync(
         .await?;
     }
     if options.pull {
-        let overlap = chrono::Duration::seconds(
-            i64::try_from(config.label_studio.pull_overlap_secs).unwrap_or(i64::MAX / 1000),
-        );
+        // Validated to at most a day, so the cast cannot wrap.
+        let overlap = chrono::Duration::seconds(config.label_studio.pull_overlap_secs as i64);
         pull(
             store,
             client,
