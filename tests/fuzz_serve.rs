@@ -72,6 +72,7 @@ fn fixture() -> &'static Fixture {
                 metrics,
                 token_digest: None,
                 body_read_timeout: std::time::Duration::from_secs(10),
+                webhook_secret_digest: None,
             })
         });
         Fixture {

@@ -19,6 +19,7 @@ use support::{TestDb, block_on};
 
 const API_TOKEN: &str = "tok-3f9a7c1e5b2d4f6a8c0e";
 const DB_PASSWORD: &str = "db-pass-71c3e9a5";
+const WEBHOOK_SECRET: &str = "hook-5e2b8d0f4a6c";
 /// Phone numbers as users give them, and the digits as stored anywhere.
 const USER_PHONE: &str = "+91 98111 22333";
 const TEXTS: [(&str, &[&str]); 4] = [
@@ -77,6 +78,12 @@ fn no_secret_phone_number_or_email_leaves_in_any_output() {
             ("FLYWHEEL_API_TOKEN", API_TOKEN),
             ("LABEL_STUDIO_URL", ls.url.as_str()),
             ("LABEL_STUDIO_API_KEY", ls.pat.as_str()),
+            // serve accepts webhooks with it; the sync registers it in Label Studio
+            ("FLYWHEEL_LABEL_STUDIO__WEBHOOK_SECRET", WEBHOOK_SECRET),
+            (
+                "FLYWHEEL_LABEL_STUDIO__WEBHOOK_URL",
+                "http://127.0.0.1:9/v1/label-studio/webhook",
+            ),
         ];
         let run = |args: &[&str]| -> Output {
             let out = db
@@ -145,6 +152,7 @@ fn no_secret_phone_number_or_email_leaves_in_any_output() {
         let sync = run(&["--json", "label-studio-sync", "--push-only"]);
         let pushed: Value = serde_json::from_slice(&sync.stdout).unwrap();
         assert_eq!(pushed["sync"]["pushed"], 4, "{pushed}");
+        assert_eq!(pushed["sync"]["webhook"], "created", "{pushed}");
         let project = pushed["sync"]["project_id"].as_i64().unwrap();
         outputs.push(("label-studio-sync".into(), text_of(&sync)));
         let export = db.data_path().join("export.jsonl");
@@ -203,7 +211,13 @@ fn no_secret_phone_number_or_email_leaves_in_any_output() {
             std::fs::read_to_string(&export).unwrap(),
         ));
 
-        let mut forbidden: Vec<&str> = vec![API_TOKEN, DB_PASSWORD, &ls.pat, &ls.legacy_token];
+        let mut forbidden: Vec<&str> = vec![
+            API_TOKEN,
+            DB_PASSWORD,
+            WEBHOOK_SECRET,
+            &ls.pat,
+            &ls.legacy_token,
+        ];
         forbidden.extend(["98111 22333", "9811122333"]);
         for (_, pieces) in TEXTS {
             forbidden.extend(pieces.iter().copied());

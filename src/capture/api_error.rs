@@ -19,7 +19,7 @@ pub(super) const COMMIT_UNCERTAIN: &str = "the database did not commit in time; 
 
 /// The routes, for the 404 answer.
 const ROUTES: &str = "POST /nlu/classify, POST /v1/conversations, POST /v1/feedback, \
-                      GET /health, GET /metrics";
+                      POST /v1/label-studio/webhook, GET /health, GET /metrics";
 
 pub(super) async fn not_found(method: Method, uri: Uri) -> ApiError {
     ApiError::new(

@@ -30,6 +30,7 @@ use super::record::{
 };
 use super::request_body::{IDEMPOTENCY_KEY, idempotency_key, json_body};
 use super::user_hash::UserHasher;
+use super::webhook::label_studio_webhook;
 use super::writer::{Committed, IDEMPOTENCY_WINDOW, WriteError, WriteQueue};
 use crate::config::ROUTER_PROVIDER;
 use crate::storage::conversations::{Conversation, NewConversation};
@@ -58,6 +59,9 @@ pub struct AppState {
     pub token_digest: Option<[u8; 32]>,
     /// A body must arrive within this once its headers have (`serve.body_read_timeout_secs`).
     pub body_read_timeout: Duration,
+    /// SHA-256 of `label_studio.webhook_secret`; the webhook route answers
+    /// 404 while it is unset.
+    pub webhook_secret_digest: Option<[u8; 32]>,
 }
 
 impl AppState {
@@ -81,6 +85,9 @@ pub fn app(state: AppState) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/health", get(health))
+        // Its own shared secret instead of the bearer token: Label Studio
+        // sends fixed headers, and this is the one it is given.
+        .route("/v1/label-studio/webhook", post(label_studio_webhook))
         .merge(protected)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -492,6 +499,7 @@ fn route_name(path: &str) -> &'static str {
         "/v1/feedback" => "/v1/feedback",
         "/health" => "/health",
         "/metrics" => "/metrics",
+        "/v1/label-studio/webhook" => "/v1/label-studio/webhook",
         _ => "other",
     }
 }
@@ -502,7 +510,7 @@ pub fn token_digest(token: &str) -> [u8; 32] {
 
 /// Equal digests, in time independent of where they differ. Comparing
 /// digests rather than tokens also hides the token's length.
-fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+pub(super) fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

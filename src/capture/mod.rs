@@ -5,8 +5,9 @@
 //! Map: [`record`] validates what callers send; [`user_hash`] turns phone
 //! numbers into HMACs; [`classifier`] is the routing point between the
 //! service and the models; [`writer`] is the group commit; [`handlers`] the
-//! HTTP routes (with `api_error`, their error answers, and `request_body`,
-//! how they read bodies and the `Idempotency-Key` header); [`listener`] the
+//! HTTP routes (with `api_error`, their error answers, `request_body`,
+//! how they read bodies and the `Idempotency-Key` header, and `webhook`,
+//! Label Studio's reviews arriving as they happen); [`listener`] the
 //! connections, their read timeouts and the bounded drain; [`server`]
 //! start-up, model reloads and graceful shutdown; [`ingest`] the JSONL
 //! backfill; [`gaps`] the gap analysis; [`simulate`] synthetic users for
@@ -29,4 +30,5 @@ mod request_body;
 pub mod server;
 pub mod simulate;
 pub mod user_hash;
+mod webhook;
 pub mod writer;

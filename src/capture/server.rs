@@ -99,6 +99,11 @@ pub async fn serve(
         metrics: metrics.clone(),
         token_digest: options.api_token.as_ref().map(|t| token_digest(t.expose())),
         body_read_timeout: Duration::from_secs(config.serve.body_read_timeout_secs),
+        webhook_secret_digest: config
+            .label_studio
+            .webhook_secret
+            .as_ref()
+            .map(|s| token_digest(s.expose())),
     };
     let limits = ConnectionLimits {
         header_read: Duration::from_secs(config.serve.header_read_timeout_secs),

@@ -35,11 +35,12 @@ pub async fn label_studio_sync(ctx: &Context, args: &SyncArgs) -> Result<ExitCod
     let report = ctx.run_stage(stage).await?;
     ctx.out.summary(&serde_json::json!({ "ok": true, "sync": report }), || {
         let mut text = format!(
-            "Label Studio project {}{}: pushed {}, reconciled {}; pulled {}: {} approved, {} corrected, {} rejected, {} unusable, {} with disagreeing annotators",
+            "Label Studio project {}{}: pushed {}, reconciled {}; read {} changed tasks, pulled {}: {} approved, {} corrected, {} rejected, {} unusable, {} with disagreeing annotators",
             report.project_id,
             if report.project_created { " (created)" } else { "" },
             report.pushed,
             report.reconciled,
+            report.read,
             report.pulled,
             report.approved,
             report.corrected,
@@ -47,6 +48,9 @@ pub async fn label_studio_sync(ctx: &Context, args: &SyncArgs) -> Result<ExitCod
             report.unusable,
             report.disagreements
         );
+        if let Some(webhook) = report.webhook {
+            text.push_str(&format!("\nwebhook: {webhook:?}").to_lowercase());
+        }
         for e in &report.errors {
             text.push_str(&format!("\nwarning: {e}"));
         }

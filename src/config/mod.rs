@@ -145,6 +145,19 @@ pub struct LabelStudioConfig {
     /// Tasks per import call.
     pub batch_size: usize,
     pub timeout_secs: u64,
+    /// A pull asks for tasks updated since the last pull's newest, less
+    /// this: an annotation saved in a transaction that commits after our
+    /// read still carries the earlier time. Tasks re-read in it cost a
+    /// read, never a second decision.
+    pub pull_overlap_secs: u64,
+    /// Shared secret Label Studio's webhooks send in the
+    /// `X-Flywheel-Webhook-Secret` header; `POST /v1/label-studio/webhook`
+    /// answers 404 until it is set.
+    pub webhook_secret: Option<Secret>,
+    /// Where Label Studio reaches `serve`'s webhook route
+    /// (`http://host:3200/v1/label-studio/webhook`); when set (with
+    /// `webhook_secret`), `label-studio-sync` registers the webhook.
+    pub webhook_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -302,6 +315,9 @@ impl Default for LabelStudioConfig {
             project_id: None,
             batch_size: 500,
             timeout_secs: 60,
+            pull_overlap_secs: 60,
+            webhook_secret: None,
+            webhook_url: None,
         }
     }
 }
@@ -385,7 +401,12 @@ impl Config {
 }
 
 /// The keys whose values are secrets.
-const SECRET_KEYS: [&str; 3] = ["label_studio.api_key", "serve.api_token", "database_url"];
+const SECRET_KEYS: [&str; 4] = [
+    "label_studio.api_key",
+    "label_studio.webhook_secret",
+    "serve.api_token",
+    "database_url",
+];
 
 /// A merged configuration and where each explicitly set key came from.
 #[derive(Debug, Clone)]

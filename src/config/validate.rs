@@ -120,6 +120,11 @@ const RULES: &[Rule] = &[
         value: |c| Some(Number::Int(c.label_studio.timeout_secs.into())),
         range: Range::int(1, 3600),
     },
+    Rule {
+        key: "label_studio.pull_overlap_secs",
+        value: |c| Some(Number::Int(c.label_studio.pull_overlap_secs.into())),
+        range: Range::int(0, 86_400),
+    },
     // 0 would time every request out; a huge value overflows hyper's timer.
     Rule {
         key: "serve.header_read_timeout_secs",

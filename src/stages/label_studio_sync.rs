@@ -20,16 +20,15 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::jobs::{Stage, StageContext, StageJob};
 use crate::privacy::Redactor;
 use crate::progress::Reporter;
-use crate::review::decisions;
+use crate::review::annotations::{Applied, apply_task};
 use crate::review::label_studio::{
     DEFAULT_LABEL_CONFIG, LabelStudioClient, ModelPrediction, NewTask, REVIEW_ORDER_VERSION,
-    TaskPrediction, UNCERTAINTY_SAMPLING, Unusable, decide, label_config_with_intents,
+    TaskPrediction, UNCERTAINTY_SAMPLING, WebhookRegistration, label_config_with_intents,
 };
 use crate::review::order::review_order;
 use crate::review::rescore::rescore;
+use crate::storage::Store;
 use crate::storage::label_studio_tasks::PushedTask;
-use crate::storage::samples::ReviewOutcome;
-use crate::storage::{Store, Timestamp};
 use crate::suspects::Suspicion;
 
 /// The Label Studio sync stage. Its fields are its options.
@@ -74,6 +73,9 @@ pub struct SyncReport {
     pub reconciled: usize,
     /// Waiting tasks given a new place in Label Studio's labelling stream.
     pub reordered: usize,
+    /// Tasks the pull read from Label Studio: those annotated (or skipped)
+    /// and changed since the last pull and its overlap, not the project.
+    pub read: usize,
     /// Tasks read back with at least one annotation.
     pub pulled: usize,
     pub approved: usize,
@@ -83,13 +85,10 @@ pub struct SyncReport {
     pub unusable: usize,
     /// Tasks whose annotations disagree (the most recent won).
     pub disagreements: usize,
+    /// What registering serve's webhook did, when `label_studio.webhook_url` is set.
+    pub webhook: Option<WebhookRegistration>,
     pub errors: Vec<String>,
 }
-
-/// Annotations are pulled again from a little before the newest one seen,
-/// so an annotation saved in the same instant as our last pull is not missed
-/// (re-reading is harmless: unchanged annotations are skipped).
-const PULL_OVERLAP: chrono::Duration = chrono::Duration::minutes(5);
 
 impl StageJob for LabelStudioSync {
     const STAGE: Stage = Stage::LabelStudioSync;
@@ -112,6 +111,7 @@ async fn sync(
     reporter: &Reporter,
 ) -> Result<SyncReport> {
     let client = &options.client;
+    let webhook = webhook_settings(config)?;
     // Fail before touching anything local when Label Studio is down or the
     // key is wrong.
     client.whoami().await?;
@@ -119,6 +119,18 @@ async fn sync(
     let intents = known_intents(store).await?;
     let project = ensure_project(store, config, client, options, &intents, &mut report).await?;
     report.project_id = project;
+    if let Some((url, secret)) = webhook {
+        // Best effort: the pull below is the source of truth either way.
+        match client.ensure_webhook(project, url, secret).await {
+            Ok(done) => report.webhook = Some(done),
+            Err(err) => {
+                tracing::warn!("could not register the Label Studio webhook: {err}");
+                report
+                    .errors
+                    .push(format!("registering the webhook {url}: {err}"));
+            }
+        }
+    }
     if options.push {
         push(
             store,
@@ -132,7 +144,18 @@ async fn sync(
         .await?;
     }
     if options.pull {
-        pull(store, client, project, &intents, &mut report, reporter).await?;
+        // Validated to at most a day, so the cast cannot wrap.
+        let overlap = chrono::Duration::seconds(config.label_studio.pull_overlap_secs as i64);
+        pull(
+            store,
+            client,
+            project,
+            &intents,
+            overlap,
+            &mut report,
+            reporter,
+        )
+        .await?;
         // Labels just pulled may settle audits.
         store.record_version_performance().await?;
     }
@@ -148,6 +171,22 @@ async fn sync(
         }
     }
     Ok(report)
+}
+
+/// The webhook to register: `label_studio.webhook_url` with its secret,
+/// or nothing when no URL is set; a URL without a secret is refused (serve
+/// would answer every delivery 404).
+fn webhook_settings(config: &Config) -> Result<Option<(&str, &str)>> {
+    let Some(url) = config.label_studio.webhook_url.as_deref() else {
+        return Ok(None);
+    };
+    let Some(secret) = &config.label_studio.webhook_secret else {
+        return Err(Error::config(
+            "label_studio.webhook_url is set but label_studio.webhook_secret is not: set both \
+             (FLYWHEEL_LABEL_STUDIO__WEBHOOK_SECRET), the same secret for serve and the sync",
+        ));
+    };
+    Ok(Some((url, secret.expose())))
 }
 
 async fn known_intents(store: &Store) -> Result<Vec<String>> {
@@ -420,77 +459,74 @@ async fn order_review(
     Ok(())
 }
 
+/// Read the annotated tasks changed since the last pull and apply their
+/// annotations ([`apply_task`], the path serve's webhook takes too). The
+/// pull starts from the project's task watermark — the newest task
+/// `updated_at` a completed pull read, on Label Studio's clock — less
+/// `overlap`, so what it reads follows what annotators changed, not the
+/// project's size (tasks nobody annotated are never read). Before the
+/// first pull of a project synced by an older version, the newest
+/// annotation applied stands in for the watermark.
 async fn pull(
     store: &Store,
     client: &LabelStudioClient,
     project: i64,
     intents: &[String],
+    overlap: chrono::Duration,
     report: &mut SyncReport,
     reporter: &Reporter,
 ) -> Result<()> {
-    let since = store
-        .pull_watermark(project)
-        .await?
-        .map(|t| t.0 - PULL_OVERLAP);
+    let watermark = match store.task_watermark(project).await? {
+        Some(at) => Some(at),
+        None => store.pull_watermark(project).await?.map(|t| t.0),
+    };
+    let since = watermark.map(|t| t - overlap);
     reporter.phase("pull", None);
-    let tasks = client.tasks_updated_since(project, since).await?;
+    let tasks = client.annotated_tasks_updated_since(project, since).await?;
+    report.read = tasks.len();
+    let newest = tasks.iter().map(|t| t.updated_at).max();
     let is_known = |intent: &str| intents.iter().any(|i| i == intent);
     for task in tasks {
         reporter.check_cancelled()?;
-        let Some(link) = store.task_link(project, task.id).await? else {
-            continue; // not one of ours
-        };
-        if task.sample_id.is_some_and(|s| s != link.sample_id) {
-            // Task ids can be reused after deletions (§11): trust our sample id.
-            report.errors.push(format!(
-                "task {} now carries sample {:?}, not {}; skipped",
-                task.id, task.sample_id, link.sample_id
-            ));
-            continue;
+        let applied = apply_task(store, project, &task, is_known).await?;
+        if applied.was_annotated() {
+            report.pulled += 1;
         }
-        let Some(sample) = store.sample(link.sample_id).await? else {
-            continue;
-        };
-        let predicted = sample
-            .predicted_intent
-            .clone()
-            .unwrap_or_else(|| sample.intent.clone());
-        let Some(decision) = decide(&task, &predicted, is_known) else {
-            continue; // no annotation yet
-        };
-        report.pulled += 1;
-        let seen = Timestamp::from(decision.annotation_updated_at);
-        if link.last_annotation_id == Some(decision.annotation_id)
-            && link.last_annotation_updated_at == Some(seen)
-        {
-            continue; // applied before, unchanged since
-        }
-        if decision.disagreement {
-            report.disagreements += 1;
-        }
-        let verdict = match decision.verdict {
-            Ok(verdict) => verdict,
-            Err(Unusable { reason }) => {
+        match applied {
+            Applied::Mismatch { carries, ours } => report.errors.push(format!(
+                "task {} now carries sample {carries:?}, not {ours}; skipped",
+                task.id
+            )),
+            Applied::Unusable {
+                reason,
+                disagreement,
+            } => {
+                report.disagreements += usize::from(disagreement);
                 report.unusable += 1;
                 report.errors.push(format!("task {}: {reason}", task.id));
-                continue;
             }
-        };
-        let annotator = decision
-            .annotator
-            .map(|id| format!("label-studio:user/{id}"));
-        let counter = match &verdict {
-            ReviewVerdict::Accept => &mut report.approved,
-            ReviewVerdict::Choose(_) => &mut report.corrected,
-            ReviewVerdict::Reject => &mut report.rejected,
-        };
-        let outcome = decisions::record(store, link.sample_id, verdict, annotator, seen).await?;
-        if let ReviewOutcome::Applied(_) = outcome {
-            *counter += 1;
+            Applied::Recorded {
+                verdict,
+                applied,
+                disagreement,
+                ..
+            } => {
+                report.disagreements += usize::from(disagreement);
+                if applied {
+                    *match verdict {
+                        ReviewVerdict::Accept => &mut report.approved,
+                        ReviewVerdict::Choose(_) => &mut report.corrected,
+                        ReviewVerdict::Reject => &mut report.rejected,
+                    } += 1;
+                }
+            }
+            Applied::NotOurs | Applied::NoAnnotation | Applied::Unchanged => {}
         }
-        store
-            .record_annotation(project, task.id, Some(decision.annotation_id), seen)
-            .await?;
+    }
+    // Only a pull that went through every task moves the watermark: one
+    // that failed half-way is read again from the same point.
+    if let Some(newest) = newest {
+        store.advance_task_watermark(project, newest).await?;
     }
     Ok(())
 }

@@ -4,10 +4,19 @@
 //! crash in between leaves a row that the next run reconciles against Label
 //! Studio by our sample id instead of pushing again.
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::{Store, Timestamp, db_error, on_pool};
-use crate::error::Result;
+use crate::error::{Error, Result};
+
+/// The watermark's text: microseconds, fixed width (text order is time
+/// order on both backends).
+const WATERMARK_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.6fZ";
+
+/// What a [`TaskLink`] is read from (then a `WHERE`).
+const TASK_LINK_COLUMNS: &str = "sample_id, task_id, sync_state, last_annotation_id, \
+     last_annotation_updated_at FROM label_studio_tasks";
 
 /// Our record of one task.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
@@ -124,14 +133,12 @@ impl Store {
 
     /// Our record of a task, by Label Studio task id.
     pub async fn task_link(&self, project: i64, task_id: i64) -> Result<Option<TaskLink>> {
-        on_pool!(self, |pool| sqlx::query_as::<_, TaskLink>(
-            "SELECT sample_id, task_id, sync_state, last_annotation_id, last_annotation_updated_at \
-             FROM label_studio_tasks WHERE project_id = $1 AND task_id = $2"
-        )
-        .bind(project)
-        .bind(task_id)
-        .fetch_optional(pool)
-        .await)
+        let sql = format!("SELECT {TASK_LINK_COLUMNS} WHERE project_id = $1 AND task_id = $2");
+        on_pool!(self, |pool| sqlx::query_as::<_, TaskLink>(&sql)
+            .bind(project)
+            .bind(task_id)
+            .fetch_optional(pool)
+            .await)
         .map_err(|err| db_error("reading a task link", err))
     }
 
@@ -167,6 +174,77 @@ impl Store {
         .fetch_one(pool)
         .await)
         .map_err(|err| db_error("reading the pull watermark", err))
+    }
+
+    /// Where the next pull of `project` starts: the highest task
+    /// `updated_at` a completed pull has read (Label Studio's clock), or
+    /// `None` before the first one.
+    pub async fn task_watermark(&self, project: i64) -> Result<Option<DateTime<Utc>>> {
+        let text: Option<String> = on_pool!(self, |pool| sqlx::query_scalar::<_, String>(
+            "SELECT task_watermark FROM label_studio_pulls WHERE project_id = $1"
+        )
+        .bind(project)
+        .fetch_optional(pool)
+        .await)
+        .map_err(|err| db_error("reading the Label Studio pull watermark", err))?;
+        text.map(|t| {
+            DateTime::parse_from_rfc3339(&t)
+                .map(|d| d.with_timezone(&Utc))
+                .map_err(|err| {
+                    Error::failure(format!(
+                        "label_studio_pulls holds {t:?} for project {project}, not a time ({err}); \
+                         delete that row and the next pull reads the whole project once"
+                    ))
+                })
+        })
+        .transpose()
+    }
+
+    /// Record a completed pull of `project` that read tasks up to
+    /// `watermark`. The watermark only moves forward (two pulls at once
+    /// cannot move it back).
+    pub async fn advance_task_watermark(
+        &self,
+        project: i64,
+        watermark: DateTime<Utc>,
+    ) -> Result<()> {
+        let text = watermark.format(WATERMARK_FORMAT).to_string();
+        let now = Timestamp::now();
+        on_pool!(self, |pool| sqlx::query(
+            "INSERT INTO label_studio_pulls (project_id, task_watermark, pulled_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (project_id) DO UPDATE SET pulled_at = excluded.pulled_at, \
+               task_watermark = CASE WHEN excluded.task_watermark > label_studio_pulls.task_watermark \
+                 THEN excluded.task_watermark ELSE label_studio_pulls.task_watermark END"
+        )
+        .bind(project)
+        .bind(&text)
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|_| ()))
+        .map_err(|err| db_error("recording the Label Studio pull watermark", err))
+    }
+
+    /// Our records of the tasks whose last applied annotation is one of
+    /// `annotation_ids` (a webhook says they were deleted).
+    pub async fn task_links_by_annotation(
+        &self,
+        project: i64,
+        annotation_ids: &[i64],
+    ) -> Result<Vec<TaskLink>> {
+        let sql =
+            format!("SELECT {TASK_LINK_COLUMNS} WHERE project_id = $1 AND last_annotation_id = $2");
+        let mut links = Vec::new();
+        for id in annotation_ids {
+            let found = on_pool!(self, |pool| sqlx::query_as::<_, TaskLink>(&sql)
+                .bind(project)
+                .bind(id)
+                .fetch_all(pool)
+                .await)
+            .map_err(|err| db_error("reading task links by annotation", err))?;
+            links.extend(found);
+        }
+        Ok(links)
     }
 
     pub async fn label_studio_task_counts(&self, project: i64) -> Result<TaskCounts> {

@@ -196,6 +196,9 @@ fn spawn_server(bin: &Path, port: u16, data_dir: &Path, log: &Path) -> anyhow::R
         .env("LATEST_VERSION_CHECK", "false")
         .env("SENTRY_DSN", "")
         .env("FRONTEND_SENTRY_DSN", "")
+        // Webhook tests point Label Studio at a serve on 127.0.0.1, which
+        // it refuses unless SSRF protection is off (DESIGN §11).
+        .env("SSRF_PROTECTION_ENABLED", "false")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

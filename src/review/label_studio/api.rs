@@ -12,7 +12,17 @@ use super::types::{
     NewTask, Project, TaskPrediction, TaskWithAnnotations, User, WireImportAnswer, WireNewTask,
     WireTask, WireTaskPage, WireTaskPrediction,
 };
+use super::webhook::{WEBHOOK_ACTIONS, WEBHOOK_SECRET_HEADER};
 use crate::error::{Error, Result};
+
+/// What [`LabelStudioClient::ensure_webhook`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookRegistration {
+    Created,
+    Updated,
+    Unchanged,
+}
 
 /// Tasks per page when reading tasks back.
 const PAGE_SIZE: usize = 500;
@@ -52,6 +62,14 @@ pub const REVIEW_ORDER_VERSION: &str = "flywheel-review-order";
 /// The `filter:tasks:updated_at` value format. Anything else makes Label
 /// Studio answer 500 (§11); `%.6f` is Python's `%f` (microseconds).
 pub const TIMESTAMP_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.6fZ";
+
+/// The Data Manager filter "updated after `since`".
+fn updated_after(since: Option<DateTime<Utc>>) -> Option<Value> {
+    since.map(|ts| {
+        json!({"filter": "filter:tasks:updated_at", "operator": "greater",
+               "type": "Datetime", "value": ts.format(TIMESTAMP_FORMAT).to_string()})
+    })
+}
 
 fn project_not_found(id: i64) -> String {
     format!(
@@ -280,19 +298,130 @@ impl LabelStudioClient {
         project: i64,
         since: Option<DateTime<Utc>>,
     ) -> Result<Vec<TaskWithAnnotations>> {
-        let items: Vec<Value> = since
-            .map(|ts| {
-                json!({"filter": "filter:tasks:updated_at", "operator": "greater",
-                       "type": "Datetime", "value": ts.format(TIMESTAMP_FORMAT).to_string()})
-            })
-            .into_iter()
-            .collect();
+        let items: Vec<Value> = updated_after(since).into_iter().collect();
         let filters = json!({"conjunction": "and", "items": items});
         let what = match since {
             Some(ts) => format!("list tasks of project {project} updated since {ts}"),
             None => format!("list tasks of project {project}"),
         };
         self.list_tasks(project, filters, Fields::All, &what).await
+    }
+
+    /// What the pull reads: [`Self::tasks_updated_since`] narrowed to tasks
+    /// with at least one annotation (a skip counts), in id order. Label
+    /// Studio 1.23.2 leaves `updated_at` alone when predictions are
+    /// bulk-imported or deleted by the Data Manager, as re-ranking does, so
+    /// only annotators move it after the import. Tasks nobody has annotated
+    /// are not read at all: the pull finds nothing to apply in them, and
+    /// they are most of a project (the tasks just pushed, too). The filters
+    /// of one query are all AND-ed or all OR-ed, so "annotated or skipped"
+    /// takes two queries.
+    pub async fn annotated_tasks_updated_since(
+        &self,
+        project: i64,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<TaskWithAnnotations>> {
+        let what = match since {
+            Some(ts) => format!("list annotated tasks of project {project} updated since {ts}"),
+            None => format!("list annotated tasks of project {project}"),
+        };
+        let mut tasks: Vec<TaskWithAnnotations> = Vec::new();
+        for counter in ["total_annotations", "cancelled_annotations"] {
+            let annotated = json!({"filter": format!("filter:tasks:{counter}"),
+                                   "operator": "greater", "type": "Number", "value": 0});
+            let items: Vec<Value> = updated_after(since)
+                .into_iter()
+                .chain([annotated])
+                .collect();
+            let filters = json!({"conjunction": "and", "items": items});
+            tasks.extend(
+                self.list_tasks(project, filters, Fields::All, &what)
+                    .await?,
+            );
+        }
+        // A task with both annotations and skips comes twice.
+        tasks.sort_by_key(|t| t.id);
+        tasks.dedup_by_key(|t| t.id);
+        Ok(tasks)
+    }
+
+    /// Make sure `project` has one webhook to `url` for the review actions,
+    /// sending `secret` in [`WEBHOOK_SECRET_HEADER`]: created when missing,
+    /// brought up to date when it differs, left alone otherwise (so a
+    /// sync every few hours does not pile up webhooks). Label Studio
+    /// refuses (400) loopback targets unless it runs with
+    /// `SSRF_PROTECTION_ENABLED=false` (§11). Returns what it did.
+    pub async fn ensure_webhook(
+        &self,
+        project: i64,
+        url: &str,
+        secret: &str,
+    ) -> Result<WebhookRegistration> {
+        let wanted = json!({
+            "project": project,
+            "url": url,
+            "send_payload": true,
+            "send_for_all_actions": false,
+            "actions": WEBHOOK_ACTIONS,
+            "headers": { WEBHOOK_SECRET_HEADER: secret },
+            "is_active": true,
+        });
+        let existing: Vec<Value> = self
+            .call(
+                Call::new(
+                    format!("list the webhooks of project {project}"),
+                    Method::GET,
+                    "api/webhooks/",
+                )
+                .query("project", project)
+                .not_found(project_not_found(project)),
+            )
+            .await?;
+        let ours = existing
+            .iter()
+            .find(|w| w["url"] == url && w["project"] == project);
+        let Some(ours) = ours else {
+            self.call_unit(
+                Call::new(
+                    format!("register the review webhook of project {project}"),
+                    Method::POST,
+                    "api/webhooks/",
+                )
+                .json(&wanted),
+            )
+            .await?;
+            return Ok(WebhookRegistration::Created);
+        };
+        let mut actions: Vec<&str> = ours["actions"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        actions.sort_unstable();
+        let mut expected = WEBHOOK_ACTIONS.to_vec();
+        expected.sort_unstable();
+        let same = ours["headers"][WEBHOOK_SECRET_HEADER] == secret
+            && ours["is_active"] == true
+            && ours["send_payload"] == true
+            && actions == expected;
+        if same {
+            return Ok(WebhookRegistration::Unchanged);
+        }
+        let id = ours["id"].as_i64().unwrap_or_default();
+        // Label Studio 1.23.2 drops a webhook's actions on any update that
+        // does not list them, so the whole wanted state is sent. The
+        // project of a webhook cannot be changed (read-only on update).
+        let mut update = wanted;
+        update.as_object_mut().map(|o| o.remove("project"));
+        self.call_unit(
+            Call::new(
+                format!("update review webhook {id} of project {project}"),
+                Method::PATCH,
+                format!("api/webhooks/{id}/"),
+            )
+            .json(&update),
+        )
+        .await?;
+        Ok(WebhookRegistration::Updated)
     }
 
     /// Page through `GET /api/tasks` with a data-manager filter, in id order.

@@ -9,6 +9,7 @@
 //! - `api`: the API methods (projects, import, task listing)
 //! - `types`: what goes over the wire, typed
 //! - `label_config`: the annotation interface and its intent list
+//! - `webhook`: what Label Studio's webhooks say, typed (serve receives them)
 
 mod api;
 mod auth;
@@ -17,8 +18,9 @@ pub mod decision;
 mod http;
 pub mod label_config;
 mod types;
+pub mod webhook;
 
-pub use api::{REVIEW_ORDER_VERSION, TIMESTAMP_FORMAT, UNCERTAINTY_SAMPLING};
+pub use api::{REVIEW_ORDER_VERSION, TIMESTAMP_FORMAT, UNCERTAINTY_SAMPLING, WebhookRegistration};
 pub use auth::KeyKind;
 pub use client::{ClientOptions, LabelStudioClient};
 pub use decision::{Decision, Unusable, decide};

@@ -285,7 +285,7 @@ impl WireTask {
 }
 
 impl WireAnnotation {
-    fn into_annotation(self) -> Annotation {
+    pub(crate) fn into_annotation(self) -> Annotation {
         let mut choices = Vec::new();
         let mut corrected_text = None;
         for region in self.result {
