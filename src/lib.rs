@@ -29,6 +29,7 @@ pub mod privacy;
 pub mod progress;
 pub mod review;
 pub mod router;
+pub mod run_words;
 pub mod stages;
 pub mod storage;
 pub mod suspects;
