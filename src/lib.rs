@@ -25,6 +25,7 @@ pub mod lang;
 pub mod lifecycle;
 pub mod lines;
 pub mod logging;
+pub mod monitor;
 pub mod privacy;
 pub mod progress;
 pub mod review;
