@@ -10,12 +10,11 @@ mod support;
 use std::collections::BTreeSet;
 
 use chrono::{Duration, Utc};
-use flywheel::domain::{JobStatus, Stage, Trigger};
+use flywheel::domain::{JobStatus, Stage};
 use flywheel::lifecycle::{self, Target};
 use flywheel::monitor::exposition::{self, Exposition};
-use flywheel::storage::models::NewModelVersion;
 use support::backends::timestamp_at;
-use support::fixtures::{model, register_model};
+use support::fixtures::{audit, finished_run, model, register_model, served_then_silent};
 use support::serve::{Server, client, metrics};
 use support::{TestDb, exec, json_stdout};
 
@@ -23,31 +22,13 @@ fn seed(db: &TestDb) {
     db.with_store(|store| async move {
         let now = Utc::now();
         let at = |d: Duration| timestamp_at(&store, now - d);
-        register_model(
-            &store,
-            NewModelVersion {
-                test_accuracy: Some(0.9),
-                ..model("router-v1.0.0", "production", 100)
-            },
-        )
-        .await;
+        // The last conversations, two hours ago (the quiet period is 30
+        // min); production fell back on 2 of 4.
+        served_then_silent(&store, &[true, true, false, false], Duration::hours(2)).await;
         register_model(&store, model("router-v1.1.0", "testing", 0)).await;
         lifecycle::promote(&store, "router-v1.1.0", Target::Canary { traffic: 20 }, "t")
             .await
             .unwrap();
-        // The last conversations, two hours ago (the quiet period is 30
-        // min); production fell back on 2 of 4.
-        for (i, fallback) in ["TRUE", "TRUE", "FALSE", "FALSE"].iter().enumerate() {
-            exec(
-                &store,
-                &format!(
-                    "INSERT INTO conversation_logs (user_message, nlu_intent, nlu_confidence, nlu_provider, model_version, fallback, created_at) \
-                     VALUES ('hi {i}', 'greeting', 0.9, 'flywheel-router', 'router-v1.0.0', {fallback}, {})",
-                    at(Duration::hours(2))
-                ),
-            )
-            .await;
-        }
         // The review queue: 3 at priority 2, 2 at priority 5, the oldest
         // ten days old; 4 gold labels (audited: 1 of 4 served right) and
         // 2 auto-approved samples, none used by training yet.
@@ -76,44 +57,25 @@ fn seed(db: &TestDb) {
             )
             .await;
             if text.starts_with('g') {
-                exec(
-                    &store,
-                    &format!(
-                        "INSERT INTO audits (conversation_id, sample_id, model_version, served_intent, conversation_status, conversation_at, drawn_at) \
-                         VALUES ({}, {id}, 'router-v1.0.0', 'order_food', 'auto-approved', {t}, {t})",
-                        1000 + id,
-                        t = at(Duration::hours(6))
-                    ),
-                )
-                .await;
+                audit(&store, id as i64, 360).await;
             }
         }
-        let capture = store
-            .insert_job_run(Stage::DailyCapture, Trigger::Cron, None, None)
-            .await
-            .unwrap();
-        store
-            .finish_job_run(capture.id, JobStatus::Succeeded, Some("{}"), None)
-            .await
-            .unwrap();
-        exec(
+        finished_run(
             &store,
-            &format!(
-                "UPDATE job_runs SET started_at = {}, finished_at = {} WHERE id = {}",
-                at(Duration::seconds(3600)),
-                at(Duration::seconds(3588)),
-                capture.id
-            ),
+            Stage::DailyCapture,
+            JobStatus::Succeeded,
+            Duration::seconds(3600),
+            Duration::seconds(12),
         )
         .await;
-        let sync = store
-            .insert_job_run(Stage::LabelStudioSync, Trigger::Cron, None, None)
-            .await
-            .unwrap();
-        store
-            .finish_job_run(sync.id, JobStatus::Failed, None, Some("Label Studio is unreachable"))
-            .await
-            .unwrap();
+        finished_run(
+            &store,
+            Stage::LabelStudioSync,
+            JobStatus::Failed,
+            Duration::seconds(60),
+            Duration::seconds(4),
+        )
+        .await;
     });
 }
 
