@@ -245,3 +245,95 @@ fn an_unhealthy_installation_fires_exactly_its_alerts() {
         );
     }
 }
+
+fn dashboard() -> serde_json::Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/grafana/flywheel.json");
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
+        .unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
+/// Every query of the dashboard, with the panel it is in.
+fn dashboard_queries(dashboard: &serde_json::Value) -> Vec<(String, String)> {
+    let mut ids = BTreeSet::new();
+    let mut queries = Vec::new();
+    let mut panels: Vec<&serde_json::Value> =
+        dashboard["panels"].as_array().unwrap().iter().collect();
+    while let Some(panel) = panels.pop() {
+        let title = panel["title"].as_str().unwrap_or_default().to_string();
+        assert!(
+            ids.insert(panel["id"].as_i64().unwrap()),
+            "panel id twice: {title}"
+        );
+        assert!(
+            panel["gridPos"]["w"].as_i64().is_some(),
+            "{title} has no place"
+        );
+        if panel["type"] == "row" {
+            panels.extend(panel["panels"].as_array().into_iter().flatten());
+            continue;
+        }
+        let targets = panel["targets"].as_array().unwrap();
+        assert!(!targets.is_empty(), "{title} has no query");
+        for t in targets {
+            assert_eq!(t["datasource"]["uid"], "${datasource}", "{title}");
+            queries.push((title.clone(), t["expr"].as_str().unwrap().to_string()));
+        }
+    }
+    queries
+}
+
+#[test]
+fn dashboard_queries_name_exported_metrics_and_parse() {
+    let dashboard = dashboard();
+    assert_eq!(dashboard["templating"]["list"][0]["name"], "datasource");
+    let queries = dashboard_queries(&dashboard);
+    let exported = exported_families();
+    // Histograms and counters are queried by their series' names.
+    let known = |name: &str| {
+        exported.contains(name)
+            || ["_bucket", "_sum", "_count"]
+                .iter()
+                .any(|s| name.strip_suffix(s).is_some_and(|f| exported.contains(f)))
+    };
+    let mut used = BTreeSet::new();
+    for (title, expr) in &queries {
+        for name in metric_names(expr) {
+            assert!(
+                known(&name),
+                "panel {title} queries {name}, which is not exported"
+            );
+            used.insert(name);
+        }
+    }
+    // What the issue asks the dashboard to show.
+    for name in [
+        "flywheel_captured_rows_total",
+        "flywheel_review_queue_depth",
+        "flywheel_production_accuracy",
+        "flywheel_fallback_rate",
+        "flywheel_canary_traffic_ratio",
+        "flywheel_stage_last_success_timestamp_seconds",
+        "flywheel_health_check",
+    ] {
+        assert!(used.contains(name), "the dashboard does not show {name}");
+    }
+
+    // PromQL that parses: promtool checks each query as a recording rule.
+    let Some(promtool) = promtool() else { return };
+    let mut rules = String::from("groups:\n  - name: dashboard\n    rules:\n");
+    for (i, (_, expr)) in queries.iter().enumerate() {
+        let expr = expr.replace("$__rate_interval", "5m");
+        let _ = writeln!(
+            rules,
+            "      - record: dashboard_query_{i}\n        expr: {}",
+            serde_json::Value::from(expr)
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("dashboard.yml"), rules).unwrap();
+    let checked = run(&promtool, &["check", "rules", "dashboard.yml"], dir.path());
+    assert!(
+        checked.contains(&format!("SUCCESS: {} rules found", queries.len())),
+        "{checked}"
+    );
+}
