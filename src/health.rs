@@ -5,7 +5,8 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::domain::{JobStatus, Stage};
+use crate::domain::JobStatus;
+use crate::storage::Timestamp;
 use crate::storage::jobs::JobRun;
 use crate::storage::snapshot::{AuditStatus, StatusSnapshot};
 
@@ -36,16 +37,6 @@ pub fn check_results(warnings: &[Warning]) -> Vec<(&'static str, bool)> {
         .iter()
         .map(|(check, codes)| (*check, !warnings.iter().any(|w| codes.contains(&w.code))))
         .collect()
-}
-
-/// How often each scheduled stage is expected to run (crontab.conf), with slack.
-fn expected_interval(stage: Stage) -> Option<Duration> {
-    match stage {
-        Stage::DailyCapture => Some(Duration::hours(26)),
-        Stage::LabelStudioSync => Some(Duration::hours(7)),
-        Stage::WeeklyTraining => Some(Duration::days(8)),
-        _ => None,
-    }
 }
 
 pub fn warnings(
@@ -149,16 +140,17 @@ pub fn warnings(
                 ),
             );
         }
-        if let Some(interval) = expected_interval(run.stage)
-            && now - run.started_at.0 > interval
+        if let Some(schedule) = config.schedule.of(run.stage)
+            && let Some(due) = crate::schedule::overdue_since(schedule, run.started_at.0, now)
         {
             warn(
                 "stage-overdue",
                 format!(
-                    "{} has not run since {} ({} ago); check cron (crontab.conf)",
+                    "{} has not run since {} ({} ago), though due at {} by its schedule `{schedule}`; check cron (crontab.conf, [schedule])",
                     run.stage,
                     run.started_at,
-                    human_duration(now - run.started_at.0)
+                    human_duration(now - run.started_at.0),
+                    Timestamp(due)
                 ),
             );
         }
@@ -217,7 +209,7 @@ pub fn audit_warnings(audits: &AuditStatus, config: &Config) -> Vec<Warning> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::Timestamp;
+    use crate::domain::Stage;
     use crate::storage::snapshot::LiveModel;
 
     fn snapshot() -> StatusSnapshot {

@@ -31,6 +31,7 @@ pub mod progress;
 pub mod review;
 pub mod router;
 pub mod run_words;
+pub mod schedule;
 pub mod stages;
 pub mod storage;
 pub mod suspects;

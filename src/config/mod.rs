@@ -21,6 +21,7 @@ pub use layers::{LoadOptions, Origin};
 pub use secret::{DatabaseUrl, Secret};
 
 pub use crate::privacy::PrivacyConfig;
+pub use crate::schedule::ScheduleConfig;
 
 use crate::error::Result;
 
@@ -49,6 +50,8 @@ pub struct Config {
     pub suspects: SuspectsConfig,
     /// Redaction of texts leaving for Label Studio or an export (SECURITY.md).
     pub privacy: PrivacyConfig,
+    /// When cron runs each scheduled stage, for "overdue" ([`crate::schedule`]).
+    pub schedule: ScheduleConfig,
 }
 
 /// DESIGN §1 auto-filter rule.
@@ -211,6 +214,7 @@ impl Default for Config {
             audit: AuditConfig::default(),
             suspects: SuspectsConfig::default(),
             privacy: PrivacyConfig::default(),
+            schedule: ScheduleConfig::default(),
         }
     }
 }
