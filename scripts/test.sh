@@ -16,15 +16,19 @@ if command -v pg_isready >/dev/null 2>&1 && ! pg_isready -q -h 127.0.0.1 -p 5432
   echo "warning: PostgreSQL is not answering on 127.0.0.1:5432; its half of the tests will be skipped" >&2
 fi
 
-# Tools some tests drive: tmux (the console in a real terminal) and jq (the
-# runbook's pipelines). Installed from Debian's packages when missing and
-# possible; otherwise say which and stop before a long build.
+# Tools some tests drive: tmux (the console in a real terminal), jq (the
+# runbook's pipelines) and promtool (the shipped alert rules; Debian's
+# `prometheus` package ships it). Installed from Debian's packages when
+# missing and possible; otherwise say which and stop before a long build.
 missing=()
-for tool in tmux jq; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
+for pair in tmux:tmux jq:jq promtool:prometheus; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+done
 if [ "${#missing[@]}" -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    echo "installing ${missing[*]} (needed by the TUI and runbook tests)" >&2
-    apt-get install -y -qq "${missing[@]}" >/dev/null || { apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null; }
+    echo "installing ${missing[*]} (needed by the TUI, runbook and alert-rule tests)" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; }
   else
     echo "the tests need ${missing[*]}; install them (e.g. apt-get install ${missing[*]})" >&2
     exit 1

@@ -363,8 +363,13 @@ async fn http_get(url: &str) -> Result<u16, String> {
         })
 }
 
-/// The three schedules of crontab.conf, by the subcommand each runs.
-const SCHEDULED: [&str; 3] = ["daily-capture", "label-studio-sync", "weekly-training"];
+/// The schedules of crontab.conf, by the subcommand each runs.
+const SCHEDULED: [&str; 4] = [
+    "daily-capture",
+    "label-studio-sync",
+    "weekly-training",
+    "canary-check",
+];
 
 fn crontab_check() -> Check {
     let output = std::process::Command::new("crontab").arg("-l").output();
@@ -391,7 +396,7 @@ fn crontab_check() -> Check {
     if missing.is_empty() {
         Check::pass(
             "crontab",
-            "daily-capture, label-studio-sync and weekly-training are scheduled",
+            format!("{} are scheduled", SCHEDULED.join(", ")),
         )
     } else {
         Check::warn(

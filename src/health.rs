@@ -5,7 +5,8 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::domain::{JobStatus, Stage};
+use crate::domain::JobStatus;
+use crate::storage::Timestamp;
 use crate::storage::jobs::JobRun;
 use crate::storage::snapshot::{AuditStatus, StatusSnapshot};
 
@@ -16,14 +17,26 @@ pub struct Warning {
     pub message: String,
 }
 
-/// How often each scheduled stage is expected to run (crontab.conf), with slack.
-fn expected_interval(stage: Stage) -> Option<Duration> {
-    match stage {
-        Stage::DailyCapture => Some(Duration::hours(26)),
-        Stage::LabelStudioSync => Some(Duration::hours(7)),
-        Stage::WeeklyTraining => Some(Duration::days(8)),
-        _ => None,
-    }
+/// The checks behind the warnings, each a stable name (`/metrics`'
+/// `flywheel_health_check{check}`), with the warning codes that fail it.
+pub const CHECKS: [(&str, &[&str]); 9] = [
+    ("capture", &["capture-quiet"]),
+    ("production-model", &["no-production-model"]),
+    ("test-accuracy", &["low-test-accuracy"]),
+    ("production-accuracy", &["low-production-accuracy"]),
+    ("auto-approval-precision", &["low-auto-approval-precision"]),
+    ("fallback-rate", &["high-fallback-rate"]),
+    ("auto-approval-rate", &["auto-approval-rate"]),
+    ("stage-failed", &["stage-failed"]),
+    ("stage-overdue", &["stage-overdue"]),
+];
+
+/// Each check and whether it passes, given the warnings raised.
+pub fn check_results(warnings: &[Warning]) -> Vec<(&'static str, bool)> {
+    CHECKS
+        .iter()
+        .map(|(check, codes)| (*check, !warnings.iter().any(|w| codes.contains(&w.code))))
+        .collect()
 }
 
 pub fn warnings(
@@ -127,16 +140,17 @@ pub fn warnings(
                 ),
             );
         }
-        if let Some(interval) = expected_interval(run.stage)
-            && now - run.started_at.0 > interval
+        if let Some(schedule) = config.schedule.of(run.stage)
+            && let Some(due) = crate::schedule::overdue_since(schedule, run.started_at.0, now)
         {
             warn(
                 "stage-overdue",
                 format!(
-                    "{} has not run since {} ({} ago); check cron (crontab.conf)",
+                    "{} has not run since {} ({} ago), though due at {} by its schedule `{schedule}`; check cron (crontab.conf, [schedule])",
                     run.stage,
                     run.started_at,
-                    human_duration(now - run.started_at.0)
+                    human_duration(now - run.started_at.0),
+                    Timestamp(due)
                 ),
             );
         }
@@ -195,7 +209,7 @@ pub fn audit_warnings(audits: &AuditStatus, config: &Config) -> Vec<Warning> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::Timestamp;
+    use crate::domain::Stage;
     use crate::storage::snapshot::LiveModel;
 
     fn snapshot() -> StatusSnapshot {
@@ -248,6 +262,36 @@ mod tests {
         );
         for w in [fresh, with_versions] {
             assert!(!w.message.contains("demo"), "{w:?}");
+        }
+    }
+
+    /// A warning no check owns would never show in `/metrics`.
+    #[test]
+    fn every_warning_code_belongs_to_a_check() {
+        let source = include_str!("health.rs");
+        let body = &source[..source.find("#[cfg(test)]").unwrap()];
+        let owned: Vec<&str> = CHECKS.iter().flat_map(|(_, c)| c.iter().copied()).collect();
+        // A code is the literal after `warn(` (on the next line) or `code:`.
+        let lines: Vec<&str> = body.lines().map(str::trim).collect();
+        let mut raised = Vec::new();
+        for pair in lines.windows(2) {
+            let literal = if pair[0].ends_with("warn(") {
+                pair[1].strip_suffix(',')
+            } else {
+                pair[1]
+                    .strip_prefix("code: ")
+                    .and_then(|c| c.strip_suffix(','))
+            };
+            if let Some(code) = literal.and_then(|l| l.strip_prefix('"')?.strip_suffix('"')) {
+                raised.push(code);
+            }
+        }
+        assert_eq!(raised.len(), owned.len(), "{raised:?}");
+        for code in &raised {
+            assert!(
+                owned.contains(code),
+                "warning code {code} has no check in CHECKS"
+            );
         }
     }
 

@@ -336,3 +336,30 @@ fn a_variable_of_the_wrong_type_names_the_variable_and_the_type() {
         assert!(stderr.contains(part), "{part:?} missing from {stderr}");
     }
 }
+
+#[test]
+fn schedules_are_cron_expressions_read_at_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.toml");
+    let mut opts = options(dir.path(), &[]);
+    opts.config_file = Some(file.clone());
+    std::fs::write(&file, "[schedule]\nweekly_training = \"0 4 * * sat\"\n").unwrap();
+    let loaded = Config::load(&opts).unwrap().config;
+    assert_eq!(loaded.schedule.weekly_training.to_string(), "0 4 * * sat");
+    assert_eq!(
+        loaded.schedule.daily_capture.to_string(),
+        "0 2 * * *",
+        "default"
+    );
+
+    std::fs::write(&file, "\n[schedule]\nweekly_training = \"0 3 * * 8\"\n").unwrap();
+    let err = Config::load(&opts).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config);
+    let msg = err.message();
+    assert!(
+        msg.contains("line 3")
+            && msg.contains("schedule.weekly_training")
+            && msg.contains("day-of-week field `8` is outside 0–7"),
+        "{msg}"
+    );
+}

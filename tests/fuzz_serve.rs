@@ -7,6 +7,7 @@
 
 mod support;
 
+use flywheel::monitor::loop_metrics::{CACHE_TTL, LoopMetricsCache};
 use std::sync::{Arc, OnceLock, RwLock};
 
 use axum::Router;
@@ -63,9 +64,15 @@ fn fixture() -> &'static Fixture {
             let (queue, _writer) =
                 WriteQueue::start(store.clone(), WriterOptions::default(), metrics.clone());
             let model: Arc<dyn IntentClassifier> = Arc::new(FixedModel);
+            let loop_metrics = Arc::new(LoopMetricsCache::new(
+                store.clone(),
+                config.clone(),
+                CACHE_TTL,
+            ));
             app(AppState {
                 store,
                 queue,
+                loop_metrics,
                 models: Arc::new(RwLock::new(Arc::new(ModelRouter::new(Some(model), None)))),
                 model_problem: Arc::new(RwLock::new(None)),
                 hasher: Arc::new(UserHasher::from_key([9; 32])),

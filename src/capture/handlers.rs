@@ -33,6 +33,7 @@ use super::user_hash::UserHasher;
 use super::webhook::label_studio_webhook;
 use super::writer::{Committed, IDEMPOTENCY_WINDOW, WriteError, WriteQueue};
 use crate::config::ROUTER_PROVIDER;
+use crate::monitor::loop_metrics::LoopMetricsCache;
 use crate::storage::conversations::{Conversation, NewConversation};
 use crate::storage::idempotency::{IdempotencyKey, KeyScope};
 use crate::storage::{Store, Timestamp};
@@ -55,6 +56,8 @@ pub struct AppState {
     pub model_problem: Arc<RwLock<Option<String>>>,
     pub hasher: Arc<UserHasher>,
     pub metrics: Arc<Metrics>,
+    /// The loop's gauges, read from the database at most every few seconds.
+    pub loop_metrics: Arc<LoopMetricsCache>,
     /// SHA-256 of the API token; compared digest to digest in constant time.
     pub token_digest: Option<[u8; 32]>,
     /// A body must arrive within this once its headers have (`serve.body_read_timeout_secs`).
@@ -418,30 +421,17 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
     (code, Json(body)).into_response()
 }
 
-/// How long `/metrics` waits for each database figure (audits, what waits
-/// for review) before leaving it out.
+/// How long `/metrics` waits for the loop's figures before answering
+/// without them (or with the last ones read).
 const METRICS_DB_WAIT: Duration = Duration::from_secs(2);
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    // A scrape never waits on a slow database for long; both reads at once.
-    let (tallies, waiting) = tokio::join!(
-        tokio::time::timeout(METRICS_DB_WAIT, state.store.audit_tallies(None)),
-        // By priority: which of them is urgent is not the metric's to say.
-        tokio::time::timeout(METRICS_DB_WAIT, state.store.waiting(0)),
-    );
     let gauges = Gauges {
         queue_depth: state.queue.depth(),
         queue_capacity: state.queue.capacity(),
         database_up: state.queue.database_up(),
         production_version: state.router().production().map(|m| m.version().to_string()),
-        audits: tallies
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or_default()
-            .iter()
-            .map(crate::audit::VersionEstimate::from)
-            .collect(),
-        waiting: waiting.ok().and_then(Result::ok),
+        loop_text: state.loop_metrics.text(METRICS_DB_WAIT).await,
     };
     (
         [(

@@ -8,9 +8,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::audit::VersionEstimate;
-use crate::domain::WaitingPlace;
-use crate::storage::waiting::Waiting;
+use crate::monitor::exposition::{escape, header};
 
 /// Upper bounds (seconds) of the latency histogram buckets.
 const LATENCY_BUCKETS: [f64; 12] = [
@@ -56,21 +54,16 @@ pub struct Metrics {
     queue_full: AtomicU64,
 }
 
-/// One audit figure of a version, when measured.
-type AuditFigure = fn(&VersionEstimate) -> Option<f64>;
-
 /// Gauges read at scrape time.
 pub struct Gauges {
     pub queue_depth: usize,
     pub queue_capacity: usize,
     pub database_up: bool,
     pub production_version: Option<String>,
-    /// What audits measured per version (empty when the database could
-    /// not be read in time).
-    pub audits: Vec<VersionEstimate>,
-    /// What waits for review (`None` when the database could not be read
-    /// in time: the family is then empty rather than a false zero).
-    pub waiting: Option<Waiting>,
+    /// The loop's families ([`crate::monitor::loop_metrics`]), appended
+    /// as they are (`None` when the database could not be read in time:
+    /// then they are missing rather than false zeros).
+    pub loop_text: Option<std::sync::Arc<str>>,
 }
 
 impl Metrics {
@@ -254,79 +247,11 @@ impl Metrics {
                 escape(version)
             );
         }
-        let audited: [(&str, &str, AuditFigure); 5] = [
-            (
-                "flywheel_production_accuracy",
-                "Served answers a human agreed with, over audited conversations of the version.",
-                |e| e.production_accuracy.map(|a| a.value),
-            ),
-            (
-                "flywheel_production_accuracy_lower",
-                "Lower bound of production accuracy's 95 % interval.",
-                |e| e.production_accuracy.map(|a| a.low),
-            ),
-            (
-                "flywheel_production_accuracy_audits",
-                "Audited conversations with a human label (n of production accuracy).",
-                |e| e.production_accuracy.map(|a| a.n as f64),
-            ),
-            (
-                "flywheel_auto_approval_precision",
-                "Auto-approved labels a human agreed with, over audited conversations of the version.",
-                |e| e.auto_approval_precision.map(|p| p.value),
-            ),
-            (
-                "flywheel_audits_awaiting_label",
-                "Audited conversations of the version still waiting for a human label.",
-                |e| Some(e.awaiting_label as f64),
-            ),
-        ];
-        header(
-            &mut out,
-            "flywheel_review_waiting",
-            "gauge",
-            "Samples waiting for a human label (the review queue, audits of approved samples, suspect labels), by where they wait (here or label-studio) and priority; as status and stats queue count them.",
-        );
-        if let Some(waiting) = &gauges.waiting {
-            for p in waiting.by_priority() {
-                for (place, n) in [
-                    (WaitingPlace::Here, p.here),
-                    (WaitingPlace::LabelStudio, p.label_studio),
-                ] {
-                    let _ = writeln!(
-                        out,
-                        "flywheel_review_waiting{{where=\"{place}\",priority=\"{}\"}} {n}",
-                        p.priority
-                    );
-                }
-            }
-        }
-        for (name, help, value) in audited {
-            header(&mut out, name, "gauge", help);
-            for estimate in &gauges.audits {
-                if let Some(v) = value(estimate) {
-                    let _ = writeln!(
-                        out,
-                        "{name}{{model_version=\"{}\"}} {v}",
-                        escape(&estimate.version)
-                    );
-                }
-            }
+        if let Some(text) = &gauges.loop_text {
+            out.push_str(text);
         }
         out
     }
-}
-
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-}
-
-/// Label values are ours or an operator's version string; escape anyway.
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -344,37 +269,12 @@ mod tests {
             queue_capacity: 10,
             database_up: true,
             production_version: Some("rules-v1".into()),
-            audits: vec![crate::audit::VersionEstimate::from(
-                &crate::audit::AuditTally {
-                    version: Some("rules-v1".into()),
-                    drawn: 110,
-                    labelled: 100,
-                    served_right: 91,
-                    auto_approved: 50,
-                    auto_approved_right: 49,
-                    awaiting: 10,
-                },
-            )],
-            waiting: Some(Waiting {
-                buckets: vec![crate::storage::waiting::WaitingBucket {
-                    place: WaitingPlace::LabelStudio,
-                    priority: 2,
-                    kind: crate::domain::WaitingKind::Review,
-                    count: 1200,
-                }],
-                urgent_priority: 2,
-            }),
+            loop_text: Some("# TYPE flywheel_gold_samples gauge\nflywheel_gold_samples 4\n".into()),
         });
         assert!(
-            text.contains("flywheel_review_waiting{where=\"label-studio\",priority=\"2\"} 1200")
+            text.ends_with("flywheel_gold_samples 4\n"),
+            "the loop's families follow"
         );
-        assert!(text.contains("flywheel_review_waiting{where=\"here\",priority=\"2\"} 0"));
-        assert!(text.contains("flywheel_production_accuracy{model_version=\"rules-v1\"} 0.91"));
-        assert!(
-            text.contains("flywheel_production_accuracy_audits{model_version=\"rules-v1\"} 100")
-        );
-        assert!(text.contains("flywheel_auto_approval_precision{model_version=\"rules-v1\"} 0.98"));
-        assert!(text.contains("flywheel_audits_awaiting_label{model_version=\"rules-v1\"} 10"));
         assert!(
             text.contains("flywheel_http_requests_total{route=\"/nlu/classify\",status=\"200\"} 2")
         );

@@ -21,6 +21,7 @@ use crate::config::{Config, Secret};
 use crate::error::{Error, Result};
 use crate::jobs::{Launch, Trigger};
 use crate::lang::Language;
+use crate::monitor::loop_metrics::{self, LoopMetricsCache};
 use crate::stages::bootstrap::{self, BootstrapOutcome};
 use crate::storage::Store;
 use crate::storage::models::ServingModel;
@@ -97,6 +98,11 @@ pub async fn serve(
         model_problem,
         hasher,
         metrics: metrics.clone(),
+        loop_metrics: Arc::new(LoopMetricsCache::new(
+            store.clone(),
+            config.clone(),
+            loop_metrics::CACHE_TTL,
+        )),
         token_digest: options.api_token.as_ref().map(|t| token_digest(t.expose())),
         body_read_timeout: Duration::from_secs(config.serve.body_read_timeout_secs),
         webhook_secret_digest: config

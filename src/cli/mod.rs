@@ -12,7 +12,9 @@ mod demo;
 mod doctor;
 mod export;
 mod ingest;
+mod job_history;
 mod label_studio_sync;
+mod metrics;
 mod migrate;
 mod models;
 pub mod output;
@@ -110,6 +112,10 @@ pub enum Command {
     /// Model versions: list, history, promote, rollback, archive.
     #[command(subcommand)]
     Models(models::ModelsCommand),
+    /// Stage-run history (job_runs): when each stage ran, how long, what it counted or why it failed.
+    Jobs(job_history::JobsArgs),
+    /// The loop's gauges once in the Prometheus text format (for node-exporter's textfile collector on cron hosts).
+    Metrics(metrics::MetricsArgs),
     /// Queue, daily counts, per-version performance.
     #[command(subcommand)]
     Stats(stats::StatsCommand),
@@ -276,6 +282,8 @@ fn reads_only(command: Option<&Command>) -> bool {
                 | Command::Doctor
                 | Command::Config(_)
                 | Command::Stats(_)
+                | Command::Jobs(_)
+                | Command::Metrics(_)
                 | Command::Models(_)
                 | Command::Tui
                 | Command::Backup(_)
@@ -305,6 +313,8 @@ async fn dispatch(command: Option<Command>, ctx: &Context) -> Result<ExitCode> {
         Command::Config(ConfigCommand::Show) => config::config_show(ctx),
         Command::Models(command) => models::run(ctx, command).await,
         Command::Stats(command) => stats::run(ctx, command).await,
+        Command::Jobs(args) => job_history::jobs(ctx, args).await,
+        Command::Metrics(args) => metrics::metrics(ctx, args).await,
         Command::DailyCapture(args) => daily_capture::daily_capture(ctx, args).await,
         Command::Samples(command) => samples::samples(ctx, command).await,
         Command::LabelStudioSync(args) => label_studio_sync::label_studio_sync(ctx, &args).await,

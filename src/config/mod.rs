@@ -21,6 +21,7 @@ pub use layers::{LoadOptions, Origin};
 pub use secret::{DatabaseUrl, Secret};
 
 pub use crate::privacy::PrivacyConfig;
+pub use crate::schedule::ScheduleConfig;
 
 use crate::error::Result;
 
@@ -51,6 +52,8 @@ pub struct Config {
     pub privacy: PrivacyConfig,
     /// The canary analysis of `flywheel canary-check` ([`crate::canary`]).
     pub canary: CanaryConfig,
+    /// When cron runs each scheduled stage, for "overdue" ([`crate::schedule`]).
+    pub schedule: ScheduleConfig,
 }
 
 /// DESIGN §1 auto-filter rule.
@@ -287,6 +290,7 @@ impl Default for Config {
             suspects: SuspectsConfig::default(),
             privacy: PrivacyConfig::default(),
             canary: CanaryConfig::default(),
+            schedule: ScheduleConfig::default(),
         }
     }
 }

@@ -154,6 +154,22 @@ impl Store {
 }
 
 impl Store {
+    /// The latest successful run of every stage that has succeeded once.
+    pub async fn last_successful_job_run_per_stage(&self) -> Result<Vec<JobRun>> {
+        let sql = format!(
+            "SELECT {JOB_RUN_COLUMNS} FROM job_runs j WHERE id = \
+               (SELECT id FROM job_runs k WHERE k.stage = j.stage AND k.status = 'succeeded' \
+                ORDER BY started_at DESC, id DESC LIMIT 1) \
+             ORDER BY stage"
+        );
+        on_pool!(self, |pool| {
+            sqlx::query_as::<_, JobRun>(&sql).fetch_all(pool).await
+        })
+        .map_err(|err| db_error("reading job runs", err))
+    }
+}
+
+impl Store {
     /// Job runs that were running at some point between `from` and `to`
     /// (what cron and operators did while capture was silent), oldest first.
     pub async fn job_runs_overlapping(
@@ -192,5 +208,42 @@ impl Store {
                 .await
         })
         .map_err(|err| db_error("reading job runs", err))
+    }
+}
+
+/// Which runs `flywheel jobs` lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobRunFilter {
+    /// Runs started at or after this.
+    pub since: Timestamp,
+    /// Only this stage's runs.
+    pub stage: Option<Stage>,
+    /// Only runs that ended badly (`failed` or `crashed`).
+    pub failed: bool,
+    pub limit: i64,
+}
+
+impl Store {
+    /// The stage-run history, newest first.
+    pub async fn job_run_history(&self, filter: &JobRunFilter) -> Result<Vec<JobRun>> {
+        // The optional filters are constant SQL; their values are still bound.
+        let mut sql = format!("SELECT {JOB_RUN_COLUMNS} FROM job_runs WHERE started_at >= $1");
+        if filter.failed {
+            sql.push_str(" AND status IN ('failed', 'crashed')");
+        }
+        if filter.stage.is_some() {
+            sql.push_str(" AND stage = $3");
+        }
+        sql.push_str(" ORDER BY started_at DESC, id DESC LIMIT $2");
+        on_pool!(self, |pool| {
+            let mut query = sqlx::query_as::<_, JobRun>(&sql)
+                .bind(filter.since)
+                .bind(filter.limit);
+            if let Some(stage) = filter.stage {
+                query = query.bind(stage);
+            }
+            query.fetch_all(pool).await
+        })
+        .map_err(|err| db_error("reading the stage-run history", err))
     }
 }

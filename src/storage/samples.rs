@@ -309,6 +309,34 @@ impl Store {
         .map_err(|err| db_error("counting approved unused samples", err))
     }
 
+    /// Approved samples whose label a human gave or a team imported: the
+    /// gold set's size ([`crate::gold`]), counted without reading it.
+    pub async fn gold_sample_count(&self) -> Result<i64> {
+        let sql = format!(
+            "SELECT COUNT(*) FROM training_samples \
+             WHERE review_status = 'approved' AND source IN ({})",
+            gold_sources()
+        );
+        on_pool!(self, |pool| {
+            sqlx::query_scalar(&sql).fetch_one(pool).await
+        })
+        .map_err(|err| db_error("counting gold samples", err))
+    }
+
+    /// When the oldest sample still in the review queue (queued here or in
+    /// Label Studio) was created; `None` when the queue is empty.
+    pub async fn oldest_queued_sample_at(&self) -> Result<Option<Timestamp>> {
+        on_pool!(self, |pool| {
+            sqlx::query_scalar(
+                "SELECT MIN(created_at) FROM training_samples \
+                 WHERE review_status IN ('needs-review', 'in-review')",
+            )
+            .fetch_one(pool)
+            .await
+        })
+        .map_err(|err| db_error("reading the review queue's age", err))
+    }
+
     /// Samples of one `source` (`auto`, `human`, `synthetic`, `import`), any status.
     pub async fn sample_count_by_source(&self, source: &str) -> Result<i64> {
         on_pool!(self, |pool| {

@@ -233,14 +233,76 @@ pub async fn register_model(store: &Store, version: NewModelVersion) {
 /// sample id), auto-approved and served as `order_food`, happened
 /// `minutes_ago`.
 pub async fn audit(store: &Store, sample_id: i64, minutes_ago: i64) {
+    audit_as(store, sample_id, minutes_ago, "auto-approved").await;
+}
+
+/// [`audit`] of a conversation daily capture left in `conversation_status`
+/// (`auto-approved` or `needs-review`).
+pub async fn audit_as(store: &Store, sample_id: i64, minutes_ago: i64, conversation_status: &str) {
     let at = timestamp_at(store, Utc::now() - chrono::Duration::minutes(minutes_ago));
     exec(
         store,
         &format!(
             "INSERT INTO audits (conversation_id, sample_id, model_version, served_intent, conversation_status, \
                conversation_at, drawn_at) \
-             VALUES ({}, {sample_id}, 'router-v1.0.0', 'order_food', 'auto-approved', {at}, {at})",
+             VALUES ({}, {sample_id}, 'router-v1.0.0', 'order_food', '{conversation_status}', {at}, {at})",
             1000 + sample_id
+        ),
+    )
+    .await;
+}
+
+/// `router-v1.0.0` in production (test accuracy 0.9), which answered one
+/// conversation per entry of `fallbacks` (falling back where true), all
+/// `ago`, and nothing since.
+pub async fn served_then_silent(store: &Store, fallbacks: &[bool], ago: chrono::Duration) {
+    register_model(
+        store,
+        NewModelVersion {
+            test_accuracy: Some(0.9),
+            ..model("router-v1.0.0", "production", 100)
+        },
+    )
+    .await;
+    let at = timestamp_at(store, Utc::now() - ago);
+    for (i, fallback) in fallbacks.iter().enumerate() {
+        let fallback = if *fallback { "TRUE" } else { "FALSE" };
+        exec(
+            store,
+            &format!(
+                "INSERT INTO conversation_logs (user_message, nlu_intent, nlu_confidence, nlu_provider, model_version, fallback, created_at) \
+                 VALUES ('hi {i}', 'greeting', 0.9, 'flywheel-router', 'router-v1.0.0', {fallback}, {at})"
+            ),
+        )
+        .await;
+    }
+}
+
+/// A cron run of `stage` that started `ago` and took `took`, ended `status`.
+pub async fn finished_run(
+    store: &Store,
+    stage: flywheel::domain::Stage,
+    status: flywheel::domain::JobStatus,
+    ago: chrono::Duration,
+    took: chrono::Duration,
+) {
+    let run = store
+        .insert_job_run(stage, Trigger::Cron, None, None)
+        .await
+        .unwrap();
+    let error = (status != flywheel::domain::JobStatus::Succeeded).then_some("it failed");
+    store
+        .finish_job_run(run.id, status, Some("{}"), error)
+        .await
+        .unwrap();
+    let now = Utc::now();
+    exec(
+        store,
+        &format!(
+            "UPDATE job_runs SET started_at = {}, finished_at = {} WHERE id = {}",
+            timestamp_at(store, now - ago),
+            timestamp_at(store, now - ago + took),
+            run.id
         ),
     )
     .await;

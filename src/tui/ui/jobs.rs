@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 
 use super::theme::Theme;
 use super::{cut, day_time, took};
+use crate::run_words::counts_in_words;
 use crate::storage::jobs::JobRun;
 use crate::tui::app::App;
 use crate::tui::data::Pane;
@@ -68,7 +69,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             let detail = r
                 .error
                 .clone()
-                .or_else(|| r.counts.clone())
+                .or_else(|| r.counts.as_deref().map(counts_in_words))
                 .unwrap_or_default();
             let row = Row::new(run_cells(r, app.now, &detail, 300));
             if i == selected {

@@ -136,12 +136,7 @@ pub(super) fn ago(t: Timestamp, now: DateTime<Utc>) -> String {
 
 /// Run time of something that started at `start` and ended at `end` (or runs still).
 pub(super) fn took(start: Timestamp, end: Option<Timestamp>, now: DateTime<Utc>) -> String {
-    let d = end.map_or(now, |e| e.0) - start.0;
-    if d.num_seconds() < 60 {
-        format!("{:.1} s", d.num_milliseconds().max(0) as f64 / 1000.0)
-    } else {
-        crate::health::human_duration(d)
-    }
+    crate::run_words::took(start, end, now)
 }
 
 pub(super) fn percent(x: Option<f64>) -> String {
