@@ -394,10 +394,7 @@ fn crontab_check() -> Check {
         })
         .collect();
     if missing.is_empty() {
-        Check::pass(
-            "crontab",
-            format!("{} are scheduled", SCHEDULED.join(", ")),
-        )
+        Check::pass("crontab", format!("{} are scheduled", SCHEDULED.join(", ")))
     } else {
         Check::warn(
             "crontab",
