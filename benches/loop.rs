@@ -69,7 +69,7 @@ use flywheel::audit::VersionEstimate;
 use flywheel::capture::classifier::{ModelRouter, load_artifact};
 use flywheel::capture::handlers::answer;
 use flywheel::capture::record::ClassifyRequest;
-use flywheel::config::{Config, LoadOptions};
+use flywheel::config::{Config, LoadOptions, LoadedConfig, Origin};
 use flywheel::dataset::{Sample, read_samples};
 use flywheel::domain::{ConversationStatus, ModelStatus, ReviewVerdict, Trigger};
 use flywheel::error::{Error, Result};
@@ -201,28 +201,42 @@ struct Serving {
 
 /// The product's defaults with any `FLYWHEEL_*` setting of this process
 /// applied, as the binary reads them (`FLYWHEEL_AUTO_FILTER__MIN_PRECISION=0.98`
-/// benches another auto-approval target); no config file, no `.env`.
-fn product_config(data_dir: &Path) -> Result<Config> {
+/// benches another auto-approval target); no config file, no `.env`, and
+/// the bench's own data dir and database.
+fn product_config(data_dir: &Path) -> Result<LoadedConfig> {
     let options = LoadOptions {
         env: std::env::vars()
-            .filter(|(key, _)| is_product_setting(key))
+            .filter(|(key, _)| {
+                key.starts_with("FLYWHEEL_")
+                    && !matches!(
+                        key.as_str(),
+                        "FLYWHEEL_BENCH_DATA" | "FLYWHEEL_DATABASE_URL"
+                    )
+            })
             .collect(),
         working_dir: data_dir.to_path_buf(),
         data_dir: Some(data_dir.to_path_buf()),
         ignore_default_config_file: true,
         ..LoadOptions::default()
     };
-    Ok(Config::load(&options)?.config)
+    Config::load(&options)
 }
 
-/// A `FLYWHEEL_*` variable the bench hands to the product's config (its
-/// own data dir and database stay the bench's).
-fn is_product_setting(key: &str) -> bool {
-    key.starts_with("FLYWHEEL_")
-        && !matches!(
-            key,
-            "FLYWHEEL_BENCH_DATA" | "FLYWHEEL_DATABASE_URL" | "FLYWHEEL_DATA_DIR"
-        )
+/// Print the product keys the environment sets, as `config show` would
+/// (secrets masked by their own serialisation).
+fn print_product_settings() -> Result<()> {
+    let loaded = product_config(Path::new("."))?;
+    let values = serde_json::to_value(&loaded.config)
+        .map_err(|e| Error::failure(format!("rendering the configuration: {e}")))?;
+    for (key, origin) in &loaded.origins {
+        if let Origin::Environment(variable) = origin {
+            let value = values
+                .pointer(&format!("/{}", key.replace('.', "/")))
+                .map_or_else(|| "?".into(), |v| v.to_string());
+            println!("loop bench: product setting {key} = {value} (from {variable})");
+        }
+    }
+    Ok(())
 }
 
 /// One arm's installation: a data dir, its database, and the oracle.
@@ -242,7 +256,7 @@ impl<'a> Installation<'a> {
     /// Import the seed set, train router-v1.0.0 from it, promote it.
     async fn bootstrap(arm: Arm, data: &'a Data, seed: u64) -> Result<Installation<'a>> {
         let dir = tempfile::tempdir().map_err(|e| Error::failure(format!("temp dir: {e}")))?;
-        let mut config = product_config(dir.path())?;
+        let mut config = product_config(dir.path())?.config;
         config.training.seed = seed;
         // Ablation: LOOP_BENCH_SUSPECTS=1 flags suspect labels (off by
         // default, as in the product), =0 does not.
@@ -568,17 +582,7 @@ fn main() {
     let validation = read_samples(&val_file).expect("reading CLINC150 validation");
     let seeds = seeds();
     let arms = arms();
-    let mut settings: Vec<(String, String)> = std::env::vars()
-        .filter(|(key, _)| is_product_setting(key))
-        .collect();
-    settings.sort();
-    for (key, value) in &settings {
-        let secret = ["KEY", "TOKEN", "SECRET", "PASSWORD"]
-            .iter()
-            .any(|word| key.contains(word));
-        let shown = if secret { "***" } else { value.as_str() };
-        println!("loop bench: product setting from the environment: {key}={shown}");
-    }
+    print_product_settings().expect("reading the product's settings from the environment");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

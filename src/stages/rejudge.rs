@@ -20,12 +20,13 @@
 //! answer is what they measure), samples with a Label Studio task (the
 //! task carries its own prediction), and anything a human decided.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use super::approval_thresholds::ApprovalThresholds;
 use super::auto_filter::{AutoFilter, Verdict};
 use crate::config::{Config, ROUTER_PROVIDER};
-use crate::domain::ModelStatus;
 use crate::error::{Error, Result};
 use crate::lang::Language;
 use crate::progress::Reporter;
@@ -45,28 +46,19 @@ pub struct RejudgeReport {
     pub now_sure: usize,
 }
 
-/// Re-predict the backlog queued here with the production model
-/// (`auto_filter.rejudge_backlog`). A production model that cannot be
-/// loaded leaves the backlog as it is, with a warning: the weekly run's
-/// own work does not depend on it.
+/// Re-predict the backlog queued here with `production` (its version and
+/// model; `None`: no production model, or it did not load) when
+/// `auto_filter.rejudge_backlog` is on.
 pub async fn rejudge_backlog(
     store: &Store,
     config: &Config,
+    production: Option<(&str, Arc<Model>)>,
     reporter: &Reporter,
 ) -> Result<RejudgeReport> {
-    if !config.auto_filter.rejudge_backlog {
-        return Ok(RejudgeReport::default());
-    }
-    let production = store
-        .list_model_versions()
-        .await?
-        .into_iter()
-        .find(|m| m.status == ModelStatus::Production);
-    let Some((version, artifact)) =
-        production.and_then(|m| m.artifact_path.map(|path| (m.version, path)))
-    else {
+    let Some((version, model)) = production.filter(|_| config.auto_filter.rejudge_backlog) else {
         return Ok(RejudgeReport::default());
     };
+    let version = version.to_string();
     let backlog = store.backlog_not_judged_by(&version).await?;
     if backlog.is_empty() {
         return Ok(RejudgeReport {
@@ -78,29 +70,19 @@ pub async fn rejudge_backlog(
     let texts: Vec<(String, Option<Language>)> = backlog
         .iter()
         .map(|s| {
-            let language = s.language.as_deref().and_then(Language::parse);
-            (s.text.clone(), language)
+            (
+                s.text.clone(),
+                s.language.as_deref().and_then(Language::parse),
+            )
         })
         .collect();
-    let predicted = tokio::task::spawn_blocking(move || {
-        let model = Model::load(&artifact)?;
+    let predictions = tokio::task::spawn_blocking(move || {
         let refs: Vec<(&str, Option<Language>)> =
             texts.iter().map(|(t, l)| (t.as_str(), *l)).collect();
         model.classify_batch(&refs)
     })
     .await
-    .map_err(|e| Error::failure(format!("re-judging the review backlog: {e}")));
-    let predictions = match predicted {
-        Ok(Ok(predictions)) => predictions,
-        Ok(Err(err)) | Err(err) => {
-            tracing::warn!(
-                version = %version,
-                "the review backlog keeps its predictions: the production model did not load: {}",
-                err.message()
-            );
-            return Ok(RejudgeReport::default());
-        }
-    };
+    .map_err(|e| Error::failure(format!("re-judging the review backlog: {e}")))??;
     let filter = AutoFilter {
         config: &config.auto_filter,
         thresholds: ApprovalThresholds::current(store, &config.auto_filter).await?,

@@ -12,6 +12,7 @@
 //! the partial directory and closes the dead `training_runs` row.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -177,7 +178,11 @@ async fn train_next_version(
     }
     remove_partial_artifacts(&config.models_dir());
 
-    let rejudged = rejudge_backlog(store, config, reporter).await?;
+    let production = load_production(store).await?;
+    let serving = production
+        .as_ref()
+        .and_then(|p| Some((p.version.as_str(), p.model.as_ref().ok()?.clone())));
+    let rejudged = rejudge_backlog(store, config, serving, reporter).await?;
     let samples = store.approved_samples().await?;
     let versions = store.list_model_versions().await?;
     let version = next_version(versions.iter().map(|m| m.version.as_str()), options.major);
@@ -233,6 +238,7 @@ async fn train_next_version(
         used: train.iter().chain(&test).map(|s| s.id).collect(),
         suspects: suspected.len(),
         rejudged,
+        production: production.as_ref(),
     };
     let rules = GateRules {
         tolerance: config.training.gate_tolerance,
@@ -288,6 +294,8 @@ struct Data<'a> {
     /// Suspects flagged this run.
     suspects: usize,
     rejudged: RejudgeReport,
+    /// The production model the candidate is scored beside.
+    production: Option<&'a ServingProduction>,
 }
 
 /// `model_versions.metrics`: the evaluation, and how many gold samples
@@ -321,7 +329,10 @@ async fn train_and_register(
         reporter,
     )
     .await?;
-    let production = score_production(store, &data.test).await?;
+    let production = match data.production {
+        Some(serving) => Some(score_production(serving, &data.test).await?),
+        None => None,
+    };
     let judged = !data.test.is_empty();
     let production_accuracy = production
         .as_ref()
@@ -508,62 +519,66 @@ async fn train_and_score(
     trained
 }
 
-/// The production model scored on the same test split, if there is one.
-async fn score_production(store: &Store, test: &[Sample]) -> Result<Option<Production>> {
-    let production = store
+/// The production model, loaded once for the run: it re-judges the
+/// backlog and is scored beside the candidate. A model that does not load
+/// is kept with the reason (the gate says so; nothing is re-judged).
+struct ServingProduction {
+    version: String,
+    model: std::result::Result<Arc<Model>, String>,
+    /// Gold samples that trained it, when its registration kept that.
+    gold_train: Option<usize>,
+}
+
+async fn load_production(store: &Store) -> Result<Option<ServingProduction>> {
+    let Some(p) = store
         .list_model_versions()
         .await?
         .into_iter()
-        .find(|m| m.status == ModelStatus::Production);
-    Ok(match production {
-        None => None,
-        Some(p) => {
-            let mut scored =
-                evaluate_production(&p.version, p.artifact_path.as_deref(), test).await;
-            scored.gold_train = p
-                .metrics
-                .as_deref()
-                .and_then(|m| serde_json::from_str::<VersionMetrics<serde::de::IgnoredAny>>(m).ok())
-                .and_then(|m| m.gold_train_samples);
-            Some(scored)
-        }
-    })
+        .find(|m| m.status == ModelStatus::Production)
+    else {
+        return Ok(None);
+    };
+    let model = match p.artifact_path.map(PathBuf::from) {
+        None => Err("no artifact path recorded".to_string()),
+        Some(artifact) => tokio::task::spawn_blocking(move || Model::load(&artifact))
+            .await
+            .map_err(|err| err.to_string())
+            .and_then(|loaded| {
+                loaded
+                    .map(Arc::new)
+                    .map_err(|err| err.message().to_string())
+            }),
+    };
+    let gold_train = p
+        .metrics
+        .as_deref()
+        .and_then(|m| serde_json::from_str::<VersionMetrics<serde::de::IgnoredAny>>(m).ok())
+        .and_then(|m| m.gold_train_samples);
+    Ok(Some(ServingProduction {
+        version: p.version,
+        model,
+        gold_train,
+    }))
 }
 
-async fn evaluate_production(version: &str, artifact: Option<&str>, test: &[Sample]) -> Production {
-    let Some(artifact) = artifact.map(PathBuf::from) else {
-        return Production {
-            version: version.to_string(),
-            metrics: None,
-            load_error: Some("no artifact path recorded".into()),
-            gold_train: None,
-        };
+/// The production model scored on the same test split.
+async fn score_production(serving: &ServingProduction, test: &[Sample]) -> Result<Production> {
+    let (metrics, load_error) = match &serving.model {
+        Err(why) => (None, Some(why.clone())),
+        Ok(model) => {
+            let (model, test) = (model.clone(), test.to_vec());
+            let metrics = tokio::task::spawn_blocking(move || router::evaluate(&model, &test))
+                .await
+                .map_err(|err| Error::failure(format!("scoring production failed: {err}")))?;
+            (Some(metrics), None)
+        }
     };
-    let test = test.to_vec();
-    let result = tokio::task::spawn_blocking(move || {
-        Model::load(&artifact).map(|model| router::evaluate(&model, &test))
+    Ok(Production {
+        version: serving.version.clone(),
+        metrics,
+        load_error,
+        gold_train: serving.gold_train,
     })
-    .await;
-    match result {
-        Ok(Ok(metrics)) => Production {
-            version: version.to_string(),
-            metrics: Some(metrics),
-            load_error: None,
-            gold_train: None,
-        },
-        Ok(Err(err)) => Production {
-            version: version.to_string(),
-            metrics: None,
-            load_error: Some(err.message().to_string()),
-            gold_train: None,
-        },
-        Err(err) => Production {
-            version: version.to_string(),
-            metrics: None,
-            load_error: Some(err.to_string()),
-            gold_train: None,
-        },
-    }
 }
 
 fn to_sample(s: &TrainingSample) -> Sample {
