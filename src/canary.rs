@@ -43,6 +43,12 @@ pub struct Served {
     /// Labelled audits of its answers, and of those, answered right.
     pub audited: u64,
     pub audited_right: u64,
+    /// Requests whose classification time was recorded, and of those, the
+    /// ones slower than `[canary] slow_ms`.
+    pub timed: u64,
+    pub slow: u64,
+    /// Requests its model failed to classify (answered as a fallback).
+    pub errors: u64,
 }
 
 /// A quality signal both versions are compared on.
@@ -55,15 +61,21 @@ pub enum Signal {
     ReviewCorrections,
     FallbackRate,
     OutOfScopeRate,
+    /// Classifications slower than `[canary] slow_ms`, of those timed.
+    SlowRate,
+    /// The model failed and the request was answered as a fallback.
+    ErrorRate,
 }
 
 impl Signal {
-    pub const ALL: [Signal; 5] = [
+    pub const ALL: [Signal; 7] = [
         Signal::AuditAccuracy,
         Signal::NegativeFeedback,
         Signal::ReviewCorrections,
         Signal::FallbackRate,
         Signal::OutOfScopeRate,
+        Signal::SlowRate,
+        Signal::ErrorRate,
     ];
 
     pub fn name(self) -> &'static str {
@@ -73,6 +85,8 @@ impl Signal {
             Signal::ReviewCorrections => "review corrections",
             Signal::FallbackRate => "fallback rate",
             Signal::OutOfScopeRate => "out-of-scope rate",
+            Signal::SlowRate => "slow-request rate",
+            Signal::ErrorRate => "error rate",
         }
     }
 
@@ -91,6 +105,8 @@ impl Signal {
             Signal::ReviewCorrections => (s.corrected, s.reviewed),
             Signal::FallbackRate => (s.fallbacks, s.requests),
             Signal::OutOfScopeRate => (s.out_of_scope, s.requests),
+            Signal::SlowRate => (s.slow, s.timed),
+            Signal::ErrorRate => (s.errors, s.timed),
         }
     }
 }
@@ -98,32 +114,37 @@ impl Signal {
 /// The signals the sequential test decides on, each with its share of
 /// alpha (Bonferroni: the chance any of them ever alarms on an equally good
 /// canary stays within alpha). With audits required, audit accuracy — the
-/// primary signal, unbiased — gets half and the four rates every request or
+/// primary signal, unbiased — gets half and the five rates every request or
 /// review gives share the rest: audits come slowly at a canary's share of
 /// traffic, and a canary drawing twice the complaints should not wait for
 /// them (in simulation, a canary 15 points worse was caught in 69 % of
 /// 48-hour rollouts on audits alone). Without audits the rates share it all.
+/// The error rate is not tested against production: any error rate
+/// clearly above `[canary] max_error_rate` is a hard guard on its own.
 pub fn tested_signals(settings: &CanaryConfig) -> &'static [(Signal, f64)] {
-    const RATES: [Signal; 4] = [
+    const RATES: [Signal; 5] = [
         Signal::NegativeFeedback,
         Signal::ReviewCorrections,
         Signal::FallbackRate,
         Signal::OutOfScopeRate,
+        Signal::SlowRate,
     ];
     if settings.min_audits > 0 {
         &[
             (Signal::AuditAccuracy, 0.5),
-            (RATES[0], 0.125),
-            (RATES[1], 0.125),
-            (RATES[2], 0.125),
-            (RATES[3], 0.125),
+            (RATES[0], 0.1),
+            (RATES[1], 0.1),
+            (RATES[2], 0.1),
+            (RATES[3], 0.1),
+            (RATES[4], 0.1),
         ]
     } else {
         &[
-            (RATES[0], 0.25),
-            (RATES[1], 0.25),
-            (RATES[2], 0.25),
-            (RATES[3], 0.25),
+            (RATES[0], 0.2),
+            (RATES[1], 0.2),
+            (RATES[2], 0.2),
+            (RATES[3], 0.2),
+            (RATES[4], 0.2),
         ]
     }
 }
@@ -216,6 +237,9 @@ pub enum RollbackReason {
     /// Its fallback rate is clearly above `health.max_fallback_rate` (the
     /// whole 95 % interval), whatever production does.
     FallbackGuard { rate: Estimate, max: f64 },
+    /// Its model fails (answered as a fallback) clearly more often than
+    /// `[canary] max_error_rate` (the whole 95 % interval above).
+    ErrorGuard { rate: Estimate, max: f64 },
 }
 
 /// The one thing a check decides.
@@ -272,6 +296,10 @@ impl Decision {
             }
             Decision::Rollback(RollbackReason::FallbackGuard { rate, max }) => format!(
                 "roll back: the canary's fallback rate {} is above health.max_fallback_rate {max:.2}",
+                rate.describe()
+            ),
+            Decision::Rollback(RollbackReason::ErrorGuard { rate, max }) => format!(
+                "roll back: the canary's model fails on {} of requests, above canary.max_error_rate {max:.3}",
                 rate.describe()
             ),
         }
@@ -389,9 +417,16 @@ fn decide(
     signals: &[Comparison],
 ) -> Decision {
     let (canary, production) = (&rollout.canary, &rollout.production);
-    // The hard guard judges the canary alone, once it has served enough
-    // that one unlucky request cannot trip it.
+    // The hard guards judge the canary alone, once it has served enough
+    // that one unlucky request cannot trip them.
     if canary.requests >= settings.min_requests {
+        let rate = estimate(Signal::ErrorRate.counts(canary));
+        if rate.low > settings.max_error_rate {
+            return Decision::Rollback(RollbackReason::ErrorGuard {
+                rate,
+                max: settings.max_error_rate,
+            });
+        }
         let rate = estimate(Signal::FallbackRate.counts(canary));
         if rate.low > max_fallback_rate {
             return Decision::Rollback(RollbackReason::FallbackGuard {
@@ -488,6 +523,9 @@ mod tests {
             corrected: (requests as f64 / 10.0 * (1.0 - accuracy)) as u64,
             audited,
             audited_right: (audited as f64 * accuracy) as u64,
+            timed: requests,
+            slow: requests / 100,
+            errors: 0,
         }
     }
 
@@ -554,8 +592,62 @@ mod tests {
         );
         // Audit accuracy is shown, not tested.
         assert!(a.signals[0].test.is_none());
-        assert_eq!(a.signals[1].test.unwrap().threshold, 80.0);
-        assert_eq!(a.signals.iter().filter(|c| c.test.is_some()).count(), 4);
+        assert!((a.signals[1].test.unwrap().threshold - 100.0).abs() < 1e-9);
+        assert_eq!(a.signals.iter().filter(|c| c.test.is_some()).count(), 5);
+    }
+
+    /// A canary whose model is slower: more classifications over
+    /// `slow_ms` than production's, told apart by the sequential test.
+    #[test]
+    fn a_slower_canary_is_rolled_back_on_its_slow_request_rate() {
+        let production = served(3000, 0.9, 0.05, 0.05);
+        let slower = Served {
+            slow: 120,
+            ..served(600, 0.9, 0.05, 0.05)
+        };
+        let a = analyse(&rollout(slower, production, 10, 0), &settings(), 0.2);
+        assert_eq!(
+            a.decision,
+            Decision::Rollback(RollbackReason::Regression {
+                signal: Signal::SlowRate
+            })
+        );
+        assert!(
+            a.evidence().contains("slow-request rate: canary 0.200"),
+            "{}",
+            a.evidence()
+        );
+    }
+
+    /// A model that fails on some inputs is rolled back on its own error
+    /// rate, whatever production does, once it has served the minimum.
+    #[test]
+    fn the_error_guard_rolls_back_a_failing_model() {
+        let production = served(3000, 0.9, 0.05, 0.05);
+        let failing = Served {
+            errors: 12,
+            ..served(300, 0.9, 0.05, 0.05)
+        };
+        let a = analyse(&rollout(failing, production, 10, 0), &settings(), 0.2);
+        let Decision::Rollback(RollbackReason::ErrorGuard { rate, max }) = a.decision else {
+            panic!("{:?}", a.decision);
+        };
+        assert_eq!(max, 0.01);
+        assert!(rate.low > 0.01, "{rate:?}");
+        assert!(a.decision.describe().contains("model fails on 0.040"));
+        // One error in 300 is within the bar; one in 10 is too few requests.
+        for (errors, requests) in [(1, 300), (1, 10)] {
+            let few = Served {
+                errors,
+                ..served(requests, 0.9, 0.05, 0.05)
+            };
+            let a = analyse(&rollout(few, production, 10, 0), &settings(), 0.2);
+            assert!(
+                !matches!(a.decision, Decision::Rollback(_)),
+                "{:?}",
+                a.decision
+            );
+        }
     }
 
     #[test]
@@ -655,6 +747,9 @@ mod tests {
             corrected: binomial(rng, reviewed, 1.0 - quality.accuracy),
             audited,
             audited_right: binomial(rng, audited, quality.accuracy),
+            timed: requests,
+            slow: binomial(rng, requests, 0.02),
+            errors: 0,
         }
     }
 
@@ -667,6 +762,9 @@ mod tests {
         a.corrected += b.corrected;
         a.audited += b.audited;
         a.audited_right += b.audited_right;
+        a.timed += b.timed;
+        a.slow += b.slow;
+        a.errors += b.errors;
     }
 
     /// The share of simulated rollouts of a canary serving with `canary`
@@ -777,6 +875,35 @@ mod tests {
             })
             .count();
         assert!(naive as f64 / 500.0 > 0.1, "naive peeking: {naive} of 500");
+    }
+
+    /// The figures the README quotes, printed (hand-run:
+    /// `cargo test --lib canary::tests::simulated_rollout_figures -- --ignored --nocapture`).
+    #[test]
+    #[ignore = "a measurement: prints the README's simulated rollout figures"]
+    fn simulated_rollout_figures() {
+        let audits = CanaryConfig {
+            min_requests: 50,
+            min_audits: 10,
+            ..CanaryConfig::default()
+        };
+        let rates_only = CanaryConfig {
+            min_audits: 0,
+            ..audits.clone()
+        };
+        let worse = Quality {
+            accuracy: 0.70,
+            negative: 0.12,
+        };
+        for (name, config, seed) in [("audits", &audits, 18), ("rates alone", &rates_only, 19)] {
+            let aa = false_alarm_rate(config, 2000, seed);
+            let (caught, hour) = rollback_rate(config, worse, 300, seed + 3);
+            println!(
+                "{name}: A/A rolled back {:.2} % of 2000; 15 points worse caught {:.1} % of 300 (mean hour {hour:.1})",
+                aa * 100.0,
+                caught * 100.0
+            );
+        }
     }
 
     /// A two-sided fixed-n z-test at 95 %.

@@ -277,6 +277,8 @@ async fn write_history(
                 model_version: Some(version.to_string()),
                 fallback: result.fallback,
                 routing_decision: None,
+                classify_ms: None,
+                classify_error: None,
             });
         }
     }

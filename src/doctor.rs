@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::config::LoadedConfig;
+use crate::health;
 use crate::storage::{self, Store};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -16,8 +17,18 @@ pub enum CheckStatus {
     Fail,
 }
 
+/// Where a check belongs: the installation (files, database, services) or
+/// the loop's health (the checks `status` warns on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Section {
+    Installation,
+    Loop,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
+    pub section: Section,
     pub name: &'static str,
     pub status: CheckStatus,
     pub detail: String,
@@ -28,6 +39,7 @@ pub struct Check {
 impl Check {
     fn pass(name: &'static str, detail: impl Into<String>) -> Self {
         Self {
+            section: Section::Installation,
             name,
             status: CheckStatus::Pass,
             detail: detail.into(),
@@ -36,6 +48,7 @@ impl Check {
     }
     fn warn(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Self {
         Self {
+            section: Section::Installation,
             name,
             status: CheckStatus::Warn,
             detail: detail.into(),
@@ -44,11 +57,15 @@ impl Check {
     }
     fn fail(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Self {
         Self {
+            section: Section::Installation,
             name,
             status: CheckStatus::Fail,
             detail: detail.into(),
             fix: Some(fix.into()),
         }
+    }
+    fn in_section(self, section: Section) -> Self {
+        Self { section, ..self }
     }
 }
 
@@ -89,7 +106,43 @@ pub async fn run_checks(loaded: &LoadedConfig) -> Vec<Check> {
         });
     }
     checks.push(crontab_check());
+    // The loop's checks read the database with the others; shown last.
+    checks.sort_by_key(|c| c.section);
     checks
+}
+
+/// Whether alerts have somewhere to go; with `send_test`, that the webhook
+/// accepts a test event.
+pub async fn alert_webhook_check(config: &crate::config::Config, send_test: bool) -> Check {
+    let Some(notifier) = crate::monitor::notify::Notifier::from_config(config) else {
+        return if send_test {
+            Check::fail(
+                "alert webhook",
+                "no [alerts] webhook_url is set: there is nowhere to send a test alert",
+                "set alerts.webhook_url (or FLYWHEEL_ALERT_WEBHOOK)",
+            )
+        } else {
+            Check::pass(
+                "alert webhook",
+                "not set: warnings reach logs, status and /metrics only",
+            )
+        };
+    };
+    let shown = notifier.shown_url();
+    if !send_test {
+        return Check::pass(
+            "alert webhook",
+            format!("{shown} (`doctor --test-alert` sends a test event)"),
+        );
+    }
+    match notifier.send_test().await {
+        Ok(()) => Check::pass("alert webhook", format!("{shown} accepted a test event")),
+        Err(why) => Check::fail(
+            "alert webhook",
+            format!("{shown} did not accept a test event: {}", why.reason),
+            "check alerts.webhook_url and that this host can reach it",
+        ),
+    }
 }
 
 /// Files holding a secret must be readable by their owner only.
@@ -199,65 +252,91 @@ async fn database_checks(loaded: &LoadedConfig) -> Vec<Check> {
             "run `flywheel migrate`",
         ),
     });
-    checks.extend(production_model_checks(&store, config).await);
+    checks.extend(loop_checks(&store, config).await);
     store.close().await;
     checks
 }
 
-/// The production model, and what audits say of it and of auto-approval.
-async fn production_model_checks(store: &Store, config: &crate::config::Config) -> Vec<Check> {
+/// The loop's health: every check of [`crate::health::CHECKS`], judged as
+/// `status`, the console and `/metrics` judge it, under its stable name.
+async fn loop_checks(store: &Store, config: &crate::config::Config) -> Vec<Check> {
     let Some(state) = store.migration_state().await.ok() else {
         return Vec::new();
     };
     if !state.pending().is_empty() {
         return Vec::new();
     }
-    let Some(snapshot) = store.status_snapshot(2).await.ok() else {
+    let (Ok(snapshot), Ok(last_runs)) = (
+        store.status_snapshot(config).await,
+        store.last_job_run_per_stage().await,
+    ) else {
         return Vec::new();
     };
-    let mut checks = vec![match snapshot
+    let warnings = health::warnings(&snapshot, &last_runs, config, chrono::Utc::now());
+    health::CHECKS
+        .iter()
+        .map(|(name, codes)| {
+            let raised: Vec<&health::Warning> = warnings
+                .iter()
+                .filter(|w| codes.contains(&w.code))
+                .collect();
+            let check = match raised.first() {
+                None => Check::pass(name, loop_pass_detail(name, &snapshot)),
+                Some(first) => Check::warn(
+                    name,
+                    raised
+                        .iter()
+                        .map(|w| w.message.as_str())
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                    health::fix(first.code),
+                ),
+            };
+            check.in_section(Section::Loop)
+        })
+        .collect()
+}
+
+/// What a passing loop check saw.
+fn loop_pass_detail(check: &str, s: &crate::storage::snapshot::StatusSnapshot) -> String {
+    let production = s
         .live_models
         .iter()
-        .find(|m| m.status == crate::domain::ModelStatus::Production)
-    {
-        Some(model) => Check::pass("production model", model.version.clone()),
-        None => Check::warn(
-            "production model",
-            "no model is in production; classify requests will be refused",
-            crate::lifecycle::no_production_advice(snapshot.model_versions > 0),
+        .find(|m| m.status == crate::domain::ModelStatus::Production);
+    match check {
+        "capture" => s.last_capture_at.map_or_else(
+            || "nothing captured yet".into(),
+            |t| format!("last conversation at {t}"),
         ),
-    }];
-    // What audits measured, judged as status judges it.
-    let warned = crate::health::audit_warnings(&snapshot.audits, config);
-    let audits = &snapshot.audits;
-    let measured = [
-        (
-            "production accuracy",
-            "low-production-accuracy",
-            audits
-                .production
-                .as_ref()
-                .and_then(|e| e.production_accuracy),
-            "read the corrections in the audit queue, then `flywheel weekly-training`",
+        "capture-volume" => format!(
+            "{} conversations in the last hour ({} earlier weeks to compare with)",
+            s.capture_volume.last_hour,
+            s.capture_volume.same_hour_earlier_weeks.len()
         ),
-        (
-            "auto-approval precision",
-            "low-auto-approval-precision",
-            audits.auto_approval_precision,
-            "raise auto_filter.auto_approve_confidence",
-        ),
-    ];
-    for (name, code, estimate, fix) in measured {
-        let Some(estimate) = estimate else { continue };
-        checks.push(match warned.iter().find(|w| w.code == code) {
-            Some(w) => Check::warn(name, w.message.clone(), fix),
-            None => Check::pass(
-                name,
-                format!("{} on audited conversations", estimate.describe()),
+        "production-model" => production.map_or_else(String::new, |m| m.version.clone()),
+        "production-accuracy" => s
+            .audits
+            .production
+            .as_ref()
+            .and_then(|e| e.production_accuracy)
+            .map_or_else(
+                || "no audit labelled yet".into(),
+                |a| format!("{} on audited conversations", a.describe()),
             ),
-        });
+        "auto-approval-precision" => s.audits.auto_approval_precision.map_or_else(
+            || "no audit labelled yet".into(),
+            |p| format!("{} on audited conversations", p.describe()),
+        ),
+        "review-queue-age" => s.oldest_queued_at.map_or_else(
+            || "nothing waits for review".into(),
+            |t| format!("oldest waiting since {t}"),
+        ),
+        "disk-space" => s.free_disk_bytes.map_or_else(
+            || "free space unknown".into(),
+            |b| format!("{} MiB free", b / (1024 * 1024)),
+        ),
+        _ => "ok".into(),
     }
-    checks
 }
 
 async fn label_studio_checks(loaded: &LoadedConfig) -> Vec<Check> {

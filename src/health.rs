@@ -19,8 +19,9 @@ pub struct Warning {
 
 /// The checks behind the warnings, each a stable name (`/metrics`'
 /// `flywheel_health_check{check}`), with the warning codes that fail it.
-pub const CHECKS: [(&str, &[&str]); 9] = [
+pub const CHECKS: [(&str, &[&str]); 12] = [
     ("capture", &["capture-quiet"]),
+    ("capture-volume", &["capture-dropped"]),
     ("production-model", &["no-production-model"]),
     ("test-accuracy", &["low-test-accuracy"]),
     ("production-accuracy", &["low-production-accuracy"]),
@@ -29,7 +30,63 @@ pub const CHECKS: [(&str, &[&str]); 9] = [
     ("auto-approval-rate", &["auto-approval-rate"]),
     ("stage-failed", &["stage-failed"]),
     ("stage-overdue", &["stage-overdue"]),
+    ("review-queue-age", &["review-queue-ageing"]),
+    ("disk-space", &["low-disk-space"]),
 ];
+
+/// What to do about a warning, by its code: the `fix` `doctor` prints.
+pub fn fix(code: &str) -> &'static str {
+    match code {
+        "capture-quiet" => {
+            "check the NLU service and `flywheel serve` (`stats capture-gaps` shows when it stopped)"
+        }
+        "capture-dropped" => {
+            "see which provider or language fell in the console's Capture pane (mix) and `flywheel stats capture-gaps`; check the NLU service's logs for refused requests"
+        }
+        "no-production-model" => {
+            "promote a version: `flywheel models promote VERSION --to production`"
+        }
+        "low-test-accuracy" | "low-production-accuracy" => {
+            "review the audit queue's corrections, then `flywheel weekly-training`; roll back with `flywheel models rollback` if a new version caused it"
+        }
+        "low-auto-approval-precision" => "raise auto_filter.auto_approve_confidence",
+        "high-fallback-rate" => {
+            "look at what falls back in the console's Capture pane; retrain with the reviewed samples"
+        }
+        "auto-approval-rate" => {
+            "check the traffic mix and auto_filter.auto_approve_confidence (`flywheel stats daily`)"
+        }
+        "stage-failed" => {
+            "read the run's error with `flywheel jobs --failed`, fix it, run the stage again"
+        }
+        "stage-overdue" => {
+            "install the schedule: the lines of crontab.conf (`crontab -e`) or the systemd timers; `flywheel jobs` shows the last runs"
+        }
+        "review-queue-ageing" => {
+            "review in the console (Review pane) or Label Studio; `flywheel stats queue` lists the oldest"
+        }
+        "low-disk-space" => {
+            "free space under the data dir: `flywheel prune` deletes conversations past retention; move old models/ and logs/"
+        }
+        _ => "see docs/runbook.md",
+    }
+}
+
+/// The share of conversations the auto-filter judged that it approved, in
+/// percent: the one auto-approval rate of `status`, `stats daily`, the
+/// daily report and the console. Conversations not judged yet (pending)
+/// are in neither count.
+pub fn auto_approval_rate(auto_approved: i64, judged: i64) -> Option<f64> {
+    (judged > 0).then(|| auto_approved as f64 * 100.0 / judged as f64)
+}
+
+/// The warning codes that fail `check`.
+pub fn codes_of(check: &str) -> &'static [&'static str] {
+    CHECKS
+        .iter()
+        .find(|(name, _)| *name == check)
+        .map_or(&[], |(_, codes)| codes)
+}
 
 /// Each check and whether it passes, given the warnings raised.
 pub fn check_results(warnings: &[Warning]) -> Vec<(&'static str, bool)> {
@@ -97,7 +154,7 @@ pub fn warnings(
 
     // Only when the whole 95 % interval of today's rate is outside the band:
     // just after midnight a few dozen conversations make the rate noise.
-    let processed = (snapshot.today.captured - snapshot.today.pending).max(0) as usize;
+    let processed = snapshot.today.judged().max(0) as usize;
     let interval = (processed > 0)
         .then(|| crate::estimate::wilson(snapshot.today.auto_approved.max(0) as usize, processed));
     if let (Some(rate), Some(interval)) = (snapshot.auto_approval_rate, interval)
@@ -113,6 +170,51 @@ pub fn warnings(
         );
     }
 
+    let volume = &snapshot.capture_volume;
+    if let Some(drop) = crate::capture::gaps::capture_drop(
+        volume.last_hour,
+        &volume.same_hour_earlier_weeks,
+        health.capture_drop_ratio,
+    ) {
+        warn(
+            "capture-dropped",
+            format!(
+                "{} conversations captured in the last hour, below {:.0} % of the usual {:.0} at this hour (median of the last {} weeks)",
+                drop.captured,
+                health.capture_drop_ratio * 100.0,
+                drop.usual,
+                volume.same_hour_earlier_weeks.len()
+            ),
+        );
+    }
+
+    if let Some(oldest) = snapshot.oldest_queued_at
+        && now - oldest.0 > Duration::days(health.max_review_age_days.into())
+    {
+        warn(
+            "review-queue-ageing",
+            format!(
+                "a sample has waited for review for {} (since {oldest}), longer than {} days",
+                human_duration(now - oldest.0),
+                health.max_review_age_days
+            ),
+        );
+    }
+
+    if let Some(free) = snapshot.free_disk_bytes
+        && free / (1024 * 1024) < health.min_free_disk_mb
+    {
+        warn(
+            "low-disk-space",
+            format!(
+                "{} MiB free under the data dir {}, below {} MiB",
+                free / (1024 * 1024),
+                config.data_dir.display(),
+                health.min_free_disk_mb
+            ),
+        );
+    }
+
     if let Some(last) = snapshot.last_capture_at {
         let quiet = now - last.0;
         if quiet > Duration::minutes(health.quiet_period_minutes as i64) {
@@ -124,6 +226,19 @@ pub fn warnings(
                 ),
             );
         }
+    }
+
+    for stage in never_run_overdue(snapshot, last_runs, config, now) {
+        let schedule = config.schedule.of(stage).expect("only scheduled stages");
+        warn(
+            "stage-overdue",
+            format!(
+                "{stage} has never run, though due by its schedule `{schedule}` since conversations were first captured ({}); check cron (crontab.conf) or the systemd timers",
+                snapshot
+                    .first_capture_at
+                    .expect("only after a first capture")
+            ),
+        );
     }
 
     for run in last_runs {
@@ -156,6 +271,35 @@ pub fn warnings(
         }
     }
     out
+}
+
+/// Scheduled stages with no run at all whose schedule came due (with the
+/// grace) since the first capture. Label Studio sync counts only where
+/// Label Studio is configured: without it the stage has nothing to do.
+fn never_run_overdue(
+    snapshot: &StatusSnapshot,
+    last_runs: &[JobRun],
+    config: &Config,
+    now: DateTime<Utc>,
+) -> Vec<crate::domain::Stage> {
+    let Some(first) = snapshot.first_capture_at else {
+        return Vec::new();
+    };
+    crate::domain::Stage::ALL
+        .iter()
+        .copied()
+        .filter(|stage| !last_runs.iter().any(|r| r.stage == *stage))
+        .filter(|stage| {
+            *stage != crate::domain::Stage::LabelStudioSync || config.label_studio_configured()
+        })
+        .filter(|stage| {
+            config
+                .schedule
+                .of(*stage)
+                .and_then(|schedule| crate::schedule::overdue_since(schedule, first.0, now))
+                .is_some()
+        })
+        .collect()
 }
 
 /// "3 min", "5 h 2 min", "2 d 4 h".
@@ -231,6 +375,10 @@ mod tests {
             }],
             model_versions: 1,
             audits: Default::default(),
+            oldest_queued_at: None,
+            first_capture_at: None,
+            capture_volume: Default::default(),
+            free_disk_bytes: None,
         }
     }
 
@@ -286,6 +434,8 @@ mod tests {
                 raised.push(code);
             }
         }
+        raised.sort_unstable();
+        raised.dedup();
         assert_eq!(raised.len(), owned.len(), "{raised:?}");
         for code in &raised {
             assert!(
@@ -365,6 +515,111 @@ mod tests {
         assert_eq!(
             codes(&warnings(&s, &[], &Config::default(), now))[0],
             "no-production-model"
+        );
+    }
+
+    #[test]
+    fn capture_far_below_the_same_hour_of_earlier_weeks_warns() {
+        let config = Config::default();
+        let with = |last_hour: i64, weeks: Vec<i64>| {
+            let mut s = snapshot();
+            s.capture_volume = crate::storage::snapshot::CaptureVolume {
+                last_hour,
+                same_hour_earlier_weeks: weeks,
+            };
+            codes(&warnings(&s, &[], &config, Utc::now()))
+                .into_iter()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(with(40, vec![100, 120, 90, 110]), ["capture-dropped"]);
+        // Half is the bar (health.capture_drop_ratio 0.5 of the median 105).
+        assert!(with(53, vec![100, 120, 90, 110]).is_empty());
+        // One earlier week is no baseline; a quiet hour is noise.
+        assert!(with(0, vec![100]).is_empty());
+        assert!(with(0, vec![6, 8]).is_empty());
+        let w = warnings(
+            &StatusSnapshot {
+                capture_volume: crate::storage::snapshot::CaptureVolume {
+                    last_hour: 40,
+                    same_hour_earlier_weeks: vec![100, 120],
+                },
+                ..snapshot()
+            },
+            &[],
+            &config,
+            Utc::now(),
+        );
+        assert_eq!(
+            w[0].message,
+            "40 conversations captured in the last hour, below 50 % of the usual 110 at this hour (median of the last 2 weeks)"
+        );
+    }
+
+    #[test]
+    fn an_old_review_queue_and_a_full_disk_warn() {
+        let now = Utc::now();
+        let mut s = snapshot();
+        s.oldest_queued_at = Some(Timestamp(now - Duration::days(6)));
+        s.free_disk_bytes = Some(2 << 30);
+        assert!(warnings(&s, &[], &Config::default(), now).is_empty());
+        s.oldest_queued_at = Some(Timestamp(now - Duration::days(8)));
+        s.free_disk_bytes = Some(500 << 20);
+        let w = warnings(&s, &[], &Config::default(), now);
+        assert_eq!(codes(&w), ["review-queue-ageing", "low-disk-space"]);
+        assert!(
+            w[1].message.starts_with("500 MiB free under the data dir"),
+            "{w:?}"
+        );
+    }
+
+    /// A scheduled stage that never ran is overdue once its slot (and the
+    /// grace) passed after the first capture; Label Studio sync only where
+    /// Label Studio is configured.
+    #[test]
+    fn a_stage_that_never_ran_is_overdue_after_the_first_capture() {
+        use chrono::TimeZone;
+        let now = Utc.with_ymd_and_hms(2026, 12, 2, 12, 0, 0).unwrap();
+        let ran = |stage, at| JobRun {
+            id: 1,
+            stage,
+            trigger: crate::domain::Trigger::Cron,
+            status: JobStatus::Succeeded,
+            started_at: Timestamp(at),
+            finished_at: None,
+            counts: None,
+            error: None,
+            host: None,
+            pid: None,
+            heartbeat_at: None,
+        };
+        let mut s = snapshot();
+        let runs = [
+            ran(Stage::CanaryCheck, now - Duration::minutes(40)),
+            ran(Stage::WeeklyTraining, now - Duration::days(3)),
+        ];
+        // Nothing captured: nothing is due.
+        assert!(warnings(&s, &runs, &Config::default(), now).is_empty());
+        // Capturing since 01:00 today: daily capture's 02:00 slot passed.
+        s.first_capture_at = Some(Timestamp(now - Duration::hours(11)));
+        let w = warnings(&s, &runs, &Config::default(), now);
+        assert_eq!(codes(&w), ["stage-overdue"]);
+        assert!(
+            w[0].message.starts_with("daily-capture has never run"),
+            "{w:?}"
+        );
+        // Since 03:00: not yet due (tomorrow 02:00).
+        s.first_capture_at = Some(Timestamp(now - Duration::hours(9)));
+        assert!(warnings(&s, &runs, &Config::default(), now).is_empty());
+        // With Label Studio configured its sync (every 6 h at :30) is due too.
+        let mut config = Config::default();
+        config.label_studio.url = Some("http://ls:8080".into());
+        config.label_studio.api_key = Some(crate::config::Secret::new("k"));
+        config.label_studio.project_id = Some(1);
+        let w = warnings(&s, &runs, &config, now);
+        assert!(
+            w[0].message.starts_with("label-studio-sync has never run"),
+            "{w:?}"
         );
     }
 

@@ -17,6 +17,7 @@ use serde::Serialize;
 use crate::config::Config;
 pub use crate::domain::{JobStatus, Stage, Trigger};
 use crate::error::{Error, ErrorKind, Result};
+use crate::monitor::notify;
 use crate::progress::{Reporter, cancelled};
 use crate::storage::{StageLock, Store, jobs::JobRun};
 
@@ -39,6 +40,11 @@ pub trait StageJob: Send + Sized {
 
     /// What `job_runs.counts` records of a successful run.
     fn counts(outcome: &Self::Outcome) -> impl Serialize;
+
+    /// What a successful run tells the on-call webhook ([`notify`]).
+    fn alerts(_outcome: &Self::Outcome, _config: &Config) -> Vec<notify::Event> {
+        Vec::new()
+    }
 }
 
 /// Where a face runs a stage, and who it is: the same for every stage.
@@ -115,10 +121,17 @@ pub async fn run<S: StageJob>(stage: S, launch: &Launch<'_>) -> Result<S::Outcom
     match outcome {
         Ok(outcome) => {
             guard.succeed(&S::counts(&outcome)).await?;
+            let events = S::alerts(&outcome, launch.config);
+            notify::after_stage(launch.store, launch.config, S::STAGE, events, None).await;
             Ok(outcome)
         }
         Err(err) => {
             guard.fail(&err).await;
+            // A cancelled run is an operator's choice, not an alert.
+            if !matches!(err.kind(), ErrorKind::OutputClosed | ErrorKind::Cancelled) {
+                let error = Some(err.message());
+                notify::after_stage(launch.store, launch.config, S::STAGE, Vec::new(), error).await;
+            }
             Err(err)
         }
     }
@@ -255,7 +268,8 @@ async fn locked_error(store: &Store, stage: Stage) -> Error {
     )
 }
 
-fn hostname() -> Option<String> {
+/// This host's name, as job runs and alerts record it.
+pub fn hostname() -> Option<String> {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())

@@ -38,6 +38,8 @@ fn conversations(
             nlu_confidence: Some(confidence),
             fallback: false,
             routing_decision: None,
+            classify_ms: None,
+            classify_error: None,
         })
         .collect()
 }

@@ -42,6 +42,8 @@ fn traffic() -> Vec<NewConversation> {
             nlu_confidence: Some(if i % 4 == 0 { 0.6 } else { 0.95 }),
             fallback: false,
             routing_decision: None,
+            classify_ms: None,
+            classify_error: None,
         })
         .collect()
 }
@@ -257,9 +259,9 @@ fn audits_measure_production_accuracy_and_auto_approval_precision() {
         let out = db.cmd().args(["doctor", "--json"]).output().unwrap();
         let doctor = json_stdout(&out);
         let check = |name: &str| doctor_check(&doctor, name);
-        assert_eq!(check("production accuracy")["status"], "warn", "{doctor}");
+        assert_eq!(check("production-accuracy")["status"], "warn", "{doctor}");
         assert_eq!(
-            check("auto-approval precision")["status"],
+            check("auto-approval-precision")["status"],
             "warn",
             "{doctor}"
         );

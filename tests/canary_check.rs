@@ -427,6 +427,66 @@ async fn steps_come_from_the_environment_are_checked_and_runs_never_overlap() {
     }
 }
 
+/// The latency and error signals read from what serve records per
+/// conversation (`classify_ms`, `classify_error`): a canary as accurate as
+/// production whose model fails on one request in ten is rolled back by
+/// the error guard, and both versions' slow-request rates are shown with n.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_whose_model_fails_is_rolled_back_by_the_error_guard() {
+    for db in TestDb::all() {
+        let store = canary_at_10(&db, RIGHT).await;
+        let mut next_id = 1;
+        traffic(&db, &store, 1500, &mut next_id).await;
+        exec(
+            &store,
+            "UPDATE conversation_logs SET classify_ms = CASE WHEN id % 5 = 0 THEN 80.0 ELSE 2.0 END",
+        )
+        .await;
+        exec(
+            &store,
+            "UPDATE conversation_logs SET classify_error = 'the model panicked: shape mismatch', fallback = TRUE \
+             WHERE model_version = 'rules-v2' AND id % 10 = 0",
+        )
+        .await;
+        let out = check(&db);
+        assert_eq!(out["decision"], "rollback", "{out}");
+        let decision = &out["canary_check"]["analysis"]["decision"];
+        assert_eq!(decision["kind"], "error-guard", "{decision}");
+        assert_eq!(
+            statuses(&store).await,
+            [
+                row("rules-v1", "production", 100),
+                row("rules-v2", "rejected", 0)
+            ]
+        );
+        let slow = out["canary_check"]["analysis"]["signals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["signal"] == "slow-rate")
+            .unwrap()
+            .clone();
+        // Every fifth conversation took 80 ms, over slow_ms 50: each
+        // version's share of those among what it served.
+        for (side, version) in [("canary", "rules-v2"), ("production", "rules-v1")] {
+            let counted: Vec<(i64, i64)> = rows(
+                &store,
+                &format!(
+                    "SELECT COUNT(CASE WHEN classify_ms > 50 THEN 1 END), COUNT(*) \
+                     FROM conversation_logs WHERE model_version = '{version}'"
+                ),
+            )
+            .await;
+            let (slow_n, n) = counted[0];
+            assert_eq!(slow[side]["n"].as_i64().unwrap(), n, "{slow}");
+            assert!(n > 100);
+            let rate = slow[side]["value"].as_f64().unwrap();
+            assert!((rate - slow_n as f64 / n as f64).abs() < 1e-9, "{slow}");
+        }
+        store.close().await;
+    }
+}
+
 #[test]
 fn without_a_canary_there_is_nothing_to_do() {
     for db in TestDb::all() {

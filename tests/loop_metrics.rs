@@ -68,6 +68,15 @@ fn seed(db: &TestDb) {
             Duration::seconds(12),
         )
         .await;
+        // The hourly check ran on time: only the failed sync is wrong.
+        finished_run(
+            &store,
+            Stage::CanaryCheck,
+            JobStatus::Succeeded,
+            Duration::minutes(10),
+            Duration::seconds(1),
+        )
+        .await;
         finished_run(
             &store,
             Stage::LabelStudioSync,
@@ -162,6 +171,10 @@ fn assert_seeded_figures(m: &Exposition) {
         ("auto-approval-rate", 1.0),
         ("stage-failed", 0.0),
         ("stage-overdue", 1.0),
+        // Its oldest sample has waited ten days, over 7.
+        ("review-queue-age", 0.0),
+        ("capture-volume", 1.0),
+        ("disk-space", 1.0),
         ("label-studio", 0.0),
     ] {
         check(m, "flywheel_health_check", &[("check", name)], ok);

@@ -493,6 +493,8 @@ async fn capture(store: &Store, seeds: &[(String, String, Option<String>)], t: T
             model_version: Some(version.to_string()),
             fallback,
             routing_decision: None,
+            classify_ms: None,
+            classify_error: None,
         });
         if rows.len() == 2000 {
             store.insert_conversations(&rows).await.unwrap();
@@ -537,6 +539,25 @@ async fn run_daily_capture(store: &Store, config: &Config, since: Duration) {
     jobs::run(stage, &Launch::new(store, config, Trigger::Cron))
         .await
         .unwrap();
+}
+
+/// A successful cron run of `stage` at `at` that took `seconds`.
+async fn record_run(store: &Store, stage: &str, at: DateTime<Utc>, seconds: i64) {
+    let stage_kind = flywheel::domain::Stage::parse(stage).expect("a stage");
+    let run = store
+        .insert_job_run(stage_kind, Trigger::Cron, None, None)
+        .await
+        .unwrap();
+    store
+        .finish_job_run(
+            run.id,
+            flywheel::domain::JobStatus::Succeeded,
+            Some("{}"),
+            None,
+        )
+        .await
+        .unwrap();
+    backdate_run(store, stage, at, seconds).await;
 }
 
 /// Move the newest run of `stage` to `at` (it took `seconds`).
@@ -586,6 +607,8 @@ async fn usual_history(
         capture(store, seeds, traffic(capture_at, until)).await;
     }
     backdate_run(store, "weekly-training", now - Duration::days(3), 40).await;
+    // cron's hourly canary check, last at :15.
+    record_run(store, "canary-check", now - Duration::minutes(20), 1).await;
 }
 
 /// What a scenario starts from, besides its database.
@@ -649,6 +672,7 @@ fn seed(name: &str, config: &Config, home: &Path) -> Option<Setup> {
                 run_daily_capture(&store, &config, Duration::days(9)).await;
                 backdate_run(&store, "daily-capture", now - Duration::hours(6), 3).await;
                 backdate_run(&store, "weekly-training", now - Duration::days(3), 40).await;
+                record_run(&store, "canary-check", now - Duration::minutes(20), 1).await;
                 // What the PHP service kept while its forwarder was down.
                 let mut missed = String::new();
                 let mut at = now - Duration::hours(20);

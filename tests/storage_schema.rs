@@ -116,7 +116,7 @@ fn status_snapshot_counts_what_is_there() {
         let config = db.config();
         block_on(async move {
             let store = storage::open(&config).await.unwrap();
-            let empty = store.status_snapshot(2).await.unwrap();
+            let empty = store.status_snapshot(&config).await.unwrap();
             assert_eq!(empty.queue.total(), 0);
             assert!(empty.live_models.is_empty());
             assert!(empty.last_capture_at.is_none());
@@ -126,7 +126,7 @@ fn status_snapshot_counts_what_is_there() {
             exec(&store, "INSERT INTO training_samples (text, normalized_text, intent, source, review_status, priority) \
                   VALUES ('hi', 'hi', 'greeting', 'auto', 'approved', 5)")
                 .await;
-            let s = store.status_snapshot(2).await.unwrap();
+            let s = store.status_snapshot(&config).await.unwrap();
             assert_eq!(s.queue.needs_review(), 1);
             assert_eq!(s.queue.urgent(), 1);
             assert_eq!(s.approved_unused, 1);

@@ -70,6 +70,8 @@ async fn seed_conversations(store: &Store) {
                 model_version: Some("router-v1.0.0".into()),
                 fallback: i % 10 == 3,
                 routing_decision: None,
+                classify_ms: None,
+                classify_error: None,
             });
         }
         at += Duration::minutes(2);

@@ -27,6 +27,8 @@ fn conversation(text: &str, at: DateTime<Utc>) -> NewConversation {
         model_version: Some("router-v1.0.0".into()),
         fallback: false,
         routing_decision: None,
+        classify_ms: None,
+        classify_error: None,
     }
 }
 

@@ -56,6 +56,8 @@ fn conversation(text: &str, confidence: f64, minutes_ago: i64) -> NewConversatio
         model_version: Some("router-v1.0.0".into()),
         fallback: false,
         routing_decision: None,
+        classify_ms: None,
+        classify_error: None,
     }
 }
 

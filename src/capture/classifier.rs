@@ -24,6 +24,62 @@ pub struct Classification {
     pub language: Language,
 }
 
+/// One classification as served: the answer, how long the model took, and
+/// why it could not answer when it could not.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServedClassification {
+    pub classification: Classification,
+    pub classify_ms: f64,
+    /// The model panicked: the request was answered as a fallback instead
+    /// (out of scope, confidence 0), and the canary's error rate counts it.
+    pub error: Option<String>,
+}
+
+/// Classify with `model`, timed; a panic inside the model (a corrupt
+/// artifact, a shape it never saw) becomes a fallback answer and an error
+/// on record instead of a dropped request. The model is only read, so
+/// nothing it holds is left half-changed by the unwind.
+pub fn classify_served(
+    model: &dyn IntentClassifier,
+    text: &str,
+    language: Option<Language>,
+) -> ServedClassification {
+    let started = std::time::Instant::now();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        model.classify(text, language)
+    }));
+    let classify_ms = started.elapsed().as_secs_f64() * 1000.0;
+    match outcome {
+        Ok(classification) => ServedClassification {
+            classification,
+            classify_ms,
+            error: None,
+        },
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "panic without a message".into());
+            let error = format!(
+                "the model panicked: {}",
+                message.lines().next().unwrap_or("")
+            );
+            tracing::error!(version = model.version(), "{error}; answered as a fallback");
+            ServedClassification {
+                classification: Classification {
+                    intent: crate::router::OOS_LABEL.to_string(),
+                    confidence: 0.0,
+                    fallback: true,
+                    language: language.unwrap_or_else(|| lang::detect(text)),
+                },
+                classify_ms,
+                error: Some(error),
+            }
+        }
+    }
+}
+
 /// All `serve` needs from a model. Implemented by the router model (an
 /// adapter over `router::Model`) and by [`KeywordClassifier`].
 pub trait IntentClassifier: Send + Sync {
@@ -189,6 +245,39 @@ impl IntentClassifier for KeywordClassifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A model that fails on some inputs (as a corrupt artifact would).
+    struct PanicsOnLongText;
+    impl IntentClassifier for PanicsOnLongText {
+        fn classify(&self, text: &str, _: Option<Language>) -> Classification {
+            assert!(text.len() < 10, "index {} out of range", text.len());
+            Classification {
+                intent: "greeting".into(),
+                confidence: 0.9,
+                fallback: false,
+                language: Language::En,
+            }
+        }
+        fn version(&self) -> &str {
+            "router-v9"
+        }
+    }
+
+    #[test]
+    fn a_panicking_model_is_answered_as_a_timed_fallback_with_its_error() {
+        let ok = classify_served(&PanicsOnLongText, "hi", None);
+        assert_eq!(ok.classification.intent, "greeting");
+        assert!(ok.error.is_none());
+        assert!(ok.classify_ms >= 0.0);
+        let failed = classify_served(&PanicsOnLongText, "hello there, world", Some(Language::En));
+        assert_eq!(failed.classification.intent, crate::router::OOS_LABEL);
+        assert!(failed.classification.fallback);
+        assert_eq!(failed.classification.confidence, 0.0);
+        assert_eq!(
+            failed.error.as_deref(),
+            Some("the model panicked: index 18 out of range")
+        );
+    }
 
     struct Fixed(&'static str);
     impl IntentClassifier for Fixed {

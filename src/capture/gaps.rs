@@ -6,6 +6,7 @@
 use chrono::{DateTime, Duration, DurationRound, Timelike, Utc};
 use serde::Serialize;
 
+use crate::config::HealthConfig;
 use crate::error::Result;
 use crate::storage::capture_stats::{Bucket, BucketCount};
 use crate::storage::{Store, Timestamp};
@@ -41,13 +42,55 @@ pub struct GapRules {
     pub min_usual: f64,
 }
 
+/// Below this usual volume an hour is too quiet to call low: a handful of
+/// conversations more or less is noise, not an outage.
+pub const MIN_USUAL_PER_HOUR: f64 = 10.0;
+
 impl GapRules {
-    pub fn with_quiet_minutes(minutes: u64) -> Self {
+    /// The rules of `health`: its quiet period and its capture-drop ratio,
+    /// the one definition of "far below usual" (status warns on the last
+    /// hour with the same ratio).
+    pub fn from_health(health: &HealthConfig) -> Self {
         Self {
-            quiet_period: Duration::minutes(minutes.max(1) as i64),
-            low_ratio: 0.25,
-            min_usual: 10.0,
+            quiet_period: Duration::minutes(health.quiet_period_minutes.max(1) as i64),
+            low_ratio: health.capture_drop_ratio,
+            min_usual: MIN_USUAL_PER_HOUR,
         }
+    }
+}
+
+/// The last hour's capture far below the same hour of earlier weeks.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct CaptureDrop {
+    pub captured: i64,
+    /// Median of the same hour in the earlier weeks.
+    pub usual: f64,
+}
+
+/// Whether `captured` in the last hour is below `ratio` times the median of
+/// the same hour in earlier weeks (weeks before capture began left out by
+/// the caller). Needs two earlier weeks: one alone may have been a holiday.
+pub fn capture_drop(
+    captured: i64,
+    same_hour_earlier_weeks: &[i64],
+    ratio: f64,
+) -> Option<CaptureDrop> {
+    if same_hour_earlier_weeks.len() < 2 {
+        return None;
+    }
+    let usual = median(same_hour_earlier_weeks);
+    (usual >= MIN_USUAL_PER_HOUR && (captured as f64) < usual * ratio)
+        .then_some(CaptureDrop { captured, usual })
+}
+
+fn median(values: &[i64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_unstable();
+    let mid = sorted.len() / 2;
+    if sorted.len().is_multiple_of(2) {
+        (sorted[mid - 1] + sorted[mid]) as f64 / 2.0
+    } else {
+        sorted[mid] as f64
     }
 }
 
@@ -151,7 +194,7 @@ fn low_hours(
     }
     let mut low = Vec::new();
     for (at, captured) in &all {
-        let mut others: Vec<i64> = all
+        let others: Vec<i64> = all
             .iter()
             .filter(|(other, _)| other.hour() == at.hour() && other != at)
             .map(|(_, n)| *n)
@@ -159,13 +202,7 @@ fn low_hours(
         if others.len() < 2 {
             continue;
         }
-        others.sort_unstable();
-        let mid = others.len() / 2;
-        let usual = if others.len().is_multiple_of(2) {
-            (others[mid - 1] + others[mid]) as f64 / 2.0
-        } else {
-            others[mid] as f64
-        };
+        let usual = median(&others);
         if usual >= rules.min_usual && (*captured as f64) < usual * rules.low_ratio {
             low.push(LowHour {
                 hour: Timestamp(*at),
@@ -200,7 +237,10 @@ mod tests {
             bucket(at(20, 10, 10), 3),
             bucket(at(20, 11, 0), 1),
         ];
-        let rules = GapRules::with_quiet_minutes(30);
+        let rules = GapRules::from_health(&HealthConfig {
+            capture_drop_ratio: 0.25,
+            ..HealthConfig::default()
+        });
         let now = at(20, 12, 0);
         let report = analyse(
             Timestamp(at(20, 0, 0)),
@@ -252,7 +292,10 @@ mod tests {
             None,
             &[],
             hours,
-            GapRules::with_quiet_minutes(30),
+            GapRules::from_health(&HealthConfig {
+                capture_drop_ratio: 0.25,
+                ..HealthConfig::default()
+            }),
         );
         let low: Vec<_> = report
             .low_hours

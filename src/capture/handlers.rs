@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::api_error::{ApiError, method_not_allowed, not_found, storage_error};
-use super::classifier::{Classification, ModelRouter};
+use super::classifier::{Classification, ModelRouter, classify_served};
 use super::metrics::{Gauges, Metrics};
 use super::record::{
     ClassifyRequest, FeedbackRequest, FieldError, conversation_record, record_request_id,
@@ -190,7 +190,8 @@ pub fn answer(
     created_at: Timestamp,
 ) -> Option<(NewConversation, Classification)> {
     let model = router.pick(request.sticky_key())?;
-    let c = model.classify(&request.text, request.language);
+    let served = classify_served(model.as_ref(), &request.text, request.language);
+    let c = served.classification;
     let row = NewConversation {
         created_at,
         session_id: request.session_id,
@@ -203,6 +204,8 @@ pub fn answer(
         model_version: Some(model.version().to_string()),
         fallback: c.fallback,
         routing_decision: None,
+        classify_ms: Some(served.classify_ms),
+        classify_error: served.error,
     };
     Some((row, c))
 }

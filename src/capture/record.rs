@@ -217,6 +217,8 @@ pub fn conversation_record(
         session_id: optional_text(map, "session_id", MAX_FIELD_BYTES)?,
         user_hash: user_hash(map, "phone_number", hasher)?,
         routing_decision: optional_text(map, "routing_decision", MAX_FIELD_BYTES)?,
+        classify_ms: None,
+        classify_error: None,
         model_version: optional_text(map, "model_version", MAX_FIELD_BYTES)?,
         fallback: optional_bool(map, "fallback")?.unwrap_or(false),
         created_at: optional_created_at(map, "created_at", now)?.unwrap_or_else(Timestamp::now),

@@ -4,11 +4,20 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use super::Context;
-use crate::doctor::{self, CheckStatus};
+use crate::doctor::{self, CheckStatus, Section};
 use crate::error::Result;
 
-pub async fn doctor(ctx: &Context) -> Result<ExitCode> {
-    let checks = doctor::run_checks(&ctx.loaded).await;
+#[derive(Debug, clap::Args)]
+pub struct DoctorArgs {
+    /// Also post a test event to `[alerts] webhook_url` and check it was accepted.
+    #[arg(long)]
+    pub test_alert: bool,
+}
+
+pub async fn doctor(ctx: &Context, args: DoctorArgs) -> Result<ExitCode> {
+    let mut checks = doctor::run_checks(&ctx.loaded).await;
+    checks.push(doctor::alert_webhook_check(ctx.config(), args.test_alert).await);
+    checks.sort_by_key(|c| c.section);
     let failed = checks
         .iter()
         .filter(|c| c.status == CheckStatus::Fail)
@@ -21,7 +30,12 @@ pub async fn doctor(ctx: &Context) -> Result<ExitCode> {
         &serde_json::json!({ "ok": failed == 0, "failed": failed, "warned": warned, "checks": checks }),
         || {
             let mut out = String::new();
+            let mut section = Section::Installation;
             for c in &checks {
+                if c.section != section {
+                    section = c.section;
+                    let _ = writeln!(out, "Loop health");
+                }
                 let mark = match c.status {
                     CheckStatus::Pass => "pass",
                     CheckStatus::Warn => "WARN",

@@ -104,8 +104,8 @@ pub enum Command {
     Migrate,
     /// Queue size, approved unused samples, today's counts, live models, last runs.
     Status,
-    /// Check the database, directories, Label Studio, the NLU service and cron; print fixes.
-    Doctor,
+    /// Check the installation (database, directories, Label Studio, the NLU service, cron) and the loop's health; print fixes.
+    Doctor(doctor::DoctorArgs),
     /// Show the merged configuration (secrets masked).
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -230,7 +230,7 @@ pub fn main() -> ExitCode {
     // Inspection commands never create a data dir (a typo in --data-dir
     // must not make an empty installation): they log to a file only where
     // one already exists.
-    let file_logging = !matches!(cli.command, Some(Command::Config(_) | Command::Doctor))
+    let file_logging = !matches!(cli.command, Some(Command::Config(_) | Command::Doctor(_)))
         && (!reads_only(cli.command.as_ref()) || loaded.config.data_dir.is_dir());
     let logs_dir = loaded.config.logs_dir();
     let _log_guard = crate::logging::init(
@@ -279,7 +279,7 @@ fn reads_only(command: Option<&Command>) -> bool {
         command,
         None | Some(
             Command::Status
-                | Command::Doctor
+                | Command::Doctor(_)
                 | Command::Config(_)
                 | Command::Stats(_)
                 | Command::Jobs(_)
@@ -309,7 +309,7 @@ async fn dispatch(command: Option<Command>, ctx: &Context) -> Result<ExitCode> {
     match command {
         Command::Migrate => migrate::migrate(ctx).await,
         Command::Status => status::status(ctx).await,
-        Command::Doctor => doctor::doctor(ctx).await,
+        Command::Doctor(args) => doctor::doctor(ctx, args).await,
         Command::Config(ConfigCommand::Show) => config::config_show(ctx),
         Command::Models(command) => models::run(ctx, command).await,
         Command::Stats(command) => stats::run(ctx, command).await,

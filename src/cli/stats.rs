@@ -344,7 +344,7 @@ async fn capture_stats(ctx: &Context, command: CaptureStatsCommand) -> Result<Ex
         }
         CaptureStatsCommand::CaptureGaps { since } => {
             let since = Timestamp::from(chrono::Utc::now() - since);
-            let rules = GapRules::with_quiet_minutes(ctx.config().health.quiet_period_minutes);
+            let rules = GapRules::from_health(&ctx.config().health);
             let report = capture_gaps(&store, since, rules).await?;
             let value = serde_json::json!({ "ok": true, "report": &report });
             ctx.out.summary(&value, || {

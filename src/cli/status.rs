@@ -29,9 +29,7 @@ struct StatusReport<'a> {
 pub async fn status(ctx: &Context) -> Result<ExitCode> {
     let store = ctx.existing_store().await?;
     let config = ctx.config();
-    let snapshot = store
-        .status_snapshot(config.auto_filter.high_priority)
-        .await?;
+    let snapshot = store.status_snapshot(config).await?;
     let gold = store
         .gold_summary(config.training.test_split_percent)
         .await?;

@@ -18,6 +18,7 @@ const NAMED_VARIABLES: &[(&str, &str)] = &[
     ("LABEL_STUDIO_PROJECT_ID", "label_studio.project_id"),
     ("FLYWHEEL_HOME", "data_dir"),
     ("FLYWHEEL_API_TOKEN", "serve.api_token"),
+    ("FLYWHEEL_ALERT_WEBHOOK", "alerts.webhook_url"),
 ];
 
 /// `FLYWHEEL_*` variables that are not configuration keys.

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 pub use layers::{LoadOptions, Origin};
 pub use secret::{DatabaseUrl, Secret};
 
+pub use crate::monitor::notify::AlertsConfig;
 pub use crate::privacy::PrivacyConfig;
 pub use crate::schedule::ScheduleConfig;
 
@@ -54,6 +55,8 @@ pub struct Config {
     pub canary: CanaryConfig,
     /// When cron runs each scheduled stage, for "overdue" ([`crate::schedule`]).
     pub schedule: ScheduleConfig,
+    /// Notifications to an on-call webhook ([`crate::monitor::notify`]).
+    pub alerts: AlertsConfig,
 }
 
 /// DESIGN §1 auto-filter rule.
@@ -245,6 +248,12 @@ pub struct CanaryConfig {
     /// Chance that a canary as good as production is ever rolled back,
     /// however many hourly checks look at it.
     pub alpha: f64,
+    /// A classification slower than this (ms, the model's own time) is
+    /// slow: the canary's slow-request rate is compared with production's.
+    pub slow_ms: f64,
+    /// The canary's error rate (the model failed; answered as a fallback)
+    /// whose whole 95 % interval is above this rolls it back at once.
+    pub max_error_rate: f64,
 }
 
 impl Default for CanaryConfig {
@@ -256,6 +265,8 @@ impl Default for CanaryConfig {
             min_requests: 300,
             min_audits: 30,
             alpha: 0.05,
+            slow_ms: 50.0,
+            max_error_rate: 0.01,
         }
     }
 }
@@ -273,6 +284,16 @@ pub struct HealthConfig {
     pub min_production_accuracy: f64,
     /// No capture for longer than this is a warning.
     pub quiet_period_minutes: u64,
+    /// Capture in the last hour below this share of the same hour in
+    /// earlier weeks is a warning (and an hour below it is a low hour in
+    /// `stats capture-gaps`).
+    pub capture_drop_ratio: f64,
+    /// How many earlier weeks make the same hour's usual volume.
+    pub capture_baseline_weeks: u32,
+    /// A sample waiting for review longer than this is a warning.
+    pub max_review_age_days: u32,
+    /// Less free space than this under the data dir is a warning.
+    pub min_free_disk_mb: u64,
 }
 
 impl Default for Config {
@@ -291,6 +312,7 @@ impl Default for Config {
             privacy: PrivacyConfig::default(),
             canary: CanaryConfig::default(),
             schedule: ScheduleConfig::default(),
+            alerts: AlertsConfig::default(),
         }
     }
 }
@@ -363,6 +385,10 @@ impl Default for HealthConfig {
             max_auto_approval_rate: 80.0,
             min_production_accuracy: 0.82,
             quiet_period_minutes: 30,
+            capture_drop_ratio: 0.5,
+            capture_baseline_weeks: 4,
+            max_review_age_days: 7,
+            min_free_disk_mb: 1024,
         }
     }
 }
@@ -405,7 +431,8 @@ impl Config {
 }
 
 /// The keys whose values are secrets.
-const SECRET_KEYS: [&str; 4] = [
+const SECRET_KEYS: [&str; 5] = [
+    "alerts.webhook_url",
     "label_studio.api_key",
     "label_studio.webhook_secret",
     "serve.api_token",

@@ -238,6 +238,44 @@ const RULES: &[Rule] = &[
         range: Range::int(1, 525_600),
     },
     Rule {
+        // at least a second: each delivery gets one try
+        key: "alerts.timeout_secs",
+        value: |c| Some(Number::Int(c.alerts.timeout_secs.into())),
+        range: Range::int(1, 300),
+    },
+    Rule {
+        // a minute: nothing a router answers in takes longer
+        key: "canary.slow_ms",
+        value: |c| Some(Number::Float(c.canary.slow_ms)),
+        range: Range::float(0.0, 60_000.0),
+    },
+    Rule {
+        key: "canary.max_error_rate",
+        value: |c| Some(Number::Float(c.canary.max_error_rate)),
+        range: Range::float(0.0, 1.0),
+    },
+    Rule {
+        key: "health.capture_drop_ratio",
+        value: |c| Some(Number::Float(c.health.capture_drop_ratio)),
+        range: Range::float(0.0, 1.0),
+    },
+    Rule {
+        // zero weeks would be no baseline; a year of them is plenty
+        key: "health.capture_baseline_weeks",
+        value: |c| Some(Number::Int(c.health.capture_baseline_weeks.into())),
+        range: Range::int(1, 52),
+    },
+    Rule {
+        key: "health.max_review_age_days",
+        value: |c| Some(Number::Int(c.health.max_review_age_days.into())),
+        range: Range::int(1, 3650),
+    },
+    Rule {
+        key: "health.min_free_disk_mb",
+        value: |c| Some(Number::Int(c.health.min_free_disk_mb.into())),
+        range: Range::at_least(0),
+    },
+    Rule {
         // a year
         key: "canary.min_step_minutes",
         value: |c| Some(Number::Int(c.canary.min_step_minutes.into())),

@@ -30,7 +30,6 @@ use crate::storage::{Store, Timestamp};
 pub struct LoopMetrics {
     pub snapshot: StatusSnapshot,
     pub gold_samples: i64,
-    pub oldest_queued_at: Option<Timestamp>,
     /// Audit estimates of the live versions.
     pub estimates: Vec<VersionEstimate>,
     /// The latest successful run of each stage.
@@ -49,9 +48,7 @@ pub const LABEL_STUDIO_CHECK: &str = "label-studio";
 impl LoopMetrics {
     pub async fn read(store: &Store, config: &Config) -> Result<Self> {
         let now = Utc::now();
-        let snapshot = store
-            .status_snapshot(config.auto_filter.high_priority)
-            .await?;
+        let snapshot = store.status_snapshot(config).await?;
         let last_runs = store.last_job_run_per_stage().await?;
         let warnings = health::warnings(&snapshot, &last_runs, config, now);
         let mut checks = health::check_results(&warnings);
@@ -74,7 +71,6 @@ impl LoopMetrics {
             .collect();
         Ok(Self {
             gold_samples: store.gold_sample_count().await?,
-            oldest_queued_at: store.oldest_queued_sample_at().await?,
             estimates,
             last_success: store.last_successful_job_run_per_stage().await?,
             last_runs,
@@ -118,9 +114,7 @@ impl LoopMetrics {
                 );
             }
         }
-        let oldest = self
-            .oldest_queued_at
-            .map_or(0.0, |t| seconds(self.now - t.0));
+        let oldest = s.oldest_queued_at.map_or(0.0, |t| seconds(self.now - t.0));
         let simple = [
             (
                 "flywheel_review_queue_oldest_age_seconds",

@@ -4,3 +4,4 @@
 
 pub mod exposition;
 pub mod loop_metrics;
+pub mod notify;

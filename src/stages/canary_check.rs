@@ -15,6 +15,7 @@ use crate::domain::ModelStatus;
 use crate::error::{Error, Result};
 use crate::jobs::{Stage, StageContext, StageJob};
 use crate::lifecycle::{self, Gate, Target};
+use crate::monitor::notify;
 use crate::storage::models::{ModelChange, ModelVersion};
 use crate::storage::{Store, Timestamp};
 
@@ -118,7 +119,7 @@ impl StageJob for CanaryCheck {
             }
             (Some(c), Some(p)) => (c, p),
         };
-        let watched = watch(store, canary, production).await?;
+        let watched = watch(store, canary, production, config.canary.slow_ms).await?;
         let analysis = analyse(&watched, config);
         tracing::info!(
             canary = %watched.canary,
@@ -143,6 +144,41 @@ impl StageJob for CanaryCheck {
             evidence: summary.analysis.as_ref().map(Analysis::evidence),
         }
     }
+
+    /// Every decision but "wait": applied in auto mode, recommended else.
+    fn alerts(summary: &CanaryCheckSummary, _config: &Config) -> Vec<notify::Event> {
+        let (Some(watched), Some(decision)) = (&summary.watched, summary.decision()) else {
+            return Vec::new();
+        };
+        if matches!(decision, Decision::Wait(_)) {
+            return Vec::new();
+        }
+        let severity = match decision {
+            Decision::Rollback(_) => notify::Severity::Warning,
+            _ => notify::Severity::Info,
+        };
+        let verb = if summary.applied() {
+            "did"
+        } else {
+            "recommends (mode recommend)"
+        };
+        vec![notify::Event {
+            fix: (!summary.applied()).then(|| {
+                "apply it with `flywheel models promote`/`rollback`, or set [canary] mode = \"auto\"".into()
+            }),
+            ..notify::Event::new(
+                notify::EventKind::CanaryDecision,
+                severity,
+                format!(
+                    "canary {} ({} % of traffic) vs production {}: canary-check {verb}: {}",
+                    watched.canary,
+                    watched.traffic,
+                    watched.production,
+                    decision.describe()
+                ),
+            )
+        }]
+    }
 }
 
 /// What a check of `watched` decides under `config` (the console shows it
@@ -163,6 +199,7 @@ pub async fn watch(
     store: &Store,
     canary: &ModelVersion,
     production: &ModelVersion,
+    slow_ms: f64,
 ) -> Result<Watched> {
     let since = canary.canary_at.unwrap_or(canary.updated_at);
     // Its newest transition is the last change of its traffic.
@@ -179,8 +216,10 @@ pub async fn watch(
         since,
         step_since,
         minutes_at_step,
-        canary_served: store.served_since(&canary.version, since).await?,
-        production_served: store.served_since(&production.version, since).await?,
+        canary_served: store.served_since(&canary.version, since, slow_ms).await?,
+        production_served: store
+            .served_since(&production.version, since, slow_ms)
+            .await?,
     })
 }
 

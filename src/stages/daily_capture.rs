@@ -23,6 +23,7 @@ use crate::config::Config;
 use crate::domain::ReviewStatus;
 use crate::error::{Error, Result};
 use crate::jobs::{Stage, StageContext, StageJob};
+use crate::monitor::notify;
 use crate::progress::Reporter;
 use crate::storage::Store;
 use crate::storage::Timestamp;
@@ -132,6 +133,25 @@ impl StageJob for DailyCapture {
             ready_for_training: r.ready_for_training,
             audits_drawn: outcome.audits_drawn,
         }
+    }
+
+    /// The seed's "alert for training": enough approved samples wait.
+    fn alerts(outcome: &Outcome, _config: &Config) -> Vec<notify::Event> {
+        let r = &outcome.report;
+        if !r.ready_for_training {
+            return Vec::new();
+        }
+        vec![notify::Event {
+            fix: Some("run `flywheel weekly-training` (or wait for its schedule)".into()),
+            ..notify::Event::new(
+                notify::EventKind::ReadyForTraining,
+                notify::Severity::Info,
+                format!(
+                    "ready for training: {} approved samples wait for a training run (threshold {})",
+                    r.approved_unused, r.ready_for_training_threshold
+                ),
+            )
+        }]
     }
 }
 

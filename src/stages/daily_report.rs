@@ -132,8 +132,11 @@ impl DailyReport {
             auto_approved,
             ..
         } = self.counts;
-        self.auto_approval_rate = (captured > 0)
-            .then(|| (auto_approved as f64 * 100.0 / captured as f64 * 100.0).round() / 100.0);
+        // Daily capture judges every conversation of its window: captured
+        // here is what the auto-filter judged.
+        self.auto_approval_rate =
+            crate::health::auto_approval_rate(auto_approved as i64, captured as i64)
+                .map(|rate| (rate * 100.0).round() / 100.0);
     }
 
     /// Add an earlier report (or a batch's tally) of the same day into this one.

@@ -104,6 +104,9 @@ pub struct DailyStats {
     pub reviewed: i64,
     pub approved: i64,
     pub rejected: i64,
+    /// [`crate::health::auto_approval_rate`] over the conversations judged
+    /// (not the view's column, which also counts those not judged yet).
+    #[sqlx(skip)]
     pub auto_approval_rate: Option<f64>,
 }
 
@@ -131,6 +134,33 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// When the oldest conversation still kept was logged (an index
+    /// look-up): when this installation began capturing, as far as it knows.
+    pub async fn first_capture_at(&self) -> Result<Option<Timestamp>> {
+        on_pool!(self, |pool| {
+            sqlx::query_scalar::<_, Timestamp>(
+                "SELECT created_at FROM conversation_logs ORDER BY created_at ASC LIMIT 1",
+            )
+            .fetch_optional(pool)
+            .await
+        })
+        .map_err(|err| db_error("reading the first capture", err))
+    }
+
+    /// Conversations logged in `[from, until)` (a range of the index).
+    pub async fn captured_between(&self, from: Timestamp, until: Timestamp) -> Result<i64> {
+        on_pool!(self, |pool| {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT COUNT(*) FROM conversation_logs WHERE created_at >= $1 AND created_at < $2",
+            )
+            .bind(from)
+            .bind(until)
+            .fetch_one(pool)
+            .await
+        })
+        .map_err(|err| db_error("counting captures in a window", err))
     }
 
     /// When the newest conversation was logged (an index look-up).
@@ -175,12 +205,23 @@ impl Store {
     /// `daily_training_stats` from `since` (a UTC date) on, newest first.
     pub async fn daily_stats(&self, since: NaiveDate) -> Result<Vec<DailyStats>> {
         on_pool!(self, |pool| sqlx::query_as::<_, DailyStats>(
-            "SELECT date, captured, auto_approved, needs_review, reviewed, approved, rejected, auto_approval_rate \
+            "SELECT date, captured, auto_approved, needs_review, reviewed, approved, rejected \
              FROM daily_training_stats WHERE date >= $1 ORDER BY date DESC"
         )
         .bind(since)
         .fetch_all(pool)
         .await)
+        .map(|days| {
+            days.into_iter()
+                .map(|day| DailyStats {
+                    auto_approval_rate: crate::health::auto_approval_rate(
+                        day.auto_approved,
+                        day.auto_approved + day.needs_review + day.reviewed,
+                    ),
+                    ..day
+                })
+                .collect()
+        })
         .map_err(|err| db_error("reading daily stats", err))
     }
 

@@ -29,15 +29,21 @@ pub struct NewConversation {
     pub nlu_confidence: Option<f64>,
     pub fallback: bool,
     pub routing_decision: Option<String>,
+    /// How long our router took to classify it (ms), and why it could not
+    /// when it failed (answered as a fallback): the canary's latency and
+    /// error signals. `None` for conversations another service logged.
+    pub classify_ms: Option<f64>,
+    pub classify_error: Option<String>,
 }
 
-/// Rows per INSERT statement: 11 binds each stays far below SQLite's
+/// Rows per INSERT statement: 13 binds each stays far below SQLite's
 /// 32 766 and PostgreSQL's 65 535 bind limits, and a statement this size
 /// already amortises the round trip.
 const ROWS_PER_STATEMENT: usize = 500;
 
 const INSERT_HEAD: &str = "INSERT INTO conversation_logs (created_at, session_id, user_hash, user_message, \
-     language, nlu_intent, nlu_confidence, nlu_provider, model_version, fallback, routing_decision) ";
+     language, nlu_intent, nlu_confidence, nlu_provider, model_version, fallback, routing_decision, \
+     classify_ms, classify_error) ";
 
 const CONVERSATION_SELECT: &str = "SELECT id, created_at, session_id, user_message, language, \
      nlu_intent, nlu_confidence, nlu_provider, model_version, fallback, routing_decision, \
@@ -83,7 +89,9 @@ where
                     .push_bind(row.nlu_provider.as_deref())
                     .push_bind(row.model_version.as_deref())
                     .push_bind(row.fallback)
-                    .push_bind(row.routing_decision.as_deref());
+                    .push_bind(row.routing_decision.as_deref())
+                    .push_bind(row.classify_ms)
+                    .push_bind(row.classify_error.as_deref());
             });
             qb.push(" RETURNING id");
             qb.build_query_scalar::<i64>().fetch_all(&mut **tx).await

@@ -17,6 +17,7 @@
 //! `training_runs`, `jobs`, `label_studio_tasks`, `audits`, `suspects`;
 //! `snapshot` only asks them.
 
+pub mod alert_states;
 pub mod audits;
 mod backend;
 pub mod backlog;

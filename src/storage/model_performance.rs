@@ -124,8 +124,14 @@ impl Store {
     /// ([`crate::canary`]): its requests with their fallbacks, out-of-scope
     /// answers and negative feedback; the reviews of its answers and their
     /// corrections; the labelled audits of the conversations it served.
-    pub async fn served_since(&self, version: &str, since: Timestamp) -> Result<Served> {
+    pub async fn served_since(
+        &self,
+        version: &str,
+        since: Timestamp,
+        slow_ms: f64,
+    ) -> Result<Served> {
         let c = self.window_counts(version, since).await?;
+        let (timed, slow, errors) = self.classify_timing(version, since, slow_ms).await?;
         let audits = self
             .audit_tallies(Some(since))
             .await?
@@ -142,7 +148,34 @@ impl Store {
             corrected: count(c.corrected),
             audited: count(audits.labelled),
             audited_right: count(audits.served_right),
+            timed: count(timed),
+            slow: count(slow),
+            errors: count(errors),
         })
+    }
+
+    /// Of `version`'s conversations since `since`: how many have a recorded
+    /// classification time, how many of those took longer than `slow_ms`,
+    /// and how many its model failed on.
+    async fn classify_timing(
+        &self,
+        version: &str,
+        since: Timestamp,
+        slow_ms: f64,
+    ) -> Result<(i64, i64, i64)> {
+        on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT COUNT(classify_ms), COUNT(CASE WHEN classify_ms > $3 THEN 1 END), \
+                    COUNT(classify_error) \
+                 FROM conversation_logs WHERE model_version = $1 AND created_at >= $2",
+            )
+            .bind(version)
+            .bind(since)
+            .bind(slow_ms)
+            .fetch_one(pool)
+            .await
+        })
+        .map_err(|e| db_error("reading classification times", e))
     }
 
     /// Production and canary, production first, each with its fallback rate

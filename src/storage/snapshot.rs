@@ -6,9 +6,12 @@
 use chrono::{Datelike, TimeZone, Utc};
 use serde::Serialize;
 
+use std::path::Path;
+
 use super::waiting::Waiting;
 use super::{Store, Timestamp};
 use crate::audit::{VersionEstimate, pooled_precision};
+use crate::config::Config;
 use crate::domain::ModelStatus;
 use crate::error::Result;
 use crate::estimate::Estimate;
@@ -21,6 +24,13 @@ pub struct DayCounts {
     pub auto_approved: i64,
     pub needs_review: i64,
     pub reviewed: i64,
+}
+
+impl DayCounts {
+    /// Conversations the auto-filter has judged (approved or queued).
+    pub fn judged(&self) -> i64 {
+        self.captured - self.pending
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
@@ -51,6 +61,24 @@ pub struct StatusSnapshot {
     pub model_versions: i64,
     /// What audits of live traffic measured.
     pub audits: AuditStatus,
+    /// When the oldest sample waiting for review was queued.
+    pub oldest_queued_at: Option<Timestamp>,
+    /// The oldest conversation kept: a stage that never ran is overdue
+    /// from here (an installation that never captured has nothing to do).
+    pub first_capture_at: Option<Timestamp>,
+    pub capture_volume: CaptureVolume,
+    /// Free space on the data dir's file system, when it can be read.
+    pub free_disk_bytes: Option<u64>,
+}
+
+/// The last hour's capture beside the same hour of earlier weeks, for
+/// "capture far below usual" ([`crate::capture::gaps::capture_drop`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CaptureVolume {
+    pub last_hour: i64,
+    /// The same 60 minutes 1, 2, … weeks earlier, only weeks after capture
+    /// began (a week before it is no evidence of a usual volume).
+    pub same_hour_earlier_weeks: Vec<i64>,
 }
 
 /// Audits at a glance: production's measured accuracy, and auto-approval
@@ -67,6 +95,14 @@ pub struct AuditStatus {
 /// The window auto-approval precision is measured over in `status`.
 pub const PRECISION_WINDOW_DAYS: i64 = 7;
 
+/// Bytes available to this user on the file system holding `dir` (or its
+/// nearest existing ancestor: the data dir may not exist yet).
+fn free_disk_bytes(dir: &Path) -> Option<u64> {
+    let existing = dir.ancestors().find(|d| d.exists())?;
+    let stat = rustix::fs::statvfs(existing).ok()?;
+    Some(stat.f_bavail.saturating_mul(stat.f_frsize))
+}
+
 fn start_of_today() -> Timestamp {
     let now = Utc::now();
     Timestamp(
@@ -78,13 +114,13 @@ fn start_of_today() -> Timestamp {
 
 impl Store {
     /// Everything `status` prints, in a handful of indexed queries.
-    pub async fn status_snapshot(&self, urgent_priority: i32) -> Result<StatusSnapshot> {
+    pub async fn status_snapshot(&self, config: &Config) -> Result<StatusSnapshot> {
+        let urgent_priority = config.auto_filter.high_priority;
+        let first_capture_at = self.first_capture_at().await?;
         let today = start_of_today();
         let day = self.day_counts(today).await?;
         let (approved_today, rejected_today) = self.decisions_since(today).await?;
-        let processed = day.captured - day.pending;
-        let auto_approval_rate =
-            (processed > 0).then(|| day.auto_approved as f64 * 100.0 / processed as f64);
+        let auto_approval_rate = crate::health::auto_approval_rate(day.auto_approved, day.judged());
         Ok(StatusSnapshot {
             queue: self.waiting(urgent_priority).await?,
             approved_unused: self.approved_unused_count().await?,
@@ -96,6 +132,41 @@ impl Store {
             live_models: self.live_models().await?,
             model_versions: self.model_version_count().await?,
             audits: self.audit_status().await?,
+            oldest_queued_at: self.oldest_queued_sample_at().await?,
+            capture_volume: self
+                .capture_volume(first_capture_at, config.health.capture_baseline_weeks)
+                .await?,
+            first_capture_at,
+            free_disk_bytes: free_disk_bytes(&config.data_dir),
+        })
+    }
+
+    /// The last 60 minutes and the same 60 minutes in each of the `weeks`
+    /// earlier weeks that capture had begun by.
+    async fn capture_volume(
+        &self,
+        first_capture_at: Option<Timestamp>,
+        weeks: u32,
+    ) -> Result<CaptureVolume> {
+        let now = Utc::now();
+        let hour = chrono::Duration::hours(1);
+        let last_hour = self
+            .captured_between(Timestamp(now - hour), Timestamp(now))
+            .await?;
+        let mut same_hour_earlier_weeks = Vec::new();
+        for week in 1..=i64::from(weeks) {
+            let until = now - chrono::Duration::weeks(week);
+            if first_capture_at.is_none_or(|first| first.0 > until - hour) {
+                break;
+            }
+            same_hour_earlier_weeks.push(
+                self.captured_between(Timestamp(until - hour), Timestamp(until))
+                    .await?,
+            );
+        }
+        Ok(CaptureVolume {
+            last_hour,
+            same_hour_earlier_weeks,
         })
     }
 

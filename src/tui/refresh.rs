@@ -263,14 +263,13 @@ impl Loader {
                 cache.minutes.get(&at).copied().unwrap_or(0).max(0) as u64
             })
             .collect();
-        let quiet = self.config.health.quiet_period_minutes;
         let report = gaps::analyse(
             Timestamp(since),
             now,
             last_capture_at,
             &minute_counts,
             per_hour.clone(),
-            GapRules::with_quiet_minutes(quiet),
+            GapRules::from_health(&self.config.health),
         );
         Ok(CaptureData {
             feed: cache.feed.clone(),
@@ -405,7 +404,9 @@ impl Loader {
         let slow = &mut self.canary_watch.as_mut().expect("set above").1;
         let watch = slow
             .get(|| async move {
-                let watched = canary_check::watch(&store, &canary, &production).await?;
+                let watched =
+                    canary_check::watch(&store, &canary, &production, config.canary.slow_ms)
+                        .await?;
                 let analysis = canary_check::analyse(&watched, &config);
                 Ok(CanaryWatch {
                     check: Box::new((watched, analysis)),

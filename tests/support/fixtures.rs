@@ -66,6 +66,8 @@ impl Conv {
             nlu_confidence: self.confidence,
             fallback: false,
             routing_decision: None,
+            classify_ms: None,
+            classify_error: None,
         }
     }
 }
