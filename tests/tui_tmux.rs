@@ -96,18 +96,22 @@ impl Drop for Tmux {
     }
 }
 
-fn tmux_available() -> bool {
-    Command::new("tmux")
+/// True (and says so) when tmux is not installed; CI must have it.
+fn skip_without_tmux() -> bool {
+    let available = Command::new("tmux")
         .arg("-V")
         .output()
-        .is_ok_and(|o| o.status.success())
+        .is_ok_and(|o| o.status.success());
+    if !available {
+        assert!(std::env::var_os("CI").is_none(), "tmux is required in CI");
+        eprintln!("skipping: tmux is not installed");
+    }
+    !available
 }
 
 #[test]
 fn console_in_tmux_reviews_a_sample_and_restores_the_terminal() {
-    if !tmux_available() {
-        assert!(std::env::var_os("CI").is_none(), "tmux is required in CI");
-        eprintln!("skipping: tmux is not installed");
+    if skip_without_tmux() {
         return;
     }
     let db = TestDb::sqlite();
@@ -215,9 +219,7 @@ fn console_in_tmux_reviews_a_sample_and_restores_the_terminal() {
 
 #[test]
 fn console_in_tmux_shows_a_suspect_label_and_confirms_it() {
-    if !tmux_available() {
-        assert!(std::env::var_os("CI").is_none(), "tmux is required in CI");
-        eprintln!("skipping: tmux is not installed");
+    if skip_without_tmux() {
         return;
     }
     let db = TestDb::sqlite();
@@ -282,6 +284,79 @@ fn console_in_tmux_shows_a_suspect_label_and_confirms_it() {
         counts
     });
     assert_eq!((confirmed, suspects), (1, 0));
+    tmux.key("q");
+    tmux.wait_for("EXIT=0");
+}
+
+/// A sample with `text` waiting for review, as daily capture leaves one.
+fn waiting_sample(text: &str, language: &str) -> NewSample {
+    NewSample {
+        text: text.into(),
+        normalized_text: flywheel::text::normalize_for_dedup(text),
+        intent: "greeting".into(),
+        language: Some(language.into()),
+        source: flywheel::domain::Provenance::Auto,
+        confidence: Some(0.42),
+        review_status: flywheel::domain::ReviewStatus::NeedsReview,
+        priority: 2,
+        occurrences: 1,
+        predicted_intent: Some("greeting".into()),
+        predicted_by_version: Some("router-v1.0.0".into()),
+        conversation_id: None,
+    }
+}
+
+/// Type the console's command line into the shell of `tmux`, with `args`
+/// after `tui`, and wait for its tab bar.
+fn open_console(tmux: &Tmux, db: &TestDb, args: &str) {
+    let home = db.data_path();
+    tmux.type_line(&format!(
+        "cd {} && {} {} --data-dir {home} tui {args}; echo EXIT=$?",
+        shell_quoted(home),
+        env_prefix(home),
+        shell_quoted(&flywheel_bin()),
+        home = shell_quoted(home),
+    ));
+    tmux.wait_for("1 Capture");
+}
+
+/// Every line of `screen` that shows `text` is as wide as the terminal and
+/// ends in the pane's border: nothing was dropped or shifted.
+fn assert_in_columns(screen: &str, text: &str, width: usize) {
+    use unicode_width::UnicodeWidthStr;
+    let lines: Vec<&str> = screen.lines().filter(|l| l.contains(text)).collect();
+    assert!(!lines.is_empty(), "{text} is not on the screen:\n{screen}");
+    for line in lines {
+        assert_eq!(line.width(), width, "{line:?} in\n{screen}");
+        assert!(line.ends_with('│'), "{line:?} in\n{screen}");
+    }
+}
+
+/// Devanagari conjuncts with vowel signs (`म्हा` covers three columns)
+/// arrive whole, in their columns, in the Review pane's list and detail.
+#[test]
+fn console_in_tmux_draws_devanagari_whole_and_in_its_columns() {
+    if skip_without_tmux() {
+        return;
+    }
+    let db = TestDb::sqlite();
+    let hindi = "तुम्हारा नाम क्या है";
+    let tamil = "உங்கள் பெயர் என்ன";
+    db.with_store(move |store| async move {
+        store
+            .upsert_samples(&[waiting_sample(hindi, "hi"), waiting_sample(tamil, "ta")])
+            .await
+            .unwrap();
+    });
+    let tmux = Tmux::start(100, 30);
+    open_console(&tmux, &db, "");
+    tmux.key("2");
+    tmux.wait_for("review queue · 2 waiting");
+    // The detail of the selected sample is drawn with the list.
+    let screen = tmux.wait_for("1 of 2");
+    assert!(!screen.contains("तुम्ह रा"), "{screen}");
+    assert_in_columns(&screen, hindi, 100);
+    assert_in_columns(&screen, tamil, 100);
     tmux.key("q");
     tmux.wait_for("EXIT=0");
 }

@@ -7,6 +7,7 @@ mod dialogs;
 mod jobs;
 mod label_studio;
 mod review;
+pub mod text;
 pub mod theme;
 mod training;
 
@@ -44,6 +45,7 @@ pub fn draw(frame: &mut Frame, app: &App, theme: &Theme) {
     }
     draw_status(frame, status, app, theme);
     dialogs::draw(frame, app, theme);
+    text::split_wide_clusters(frame.buffer_mut());
 }
 
 fn draw_tabs(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
@@ -143,20 +145,7 @@ pub(super) fn percent(x: Option<f64>) -> String {
     x.map_or_else(|| "–".into(), |v| format!("{:.1}%", v * 100.0))
 }
 
-/// A one-line text cut to `width` characters.
-pub(super) fn cut(text: &str, width: usize) -> String {
-    let flat: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if flat.chars().count() <= width {
-        flat
-    } else {
-        let mut out: String = flat.chars().take(width.saturating_sub(1)).collect();
-        out.push('…');
-        out
-    }
-}
+pub(super) use text::cut;
 
 /// What a pane shows before its first load.
 pub(super) fn loading(frame: &mut Frame, area: Rect, app: &App, pane: Pane, theme: &Theme) {
