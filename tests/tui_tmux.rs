@@ -70,6 +70,41 @@ impl Tmux {
         self.run(&["capture-pane", "-p", "-t", "main"])
     }
 
+    /// Poll tmux's newest paste buffer until it holds `text` (what an
+    /// application's OSC 52 put there, with `set-clipboard on`).
+    fn wait_for_buffer(&self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            // Fails while there is no buffer yet.
+            let buffer = Command::new("tmux")
+                .args(["-L", &self.socket, "show-buffer"])
+                .output()
+                .expect("tmux show-buffer");
+            let held = String::from_utf8_lossy(&buffer.stdout);
+            if held == text {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "tmux's paste buffer holds {held:?}, not {text:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Poll the screen until it no longer contains `text`.
+    fn wait_for_absent(&self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.screen().contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "waited 30 s for {text:?} to go:\n{}",
+                self.screen()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Poll the screen until it contains `text`; panic with the screen at the deadline.
     fn wait_for(&self, text: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -256,16 +291,8 @@ fn console_in_tmux_shows_a_suspect_label_and_confirms_it() {
             .unwrap();
     });
 
-    let home = db.data_path();
     let tmux = Tmux::start(100, 30);
-    tmux.type_line(&format!(
-        "cd {} && {} {} --data-dir {home} tui; echo EXIT=$?",
-        shell_quoted(home),
-        env_prefix(home),
-        shell_quoted(&flywheel_bin()),
-        home = shell_quoted(home),
-    ));
-    tmux.wait_for("1 Capture");
+    open_console(&tmux, &db, "");
     tmux.key("2");
     tmux.wait_for("1 suspect label");
     tmux.wait_for("suspect: model says track_order");
@@ -357,6 +384,71 @@ fn console_in_tmux_draws_devanagari_whole_and_in_its_columns() {
     assert!(!screen.contains("तुम्ह रा"), "{screen}");
     assert_in_columns(&screen, hindi, 100);
     assert_in_columns(&screen, tamil, 100);
+    tmux.key("q");
+    tmux.wait_for("EXIT=0");
+}
+
+/// `--read-only`: the header says so, a writing key is refused with its
+/// reason and the sample stays queued; `y` copies the sample's id through
+/// OSC 52, which tmux (`set-clipboard on`) takes into its paste buffer.
+#[test]
+fn console_in_tmux_read_only_refuses_writes_and_y_copies_through_osc_52() {
+    if skip_without_tmux() {
+        return;
+    }
+    let db = TestDb::sqlite();
+    let text = "तुम्हारा नाम क्या है";
+    db.with_store(move |store| async move {
+        store
+            .upsert_samples(&[waiting_sample(text, "hi")])
+            .await
+            .unwrap();
+    });
+    let tmux = Tmux::start(100, 30);
+    tmux.run(&["set-option", "-g", "set-clipboard", "on"]);
+    open_console(&tmux, &db, "--read-only");
+    tmux.wait_for("READ-ONLY");
+    tmux.key("2");
+    tmux.wait_for("1 of 1");
+    tmux.key("a");
+    tmux.wait_for("read-only console: “accept the prediction” writes, so it is refused");
+    let id = db.with_store(|store| async move {
+        scalar(
+            &store,
+            "SELECT id FROM training_samples WHERE review_status = 'needs-review'",
+        )
+        .await
+    });
+    tmux.key("y");
+    tmux.wait_for(&format!("copied sample id {id} to the clipboard (OSC 52)"));
+    tmux.wait_for_buffer(&id.to_string());
+    // `Y`: the text, Devanagari intact.
+    tmux.key("Y");
+    tmux.wait_for(&format!("copied the text of sample {id}"));
+    tmux.wait_for_buffer(text);
+    tmux.key("q");
+    tmux.wait_for("EXIT=0");
+}
+
+/// Escape closes the stage menu; `q` inside it quits the console.
+#[test]
+fn console_in_tmux_q_quits_from_the_stage_menu() {
+    if skip_without_tmux() {
+        return;
+    }
+    let db = TestDb::sqlite();
+    // An installation (migrated), with nothing in it.
+    db.with_store(|_| async {});
+    let tmux = Tmux::start(100, 30);
+    open_console(&tmux, &db, "");
+    tmux.key("5");
+    tmux.wait_for("stage runs");
+    tmux.key("m");
+    tmux.wait_for("run a stage · Enter · Esc");
+    tmux.key("Escape");
+    tmux.wait_for_absent("run a stage · Enter · Esc");
+    tmux.key("m");
+    tmux.wait_for("run a stage · Enter · Esc");
     tmux.key("q");
     tmux.wait_for("EXIT=0");
 }

@@ -54,6 +54,18 @@ pub struct Config {
     pub canary: CanaryConfig,
     /// When cron runs each scheduled stage, for "overdue" ([`crate::schedule`]).
     pub schedule: ScheduleConfig,
+    /// The operator console (`flywheel tui`).
+    pub console: ConsoleConfig,
+}
+
+/// `[console]` in the configuration.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// Refuse every action that writes (review, sync, train, promote, roll
+    /// back, run a stage): for looking at production. `flywheel tui
+    /// --read-only` sets it for one session.
+    pub read_only: bool,
 }
 
 /// DESIGN §1 auto-filter rule.
@@ -291,6 +303,7 @@ impl Default for Config {
             privacy: PrivacyConfig::default(),
             canary: CanaryConfig::default(),
             schedule: ScheduleConfig::default(),
+            console: ConsoleConfig::default(),
         }
     }
 }

@@ -11,13 +11,15 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind};
 use super::data::*;
 use super::event::UiEvent;
 use super::job::Job;
-use super::keys::{self, Action};
+use super::keys::{self, Action, Dialog};
 use crate::capture::gaps::Gap;
 use crate::domain::ModelStatus;
 use crate::domain::ReviewVerdict;
 use crate::progress::ProgressEvent;
 use crate::review::decisions::short;
 use crate::review::order::Queued;
+use crate::run_words::counts_in_words;
+use crate::storage::jobs::JobRun;
 
 /// What the UI loop must do after a key or an event.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,6 +36,9 @@ pub enum Command {
     Start(Job),
     CancelJob,
     LoadGap(Gap),
+    LoadConversation(i64),
+    /// Put this text on the clipboard (OSC 52).
+    Copy(String),
     Quit,
 }
 
@@ -57,6 +62,40 @@ pub enum Overlay {
         selected: usize,
     },
     Gap(GapView),
+    Conversation(ConversationView),
+    /// A stage run in full: every count and the whole error.
+    Run(Box<JobRun>),
+}
+
+impl Overlay {
+    /// How the open dialog reads keys.
+    pub fn dialog(&self) -> Dialog {
+        match self {
+            Overlay::None => Dialog::None,
+            Overlay::ChooseIntent { .. } | Overlay::Traffic { .. } => Dialog::Typing,
+            Overlay::Help
+            | Overlay::Confirm(_)
+            | Overlay::JobMenu { .. }
+            | Overlay::Gap(_)
+            | Overlay::Conversation(_)
+            | Overlay::Run(_) => Dialog::Menu,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConversationView {
+    Loading(i64),
+    Loaded(Box<ConversationDetail>),
+    Failed(String),
+}
+
+/// Which list of the capture pane the arrows and Enter work on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CaptureList {
+    #[default]
+    Feed,
+    Gaps,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -114,8 +153,13 @@ pub struct App {
     /// The latest load that failed (slow or unreachable database).
     pub load_error: Option<(Pane, String)>,
     pub overlay: Overlay,
-    /// Selection per pane (capture: gaps; review: queue; training: versions; jobs: runs).
+    /// Selection per pane (capture: the feed; review: queue; training: versions; jobs: runs).
     pub cursor: [usize; 5],
+    /// The capture pane's list in focus, and its selected gap.
+    pub capture_focus: CaptureList,
+    pub gap_cursor: usize,
+    /// Opened with `--read-only` / `[console] read_only`: whatever writes is refused.
+    pub read_only: bool,
     /// Skipped this session: left in the queue, hidden until the console restarts.
     pub skipped: HashSet<i64>,
     /// Decided here and hidden until a load shows the queue without them.
@@ -172,12 +216,16 @@ impl App {
 
     fn list_len(&self, pane: Pane) -> usize {
         match pane {
-            Pane::Capture => self.capture.as_ref().map_or(0, |c| c.gaps.len()),
+            Pane::Capture => self.capture.as_ref().map_or(0, |c| c.feed.len()),
             Pane::Review => self.visible_queue().len(),
             Pane::LabelStudio => self.label_studio.as_ref().map_or(0, |l| l.syncs.len()),
             Pane::Training => self.training.as_ref().map_or(0, |t| t.versions.len()),
             Pane::Jobs => self.jobs.as_ref().map_or(0, |j| j.runs.len()),
         }
+    }
+
+    fn gap_count(&self) -> usize {
+        self.capture.as_ref().map_or(0, |c| c.gaps.len())
     }
 
     fn clamp_cursors(&mut self) {
@@ -186,6 +234,7 @@ impl App {
             let c = &mut self.cursor[pane.index()];
             *c = (*c).min(len.saturating_sub(1));
         }
+        self.gap_cursor = self.gap_cursor.min(self.gap_count().saturating_sub(1));
     }
 
     fn say(&mut self, ok: bool, text: impl Into<String>) {
@@ -201,21 +250,35 @@ impl App {
         if key.kind == KeyEventKind::Release {
             return Vec::new();
         }
-        let dialog_open = self.overlay != Overlay::None;
-        match keys::action_for(self.pane, dialog_open, &key) {
+        let dialog = self.overlay.dialog();
+        match keys::action_for(self.pane, dialog, &key) {
             Some(action) => self.perform(action, &key),
-            None if dialog_open => self.overlay_key(key),
+            None if dialog != Dialog::None => self.overlay_key(key),
             None => Vec::new(),
         }
     }
 
-    /// Carry out a bound key's action.
+    /// Carry out a bound key's action; a read-only console refuses the
+    /// ones that write, saying why.
     pub fn perform(&mut self, action: Action, key: &KeyEvent) -> Vec<Command> {
         let none = Vec::new;
+        if self.read_only && action.writes() {
+            let what = keys::BINDINGS
+                .iter()
+                .find(|b| b.action == Some(action))
+                .map_or("that", |b| b.help);
+            self.refuse_writing(what);
+            return none();
+        }
         match action {
             Action::QuitNow => {
                 self.quit = true;
                 vec![Command::Quit]
+            }
+            // A second q over "a job runs; quit?" means yes.
+            Action::Quit if self.overlay == Overlay::Confirm(Confirm::Quit) => {
+                self.quit = true;
+                vec![Command::CancelJob, Command::Quit]
             }
             Action::Quit => {
                 if self.job.is_some() {
@@ -254,11 +317,25 @@ impl App {
                     none()
                 }
             },
-            Action::DrillIntoGap => {
+            Action::Close => {
+                if matches!(self.overlay, Overlay::Confirm(_)) {
+                    self.say(true, "cancelled; nothing was done");
+                }
+                self.overlay = Overlay::None;
+                none()
+            }
+            Action::FocusList => {
+                self.capture_focus = match self.capture_focus {
+                    CaptureList::Feed => CaptureList::Gaps,
+                    CaptureList::Gaps => CaptureList::Feed,
+                };
+                none()
+            }
+            Action::Open if self.capture_focus == CaptureList::Gaps => {
                 let gap = self
                     .capture
                     .as_ref()
-                    .and_then(|c| c.gaps.get(self.selected()))
+                    .and_then(|c| c.gaps.get(self.gap_cursor))
                     .cloned();
                 match gap {
                     Some(gap) => {
@@ -271,6 +348,40 @@ impl App {
                     }
                 }
             }
+            Action::Open => match self.selected_conversation() {
+                Some(id) => {
+                    self.overlay = Overlay::Conversation(ConversationView::Loading(id));
+                    vec![Command::LoadConversation(id)]
+                }
+                None => {
+                    self.say(false, "no conversation in the feed to open");
+                    none()
+                }
+            },
+            Action::ShowRun => {
+                let run = self
+                    .jobs
+                    .as_ref()
+                    .and_then(|j| j.runs.get(self.cursor[Pane::Jobs.index()]))
+                    .cloned();
+                match run {
+                    Some(run) => self.overlay = Overlay::Run(Box::new(run)),
+                    // Nothing to show yet: Enter keeps offering the stages.
+                    None if self.read_only => self.refuse_writing("run a stage from the menu"),
+                    None => self.overlay = Overlay::JobMenu { selected: 0 },
+                }
+                none()
+            }
+            Action::CopyId | Action::CopyText => match self.copyable(action == Action::CopyText) {
+                Some((what, text)) => {
+                    self.say(true, format!("copied {what} to the clipboard (OSC 52)"));
+                    vec![Command::Copy(text)]
+                }
+                None => {
+                    self.say(false, "nothing selected to copy");
+                    none()
+                }
+            },
             Action::Accept => self.decide(ReviewVerdict::Accept),
             Action::Reject => self.decide(ReviewVerdict::Reject),
             Action::ChooseIntent => {
@@ -332,9 +443,84 @@ impl App {
     }
 
     fn move_cursor(&mut self, delta: isize) {
+        if self.pane == Pane::Capture && self.capture_focus == CaptureList::Gaps {
+            let len = self.gap_count();
+            self.gap_cursor = self
+                .gap_cursor
+                .saturating_add_signed(delta)
+                .min(len.saturating_sub(1));
+            return;
+        }
         let len = self.list_len(self.pane);
         let c = &mut self.cursor[self.pane.index()];
         *c = c.saturating_add_signed(delta).min(len.saturating_sub(1));
+    }
+
+    fn refuse_writing(&mut self, what: &str) {
+        self.say(
+            false,
+            format!(
+                "read-only console: “{what}” writes, so it is refused (--read-only / [console] read_only)"
+            ),
+        );
+    }
+
+    /// The id of the conversation selected in the live feed.
+    pub fn selected_conversation(&self) -> Option<i64> {
+        self.capture
+            .as_ref()
+            .and_then(|c| c.feed.get(self.cursor[Pane::Capture.index()]))
+            .map(|c| c.id)
+    }
+
+    /// What `y` (the id) or `Y` (the text) copies from the selected row, and
+    /// how the confirmation names it.
+    fn copyable(&self, text: bool) -> Option<(String, String)> {
+        let cursor = self.selected();
+        let run = |r: &JobRun| {
+            if text {
+                let words = r
+                    .error
+                    .clone()
+                    .or_else(|| r.counts.as_deref().map(counts_in_words))
+                    .unwrap_or_default();
+                (format!("the counts of run {}", r.id), words)
+            } else {
+                (format!("run id {}", r.id), r.id.to_string())
+            }
+        };
+        match self.pane {
+            Pane::Capture if self.capture_focus == CaptureList::Gaps => {
+                let g = self.capture.as_ref()?.gaps.get(self.gap_cursor)?;
+                let span = format!("{} – {}", g.start.0.to_rfc3339(), g.end.0.to_rfc3339());
+                Some(("the gap's time span".into(), span))
+            }
+            Pane::Capture => {
+                let c = self.capture.as_ref()?.feed.get(cursor)?;
+                Some(if text {
+                    (
+                        format!("the text of conversation {}", c.id),
+                        c.user_message.clone(),
+                    )
+                } else {
+                    (format!("conversation id {}", c.id), c.id.to_string())
+                })
+            }
+            Pane::Review => {
+                let s = &self.current()?.sample;
+                Some(if text {
+                    (format!("the text of sample {}", s.id), s.text.clone())
+                } else {
+                    (format!("sample id {}", s.id), s.id.to_string())
+                })
+            }
+            Pane::LabelStudio => self.label_studio.as_ref()?.syncs.get(cursor).map(run),
+            Pane::Training => {
+                let v = self.training.as_ref()?.versions.get(cursor)?;
+                Some((format!("version {}", v.version), v.version.clone()))
+            }
+            Pane::Jobs => self.jobs.as_ref()?.runs.get(cursor).map(run),
+        }
     }
 
     /// `p` on a testing or canary version: ask its traffic share.
@@ -372,6 +558,10 @@ impl App {
     }
 
     fn decide(&mut self, verdict: ReviewVerdict) -> Vec<Command> {
+        if self.read_only {
+            self.refuse_writing("record a review decision");
+            return Vec::new();
+        }
         let Some(current) = self.current() else {
             self.say(false, "the review queue is empty");
             return Vec::new();
@@ -392,6 +582,10 @@ impl App {
     }
 
     fn start(&mut self, job: Job) -> Vec<Command> {
+        if self.read_only {
+            self.refuse_writing(&job.label());
+            return Vec::new();
+        }
         if let Some(running) = &self.job {
             let text = format!("{} is still running; x cancels it", running.job.label());
             self.say(false, text);
@@ -432,11 +626,16 @@ impl App {
         };
         match overlay {
             Overlay::None => Vec::new(),
+            // Any key closes the help.
             Overlay::Help => Vec::new(),
-            Overlay::Gap(view) => match key.code {
-                KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') => Vec::new(),
-                _ => keep(self, Overlay::Gap(view)),
-            },
+            Overlay::Gap(_) | Overlay::Conversation(_) | Overlay::Run(_)
+                if key.code == KeyCode::Enter =>
+            {
+                Vec::new()
+            }
+            view @ (Overlay::Gap(_) | Overlay::Conversation(_) | Overlay::Run(_)) => {
+                keep(self, view)
+            }
             Overlay::Confirm(confirm) => match key.code {
                 KeyCode::Char('y') | KeyCode::Enter => match confirm {
                     Confirm::Start(job) => self.start(job),
@@ -445,14 +644,13 @@ impl App {
                         vec![Command::CancelJob, Command::Quit]
                     }
                 },
-                KeyCode::Char('n') | KeyCode::Esc | KeyCode::Char('q') => {
+                KeyCode::Char('n') => {
                     self.say(true, "cancelled; nothing was done");
                     Vec::new()
                 }
                 _ => keep(self, Overlay::Confirm(confirm)),
             },
             Overlay::Traffic { version, mut input } => match key.code {
-                KeyCode::Esc => Vec::new(),
                 KeyCode::Char(c) if c.is_ascii_digit() && input.len() < 3 => {
                     input.push(c);
                     keep(self, Overlay::Traffic { version, input })
@@ -478,7 +676,6 @@ impl App {
                 _ => keep(self, Overlay::Traffic { version, input }),
             },
             Overlay::JobMenu { selected } => match key.code {
-                KeyCode::Esc | KeyCode::Char('q') => Vec::new(),
                 KeyCode::Down | KeyCode::Char('j') => keep(
                     self,
                     Overlay::JobMenu {
@@ -501,7 +698,6 @@ impl App {
                 mut filter,
                 mut selected,
             } => match key.code {
-                KeyCode::Esc => Vec::new(),
                 KeyCode::Enter => {
                     let intent = self
                         .filtered_intents(&filter)
@@ -586,6 +782,18 @@ impl App {
                     self.overlay = Overlay::Gap(match result {
                         Ok(detail) => GapView::Loaded(detail),
                         Err(err) => GapView::Failed(err),
+                    });
+                }
+                Vec::new()
+            }
+            UiEvent::ConversationLoaded(result) => {
+                if matches!(
+                    self.overlay,
+                    Overlay::Conversation(ConversationView::Loading(_))
+                ) {
+                    self.overlay = Overlay::Conversation(match result {
+                        Ok(detail) => ConversationView::Loaded(detail),
+                        Err(err) => ConversationView::Failed(err),
                     });
                 }
                 Vec::new()
@@ -764,10 +972,12 @@ mod tests {
         assert_eq!(app.pane, Pane::LabelStudio);
         app.handle_key(ch('?'));
         assert_eq!(app.overlay, Overlay::Help);
-        // Any key closes the help, and does nothing else.
-        assert!(app.handle_key(ch('q')).is_empty());
+        // Any key but q closes the help, and does nothing else.
+        assert!(app.handle_key(ch('a')).is_empty());
         assert_eq!(app.overlay, Overlay::None);
         assert!(!app.quit);
+        // q quits from the help too.
+        app.handle_key(ch('?'));
         assert_eq!(app.handle_key(ch('q')), vec![Command::Quit]);
         assert!(app.quit);
     }
@@ -1080,6 +1290,16 @@ mod tests {
             }),
             at: Utc::now(),
         });
+        // Enter works on the list in focus: the (empty) feed, then the gaps.
+        assert!(app.handle_key(key(KeyCode::Enter)).is_empty());
+        assert!(
+            app.message
+                .as_ref()
+                .unwrap()
+                .text
+                .contains("no conversation")
+        );
+        app.handle_key(key(KeyCode::Right));
         assert_eq!(
             app.handle_key(key(KeyCode::Enter)),
             vec![Command::LoadGap(gap.clone())]
@@ -1109,17 +1329,201 @@ mod tests {
                 if let Scope::Pane(pane) = binding.scope {
                     app.pane = pane;
                 }
-                let before = (app.pane, app.overlay.clone(), app.cursor);
+                if binding.scope == Scope::OverDialog {
+                    app.overlay = Overlay::Help;
+                }
+                let before = (app.pane, app.overlay.clone(), app.cursor, app.capture_focus);
                 let mut event = key(k.code);
                 if k.ctrl {
                     event.modifiers = KeyModifiers::CONTROL;
                 }
                 let commands = app.handle_key(event);
                 let changed = !commands.is_empty()
-                    || (app.pane, app.overlay.clone(), app.cursor) != before
+                    || (app.pane, app.overlay.clone(), app.cursor, app.capture_focus) != before
                     || app.message.is_some();
                 assert!(changed, "{} ({}) did nothing", binding.label, binding.help);
             }
         }
+    }
+
+    fn conversation(id: i64, text: &str) -> crate::storage::conversations::Conversation {
+        crate::storage::conversations::Conversation {
+            id,
+            created_at: Timestamp::now(),
+            session_id: Some("s1".into()),
+            user_message: text.into(),
+            language: Some("en".into()),
+            nlu_intent: Some("refund".into()),
+            nlu_confidence: Some(0.5),
+            nlu_provider: Some("flywheel-router".into()),
+            model_version: Some("router-v1.0.0".into()),
+            fallback: false,
+            routing_decision: None,
+            feedback: None,
+            review_status: crate::domain::ConversationStatus::Pending,
+        }
+    }
+
+    fn jobs_app(runs: Vec<JobRun>) -> App {
+        let mut app = App::new(Utc::now(), 10);
+        app.apply(UiEvent::Loaded {
+            data: PaneData::Jobs(JobsData {
+                runs,
+                ..Default::default()
+            }),
+            at: Utc::now(),
+        });
+        app.pane = Pane::Jobs;
+        app
+    }
+
+    fn failed_run(id: i64) -> JobRun {
+        JobRun {
+            id,
+            stage: crate::domain::Stage::LabelStudioSync,
+            trigger: crate::jobs::Trigger::Cron,
+            status: crate::domain::JobStatus::Failed,
+            started_at: Timestamp::now(),
+            finished_at: Some(Timestamp::now()),
+            counts: Some(r#"{"pulled":2}"#.into()),
+            error: Some("Label Studio is unreachable\ncaused by: connection refused".into()),
+            host: None,
+            pid: None,
+            heartbeat_at: None,
+        }
+    }
+
+    #[test]
+    fn enter_on_the_feed_opens_the_conversation_and_esc_closes_it() {
+        let mut app = App::new(Utc::now(), 10);
+        app.apply(UiEvent::Loaded {
+            data: PaneData::Capture(CaptureData {
+                feed: vec![conversation(9, "newest"), conversation(8, "older")],
+                ..Default::default()
+            }),
+            at: Utc::now(),
+        });
+        app.handle_key(key(KeyCode::Down));
+        assert_eq!(
+            app.handle_key(key(KeyCode::Enter)),
+            vec![Command::LoadConversation(8)]
+        );
+        assert_eq!(
+            app.overlay,
+            Overlay::Conversation(ConversationView::Loading(8))
+        );
+        let detail = ConversationDetail {
+            conversation: conversation(8, "older"),
+            sample: None,
+            alternatives: Alternatives::Unavailable("no artifact".into()),
+        };
+        app.apply(UiEvent::ConversationLoaded(Ok(Box::new(detail.clone()))));
+        assert_eq!(
+            app.overlay,
+            Overlay::Conversation(ConversationView::Loaded(Box::new(detail)))
+        );
+        // Keys the view does not read leave it open; Esc closes it.
+        assert!(app.handle_key(ch('j')).is_empty());
+        assert!(matches!(app.overlay, Overlay::Conversation(_)));
+        app.handle_key(key(KeyCode::Esc));
+        assert_eq!(app.overlay, Overlay::None);
+        assert!(!app.quit);
+    }
+
+    #[test]
+    fn enter_shows_the_whole_run_m_opens_the_menu_and_q_quits_from_either() {
+        let run = failed_run(7);
+        let mut app = jobs_app(vec![run.clone()]);
+        assert!(app.handle_key(key(KeyCode::Enter)).is_empty());
+        assert_eq!(app.overlay, Overlay::Run(Box::new(run)));
+        app.handle_key(key(KeyCode::Esc));
+        app.handle_key(ch('m'));
+        assert_eq!(app.overlay, Overlay::JobMenu { selected: 0 });
+        // Esc closes the menu; q inside it quits the console.
+        app.handle_key(key(KeyCode::Esc));
+        assert_eq!(app.overlay, Overlay::None);
+        assert!(!app.quit);
+        app.handle_key(ch('m'));
+        assert_eq!(app.handle_key(ch('q')), vec![Command::Quit]);
+        assert!(app.quit);
+        // With no run to show, Enter offers the stages as before.
+        let mut app = jobs_app(Vec::new());
+        app.handle_key(key(KeyCode::Enter));
+        assert_eq!(app.overlay, Overlay::JobMenu { selected: 0 });
+    }
+
+    #[test]
+    fn q_over_the_quit_question_quits_and_cancels_the_job() {
+        let mut app = jobs_app(Vec::new());
+        app.handle_key(ch('m'));
+        app.handle_key(key(KeyCode::Enter));
+        assert!(app.job.is_some());
+        app.handle_key(ch('q'));
+        assert_eq!(app.overlay, Overlay::Confirm(Confirm::Quit));
+        assert_eq!(
+            app.handle_key(ch('q')),
+            vec![Command::CancelJob, Command::Quit]
+        );
+    }
+
+    #[test]
+    fn read_only_refuses_every_key_that_writes_with_a_reason() {
+        let writing: Vec<_> = crate::tui::keys::BINDINGS
+            .iter()
+            .filter(|b| b.action.is_some_and(Action::writes))
+            .collect();
+        assert!(writing.len() >= 10);
+        for binding in writing {
+            let mut app = review_app();
+            app.read_only = true;
+            if let Scope::Pane(pane) = binding.scope {
+                app.pane = pane;
+            }
+            let commands = app.handle_key(key(binding.keys[0].code));
+            assert!(commands.is_empty(), "{}: {commands:?}", binding.label);
+            assert_eq!(app.overlay, Overlay::None, "{}", binding.label);
+            let message = app.message.clone().unwrap();
+            assert!(!message.ok);
+            assert!(
+                message.text.starts_with("read-only console:") && !message.text.contains('\n'),
+                "{}: {}",
+                binding.label,
+                message.text
+            );
+        }
+        // Enter on an empty jobs list would open the stage menu: refused too.
+        let mut app = jobs_app(Vec::new());
+        app.read_only = true;
+        app.handle_key(key(KeyCode::Enter));
+        assert_eq!(app.overlay, Overlay::None);
+        // Looking still works: skip (session only), select, copy, help.
+        let mut app = review_app();
+        app.read_only = true;
+        app.handle_key(ch('s'));
+        assert!(app.message.as_ref().unwrap().ok);
+        assert_eq!(app.handle_key(ch('y')), vec![Command::Copy("2".into())]);
+    }
+
+    #[test]
+    fn y_copies_the_id_and_capital_y_the_text_of_the_selected_row() {
+        let mut app = review_app();
+        assert_eq!(app.handle_key(ch('y')), vec![Command::Copy("1".into())]);
+        assert_eq!(
+            app.message.as_ref().unwrap().text,
+            "copied sample id 1 to the clipboard (OSC 52)"
+        );
+        assert_eq!(app.handle_key(ch('Y')), vec![Command::Copy("one".into())]);
+        let mut app = jobs_app(vec![failed_run(7)]);
+        assert_eq!(app.handle_key(ch('y')), vec![Command::Copy("7".into())]);
+        assert_eq!(
+            app.handle_key(ch('Y')),
+            vec![Command::Copy(
+                "Label Studio is unreachable\ncaused by: connection refused".into()
+            )]
+        );
+        // Nothing selected: said, nothing sent.
+        let mut app = jobs_app(Vec::new());
+        assert!(app.handle_key(ch('y')).is_empty());
+        assert!(!app.message.as_ref().unwrap().ok);
     }
 }

@@ -50,6 +50,9 @@ pub fn draw(frame: &mut Frame, app: &App, theme: &Theme) {
 
 fn draw_tabs(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let mut spans = vec![Span::styled(" flywheel ", theme.title())];
+    if app.read_only {
+        spans.push(Span::styled(" READ-ONLY ", theme.bad()));
+    }
     for pane in Pane::ALL {
         let style = if pane == app.pane {
             theme.active_tab()
