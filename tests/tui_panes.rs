@@ -615,6 +615,13 @@ fn assert_every_line_is(screen: &str, width: usize) {
     }
 }
 
+/// Every one of `expected` is on `screen`.
+fn assert_shows(screen: &str, expected: &[&str]) {
+    for text in expected {
+        assert!(screen.contains(text), "{text} in\n{screen}");
+    }
+}
+
 /// A conversation `minutes_ago`, answered `refund` at 0.44 by the router's
 /// production version and routed to the fallback.
 fn answered(minutes_ago: i64, session: &str, text: &str) -> NewConversation {
@@ -742,16 +749,17 @@ fn the_feed_shows_redacted_texts_newest_first_and_a_conversation_in_full() {
         );
         app.overlay = Overlay::Conversation(ConversationView::Loaded(Box::new(detail)));
         let screen = render(&app, 100, 30);
-        for expected in [
-            "conversation",
-            "session s-late",
-            "refund 0.44 · by router-v1.0.0 (flywheel-router)",
-            "yes: routed to the fallback",
-            "none yet: daily capture has not folded it",
-            "negative",
-        ] {
-            assert!(screen.contains(expected), "{expected} in\n{screen}");
-        }
+        assert_shows(
+            &screen,
+            &[
+                "conversation",
+                "session s-late",
+                "refund 0.44 · by router-v1.0.0 (flywheel-router)",
+                "yes: routed to the fallback",
+                "none yet: daily capture has not folded it",
+                "negative",
+            ],
+        );
         let missing = Loader::new(store.clone(), config.clone())
             .conversation_detail(ids[1] + 1000)
             .await
@@ -790,15 +798,16 @@ fn a_job_run_in_words_its_error_in_full_and_the_read_only_header() {
         let run = app.jobs.as_ref().unwrap().runs.iter().find(|r| r.error.as_deref().is_some_and(|e| e.contains("disk full"))).unwrap().clone();
         app.overlay = Overlay::Run(Box::new(run));
         let screen = render(&app, 100, 30);
-        for expected in [
-            "10 370 captured",
-            "9 991 auto-approved",
-            "223 to review",
-            "688 folded into existing samples",
-            "caused by: No space left on device (os error 28)",
-        ] {
-            assert!(screen.contains(expected), "{expected} in\n{screen}");
-        }
+        assert_shows(
+            &screen,
+            &[
+                "10 370 captured",
+                "9 991 auto-approved",
+                "223 to review",
+                "688 folded into existing samples",
+                "caused by: No space left on device (os error 28)",
+            ],
+        );
         insta::assert_snapshot!("dialog_job_run_100x30", screen);
 
         app.overlay = Overlay::None;
