@@ -456,6 +456,13 @@ fn dialogs_and_live_training_chart() {
 
         app.overlay = Overlay::Help;
         insta::assert_snapshot!("dialog_help_80x24", render(&app, 80, 24));
+        // Each pane's keys fit 80×24 whole, the last row included.
+        for pane in Pane::ALL {
+            app.pane = pane;
+            let help = render(&app, 80, 24);
+            assert!(help.contains("confirm / cancel"), "{help}");
+        }
+        app.pane = Pane::Capture;
 
         app.pane = Pane::Review;
         app.overlay = Overlay::ChooseIntent {

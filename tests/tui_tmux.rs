@@ -384,6 +384,17 @@ fn console_in_tmux_draws_devanagari_whole_and_in_its_columns() {
     assert!(!screen.contains("तुम्ह रा"), "{screen}");
     assert_in_columns(&screen, hindi, 100);
     assert_in_columns(&screen, tamil, 100);
+    // `/` filters the queue as it is typed (Devanagari typed too), with
+    // the match count; Enter keeps it, Esc clears it.
+    tmux.key("/");
+    tmux.run(&["send-keys", "-t", "main", "-l", "नाम"]);
+    tmux.wait_for("/नाम_ · 1 of 2 match · Enter keeps · Esc clears");
+    tmux.key("Enter");
+    let screen = tmux.wait_for("filter “नाम”: 1 of 2");
+    assert!(!screen.contains(tamil), "{screen}");
+    tmux.key("/");
+    tmux.key("Escape");
+    tmux.wait_for(tamil);
     tmux.key("q");
     tmux.wait_for("EXIT=0");
 }

@@ -19,7 +19,19 @@ use crate::progress::ProgressEvent;
 use crate::review::decisions::short;
 use crate::review::order::Queued;
 use crate::run_words::counts_in_words;
+use crate::storage::conversations::Conversation;
 use crate::storage::jobs::JobRun;
+use crate::storage::models::ModelVersion;
+
+/// Whether a row with these fields passes `filter`: each of its words is
+/// in one of them, ignoring case. An empty filter passes everything.
+pub fn matches(filter: &str, fields: &[&str]) -> bool {
+    let fields: Vec<String> = fields.iter().map(|f| f.to_lowercase()).collect();
+    filter
+        .to_lowercase()
+        .split_whitespace()
+        .all(|word| fields.iter().any(|f| f.contains(word)))
+}
 
 /// What the UI loop must do after a key or an event.
 #[derive(Debug, Clone, PartialEq)]
@@ -65,6 +77,49 @@ pub enum Overlay {
     Conversation(ConversationView),
     /// A stage run in full: every count and the whole error.
     Run(Box<JobRun>),
+    /// Typing the focused list's filter (applied as it is typed).
+    Filter,
+    /// `:` the command line, with completion over [`COMMANDS`].
+    CommandLine {
+        input: String,
+        selected: usize,
+    },
+    /// `g`: typing what to jump to.
+    GoTo {
+        input: String,
+    },
+}
+
+/// What the `:` command line runs, with its help; completion offers them.
+pub const COMMANDS: &[(&str, &str)] = &[
+    ("capture", "go to the Capture pane"),
+    ("review", "go to the Review pane"),
+    ("label-studio", "go to the Label Studio pane"),
+    ("training", "go to the Training pane"),
+    ("jobs", "go to the Jobs & logs pane"),
+    ("daily-capture", "run daily capture (last 24 h)"),
+    ("label-studio-sync", "sync with Label Studio now"),
+    ("export", "export approved samples"),
+    ("train", "weekly training now (asks first)"),
+    ("canary-check", "check the canary now"),
+    ("rollback", "roll back production (asks first)"),
+    ("filter", "filter WORDS: filter the list"),
+    (
+        "goto",
+        "goto ID: a conversation, s42 a sample, or a version",
+    ),
+    ("help", "the keys of this pane"),
+    ("quit", "quit the console"),
+];
+
+/// The commands whose name starts with `input`'s first word.
+pub fn completions(input: &str) -> Vec<(&'static str, &'static str)> {
+    let word = input.split_whitespace().next().unwrap_or("");
+    COMMANDS
+        .iter()
+        .copied()
+        .filter(|(name, _)| name.starts_with(word))
+        .collect()
 }
 
 impl Overlay {
@@ -72,7 +127,11 @@ impl Overlay {
     pub fn dialog(&self) -> Dialog {
         match self {
             Overlay::None => Dialog::None,
-            Overlay::ChooseIntent { .. } | Overlay::Traffic { .. } => Dialog::Typing,
+            Overlay::ChooseIntent { .. }
+            | Overlay::Traffic { .. }
+            | Overlay::Filter
+            | Overlay::CommandLine { .. }
+            | Overlay::GoTo { .. } => Dialog::Typing,
             Overlay::Help
             | Overlay::Confirm(_)
             | Overlay::JobMenu { .. }
@@ -160,6 +219,9 @@ pub struct App {
     pub gap_cursor: usize,
     /// Opened with `--read-only` / `[console] read_only`: whatever writes is refused.
     pub read_only: bool,
+    /// Per pane, the filter of its list (`/`): rows whose words contain
+    /// every word of it (case-insensitive).
+    pub filters: [String; 5],
     /// Skipped this session: left in the queue, hidden until the console restarts.
     pub skipped: HashSet<i64>,
     /// Decided here and hidden until a load shows the queue without them.
@@ -184,8 +246,10 @@ impl App {
         }
     }
 
-    /// The review queue as shown: without skipped and just-decided samples.
+    /// The review queue as shown: without skipped and just-decided
+    /// samples, and as the filter says.
     pub fn visible_queue(&self) -> Vec<&Queued> {
+        let filter = &self.filters[Pane::Review.index()];
         self.review
             .as_ref()
             .map(|r| {
@@ -194,9 +258,97 @@ impl App {
                     .filter(|q| {
                         !self.skipped.contains(&q.sample.id) && !self.pending.contains(&q.sample.id)
                     })
+                    .filter(|q| {
+                        let s = &q.sample;
+                        matches(
+                            filter,
+                            &[
+                                &s.text,
+                                &s.intent,
+                                s.predicted_intent.as_deref().unwrap_or(""),
+                                s.language.as_deref().unwrap_or(""),
+                                s.predicted_by_version.as_deref().unwrap_or(""),
+                                s.review_status.as_str(),
+                                &q.ranked.reason.to_string(),
+                            ],
+                        )
+                    })
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// The live feed as the filter shows it.
+    pub fn visible_feed(&self) -> Vec<&Conversation> {
+        let filter = &self.filters[Pane::Capture.index()];
+        let Some(capture) = &self.capture else {
+            return Vec::new();
+        };
+        capture
+            .feed
+            .iter()
+            .filter(|c| {
+                matches(
+                    filter,
+                    &[
+                        &c.user_message,
+                        c.nlu_intent.as_deref().unwrap_or(""),
+                        c.language.as_deref().unwrap_or(""),
+                        c.model_version.as_deref().unwrap_or(""),
+                        c.nlu_provider.as_deref().unwrap_or(""),
+                        c.review_status.as_str(),
+                        if c.fallback { "fallback" } else { "" },
+                    ],
+                )
+            })
+            .collect()
+    }
+
+    /// The model versions as the filter shows them.
+    pub fn visible_versions(&self) -> Vec<&ModelVersion> {
+        let filter = &self.filters[Pane::Training.index()];
+        self.training
+            .iter()
+            .flat_map(|t| t.versions.iter())
+            .filter(|v| matches(filter, &[&v.version, v.status.as_str()]))
+            .collect()
+    }
+
+    /// The stage runs as the filter shows them.
+    pub fn visible_runs(&self) -> Vec<&JobRun> {
+        let filter = &self.filters[Pane::Jobs.index()];
+        self.jobs
+            .iter()
+            .flat_map(|j| j.runs.iter())
+            .filter(|r| {
+                let counts = r.counts.as_deref().map(counts_in_words);
+                matches(
+                    filter,
+                    &[
+                        r.stage.as_str(),
+                        r.status.as_str(),
+                        r.trigger.as_str(),
+                        r.error.as_deref().unwrap_or(""),
+                        counts.as_deref().unwrap_or(""),
+                    ],
+                )
+            })
+            .collect()
+    }
+
+    /// The filtered list of `pane` as (shown, of all), for its title.
+    pub fn filter_count(&self, pane: Pane) -> Option<(usize, usize)> {
+        if self.filters[pane.index()].is_empty() {
+            return None;
+        }
+        let total = match pane {
+            Pane::Capture => self.capture.as_ref().map_or(0, |c| c.feed.len()),
+            Pane::Review => self.review.as_ref().map_or(0, |r| r.queue.len()),
+            Pane::Training => self.training.as_ref().map_or(0, |t| t.versions.len()),
+            Pane::Jobs => self.jobs.as_ref().map_or(0, |j| j.runs.len()),
+            Pane::LabelStudio => return None,
+        };
+        Some((self.list_len(pane), total))
     }
 
     /// Intents matching the chooser's filter (case-insensitive substring).
@@ -216,11 +368,11 @@ impl App {
 
     fn list_len(&self, pane: Pane) -> usize {
         match pane {
-            Pane::Capture => self.capture.as_ref().map_or(0, |c| c.feed.len()),
+            Pane::Capture => self.visible_feed().len(),
             Pane::Review => self.visible_queue().len(),
             Pane::LabelStudio => self.label_studio.as_ref().map_or(0, |l| l.syncs.len()),
-            Pane::Training => self.training.as_ref().map_or(0, |t| t.versions.len()),
-            Pane::Jobs => self.jobs.as_ref().map_or(0, |j| j.runs.len()),
+            Pane::Training => self.visible_versions().len(),
+            Pane::Jobs => self.visible_runs().len(),
         }
     }
 
@@ -321,6 +473,10 @@ impl App {
                 if matches!(self.overlay, Overlay::Confirm(_)) {
                     self.say(true, "cancelled; nothing was done");
                 }
+                if self.overlay == Overlay::Filter {
+                    self.filters[self.pane.index()].clear();
+                    self.cursor[self.pane.index()] = 0;
+                }
                 self.overlay = Overlay::None;
                 none()
             }
@@ -360,15 +516,35 @@ impl App {
             },
             Action::ShowRun => {
                 let run = self
-                    .jobs
-                    .as_ref()
-                    .and_then(|j| j.runs.get(self.cursor[Pane::Jobs.index()]))
-                    .cloned();
+                    .visible_runs()
+                    .get(self.cursor[Pane::Jobs.index()])
+                    .map(|r| (*r).clone());
                 match run {
                     Some(run) => self.overlay = Overlay::Run(Box::new(run)),
                     // Nothing to show yet: Enter keeps offering the stages.
                     None if self.read_only => self.refuse_writing("run a stage from the menu"),
                     None => self.overlay = Overlay::JobMenu { selected: 0 },
+                }
+                none()
+            }
+            Action::CommandLine => {
+                self.overlay = Overlay::CommandLine {
+                    input: String::new(),
+                    selected: 0,
+                };
+                none()
+            }
+            Action::GoTo => {
+                self.overlay = Overlay::GoTo {
+                    input: String::new(),
+                };
+                none()
+            }
+            Action::Filter => {
+                if self.pane == Pane::LabelStudio {
+                    self.say(false, "the Label Studio pane has no list to filter");
+                } else {
+                    self.overlay = Overlay::Filter;
                 }
                 none()
             }
@@ -456,6 +632,109 @@ impl App {
         *c = c.saturating_add_signed(delta).min(len.saturating_sub(1));
     }
 
+    /// Run a command of the `:` line (its name, or a prefix only one has).
+    fn run_command(&mut self, line: &str) -> Vec<Command> {
+        let mut words = line.split_whitespace();
+        let word = words.next().unwrap_or("");
+        let rest = words.collect::<Vec<_>>().join(" ");
+        let name = match completions(word).as_slice() {
+            _ if COMMANDS.iter().any(|(n, _)| *n == word) => word.to_string(),
+            [(only, _)] => only.to_string(),
+            [] => {
+                self.say(false, format!("no command “{word}”; : then Tab lists them"));
+                return Vec::new();
+            }
+            many => {
+                let names: Vec<&str> = many.iter().map(|(n, _)| *n).collect();
+                self.say(false, format!("“{word}” could be {}", names.join(", ")));
+                return Vec::new();
+            }
+        };
+        let key = KeyEvent::from(KeyCode::Null);
+        match name.as_str() {
+            "capture" => self.switch(Pane::Capture),
+            "review" => self.switch(Pane::Review),
+            "label-studio" => self.switch(Pane::LabelStudio),
+            "training" => self.switch(Pane::Training),
+            "jobs" => self.switch(Pane::Jobs),
+            "daily-capture" => self.start(Job::DailyCapture),
+            "export" => self.start(Job::Export),
+            "label-studio-sync" => self.perform(Action::SyncNow, &key),
+            "train" => self.perform(Action::TrainNow, &key),
+            "canary-check" => self.perform(Action::CheckCanary, &key),
+            "rollback" => self.perform(Action::RollBack, &key),
+            "filter" => {
+                self.filters[self.pane.index()] = rest;
+                self.cursor[self.pane.index()] = 0;
+                Vec::new()
+            }
+            "goto" => self.go_to(&rest),
+            "help" => self.perform(Action::Help, &key),
+            _ => self.perform(Action::Quit, &key),
+        }
+    }
+
+    /// Jump to `target`: digits (or `c` and digits) a conversation, `s` and
+    /// digits a sample in the review queue, anything else a model version.
+    fn go_to(&mut self, target: &str) -> Vec<Command> {
+        let target = target.trim();
+        let number = |prefix: char| {
+            target
+                .strip_prefix(prefix)
+                .unwrap_or(target)
+                .parse::<i64>()
+                .ok()
+        };
+        if target.is_empty() {
+            self.say(
+                false,
+                "goto what? a conversation id, s42 for a sample, or a version",
+            );
+            return Vec::new();
+        }
+        if let Some(id) = number('c').filter(|_| !target.starts_with('s')) {
+            self.overlay = Overlay::Conversation(ConversationView::Loading(id));
+            return vec![Command::LoadConversation(id)];
+        }
+        if let (true, Some(id)) = (target.starts_with('s'), number('s')) {
+            self.filters[Pane::Review.index()].clear();
+            let at = self.visible_queue().iter().position(|q| q.sample.id == id);
+            return match at {
+                Some(at) => {
+                    self.cursor[Pane::Review.index()] = at;
+                    self.switch(Pane::Review)
+                }
+                None => {
+                    self.say(
+                        false,
+                        format!("sample {id} is not in the review queue's head (its first 100)"),
+                    );
+                    Vec::new()
+                }
+            };
+        }
+        self.filters[Pane::Training.index()].clear();
+        let at = self
+            .visible_versions()
+            .iter()
+            .position(|v| v.version == target)
+            .or_else(|| {
+                self.visible_versions()
+                    .iter()
+                    .position(|v| v.version.contains(target))
+            });
+        match at {
+            Some(at) => {
+                self.cursor[Pane::Training.index()] = at;
+                self.switch(Pane::Training)
+            }
+            None => {
+                self.say(false, format!("no model version matches “{target}”"));
+                Vec::new()
+            }
+        }
+    }
+
     fn refuse_writing(&mut self, what: &str) {
         self.say(
             false,
@@ -467,9 +746,8 @@ impl App {
 
     /// The id of the conversation selected in the live feed.
     pub fn selected_conversation(&self) -> Option<i64> {
-        self.capture
-            .as_ref()
-            .and_then(|c| c.feed.get(self.cursor[Pane::Capture.index()]))
+        self.visible_feed()
+            .get(self.cursor[Pane::Capture.index()])
             .map(|c| c.id)
     }
 
@@ -496,7 +774,7 @@ impl App {
                 Some(("the gap's time span".into(), span))
             }
             Pane::Capture => {
-                let c = self.capture.as_ref()?.feed.get(cursor)?;
+                let c = *self.visible_feed().get(cursor)?;
                 Some(if text {
                     (
                         format!("the text of conversation {}", c.id),
@@ -516,19 +794,18 @@ impl App {
             }
             Pane::LabelStudio => self.label_studio.as_ref()?.syncs.get(cursor).map(run),
             Pane::Training => {
-                let v = self.training.as_ref()?.versions.get(cursor)?;
+                let v = *self.visible_versions().get(cursor)?;
                 Some((format!("version {}", v.version), v.version.clone()))
             }
-            Pane::Jobs => self.jobs.as_ref()?.runs.get(cursor).map(run),
+            Pane::Jobs => self.visible_runs().get(cursor).map(|r| run(r)),
         }
     }
 
     /// `p` on a testing or canary version: ask its traffic share.
     fn ask_promotion(&mut self) {
         let version = self
-            .training
-            .as_ref()
-            .and_then(|t| t.versions.get(self.selected()))
+            .visible_versions()
+            .get(self.selected())
             .map(|v| (v.version.clone(), v.status, v.traffic_percentage));
         match version {
             Some((version, status, traffic))
@@ -626,6 +903,66 @@ impl App {
         };
         match overlay {
             Overlay::None => Vec::new(),
+            Overlay::GoTo { mut input } => match key.code {
+                KeyCode::Enter => self.go_to(&input),
+                KeyCode::Backspace => {
+                    input.pop();
+                    keep(self, Overlay::GoTo { input })
+                }
+                KeyCode::Char(c) => {
+                    input.push(c);
+                    keep(self, Overlay::GoTo { input })
+                }
+                _ => keep(self, Overlay::GoTo { input }),
+            },
+            Overlay::CommandLine {
+                mut input,
+                mut selected,
+            } => {
+                let offered = completions(&input);
+                match key.code {
+                    KeyCode::Enter => {
+                        // A partly typed name runs the completion shown.
+                        let line = match offered.get(selected) {
+                            Some((name, _)) if !input.contains(' ') => name.to_string(),
+                            _ => input,
+                        };
+                        return self.run_command(&line);
+                    }
+                    KeyCode::Tab => {
+                        if let Some((name, _)) = offered.get(selected) {
+                            input = format!("{name} ");
+                            selected = 0;
+                        }
+                    }
+                    KeyCode::Down => selected = (selected + 1).min(offered.len().saturating_sub(1)),
+                    KeyCode::Up => selected = selected.saturating_sub(1),
+                    KeyCode::Backspace => {
+                        input.pop();
+                        selected = 0;
+                    }
+                    KeyCode::Char(c) => {
+                        input.push(c);
+                        selected = 0;
+                    }
+                    _ => {}
+                }
+                keep(self, Overlay::CommandLine { input, selected })
+            }
+            Overlay::Filter => {
+                let filter = &mut self.filters[self.pane.index()];
+                match key.code {
+                    // Enter keeps the filter; Esc (a bound key) clears it.
+                    KeyCode::Enter => return Vec::new(),
+                    KeyCode::Backspace => {
+                        filter.pop();
+                    }
+                    KeyCode::Char(c) => filter.push(c),
+                    _ => {}
+                }
+                self.cursor[self.pane.index()] = 0;
+                keep(self, Overlay::Filter)
+            }
             // Any key closes the help.
             Overlay::Help => Vec::new(),
             Overlay::Gap(_) | Overlay::Conversation(_) | Overlay::Run(_)
@@ -1525,5 +1862,174 @@ mod tests {
         let mut app = jobs_app(Vec::new());
         assert!(app.handle_key(ch('y')).is_empty());
         assert!(!app.message.as_ref().unwrap().ok);
+    }
+
+    fn typed(app: &mut App, text: &str) -> Vec<Command> {
+        let mut commands = Vec::new();
+        for c in text.chars() {
+            commands.extend(app.handle_key(ch(c)));
+        }
+        commands
+    }
+
+    #[test]
+    fn slash_filters_the_list_in_focus_as_typed_enter_keeps_esc_clears() {
+        assert!(matches("refund  ONE", &["refund", "one more"]));
+        assert!(!matches("refund two", &["refund", "one"]));
+        assert!(matches("", &[]));
+        let mut app = review_app();
+        app.handle_key(ch('/'));
+        assert_eq!(app.overlay.dialog(), Dialog::Typing);
+        // Typed keys filter; they do not act (`t`, `r`, `q`, `a`).
+        assert!(typed(&mut app, "tw").is_empty());
+        assert_eq!(app.visible_queue().len(), 1);
+        assert_eq!(app.filter_count(Pane::Review), Some((1, 3)));
+        app.handle_key(key(KeyCode::Enter));
+        assert_eq!(app.overlay, Overlay::None);
+        // Kept: the decision goes to the one shown.
+        assert_eq!(
+            app.handle_key(ch('a')),
+            vec![Command::Review {
+                sample_id: 2,
+                verdict: ReviewVerdict::Accept
+            }]
+        );
+        app.handle_key(ch('/'));
+        app.handle_key(key(KeyCode::Backspace));
+        assert_eq!(app.filters[Pane::Review.index()], "t");
+        app.handle_key(key(KeyCode::Esc));
+        assert_eq!(app.filter_count(Pane::Review), None);
+        assert_eq!(app.visible_queue().len(), 2, "all but the decided one");
+        // Every word must match somewhere: text and language here.
+        app.filters[Pane::Review.index()] = "thr EN".into();
+        assert_eq!(app.visible_queue()[0].sample.id, 3);
+        // Job runs by stage, status or error.
+        let mut app = jobs_app(vec![failed_run(7)]);
+        app.filters[Pane::Jobs.index()] = "unreachable".into();
+        assert_eq!(app.visible_runs().len(), 1);
+        app.filters[Pane::Jobs.index()] = "export".into();
+        assert!(app.visible_runs().is_empty());
+        assert!(
+            app.handle_key(ch('y')).is_empty(),
+            "nothing shown, nothing copied"
+        );
+    }
+
+    #[test]
+    fn the_command_line_completes_and_runs_stages_and_panes() {
+        assert_eq!(
+            completions("la").iter().map(|c| c.0).collect::<Vec<_>>(),
+            ["label-studio", "label-studio-sync"]
+        );
+        assert_eq!(completions("").len(), COMMANDS.len());
+        let mut app = App::new(Utc::now(), 10);
+        app.handle_key(ch(':'));
+        typed(&mut app, "tra");
+        // Offered: training (the pane), train; Down then Tab completes
+        // "train", and Enter asks first.
+        app.handle_key(key(KeyCode::Down));
+        app.handle_key(key(KeyCode::Tab));
+        assert_eq!(
+            app.overlay,
+            Overlay::CommandLine {
+                input: "train ".into(),
+                selected: 0
+            }
+        );
+        assert!(app.handle_key(key(KeyCode::Enter)).is_empty());
+        assert_eq!(app.overlay, Overlay::Confirm(Confirm::Start(Job::TrainNow)));
+        app.handle_key(key(KeyCode::Esc));
+        // A unique prefix runs its command; Down picks another offer.
+        app.handle_key(ch(':'));
+        typed(&mut app, "jo");
+        assert_eq!(app.handle_key(key(KeyCode::Enter)), vec![Command::Refresh]);
+        assert_eq!(app.pane, Pane::Jobs);
+        app.handle_key(ch(':'));
+        typed(&mut app, "la");
+        app.handle_key(key(KeyCode::Down));
+        app.handle_key(key(KeyCode::Enter));
+        // label-studio-sync, refused: Label Studio's pane never loaded says nothing
+        // missing, so the sync starts.
+        assert_eq!(
+            app.job.as_ref().map(|j| j.job.clone()),
+            Some(Job::LabelStudioSync)
+        );
+        // Unknown and ambiguous words say so.
+        app.run_command("frobnicate");
+        assert!(
+            app.message
+                .as_ref()
+                .unwrap()
+                .text
+                .contains("no command “frobnicate”")
+        );
+        // Read-only: a stage from the command line is refused too.
+        let mut app = App::new(Utc::now(), 10);
+        app.read_only = true;
+        assert!(app.run_command("daily-capture").is_empty());
+        assert!(
+            app.message
+                .as_ref()
+                .unwrap()
+                .text
+                .starts_with("read-only console:")
+        );
+        assert!(app.run_command("rollback").is_empty());
+        assert_eq!(app.overlay, Overlay::None);
+    }
+
+    #[test]
+    fn g_jumps_to_a_conversation_a_sample_or_a_version() {
+        let mut app = review_app();
+        app.apply(UiEvent::Loaded {
+            data: PaneData::Training(TrainingData {
+                versions: vec![
+                    crate::storage::models::ModelVersion::example(
+                        "router-v1.1.0",
+                        ModelStatus::Testing,
+                        0,
+                    ),
+                    crate::storage::models::ModelVersion::example(
+                        "router-v1.0.0",
+                        ModelStatus::Production,
+                        100,
+                    ),
+                ],
+                ..Default::default()
+            }),
+            at: Utc::now(),
+        });
+        app.pane = Pane::Capture;
+        app.handle_key(ch('g'));
+        assert_eq!(typed(&mut app, "s3"), Vec::new());
+        assert_eq!(app.handle_key(key(KeyCode::Enter)), vec![Command::Refresh]);
+        assert_eq!((app.pane, app.selected()), (Pane::Review, 2));
+        app.handle_key(ch('g'));
+        typed(&mut app, "v1.0");
+        app.handle_key(key(KeyCode::Enter));
+        assert_eq!((app.pane, app.selected()), (Pane::Training, 1));
+        app.handle_key(ch('g'));
+        typed(&mut app, "1234");
+        assert_eq!(
+            app.handle_key(key(KeyCode::Enter)),
+            vec![Command::LoadConversation(1234)]
+        );
+        app.handle_key(key(KeyCode::Esc));
+        assert!(app.go_to("s99").is_empty());
+        assert!(
+            app.message
+                .as_ref()
+                .unwrap()
+                .text
+                .contains("sample 99 is not in")
+        );
+        assert!(app.go_to("router-v9").is_empty());
+        assert!(
+            app.message
+                .as_ref()
+                .unwrap()
+                .text
+                .contains("no model version")
+        );
     }
 }

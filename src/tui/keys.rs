@@ -61,6 +61,12 @@ pub enum Action {
     ShowRun,
     CopyId,
     CopyText,
+    /// Filter the list in focus.
+    Filter,
+    /// `:` the command line.
+    CommandLine,
+    /// `g`: jump to a conversation, sample or version by id.
+    GoTo,
     Accept,
     ChooseIntent,
     Reject,
@@ -76,7 +82,7 @@ pub enum Action {
 
 impl Action {
     /// Every action, for the test that each has a key.
-    pub const ALL: [Action; 25] = [
+    pub const ALL: [Action; 28] = [
         Action::SwitchPane,
         Action::GoToPane,
         Action::MoveSelection,
@@ -91,6 +97,9 @@ impl Action {
         Action::ShowRun,
         Action::CopyId,
         Action::CopyText,
+        Action::Filter,
+        Action::CommandLine,
+        Action::GoTo,
         Action::Accept,
         Action::ChooseIntent,
         Action::Reject,
@@ -132,6 +141,9 @@ impl Action {
             | Action::ShowRun
             | Action::CopyId
             | Action::CopyText
+            | Action::Filter
+            | Action::CommandLine
+            | Action::GoTo
             | Action::Skip => false,
         }
     }
@@ -244,6 +256,27 @@ pub const BINDINGS: &[Binding] = &[
         OverDialog,
         Close,
         "close the dialog or detail view",
+    ),
+    bind(
+        &[ch('/')],
+        "/",
+        Anywhere,
+        Filter,
+        "filter the list (Enter keeps, Esc clears)",
+    ),
+    bind(
+        &[ch(':')],
+        ":",
+        Anywhere,
+        CommandLine,
+        "command line (Tab completes stages, panes)",
+    ),
+    bind(
+        &[ch('g')],
+        "g",
+        Anywhere,
+        GoTo,
+        "go to: 42 conversation · s42 sample · version",
     ),
     bind(
         &[ch('y')],
@@ -451,9 +484,9 @@ mod tests {
             // A new action without a key fails this match to compile first.
             match action {
                 SwitchPane | GoToPane | MoveSelection | Refresh | CancelJob | Help | Quit
-                | QuitNow | Close | FocusList | Open | ShowRun | CopyId | CopyText | Accept
-                | ChooseIntent | Reject | Skip | Undo | SyncNow | TrainNow | Promote | RollBack
-                | CheckCanary | JobMenu => {}
+                | QuitNow | Close | FocusList | Open | ShowRun | CopyId | CopyText | Filter
+                | CommandLine | GoTo | Accept | ChooseIntent | Reject | Skip | Undo | SyncNow
+                | TrainNow | Promote | RollBack | CheckCanary | JobMenu => {}
             }
             assert!(
                 BINDINGS.iter().any(|b| b.action == Some(action)),

@@ -246,8 +246,8 @@ fn draw_feed(frame: &mut Frame, area: Rect, app: &App, data: &CaptureData, theme
     widths.push(Constraint::Fill(1));
     let visible = area.height.saturating_sub(3) as usize;
     let skip = selected.saturating_sub(visible.saturating_sub(1));
-    let rows: Vec<Row> = data
-        .feed
+    let feed = app.visible_feed();
+    let rows: Vec<Row> = feed
         .iter()
         .enumerate()
         .skip(skip)
@@ -282,6 +282,7 @@ fn draw_feed(frame: &mut Frame, area: Rect, app: &App, data: &CaptureData, theme
     } else {
         "live feed, newest first · ← to select".to_string()
     };
+    let title = format!("{title}{}", super::filter_note(app, Pane::Capture));
     frame.render_widget(
         Table::new(rows, widths)
             .header(Row::new(header).style(theme.title()))

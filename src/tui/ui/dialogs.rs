@@ -11,7 +11,7 @@ use super::theme::Theme;
 use super::{cut, day_time};
 use crate::run_words::{count_phrases, took};
 use crate::storage::jobs::JobRun;
-use crate::tui::app::{App, Confirm, ConversationView, GapView, Overlay};
+use crate::tui::app::{App, Confirm, ConversationView, GapView, Overlay, completions};
 use crate::tui::data::{Alternatives, ConversationDetail, Pane};
 use crate::tui::job::Job;
 use crate::tui::keys::{BINDINGS, Scope};
@@ -19,7 +19,36 @@ use crate::tui::keys::{BINDINGS, Scope};
 pub fn draw(frame: &mut Frame, app: &App, theme: &Theme) {
     let area = frame.area();
     match &app.overlay {
-        Overlay::None => {}
+        // Typed into the status line, applied to the list as it is typed.
+        Overlay::None | Overlay::Filter | Overlay::GoTo { .. } => {}
+        Overlay::CommandLine { input, selected } => {
+            let offered = completions(input);
+            let popup = centered(area, 64, offered.len().max(1) as u16 + 4);
+            let mut lines = vec![Line::from(vec![
+                Span::styled(":", theme.accent()),
+                Span::styled(format!("{input}_"), theme.title()),
+            ])];
+            if offered.is_empty() {
+                lines.push(Line::from(Span::styled("no such command", theme.warn())));
+            }
+            for (i, (name, help)) in offered.iter().enumerate() {
+                let style = if i == *selected {
+                    theme.selected()
+                } else {
+                    theme.plain()
+                };
+                lines.push(Line::from(vec![
+                    Span::styled(format!("{name:<18}"), style),
+                    Span::styled(help.to_string(), theme.dim()),
+                ]));
+            }
+            dialog(
+                frame,
+                popup,
+                "command · Tab completes · Enter runs · Esc",
+                lines,
+            );
+        }
         Overlay::Help => help(frame, area, app.pane, theme),
         Overlay::ChooseIntent { filter, selected } => {
             let popup = centered(area, 60, 16);

@@ -60,9 +60,9 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         "counts / error",
     ])
     .style(theme.title());
-    let rows: Vec<Row> = data
-        .runs
-        .iter()
+    let rows: Vec<Row> = app
+        .visible_runs()
+        .into_iter()
         .enumerate()
         .skip(skip)
         .map(|(i, r)| {
@@ -96,6 +96,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     } else {
         "stage runs (cli, cron, tui) · Enter shows a run · m runs a stage · x cancels"
     };
+    let title = format!("{title}{}", super::filter_note(app, Pane::Jobs));
     frame.render_widget(
         Table::new(rows, RUN_COLUMNS)
             .header(header)

@@ -17,7 +17,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Gauge, Paragraph};
 
-use super::app::App;
+use super::app::{App, Overlay};
 use super::data::Pane;
 use crate::storage::Timestamp;
 use theme::Theme;
@@ -103,7 +103,27 @@ fn draw_job(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
 }
 
 fn draw_status(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
-    let line = if let Some((pane, error)) = &app.load_error {
+    let line = if app.overlay == Overlay::Filter {
+        let count = app
+            .filter_count(app.pane)
+            .map_or(String::new(), |(shown, total)| {
+                format!(" · {shown} of {total} match")
+            });
+        Line::from(vec![
+            Span::styled("/", theme.accent()),
+            Span::styled(format!("{}_", app.filters[app.pane.index()]), theme.title()),
+            Span::styled(format!("{count} · Enter keeps · Esc clears"), theme.dim()),
+        ])
+    } else if let Overlay::GoTo { input } = &app.overlay {
+        Line::from(vec![
+            Span::styled("go to ", theme.accent()),
+            Span::styled(format!("{input}_"), theme.title()),
+            Span::styled(
+                " · 42 a conversation · s42 a sample · a version · Enter · Esc",
+                theme.dim(),
+            ),
+        ])
+    } else if let Some((pane, error)) = &app.load_error {
         Line::from(vec![
             Span::styled("database: ", theme.bad()),
             Span::styled(format!("{} ({})", error, pane.title()), theme.bad()),
@@ -122,6 +142,17 @@ fn draw_status(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         ))
     };
     frame.render_widget(Paragraph::new(line), area);
+}
+
+/// " · filter “refund”: 3 of 100", for the title of a filtered list.
+pub(super) fn filter_note(app: &App, pane: Pane) -> String {
+    match app.filter_count(pane) {
+        Some((shown, total)) => format!(
+            " · filter “{}”: {shown} of {total}",
+            app.filters[pane.index()]
+        ),
+        None => String::new(),
+    }
 }
 
 /// "12:04:05" of a timestamp, UTC.
