@@ -260,18 +260,19 @@ impl App {
                     })
                     .filter(|q| {
                         let s = &q.sample;
-                        matches(
-                            filter,
-                            &[
-                                &s.text,
-                                &s.intent,
-                                s.predicted_intent.as_deref().unwrap_or(""),
-                                s.language.as_deref().unwrap_or(""),
-                                s.predicted_by_version.as_deref().unwrap_or(""),
-                                s.review_status.as_str(),
-                                &q.ranked.reason.to_string(),
-                            ],
-                        )
+                        filter.trim().is_empty()
+                            || matches(
+                                filter,
+                                &[
+                                    &s.text,
+                                    &s.intent,
+                                    s.predicted_intent.as_deref().unwrap_or(""),
+                                    s.language.as_deref().unwrap_or(""),
+                                    s.predicted_by_version.as_deref().unwrap_or(""),
+                                    s.review_status.as_str(),
+                                    &q.ranked.reason.to_string(),
+                                ],
+                            )
                     })
                     .collect()
             })
@@ -288,18 +289,19 @@ impl App {
             .feed
             .iter()
             .filter(|c| {
-                matches(
-                    filter,
-                    &[
-                        &c.user_message,
-                        c.nlu_intent.as_deref().unwrap_or(""),
-                        c.language.as_deref().unwrap_or(""),
-                        c.model_version.as_deref().unwrap_or(""),
-                        c.nlu_provider.as_deref().unwrap_or(""),
-                        c.review_status.as_str(),
-                        if c.fallback { "fallback" } else { "" },
-                    ],
-                )
+                filter.trim().is_empty()
+                    || matches(
+                        filter,
+                        &[
+                            &c.user_message,
+                            c.nlu_intent.as_deref().unwrap_or(""),
+                            c.language.as_deref().unwrap_or(""),
+                            c.model_version.as_deref().unwrap_or(""),
+                            c.nlu_provider.as_deref().unwrap_or(""),
+                            c.review_status.as_str(),
+                            if c.fallback { "fallback" } else { "" },
+                        ],
+                    )
             })
             .collect()
     }
@@ -321,6 +323,9 @@ impl App {
             .iter()
             .flat_map(|j| j.runs.iter())
             .filter(|r| {
+                if filter.trim().is_empty() {
+                    return true;
+                }
                 let counts = r.counts.as_deref().map(counts_in_words);
                 matches(
                     filter,
