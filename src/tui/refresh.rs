@@ -515,7 +515,11 @@ impl Loader {
         };
         let artifact = match self.store.model_version(&version).await {
             Ok(Some(v)) => v.artifact_path,
-            Ok(None) => return unavailable(format!("{version} is not registered any more")),
+            Ok(None) => {
+                return unavailable(format!(
+                    "{version} is not in model_versions: nothing to score with"
+                ));
+            }
             Err(err) => return unavailable(err.message().to_string()),
         };
         let Some(artifact) = artifact.filter(|a| !a.is_empty()) else {
