@@ -42,17 +42,24 @@ pub fn grouped(n: i64) -> String {
 /// outcome) are read in place. Text that is not a JSON object is shown as
 /// it is, so nothing recorded is hidden.
 pub fn counts_in_words(counts: &str) -> String {
+    let phrases = count_phrases(counts);
+    if phrases.is_empty() {
+        "nothing counted".into()
+    } else {
+        phrases.join(", ")
+    }
+}
+
+/// The phrases of [`counts_in_words`], one per count (a run's detail
+/// shows them a line each).
+pub fn count_phrases(counts: &str) -> Vec<String> {
     match serde_json::from_str::<Value>(counts) {
         Ok(Value::Object(map)) => {
             let mut phrases = Vec::new();
             object_phrases(&map, &mut phrases);
-            if phrases.is_empty() {
-                "nothing counted".into()
-            } else {
-                phrases.join(", ")
-            }
+            phrases
         }
-        _ => counts.to_string(),
+        _ => vec![counts.to_string()],
     }
 }
 

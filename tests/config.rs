@@ -363,3 +363,28 @@ fn schedules_are_cron_expressions_read_at_start_up() {
         "{msg}"
     );
 }
+
+#[test]
+fn the_console_is_read_only_from_the_file_or_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let loaded = Config::load(&options(dir.path(), &[])).unwrap().config;
+    assert!(!loaded.console.read_only, "off by default");
+    let loaded = Config::load(&options(
+        dir.path(),
+        &[("FLYWHEEL_CONSOLE__READ_ONLY", "true")],
+    ))
+    .unwrap()
+    .config;
+    assert!(loaded.console.read_only);
+    let file = dir.path().join("config.toml");
+    std::fs::write(&file, "[console]\nread_only = true\n").unwrap();
+    let mut opts = options(dir.path(), &[]);
+    opts.config_file = Some(file);
+    assert!(Config::load(&opts).unwrap().config.console.read_only);
+    let err = Config::load(&options(
+        dir.path(),
+        &[("FLYWHEEL_CONSOLE__READ_ONLY", "sometimes")],
+    ))
+    .unwrap_err();
+    assert!(err.message().contains("console.read_only"), "{err}");
+}

@@ -12,7 +12,7 @@ use flywheel::storage::conversations::NewConversation;
 use flywheel::storage::models::NewModelVersion;
 use flywheel::storage::samples::NewSample;
 use flywheel::storage::{Store, Timestamp};
-use flywheel::tui::app::{App, Confirm, EpochPoint, GapView, Overlay};
+use flywheel::tui::app::{App, Confirm, ConversationView, EpochPoint, GapView, Overlay};
 use flywheel::tui::data::{Connection, Pane};
 use flywheel::tui::event::UiEvent;
 use flywheel::tui::job::Job;
@@ -458,6 +458,13 @@ fn dialogs_and_live_training_chart() {
 
         app.overlay = Overlay::Help;
         insta::assert_snapshot!("dialog_help_80x24", render(&app, 80, 24));
+        // Each pane's keys fit 80×24 whole, the last row included.
+        for pane in Pane::ALL {
+            app.pane = pane;
+            let help = render(&app, 80, 24);
+            assert!(help.contains("confirm / cancel"), "{help}");
+        }
+        app.pane = Pane::Capture;
 
         app.pane = Pane::Review;
         app.overlay = Overlay::ChooseIntent {
@@ -599,5 +606,225 @@ fn training_pane_compares_canary_and_production_since_the_canary_started() {
         for (w, h) in SIZES {
             insta::assert_snapshot!(format!("training_canary_watch_{w}x{h}"), render(&app, w, h));
         }
+    });
+}
+
+/// Texts of combining scripts: a Devanagari conjunct with its vowel sign
+/// (`म्हा`) covers three columns, Tamil and Thai stack marks on letters.
+const COMBINING: [&str; 3] = ["तुम्हारा नाम क्या है", "உங்கள் பெயர் என்ன", "สวัสดีครับ ผมชื่อสมชาย"];
+
+/// Every line of a rendered screen (TestBackend's quoted lines) is as wide
+/// as the terminal: no cluster took more or fewer columns than it says.
+fn assert_every_line_is(screen: &str, width: usize) {
+    use unicode_width::UnicodeWidthStr;
+    for line in screen.lines() {
+        let quoted = line.split(" Hidden by multi-width symbols").next().unwrap();
+        let inner = quoted.trim_start_matches('"').trim_end_matches('"');
+        assert_eq!(inner.width(), width, "{line}\nin\n{screen}");
+    }
+}
+
+/// Every one of `expected` is on `screen`.
+fn assert_shows(screen: &str, expected: &[&str]) {
+    for text in expected {
+        assert!(screen.contains(text), "{text} in\n{screen}");
+    }
+}
+
+/// A conversation `minutes_ago`, answered `refund` at 0.44 by the router's
+/// production version and routed to the fallback.
+fn answered(minutes_ago: i64, session: &str, text: &str) -> NewConversation {
+    NewConversation {
+        created_at: Timestamp(now() - Duration::minutes(minutes_ago)),
+        session_id: Some(session.into()),
+        user_hash: None,
+        user_message: text.into(),
+        language: Some("en".into()),
+        nlu_intent: Some("refund".into()),
+        nlu_confidence: Some(0.44),
+        nlu_provider: Some("flywheel-router".into()),
+        model_version: Some("router-v1.0.0".into()),
+        fallback: true,
+        routing_decision: None,
+        classify_ms: None,
+        classify_error: None,
+    }
+}
+
+#[test]
+fn combining_scripts_keep_their_columns_in_every_pane() {
+    for_each_backend_with_config(|store, config| async move {
+        seed_rest(&store, &config).await;
+        let rows: Vec<NewConversation> = COMBINING
+            .iter()
+            .enumerate()
+            .map(|(i, text)| NewConversation {
+                language: Some(["hi", "other", "other"][i].into()),
+                nlu_intent: Some("greeting".into()),
+                nlu_confidence: Some(0.61),
+                fallback: false,
+                ..answered(10 - i as i64, "s-hi", text)
+            })
+            .collect();
+        store.insert_conversations(&rows).await.unwrap();
+        store
+            .upsert_samples(&[sample(COMBINING[0], "greeting", "needs-review", 1, 3, 0.3)])
+            .await
+            .unwrap();
+        exec(
+            &store,
+            &format!(
+                "UPDATE training_samples SET created_at = '{0}', updated_at = '{0}'",
+                ts(now() - Duration::hours(3))
+            ),
+        )
+        .await;
+        let mut app = loaded_app(&store, &config).await;
+        for pane in [Pane::Capture, Pane::Review] {
+            app.pane = pane;
+            for (w, h) in SIZES {
+                let screen = render(&app, w, h);
+                assert!(screen.contains(COMBINING[0]), "{screen}");
+                assert_every_line_is(&screen, w as usize);
+                insta::assert_snapshot!(format!("combining_{}_{w}x{h}", pane_name(pane)), screen);
+            }
+        }
+        // The newest conversation (Thai) heads the feed; the Hindi one in full.
+        app.pane = Pane::Capture;
+        let id = app.capture.as_ref().unwrap().feed[2].id;
+        let detail = Loader::new(store.clone(), config.clone())
+            .conversation_detail(id)
+            .await
+            .unwrap();
+        assert_eq!(detail.conversation.user_message, COMBINING[0]);
+        assert_eq!(detail.sample.as_ref().unwrap().text, COMBINING[0]);
+        app.overlay = Overlay::Conversation(ConversationView::Loaded(Box::new(detail)));
+        let screen = render(&app, 80, 24);
+        assert_every_line_is(&screen, 80);
+        insta::assert_snapshot!("combining_conversation_80x24", screen);
+    });
+}
+
+#[test]
+fn the_feed_shows_redacted_texts_newest_first_and_a_conversation_in_full() {
+    for_each_backend_with_config(|store, config| async move {
+        seed_conversations(&store).await;
+        seed_rest(&store, &config).await;
+        // Backfilled into the past (a higher id, an older time), and one
+        // with a phone number and feedback.
+        let row = |minutes: i64, text: &str| answered(minutes, "s-late", text);
+        let ids = store
+            .insert_conversations(&[
+                row(30, "call me on 98765 43210 about my refund"),
+                row(60 * 30, "backfilled from yesterday"),
+            ])
+            .await
+            .unwrap();
+        assert!(
+            store
+                .record_feedback(ids[0], "negative", None)
+                .await
+                .unwrap()
+        );
+        let mut app = loaded_app(&store, &config).await;
+        let feed = &app.capture.as_ref().unwrap().feed;
+        assert_eq!(feed[0].id, ids[0], "newest by time first");
+        assert!(
+            feed.windows(2).all(|w| w[0].created_at >= w[1].created_at),
+            "ordered by time"
+        );
+        assert!(
+            feed.iter().all(|c| c.id != ids[1]),
+            "older than the 100 newest"
+        );
+        app.pane = Pane::Capture;
+        let screen = render(&app, 120, 40);
+        assert!(screen.contains("call me on <phone> about my"), "{screen}");
+        assert!(!screen.contains("98765"), "{screen}");
+        insta::assert_snapshot!("feed_with_text_120x40", screen);
+
+        let detail = Loader::new(store.clone(), config.clone())
+            .conversation_detail(ids[0])
+            .await
+            .unwrap();
+        assert_eq!(
+            detail.conversation.user_message,
+            "call me on <phone> about my refund"
+        );
+        assert_eq!(detail.conversation.feedback.as_deref(), Some("negative"));
+        // The seeded versions have no artifact on disk: said, not hidden.
+        assert!(
+            matches!(&detail.alternatives, flywheel::tui::data::Alternatives::Unavailable(why) if why.contains("router-v1.0.0")),
+            "{:?}",
+            detail.alternatives
+        );
+        app.overlay = Overlay::Conversation(ConversationView::Loaded(Box::new(detail)));
+        let screen = render(&app, 100, 30);
+        assert_shows(
+            &screen,
+            &[
+                "conversation",
+                "session s-late",
+                "refund 0.44 · by router-v1.0.0 (flywheel-router)",
+                "yes: routed to the fallback",
+                "none yet: daily capture has not folded it",
+                "negative",
+            ],
+        );
+        let missing = Loader::new(store.clone(), config.clone())
+            .conversation_detail(ids[1] + 1000)
+            .await
+            .unwrap_err();
+        assert!(
+            missing.message().contains("is not in the database"),
+            "{missing}"
+        );
+    });
+}
+
+#[test]
+fn a_job_run_in_words_its_error_in_full_and_the_read_only_header() {
+    let db = TestDb::sqlite();
+    let config = db.config();
+    db.with_store(move |store| async move {
+        seed_rest(&store, &config).await;
+        exec(
+            &store,
+            &format!(
+                "INSERT INTO job_runs (stage, trigger, status, started_at, finished_at, counts, error) VALUES \
+                 ('daily-capture', 'cron', 'failed', '{}', '{}', \
+                 '{{\"captured\":10370,\"auto_approved\":9991,\"needs_review\":223,\"folded_into_existing\":688}}', \
+                 'writing samples failed\ncaused by: disk full\ncaused by: No space left on device (os error 28)')",
+                ts(now() - Duration::minutes(5)),
+                ts(now() - Duration::minutes(4)),
+            ),
+        )
+        .await;
+        let mut app = loaded_app(&store, &config).await;
+        app.pane = Pane::Jobs;
+        let screen = render(&app, 120, 40);
+        assert!(screen.contains("writing samples failed"), "{screen}");
+        assert!(!screen.contains("caused by: disk full"), "first line only:\n{screen}");
+        insta::assert_snapshot!("jobs_error_first_line_120x40", screen);
+        let run = app.jobs.as_ref().unwrap().runs.iter().find(|r| r.error.as_deref().is_some_and(|e| e.contains("disk full"))).unwrap().clone();
+        app.overlay = Overlay::Run(Box::new(run));
+        let screen = render(&app, 100, 30);
+        assert_shows(
+            &screen,
+            &[
+                "10 370 captured",
+                "9 991 auto-approved",
+                "223 to review",
+                "688 folded into existing samples",
+                "caused by: No space left on device (os error 28)",
+            ],
+        );
+        insta::assert_snapshot!("dialog_job_run_100x30", screen);
+
+        app.overlay = Overlay::None;
+        app.read_only = true;
+        let screen = render(&app, 80, 24);
+        assert!(screen.lines().next().unwrap().contains("READ-ONLY"), "{screen}");
+        insta::assert_snapshot!("read_only_header_80x24", screen);
     });
 }

@@ -124,3 +124,86 @@ fn refresh_task_answers_the_latest_request_and_reports_failures() {
         task.await.unwrap();
     });
 }
+
+/// A conversation's detail: the version that answered it scores its text
+/// again (from its artifact under the data dir), best first, the same
+/// ranking the model gives; its redacted text; the sample it waits in.
+#[test]
+fn a_conversation_in_full_has_its_versions_alternatives_and_sample() {
+    use flywheel::router::{self as router_model, TrainParams};
+    use flywheel::tui::data::Alternatives;
+    for_each_backend_with_config(|store, config| async move {
+        let mut samples = Vec::new();
+        for (intent, phrases) in [
+            ("greeting", ["hello there", "namaste ji", "good morning"]),
+            (
+                "order_food",
+                ["order a pizza", "i want biryani", "burger please"],
+            ),
+            (
+                "track_order",
+                ["where is my parcel", "track my order", "status of my order"],
+            ),
+        ] {
+            for round in 0..5 {
+                for phrase in phrases {
+                    samples.push(flywheel::dataset::Sample::new(
+                        format!("{phrase} {round}"),
+                        intent,
+                    ));
+                }
+            }
+        }
+        let params = TrainParams {
+            version: "router-v1.0.0".into(),
+            epochs: 3,
+            ..TrainParams::default()
+        };
+        let model = router_model::train(
+            &samples,
+            None,
+            &params,
+            &flywheel::progress::Reporter::silent(),
+        )
+        .unwrap();
+        model
+            .save(&config.data_dir.join("models/router-v1.0.0"))
+            .unwrap();
+        support::exec(
+            &store,
+            "INSERT INTO model_versions (version, status, artifact_path, traffic_percentage) \
+             VALUES ('router-v1.0.0', 'production', 'models/router-v1.0.0', 100)",
+        )
+        .await;
+        let text = "where is my parcel, call 98765 43210";
+        let ids = store
+            .insert_conversations(&[conversation(text, Utc::now())])
+            .await
+            .unwrap();
+        let expected = model
+            .model
+            .classify(text, Some(flywheel::lang::Language::En));
+
+        let detail = Loader::new(store.clone(), config.clone())
+            .conversation_detail(ids[0])
+            .await
+            .unwrap();
+        assert_eq!(
+            detail.conversation.user_message,
+            "where is my parcel, call <phone>"
+        );
+        let Alternatives::Scored { version, intents } = &detail.alternatives else {
+            panic!("{:?}", detail.alternatives);
+        };
+        assert_eq!(version, "router-v1.0.0");
+        let names: Vec<&str> = intents.iter().map(|(i, _)| i.as_str()).collect();
+        let want: Vec<&str> = expected
+            .alternatives
+            .iter()
+            .map(|a| a.intent.as_str())
+            .collect();
+        assert_eq!(names, want, "scored on the raw text, as served");
+        assert!(intents.windows(2).all(|w| w[0].1 >= w[1].1), "{intents:?}");
+        assert!(detail.sample.is_none(), "no daily capture yet");
+    });
+}

@@ -143,7 +143,7 @@ pub enum Command {
     /// Synthetic users talking to a running `serve` (language mix, repeats, bursts, --gap).
     Simulate(simulate::SimulateArgs),
     /// The operator console (what `flywheel` alone opens on a terminal).
-    Tui,
+    Tui(console::TuiArgs),
     /// Everything alive in a minute: bootstrap model, serve, synthetic users, daily capture, the console.
     Demo(demo::DemoArgs),
     /// Compare the canary with production; wait, advance its traffic, promote or roll back.
@@ -285,7 +285,7 @@ fn reads_only(command: Option<&Command>) -> bool {
                 | Command::Jobs(_)
                 | Command::Metrics(_)
                 | Command::Models(_)
-                | Command::Tui
+                | Command::Tui(_)
                 | Command::Backup(_)
         )
     )
@@ -294,7 +294,7 @@ fn reads_only(command: Option<&Command>) -> bool {
 async fn dispatch(command: Option<Command>, ctx: &Context) -> Result<ExitCode> {
     let Some(command) = command else {
         if console::opens_console(None) {
-            return console::run(ctx).await;
+            return console::run(ctx, console::TuiArgs::default()).await;
         }
         if ctx.out.json {
             return Err(Error::usage(
@@ -332,7 +332,7 @@ async fn dispatch(command: Option<Command>, ctx: &Context) -> Result<ExitCode> {
         Command::Serve(args) => serve::serve(ctx, args).await,
         Command::Ingest(args) => ingest::ingest(ctx, args).await,
         Command::Simulate(args) => simulate::simulate(ctx, args).await,
-        Command::Tui => console::run(ctx).await,
+        Command::Tui(args) => console::run(ctx, args).await,
         Command::Demo(args) => demo::demo(ctx, args).await,
         Command::CanaryCheck(args) => canary_check::canary_check(ctx, args).await,
         Command::Prune(args) => prune::prune(ctx, args).await,

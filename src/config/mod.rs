@@ -57,6 +57,18 @@ pub struct Config {
     pub schedule: ScheduleConfig,
     /// Notifications to an on-call webhook ([`crate::monitor::notify`]).
     pub alerts: AlertsConfig,
+    /// The operator console (`flywheel tui`).
+    pub console: ConsoleConfig,
+}
+
+/// `[console]` in the configuration.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// Refuse every action that writes (review, sync, train, promote, roll
+    /// back, run a stage): for looking at production. `flywheel tui
+    /// --read-only` sets it for one session.
+    pub read_only: bool,
 }
 
 /// DESIGN §1 auto-filter rule.
@@ -313,6 +325,7 @@ impl Default for Config {
             canary: CanaryConfig::default(),
             schedule: ScheduleConfig::default(),
             alerts: AlertsConfig::default(),
+            console: ConsoleConfig::default(),
         }
     }
 }

@@ -329,6 +329,20 @@ impl Store {
         })
         .map_err(|err| db_error("counting conversations", err))
     }
+
+    /// The sample conversation `id` waits in or was reviewed as (its
+    /// review link, set by daily capture for samples a human sees).
+    pub async fn review_link_sample(&self, id: i64) -> Result<Option<i64>> {
+        on_pool!(self, |pool| {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT sample_id FROM review_links WHERE conversation_id = $1",
+            )
+            .bind(id)
+            .fetch_optional(pool)
+            .await
+        })
+        .map_err(|err| db_error("reading a conversation's review link", err))
+    }
 }
 
 /// Like [`db_error`], but also treats the errors of a database that is

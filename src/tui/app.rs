@@ -11,13 +11,27 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind};
 use super::data::*;
 use super::event::UiEvent;
 use super::job::Job;
-use super::keys::{self, Action};
+use super::keys::{self, Action, Dialog};
 use crate::capture::gaps::Gap;
 use crate::domain::ModelStatus;
 use crate::domain::ReviewVerdict;
 use crate::progress::ProgressEvent;
 use crate::review::decisions::short;
 use crate::review::order::Queued;
+use crate::run_words::counts_in_words;
+use crate::storage::conversations::Conversation;
+use crate::storage::jobs::JobRun;
+use crate::storage::models::ModelVersion;
+
+/// Whether a row with these fields passes `filter`: each of its words is
+/// in one of them, ignoring case. An empty filter passes everything.
+pub fn matches(filter: &str, fields: &[&str]) -> bool {
+    let fields: Vec<String> = fields.iter().map(|f| f.to_lowercase()).collect();
+    filter
+        .to_lowercase()
+        .split_whitespace()
+        .all(|word| fields.iter().any(|f| f.contains(word)))
+}
 
 /// What the UI loop must do after a key or an event.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,6 +48,9 @@ pub enum Command {
     Start(Job),
     CancelJob,
     LoadGap(Gap),
+    LoadConversation(i64),
+    /// Put this text on the clipboard (OSC 52).
+    Copy(String),
     Quit,
 }
 
@@ -57,6 +74,87 @@ pub enum Overlay {
         selected: usize,
     },
     Gap(GapView),
+    Conversation(ConversationView),
+    /// A stage run in full: every count and the whole error.
+    Run(Box<JobRun>),
+    /// Typing the focused list's filter (applied as it is typed).
+    Filter,
+    /// `:` the command line, with completion over [`COMMANDS`].
+    CommandLine {
+        input: String,
+        selected: usize,
+    },
+    /// `g`: typing what to jump to.
+    GoTo {
+        input: String,
+    },
+}
+
+/// What the `:` command line runs, with its help; completion offers them.
+pub const COMMANDS: &[(&str, &str)] = &[
+    ("capture", "go to the Capture pane"),
+    ("review", "go to the Review pane"),
+    ("label-studio", "go to the Label Studio pane"),
+    ("training", "go to the Training pane"),
+    ("jobs", "go to the Jobs & logs pane"),
+    ("daily-capture", "run daily capture (last 24 h)"),
+    ("label-studio-sync", "sync with Label Studio now"),
+    ("export", "export approved samples"),
+    ("train", "weekly training now (asks first)"),
+    ("canary-check", "check the canary now"),
+    ("rollback", "roll back production (asks first)"),
+    ("filter", "filter WORDS: filter the list"),
+    (
+        "goto",
+        "goto ID: a conversation, s42 a sample, or a version",
+    ),
+    ("help", "the keys of this pane"),
+    ("quit", "quit the console"),
+];
+
+/// The commands whose name starts with `input`'s first word.
+pub fn completions(input: &str) -> Vec<(&'static str, &'static str)> {
+    let word = input.split_whitespace().next().unwrap_or("");
+    COMMANDS
+        .iter()
+        .copied()
+        .filter(|(name, _)| name.starts_with(word))
+        .collect()
+}
+
+impl Overlay {
+    /// How the open dialog reads keys.
+    pub fn dialog(&self) -> Dialog {
+        match self {
+            Overlay::None => Dialog::None,
+            Overlay::ChooseIntent { .. }
+            | Overlay::Traffic { .. }
+            | Overlay::Filter
+            | Overlay::CommandLine { .. }
+            | Overlay::GoTo { .. } => Dialog::Typing,
+            Overlay::Help
+            | Overlay::Confirm(_)
+            | Overlay::JobMenu { .. }
+            | Overlay::Gap(_)
+            | Overlay::Conversation(_)
+            | Overlay::Run(_) => Dialog::Menu,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConversationView {
+    Loading(i64),
+    Loaded(Box<ConversationDetail>),
+    Failed(String),
+}
+
+/// Which list of the capture pane the arrows and Enter work on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CaptureList {
+    #[default]
+    Feed,
+    Gaps,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -114,8 +212,16 @@ pub struct App {
     /// The latest load that failed (slow or unreachable database).
     pub load_error: Option<(Pane, String)>,
     pub overlay: Overlay,
-    /// Selection per pane (capture: gaps; review: queue; training: versions; jobs: runs).
+    /// Selection per pane (capture: the feed; review: queue; training: versions; jobs: runs).
     pub cursor: [usize; 5],
+    /// The capture pane's list in focus, and its selected gap.
+    pub capture_focus: CaptureList,
+    pub gap_cursor: usize,
+    /// Opened with `--read-only` / `[console] read_only`: whatever writes is refused.
+    pub read_only: bool,
+    /// Per pane, the filter of its list (`/`): rows whose words contain
+    /// every word of it (case-insensitive).
+    pub filters: [String; 5],
     /// Skipped this session: left in the queue, hidden until the console restarts.
     pub skipped: HashSet<i64>,
     /// Decided here and hidden until a load shows the queue without them.
@@ -140,8 +246,10 @@ impl App {
         }
     }
 
-    /// The review queue as shown: without skipped and just-decided samples.
+    /// The review queue as shown: without skipped and just-decided
+    /// samples, and as the filter says.
     pub fn visible_queue(&self) -> Vec<&Queued> {
+        let filter = &self.filters[Pane::Review.index()];
         self.review
             .as_ref()
             .map(|r| {
@@ -150,9 +258,102 @@ impl App {
                     .filter(|q| {
                         !self.skipped.contains(&q.sample.id) && !self.pending.contains(&q.sample.id)
                     })
+                    .filter(|q| {
+                        let s = &q.sample;
+                        filter.trim().is_empty()
+                            || matches(
+                                filter,
+                                &[
+                                    &s.text,
+                                    &s.intent,
+                                    s.predicted_intent.as_deref().unwrap_or(""),
+                                    s.language.as_deref().unwrap_or(""),
+                                    s.predicted_by_version.as_deref().unwrap_or(""),
+                                    s.review_status.as_str(),
+                                    &q.ranked.reason.to_string(),
+                                ],
+                            )
+                    })
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// The live feed as the filter shows it.
+    pub fn visible_feed(&self) -> Vec<&Conversation> {
+        let filter = &self.filters[Pane::Capture.index()];
+        let Some(capture) = &self.capture else {
+            return Vec::new();
+        };
+        capture
+            .feed
+            .iter()
+            .filter(|c| {
+                filter.trim().is_empty()
+                    || matches(
+                        filter,
+                        &[
+                            &c.user_message,
+                            c.nlu_intent.as_deref().unwrap_or(""),
+                            c.language.as_deref().unwrap_or(""),
+                            c.model_version.as_deref().unwrap_or(""),
+                            c.nlu_provider.as_deref().unwrap_or(""),
+                            c.review_status.as_str(),
+                            if c.fallback { "fallback" } else { "" },
+                        ],
+                    )
+            })
+            .collect()
+    }
+
+    /// The model versions as the filter shows them.
+    pub fn visible_versions(&self) -> Vec<&ModelVersion> {
+        let filter = &self.filters[Pane::Training.index()];
+        self.training
+            .iter()
+            .flat_map(|t| t.versions.iter())
+            .filter(|v| matches(filter, &[&v.version, v.status.as_str()]))
+            .collect()
+    }
+
+    /// The stage runs as the filter shows them.
+    pub fn visible_runs(&self) -> Vec<&JobRun> {
+        let filter = &self.filters[Pane::Jobs.index()];
+        self.jobs
+            .iter()
+            .flat_map(|j| j.runs.iter())
+            .filter(|r| {
+                if filter.trim().is_empty() {
+                    return true;
+                }
+                let counts = r.counts.as_deref().map(counts_in_words);
+                matches(
+                    filter,
+                    &[
+                        r.stage.as_str(),
+                        r.status.as_str(),
+                        r.trigger.as_str(),
+                        r.error.as_deref().unwrap_or(""),
+                        counts.as_deref().unwrap_or(""),
+                    ],
+                )
+            })
+            .collect()
+    }
+
+    /// The filtered list of `pane` as (shown, of all), for its title.
+    pub fn filter_count(&self, pane: Pane) -> Option<(usize, usize)> {
+        if self.filters[pane.index()].is_empty() {
+            return None;
+        }
+        let total = match pane {
+            Pane::Capture => self.capture.as_ref().map_or(0, |c| c.feed.len()),
+            Pane::Review => self.review.as_ref().map_or(0, |r| r.queue.len()),
+            Pane::Training => self.training.as_ref().map_or(0, |t| t.versions.len()),
+            Pane::Jobs => self.jobs.as_ref().map_or(0, |j| j.runs.len()),
+            Pane::LabelStudio => return None,
+        };
+        Some((self.list_len(pane), total))
     }
 
     /// Intents matching the chooser's filter (case-insensitive substring).
@@ -172,12 +373,16 @@ impl App {
 
     fn list_len(&self, pane: Pane) -> usize {
         match pane {
-            Pane::Capture => self.capture.as_ref().map_or(0, |c| c.gaps.len()),
+            Pane::Capture => self.visible_feed().len(),
             Pane::Review => self.visible_queue().len(),
             Pane::LabelStudio => self.label_studio.as_ref().map_or(0, |l| l.syncs.len()),
-            Pane::Training => self.training.as_ref().map_or(0, |t| t.versions.len()),
-            Pane::Jobs => self.jobs.as_ref().map_or(0, |j| j.runs.len()),
+            Pane::Training => self.visible_versions().len(),
+            Pane::Jobs => self.visible_runs().len(),
         }
+    }
+
+    fn gap_count(&self) -> usize {
+        self.capture.as_ref().map_or(0, |c| c.gaps.len())
     }
 
     fn clamp_cursors(&mut self) {
@@ -186,6 +391,7 @@ impl App {
             let c = &mut self.cursor[pane.index()];
             *c = (*c).min(len.saturating_sub(1));
         }
+        self.gap_cursor = self.gap_cursor.min(self.gap_count().saturating_sub(1));
     }
 
     fn say(&mut self, ok: bool, text: impl Into<String>) {
@@ -201,21 +407,35 @@ impl App {
         if key.kind == KeyEventKind::Release {
             return Vec::new();
         }
-        let dialog_open = self.overlay != Overlay::None;
-        match keys::action_for(self.pane, dialog_open, &key) {
+        let dialog = self.overlay.dialog();
+        match keys::action_for(self.pane, dialog, &key) {
             Some(action) => self.perform(action, &key),
-            None if dialog_open => self.overlay_key(key),
+            None if dialog != Dialog::None => self.overlay_key(key),
             None => Vec::new(),
         }
     }
 
-    /// Carry out a bound key's action.
+    /// Carry out a bound key's action; a read-only console refuses the
+    /// ones that write, saying why.
     pub fn perform(&mut self, action: Action, key: &KeyEvent) -> Vec<Command> {
         let none = Vec::new;
+        if self.read_only && action.writes() {
+            let what = keys::BINDINGS
+                .iter()
+                .find(|b| b.action == Some(action))
+                .map_or("that", |b| b.help);
+            self.refuse_writing(what);
+            return none();
+        }
         match action {
             Action::QuitNow => {
                 self.quit = true;
                 vec![Command::Quit]
+            }
+            // A second q over "a job runs; quit?" means yes.
+            Action::Quit if self.overlay == Overlay::Confirm(Confirm::Quit) => {
+                self.quit = true;
+                vec![Command::CancelJob, Command::Quit]
             }
             Action::Quit => {
                 if self.job.is_some() {
@@ -254,11 +474,29 @@ impl App {
                     none()
                 }
             },
-            Action::DrillIntoGap => {
+            Action::Close => {
+                if matches!(self.overlay, Overlay::Confirm(_)) {
+                    self.say(true, "cancelled; nothing was done");
+                }
+                if self.overlay == Overlay::Filter {
+                    self.filters[self.pane.index()].clear();
+                    self.cursor[self.pane.index()] = 0;
+                }
+                self.overlay = Overlay::None;
+                none()
+            }
+            Action::FocusList => {
+                self.capture_focus = match self.capture_focus {
+                    CaptureList::Feed => CaptureList::Gaps,
+                    CaptureList::Gaps => CaptureList::Feed,
+                };
+                none()
+            }
+            Action::Open if self.capture_focus == CaptureList::Gaps => {
                 let gap = self
                     .capture
                     .as_ref()
-                    .and_then(|c| c.gaps.get(self.selected()))
+                    .and_then(|c| c.gaps.get(self.gap_cursor))
                     .cloned();
                 match gap {
                     Some(gap) => {
@@ -271,6 +509,60 @@ impl App {
                     }
                 }
             }
+            Action::Open => match self.selected_conversation() {
+                Some(id) => {
+                    self.overlay = Overlay::Conversation(ConversationView::Loading(id));
+                    vec![Command::LoadConversation(id)]
+                }
+                None => {
+                    self.say(false, "no conversation in the feed to open");
+                    none()
+                }
+            },
+            Action::ShowRun => {
+                let run = self
+                    .visible_runs()
+                    .get(self.cursor[Pane::Jobs.index()])
+                    .map(|r| (*r).clone());
+                match run {
+                    Some(run) => self.overlay = Overlay::Run(Box::new(run)),
+                    // Nothing to show yet: Enter keeps offering the stages.
+                    None if self.read_only => self.refuse_writing("run a stage from the menu"),
+                    None => self.overlay = Overlay::JobMenu { selected: 0 },
+                }
+                none()
+            }
+            Action::CommandLine => {
+                self.overlay = Overlay::CommandLine {
+                    input: String::new(),
+                    selected: 0,
+                };
+                none()
+            }
+            Action::GoTo => {
+                self.overlay = Overlay::GoTo {
+                    input: String::new(),
+                };
+                none()
+            }
+            Action::Filter => {
+                if self.pane == Pane::LabelStudio {
+                    self.say(false, "the Label Studio pane has no list to filter");
+                } else {
+                    self.overlay = Overlay::Filter;
+                }
+                none()
+            }
+            Action::CopyId | Action::CopyText => match self.copyable(action == Action::CopyText) {
+                Some((what, text)) => {
+                    self.say(true, format!("copied {what} to the clipboard (OSC 52)"));
+                    vec![Command::Copy(text)]
+                }
+                None => {
+                    self.say(false, "nothing selected to copy");
+                    none()
+                }
+            },
             Action::Accept => self.decide(ReviewVerdict::Accept),
             Action::Reject => self.decide(ReviewVerdict::Reject),
             Action::ChooseIntent => {
@@ -332,17 +624,193 @@ impl App {
     }
 
     fn move_cursor(&mut self, delta: isize) {
+        if self.pane == Pane::Capture && self.capture_focus == CaptureList::Gaps {
+            let len = self.gap_count();
+            self.gap_cursor = self
+                .gap_cursor
+                .saturating_add_signed(delta)
+                .min(len.saturating_sub(1));
+            return;
+        }
         let len = self.list_len(self.pane);
         let c = &mut self.cursor[self.pane.index()];
         *c = c.saturating_add_signed(delta).min(len.saturating_sub(1));
     }
 
+    /// Run a command of the `:` line (its name, or a prefix only one has).
+    fn run_command(&mut self, line: &str) -> Vec<Command> {
+        let mut words = line.split_whitespace();
+        let word = words.next().unwrap_or("");
+        let rest = words.collect::<Vec<_>>().join(" ");
+        let name = match completions(word).as_slice() {
+            _ if COMMANDS.iter().any(|(n, _)| *n == word) => word.to_string(),
+            [(only, _)] => only.to_string(),
+            [] => {
+                self.say(false, format!("no command “{word}”; : then Tab lists them"));
+                return Vec::new();
+            }
+            many => {
+                let names: Vec<&str> = many.iter().map(|(n, _)| *n).collect();
+                self.say(false, format!("“{word}” could be {}", names.join(", ")));
+                return Vec::new();
+            }
+        };
+        let key = KeyEvent::from(KeyCode::Null);
+        match name.as_str() {
+            "capture" => self.switch(Pane::Capture),
+            "review" => self.switch(Pane::Review),
+            "label-studio" => self.switch(Pane::LabelStudio),
+            "training" => self.switch(Pane::Training),
+            "jobs" => self.switch(Pane::Jobs),
+            "daily-capture" => self.start(Job::DailyCapture),
+            "export" => self.start(Job::Export),
+            "label-studio-sync" => self.perform(Action::SyncNow, &key),
+            "train" => self.perform(Action::TrainNow, &key),
+            "canary-check" => self.perform(Action::CheckCanary, &key),
+            "rollback" => self.perform(Action::RollBack, &key),
+            "filter" => {
+                self.filters[self.pane.index()] = rest;
+                self.cursor[self.pane.index()] = 0;
+                Vec::new()
+            }
+            "goto" => self.go_to(&rest),
+            "help" => self.perform(Action::Help, &key),
+            _ => self.perform(Action::Quit, &key),
+        }
+    }
+
+    /// Jump to `target`: digits (or `c` and digits) a conversation, `s` and
+    /// digits a sample in the review queue, anything else a model version.
+    fn go_to(&mut self, target: &str) -> Vec<Command> {
+        let target = target.trim();
+        let number = |prefix: char| {
+            target
+                .strip_prefix(prefix)
+                .unwrap_or(target)
+                .parse::<i64>()
+                .ok()
+        };
+        if target.is_empty() {
+            self.say(
+                false,
+                "goto what? a conversation id, s42 for a sample, or a version",
+            );
+            return Vec::new();
+        }
+        if let Some(id) = number('c').filter(|_| !target.starts_with('s')) {
+            self.overlay = Overlay::Conversation(ConversationView::Loading(id));
+            return vec![Command::LoadConversation(id)];
+        }
+        if let (true, Some(id)) = (target.starts_with('s'), number('s')) {
+            self.filters[Pane::Review.index()].clear();
+            let at = self.visible_queue().iter().position(|q| q.sample.id == id);
+            return match at {
+                Some(at) => {
+                    self.cursor[Pane::Review.index()] = at;
+                    self.switch(Pane::Review)
+                }
+                None => {
+                    self.say(
+                        false,
+                        format!("sample {id} is not in the review queue's head (its first 100)"),
+                    );
+                    Vec::new()
+                }
+            };
+        }
+        self.filters[Pane::Training.index()].clear();
+        let at = self
+            .visible_versions()
+            .iter()
+            .position(|v| v.version == target)
+            .or_else(|| {
+                self.visible_versions()
+                    .iter()
+                    .position(|v| v.version.contains(target))
+            });
+        match at {
+            Some(at) => {
+                self.cursor[Pane::Training.index()] = at;
+                self.switch(Pane::Training)
+            }
+            None => {
+                self.say(false, format!("no model version matches “{target}”"));
+                Vec::new()
+            }
+        }
+    }
+
+    fn refuse_writing(&mut self, what: &str) {
+        self.say(
+            false,
+            format!(
+                "read-only console: “{what}” writes, so it is refused (--read-only / [console] read_only)"
+            ),
+        );
+    }
+
+    /// The id of the conversation selected in the live feed.
+    pub fn selected_conversation(&self) -> Option<i64> {
+        self.visible_feed()
+            .get(self.cursor[Pane::Capture.index()])
+            .map(|c| c.id)
+    }
+
+    /// What `y` (the id) or `Y` (the text) copies from the selected row, and
+    /// how the confirmation names it.
+    fn copyable(&self, text: bool) -> Option<(String, String)> {
+        let cursor = self.selected();
+        let run = |r: &JobRun| {
+            if text {
+                let words = r
+                    .error
+                    .clone()
+                    .or_else(|| r.counts.as_deref().map(counts_in_words))
+                    .unwrap_or_default();
+                (format!("the counts of run {}", r.id), words)
+            } else {
+                (format!("run id {}", r.id), r.id.to_string())
+            }
+        };
+        match self.pane {
+            Pane::Capture if self.capture_focus == CaptureList::Gaps => {
+                let g = self.capture.as_ref()?.gaps.get(self.gap_cursor)?;
+                let span = format!("{} – {}", g.start.0.to_rfc3339(), g.end.0.to_rfc3339());
+                Some(("the gap's time span".into(), span))
+            }
+            Pane::Capture => {
+                let c = *self.visible_feed().get(cursor)?;
+                Some(if text {
+                    (
+                        format!("the text of conversation {}", c.id),
+                        c.user_message.clone(),
+                    )
+                } else {
+                    (format!("conversation id {}", c.id), c.id.to_string())
+                })
+            }
+            Pane::Review => {
+                let s = &self.current()?.sample;
+                Some(if text {
+                    (format!("the text of sample {}", s.id), s.text.clone())
+                } else {
+                    (format!("sample id {}", s.id), s.id.to_string())
+                })
+            }
+            Pane::LabelStudio => self.label_studio.as_ref()?.syncs.get(cursor).map(run),
+            Pane::Training => {
+                let v = *self.visible_versions().get(cursor)?;
+                Some((format!("version {}", v.version), v.version.clone()))
+            }
+            Pane::Jobs => self.visible_runs().get(cursor).map(|r| run(r)),
+        }
+    }
+
     /// `p` on a testing or canary version: ask its traffic share.
     fn ask_promotion(&mut self) {
         let version = self
-            .training
-            .as_ref()
-            .and_then(|t| t.versions.get(self.selected()))
+            .visible_versions()
+            .get(self.selected())
             .map(|v| (v.version.clone(), v.status, v.traffic_percentage));
         match version {
             Some((version, status, traffic))
@@ -372,6 +840,10 @@ impl App {
     }
 
     fn decide(&mut self, verdict: ReviewVerdict) -> Vec<Command> {
+        if self.read_only {
+            self.refuse_writing("record a review decision");
+            return Vec::new();
+        }
         let Some(current) = self.current() else {
             self.say(false, "the review queue is empty");
             return Vec::new();
@@ -392,6 +864,10 @@ impl App {
     }
 
     fn start(&mut self, job: Job) -> Vec<Command> {
+        if self.read_only {
+            self.refuse_writing(&job.label());
+            return Vec::new();
+        }
         if let Some(running) = &self.job {
             let text = format!("{} is still running; x cancels it", running.job.label());
             self.say(false, text);
@@ -432,11 +908,76 @@ impl App {
         };
         match overlay {
             Overlay::None => Vec::new(),
-            Overlay::Help => Vec::new(),
-            Overlay::Gap(view) => match key.code {
-                KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') => Vec::new(),
-                _ => keep(self, Overlay::Gap(view)),
+            Overlay::GoTo { mut input } => match key.code {
+                KeyCode::Enter => self.go_to(&input),
+                KeyCode::Backspace => {
+                    input.pop();
+                    keep(self, Overlay::GoTo { input })
+                }
+                KeyCode::Char(c) => {
+                    input.push(c);
+                    keep(self, Overlay::GoTo { input })
+                }
+                _ => keep(self, Overlay::GoTo { input }),
             },
+            Overlay::CommandLine {
+                mut input,
+                mut selected,
+            } => {
+                let offered = completions(&input);
+                match key.code {
+                    KeyCode::Enter => {
+                        // A partly typed name runs the completion shown.
+                        let line = match offered.get(selected) {
+                            Some((name, _)) if !input.contains(' ') => name.to_string(),
+                            _ => input,
+                        };
+                        return self.run_command(&line);
+                    }
+                    KeyCode::Tab => {
+                        if let Some((name, _)) = offered.get(selected) {
+                            input = format!("{name} ");
+                            selected = 0;
+                        }
+                    }
+                    KeyCode::Down => selected = (selected + 1).min(offered.len().saturating_sub(1)),
+                    KeyCode::Up => selected = selected.saturating_sub(1),
+                    KeyCode::Backspace => {
+                        input.pop();
+                        selected = 0;
+                    }
+                    KeyCode::Char(c) => {
+                        input.push(c);
+                        selected = 0;
+                    }
+                    _ => {}
+                }
+                keep(self, Overlay::CommandLine { input, selected })
+            }
+            Overlay::Filter => {
+                let filter = &mut self.filters[self.pane.index()];
+                match key.code {
+                    // Enter keeps the filter; Esc (a bound key) clears it.
+                    KeyCode::Enter => return Vec::new(),
+                    KeyCode::Backspace => {
+                        filter.pop();
+                    }
+                    KeyCode::Char(c) => filter.push(c),
+                    _ => {}
+                }
+                self.cursor[self.pane.index()] = 0;
+                keep(self, Overlay::Filter)
+            }
+            // Any key closes the help.
+            Overlay::Help => Vec::new(),
+            Overlay::Gap(_) | Overlay::Conversation(_) | Overlay::Run(_)
+                if key.code == KeyCode::Enter =>
+            {
+                Vec::new()
+            }
+            view @ (Overlay::Gap(_) | Overlay::Conversation(_) | Overlay::Run(_)) => {
+                keep(self, view)
+            }
             Overlay::Confirm(confirm) => match key.code {
                 KeyCode::Char('y') | KeyCode::Enter => match confirm {
                     Confirm::Start(job) => self.start(job),
@@ -445,14 +986,13 @@ impl App {
                         vec![Command::CancelJob, Command::Quit]
                     }
                 },
-                KeyCode::Char('n') | KeyCode::Esc | KeyCode::Char('q') => {
+                KeyCode::Char('n') => {
                     self.say(true, "cancelled; nothing was done");
                     Vec::new()
                 }
                 _ => keep(self, Overlay::Confirm(confirm)),
             },
             Overlay::Traffic { version, mut input } => match key.code {
-                KeyCode::Esc => Vec::new(),
                 KeyCode::Char(c) if c.is_ascii_digit() && input.len() < 3 => {
                     input.push(c);
                     keep(self, Overlay::Traffic { version, input })
@@ -478,7 +1018,6 @@ impl App {
                 _ => keep(self, Overlay::Traffic { version, input }),
             },
             Overlay::JobMenu { selected } => match key.code {
-                KeyCode::Esc | KeyCode::Char('q') => Vec::new(),
                 KeyCode::Down | KeyCode::Char('j') => keep(
                     self,
                     Overlay::JobMenu {
@@ -501,7 +1040,6 @@ impl App {
                 mut filter,
                 mut selected,
             } => match key.code {
-                KeyCode::Esc => Vec::new(),
                 KeyCode::Enter => {
                     let intent = self
                         .filtered_intents(&filter)
@@ -586,6 +1124,18 @@ impl App {
                     self.overlay = Overlay::Gap(match result {
                         Ok(detail) => GapView::Loaded(detail),
                         Err(err) => GapView::Failed(err),
+                    });
+                }
+                Vec::new()
+            }
+            UiEvent::ConversationLoaded(result) => {
+                if matches!(
+                    self.overlay,
+                    Overlay::Conversation(ConversationView::Loading(_))
+                ) {
+                    self.overlay = Overlay::Conversation(match result {
+                        Ok(detail) => ConversationView::Loaded(detail),
+                        Err(err) => ConversationView::Failed(err),
                     });
                 }
                 Vec::new()
@@ -764,10 +1314,12 @@ mod tests {
         assert_eq!(app.pane, Pane::LabelStudio);
         app.handle_key(ch('?'));
         assert_eq!(app.overlay, Overlay::Help);
-        // Any key closes the help, and does nothing else.
-        assert!(app.handle_key(ch('q')).is_empty());
+        // Any key but q closes the help, and does nothing else.
+        assert!(app.handle_key(ch('a')).is_empty());
         assert_eq!(app.overlay, Overlay::None);
         assert!(!app.quit);
+        // q quits from the help too.
+        app.handle_key(ch('?'));
         assert_eq!(app.handle_key(ch('q')), vec![Command::Quit]);
         assert!(app.quit);
     }
@@ -1080,6 +1632,16 @@ mod tests {
             }),
             at: Utc::now(),
         });
+        // Enter works on the list in focus: the (empty) feed, then the gaps.
+        assert!(app.handle_key(key(KeyCode::Enter)).is_empty());
+        assert!(
+            app.message
+                .as_ref()
+                .unwrap()
+                .text
+                .contains("no conversation")
+        );
+        app.handle_key(key(KeyCode::Right));
         assert_eq!(
             app.handle_key(key(KeyCode::Enter)),
             vec![Command::LoadGap(gap.clone())]
@@ -1109,17 +1671,370 @@ mod tests {
                 if let Scope::Pane(pane) = binding.scope {
                     app.pane = pane;
                 }
-                let before = (app.pane, app.overlay.clone(), app.cursor);
+                if binding.scope == Scope::OverDialog {
+                    app.overlay = Overlay::Help;
+                }
+                let before = (app.pane, app.overlay.clone(), app.cursor, app.capture_focus);
                 let mut event = key(k.code);
                 if k.ctrl {
                     event.modifiers = KeyModifiers::CONTROL;
                 }
                 let commands = app.handle_key(event);
                 let changed = !commands.is_empty()
-                    || (app.pane, app.overlay.clone(), app.cursor) != before
+                    || (app.pane, app.overlay.clone(), app.cursor, app.capture_focus) != before
                     || app.message.is_some();
                 assert!(changed, "{} ({}) did nothing", binding.label, binding.help);
             }
         }
+    }
+
+    fn conversation(id: i64, text: &str) -> crate::storage::conversations::Conversation {
+        crate::storage::conversations::Conversation {
+            id,
+            created_at: Timestamp::now(),
+            session_id: Some("s1".into()),
+            user_message: text.into(),
+            language: Some("en".into()),
+            nlu_intent: Some("refund".into()),
+            nlu_confidence: Some(0.5),
+            nlu_provider: Some("flywheel-router".into()),
+            model_version: Some("router-v1.0.0".into()),
+            fallback: false,
+            routing_decision: None,
+            feedback: None,
+            review_status: crate::domain::ConversationStatus::Pending,
+        }
+    }
+
+    fn jobs_app(runs: Vec<JobRun>) -> App {
+        let mut app = App::new(Utc::now(), 10);
+        app.apply(UiEvent::Loaded {
+            data: PaneData::Jobs(JobsData {
+                runs,
+                ..Default::default()
+            }),
+            at: Utc::now(),
+        });
+        app.pane = Pane::Jobs;
+        app
+    }
+
+    fn failed_run(id: i64) -> JobRun {
+        JobRun {
+            id,
+            stage: crate::domain::Stage::LabelStudioSync,
+            trigger: crate::jobs::Trigger::Cron,
+            status: crate::domain::JobStatus::Failed,
+            started_at: Timestamp::now(),
+            finished_at: Some(Timestamp::now()),
+            counts: Some(r#"{"pulled":2}"#.into()),
+            error: Some("Label Studio is unreachable\ncaused by: connection refused".into()),
+            host: None,
+            pid: None,
+            heartbeat_at: None,
+        }
+    }
+
+    #[test]
+    fn enter_on_the_feed_opens_the_conversation_and_esc_closes_it() {
+        let mut app = App::new(Utc::now(), 10);
+        app.apply(UiEvent::Loaded {
+            data: PaneData::Capture(CaptureData {
+                feed: vec![conversation(9, "newest"), conversation(8, "older")],
+                ..Default::default()
+            }),
+            at: Utc::now(),
+        });
+        app.handle_key(key(KeyCode::Down));
+        assert_eq!(
+            app.handle_key(key(KeyCode::Enter)),
+            vec![Command::LoadConversation(8)]
+        );
+        assert_eq!(
+            app.overlay,
+            Overlay::Conversation(ConversationView::Loading(8))
+        );
+        let detail = ConversationDetail {
+            conversation: conversation(8, "older"),
+            sample: None,
+            alternatives: Alternatives::Unavailable("no artifact".into()),
+        };
+        app.apply(UiEvent::ConversationLoaded(Ok(Box::new(detail.clone()))));
+        assert_eq!(
+            app.overlay,
+            Overlay::Conversation(ConversationView::Loaded(Box::new(detail)))
+        );
+        // Keys the view does not read leave it open; Esc closes it.
+        assert!(app.handle_key(ch('j')).is_empty());
+        assert!(matches!(app.overlay, Overlay::Conversation(_)));
+        app.handle_key(key(KeyCode::Esc));
+        assert_eq!(app.overlay, Overlay::None);
+        assert!(!app.quit);
+    }
+
+    #[test]
+    fn enter_shows_the_whole_run_m_opens_the_menu_and_q_quits_from_either() {
+        let run = failed_run(7);
+        let mut app = jobs_app(vec![run.clone()]);
+        assert!(app.handle_key(key(KeyCode::Enter)).is_empty());
+        assert_eq!(app.overlay, Overlay::Run(Box::new(run)));
+        app.handle_key(key(KeyCode::Esc));
+        app.handle_key(ch('m'));
+        assert_eq!(app.overlay, Overlay::JobMenu { selected: 0 });
+        // Esc closes the menu; q inside it quits the console.
+        app.handle_key(key(KeyCode::Esc));
+        assert_eq!(app.overlay, Overlay::None);
+        assert!(!app.quit);
+        app.handle_key(ch('m'));
+        assert_eq!(app.handle_key(ch('q')), vec![Command::Quit]);
+        assert!(app.quit);
+        // With no run to show, Enter offers the stages as before.
+        let mut app = jobs_app(Vec::new());
+        app.handle_key(key(KeyCode::Enter));
+        assert_eq!(app.overlay, Overlay::JobMenu { selected: 0 });
+    }
+
+    #[test]
+    fn q_over_the_quit_question_quits_and_cancels_the_job() {
+        let mut app = jobs_app(Vec::new());
+        app.handle_key(ch('m'));
+        app.handle_key(key(KeyCode::Enter));
+        assert!(app.job.is_some());
+        app.handle_key(ch('q'));
+        assert_eq!(app.overlay, Overlay::Confirm(Confirm::Quit));
+        assert_eq!(
+            app.handle_key(ch('q')),
+            vec![Command::CancelJob, Command::Quit]
+        );
+    }
+
+    #[test]
+    fn read_only_refuses_every_key_that_writes_with_a_reason() {
+        let writing: Vec<_> = crate::tui::keys::BINDINGS
+            .iter()
+            .filter(|b| b.action.is_some_and(Action::writes))
+            .collect();
+        assert!(writing.len() >= 10);
+        for binding in writing {
+            let mut app = review_app();
+            app.read_only = true;
+            if let Scope::Pane(pane) = binding.scope {
+                app.pane = pane;
+            }
+            let commands = app.handle_key(key(binding.keys[0].code));
+            assert!(commands.is_empty(), "{}: {commands:?}", binding.label);
+            assert_eq!(app.overlay, Overlay::None, "{}", binding.label);
+            let message = app.message.clone().unwrap();
+            assert!(!message.ok);
+            assert!(
+                message.text.starts_with("read-only console:") && !message.text.contains('\n'),
+                "{}: {}",
+                binding.label,
+                message.text
+            );
+        }
+        // Enter on an empty jobs list would open the stage menu: refused too.
+        let mut app = jobs_app(Vec::new());
+        app.read_only = true;
+        app.handle_key(key(KeyCode::Enter));
+        assert_eq!(app.overlay, Overlay::None);
+        // Looking still works: skip (session only), select, copy, help.
+        let mut app = review_app();
+        app.read_only = true;
+        app.handle_key(ch('s'));
+        assert!(app.message.as_ref().unwrap().ok);
+        assert_eq!(app.handle_key(ch('y')), vec![Command::Copy("2".into())]);
+    }
+
+    #[test]
+    fn y_copies_the_id_and_capital_y_the_text_of_the_selected_row() {
+        let mut app = review_app();
+        assert_eq!(app.handle_key(ch('y')), vec![Command::Copy("1".into())]);
+        assert_eq!(
+            app.message.as_ref().unwrap().text,
+            "copied sample id 1 to the clipboard (OSC 52)"
+        );
+        assert_eq!(app.handle_key(ch('Y')), vec![Command::Copy("one".into())]);
+        let mut app = jobs_app(vec![failed_run(7)]);
+        assert_eq!(app.handle_key(ch('y')), vec![Command::Copy("7".into())]);
+        assert_eq!(
+            app.handle_key(ch('Y')),
+            vec![Command::Copy(
+                "Label Studio is unreachable\ncaused by: connection refused".into()
+            )]
+        );
+        // Nothing selected: said, nothing sent.
+        let mut app = jobs_app(Vec::new());
+        assert!(app.handle_key(ch('y')).is_empty());
+        assert!(!app.message.as_ref().unwrap().ok);
+    }
+
+    fn typed(app: &mut App, text: &str) -> Vec<Command> {
+        let mut commands = Vec::new();
+        for c in text.chars() {
+            commands.extend(app.handle_key(ch(c)));
+        }
+        commands
+    }
+
+    #[test]
+    fn slash_filters_the_list_in_focus_as_typed_enter_keeps_esc_clears() {
+        assert!(matches("refund  ONE", &["refund", "one more"]));
+        assert!(!matches("refund two", &["refund", "one"]));
+        assert!(matches("", &[]));
+        let mut app = review_app();
+        app.handle_key(ch('/'));
+        assert_eq!(app.overlay.dialog(), Dialog::Typing);
+        // Typed keys filter; they do not act (`t`, `r`, `q`, `a`).
+        assert!(typed(&mut app, "tw").is_empty());
+        assert_eq!(app.visible_queue().len(), 1);
+        assert_eq!(app.filter_count(Pane::Review), Some((1, 3)));
+        app.handle_key(key(KeyCode::Enter));
+        assert_eq!(app.overlay, Overlay::None);
+        // Kept: the decision goes to the one shown.
+        assert_eq!(
+            app.handle_key(ch('a')),
+            vec![Command::Review {
+                sample_id: 2,
+                verdict: ReviewVerdict::Accept
+            }]
+        );
+        app.handle_key(ch('/'));
+        app.handle_key(key(KeyCode::Backspace));
+        assert_eq!(app.filters[Pane::Review.index()], "t");
+        app.handle_key(key(KeyCode::Esc));
+        assert_eq!(app.filter_count(Pane::Review), None);
+        assert_eq!(app.visible_queue().len(), 2, "all but the decided one");
+        // Every word must match somewhere: text and language here.
+        app.filters[Pane::Review.index()] = "thr EN".into();
+        assert_eq!(app.visible_queue()[0].sample.id, 3);
+        // Job runs by stage, status or error.
+        let mut app = jobs_app(vec![failed_run(7)]);
+        app.filters[Pane::Jobs.index()] = "unreachable".into();
+        assert_eq!(app.visible_runs().len(), 1);
+        app.filters[Pane::Jobs.index()] = "export".into();
+        assert!(app.visible_runs().is_empty());
+        assert!(
+            app.handle_key(ch('y')).is_empty(),
+            "nothing shown, nothing copied"
+        );
+    }
+
+    #[test]
+    fn the_command_line_completes_and_runs_stages_and_panes() {
+        assert_eq!(
+            completions("la").iter().map(|c| c.0).collect::<Vec<_>>(),
+            ["label-studio", "label-studio-sync"]
+        );
+        assert_eq!(completions("").len(), COMMANDS.len());
+        let mut app = App::new(Utc::now(), 10);
+        app.handle_key(ch(':'));
+        typed(&mut app, "tra");
+        // Offered: training (the pane), train; Down then Tab completes
+        // "train", and Enter asks first.
+        app.handle_key(key(KeyCode::Down));
+        app.handle_key(key(KeyCode::Tab));
+        assert_eq!(
+            app.overlay,
+            Overlay::CommandLine {
+                input: "train ".into(),
+                selected: 0
+            }
+        );
+        assert!(app.handle_key(key(KeyCode::Enter)).is_empty());
+        assert_eq!(app.overlay, Overlay::Confirm(Confirm::Start(Job::TrainNow)));
+        app.handle_key(key(KeyCode::Esc));
+        // A unique prefix runs its command; Down picks another offer.
+        app.handle_key(ch(':'));
+        typed(&mut app, "jo");
+        assert_eq!(app.handle_key(key(KeyCode::Enter)), vec![Command::Refresh]);
+        assert_eq!(app.pane, Pane::Jobs);
+        app.handle_key(ch(':'));
+        typed(&mut app, "la");
+        app.handle_key(key(KeyCode::Down));
+        app.handle_key(key(KeyCode::Enter));
+        // label-studio-sync, refused: Label Studio's pane never loaded says nothing
+        // missing, so the sync starts.
+        assert_eq!(
+            app.job.as_ref().map(|j| j.job.clone()),
+            Some(Job::LabelStudioSync)
+        );
+        // Unknown and ambiguous words say so.
+        app.run_command("frobnicate");
+        assert!(
+            app.message
+                .as_ref()
+                .unwrap()
+                .text
+                .contains("no command “frobnicate”")
+        );
+        // Read-only: a stage from the command line is refused too.
+        let mut app = App::new(Utc::now(), 10);
+        app.read_only = true;
+        assert!(app.run_command("daily-capture").is_empty());
+        assert!(
+            app.message
+                .as_ref()
+                .unwrap()
+                .text
+                .starts_with("read-only console:")
+        );
+        assert!(app.run_command("rollback").is_empty());
+        assert_eq!(app.overlay, Overlay::None);
+    }
+
+    #[test]
+    fn g_jumps_to_a_conversation_a_sample_or_a_version() {
+        let mut app = review_app();
+        app.apply(UiEvent::Loaded {
+            data: PaneData::Training(TrainingData {
+                versions: vec![
+                    crate::storage::models::ModelVersion::example(
+                        "router-v1.1.0",
+                        ModelStatus::Testing,
+                        0,
+                    ),
+                    crate::storage::models::ModelVersion::example(
+                        "router-v1.0.0",
+                        ModelStatus::Production,
+                        100,
+                    ),
+                ],
+                ..Default::default()
+            }),
+            at: Utc::now(),
+        });
+        app.pane = Pane::Capture;
+        app.handle_key(ch('g'));
+        assert_eq!(typed(&mut app, "s3"), Vec::new());
+        assert_eq!(app.handle_key(key(KeyCode::Enter)), vec![Command::Refresh]);
+        assert_eq!((app.pane, app.selected()), (Pane::Review, 2));
+        app.handle_key(ch('g'));
+        typed(&mut app, "v1.0");
+        app.handle_key(key(KeyCode::Enter));
+        assert_eq!((app.pane, app.selected()), (Pane::Training, 1));
+        app.handle_key(ch('g'));
+        typed(&mut app, "1234");
+        assert_eq!(
+            app.handle_key(key(KeyCode::Enter)),
+            vec![Command::LoadConversation(1234)]
+        );
+        app.handle_key(key(KeyCode::Esc));
+        assert!(app.go_to("s99").is_empty());
+        assert!(
+            app.message
+                .as_ref()
+                .unwrap()
+                .text
+                .contains("sample 99 is not in")
+        );
+        assert!(app.go_to("router-v9").is_empty());
+        assert!(
+            app.message
+                .as_ref()
+                .unwrap()
+                .text
+                .contains("no model version")
+        );
     }
 }

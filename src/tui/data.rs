@@ -17,6 +17,7 @@ use crate::storage::jobs::JobRun;
 use crate::storage::label_studio_tasks::TaskCounts;
 use crate::storage::model_performance::{ModelPerformance, WindowStats};
 use crate::storage::models::ModelVersion;
+use crate::storage::samples::Sample;
 use crate::storage::snapshot::AuditStatus;
 use crate::storage::training_runs::TrainingRun;
 use crate::storage::waiting::Waiting;
@@ -181,4 +182,27 @@ pub struct GapDetail {
     pub gap: Gap,
     pub conversations: Vec<Conversation>,
     pub job_runs: Vec<JobRun>,
+}
+
+/// One conversation in full, for its detail view (Enter on the feed).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConversationDetail {
+    /// Its text redacted as it would leave Flywheel (`[privacy]`).
+    pub conversation: Conversation,
+    /// The sample daily capture folded it into, with its review state.
+    pub sample: Option<Sample>,
+    pub alternatives: Alternatives,
+}
+
+/// The intents the served model weighed for a conversation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Alternatives {
+    /// Scored again by the version that answered it (its artifact, the
+    /// same deterministic model): best first, with confidences.
+    Scored {
+        version: String,
+        intents: Vec<(String, f32)>,
+    },
+    /// Why there are none to show (another provider, no artifact).
+    Unavailable(String),
 }

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::data::{Connection, GapDetail, Pane, PaneData};
+use super::data::{Connection, ConversationDetail, GapDetail, Pane, PaneData};
 use super::job::Job;
 use crate::progress::ProgressEvent;
 
@@ -20,6 +20,7 @@ pub enum UiEvent {
     },
     Connection(Connection),
     GapLoaded(Result<GapDetail, String>),
+    ConversationLoaded(Result<Box<ConversationDetail>, String>),
     Reviewed {
         sample_id: i64,
         result: Result<String, String>,

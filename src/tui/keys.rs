@@ -13,11 +13,26 @@ use super::data::Pane;
 pub enum Scope {
     /// Even over a dialog.
     Always,
+    /// Everywhere but where text is typed (a filter, a traffic share):
+    /// over the panes, menus, confirmations, help and detail views.
+    UnlessTyping,
+    /// Over any open dialog, typing ones included.
+    OverDialog,
     /// In every pane, when no dialog is open.
     Anywhere,
     Pane(Pane),
     /// Read by the open dialog itself (help only).
     Dialog,
+}
+
+/// What is open over the panes, as far as keys are concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialog {
+    None,
+    /// Reads single keys (a menu, a confirmation, help, a detail view).
+    Menu,
+    /// Reads typed text.
+    Typing,
 }
 
 /// What a key does; [`crate::tui::app::App::perform`] carries it out.
@@ -36,7 +51,22 @@ pub enum Action {
     Quit,
     /// Quit now, whatever is open or running.
     QuitNow,
-    DrillIntoGap,
+    /// Close the open dialog or detail view.
+    Close,
+    /// Move between the lists of a pane (the capture feed and its gaps).
+    FocusList,
+    /// Enter in the capture pane: the selected conversation, or gap, in full.
+    Open,
+    /// Enter in the jobs pane: the selected run in full.
+    ShowRun,
+    CopyId,
+    CopyText,
+    /// Filter the list in focus.
+    Filter,
+    /// `:` the command line.
+    CommandLine,
+    /// `g`: jump to a conversation, sample or version by id.
+    GoTo,
     Accept,
     ChooseIntent,
     Reject,
@@ -52,7 +82,7 @@ pub enum Action {
 
 impl Action {
     /// Every action, for the test that each has a key.
-    pub const ALL: [Action; 20] = [
+    pub const ALL: [Action; 28] = [
         Action::SwitchPane,
         Action::GoToPane,
         Action::MoveSelection,
@@ -61,7 +91,15 @@ impl Action {
         Action::Help,
         Action::Quit,
         Action::QuitNow,
-        Action::DrillIntoGap,
+        Action::Close,
+        Action::FocusList,
+        Action::Open,
+        Action::ShowRun,
+        Action::CopyId,
+        Action::CopyText,
+        Action::Filter,
+        Action::CommandLine,
+        Action::GoTo,
         Action::Accept,
         Action::ChooseIntent,
         Action::Reject,
@@ -74,6 +112,41 @@ impl Action {
         Action::CheckCanary,
         Action::JobMenu,
     ];
+
+    /// Whether the action changes the store or starts a stage: a
+    /// read-only console refuses it.
+    pub fn writes(self) -> bool {
+        match self {
+            Action::Accept
+            | Action::ChooseIntent
+            | Action::Reject
+            | Action::Undo
+            | Action::SyncNow
+            | Action::TrainNow
+            | Action::Promote
+            | Action::RollBack
+            | Action::CheckCanary
+            | Action::JobMenu => true,
+            Action::SwitchPane
+            | Action::GoToPane
+            | Action::MoveSelection
+            | Action::Refresh
+            | Action::CancelJob
+            | Action::Help
+            | Action::Quit
+            | Action::QuitNow
+            | Action::Close
+            | Action::FocusList
+            | Action::Open
+            | Action::ShowRun
+            | Action::CopyId
+            | Action::CopyText
+            | Action::Filter
+            | Action::CommandLine
+            | Action::GoTo
+            | Action::Skip => false,
+        }
+    }
 }
 
 /// A key as pressed: its code and whether Ctrl was held.
@@ -136,7 +209,7 @@ const fn dialog(keys: &'static [Key], label: &'static str, help: &'static str) -
 }
 
 use Action::*;
-use Scope::{Always, Anywhere};
+use Scope::{Always, Anywhere, OverDialog, UnlessTyping};
 
 /// In help order. The first binding that matches a key in scope wins.
 pub const BINDINGS: &[Binding] = &[
@@ -173,9 +246,51 @@ pub const BINDINGS: &[Binding] = &[
     bind(
         &[ch('q')],
         "q",
-        Anywhere,
+        UnlessTyping,
         Quit,
-        "quit (asks first while a job runs)",
+        "quit, from menus too (asks while a job runs)",
+    ),
+    bind(
+        &[plain(KeyCode::Esc)],
+        "Esc",
+        OverDialog,
+        Close,
+        "close the dialog or detail view",
+    ),
+    bind(
+        &[ch('/')],
+        "/",
+        Anywhere,
+        Filter,
+        "filter the list (Enter keeps, Esc clears)",
+    ),
+    bind(
+        &[ch(':')],
+        ":",
+        Anywhere,
+        CommandLine,
+        "command line (Tab completes stages, panes)",
+    ),
+    bind(
+        &[ch('g')],
+        "g",
+        Anywhere,
+        GoTo,
+        "go to: 42 conversation · s42 sample · version",
+    ),
+    bind(
+        &[ch('y')],
+        "y",
+        Anywhere,
+        CopyId,
+        "copy the selected row's id (OSC 52)",
+    ),
+    bind(
+        &[ch('Y')],
+        "Y",
+        Anywhere,
+        CopyText,
+        "copy the selected row's text (OSC 52)",
     ),
     bind(
         &[ctrl('c')],
@@ -185,11 +300,23 @@ pub const BINDINGS: &[Binding] = &[
         "quit now, from anywhere",
     ),
     bind(
+        &[
+            plain(KeyCode::Left),
+            ch('h'),
+            plain(KeyCode::Right),
+            ch('l'),
+        ],
+        "← →  h l",
+        Scope::Pane(Pane::Capture),
+        FocusList,
+        "focus the live feed / the gaps",
+    ),
+    bind(
         &[plain(KeyCode::Enter)],
         "Enter",
         Scope::Pane(Pane::Capture),
-        DrillIntoGap,
-        "drill into the selected gap",
+        Open,
+        "open the selected conversation or gap",
     ),
     bind(
         &[ch('a')],
@@ -256,32 +383,42 @@ pub const BINDINGS: &[Binding] = &[
         "check the canary now (as [canary] mode says)",
     ),
     bind(
-        &[plain(KeyCode::Enter), ch('m')],
-        "Enter  m",
+        &[plain(KeyCode::Enter)],
+        "Enter",
+        Scope::Pane(Pane::Jobs),
+        ShowRun,
+        "the selected run in full (or the menu)",
+    ),
+    bind(
+        &[ch('m')],
+        "m",
         Scope::Pane(Pane::Jobs),
         JobMenu,
         "run a stage from the menu",
     ),
     dialog(
-        &[ch('y'), plain(KeyCode::Enter), ch('n'), plain(KeyCode::Esc)],
-        "y Enter / n Esc",
-        "confirm / cancel or close",
+        &[ch('y'), plain(KeyCode::Enter), ch('n')],
+        "y Enter / n",
+        "confirm / cancel",
     ),
 ];
 
-/// The action bound to `key` in `pane`; with a dialog open only keys that
-/// work [`Scope::Always`] are looked up (the dialog reads the rest).
-pub fn action_for(pane: Pane, dialog_open: bool, key: &KeyEvent) -> Option<Action> {
+/// The action bound to `key` in `pane` with `dialog` open; an open dialog
+/// reads the keys not looked up here.
+pub fn action_for(pane: Pane, dialog: Dialog, key: &KeyEvent) -> Option<Action> {
     let pressed = Key {
         code: key.code,
         ctrl: key.modifiers.contains(KeyModifiers::CONTROL),
     };
+    let open = dialog != Dialog::None;
     BINDINGS
         .iter()
         .filter(|b| match b.scope {
             Always => true,
-            Anywhere => !dialog_open,
-            Scope::Pane(p) => !dialog_open && p == pane,
+            UnlessTyping => dialog != Dialog::Typing,
+            OverDialog => open,
+            Anywhere => !open,
+            Scope::Pane(p) => !open && p == pane,
             Scope::Dialog => false,
         })
         .find(|b| b.keys.contains(&pressed))
@@ -304,6 +441,12 @@ mod tests {
                 Scope::Pane(p) => vec![p],
                 _ => Pane::ALL.to_vec(),
             };
+            let (home, over_menu, over_typing) = match binding.scope {
+                Always => (Dialog::None, true, true),
+                UnlessTyping => (Dialog::None, true, false),
+                OverDialog => (Dialog::Menu, true, true),
+                _ => (Dialog::None, false, false),
+            };
             for key in binding.keys {
                 let mut event = KeyEvent::new(key.code, KeyModifiers::NONE);
                 if key.ctrl {
@@ -311,16 +454,22 @@ mod tests {
                 }
                 for pane in &panes {
                     assert_eq!(
-                        action_for(*pane, false, &event),
+                        action_for(*pane, home, &event),
                         Some(action),
                         "{} in {pane:?}",
                         binding.label
                     );
                 }
                 assert_eq!(
-                    action_for(Pane::Review, true, &event).is_some(),
-                    binding.scope == Always,
-                    "{}: only Always keys get past an open dialog",
+                    action_for(Pane::Review, Dialog::Menu, &event).is_some(),
+                    over_menu,
+                    "{}: over a menu",
+                    binding.label
+                );
+                assert_eq!(
+                    action_for(Pane::Review, Dialog::Typing, &event).is_some(),
+                    over_typing,
+                    "{}: while typing",
                     binding.label
                 );
             }
@@ -335,8 +484,9 @@ mod tests {
             // A new action without a key fails this match to compile first.
             match action {
                 SwitchPane | GoToPane | MoveSelection | Refresh | CancelJob | Help | Quit
-                | QuitNow | DrillIntoGap | Accept | ChooseIntent | Reject | Skip | Undo
-                | SyncNow | TrainNow | Promote | RollBack | CheckCanary | JobMenu => {}
+                | QuitNow | Close | FocusList | Open | ShowRun | CopyId | CopyText | Filter
+                | CommandLine | GoTo | Accept | ChooseIntent | Reject | Skip | Undo | SyncNow
+                | TrainNow | Promote | RollBack | CheckCanary | JobMenu => {}
             }
             assert!(
                 BINDINGS.iter().any(|b| b.action == Some(action)),

@@ -12,6 +12,7 @@
 //! awaits the database or the network.
 
 pub mod app;
+pub mod clipboard;
 pub mod data;
 pub mod event;
 pub mod job;
@@ -73,6 +74,7 @@ async fn event_loop(
     );
     let runner = Runner::new(store, config.clone(), events_tx.clone());
     let mut app = App::new(Utc::now(), config.training.canary_traffic);
+    app.read_only = config.console.read_only;
     let mut keys = EventStream::new();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -182,6 +184,13 @@ impl LoopState {
                 }
             }
             Command::LoadGap(gap) => runner.load_gap(gap),
+            Command::LoadConversation(id) => runner.load_conversation(id),
+            Command::Copy(text) => {
+                // Between frames: the sequence draws nothing.
+                if let Err(err) = clipboard::copy(&text) {
+                    tracing::warn!("console: copying to the clipboard failed: {err}");
+                }
+            }
             Command::Quit => {}
         }
     }

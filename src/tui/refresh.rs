@@ -16,10 +16,12 @@ use tokio::sync::{mpsc, watch};
 use super::data::*;
 use super::event::UiEvent;
 use crate::capture::gaps::{self, Gap, GapRules};
-use crate::config::Config;
+use crate::config::{Config, ROUTER_PROVIDER};
 use crate::domain::Stage;
 use crate::error::{Error, ErrorKind, Result};
 use crate::gold::GoldSummary;
+use crate::lang::Language;
+use crate::privacy::Redactor;
 use crate::review::order::{Queued, head, review_order};
 use crate::stages::canary_check;
 use crate::storage::capture_stats::{Bucket, BucketCount, MixDimension};
@@ -219,15 +221,26 @@ impl Loader {
         }
         cache.minutes = cache.minutes.split_off(&since);
 
-        let fresh = self
-            .store
-            .conversations_after(cache.max_id, FEED_LEN as i64)
-            .await?;
-        if let Some(newest) = fresh.first() {
-            cache.max_id = newest.id;
+        // The first load reads the newest by time; later ones tail by id
+        // (whatever the table's size) and merge by time.
+        let fresh = if cache.max_id == 0 {
+            self.store.recent_conversations(FEED_LEN as i64).await?
+        } else {
+            self.store
+                .conversations_after(cache.max_id, FEED_LEN as i64)
+                .await?
+        };
+        if let Some(newest) = fresh.iter().map(|c| c.id).max() {
+            cache.max_id = cache.max_id.max(newest);
         }
-        let mut feed = fresh;
+        // The feed shows texts as they would leave Flywheel.
+        let redactor = Redactor::new(&self.config.privacy);
+        let mut feed: Vec<Conversation> =
+            fresh.into_iter().map(|c| redacted(&redactor, c)).collect();
         feed.append(&mut cache.feed);
+        // Newest first by time: `ingest` backfills rows into the past
+        // with new ids.
+        feed.sort_by_key(|c| std::cmp::Reverse((c.created_at, c.id)));
         feed.truncate(FEED_LEN);
         cache.feed = feed;
 
@@ -459,6 +472,88 @@ impl Loader {
             job_runs,
         })
     }
+
+    /// Conversation `id` in full: its text redacted, the sample it was
+    /// folded into (by its review link, else by its normalised text) and the
+    /// intents the version that answered it weighed.
+    pub async fn conversation_detail(&self, id: i64) -> Result<ConversationDetail> {
+        let conversation = self.store.conversation(id).await?.ok_or_else(|| {
+            Error::bad_input(format!(
+                "conversation {id} is not in the database (retention may have deleted it)"
+            ))
+        })?;
+        let linked = match self.store.review_link_sample(id).await? {
+            Some(sample_id) => self.store.sample(sample_id).await?,
+            None => None,
+        };
+        let sample = match linked {
+            Some(sample) => Some(sample),
+            None => {
+                let normalized = crate::text::normalize_for_dedup(&conversation.user_message);
+                self.store.sample_by_normalized_text(&normalized).await?
+            }
+        };
+        let alternatives = self.alternatives(&conversation).await;
+        let redactor = Redactor::new(&self.config.privacy);
+        Ok(ConversationDetail {
+            conversation: redacted(&redactor, conversation),
+            sample,
+            alternatives,
+        })
+    }
+
+    /// The served version's scores for `c`'s text (the model is
+    /// deterministic: what it weighed when it answered).
+    async fn alternatives(&self, c: &Conversation) -> Alternatives {
+        let unavailable = |why: String| Alternatives::Unavailable(why);
+        let (Some(version), Some(ROUTER_PROVIDER)) =
+            (c.model_version.clone(), c.nlu_provider.as_deref())
+        else {
+            return unavailable(format!(
+                "answered by {}, not a Flywheel model: no alternatives recorded",
+                c.nlu_provider.as_deref().unwrap_or("an unknown provider")
+            ));
+        };
+        let artifact = match self.store.model_version(&version).await {
+            Ok(Some(v)) => v.artifact_path,
+            Ok(None) => {
+                return unavailable(format!(
+                    "{version} is not in model_versions: nothing to score with"
+                ));
+            }
+            Err(err) => return unavailable(err.message().to_string()),
+        };
+        let Some(artifact) = artifact.filter(|a| !a.is_empty()) else {
+            return unavailable(format!("{version} has no artifact to score with"));
+        };
+        let dir = self.config.data_dir.join(artifact);
+        let text = c.user_message.clone();
+        let language = c.language.as_deref().and_then(Language::parse);
+        let scored = tokio::task::spawn_blocking(move || {
+            crate::router::Model::load(&dir).map(|m| m.classify(&text, language))
+        })
+        .await;
+        match scored {
+            Ok(Ok(prediction)) => Alternatives::Scored {
+                version,
+                intents: prediction
+                    .alternatives
+                    .into_iter()
+                    .map(|a| (a.intent, a.confidence))
+                    .collect(),
+            },
+            Ok(Err(err)) => unavailable(format!("{version}: {}", err.message())),
+            Err(err) => unavailable(format!("scoring with {version} panicked: {err}")),
+        }
+    }
+}
+
+/// `c` with its text redacted by `redactor`.
+fn redacted(redactor: &Redactor, mut c: Conversation) -> Conversation {
+    if let std::borrow::Cow::Owned(text) = redactor.redact(&c.user_message) {
+        c.user_message = text;
+    }
+    c
 }
 
 fn trunc(t: DateTime<Utc>, unit: Duration) -> DateTime<Utc> {

@@ -192,6 +192,21 @@ impl Runner {
             let _ = events.send(UiEvent::GapLoaded(result));
         });
     }
+
+    /// One conversation in full, its alternatives scored off the runtime's
+    /// threads (loading a model reads its artifact).
+    pub fn load_conversation(&self, id: i64) {
+        let loader = Loader::new(self.store.clone(), self.config.clone());
+        let events = self.events.clone();
+        tokio::spawn(async move {
+            let result = loader
+                .conversation_detail(id)
+                .await
+                .map(Box::new)
+                .map_err(|err| err.message().to_string());
+            let _ = events.send(UiEvent::ConversationLoaded(result));
+        });
+    }
 }
 
 async fn review_worker(

@@ -10,7 +10,7 @@ use ratatui::widgets::{Bar, BarChart, BarGroup, Block, Paragraph, Row, Sparkline
 
 use super::theme::Theme;
 use super::{ago, clock, cut, day_time};
-use crate::tui::app::App;
+use crate::tui::app::{App, CaptureList};
 use crate::tui::data::{CaptureData, Pane};
 
 pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
@@ -63,14 +63,14 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     if wide {
         let [feed, gaps] =
             Layout::horizontal([Constraint::Min(60), Constraint::Length(44)]).areas(rest);
-        draw_feed(frame, feed, data, theme);
+        draw_feed(frame, feed, app, data, theme);
         draw_gaps(frame, gaps, app, data, theme);
     } else {
         let gap_rows = (data.gaps.len().min(3) as u16).max(1) + 2;
         let [gaps, feed] =
             Layout::vertical([Constraint::Length(gap_rows), Constraint::Min(3)]).areas(rest);
         draw_gaps(frame, gaps, app, data, theme);
-        draw_feed(frame, feed, data, theme);
+        draw_feed(frame, feed, app, data, theme);
     }
 }
 
@@ -180,7 +180,8 @@ fn draw_hours(frame: &mut Frame, area: Rect, app: &App, data: &CaptureData, them
 }
 
 fn draw_gaps(frame: &mut Frame, area: Rect, app: &App, data: &CaptureData, theme: &Theme) {
-    let selected = app.cursor[Pane::Capture.index()];
+    let focused = app.capture_focus == CaptureList::Gaps;
+    let selected = app.gap_cursor;
     let rows: Vec<Row> = data
         .gaps
         .iter()
@@ -197,7 +198,7 @@ fn draw_gaps(frame: &mut Frame, area: Rect, app: &App, data: &CaptureData, theme
                 g.minutes,
                 if g.ongoing { " (ongoing)" } else { "" }
             );
-            let style = if i == selected {
+            let style = if focused && i == selected {
                 theme.selected()
             } else {
                 theme.warn()
@@ -208,7 +209,11 @@ fn draw_gaps(frame: &mut Frame, area: Rect, app: &App, data: &CaptureData, theme
     let title = if data.gaps.is_empty() {
         format!("no gap ≥ {} min in 48 h", data.quiet_period_minutes)
     } else {
-        "gaps · Enter drills in".to_string()
+        if focused {
+            "gaps · Enter drills in · ← feed".to_string()
+        } else {
+            "gaps · → to select".to_string()
+        }
     };
     // Keep the selection in view.
     let visible = area.height.saturating_sub(2) as usize;
@@ -220,27 +225,50 @@ fn draw_gaps(frame: &mut Frame, area: Rect, app: &App, data: &CaptureData, theme
     );
 }
 
-fn draw_feed(frame: &mut Frame, area: Rect, data: &CaptureData, theme: &Theme) {
-    let header = Row::new(vec![
-        "time", "lang", "intent", "conf", "provider", "version", "fb",
-    ])
-    .style(theme.title());
-    let rows: Vec<Row> = data
-        .feed
+fn draw_feed(frame: &mut Frame, area: Rect, app: &App, data: &CaptureData, theme: &Theme) {
+    let focused = app.capture_focus == CaptureList::Feed;
+    let selected = app.cursor[Pane::Capture.index()];
+    // Wide: who answered with which version; narrow: the text gets the room.
+    let wide = area.width >= 110;
+    let mut header = vec!["time", "lang", "intent", "conf", "fb"];
+    let mut widths = vec![
+        Constraint::Length(8),
+        Constraint::Length(8),
+        Constraint::Length(14),
+        Constraint::Length(4),
+        Constraint::Length(2),
+    ];
+    if wide {
+        header.extend(["provider", "version"]);
+        widths.extend([Constraint::Length(15), Constraint::Length(14)]);
+    }
+    header.push("text (redacted)");
+    widths.push(Constraint::Fill(1));
+    let visible = area.height.saturating_sub(3) as usize;
+    let skip = selected.saturating_sub(visible.saturating_sub(1));
+    let feed = app.visible_feed();
+    let rows: Vec<Row> = feed
         .iter()
-        .map(|c| {
+        .enumerate()
+        .skip(skip)
+        .map(|(i, c)| {
             let fallback = if c.fallback { "fb" } else { "" };
-            Row::new(vec![
+            let mut cells = vec![
                 clock(c.created_at),
                 c.language.clone().unwrap_or_default(),
                 c.nlu_intent.clone().unwrap_or_default(),
                 c.nlu_confidence
                     .map_or(String::new(), |x| format!("{x:.2}")),
-                c.nlu_provider.clone().unwrap_or_default(),
-                c.model_version.clone().unwrap_or_default(),
                 fallback.to_string(),
-            ])
-            .style(if c.fallback {
+            ];
+            if wide {
+                cells.push(c.nlu_provider.clone().unwrap_or_default());
+                cells.push(c.model_version.clone().unwrap_or_default());
+            }
+            cells.push(cut(&c.user_message, 300));
+            Row::new(cells).style(if focused && i == selected {
+                theme.selected()
+            } else if c.fallback {
                 theme.warn()
             } else {
                 theme.plain()
@@ -249,24 +277,16 @@ fn draw_feed(frame: &mut Frame, area: Rect, data: &CaptureData, theme: &Theme) {
         .collect();
     let title = if data.feed.is_empty() {
         "live feed · no conversation logged yet (flywheel serve / ingest)".to_string()
+    } else if focused {
+        "live feed, newest first · Enter opens · → gaps".to_string()
     } else {
-        "live feed, newest first".to_string()
+        "live feed, newest first · ← to select".to_string()
     };
+    let title = format!("{title}{}", super::filter_note(app, Pane::Capture));
     frame.render_widget(
-        Table::new(
-            rows,
-            [
-                Constraint::Length(8),
-                Constraint::Length(8),
-                Constraint::Fill(2),
-                Constraint::Length(4),
-                Constraint::Fill(1),
-                Constraint::Length(14),
-                Constraint::Length(2),
-            ],
-        )
-        .header(header)
-        .block(Block::bordered().title(title)),
+        Table::new(rows, widths)
+            .header(Row::new(header).style(theme.title()))
+            .block(Block::bordered().title(title)),
         area,
     );
 }

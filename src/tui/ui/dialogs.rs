@@ -9,15 +9,47 @@ use ratatui::widgets::{Block, Clear, Paragraph, Row, Table, Wrap};
 use super::jobs::{RUN_COLUMNS, run_cells};
 use super::theme::Theme;
 use super::{cut, day_time};
-use crate::tui::app::{App, Confirm, GapView, Overlay};
+use crate::run_words::{count_phrases, took};
+use crate::storage::jobs::JobRun;
+use crate::tui::app::{App, Confirm, ConversationView, GapView, Overlay, completions};
+use crate::tui::data::{Alternatives, ConversationDetail, Pane};
 use crate::tui::job::Job;
 use crate::tui::keys::{BINDINGS, Scope};
 
 pub fn draw(frame: &mut Frame, app: &App, theme: &Theme) {
     let area = frame.area();
     match &app.overlay {
-        Overlay::None => {}
-        Overlay::Help => help(frame, area, theme),
+        // Typed into the status line, applied to the list as it is typed.
+        Overlay::None | Overlay::Filter | Overlay::GoTo { .. } => {}
+        Overlay::CommandLine { input, selected } => {
+            let offered = completions(input);
+            let popup = centered(area, 64, offered.len().max(1) as u16 + 4);
+            let mut lines = vec![Line::from(vec![
+                Span::styled(":", theme.accent()),
+                Span::styled(format!("{input}_"), theme.title()),
+            ])];
+            if offered.is_empty() {
+                lines.push(Line::from(Span::styled("no such command", theme.warn())));
+            }
+            for (i, (name, help)) in offered.iter().enumerate() {
+                let style = if i == *selected {
+                    theme.selected()
+                } else {
+                    theme.plain()
+                };
+                lines.push(Line::from(vec![
+                    Span::styled(format!("{name:<18}"), style),
+                    Span::styled(help.to_string(), theme.dim()),
+                ]));
+            }
+            dialog(
+                frame,
+                popup,
+                "command · Tab completes · Enter runs · Esc",
+                lines,
+            );
+        }
+        Overlay::Help => help(frame, area, app.pane, theme),
         Overlay::ChooseIntent { filter, selected } => {
             let popup = centered(area, 60, 16);
             let intents = app.filtered_intents(filter);
@@ -102,22 +134,27 @@ pub fn draw(frame: &mut Frame, app: &App, theme: &Theme) {
             );
         }
         Overlay::Gap(view) => gap(frame, area, app, view, theme),
+        Overlay::Conversation(view) => conversation(frame, area, view, theme),
+        Overlay::Run(run) => job_run(frame, area, app, run, theme),
     }
 }
 
-fn help(frame: &mut Frame, area: Rect, theme: &Theme) {
+/// The keys that work in `pane` (everywhere, its own, in dialogs), from
+/// the key table: what the help lists, so it fits a small terminal.
+fn help(frame: &mut Frame, area: Rect, pane: Pane, theme: &Theme) {
     let rows: Vec<Row> = BINDINGS
         .iter()
+        .filter(|k| !matches!(k.scope, Scope::Pane(p) if p != pane))
         .map(|k| {
             let scope = match k.scope {
-                Scope::Always | Scope::Anywhere => "anywhere".to_string(),
+                Scope::Always | Scope::Anywhere | Scope::UnlessTyping => "anywhere".to_string(),
                 Scope::Pane(p) => p.title().to_string(),
-                Scope::Dialog => "dialogs".to_string(),
+                Scope::Dialog | Scope::OverDialog => "dialogs".to_string(),
             };
             Row::new(vec![k.label.to_string(), scope, k.help.to_string()])
         })
         .collect();
-    let popup = centered(area, 78, BINDINGS.len() as u16 + 3);
+    let popup = centered(area, 78, rows.len() as u16 + 3);
     frame.render_widget(Clear, popup);
     frame.render_widget(
         Table::new(
@@ -129,7 +166,10 @@ fn help(frame: &mut Frame, area: Rect, theme: &Theme) {
             ],
         )
         .header(Row::new(vec!["key", "where", "does"]).style(theme.title()))
-        .block(Block::bordered().title("keys · any key closes")),
+        .block(Block::bordered().title(format!(
+            "keys of {} · q quits · any other key closes",
+            pane.title()
+        ))),
         popup,
     );
 }
@@ -240,11 +280,173 @@ fn gap(frame: &mut Frame, area: Rect, app: &App, view: &GapView, theme: &Theme) 
     );
 }
 
+/// A label in the detail views' left column.
+fn field<'a>(name: &str, value: impl Into<Line<'a>>, theme: &Theme) -> Line<'a> {
+    let mut line = value.into();
+    line.spans
+        .insert(0, Span::styled(format!("{name:<10} "), theme.dim()));
+    line
+}
+
+fn conversation(frame: &mut Frame, area: Rect, view: &ConversationView, theme: &Theme) {
+    let popup = centered(
+        area,
+        area.width.saturating_sub(4),
+        area.height.saturating_sub(2),
+    );
+    let lines = match view {
+        ConversationView::Loading(id) => {
+            vec![Line::from(format!("conversation {id}: loading…"))]
+        }
+        ConversationView::Failed(err) => vec![Line::from(Span::styled(err.clone(), theme.bad()))],
+        ConversationView::Loaded(detail) => conversation_lines(detail, theme),
+    };
+    let title = match view {
+        ConversationView::Loaded(d) => format!("conversation {} · Esc closes", d.conversation.id),
+        _ => "conversation · Esc closes".to_string(),
+    };
+    dialog(frame, popup, &title, lines);
+}
+
+fn conversation_lines<'a>(detail: &'a ConversationDetail, theme: &Theme) -> Vec<Line<'a>> {
+    let c = &detail.conversation;
+    let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "–".into());
+    let mut lines = vec![
+        Line::from(Span::styled(c.user_message.as_str(), theme.title())),
+        Line::default(),
+        field(
+            "when",
+            format!(
+                "{} UTC · session {} · language {}",
+                c.created_at.0.format("%Y-%m-%d %H:%M:%S"),
+                or_dash(&c.session_id),
+                or_dash(&c.language)
+            ),
+            theme,
+        ),
+        field(
+            "answered",
+            format!(
+                "{} {} · by {} ({})",
+                or_dash(&c.nlu_intent),
+                c.nlu_confidence.map_or("–".into(), |x| format!("{x:.2}")),
+                or_dash(&c.model_version),
+                or_dash(&c.nlu_provider)
+            ),
+            theme,
+        ),
+        field(
+            "fallback",
+            if c.fallback {
+                Span::styled("yes: routed to the fallback", theme.warn())
+            } else {
+                Span::raw("no")
+            },
+            theme,
+        ),
+    ];
+    let weighed = match &detail.alternatives {
+        Alternatives::Scored { version, intents } => Line::from(format!(
+            "{} ({version} scored it again)",
+            intents
+                .iter()
+                .map(|(intent, p)| format!("{intent} {p:.2}"))
+                .collect::<Vec<_>>()
+                .join(" · ")
+        )),
+        Alternatives::Unavailable(why) => Line::from(Span::styled(why.clone(), theme.dim())),
+    };
+    lines.push(field("weighed", weighed, theme));
+    lines.push(field(
+        "captured",
+        format!("{} (daily capture)", c.review_status),
+        theme,
+    ));
+    let sample = match &detail.sample {
+        Some(s) => Line::from(format!(
+            "#{} {} · intent {} · priority {} · seen {} time(s){}",
+            s.id,
+            s.review_status,
+            s.intent,
+            s.priority,
+            s.occurrences,
+            s.annotator
+                .as_ref()
+                .map_or(String::new(), |a| format!(" · by {a}"))
+        )),
+        None => Line::from(Span::styled(
+            "none yet: daily capture has not folded it into a sample",
+            theme.dim(),
+        )),
+    };
+    lines.push(field("sample", sample, theme));
+    lines.push(field(
+        "feedback",
+        c.feedback.clone().unwrap_or_else(|| "none".into()),
+        theme,
+    ));
+    lines
+}
+
+fn job_run(frame: &mut Frame, area: Rect, app: &App, run: &JobRun, theme: &Theme) {
+    let popup = centered(
+        area,
+        area.width.saturating_sub(4),
+        area.height.saturating_sub(2),
+    );
+    let mut lines = vec![
+        field(
+            "status",
+            Span::styled(
+                format!("{} · by {}", run.status, run.trigger),
+                theme.status_style(run.status.as_str()),
+            ),
+            theme,
+        ),
+        field(
+            "started",
+            format!(
+                "{} UTC · took {}{}",
+                run.started_at.0.format("%Y-%m-%d %H:%M:%S"),
+                took(run.started_at, run.finished_at, app.now),
+                if run.finished_at.is_none() {
+                    " so far"
+                } else {
+                    ""
+                }
+            ),
+            theme,
+        ),
+    ];
+    if let (Some(host), Some(pid)) = (&run.host, run.pid) {
+        lines.push(field("where", format!("{host}, pid {pid}"), theme));
+    }
+    let phrases = run.counts.as_deref().map(count_phrases).unwrap_or_default();
+    if phrases.is_empty() {
+        lines.push(field("counts", Span::styled("none", theme.dim()), theme));
+    }
+    for (i, phrase) in phrases.into_iter().enumerate() {
+        lines.push(field(if i == 0 { "counts" } else { "" }, phrase, theme));
+    }
+    if let Some(error) = &run.error {
+        for (i, text) in error.lines().enumerate() {
+            lines.push(field(
+                if i == 0 { "error" } else { "" },
+                Span::styled(text.to_string(), theme.bad()),
+                theme,
+            ));
+        }
+    }
+    let title = format!("run {} · {} · Esc closes", run.id, run.stage);
+    dialog(frame, popup, &title, lines);
+}
+
 fn dialog(frame: &mut Frame, area: Rect, title: &str, lines: Vec<Line>) {
     frame.render_widget(Clear, area);
     frame.render_widget(
         Paragraph::new(lines)
-            .wrap(Wrap { trim: true })
+            // Untrimmed: a detail's continuation lines keep their indent.
+            .wrap(Wrap { trim: false })
             .block(Block::bordered().title(title.to_string())),
         area,
     );

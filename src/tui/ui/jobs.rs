@@ -3,7 +3,7 @@
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Paragraph, Row, Table};
+use ratatui::widgets::{Block, Cell, Paragraph, Row, Table};
 
 use chrono::{DateTime, Utc};
 
@@ -60,18 +60,30 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         "counts / error",
     ])
     .style(theme.title());
-    let rows: Vec<Row> = data
-        .runs
-        .iter()
+    let rows: Vec<Row> = app
+        .visible_runs()
+        .into_iter()
         .enumerate()
         .skip(skip)
         .map(|(i, r)| {
-            let detail = r
-                .error
-                .clone()
-                .or_else(|| r.counts.as_deref().map(counts_in_words))
-                .unwrap_or_default();
-            let row = Row::new(run_cells(r, app.now, &detail, 300));
+            // An error's first line, in red; the whole run is behind Enter.
+            let (detail, style) = match &r.error {
+                Some(error) => (error.lines().next().unwrap_or_default(), theme.bad()),
+                None => ("", theme.plain()),
+            };
+            let words = r.counts.as_deref().map(counts_in_words);
+            let detail = words
+                .as_deref()
+                .filter(|_| detail.is_empty())
+                .unwrap_or(detail);
+            let mut cells: Vec<Cell> = run_cells(r, app.now, detail, 300)
+                .into_iter()
+                .map(Cell::from)
+                .collect();
+            if let Some(last) = cells.pop() {
+                cells.push(last.style(style));
+            }
+            let row = Row::new(cells);
             if i == selected {
                 row.style(theme.selected())
             } else {
@@ -80,10 +92,11 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         })
         .collect();
     let title = if data.runs.is_empty() {
-        "stage runs · none yet · Enter runs a stage"
+        "stage runs · none yet · Enter or m runs a stage"
     } else {
-        "stage runs (cli, cron, tui) · Enter runs a stage · x cancels"
+        "stage runs (cli, cron, tui) · Enter shows a run · m runs a stage · x cancels"
     };
+    let title = format!("{title}{}", super::filter_note(app, Pane::Jobs));
     frame.render_widget(
         Table::new(rows, RUN_COLUMNS)
             .header(header)

@@ -7,6 +7,7 @@ mod dialogs;
 mod jobs;
 mod label_studio;
 mod review;
+pub mod text;
 pub mod theme;
 mod training;
 
@@ -16,7 +17,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Gauge, Paragraph};
 
-use super::app::App;
+use super::app::{App, Overlay};
 use super::data::Pane;
 use crate::storage::Timestamp;
 use theme::Theme;
@@ -44,10 +45,14 @@ pub fn draw(frame: &mut Frame, app: &App, theme: &Theme) {
     }
     draw_status(frame, status, app, theme);
     dialogs::draw(frame, app, theme);
+    text::split_wide_clusters(frame.buffer_mut());
 }
 
 fn draw_tabs(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let mut spans = vec![Span::styled(" flywheel ", theme.title())];
+    if app.read_only {
+        spans.push(Span::styled(" READ-ONLY ", theme.bad()));
+    }
     for pane in Pane::ALL {
         let style = if pane == app.pane {
             theme.active_tab()
@@ -98,7 +103,27 @@ fn draw_job(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
 }
 
 fn draw_status(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
-    let line = if let Some((pane, error)) = &app.load_error {
+    let line = if app.overlay == Overlay::Filter {
+        let count = app
+            .filter_count(app.pane)
+            .map_or(String::new(), |(shown, total)| {
+                format!(" · {shown} of {total} match")
+            });
+        Line::from(vec![
+            Span::styled("/", theme.accent()),
+            Span::styled(format!("{}_", app.filters[app.pane.index()]), theme.title()),
+            Span::styled(format!("{count} · Enter keeps · Esc clears"), theme.dim()),
+        ])
+    } else if let Overlay::GoTo { input } = &app.overlay {
+        Line::from(vec![
+            Span::styled("go to ", theme.accent()),
+            Span::styled(format!("{input}_"), theme.title()),
+            Span::styled(
+                " · 42 a conversation · s42 a sample · a version · Enter · Esc",
+                theme.dim(),
+            ),
+        ])
+    } else if let Some((pane, error)) = &app.load_error {
         Line::from(vec![
             Span::styled("database: ", theme.bad()),
             Span::styled(format!("{} ({})", error, pane.title()), theme.bad()),
@@ -117,6 +142,17 @@ fn draw_status(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         ))
     };
     frame.render_widget(Paragraph::new(line), area);
+}
+
+/// " · filter “refund”: 3 of 100", for the title of a filtered list.
+pub(super) fn filter_note(app: &App, pane: Pane) -> String {
+    match app.filter_count(pane) {
+        Some((shown, total)) => format!(
+            " · filter “{}”: {shown} of {total}",
+            app.filters[pane.index()]
+        ),
+        None => String::new(),
+    }
 }
 
 /// "12:04:05" of a timestamp, UTC.
@@ -143,20 +179,7 @@ pub(super) fn percent(x: Option<f64>) -> String {
     x.map_or_else(|| "–".into(), |v| format!("{:.1}%", v * 100.0))
 }
 
-/// A one-line text cut to `width` characters.
-pub(super) fn cut(text: &str, width: usize) -> String {
-    let flat: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if flat.chars().count() <= width {
-        flat
-    } else {
-        let mut out: String = flat.chars().take(width.saturating_sub(1)).collect();
-        out.push('…');
-        out
-    }
-}
+pub(super) use text::cut;
 
 /// What a pane shows before its first load.
 pub(super) fn loading(frame: &mut Frame, area: Rect, app: &App, pane: Pane, theme: &Theme) {

@@ -105,10 +105,11 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             1 => " · 1 suspect label".into(),
             n => format!(" · {n} suspect labels"),
         },
-        if hidden > 0 {
-            format!(" · {hidden} skipped/decided here")
-        } else {
-            String::new()
+        match super::filter_note(app, Pane::Review) {
+            // Filtered: how many of the head pass (skipped ones included).
+            note if !note.is_empty() => note,
+            _ if hidden > 0 => format!(" · {hidden} skipped/decided here"),
+            _ => String::new(),
         }
     );
     let mut header = vec!["#", "pri", "occ", "conf", "lang", "prediction"];

@@ -39,9 +39,9 @@ fn draw_versions(frame: &mut Frame, area: Rect, app: &App, data: &TrainingData, 
     .style(theme.title());
     let visible = area.height.saturating_sub(3) as usize;
     let skip = selected.saturating_sub(visible.saturating_sub(1));
-    let rows: Vec<Row> = data
-        .versions
-        .iter()
+    let rows: Vec<Row> = app
+        .visible_versions()
+        .into_iter()
         .enumerate()
         .skip(skip)
         .map(|(i, v)| {
@@ -71,6 +71,7 @@ fn draw_versions(frame: &mut Frame, area: Rect, app: &App, data: &TrainingData, 
     } else {
         "model versions · t train now · p promote selected · b roll back"
     };
+    let title = format!("{title}{}", super::filter_note(app, Pane::Training));
     frame.render_widget(
         Table::new(
             rows,
