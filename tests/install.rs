@@ -534,7 +534,14 @@ fn doctor_recognises_cron_or_systemd_timers() {
     // (case, crontab -l, systemctl is-active's states in the order of
     // SCHEDULED: daily-capture, label-studio-sync, weekly-training,
     // canary-check; expected status, what the detail says)
-    let cases: [(&str, Option<&str>, Option<&[&str]>, &str, &str); 5] = [
+    type Case<'a> = (
+        &'a str,
+        Option<&'a str>,
+        Option<&'a [&'a str]>,
+        &'a str,
+        &'a str,
+    );
+    let cases: [Case; 5] = [
         (
             "timers only",
             None,

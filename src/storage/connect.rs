@@ -323,13 +323,17 @@ impl Store {
     }
 
     /// Apply pending migrations, each named in the log before it runs (a
-    /// warning when it reads a large table).
+    /// warning when it reads a large table). Creating a new database's
+    /// schema is quick and says nothing but at debug level.
     pub async fn migrate(&self) -> Result<MigrationState> {
+        let upgrade = !self.migration_state().await?.applied.is_empty();
         self.migrate_with(None, &mut |step| {
             if step.large_table.is_some() {
                 tracing::warn!("{}", step.message());
-            } else {
+            } else if upgrade {
                 tracing::info!("{}", step.message());
+            } else {
+                tracing::debug!("{}", step.message());
             }
         })
         .await
