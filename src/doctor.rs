@@ -439,8 +439,8 @@ fn crontab_check() -> Check {
         return Check::warn(
             "crontab",
             format!(
-                "scheduled twice, by cron and by a systemd timer: {} (the second run of each slot \
-                 finds the first's lock and does nothing)",
+                "scheduled twice, by cron and by a systemd timer: {} (each slot starts two runs: \
+                 the later one exits 75 while the first holds the stage's lock, or runs again)",
                 twice.join(", ")
             ),
             "keep one scheduler: remove the flywheel lines from the crontab (`crontab -e`) or \
