@@ -17,16 +17,18 @@ if command -v pg_isready >/dev/null 2>&1 && ! pg_isready -q -h 127.0.0.1 -p 5432
 fi
 
 # Tools some tests drive: tmux (the console in a real terminal), jq (the
-# runbook's pipelines) and promtool (the shipped alert rules; Debian's
-# `prometheus` package ships it). Installed from Debian's packages when
+# runbook's pipelines), promtool (the shipped alert rules; Debian's
+# `prometheus` package ships it) and systemd-analyze (verifies the shipped
+# units in assets/systemd; Debian's `systemd` package, which installs it
+# without making systemd the running init). Installed from Debian's packages when
 # missing and possible; otherwise say which and stop before a long build.
 missing=()
-for pair in tmux:tmux jq:jq promtool:prometheus; do
+for pair in tmux:tmux jq:jq promtool:prometheus systemd-analyze:systemd; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    echo "installing ${missing[*]} (needed by the TUI, runbook and alert-rule tests)" >&2
+    echo "installing ${missing[*]} (needed by the TUI, runbook, alert-rule and install tests)" >&2
     export DEBIAN_FRONTEND=noninteractive
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; }
   else

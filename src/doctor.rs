@@ -450,35 +450,110 @@ const SCHEDULED: [&str; 4] = [
     "canary-check",
 ];
 
+/// Every scheduled stage has a scheduler: a line in this user's crontab or
+/// an active systemd timer (`assets/systemd/flywheel-STAGE.timer`).
 fn crontab_check() -> Check {
-    let output = std::process::Command::new("crontab").arg("-l").output();
-    let text = match output {
-        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).into_owned(),
-        Ok(_) => String::new(), // "no crontab for user"
-        Err(_) => {
-            return Check::warn(
-                "crontab",
-                "the crontab command is not installed; stages will not run on schedule",
-                "install cron, then add the lines of crontab.conf with `crontab -e`",
-            );
-        }
-    };
-    let missing: Vec<&str> = SCHEDULED
-        .iter()
-        .copied()
-        .filter(|stage| {
-            !text.lines().any(|l| {
+    // `None`: no crontab command. No crontab for this user is an empty one.
+    let cron = std::process::Command::new("crontab")
+        .arg("-l")
+        .output()
+        .ok()
+        .map(|out| {
+            if out.status.success() {
+                String::from_utf8_lossy(&out.stdout).into_owned()
+            } else {
+                String::new() // "no crontab for user"
+            }
+        });
+    let by_cron = |stage: &str| {
+        cron.as_deref().is_some_and(|text| {
+            text.lines().any(|l| {
                 !l.trim_start().starts_with('#') && l.contains("flywheel") && l.contains(stage)
             })
         })
-        .collect();
-    if missing.is_empty() {
-        Check::pass("crontab", format!("{} are scheduled", SCHEDULED.join(", ")))
-    } else {
-        Check::warn(
-            "crontab",
-            format!("not scheduled: {}", missing.join(", ")),
-            "add the lines of crontab.conf to this user's crontab (`crontab -e`, adjust the paths)",
-        )
+    };
+    let timers = active_timers();
+    let by_timer = |stage: &str| timers.as_ref().is_some_and(|t| t.contains(&stage));
+    let list = |pick: &dyn Fn(&str) -> bool| -> Vec<&str> {
+        SCHEDULED.iter().copied().filter(|s| pick(s)).collect()
+    };
+    let missing = list(&|s| !by_cron(s) && !by_timer(s));
+    let twice = list(&|s| by_cron(s) && by_timer(s));
+    let (cron_stages, timer_stages) = (list(&by_cron), list(&by_timer));
+    let mut how = Vec::new();
+    if !cron_stages.is_empty() {
+        how.push(format!("by cron: {}", cron_stages.join(", ")));
     }
+    if !timer_stages.is_empty() {
+        how.push(format!("by systemd timers: {}", timer_stages.join(", ")));
+    }
+    if !missing.is_empty() {
+        let mut absent = Vec::new();
+        if cron.is_none() {
+            absent.push("the crontab command is not installed");
+        }
+        if timers.is_none() {
+            absent.push("systemd is not running");
+        }
+        let mut detail = format!("not scheduled: {}", missing.join(", "));
+        for part in how.iter().map(String::as_str).chain(absent) {
+            detail.push_str("; ");
+            detail.push_str(part);
+        }
+        let units: Vec<String> = missing
+            .iter()
+            .map(|s| format!("flywheel-{s}.timer"))
+            .collect();
+        return Check::warn(
+            "crontab",
+            detail,
+            format!(
+                "enable the systemd timers (`systemctl enable --now {}`, units in assets/systemd), \
+                 or add the lines of crontab.conf to this user's crontab (`crontab -e`, adjust the paths)",
+                units.join(" ")
+            ),
+        );
+    }
+    if !twice.is_empty() {
+        return Check::warn(
+            "crontab",
+            format!(
+                "scheduled twice, by cron and by a systemd timer: {} (each slot starts two runs: \
+                 the later one exits 75 while the first holds the stage's lock, or runs again)",
+                twice.join(", ")
+            ),
+            "keep one scheduler: remove the flywheel lines from the crontab (`crontab -e`) or \
+             disable the timers (`systemctl disable --now flywheel-STAGE.timer`)",
+        );
+    }
+    Check::pass("crontab", format!("all scheduled, {}", how.join("; ")))
+}
+
+/// The scheduled stages whose `flywheel-STAGE.timer` is active; `None` when
+/// systemd is not there to ask (no systemctl, not booted with systemd).
+fn active_timers() -> Option<Vec<&'static str>> {
+    let units: Vec<String> = SCHEDULED
+        .iter()
+        .map(|s| format!("flywheel-{s}.timer"))
+        .collect();
+    let out = std::process::Command::new("systemctl")
+        .arg("is-active")
+        .args(&units)
+        .output()
+        .ok()?;
+    // One state a unit ("active", "inactive", "failed" …); exits non-zero
+    // when any is not active, and prints nothing when it cannot ask systemd.
+    let text = String::from_utf8_lossy(&out.stdout);
+    let states: Vec<&str> = text.lines().map(str::trim).collect();
+    if states.len() != units.len() {
+        return None;
+    }
+    Some(
+        SCHEDULED
+            .iter()
+            .zip(states)
+            .filter(|(_, state)| *state == "active")
+            .map(|(stage, _)| *stage)
+            .collect(),
+    )
 }

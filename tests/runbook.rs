@@ -73,14 +73,22 @@ use support::{block_on, exec, scalar};
 
 const RUNBOOK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/runbook.md");
 
-/// The issue's five on-call situations: the runbook must keep covering them.
-const REQUIRED_SCENARIOS: [&str; 5] = [
+/// The issue's five on-call situations, and a host's first install and
+/// upgrade (issue 21): the runbook must keep covering them.
+const REQUIRED_SCENARIOS: [&str; 7] = [
     "no-capture",
     "capture-half",
     "label-studio-down",
     "training-missed",
     "canary-worse",
+    "first-install",
+    "upgrade",
 ];
+
+/// Scenarios on a data dir of their own rather than a copy of the
+/// bootstrapped template: a host before its first install, and a database
+/// at an earlier schema version.
+const FRESH_SCENARIOS: [&str; 2] = ["first-install", "upgrade"];
 
 // ---------------------------------------------------------------- parsing
 
@@ -421,6 +429,8 @@ fn opens_console(line: &str) -> bool {
             "--data-dir" | "--database-url" | "--config" | "--trigger" => {
                 rest.next();
             }
+            // print and exit before anything opens
+            "--version" | "-V" | "--help" | "-h" => return false,
             w if w.starts_with('-') => {}
             w => return w == "tui",
         }
@@ -636,6 +646,27 @@ fn seed(name: &str, config: &Config, home: &Path) -> Option<Setup> {
         .push(("FLYWHEEL_SERVE__ADDR".into(), "127.0.0.1:0".into()));
     // Who the audit trail names for lifecycle changes made in the runbook.
     setup.env.push(("USER".into(), "oncall".into()));
+    match name {
+        // A new host: nothing installed yet.
+        "first-install" => return Some(setup),
+        // A database left at an earlier schema by the binary being replaced.
+        "upgrade" => {
+            let config = config.clone();
+            block_on(async move {
+                let store = flywheel::storage::open_unmigrated(
+                    &config,
+                    flywheel::storage::OpenMode::Create,
+                )
+                .await
+                .unwrap();
+                let older = (flywheel::storage::newest_schema_version() - 2).max(1);
+                store.migrate_with(Some(older), &mut |_| {}).await.unwrap();
+                store.close().await;
+            });
+            return Some(setup);
+        }
+        _ => {}
+    }
     let config = config.clone();
     let home = home.to_path_buf();
     let name = name.to_string();
@@ -1260,9 +1291,12 @@ fn new_scenario(name: &str, template: &Path, path: &str) -> Result<Scenario, Str
     let home = tempfile::tempdir().unwrap();
     let data = home.path().join("flywheel-data");
     std::fs::create_dir_all(&data).unwrap();
+    // Every scenario but a new host's and an upgrade's starts from the
+    // bootstrapped installation.
+    let installed = !FRESH_SCENARIOS.contains(&name);
     for file in ["flywheel.db", "flywheel.db-wal", "flywheel.db-shm"] {
         let from = template.join(file);
-        if from.exists() {
+        if installed && from.exists() {
             std::fs::copy(&from, data.join(file)).unwrap();
         }
     }
@@ -1596,6 +1630,7 @@ fn the_checker_catches_what_it_promises_to() {
     assert!(opens_console("flywheel"));
     assert!(opens_console("flywheel --data-dir /x tui"));
     assert!(!opens_console("flywheel status"));
+    assert!(!opens_console("flywheel --version"));
     assert_eq!(
         subcommand_and_flags("flywheel models promote VERSION --to canary [--traffic 10]"),
         (

@@ -16,7 +16,10 @@ pub struct BackupArgs {
 }
 
 pub async fn backup(ctx: &Context, args: BackupArgs) -> Result<ExitCode> {
-    let store = ctx.existing_store().await?;
+    // The copy is of the database as it is: taken before an upgrade, with
+    // the new binary already in place, it must not migrate first.
+    let store =
+        crate::storage::open_unmigrated(ctx.config(), crate::storage::OpenMode::Existing).await?;
     let bytes = store.backup_sqlite(&args.file).await?;
     store.close().await;
     let file = args.file.display().to_string();

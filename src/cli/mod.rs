@@ -12,6 +12,7 @@ mod demo;
 mod doctor;
 mod export;
 mod ingest;
+mod install_files;
 mod job_history;
 mod label_studio_sync;
 mod metrics;
@@ -40,10 +41,22 @@ use crate::jobs::{self, Launch, StageJob, Trigger};
 use crate::storage::{self, Store};
 use output::Output;
 
+/// What `flywheel --version` prints after the name: the release, the commit
+/// it was built from ("unknown" without git) and the newest schema migration
+/// it carries (build.rs finds both).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("FLYWHEEL_GIT_COMMIT"),
+    ", schema ",
+    env!("FLYWHEEL_SCHEMA_VERSION"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "flywheel",
-    version,
+    version = VERSION,
     about = "Keeps an NLU intent router learning from production: capture, review, train, deploy.",
     propagate_version = true
 )]
@@ -152,6 +165,10 @@ pub enum Command {
     Prune(prune::PruneArgs),
     /// Copy the embedded SQLite database to FILE while it is in use.
     Backup(backup::BackupArgs),
+    /// Print the shell completion script for bash, zsh or fish.
+    Completions(install_files::CompletionsArgs),
+    /// Print the man page, or write one page per subcommand with --dir.
+    Man(install_files::ManArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -204,6 +221,13 @@ pub fn main() -> ExitCode {
         Err(err) => return usage_error(&err),
     };
     let out = Output::new(cli.global.json, cli.global.quiet);
+    if let Some(result) = without_config(cli.command.as_ref(), &out) {
+        return match result {
+            Ok(_) if output::stdout_closed() => ExitCode::from(ErrorKind::OutputClosed.exit_code()),
+            Ok(code) => code,
+            Err(err) => report_error(&out, &err),
+        };
+    }
     let options = LoadOptions {
         config_file: cli.global.config.clone(),
         database_url: cli.global.database_url.clone(),
@@ -273,6 +297,16 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Commands that describe the binary itself: they run before the
+/// configuration loads, so a broken config never blocks an install step.
+fn without_config(command: Option<&Command>, out: &Output) -> Option<Result<ExitCode>> {
+    match command? {
+        Command::Completions(args) => Some(install_files::completions(args)),
+        Command::Man(args) => Some(install_files::man(args, out)),
+        _ => None,
+    }
+}
+
 /// Commands that only read: they never create a data dir or database.
 fn reads_only(command: Option<&Command>) -> bool {
     matches!(
@@ -337,6 +371,9 @@ async fn dispatch(command: Option<Command>, ctx: &Context) -> Result<ExitCode> {
         Command::CanaryCheck(args) => canary_check::canary_check(ctx, args).await,
         Command::Prune(args) => prune::prune(ctx, args).await,
         Command::Backup(args) => backup::backup(ctx, args).await,
+        Command::Completions(_) | Command::Man(_) => {
+            without_config(Some(&command), &ctx.out).expect("describes the binary")
+        }
     }
 }
 
@@ -396,5 +433,16 @@ mod tests {
     fn command_line_definition_is_consistent() {
         use clap::CommandFactory;
         super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn the_version_names_the_schema_the_binary_migrates_to() {
+        let schema = crate::storage::newest_schema_version();
+        assert!(schema > 0, "no migration compiled in");
+        assert!(
+            super::VERSION.ends_with(&format!(", schema {schema})")),
+            "build.rs counted another schema version than the migrator: {}",
+            super::VERSION
+        );
     }
 }

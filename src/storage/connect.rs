@@ -180,6 +180,115 @@ async fn open_postgres(raw: &str, redacted: &str, data_dir: &Path) -> Result<Sto
     })
 }
 
+/// The newest migration this binary carries: the schema version it
+/// migrates a database to (the same number on both backends).
+pub fn newest_schema_version() -> i64 {
+    SQLITE_MIGRATOR
+        .iter()
+        .chain(POSTGRES_MIGRATOR.iter())
+        .map(|m| m.version)
+        .max()
+        .unwrap_or_default()
+}
+
+/// Migrations that read or rewrite every row of a table, and what they do
+/// with it: on a big installation they take minutes, and say so first.
+/// Add a migration here when it backfills, copies or indexes a table that
+/// grows with traffic (conversations, samples).
+const READS_WHOLE_TABLE: [(i64, &str, &str); 3] = [
+    (
+        4,
+        "conversation_logs",
+        "copies the review links of every conversation into review_links",
+    ),
+    (
+        11,
+        "training_samples",
+        "indexes every sample by review status",
+    ),
+    (
+        13,
+        "label_studio_tasks",
+        "indexes every Label Studio task twice",
+    ),
+];
+
+/// From this many rows a migration reading the whole table is announced as
+/// long (on the order of a minute on SQLite and PostgreSQL).
+pub const LARGE_TABLE_ROWS: i64 = 100_000;
+
+/// One migration about to be applied.
+#[derive(Debug, Clone)]
+pub struct MigrationStep {
+    pub version: i64,
+    /// sqlx's description: the file name after the number, `_` as spaces.
+    pub description: String,
+    /// The large table it reads, when it reads one.
+    pub large_table: Option<LargeTable>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LargeTable {
+    pub table: &'static str,
+    pub rows: i64,
+    /// What the migration does with every row.
+    pub work: &'static str,
+}
+
+impl MigrationStep {
+    /// `applying migration 0004 (review links)`, and when it reads a large
+    /// table, how large and that it takes a while.
+    pub fn message(&self) -> String {
+        let mut text = format!(
+            "applying migration {:04} ({})",
+            self.version, self.description
+        );
+        if let Some(large) = &self.large_table {
+            text.push_str(&format!(
+                ": it {}, and {} holds {} rows: this may take minutes; let it finish \
+                 (it is one transaction: interrupted, it leaves the schema as it was)",
+                large.work, large.table, large.rows
+            ));
+        }
+        text
+    }
+}
+
+/// Migrations handed to sqlx as they are (a prefix of the compiled-in set).
+#[derive(Debug)]
+struct FirstMigrations(Vec<sqlx::migrate::Migration>);
+
+impl<'s> sqlx::migrate::MigrationSource<'s> for FirstMigrations {
+    fn resolve(
+        self,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<
+                    Output = std::result::Result<
+                        Vec<sqlx::migrate::Migration>,
+                        sqlx::error::BoxDynError,
+                    >,
+                > + Send
+                + 's,
+        >,
+    > {
+        Box::pin(async move { Ok(self.0) })
+    }
+}
+
+fn migrate_error(err: MigrateError) -> Error {
+    match err {
+        MigrateError::VersionMissing(version) => Error::config(format!(
+            "the database was migrated by a newer Flywheel (migration {version} is unknown here); upgrade flywheel"
+        )),
+        MigrateError::VersionMismatch(version) => Error::config(format!(
+            "migration {version} was changed after it was applied to this database; restore the original migration files"
+        )),
+        MigrateError::Execute(err) => db_error("applying migrations", err),
+        other => Error::failure(format!("applying migrations: {other}")),
+    }
+}
+
 /// What `doctor` reports about the schema.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct MigrationState {
@@ -213,27 +322,93 @@ impl Store {
         }
     }
 
-    /// Apply pending migrations. PostgreSQL serialises concurrent callers
-    /// with an advisory lock inside sqlx; for SQLite we hold a file lock so
-    /// two processes starting at once do not both try.
+    /// Apply pending migrations, each named in the log before it runs (a
+    /// warning when it reads a large table). Creating a new database's
+    /// schema is quick and says nothing but at debug level.
     pub async fn migrate(&self) -> Result<MigrationState> {
+        let upgrade = !self.migration_state().await?.applied.is_empty();
+        self.migrate_with(None, &mut |step| {
+            if step.large_table.is_some() {
+                tracing::warn!("{}", step.message());
+            } else if upgrade {
+                tracing::info!("{}", step.message());
+            } else {
+                tracing::debug!("{}", step.message());
+            }
+        })
+        .await
+    }
+
+    /// Apply pending migrations up to `up_to` (all when `None`) one at a
+    /// time, calling `before_each` before each. sqlx runs a migration as one
+    /// statement batch in one transaction, so there is no per-row progress
+    /// to report: the step names the migration and, when it reads a table
+    /// holding [`LARGE_TABLE_ROWS`] rows or more, that table and its rows.
+    ///
+    /// PostgreSQL serialises concurrent callers with an advisory lock inside
+    /// sqlx; for SQLite we hold a file lock so two processes starting at
+    /// once do not both try.
+    pub async fn migrate_with(
+        &self,
+        up_to: Option<i64>,
+        before_each: &mut (dyn FnMut(&MigrationStep) + Send),
+    ) -> Result<MigrationState> {
         let _guard = match self.backend() {
             Backend::Sqlite(_) => Some(self.lock_file_blocking("migrate").await?),
             Backend::Postgres(_) => None,
         };
         let migrator = self.migrator();
-        let result = on_pool!(self, |pool| migrator.run(pool).await);
-        result.map_err(|err| match err {
-            MigrateError::VersionMissing(version) => Error::config(format!(
-                "the database was migrated by a newer Flywheel (migration {version} is unknown here); upgrade flywheel"
-            )),
-            MigrateError::VersionMismatch(version) => Error::config(format!(
-                "migration {version} was changed after it was applied to this database; restore the original migration files"
-            )),
-            MigrateError::Execute(err) => db_error("applying migrations", err),
-            other => Error::failure(format!("applying migrations: {other}")),
-        })?;
+        let state = self.migration_state().await?;
+        if let Some(&version) = state.unknown().first() {
+            return Err(migrate_error(MigrateError::VersionMissing(version)));
+        }
+        for migration in migrator.iter() {
+            if up_to.is_some_and(|last| migration.version > last)
+                || state.applied.contains(&migration.version)
+            {
+                continue;
+            }
+            let large_table = self.large_table_read_by(migration.version).await?;
+            before_each(&MigrationStep {
+                version: migration.version,
+                description: migration.description.to_string(),
+                large_table,
+            });
+            // sqlx applies what it is given in order and checks the
+            // checksums of what was applied: give it the migrations up to
+            // this one.
+            let first = sqlx::migrate::Migrator::new(FirstMigrations(
+                migrator
+                    .iter()
+                    .filter(|m| m.version <= migration.version)
+                    .cloned()
+                    .collect(),
+            ))
+            .await
+            .map_err(migrate_error)?;
+            on_pool!(self, |pool| first.run(pool).await).map_err(migrate_error)?;
+        }
+        // nothing pending: still check what was applied is what we carry
+        on_pool!(self, |pool| match up_to {
+            None => migrator.run(pool).await,
+            Some(_) => Ok(()),
+        })
+        .map_err(migrate_error)?;
         self.migration_state().await
+    }
+
+    /// The large table migration `version` reads, if it is large here.
+    async fn large_table_read_by(&self, version: i64) -> Result<Option<LargeTable>> {
+        let Some(&(_, table, work)) = READS_WHOLE_TABLE.iter().find(|(v, ..)| *v == version) else {
+            return Ok(None);
+        };
+        // `table` is one of READS_WHOLE_TABLE's names, never input.
+        let sql = format!("SELECT COUNT(*) FROM {table}");
+        let rows = on_pool!(self, |pool| {
+            sqlx::query_scalar::<_, i64>(&sql).fetch_one(pool).await
+        })
+        .map_err(|err| db_error("counting the rows a migration reads", err))?;
+        Ok((rows >= LARGE_TABLE_ROWS).then_some(LargeTable { table, rows, work }))
     }
 
     /// Which migrations this binary knows and which the database has.

@@ -44,7 +44,8 @@ use std::path::PathBuf;
 use sqlx::{PgPool, SqlitePool};
 
 pub use connect::{
-    MigrationState, OpenMode, no_installation_error, open, open_existing, open_unmigrated,
+    LARGE_TABLE_ROWS, LargeTable, MigrationState, MigrationStep, OpenMode, newest_schema_version,
+    no_installation_error, open, open_existing, open_unmigrated,
 };
 pub use locks::StageLock;
 pub use timestamp::Timestamp;
