@@ -152,6 +152,8 @@ pub struct JobsData {
     pub log_tail: Vec<String>,
     /// Why the log could not be read.
     pub log_problem: Option<String>,
+    /// The loop's health warnings (`None` before the first read).
+    pub health: Option<Vec<Warning>>,
 }
 
 /// One load's result, for one pane.

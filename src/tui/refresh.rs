@@ -20,6 +20,7 @@ use crate::config::{Config, ROUTER_PROVIDER};
 use crate::domain::Stage;
 use crate::error::{Error, ErrorKind, Result};
 use crate::gold::GoldSummary;
+use crate::health::Warning;
 use crate::lang::Language;
 use crate::privacy::Redactor;
 use crate::review::order::{Queued, head, review_order};
@@ -86,6 +87,9 @@ pub struct Loader {
     waiting: Slow<(Vec<Queued>, Waiting)>,
     /// Keyed by canary, its start and production: a new pair reloads at once.
     canary_watch: Option<(String, Slow<CanaryWatch>)>,
+    /// The loop's health warnings, as `status` and `doctor` judge it: the
+    /// whole status snapshot behind them.
+    health: Slow<Vec<Warning>>,
 }
 
 /// A heavy read: loaded once, then refreshed every [`SLOW_EVERY`] (or its
@@ -177,6 +181,7 @@ impl Loader {
             audits_awaiting: Slow::default(),
             waiting: Slow::every(WAITING_EVERY),
             canary_watch: None,
+            health: Slow::default(),
         }
     }
 
@@ -448,11 +453,26 @@ impl Loader {
             Ok((file, lines)) => (file, lines, None),
             Err(problem) => (None, Vec::new(), Some(problem)),
         };
+        let (store, config) = (self.store.clone(), self.config.clone());
+        let health = self
+            .health
+            .get(|| async move {
+                let snapshot = store.status_snapshot(&config).await?;
+                let last_runs = store.last_job_run_per_stage().await?;
+                Ok(crate::health::warnings(
+                    &snapshot,
+                    &last_runs,
+                    &config,
+                    Utc::now(),
+                ))
+            })
+            .await?;
         Ok(JobsData {
             runs,
             log_file,
             log_tail,
             log_problem,
+            health: Some(health),
         })
     }
 

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 
 use super::theme::Theme;
 use super::{cut, day_time, took};
+use crate::health::Warning;
 use crate::run_words::counts_in_words;
 use crate::storage::jobs::JobRun;
 use crate::tui::app::App;
@@ -46,8 +47,14 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     let Some(data) = &app.jobs else {
         return super::loading(frame, area, app, Pane::Jobs, theme);
     };
-    let [runs, log] =
-        Layout::vertical([Constraint::Percentage(55), Constraint::Min(4)]).areas(area);
+    let health_rows = data.health.as_ref().map_or(1, |w| w.len().clamp(1, 4)) as u16;
+    let [health, runs, log] = Layout::vertical([
+        Constraint::Length(health_rows),
+        Constraint::Percentage(55),
+        Constraint::Min(4),
+    ])
+    .areas(area);
+    draw_health(frame, health, data.health.as_deref(), theme);
     let selected = app.cursor[Pane::Jobs.index()];
     let visible = runs.height.saturating_sub(3) as usize;
     let skip = selected.saturating_sub(visible.saturating_sub(1));
@@ -138,4 +145,31 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         Paragraph::new(lines).block(Block::bordered().title(title)),
         log,
     );
+}
+
+/// The loop's health, as `status` and `doctor` judge it: each warning on a
+/// line of its own (the first four), or that every check passes.
+fn draw_health(frame: &mut Frame, area: Rect, warnings: Option<&[Warning]>, theme: &Theme) {
+    let width = area.width as usize;
+    let lines: Vec<Line> = match warnings {
+        None => vec![Line::from(Span::styled("loop health: reading…", theme.dim()))],
+        Some([]) => vec![Line::from(Span::styled(
+            format!(
+                "loop health: all {} checks pass (as status and doctor judge them)",
+                crate::health::CHECKS.len()
+            ),
+            theme.dim(),
+        ))],
+        Some(warnings) => warnings
+            .iter()
+            .take(area.height as usize)
+            .map(|w| {
+                Line::from(Span::styled(
+                    cut(&format!("⚠ {}: {}", w.code, w.message), width),
+                    theme.warn(),
+                ))
+            })
+            .collect(),
+    };
+    frame.render_widget(Paragraph::new(lines), area);
 }
