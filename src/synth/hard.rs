@@ -20,29 +20,33 @@ pub(crate) enum Hardness {
     Shorthand,
 }
 
-pub(crate) fn pick<R: Rng>(language: Language, rng: &mut R) -> Hardness {
+/// A hardness for a message of `intent` in `language`: shorthand most
+/// often (where the script has it), a message cut short only when it is a
+/// request (a greeting cut short is still a greeting).
+pub(crate) fn pick<R: Rng>(intent: &str, language: Language, rng: &mut R) -> Hardness {
     let roll: f64 = rng.random();
+    let request = !matches!(intent, "greeting" | "goodbye" | "thanks");
     // Devanagari has no shorthand of this kind here.
     if language == Language::Hi {
-        return if roll < 0.5 {
+        return if request && roll < 0.5 {
             Hardness::Unfinished
         } else {
             Hardness::TwoRequests
         };
     }
-    if roll < 0.35 {
+    if request && roll < 0.3 {
         Hardness::Unfinished
-    } else if roll < 0.7 {
+    } else if roll < 0.55 {
         Hardness::TwoRequests
     } else {
         Hardness::Shorthand
     }
 }
 
-/// The first one to three words of `text` (all of it when shorter).
+/// The first one or two words of `text` (all of it when shorter).
 pub(crate) fn unfinished<R: Rng>(text: &str, rng: &mut R) -> String {
     let words: Vec<&str> = text.split_whitespace().collect();
-    let keep = rng.random_range(1..=3).min(words.len());
+    let keep = rng.random_range(1..=2).min(words.len());
     words[..keep].join(" ")
 }
 
@@ -67,8 +71,8 @@ pub(crate) fn shorthand<R: Rng>(text: &str, rng: &mut R) -> String {
     let words: Vec<String> = text
         .split(' ')
         .map(|word| {
-            let ascii = word.len() >= 5 && word.bytes().all(|b| b.is_ascii_alphabetic());
-            if !ascii || !rng.random_bool(0.7) {
+            let ascii = word.len() >= 4 && word.bytes().all(|b| b.is_ascii_alphabetic());
+            if !ascii || !rng.random_bool(0.85) {
                 return word.to_string();
             }
             let last = word.len() - 1;
@@ -120,5 +124,15 @@ mod tests {
         assert!(short.len() < text.len(), "{short}");
         assert_eq!(short.split(' ').count(), text.split(' ').count(), "{short}");
         assert_eq!(shorthand("क्या हाल है", &mut rng), "क्या हाल है");
+        for _ in 0..50 {
+            assert_ne!(
+                pick("greeting", Language::En, &mut rng),
+                Hardness::Unfinished
+            );
+            assert_ne!(
+                pick("track_order", Language::Hi, &mut rng),
+                Hardness::Shorthand
+            );
+        }
     }
 }
