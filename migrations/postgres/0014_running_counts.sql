@@ -43,19 +43,22 @@ CREATE TABLE sample_counts (
 
 CREATE FUNCTION capture_count_key(created_at TIMESTAMPTZ) RETURNS TEXT
     LANGUAGE sql IMMUTABLE
-    AS $$ SELECT to_char(date_trunc('minute', created_at AT TIME ZONE 'UTC'), 'YYYY-MM-DD"T"HH24:MI') $$;
+    AS $$ SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI') $$;
 
 -- Inserted rows count +1, deleted rows -1: one statement over the
 -- statement's transition table (named in the trigger: new_rows or old_rows).
 CREATE FUNCTION count_captures() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    -- Rows grouped first by minute and all three values (a statement's rows
+    -- share most of them), then spread over the three dimensions.
     EXECUTE format(
         'INSERT INTO capture_counts (minute, dimension, value, shard, captures)
-         SELECT capture_count_key(c.created_at), d.dimension, d.value, pg_backend_pid(), $1 * COUNT(*)
-           FROM %I c
-          CROSS JOIN LATERAL (VALUES (''provider'', COALESCE(c.nlu_provider, '''')),
-                                     (''language'', COALESCE(c.language, '''')),
-                                     (''intent'', COALESCE(c.nlu_intent, ''''))) AS d(dimension, value)
+         SELECT c.minute, d.dimension, d.value, pg_backend_pid(), $1 * SUM(c.n)
+           FROM (SELECT capture_count_key(created_at) AS minute, COALESCE(nlu_provider, '''') AS p,
+                        COALESCE(language, '''') AS l, COALESCE(nlu_intent, '''') AS i, COUNT(*) AS n
+                   FROM %I GROUP BY 1, 2, 3, 4) c
+          CROSS JOIN LATERAL (VALUES (''provider'', c.p), (''language'', c.l), (''intent'', c.i))
+                AS d(dimension, value)
           GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
          ON CONFLICT (minute, dimension, value, shard)
              DO UPDATE SET captures = capture_counts.captures + excluded.captures',
@@ -135,11 +138,11 @@ CREATE TRIGGER training_samples_counted_delete AFTER DELETE ON training_samples
 -- flight and holds theirs off until this migration commits, so every row
 -- is counted once, here or by a trigger.
 INSERT INTO capture_counts (minute, dimension, value, shard, captures)
-SELECT capture_count_key(c.created_at), d.dimension, d.value, 0, COUNT(*)
-  FROM conversation_logs c
- CROSS JOIN LATERAL (VALUES ('provider', COALESCE(c.nlu_provider, '')),
-                            ('language', COALESCE(c.language, '')),
-                            ('intent', COALESCE(c.nlu_intent, ''))) AS d(dimension, value)
+SELECT c.minute, d.dimension, d.value, 0, SUM(c.n)
+  FROM (SELECT capture_count_key(created_at) AS minute, COALESCE(nlu_provider, '') AS p,
+               COALESCE(language, '') AS l, COALESCE(nlu_intent, '') AS i, COUNT(*) AS n
+          FROM conversation_logs GROUP BY 1, 2, 3, 4) c
+ CROSS JOIN LATERAL (VALUES ('provider', c.p), ('language', c.l), ('intent', c.i)) AS d(dimension, value)
  GROUP BY 1, 2, 3;
 INSERT INTO sample_counts (review_status, priority, shard, samples)
 SELECT review_status, priority, 0, COUNT(*) FROM training_samples GROUP BY 1, 2;

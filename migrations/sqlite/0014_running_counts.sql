@@ -31,44 +31,27 @@ CREATE TABLE sample_counts (
     PRIMARY KEY (review_status, priority, shard)
 ) WITHOUT ROWID;
 
--- Every trigger below writes its +1 / -1 here; one trigger applies them
--- (rows that reach zero go, so the table only holds what exists).
-CREATE VIEW capture_count_changes AS
-    SELECT minute, dimension, value, captures FROM capture_counts;
-CREATE TRIGGER capture_count_changes_apply INSTEAD OF INSERT ON capture_count_changes
-BEGIN
-    INSERT INTO capture_counts (minute, dimension, value, shard, captures)
-    VALUES (NEW.minute, NEW.dimension, NEW.value, 0, NEW.captures)
-    ON CONFLICT (minute, dimension, value, shard) DO UPDATE SET captures = captures + excluded.captures;
-    DELETE FROM capture_counts WHERE minute = NEW.minute AND dimension = NEW.dimension
-       AND value = NEW.value AND shard = 0 AND captures = 0;
-END;
-
-CREATE VIEW sample_count_changes AS
-    SELECT review_status, priority, samples FROM sample_counts;
-CREATE TRIGGER sample_count_changes_apply INSTEAD OF INSERT ON sample_count_changes
-BEGIN
-    INSERT INTO sample_counts (review_status, priority, shard, samples)
-    VALUES (NEW.review_status, NEW.priority, 0, NEW.samples)
-    ON CONFLICT (review_status, priority, shard) DO UPDATE SET samples = samples + excluded.samples;
-END;
-
+-- The statements are written out in each trigger, not routed through a
+-- view's INSTEAD OF trigger: that made a 200 000-row insert 12x slower
+-- (26.5 s against 2.2 s without counting; 4.8 s as here).
 CREATE TRIGGER conversation_logs_counted_insert AFTER INSERT ON conversation_logs
 BEGIN
-    INSERT INTO capture_count_changes (minute, dimension, value, captures)
-    SELECT replace(substr(NEW.created_at, 1, 16), ' ', 'T'), d, v, 1
-      FROM (SELECT 'provider' AS d, COALESCE(NEW.nlu_provider, '') AS v
-            UNION ALL SELECT 'language', COALESCE(NEW.language, '')
-            UNION ALL SELECT 'intent', COALESCE(NEW.nlu_intent, ''));
+    INSERT INTO capture_counts (minute, dimension, value, shard, captures)
+    VALUES (replace(substr(NEW.created_at, 1, 16), ' ', 'T'), 'provider', COALESCE(NEW.nlu_provider, ''), 0, 1),
+           (replace(substr(NEW.created_at, 1, 16), ' ', 'T'), 'language', COALESCE(NEW.language, ''), 0, 1),
+           (replace(substr(NEW.created_at, 1, 16), ' ', 'T'), 'intent', COALESCE(NEW.nlu_intent, ''), 0, 1)
+    ON CONFLICT (minute, dimension, value, shard) DO UPDATE SET captures = captures + 1;
 END;
 
 CREATE TRIGGER conversation_logs_counted_delete AFTER DELETE ON conversation_logs
 BEGIN
-    INSERT INTO capture_count_changes (minute, dimension, value, captures)
-    SELECT replace(substr(OLD.created_at, 1, 16), ' ', 'T'), d, v, -1
-      FROM (SELECT 'provider' AS d, COALESCE(OLD.nlu_provider, '') AS v
-            UNION ALL SELECT 'language', COALESCE(OLD.language, '')
-            UNION ALL SELECT 'intent', COALESCE(OLD.nlu_intent, ''));
+    UPDATE capture_counts SET captures = captures - 1
+     WHERE minute = replace(substr(OLD.created_at, 1, 16), ' ', 'T') AND shard = 0
+       AND ((dimension = 'provider' AND value = COALESCE(OLD.nlu_provider, ''))
+         OR (dimension = 'language' AND value = COALESCE(OLD.language, ''))
+         OR (dimension = 'intent' AND value = COALESCE(OLD.nlu_intent, '')));
+    DELETE FROM capture_counts
+     WHERE minute = replace(substr(OLD.created_at, 1, 16), ' ', 'T') AND captures = 0;
 END;
 
 -- Flywheel writes capture fields once; a hand-made correction (or a test
@@ -79,19 +62,25 @@ AFTER UPDATE OF created_at, nlu_provider, language, nlu_intent ON conversation_l
 WHEN OLD.created_at IS NOT NEW.created_at OR OLD.nlu_provider IS NOT NEW.nlu_provider
   OR OLD.language IS NOT NEW.language OR OLD.nlu_intent IS NOT NEW.nlu_intent
 BEGIN
-    INSERT INTO capture_count_changes (minute, dimension, value, captures)
-    SELECT replace(substr(at, 1, 16), ' ', 'T'), d, v, n
-      FROM (SELECT OLD.created_at AS at, 'provider' AS d, COALESCE(OLD.nlu_provider, '') AS v, -1 AS n
-            UNION ALL SELECT OLD.created_at, 'language', COALESCE(OLD.language, ''), -1
-            UNION ALL SELECT OLD.created_at, 'intent', COALESCE(OLD.nlu_intent, ''), -1
-            UNION ALL SELECT NEW.created_at, 'provider', COALESCE(NEW.nlu_provider, ''), 1
-            UNION ALL SELECT NEW.created_at, 'language', COALESCE(NEW.language, ''), 1
-            UNION ALL SELECT NEW.created_at, 'intent', COALESCE(NEW.nlu_intent, ''), 1);
+    UPDATE capture_counts SET captures = captures - 1
+     WHERE minute = replace(substr(OLD.created_at, 1, 16), ' ', 'T') AND shard = 0
+       AND ((dimension = 'provider' AND value = COALESCE(OLD.nlu_provider, ''))
+         OR (dimension = 'language' AND value = COALESCE(OLD.language, ''))
+         OR (dimension = 'intent' AND value = COALESCE(OLD.nlu_intent, '')));
+    DELETE FROM capture_counts
+     WHERE minute = replace(substr(OLD.created_at, 1, 16), ' ', 'T') AND captures = 0;
+    INSERT INTO capture_counts (minute, dimension, value, shard, captures)
+    VALUES (replace(substr(NEW.created_at, 1, 16), ' ', 'T'), 'provider', COALESCE(NEW.nlu_provider, ''), 0, 1),
+           (replace(substr(NEW.created_at, 1, 16), ' ', 'T'), 'language', COALESCE(NEW.language, ''), 0, 1),
+           (replace(substr(NEW.created_at, 1, 16), ' ', 'T'), 'intent', COALESCE(NEW.nlu_intent, ''), 0, 1)
+    ON CONFLICT (minute, dimension, value, shard) DO UPDATE SET captures = captures + 1;
 END;
 
 CREATE TRIGGER training_samples_counted_insert AFTER INSERT ON training_samples
 BEGIN
-    INSERT INTO sample_count_changes VALUES (NEW.review_status, NEW.priority, 1);
+    INSERT INTO sample_counts (review_status, priority, shard, samples)
+    VALUES (NEW.review_status, NEW.priority, 0, 1)
+    ON CONFLICT (review_status, priority, shard) DO UPDATE SET samples = samples + 1;
 END;
 
 -- Only a change of status or priority moves a sample between counts (the
@@ -99,13 +88,17 @@ END;
 CREATE TRIGGER training_samples_counted_update AFTER UPDATE OF review_status, priority ON training_samples
 WHEN OLD.review_status IS NOT NEW.review_status OR OLD.priority IS NOT NEW.priority
 BEGIN
-    INSERT INTO sample_count_changes VALUES (OLD.review_status, OLD.priority, -1),
-                                            (NEW.review_status, NEW.priority, 1);
+    UPDATE sample_counts SET samples = samples - 1
+     WHERE review_status = OLD.review_status AND priority = OLD.priority AND shard = 0;
+    INSERT INTO sample_counts (review_status, priority, shard, samples)
+    VALUES (NEW.review_status, NEW.priority, 0, 1)
+    ON CONFLICT (review_status, priority, shard) DO UPDATE SET samples = samples + 1;
 END;
 
 CREATE TRIGGER training_samples_counted_delete AFTER DELETE ON training_samples
 BEGIN
-    INSERT INTO sample_count_changes VALUES (OLD.review_status, OLD.priority, -1);
+    UPDATE sample_counts SET samples = samples - 1
+     WHERE review_status = OLD.review_status AND priority = OLD.priority AND shard = 0;
 END;
 
 INSERT INTO capture_counts (minute, dimension, value, shard, captures)
