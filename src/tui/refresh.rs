@@ -231,9 +231,10 @@ impl Loader {
         cache.feed = feed;
 
         let last_capture_at = self.store.last_capture_at().await?;
+        // The same 60 minutes as the per-minute counts ("N in 1 h").
         let counted = self
             .store
-            .counted_capture_mix(Timestamp(now - Duration::hours(1)))
+            .counted_capture_mix(Timestamp(now_minute - Duration::minutes(59)))
             .await?;
         let mix = [
             ("provider", MixDimension::Provider),
