@@ -131,7 +131,9 @@ impl Store {
 
     /// Fold the counter rows of writers that are gone into shard 0 and drop
     /// the rows that reached zero, so the counters stay as small as what
-    /// they count; returns the rows folded. Totals never change.
+    /// they count; returns the rows folded. Totals never change, so a
+    /// failed fold loses nothing: the next one folds what this one left
+    /// (see [`Store::fold_counter_shards_or_warn`]).
     pub async fn fold_counter_shards(&self) -> Result<u64> {
         on_pool!(self, |pool| async {
             let mut conn = pool.acquire().await?;
@@ -139,6 +141,16 @@ impl Store {
         }
         .await)
         .map_err(|err| db_error("folding the running counts", err))
+    }
+
+    /// [`Store::fold_counter_shards`] as housekeeping at the end of a
+    /// stage: its failure (a full disk, a statement timeout) is a warning,
+    /// never the stage's failure — what the stage wrote is committed and
+    /// every count is still exact.
+    pub async fn fold_counter_shards_or_warn(&self) {
+        if let Err(err) = self.fold_counter_shards().await {
+            tracing::warn!("{err}; the next prune or daily capture folds them");
+        }
     }
 }
 
