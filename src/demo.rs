@@ -68,12 +68,27 @@ pub struct DemoSetup {
     pub daily_capture: DailyCaptureCounts,
 }
 
+/// What the daily capture over the history did. Conversations and samples
+/// are different counts: repeated texts fold into one sample.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct DailyCaptureCounts {
+    /// Conversations processed.
     pub captured: u64,
+    /// Conversations auto-approved.
     pub auto_approved: u64,
+    /// Conversations sent to review.
     pub needs_review: u64,
+    /// Samples created (approved or to review).
     pub new_samples: u64,
+    /// Of those, samples waiting for review: what the review queue gained.
+    pub samples_to_review: u64,
+}
+
+impl DailyCaptureCounts {
+    /// Share of the processed conversations auto-approved, in percent.
+    pub fn auto_approval_percent(&self) -> Option<f64> {
+        (self.captured > 0).then(|| 100.0 * self.auto_approved as f64 / self.captured as f64)
+    }
 }
 
 /// The running demo: serve and the synthetic users in background tasks.
@@ -91,7 +106,12 @@ pub struct DemoSummary {
     #[serde(flatten)]
     pub setup: DemoSetup,
     pub simulated: SimulateReport,
+    /// Conversations serve stored from the synthetic users (not yet
+    /// processed: the next daily capture takes them).
     pub captured_live: u64,
+    /// Samples waiting for a human label when the demo stopped: `status`'s
+    /// review queue.
+    pub review_queue_samples: i64,
 }
 
 /// Set up and start the demo. `store` must be the demo's store (see
@@ -200,6 +220,7 @@ pub async fn start(
                 needs_review: outcome.report.counts.needs_review,
                 new_samples: outcome.report.new_samples.approved
                     + outcome.report.new_samples.needs_review,
+                samples_to_review: outcome.report.new_samples.needs_review,
             },
         },
         serve: serve_task,
@@ -210,8 +231,9 @@ pub async fn start(
 }
 
 impl DemoSession {
-    /// Stop the synthetic users, then serve (which commits what it holds).
-    pub async fn stop(self) -> Result<DemoSummary> {
+    /// Stop the synthetic users, then serve (which commits what it holds),
+    /// and read what waits for review from `store`, the demo's.
+    pub async fn stop(self, store: &Store, config: &Config) -> Result<DemoSummary> {
         self.stop_users.cancel();
         let simulated = match self.users.await {
             Ok(result) => result?,
@@ -222,10 +244,12 @@ impl DemoSession {
             Ok(result) => result?,
             Err(err) => return Err(Error::failure(format!("serve failed: {err}"))),
         };
+        let waiting = store.waiting(config.auto_filter.high_priority).await?;
         Ok(DemoSummary {
             setup: self.setup,
             simulated,
             captured_live: served.captured_rows,
+            review_queue_samples: waiting.total(),
         })
     }
 }

@@ -19,14 +19,32 @@ pub struct LogGuard {
     _file: Option<WorkerGuard>,
 }
 
+/// What log lines go to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stderr {
+    /// None: the console draws on the terminal.
+    Off,
+    /// INFO and up (DEBUG with `-v`, TRACE with `-vv`).
+    Log,
+    /// A command whose output is its own summary (`demo --headless`):
+    /// warnings and errors, the INFO lines with `-v`, DEBUG with `-vv`.
+    Summary,
+}
+
 /// `verbosity`: -1 quiet, 0 default, 1 `-v`, 2+ `-vv`. `FLYWHEEL_LOG`
 /// (EnvFilter syntax) overrides the level of both outputs.
-pub fn init(logs_dir: Option<&Path>, verbosity: i8, stderr: bool) -> LogGuard {
+pub fn init(logs_dir: Option<&Path>, verbosity: i8, stderr: Stderr) -> LogGuard {
     use tracing::Level;
-    let stderr_level = match verbosity {
-        i8::MIN..=-1 => Level::ERROR,
-        0 => Level::INFO,
-        1 => Level::DEBUG,
+    // A summary command shows one level less: its INFO lines need `-v`.
+    let shown = match stderr {
+        Stderr::Summary if verbosity >= 0 => verbosity - 1,
+        _ => verbosity,
+    };
+    let stderr_level = match (shown, verbosity) {
+        (_, i8::MIN..=-1) => Level::ERROR,
+        (-1, _) => Level::WARN,
+        (0, _) => Level::INFO,
+        (1, _) => Level::DEBUG,
         _ => Level::TRACE,
     };
     let file_level = if verbosity >= 1 {
@@ -73,7 +91,7 @@ pub fn init(logs_dir: Option<&Path>, verbosity: i8, stderr: bool) -> LogGuard {
             .with_ansi(false)
             .with_writer(writer.with_max_level(file_level))
     });
-    let stderr_layer = stderr.then(|| {
+    let stderr_layer = (stderr != Stderr::Off).then(|| {
         tracing_subscriber::fmt::layer()
             // Colour only for a person at a terminal: cron appends stderr to files.
             .with_ansi(

@@ -120,7 +120,7 @@ fn status_stats_queue_the_console_and_metrics_count_what_waits_alike() {
         let text = String::from_utf8_lossy(&text.stdout);
         assert!(
             text.contains(
-                "Review queue     11 waiting for review (3 urgent): 6 here, 5 in Label Studio; \
+                "Review queue     11 samples waiting for review (3 urgent): 6 here, 5 in Label Studio; \
                  2 suspect labels among them"
             ),
             "{text}"

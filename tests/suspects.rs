@@ -521,7 +521,9 @@ fn a_suspect_waits_for_review_in_stats_queue_and_status() {
         let text = db.output(&["status"]);
         let text = String::from_utf8_lossy(&text.stdout);
         assert!(
-            text.contains("3 waiting for review (1 urgent): 3 here; 1 suspect label among them"),
+            text.contains(
+                "3 samples waiting for review (1 urgent): 3 here; 1 suspect label among them"
+            ),
             "{text}"
         );
 

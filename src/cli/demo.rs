@@ -65,7 +65,7 @@ pub async fn demo(ctx: &Context, args: DemoArgs) -> Result<ExitCode> {
         run_console(ctx, &store).await
     };
     // Serve and the synthetic users stop cleanly even when the console failed.
-    let stopped = session.stop().await;
+    let stopped = session.stop(&store, config).await;
     console?;
     let summary = stopped?;
     store.close().await;
@@ -82,18 +82,28 @@ async fn run_console(ctx: &Context, store: &crate::storage::Store) -> Result<()>
 
 fn human_summary(s: &DemoSummary) -> String {
     let setup = &s.setup;
-    let model = setup.bootstrap.describe();
+    let capture = &setup.daily_capture;
+    let rate = capture
+        .auto_approval_percent()
+        .map(|p| format!(" ({p:.1} %)"))
+        .unwrap_or_default();
     format!(
-        "demo in {dir}, serve was on http://{addr}\n  {model}\n  {history} conversations of synthetic history, {live} captured live \
-         from {sent} simulated requests\n  daily capture: {captured} conversations → {approved} auto-approved, \
-         {review} to review\n  look around: flywheel --data-dir {dir} status   (or `stats capture-gaps`, `models list`)",
+        "demo in {dir}, serve was on http://{addr}\n  {model}\n  \
+         history: {history} synthetic conversations; live: {live} conversations captured from {sent} simulated requests\n  \
+         daily capture of the history: {captured} conversations → {approved} auto-approved{rate}, {review} to review, \
+         as {samples} new samples to review (repeated texts fold into one sample)\n  \
+         review queue: {queue} samples waiting for review (what `status` counts)\n  \
+         look around: flywheel --data-dir {dir} status   (or `stats capture-gaps`, `models list`)",
         dir = setup.data_dir,
         addr = setup.serve_addr,
+        model = setup.bootstrap.describe(),
         history = setup.history_conversations,
         live = s.captured_live,
         sent = s.simulated.sent,
-        captured = setup.daily_capture.captured,
-        approved = setup.daily_capture.auto_approved,
-        review = setup.daily_capture.needs_review,
+        captured = capture.captured,
+        approved = capture.auto_approved,
+        review = capture.needs_review,
+        samples = capture.samples_to_review,
+        queue = s.review_queue_samples,
     )
 }

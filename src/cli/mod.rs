@@ -251,6 +251,14 @@ pub fn main() -> ExitCode {
     // scribble over it, so it logs to the file only.
     let console = console::opens_console(cli.command.as_ref())
         || matches!(&cli.command, Some(Command::Demo(args)) if !args.headless);
+    let stderr = if console {
+        crate::logging::Stderr::Off
+    } else if matches!(&cli.command, Some(Command::Demo(_))) {
+        // Its summary is the output; the stages' INFO lines are for `-v`.
+        crate::logging::Stderr::Summary
+    } else {
+        crate::logging::Stderr::Log
+    };
     // Inspection commands never create a data dir (a typo in --data-dir
     // must not make an empty installation): they log to a file only where
     // one already exists.
@@ -260,7 +268,7 @@ pub fn main() -> ExitCode {
     let _log_guard = crate::logging::init(
         file_logging.then_some(logs_dir.as_path()),
         verbosity,
-        !console,
+        stderr,
     );
 
     // `doctor` fails on these; every other command says so once.

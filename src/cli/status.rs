@@ -56,7 +56,7 @@ fn render_status(r: &StatusReport<'_>, min_samples: i64) -> String {
     let _ = writeln!(out, "Flywheel status  ({})", r.database);
     let _ = writeln!(
         out,
-        "Review queue     {} waiting for review ({} urgent): {}{}",
+        "Review queue     {} samples waiting for review ({} urgent): {}{}",
         s.queue.total(),
         s.queue.urgent(),
         s.queue.places(),
@@ -94,7 +94,7 @@ fn render_status(r: &StatusReport<'_>, min_samples: i64) -> String {
     let t = &s.today;
     let _ = writeln!(
         out,
-        "Today (UTC)      {} captured: {} auto-approved, {} needs review, {} reviewed, {} pending; {} approved, {} rejected in review{}",
+        "Today (UTC)      {} conversations captured: {} auto-approved, {} need review, {} reviewed, {} pending; {} samples approved, {} rejected in review{}",
         t.captured,
         t.auto_approved,
         t.needs_review,

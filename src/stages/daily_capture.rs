@@ -265,6 +265,8 @@ async fn capture(
     } else {
         let drawn = store.draw_audits(start, end, config.audit.percent).await?;
         store.record_version_performance().await?;
+        // The day's writers have mostly gone: their counter rows fold into one.
+        store.fold_counter_shards_or_warn().await;
         drawn
     };
     report.approved_unused = store.approved_unused_count().await?

@@ -83,6 +83,9 @@ impl StageJob for Prune {
             summary.deleted += deleted;
             reporter.advance(summary.deleted);
         }
+        // Pruned minutes' counters went to zero (on PostgreSQL, in this
+        // backend's shard): fold them away.
+        store.fold_counter_shards_or_warn().await;
         tracing::info!(deleted = summary.deleted, cutoff = %cutoff, "pruned old conversations");
         Ok(summary)
     }

@@ -1,13 +1,13 @@
-//! Capture-health queries for `stats capture-gaps` and the console's
-//! capture pane: captures per minute / hour, time of the last capture and
-//! the provider / language / intent / fallback mix per hour; and the
-//! `daily_training_stats` view behind `stats daily`.
+//! Capture-health queries for `stats capture-gaps`: captures per minute /
+//! hour, time of the last capture and the provider / language / intent /
+//! fallback mix per hour; and the `daily_training_stats` view behind
+//! `stats daily`. (The console's Capture pane reads the same per-minute
+//! counts and mix from the running counts, [`super::counters`].)
 //!
 //! Every query is bounded by a `created_at >= $1` range on the
 //! `conversation_logs_created_at` index. Counting by bucket reads only that
 //! index (SQLite groups by a prefix of the fixed-width ISO text, PostgreSQL
-//! by `date_trunc`), so a console tick over the last hours stays cheap on a
-//! table of millions of rows; the mix reads the rows of its window only.
+//! by `date_trunc`); the mix reads the rows of its window only.
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde::Serialize;

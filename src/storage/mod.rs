@@ -24,6 +24,7 @@ pub mod backlog;
 pub mod capture_stats;
 mod connect;
 pub mod conversations;
+pub mod counters;
 pub mod daily_capture;
 pub mod idempotency;
 pub mod jobs;

@@ -23,27 +23,35 @@ use super::audits::awaiting_label;
 use super::samples::gold_sources;
 use super::suspects::live;
 use super::{Store, Timestamp, db_error, on_pool};
-use crate::domain::{WaitingKind, WaitingPlace};
+use crate::domain::{ReviewStatus, WaitingKind, WaitingPlace};
 use crate::error::Result;
 use crate::suspects::Suspicion;
 
 /// What waits, as rows of `columns` (expressions over `s`, the sample)
 /// followed by `place` and `kind` ([`WaitingKind`]): the review queue,
-/// then the audits of approved samples (walked from the audits side, so
-/// the count never visits every approved sample), then the suspect labels
-/// not among those audits (walked from `label_suspects`, `x`).
+/// then the approved samples awaiting a human ([`approved_awaiting_rows`]).
 pub(super) fn waiting_rows(columns: &str) -> String {
-    let awaiting = awaiting_label();
-    let pushed = "CASE WHEN EXISTS (SELECT 1 FROM label_studio_tasks t \
-                                    WHERE t.sample_id = s.id AND t.sync_state = 'pushed') \
-                       THEN 'label-studio' ELSE 'here' END";
     format!(
         "SELECT {columns}, \
              CASE WHEN s.review_status = 'in-review' THEN 'label-studio' ELSE 'here' END AS place, \
              'review' AS kind \
          FROM training_samples s WHERE s.review_status IN ('needs-review', 'in-review') \
-         UNION ALL \
-         SELECT {columns}, {pushed}, 'audit' \
+         UNION ALL {}",
+        approved_awaiting_rows(columns)
+    )
+}
+
+/// The approved samples that wait for a human all the same, as rows like
+/// [`waiting_rows`]': the audits of approved samples (walked from the
+/// audits side, so the count never visits every approved sample), then the
+/// suspect labels not among those audits (walked from `label_suspects`, `x`).
+fn approved_awaiting_rows(columns: &str) -> String {
+    let awaiting = awaiting_label();
+    let pushed = "CASE WHEN EXISTS (SELECT 1 FROM label_studio_tasks t \
+                                    WHERE t.sample_id = s.id AND t.sync_state = 'pushed') \
+                       THEN 'label-studio' ELSE 'here' END";
+    format!(
+        "SELECT {columns}, {pushed} AS place, 'audit' AS kind \
          FROM (SELECT DISTINCT sample_id FROM audits) a CROSS JOIN training_samples s \
          WHERE s.id = a.sample_id AND s.review_status = 'approved' AND {awaiting} \
          UNION ALL \
@@ -299,20 +307,42 @@ impl Store {
         .map_err(|err| db_error("reading this week's labels", err))
     }
 
-    /// What waits for a human label, counted by place and priority.
+    /// What waits for a human label, counted by place and priority: the
+    /// review queue from the running counts ([`super::counters`]: no row is
+    /// counted), the approved samples awaiting a human by walking audits
+    /// and suspect labels (a few per day's traffic, not the backlog).
     pub async fn waiting(&self, urgent_priority: i32) -> Result<Waiting> {
+        let mut buckets: Vec<WaitingBucket> = self
+            .counted_samples()
+            .await?
+            .into_iter()
+            .filter_map(|c| {
+                let place = match c.review_status {
+                    ReviewStatus::NeedsReview => WaitingPlace::Here,
+                    ReviewStatus::InReview => WaitingPlace::LabelStudio,
+                    ReviewStatus::Approved | ReviewStatus::Rejected => return None,
+                };
+                Some(WaitingBucket {
+                    place,
+                    priority: c.priority,
+                    kind: WaitingKind::Review,
+                    count: c.samples,
+                })
+            })
+            .collect();
         let sql = format!(
             "SELECT w.place, w.priority, w.kind, COUNT(*) AS count \
-             FROM ({}) w GROUP BY w.place, w.priority, w.kind \
-             ORDER BY w.priority, w.place, w.kind",
-            waiting_rows("s.priority")
+             FROM ({}) w GROUP BY w.place, w.priority, w.kind",
+            approved_awaiting_rows("s.priority")
         );
-        let buckets = on_pool!(self, |pool| {
+        let approved = on_pool!(self, |pool| {
             sqlx::query_as::<_, WaitingBucket>(&sql)
                 .fetch_all(pool)
                 .await
         })
         .map_err(|err| db_error("counting what waits for review", err))?;
+        buckets.extend(approved);
+        buckets.sort_by_key(|b| (b.priority, b.place.as_str(), b.kind.as_str()));
         Ok(Waiting {
             buckets,
             urgent_priority,

@@ -8,6 +8,7 @@
 
 mod en;
 mod fillers;
+mod hard;
 mod hi;
 mod hinglish;
 mod noise;

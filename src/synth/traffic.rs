@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use super::hard::{self, Hardness};
 use super::{Generator, SyntheticUtterance, fillers, pick_language};
 use crate::lang::Language;
 
@@ -23,6 +24,12 @@ pub struct TrafficConfig {
     pub concurrent_sessions: usize,
     /// Share of turns that reuse a popular phrasing verbatim.
     pub repeat_share: f64,
+    /// Share of turns that come out hard to classify ([`super::hard`]):
+    /// unfinished, two requests at once, or in texting shorthand. The
+    /// default lands the demo's auto-approval near the seed's 60–70 %
+    /// (about half of such turns still get a sure answer); none of them
+    /// leaves 97 % auto-approved and review with nothing to do.
+    pub hard_share: f64,
 }
 
 impl Default for TrafficConfig {
@@ -31,6 +38,7 @@ impl Default for TrafficConfig {
             users: 500,
             concurrent_sessions: 8,
             repeat_share: 0.35,
+            hard_share: 0.65,
         }
     }
 }
@@ -162,6 +170,22 @@ impl Traffic {
     }
 }
 
+impl Traffic {
+    /// `text` as a user might really send it: cut short, with a second
+    /// request, or in shorthand. The label stays the first request's.
+    fn harden(&mut self, text: &str, intent: &str, language: Language) -> String {
+        match hard::pick(intent, language, &mut self.rng) {
+            Hardness::Unfinished => hard::unfinished(text, &mut self.rng),
+            Hardness::TwoRequests => {
+                let other = weighted_request(&mut self.rng);
+                let second = self.utterance(other, language).text;
+                hard::two_requests(text, &second, language, &mut self.rng)
+            }
+            Hardness::Shorthand => hard::shorthand(text, &mut self.rng),
+        }
+    }
+}
+
 fn weighted_request<R: Rng>(rng: &mut R) -> &'static str {
     let total: u32 = REQUEST_WEIGHTS.iter().map(|(_, w)| w).sum();
     let mut roll = rng.random_range(0..total);
@@ -191,7 +215,10 @@ impl Iterator for Traffic {
         } else {
             pick_language(&mut self.rng)
         };
-        let utterance = self.utterance(intent, language);
+        let mut utterance = self.utterance(intent, language);
+        if self.rng.random_bool(self.config.hard_share.clamp(0.0, 1.0)) {
+            utterance.text = self.harden(&utterance.text, intent, language);
+        }
         let session = &mut self.sessions[index];
         let event = TrafficEvent {
             utterance,

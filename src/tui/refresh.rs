@@ -25,12 +25,11 @@ use crate::lang::Language;
 use crate::privacy::Redactor;
 use crate::review::order::{Queued, head, review_order};
 use crate::stages::canary_check;
-use crate::storage::capture_stats::{Bucket, BucketCount, MixDimension};
+use crate::storage::capture_stats::{BucketCount, MixDimension};
 use crate::storage::conversations::Conversation;
 use crate::storage::model_performance::ModelPerformance;
 use crate::storage::models::ModelVersion;
 use crate::storage::snapshot::AuditStatus;
-use crate::storage::waiting::Waiting;
 use crate::storage::{Store, Timestamp};
 
 /// A load that takes longer than this is reported as a slow database; the
@@ -45,9 +44,9 @@ const FEED_LEN: usize = 100;
 const QUEUE_HEAD: usize = 100;
 /// Heavier, slowly changing reads: per-version performance and the intent list.
 const SLOW_EVERY: StdDuration = StdDuration::from_secs(60);
-/// What waits for review — in order, and counted — changes with every
-/// decision: re-read this often, in the background (ranking reads and
-/// weighs every waiting sample).
+/// The order of what waits for review changes with every decision:
+/// re-ranked this often, in the background (ranking reads and weighs every
+/// waiting sample; how many wait is counted on every refresh).
 const WAITING_EVERY: StdDuration = StdDuration::from_secs(5);
 const LOG_TAIL_BYTES: u64 = 32 * 1024;
 const LOG_TAIL_LINES: usize = 200;
@@ -82,9 +81,9 @@ pub struct Loader {
     intents: Slow<Vec<String>>,
     /// Audits awaiting a label: a count over every audit.
     audits_awaiting: Slow<i64>,
-    /// What waits for review, ranked and counted: every waiting sample is
-    /// read and weighed, and the audits part walks every audit.
-    waiting: Slow<(Vec<Queued>, Waiting)>,
+    /// The head of what waits for review, ranked: every waiting sample is
+    /// read and weighed.
+    queue: Slow<Vec<Queued>>,
     /// Keyed by canary, its start and production: a new pair reloads at once.
     canary_watch: Option<(String, Slow<CanaryWatch>)>,
     /// The loop's health warnings, as `status` and `doctor` judge it: the
@@ -179,7 +178,7 @@ impl Loader {
             judged_by: Slow::default(),
             intents: Slow::default(),
             audits_awaiting: Slow::default(),
-            waiting: Slow::every(WAITING_EVERY),
+            queue: Slow::every(WAITING_EVERY),
             canary_watch: None,
             health: Slow::default(),
         }
@@ -215,7 +214,7 @@ impl Loader {
         };
         let counts = self
             .store
-            .capture_counts(Timestamp(from), Bucket::Minute)
+            .counted_captures_per_minute(Timestamp(from))
             .await?;
         if full {
             cache.minutes.clear();
@@ -250,21 +249,22 @@ impl Loader {
         cache.feed = feed;
 
         let last_capture_at = self.store.last_capture_at().await?;
-        let mut mix = Vec::new();
-        for (name, dimension) in [
+        // The same 60 minutes as the per-minute counts ("N in 1 h").
+        let counted = self
+            .store
+            .counted_capture_mix(Timestamp(now_minute - Duration::minutes(59)))
+            .await?;
+        let mix = [
             ("provider", MixDimension::Provider),
             ("language", MixDimension::Language),
             ("intent", MixDimension::Intent),
-        ] {
-            let rows = self
-                .store
-                .capture_mix(Timestamp(now - Duration::hours(1)), dimension)
-                .await?;
-            mix.push((
-                name,
-                top_values(rows.into_iter().map(|m| (m.value, m.count))),
-            ));
-        }
+        ]
+        .into_iter()
+        .map(|(name, dimension)| {
+            let rows = counted.iter().filter(|c| c.dimension == dimension);
+            (name, top_values(rows.map(|c| (c.value.clone(), c.count))))
+        })
+        .collect();
 
         let minute_counts: Vec<BucketCount> = cache
             .minutes
@@ -308,14 +308,17 @@ impl Loader {
             .get(|| async move { store.audit_queue_size().await })
             .await?;
         let (store, config) = (self.store.clone(), self.config.clone());
-        let (queue, waiting) = self
-            .waiting
+        let queue = self
+            .queue
             .get(|| async move {
                 let order = review_order(&store, &config).await?;
-                let queue = head(&store, &order, QUEUE_HEAD).await?;
-                let waiting = store.waiting(config.auto_filter.high_priority).await?;
-                Ok((queue, waiting))
+                head(&store, &order, QUEUE_HEAD).await
             })
+            .await?;
+        // Running counts: read fresh on every refresh.
+        let waiting = self
+            .store
+            .waiting(self.config.auto_filter.high_priority)
             .await?;
         let store = self.store.clone();
         let intents = self

@@ -83,6 +83,11 @@ pub(super) trait Dialect: Send {
         &mut self,
         page: &ApprovedPage<'_>,
     ) -> impl Future<Output = sqlx::Result<Vec<ExportRow>>> + Send;
+
+    /// Move the running counts ([`super::counters`]) of writers that are
+    /// gone into shard 0 and drop rows at zero; the rows moved. PostgreSQL
+    /// shards by writing backend; SQLite's one writer has nothing to fold.
+    fn fold_counter_shards(&mut self) -> impl Future<Output = sqlx::Result<u64>> + Send;
 }
 
 /// Up to `limit` pending conversations of the window `[start, end)` with id

@@ -174,6 +174,36 @@ impl Dialect for PgConnection {
         }
         query.bind(page.limit).fetch_all(&mut *self).await
     }
+
+    async fn fold_counter_shards(&mut self) -> sqlx::Result<u64> {
+        // A shard is a backend's pid: one no longer in pg_stat_activity
+        // writes no more (a new backend reusing the pid only adds to it,
+        // and the DELETE then takes the row as that backend committed it).
+        let gone = "c.shard <> 0 AND NOT EXISTS \
+                    (SELECT 1 FROM pg_stat_activity a WHERE a.pid = c.shard)";
+        let mut folded = 0;
+        for (table, key, count) in [
+            ("capture_counts", "minute, dimension, value", "captures"),
+            ("sample_counts", "review_status, priority", "samples"),
+        ] {
+            let fold = format!(
+                "WITH gone AS (DELETE FROM {table} c WHERE {gone} RETURNING {key}, {count}) \
+                 INSERT INTO {table} ({key}, shard, {count}) \
+                 SELECT {key}, 0, SUM({count}) FROM gone GROUP BY {key} ORDER BY {key} \
+                 ON CONFLICT ({key}, shard) DO UPDATE SET {count} = {table}.{count} + excluded.{count}"
+            );
+            folded += sqlx::query(&fold)
+                .execute(&mut *self)
+                .await?
+                .rows_affected();
+            sqlx::query(&format!(
+                "DELETE FROM {table} WHERE shard = 0 AND {count} = 0"
+            ))
+            .execute(&mut *self)
+            .await?;
+        }
+        Ok(folded)
+    }
 }
 
 impl ExclusiveBegin for PgPool {

@@ -257,6 +257,10 @@ impl Dialect for SqliteConnection {
         let json = query.bind(page.limit).fetch_one(&mut *self).await?;
         json_rows(&json, "reading approved samples", |r: &ExportRow| r.id)
     }
+
+    async fn fold_counter_shards(&mut self) -> sqlx::Result<u64> {
+        Ok(0)
+    }
 }
 
 impl ExclusiveBegin for SqlitePool {
