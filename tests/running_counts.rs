@@ -45,6 +45,8 @@ fn conversation(writer: usize, batch: usize, i: usize) -> NewConversation {
         nlu_confidence: Some(0.5),
         fallback: false,
         routing_decision: None,
+        classify_ms: Some(n as f64 / 10.0),
+        classify_error: None,
     }
 }
 
@@ -316,10 +318,36 @@ fn migration_backfills_the_counters_from_existing_rows() {
                 flywheel::storage::Backend::Postgres(pool) => migrator.run(pool).await,
             }
             .expect("migrations up to 0013");
-            let rows: Vec<NewConversation> = (0..300)
-                .map(|i| conversation(1, i / 100, i % 100))
+            // Written as a binary of schema 13 wrote them: the columns of
+            // later migrations do not exist yet.
+            let values: Vec<String> = (0..300)
+                .map(|i| {
+                    let c = conversation(1, i / 100, i % 100);
+                    let text = |v: &Option<String>| {
+                        v.as_deref()
+                            .map_or("NULL".to_string(), |v| format!("'{v}'"))
+                    };
+                    format!(
+                        "({}, {}, '{}', {}, {}, {}, {}, FALSE)",
+                        timestamp_at(&store, c.created_at.0),
+                        text(&c.session_id),
+                        c.user_message,
+                        text(&c.language),
+                        text(&c.nlu_intent),
+                        text(&c.nlu_provider),
+                        text(&c.model_version),
+                    )
+                })
                 .collect();
-            store.insert_conversations(&rows).await.unwrap();
+            exec(
+                &store,
+                &format!(
+                    "INSERT INTO conversation_logs (created_at, session_id, user_message, language, \
+                       nlu_intent, nlu_provider, model_version, fallback) VALUES {}",
+                    values.join(", ")
+                ),
+            )
+            .await;
             let samples: Vec<NewSample> = (0..30).map(|i| sample(0, i)).collect();
             store.upsert_samples(&samples).await.unwrap();
             store.close().await;

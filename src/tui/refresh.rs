@@ -195,7 +195,7 @@ impl Loader {
             Pane::Review => PaneData::Review(self.review().await?),
             Pane::LabelStudio => PaneData::LabelStudio(self.label_studio().await?),
             Pane::Training => PaneData::Training(self.training().await?),
-            Pane::Jobs => PaneData::Jobs(self.jobs().await?),
+            Pane::Jobs => PaneData::Jobs(self.jobs(now).await?),
         })
     }
 
@@ -446,7 +446,7 @@ impl Loader {
         Ok(Some(watch))
     }
 
-    async fn jobs(&mut self) -> Result<JobsData> {
+    async fn jobs(&mut self, now: DateTime<Utc>) -> Result<JobsData> {
         let runs = self.store.recent_job_runs(30).await?;
         let logs_dir = self.config.logs_dir();
         let tail = tokio::task::spawn_blocking(move || log_tail(&logs_dir))
@@ -462,12 +462,7 @@ impl Loader {
             .get(|| async move {
                 let snapshot = store.status_snapshot(&config).await?;
                 let last_runs = store.last_job_run_per_stage().await?;
-                Ok(crate::health::warnings(
-                    &snapshot,
-                    &last_runs,
-                    &config,
-                    Utc::now(),
-                ))
+                Ok(crate::health::warnings(&snapshot, &last_runs, &config, now))
             })
             .await?;
         Ok(JobsData {

@@ -152,7 +152,10 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
 fn draw_health(frame: &mut Frame, area: Rect, warnings: Option<&[Warning]>, theme: &Theme) {
     let width = area.width as usize;
     let lines: Vec<Line> = match warnings {
-        None => vec![Line::from(Span::styled("loop health: reading…", theme.dim()))],
+        None => vec![Line::from(Span::styled(
+            "loop health: reading…",
+            theme.dim(),
+        ))],
         Some([]) => vec![Line::from(Span::styled(
             format!(
                 "loop health: all {} checks pass (as status and doctor judge them)",
