@@ -19,7 +19,7 @@ pub struct Warning {
 
 /// The checks behind the warnings, each a stable name (`/metrics`'
 /// `flywheel_health_check{check}`), with the warning codes that fail it.
-pub const CHECKS: [(&str, &[&str]); 12] = [
+pub const CHECKS: [(&str, &[&str]); 13] = [
     ("capture", &["capture-quiet"]),
     ("capture-volume", &["capture-dropped"]),
     ("production-model", &["no-production-model"]),
@@ -32,6 +32,7 @@ pub const CHECKS: [(&str, &[&str]); 12] = [
     ("stage-overdue", &["stage-overdue"]),
     ("review-queue-age", &["review-queue-ageing"]),
     ("disk-space", &["low-disk-space"]),
+    ("label-studio", &["label-studio-failing"]),
 ];
 
 /// What to do about a warning, by its code: the `fix` `doctor` prints.
@@ -64,6 +65,9 @@ pub fn fix(code: &str) -> &'static str {
         }
         "review-queue-ageing" => {
             "review in the console (Review pane) or Label Studio; `flywheel stats queue` lists the oldest"
+        }
+        "label-studio-failing" => {
+            "check Label Studio is up and the key is right (`flywheel doctor` tries both); the next sync retries"
         }
         "low-disk-space" => {
             "free space under the data dir: `flywheel prune` deletes conversations past retention; move old models/ and logs/"
@@ -237,6 +241,26 @@ pub fn warnings(
                 snapshot
                     .first_capture_at
                     .expect("only after a first capture")
+            ),
+        );
+    }
+
+    // Label Studio unreachable or the key refused: what the last sync met
+    // (stage-failed says so too; this names the service, for the alert).
+    if let Some(sync) = last_runs.iter().find(|r| {
+        r.stage == crate::domain::Stage::LabelStudioSync
+            && matches!(r.status, JobStatus::Failed | JobStatus::Crashed)
+    }) {
+        warn(
+            "label-studio-failing",
+            format!(
+                "the last Label Studio sync (#{}, {}) failed: {}",
+                sync.id,
+                sync.started_at,
+                sync.error
+                    .as_deref()
+                    .and_then(|e| e.lines().next())
+                    .unwrap_or("no error recorded")
             ),
         );
     }

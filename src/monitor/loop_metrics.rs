@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use super::exposition::{escape, header};
 use crate::audit::VersionEstimate;
 use crate::config::Config;
-use crate::domain::{JobStatus, ModelStatus, Stage, WaitingPlace};
+use crate::domain::{ModelStatus, WaitingPlace};
 use crate::error::Result;
 use crate::health;
 use crate::storage::jobs::JobRun;
@@ -40,23 +40,13 @@ pub struct LoopMetrics {
     pub now: DateTime<Utc>,
 }
 
-/// The check that Label Studio answered the last sync: it fails when the
-/// latest `label-studio-sync` run failed or crashed (unreachable, key
-/// refused…), beside [`health::CHECKS`].
-pub const LABEL_STUDIO_CHECK: &str = "label-studio";
-
 impl LoopMetrics {
     pub async fn read(store: &Store, config: &Config) -> Result<Self> {
         let now = Utc::now();
         let snapshot = store.status_snapshot(config).await?;
         let last_runs = store.last_job_run_per_stage().await?;
         let warnings = health::warnings(&snapshot, &last_runs, config, now);
-        let mut checks = health::check_results(&warnings);
-        let sync_failed = last_runs.iter().any(|r| {
-            r.stage == Stage::LabelStudioSync
-                && matches!(r.status, JobStatus::Failed | JobStatus::Crashed)
-        });
-        checks.push((LABEL_STUDIO_CHECK, !sync_failed));
+        let checks = health::check_results(&warnings);
         let live: Vec<&str> = snapshot
             .live_models
             .iter()

@@ -291,9 +291,8 @@ async fn health_changes(store: &Store, config: &Config) -> crate::error::Result<
     let last_runs = store.last_job_run_per_stage().await?;
     let warnings = health::warnings(&snapshot, &last_runs, config, chrono::Utc::now());
     let mut events = Vec::new();
-    for (check, failing) in health::check_results(&warnings) {
-        let failing = !failing;
-        if !store.claim_alert_state(check, failing).await? {
+    for (check, passes) in health::check_results(&warnings) {
+        if !store.claim_alert_state(check, !passes).await? {
             continue;
         }
         let raised: Vec<&Warning> = warnings
@@ -314,7 +313,6 @@ async fn health_changes(store: &Store, config: &Config) -> crate::error::Result<
                         .join("; "),
                 )
             },
-            None if failing => continue,
             None => Event {
                 check: Some(check),
                 ..Event::new(
