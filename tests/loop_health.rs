@@ -1,9 +1,9 @@
 //! Loop health, one definition (issue 19): an installation whose capture
 //! stopped two hours ago, whose weekly training last ran nine days ago and
 //! whose production model audits say is mostly wrong shows exactly those
-//! three in `status`, `doctor`'s loop section and `/metrics`' health
-//! checks; and a stage ending posts one webhook event per check that turned
-//! bad (again only on a change), on both backends.
+//! three in `status`, `doctor`'s loop section, the console's Jobs pane and
+//! `/metrics`' health checks; and a stage ending posts one webhook event
+//! per check that turned bad (again only on a change), on both backends.
 
 mod support;
 
@@ -105,6 +105,29 @@ fn status_doctor_and_metrics_name_exactly_what_is_wrong() {
         let loop_section = text.split("Loop health\n").nth(1).expect("a loop section");
         assert!(loop_section.contains("[WARN] capture "), "{text}");
         assert!(loop_section.contains("[pass] disk-space"), "{text}");
+
+        // The console's Jobs pane leads with the same warnings.
+        let config = db.config();
+        let console: BTreeSet<String> = db.with_store(|store| async move {
+            let mut loader = flywheel::tui::refresh::Loader::new(store, config);
+            let data = loader
+                .load(flywheel::tui::data::Pane::Jobs, Utc::now())
+                .await
+                .unwrap();
+            let flywheel::tui::data::PaneData::Jobs(jobs) = data else {
+                panic!("the jobs pane's data");
+            };
+            jobs.health
+                .unwrap()
+                .iter()
+                .map(|w| w.code.to_string())
+                .collect()
+        });
+        assert_eq!(
+            console,
+            codes.iter().map(|c| c.to_string()).collect(),
+            "the console"
+        );
 
         let metrics = db.cmd().arg("metrics").output().unwrap();
         let m = exposition::parse(&String::from_utf8(metrics.stdout).unwrap()).unwrap();

@@ -34,13 +34,15 @@ const TEXTS: [(&str, &[&str]); 4] = [
     ("card 4111 1111 1111 1111 got blocked help", &["4111 1111"]),
     (
         "order 88812345 never arrived, reach me at 98765-43210",
-        &["88812345", "98765"],
+        &["88812345", "98765-", "-43210"],
     ),
 ];
 
 /// Confident and from a trusted provider: auto-approved, so exported.
 const APPROVED_TEXT: &str = "thanks, write to rahul.k@example.org or call 91234 56789";
-const APPROVED_PIECES: [&str; 3] = ["rahul.k", "91234", "9123456789"];
+/// Pieces of the number carry their separator: a bare 5-digit run turns up
+/// by chance in TRACE logs' pointer tokens (`Token(94620189123456)`).
+const APPROVED_PIECES: [&str; 4] = ["rahul.k", "91234 ", " 56789", "9123456789"];
 
 /// Everything under `dir` that is text (logs, reports, exports), with its path.
 fn texts_under(dir: &Path) -> Vec<(String, String)> {
