@@ -258,3 +258,44 @@ fn an_import_replaces_model_labels_and_refuses_conflicts_with_human_ones() {
         );
     }
 }
+
+/// An import reads the stored labels, then writes: on SQLite, a deferred
+/// transaction whose snapshot another writer (serve, daily capture) moved
+/// past fails at its first write with "database is locked", which no busy
+/// timeout waits out. Imports racing a steady writer all succeed.
+#[test]
+fn an_import_racing_other_writers_waits_instead_of_failing() {
+    use flywheel::domain::Provenance;
+    use flywheel::storage::samples::NewSample;
+    use support::fixtures::approved_sample;
+    let sample = |text: String, source| approved_sample(&text, "track_order", source);
+    for db in TestDb::all() {
+        db.with_store(move |store| async move {
+            let writer = {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    for i in 0..400 {
+                        let batch = vec![sample(format!("captured {i}"), Provenance::Auto)];
+                        store.upsert_samples(&batch).await.unwrap();
+                    }
+                })
+            };
+            let mut failures = Vec::new();
+            for round in 0..40 {
+                let batch: Vec<NewSample> = (0..20)
+                    .map(|i| sample(format!("imported {round} {i}"), Provenance::Import))
+                    .collect();
+                if let Err(err) = store.import_samples(&batch, |_| Ok(Vec::new())).await {
+                    failures.push(err.to_string());
+                }
+            }
+            writer.await.unwrap();
+            assert!(
+                failures.is_empty(),
+                "{} failed: {:?}",
+                failures.len(),
+                &failures[..1]
+            );
+        });
+    }
+}

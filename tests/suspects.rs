@@ -280,20 +280,7 @@ fn suspect(id: i64, flagged: &str, suggested: &str, score: f64) -> NewSuspect {
 
 /// An approved imported sample.
 fn imported(text: &str, intent: &str) -> NewSample {
-    NewSample {
-        text: text.into(),
-        normalized_text: flywheel::text::normalize_for_dedup(text),
-        language: Some("en".into()),
-        intent: intent.into(),
-        source: Provenance::Import,
-        review_status: flywheel::domain::ReviewStatus::Approved,
-        priority: 5,
-        predicted_intent: None,
-        predicted_by_version: None,
-        confidence: None,
-        occurrences: 1,
-        conversation_id: None,
-    }
+    support::fixtures::approved_sample(text, intent, Provenance::Import)
 }
 
 #[test]

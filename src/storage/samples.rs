@@ -9,7 +9,7 @@
 
 use serde::Serialize;
 
-use super::backend::{ApprovedPage, Dialect};
+use super::backend::{ApprovedPage, Dialect, ExclusiveBegin};
 use super::{Store, Timestamp, Tx, db_error, on_pool, on_tx};
 use crate::domain::{Provenance, ReviewStatus, ReviewVerdict};
 use crate::error::Result;
@@ -395,7 +395,7 @@ impl Store {
         let err = |e| db_error("storing samples", e);
         let texts: Vec<&str> = samples.iter().map(|s| s.normalized_text.as_str()).collect();
         on_pool!(self, |pool| async {
-            let mut tx = pool.begin().await.map_err(err)?;
+            let mut tx = pool.begin_writing().await.map_err(err)?;
             let stored = tx.stored_labels(&texts).await.map_err(err)?;
             let relabels = plan(&stored)?;
             let mut out = Vec::with_capacity(samples.len());

@@ -336,3 +336,26 @@ pub fn spelled(i: usize) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+/// An approved sample of `text` labelled `intent` by `source` (an import,
+/// or an auto-approval), as `samples import` and daily capture write it.
+pub fn approved_sample(
+    text: &str,
+    intent: &str,
+    source: flywheel::domain::Provenance,
+) -> flywheel::storage::samples::NewSample {
+    flywheel::storage::samples::NewSample {
+        text: text.into(),
+        normalized_text: flywheel::text::normalize_for_dedup(text),
+        language: Some("en".into()),
+        intent: intent.into(),
+        source,
+        review_status: flywheel::domain::ReviewStatus::Approved,
+        priority: 5,
+        predicted_intent: None,
+        predicted_by_version: None,
+        confidence: None,
+        occurrences: 1,
+        conversation_id: None,
+    }
+}

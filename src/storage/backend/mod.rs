@@ -118,6 +118,15 @@ pub(super) trait ExclusiveBegin {
         &self,
         key: i64,
     ) -> impl Future<Output = sqlx::Result<sqlx::Transaction<'static, Self::Database>>> + Send;
+
+    /// A transaction that reads, then writes what its reads decided. SQLite
+    /// takes the write lock first (`BEGIN IMMEDIATE`): a deferred one whose
+    /// snapshot another writer moved past fails at its first write with
+    /// "database is locked", which no busy timeout waits out. PostgreSQL's
+    /// row locks and upserts need nothing more than a plain transaction.
+    fn begin_writing(
+        &self,
+    ) -> impl Future<Output = sqlx::Result<sqlx::Transaction<'static, Self::Database>>> + Send;
 }
 
 impl Store {

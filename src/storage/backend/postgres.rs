@@ -216,4 +216,8 @@ impl ExclusiveBegin for PgPool {
             .await?;
         Ok(tx)
     }
+
+    async fn begin_writing(&self) -> sqlx::Result<Transaction<'static, Postgres>> {
+        self.begin().await
+    }
 }

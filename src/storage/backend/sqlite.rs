@@ -268,4 +268,7 @@ impl ExclusiveBegin for SqlitePool {
     async fn begin_exclusive(&self, _key: i64) -> sqlx::Result<Transaction<'static, Sqlite>> {
         self.begin_with("BEGIN IMMEDIATE").await
     }
+    async fn begin_writing(&self) -> sqlx::Result<Transaction<'static, Sqlite>> {
+        self.begin_with("BEGIN IMMEDIATE").await
+    }
 }
