@@ -266,11 +266,25 @@ async fn loop_checks(store: &Store, config: &crate::config::Config) -> Vec<Check
     if !state.pending().is_empty() {
         return Vec::new();
     }
-    let (Ok(snapshot), Ok(last_runs)) = (
-        store.status_snapshot(config).await,
-        store.last_job_run_per_stage().await,
-    ) else {
-        return Vec::new();
+    let read = async {
+        Ok::<_, crate::error::Error>((
+            store.status_snapshot(config).await?,
+            store.last_job_run_per_stage().await?,
+        ))
+    };
+    let (snapshot, last_runs) = match read.await {
+        Ok(read) => read,
+        // Never a silent gap where the section should be.
+        Err(err) => {
+            return vec![
+                Check::fail(
+                    "loop",
+                    format!("the loop's health could not be read: {}", err.message()),
+                    "see the database check above; `flywheel status` shows the same figures",
+                )
+                .in_section(Section::Loop),
+            ];
+        }
     };
     let warnings = health::warnings(&snapshot, &last_runs, config, chrono::Utc::now());
     health::CHECKS
