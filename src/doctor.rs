@@ -266,13 +266,9 @@ async fn loop_checks(store: &Store, config: &crate::config::Config) -> Vec<Check
     if !state.pending().is_empty() {
         return Vec::new();
     }
-    let read = async {
-        Ok::<_, crate::error::Error>((
-            store.status_snapshot(config).await?,
-            store.last_job_run_per_stage().await?,
-        ))
-    };
-    let (snapshot, last_runs) = match read.await {
+    let health::LoopHealth {
+        snapshot, warnings, ..
+    } = match health::LoopHealth::read(store, config, chrono::Utc::now()).await {
         Ok(read) => read,
         // Never a silent gap where the section should be.
         Err(err) => {
@@ -286,7 +282,6 @@ async fn loop_checks(store: &Store, config: &crate::config::Config) -> Vec<Check
             ];
         }
     };
-    let warnings = health::warnings(&snapshot, &last_runs, config, chrono::Utc::now());
     health::CHECKS
         .iter()
         .map(|(name, codes)| {

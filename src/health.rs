@@ -84,6 +84,33 @@ pub fn auto_approval_rate(auto_approved: i64, judged: i64) -> Option<f64> {
     (judged > 0).then(|| auto_approved as f64 * 100.0 / judged as f64)
 }
 
+/// The loop as `status`, `doctor`, the console, `/metrics` and the alerts
+/// judge it: the status snapshot, each stage's last run and the warnings
+/// they raise at `now`.
+#[derive(Debug, Clone)]
+pub struct LoopHealth {
+    pub snapshot: StatusSnapshot,
+    pub last_runs: Vec<JobRun>,
+    pub warnings: Vec<Warning>,
+}
+
+impl LoopHealth {
+    pub async fn read(
+        store: &crate::storage::Store,
+        config: &Config,
+        now: DateTime<Utc>,
+    ) -> crate::error::Result<Self> {
+        let snapshot = store.status_snapshot(config).await?;
+        let last_runs = store.last_job_run_per_stage().await?;
+        let warnings = warnings(&snapshot, &last_runs, config, now);
+        Ok(Self {
+            snapshot,
+            last_runs,
+            warnings,
+        })
+    }
+}
+
 /// The warning codes that fail `check`.
 pub fn codes_of(check: &str) -> &'static [&'static str] {
     CHECKS

@@ -638,20 +638,11 @@ fn assert_shows(screen: &str, expected: &[&str]) {
 /// A conversation `minutes_ago`, answered `refund` at 0.44 by the router's
 /// production version and routed to the fallback.
 fn answered(minutes_ago: i64, session: &str, text: &str) -> NewConversation {
+    let at = Timestamp(now() - Duration::minutes(minutes_ago));
     NewConversation {
-        created_at: Timestamp(now() - Duration::minutes(minutes_ago)),
         session_id: Some(session.into()),
-        user_hash: None,
-        user_message: text.into(),
-        language: Some("en".into()),
-        nlu_intent: Some("refund".into()),
-        nlu_confidence: Some(0.44),
-        nlu_provider: Some("flywheel-router".into()),
-        model_version: Some("router-v1.0.0".into()),
         fallback: true,
-        routing_decision: None,
-        classify_ms: None,
-        classify_error: None,
+        ..support::fixtures::router_answer(text, "refund", 0.44, at)
     }
 }
 

@@ -15,21 +15,7 @@ use support::{TestDb, for_each_backend_with_config};
 use tokio::sync::{mpsc, watch};
 
 fn conversation(text: &str, at: DateTime<Utc>) -> NewConversation {
-    NewConversation {
-        created_at: Timestamp(at),
-        session_id: None,
-        user_hash: None,
-        user_message: text.into(),
-        language: Some("en".into()),
-        nlu_intent: Some("greeting".into()),
-        nlu_confidence: Some(0.9),
-        nlu_provider: Some("flywheel-router".into()),
-        model_version: Some("router-v1.0.0".into()),
-        fallback: false,
-        routing_decision: None,
-        classify_ms: None,
-        classify_error: None,
-    }
+    support::fixtures::router_answer(text, "greeting", 0.9, Timestamp(at))
 }
 
 #[test]

@@ -15,7 +15,7 @@ use flywheel::storage::{Store, Timestamp};
 use flywheel::tui::event::UiEvent;
 use flywheel::tui::job::Job;
 use flywheel::tui::runner::Runner;
-use support::fixtures::{model, register_model, samples};
+use support::fixtures::{model, register_model, router_answer, samples};
 use support::{for_each_backend_with_config, scalar};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
@@ -44,20 +44,10 @@ async fn next_event(events: &mut UnboundedReceiver<UiEvent>) -> UiEvent {
 }
 
 fn conversation(text: &str, confidence: f64, minutes_ago: i64) -> NewConversation {
+    let at = Timestamp(Timestamp::now().0 - Duration::minutes(minutes_ago));
     NewConversation {
-        created_at: Timestamp(Timestamp::now().0 - Duration::minutes(minutes_ago)),
         session_id: Some("s1".into()),
-        user_hash: None,
-        user_message: text.into(),
-        language: Some("en".into()),
-        nlu_intent: Some("refund".into()),
-        nlu_confidence: Some(confidence),
-        nlu_provider: Some("flywheel-router".into()),
-        model_version: Some("router-v1.0.0".into()),
-        fallback: false,
-        routing_decision: None,
-        classify_ms: None,
-        classify_error: None,
+        ..router_answer(text, "refund", confidence, at)
     }
 }
 

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::Context;
 use crate::error::Result;
 use crate::gold::GoldSummary;
-use crate::health::{self, Warning, human_duration};
+use crate::health::{LoopHealth, Warning, human_duration};
 use crate::storage::jobs::JobRun;
 use crate::storage::snapshot::StatusSnapshot;
 
@@ -29,12 +29,14 @@ struct StatusReport<'a> {
 pub async fn status(ctx: &Context) -> Result<ExitCode> {
     let store = ctx.existing_store().await?;
     let config = ctx.config();
-    let snapshot = store.status_snapshot(config).await?;
+    let LoopHealth {
+        snapshot,
+        last_runs,
+        warnings,
+    } = LoopHealth::read(&store, config, Utc::now()).await?;
     let gold = store
         .gold_summary(config.training.test_split_percent)
         .await?;
-    let last_runs = store.last_job_run_per_stage().await?;
-    let warnings = health::warnings(&snapshot, &last_runs, config, Utc::now());
     let report = StatusReport {
         ok: true,
         database: store.description(),

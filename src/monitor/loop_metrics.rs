@@ -43,9 +43,11 @@ pub struct LoopMetrics {
 impl LoopMetrics {
     pub async fn read(store: &Store, config: &Config) -> Result<Self> {
         let now = Utc::now();
-        let snapshot = store.status_snapshot(config).await?;
-        let last_runs = store.last_job_run_per_stage().await?;
-        let warnings = health::warnings(&snapshot, &last_runs, config, now);
+        let health::LoopHealth {
+            snapshot,
+            last_runs,
+            warnings,
+        } = health::LoopHealth::read(store, config, now).await?;
         let checks = health::check_results(&warnings);
         let live: Vec<&str> = snapshot
             .live_models

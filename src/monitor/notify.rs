@@ -287,9 +287,9 @@ pub async fn after_stage(
 /// Health checks whose state differs from the one last notified, as events,
 /// with the new state recorded.
 async fn health_changes(store: &Store, config: &Config) -> crate::error::Result<Vec<Event>> {
-    let snapshot = store.status_snapshot(config).await?;
-    let last_runs = store.last_job_run_per_stage().await?;
-    let warnings = health::warnings(&snapshot, &last_runs, config, chrono::Utc::now());
+    let warnings = health::LoopHealth::read(store, config, chrono::Utc::now())
+        .await?
+        .warnings;
     let mut events = Vec::new();
     for (check, passes) in health::check_results(&warnings) {
         if !store.claim_alert_state(check, !passes).await? {

@@ -460,9 +460,9 @@ impl Loader {
         let health = self
             .health
             .get(|| async move {
-                let snapshot = store.status_snapshot(&config).await?;
-                let last_runs = store.last_job_run_per_stage().await?;
-                Ok(crate::health::warnings(&snapshot, &last_runs, &config, now))
+                Ok(crate::health::LoopHealth::read(&store, &config, now)
+                    .await?
+                    .warnings)
             })
             .await?;
         Ok(JobsData {

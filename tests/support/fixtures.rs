@@ -51,23 +51,36 @@ pub fn ts(rfc3339: &str) -> Timestamp {
     )
 }
 
+/// `text` at `at` in English, answered `intent` at `confidence` by the
+/// router's `router-v1.0.0` without falling back; tests change the rest
+/// with `..router_answer(…)`.
+pub fn router_answer(text: &str, intent: &str, confidence: f64, at: Timestamp) -> NewConversation {
+    NewConversation {
+        created_at: at,
+        session_id: None,
+        user_hash: None,
+        user_message: text.into(),
+        language: Some("en".into()),
+        nlu_provider: Some(ROUTER_PROVIDER.into()),
+        model_version: Some("router-v1.0.0".into()),
+        nlu_intent: Some(intent.into()),
+        nlu_confidence: Some(confidence),
+        fallback: false,
+        routing_decision: None,
+        classify_ms: None,
+        classify_error: None,
+    }
+}
+
 impl Conv {
     /// As capture stores it, answered by `router-v1.0.0`.
     pub fn to_new(&self) -> NewConversation {
         NewConversation {
-            created_at: ts(self.at),
-            session_id: None,
-            user_hash: None,
-            user_message: self.text.into(),
             language: self.language.map(Into::into),
             nlu_provider: self.provider.map(Into::into),
-            model_version: Some("router-v1.0.0".into()),
             nlu_intent: self.intent.map(Into::into),
             nlu_confidence: self.confidence,
-            fallback: false,
-            routing_decision: None,
-            classify_ms: None,
-            classify_error: None,
+            ..router_answer(self.text, "", 0.0, ts(self.at))
         }
     }
 }
