@@ -7,12 +7,11 @@
 mod support;
 
 use chrono::{Duration, Utc};
-use flywheel::config::ROUTER_PROVIDER;
 use flywheel::domain::ReviewVerdict;
 use flywheel::storage::conversations::NewConversation;
 use flywheel::storage::samples::ReviewDecision;
 use flywheel::storage::{Store, Timestamp};
-use support::fixtures::spelled;
+use support::fixtures::{router_answer, spelled};
 use support::{Exits, TestDb, block_on, json_stdout, rows};
 
 /// `count` distinct conversations of `intent` at `confidence`, `minutes_ago`
@@ -26,20 +25,13 @@ fn conversations(
 ) -> Vec<NewConversation> {
     let now = Utc::now();
     (0..count)
-        .map(|i| NewConversation {
-            created_at: Timestamp(now - Duration::minutes(minutes_ago + i as i64)),
-            session_id: None,
-            user_hash: None,
-            user_message: format!("{tag} {intent} request {}", spelled(i)),
-            language: Some("en".into()),
-            nlu_provider: Some(ROUTER_PROVIDER.into()),
-            model_version: Some("router-v1.0.0".into()),
-            nlu_intent: Some(intent.into()),
-            nlu_confidence: Some(confidence),
-            fallback: false,
-            routing_decision: None,
-            classify_ms: None,
-            classify_error: None,
+        .map(|i| {
+            router_answer(
+                &format!("{tag} {intent} request {}", spelled(i)),
+                intent,
+                confidence,
+                Timestamp(now - Duration::minutes(minutes_ago + i as i64)),
+            )
         })
         .collect()
 }

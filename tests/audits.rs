@@ -10,7 +10,7 @@ mod support;
 
 use chrono::{Duration, Utc};
 use flywheel::audit::drawn;
-use flywheel::config::{Config, ROUTER_PROVIDER};
+use flywheel::config::Config;
 use flywheel::domain::{ModelStatus, ReviewStatus, ReviewVerdict};
 use flywheel::review::order::review_order;
 use flywheel::review::value::Reason;
@@ -18,7 +18,7 @@ use flywheel::storage::conversations::NewConversation;
 use flywheel::storage::models::NewModelVersion;
 use flywheel::storage::samples::{ReviewDecision, Sample};
 use flywheel::storage::{Store, Timestamp};
-use support::fixtures::spelled;
+use support::fixtures::{router_answer, spelled};
 use support::processes::doctor_check;
 use support::{Exits, TestDb, block_on, json_stdout, rows, value};
 
@@ -31,19 +31,14 @@ fn traffic() -> Vec<NewConversation> {
     let now = Utc::now();
     (0..200)
         .map(|i| NewConversation {
-            created_at: Timestamp(now - Duration::minutes(60 + i)),
             session_id: Some(format!("s{i}")),
-            user_hash: None,
-            user_message: format!("where is my order number {}", spelled(i as usize)),
-            language: Some("en".into()),
-            nlu_provider: Some(ROUTER_PROVIDER.into()),
             model_version: Some(VERSION.into()),
-            nlu_intent: Some("track_order".into()),
-            nlu_confidence: Some(if i % 4 == 0 { 0.6 } else { 0.95 }),
-            fallback: false,
-            routing_decision: None,
-            classify_ms: None,
-            classify_error: None,
+            ..router_answer(
+                &format!("where is my order number {}", spelled(i as usize)),
+                "track_order",
+                if i % 4 == 0 { 0.6 } else { 0.95 },
+                Timestamp(now - Duration::minutes(60 + i)),
+            )
         })
         .collect()
 }
