@@ -130,7 +130,14 @@ fn bad_environment_values_name_the_variable() {
     // Non-config FLYWHEEL_ variables are left alone.
     Config::load(&options(
         dir.path(),
-        &[("FLYWHEEL_LOG", "debug"), ("FLYWHEEL_TEST_X", "1")],
+        &[
+            ("FLYWHEEL_LOG", "debug"),
+            ("FLYWHEEL_TEST_X", "1"),
+            // build.rs's facts, which cargo sets for `cargo run` and `cargo bench`
+            ("FLYWHEEL_GIT_COMMIT", "0123456789ab"),
+            ("FLYWHEEL_SCHEMA_VERSION", "16"),
+            ("FLYWHEEL_BENCH_DATA", "/data"),
+        ],
     ))
     .unwrap();
     // A named --config that does not exist is an error, not a silent default.

@@ -21,8 +21,17 @@ const NAMED_VARIABLES: &[(&str, &str)] = &[
     ("FLYWHEEL_ALERT_WEBHOOK", "alerts.webhook_url"),
 ];
 
-/// `FLYWHEEL_*` variables that are not configuration keys.
-const NON_CONFIG_VARIABLES: &[&str] = &["FLYWHEEL_CONFIG", "FLYWHEEL_LOG"];
+/// `FLYWHEEL_*` variables that are not configuration keys: the config
+/// file and log filter; the build facts of `--version` (build.rs sets them
+/// for the compiler, and cargo also sets them for what it runs: `cargo run`,
+/// `cargo bench`), and the benches' data dir.
+const NON_CONFIG_VARIABLES: &[&str] = &[
+    "FLYWHEEL_CONFIG",
+    "FLYWHEEL_LOG",
+    "FLYWHEEL_GIT_COMMIT",
+    "FLYWHEEL_SCHEMA_VERSION",
+    "FLYWHEEL_BENCH_DATA",
+];
 
 /// Where a configuration value came from.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
