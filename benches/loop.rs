@@ -27,6 +27,13 @@
 //!   first), as Label Studio's stream and the console's review pane serve it;
 //! - **random order**: the same number of labels on items drawn at random
 //!   from the same waiting list;
+//! - **Label Studio's stream** (`label-studio`, run only when named: it
+//!   starts the test harness's real Label Studio 1.23.2, as the tests do):
+//!   each day the label-studio-sync stage pushes what waits and places it
+//!   in the labelling stream, the oracle takes the day's tasks from
+//!   `/api/projects/{id}/next` and annotates them through Label Studio's
+//!   API, and a second sync pulls the annotations in; every served task is
+//!   checked against the product's head of the day's length at that moment;
 //! - **no review**: no human label at all;
 //! - **ceiling**: the training call on the seed set plus all traffic seen
 //!   so far with its true labels.
@@ -46,7 +53,8 @@
 //! --seeds 3` (seeds 1–3, then mean ± sd). Environment:
 //! `LOOP_BENCH_SEEDS=4,7` exact seeds; `LOOP_BENCH_SUSPECTS=1` flags
 //! suspect labels (`suspects.enabled`); `LOOP_BENCH_ARMS=product,ceiling`
-//! a subset of `product,random,none,ceiling`; `FLYWHEEL_BENCH_DATA` the
+//! a subset of `product,label-studio,random,none,ceiling` (all but
+//! `label-studio` by default); `FLYWHEEL_BENCH_DATA` the
 //! data dir (default `../shared/data`); any other `FLYWHEEL_*` variable
 //! sets that product key as it does for the binary (e.g.
 //! `FLYWHEEL_AUTO_FILTER__MIN_PRECISION=0.98`), printed at the start.
@@ -55,6 +63,14 @@
 
 #[path = "loop/report.rs"]
 mod report;
+
+/// The test harness's real Label Studio, for the `label-studio` arm.
+#[allow(dead_code)]
+#[path = "../tests/support/label_studio.rs"]
+mod label_studio;
+#[allow(dead_code)]
+#[path = "../tests/support/label_studio_process.rs"]
+mod label_studio_process;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -69,7 +85,7 @@ use flywheel::audit::VersionEstimate;
 use flywheel::capture::classifier::{ModelRouter, load_artifact};
 use flywheel::capture::handlers::answer;
 use flywheel::capture::record::ClassifyRequest;
-use flywheel::config::{Config, LoadOptions, LoadedConfig, Origin};
+use flywheel::config::{Config, LoadOptions, LoadedConfig, Origin, Secret};
 use flywheel::dataset::{Sample, read_samples};
 use flywheel::domain::{ConversationStatus, ModelStatus, ReviewVerdict, Trigger};
 use flywheel::error::{Error, Result};
@@ -80,6 +96,7 @@ use flywheel::review::decisions;
 use flywheel::review::order::review_order;
 use flywheel::router::{self, EvalReport, Model, OOS_LABEL, TrainParams};
 use flywheel::stages::daily_capture::{DailyCapture, Window};
+use flywheel::stages::label_studio_sync::LabelStudioSync;
 use flywheel::stages::samples_import::SamplesImport;
 use flywheel::stages::weekly_training::{WeeklyOutcome, WeeklyTraining};
 use flywheel::storage::samples::ReviewOutcome;
@@ -87,7 +104,8 @@ use flywheel::storage::waiting::WaitingItem as Queued;
 use flywheel::storage::{Store, Timestamp};
 use flywheel::text::normalize_for_dedup;
 
-use report::{Arm, ArmRun, CeilingWeek, GateCall, SeedRun, Truth, Week};
+use label_studio::LabelStudio;
+use report::{Arm, ArmRun, CeilingWeek, GateCall, SeedRun, StreamMatch, Truth, Week};
 
 const WEEKS: usize = 6;
 const DAYS: usize = 7;
@@ -126,9 +144,12 @@ fn seeds() -> Vec<u64> {
 
 fn arms() -> Vec<Arm> {
     let wanted = std::env::var("LOOP_BENCH_ARMS").unwrap_or_default();
+    if wanted.is_empty() {
+        return Arm::DEFAULT.to_vec();
+    }
     Arm::ALL
         .into_iter()
-        .filter(|arm| wanted.is_empty() || wanted.split(',').any(|w| w.trim() == arm.key()))
+        .filter(|arm| wanted.split(',').any(|w| w.trim() == arm.key()))
         .collect()
 }
 
@@ -250,6 +271,10 @@ struct Installation<'a> {
     serving: Serving,
     served: HashMap<String, Truth>,
     labels: usize,
+    /// The `label-studio` arm's server, and this week's match of its
+    /// stream against the product's order.
+    label_studio: Option<&'static LabelStudio>,
+    stream: StreamMatch,
 }
 
 impl<'a> Installation<'a> {
@@ -263,6 +288,16 @@ impl<'a> Installation<'a> {
         if let Ok(flag) = std::env::var("LOOP_BENCH_SUSPECTS") {
             config.suspects.enabled = flag == "1";
         }
+        let label_studio = if arm == Arm::LabelStudio {
+            let ls = label_studio::label_studio().ok_or_else(|| {
+                Error::failure("the label-studio arm needs Python for a real Label Studio")
+            })?;
+            config.label_studio.url = Some(ls.url.clone());
+            config.label_studio.api_key = Some(Secret::new(ls.pat.clone()));
+            Some(ls)
+        } else {
+            None
+        };
         let store = flywheel::storage::open(&config).await?;
         let seed_file = dir.path().join("seed.jsonl");
         let lines: Vec<String> = data
@@ -291,6 +326,8 @@ impl<'a> Installation<'a> {
             serving,
             served: HashMap::new(),
             labels: 0,
+            label_studio,
+            stream: StreamMatch::default(),
         })
     }
 
@@ -357,15 +394,11 @@ impl<'a> Installation<'a> {
         let batch = match self.arm {
             Arm::Product => self.product_order(budget).await?,
             Arm::Random => self.random_order(budget).await?,
+            Arm::LabelStudio => return self.review_in_label_studio(budget).await,
             Arm::NoReview | Arm::Ceiling => Vec::new(),
         };
         for sample in batch {
-            let Some(label) = self.data.truth.get(&sample.normalized_text) else {
-                return Err(Error::failure(format!(
-                    "no CLINC label for the queued text {:?}",
-                    sample.normalized_text
-                )));
-            };
+            let label = self.oracle(&sample.normalized_text)?;
             let verdict = if *label == sample.intent {
                 ReviewVerdict::Accept
             } else {
@@ -383,6 +416,71 @@ impl<'a> Installation<'a> {
                 self.labels += 1;
             }
         }
+        Ok(())
+    }
+
+    /// CLINC's label of a normalised text.
+    fn oracle(&self, normalized_text: &str) -> Result<&'a String> {
+        let data: &'a Data = self.data;
+        data.truth.get(normalized_text).ok_or_else(|| {
+            Error::failure(format!(
+                "no CLINC label for the queued text {normalized_text:?}"
+            ))
+        })
+    }
+
+    /// The oracle as an annotator in Label Studio: a sync pushes what
+    /// waits and places it in the labelling stream, the oracle takes
+    /// `budget` tasks from `/api/projects/{id}/next` and annotates each
+    /// through the API, and a second sync pulls the annotations in — the
+    /// product's path end to end. Each task served is checked against the
+    /// product's head of `budget` items at that moment.
+    async fn review_in_label_studio(&mut self, budget: usize) -> Result<()> {
+        let ls = self
+            .label_studio
+            .expect("the label-studio arm has its server");
+        let sync = LabelStudioSync::from_config(&self.config)?;
+        let pushed = jobs::run(sync.clone(), &self.launch()).await?;
+        if !pushed.errors.is_empty() {
+            return Err(Error::failure(format!("sync: {:?}", pushed.errors)));
+        }
+        let head: std::collections::HashSet<i64> = self
+            .product_order(budget)
+            .await?
+            .iter()
+            .map(|q| q.sample_id)
+            .collect();
+        let next = format!("/api/projects/{}/next", pushed.project_id);
+        for _ in 0..budget {
+            let Ok(task) = label_studio::api(&ls.url, reqwest::Method::GET, &next, None).await
+            else {
+                break; // nothing left to serve
+            };
+            let (Some(task_id), Some(sample_id)) =
+                (task["id"].as_i64(), task["data"]["sample_id"].as_i64())
+            else {
+                return Err(Error::failure(format!(
+                    "a task without its sample id: {task}"
+                )));
+            };
+            let sample =
+                self.store.sample(sample_id).await?.ok_or_else(|| {
+                    Error::failure(format!("task {task_id}: no sample {sample_id}"))
+                })?;
+            let label = self.oracle(&sample.normalized_text)?.clone();
+            ls.annotate(task_id, &label, None).await;
+            self.stream.served += 1;
+            self.stream.in_product_head += usize::from(head.contains(&sample_id));
+        }
+        let pulled = jobs::run(
+            LabelStudioSync {
+                push: false,
+                ..sync
+            },
+            &self.launch(),
+        )
+        .await?;
+        self.labels += pulled.approved + pulled.corrected;
         Ok(())
     }
 
@@ -426,7 +524,9 @@ impl<'a> Installation<'a> {
             .map(VersionEstimate::from)
             .find(|e| e.version == version);
         let truth = self.served.get(&version).copied().unwrap_or_default();
-        let queue = self.store.waiting(0).await?.needs_review();
+        // The review queue wherever it waits: here, or pushed to Label Studio.
+        let waiting = self.store.waiting(0).await?;
+        let queue = waiting.needs_review() + waiting.in_review();
         let audits_waiting = self.store.audit_queue_size().await?;
 
         let outcome = jobs::run(WeeklyTraining::from_config(&self.config), &self.launch()).await?;
@@ -463,6 +563,7 @@ impl<'a> Installation<'a> {
             production: self.serving.version.clone(),
             in_scope: self.serving.validation.in_scope_accuracy.unwrap_or(0.0),
             oos_recall: self.serving.validation.oos_recall.unwrap_or(0.0),
+            stream: self.label_studio.map(|_| std::mem::take(&mut self.stream)),
         })
     }
 }

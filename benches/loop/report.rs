@@ -13,19 +13,30 @@ const GATE_MARGIN: f64 = 0.01;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Arm {
     Product,
+    LabelStudio,
     Random,
     NoReview,
     Ceiling,
 }
 
 impl Arm {
-    pub const ALL: [Arm; 4] = [Arm::Product, Arm::Random, Arm::NoReview, Arm::Ceiling];
-    const LOOPS: [Arm; 3] = [Arm::Product, Arm::Random, Arm::NoReview];
+    pub const ALL: [Arm; 5] = [
+        Arm::Product,
+        Arm::LabelStudio,
+        Arm::Random,
+        Arm::NoReview,
+        Arm::Ceiling,
+    ];
+    /// What runs when `LOOP_BENCH_ARMS` names nothing: all but Label
+    /// Studio's stream, which needs a real Label Studio and takes longer.
+    pub const DEFAULT: [Arm; 4] = [Arm::Product, Arm::Random, Arm::NoReview, Arm::Ceiling];
+    const LOOPS: [Arm; 4] = [Arm::Product, Arm::LabelStudio, Arm::Random, Arm::NoReview];
 
     /// Its name in `LOOP_BENCH_ARMS`.
     pub fn key(self) -> &'static str {
         match self {
             Arm::Product => "product",
+            Arm::LabelStudio => "label-studio",
             Arm::Random => "random",
             Arm::NoReview => "none",
             Arm::Ceiling => "ceiling",
@@ -35,6 +46,7 @@ impl Arm {
     pub fn name(self) -> &'static str {
         match self {
             Arm::Product => "product order",
+            Arm::LabelStudio => "Label Studio's stream",
             Arm::Random => "random order",
             Arm::NoReview => "no review",
             Arm::Ceiling => "ceiling (all traffic, true labels)",
@@ -129,6 +141,24 @@ pub struct Week {
     pub production: String,
     pub in_scope: f32,
     pub oos_recall: f32,
+    /// Label Studio's arm: of the tasks its labelling stream served this
+    /// week, how many were in the product's head of the same length at
+    /// the moment they were asked for (`stats queue`'s order), and how many
+    /// it served.
+    pub stream: Option<StreamMatch>,
+}
+
+/// Label Studio's labelling stream against the product's order.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StreamMatch {
+    pub in_product_head: usize,
+    pub served: usize,
+}
+
+impl StreamMatch {
+    pub fn share(self) -> Option<f64> {
+        (self.served > 0).then(|| self.in_product_head as f64 / self.served as f64)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -267,6 +297,20 @@ pub fn print_seed(run: &SeedRun) {
             );
         }
         println!();
+        if a.weeks.iter().any(|w| w.stream.is_some()) {
+            println!(
+                "Label Studio's labelling stream: served tasks that were in the product's \
+                 head of the same length when asked for, by week: {}\n",
+                a.weeks
+                    .iter()
+                    .map(|w| {
+                        let m = w.stream.unwrap_or_default();
+                        format!("{}/{} ({})", m.in_product_head, m.served, share(m.share()))
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
     }
     println!("### Production on validation: in-scope accuracy / OOS recall\n");
     let present: Vec<&ArmRun> = Arm::ALL.iter().filter_map(|a| run.arms.get(a)).collect();
@@ -514,6 +558,19 @@ fn print_bars(runs: &[SeedRun]) {
         println!(
             "- {} product order leads random order by ≥ 1.5 points: {lead:+.2} points",
             mark(lead >= 1.5)
+        );
+    }
+    let stream_weeks: Vec<f64> = runs
+        .iter()
+        .filter_map(|r| r.arms.get(&Arm::LabelStudio))
+        .flat_map(|a| a.weeks.iter().filter_map(|w| w.stream?.share()))
+        .collect();
+    if !stream_weeks.is_empty() {
+        let lowest = stream_weeks.iter().copied().fold(1.0, f64::min);
+        println!(
+            "- {} Label Studio's stream serves ≥ 90 % of the product's head every week: lowest week {}",
+            mark(lowest >= 0.9),
+            share(Some(lowest))
         );
     }
     let precision: Vec<f64> = product
