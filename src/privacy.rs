@@ -44,6 +44,14 @@ pub struct Redactor {
     min_digits: usize,
 }
 
+/// Redacting by the default `[privacy]`: what leaves is redacted unless
+/// the configuration says otherwise.
+impl Default for Redactor {
+    fn default() -> Self {
+        Self::new(&PrivacyConfig::default())
+    }
+}
+
 impl Redactor {
     pub fn new(config: &PrivacyConfig) -> Self {
         Self {

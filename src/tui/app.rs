@@ -15,6 +15,7 @@ use super::keys::{self, Action, Dialog};
 use crate::capture::gaps::Gap;
 use crate::domain::ModelStatus;
 use crate::domain::ReviewVerdict;
+use crate::privacy::Redactor;
 use crate::progress::ProgressEvent;
 use crate::review::decisions::short;
 use crate::review::order::Queued;
@@ -219,6 +220,10 @@ pub struct App {
     pub gap_cursor: usize,
     /// Opened with `--read-only` / `[console] read_only`: whatever writes is refused.
     pub read_only: bool,
+    /// `[privacy]`: a sample's text copied out (`Y` in Review) leaves
+    /// Flywheel, so it is redacted as Label Studio tasks and exports are
+    /// (the capture feed's texts are redacted when loaded).
+    pub redactor: Redactor,
     /// Per pane, the filter of its list (`/`): rows whose words contain
     /// every word of it (case-insensitive).
     pub filters: [String; 5],
@@ -792,7 +797,10 @@ impl App {
             Pane::Review => {
                 let s = &self.current()?.sample;
                 Some(if text {
-                    (format!("the text of sample {}", s.id), s.text.clone())
+                    (
+                        format!("the text of sample {}", s.id),
+                        self.redactor.redact(&s.text).into_owned(),
+                    )
                 } else {
                     (format!("sample id {}", s.id), s.id.to_string())
                 })
@@ -1855,6 +1863,18 @@ mod tests {
             "copied sample id 1 to the clipboard (OSC 52)"
         );
         assert_eq!(app.handle_key(ch('Y')), vec![Command::Copy("one".into())]);
+        // A sample's text leaves redacted, as Label Studio tasks do.
+        let mut app = review_app();
+        if let Some(review) = app.review.as_mut() {
+            review.queue[0].sample.text = "call me on 98765 43210".into();
+        }
+        assert_eq!(
+            app.handle_key(ch('Y')),
+            vec![Command::Copy(format!(
+                "call me on {}",
+                crate::privacy::PHONE
+            ))]
+        );
         let mut app = jobs_app(vec![failed_run(7)]);
         assert_eq!(app.handle_key(ch('y')), vec![Command::Copy("7".into())]);
         assert_eq!(

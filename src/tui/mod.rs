@@ -75,6 +75,7 @@ async fn event_loop(
     let runner = Runner::new(store, config.clone(), events_tx.clone());
     let mut app = App::new(Utc::now(), config.training.canary_traffic);
     app.read_only = config.console.read_only;
+    app.redactor = crate::privacy::Redactor::new(&config.privacy);
     let mut keys = EventStream::new();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
