@@ -452,9 +452,11 @@ impl<'a> Installation<'a> {
             .collect();
         let next = format!("/api/projects/{}/next", pushed.project_id);
         for _ in 0..budget {
-            let Ok(task) = label_studio::api(&ls.url, reqwest::Method::GET, &next, None).await
-            else {
-                break; // nothing left to serve
+            let task = match label_studio::api(&ls.url, reqwest::Method::GET, &next, None).await {
+                Ok(task) => task,
+                // The stream has nothing left to serve.
+                Err(e) if e.to_string().contains("answered 404") => break,
+                Err(e) => return Err(Error::failure(format!("Label Studio's stream: {e:#}"))),
             };
             let (Some(task_id), Some(sample_id)) =
                 (task["id"].as_i64(), task["data"]["sample_id"].as_i64())
