@@ -72,7 +72,7 @@ mod label_studio;
 #[path = "../tests/support/label_studio_process.rs"]
 mod label_studio_process;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -429,8 +429,8 @@ impl<'a> Installation<'a> {
         })
     }
 
-    /// The oracle as an annotator in Label Studio: a sync pushes what
-    /// waits and places it in the labelling stream, the oracle takes
+    /// The oracle as an annotator in Label Studio: a push-only sync pushes
+    /// what waits and places it in the labelling stream, the oracle takes
     /// `budget` tasks from `/api/projects/{id}/next` and annotates each
     /// through the API, and a second sync pulls the annotations in — the
     /// product's path end to end. Each task served is checked against the
@@ -439,12 +439,21 @@ impl<'a> Installation<'a> {
         let ls = self
             .label_studio
             .expect("the label-studio arm has its server");
+        // The previous day's second sync pulled everything annotated: this
+        // one only pushes.
         let sync = LabelStudioSync::from_config(&self.config)?;
-        let pushed = jobs::run(sync.clone(), &self.launch()).await?;
+        let pushed = jobs::run(
+            LabelStudioSync {
+                pull: false,
+                ..sync.clone()
+            },
+            &self.launch(),
+        )
+        .await?;
         if !pushed.errors.is_empty() {
             return Err(Error::failure(format!("sync: {:?}", pushed.errors)));
         }
-        let head: std::collections::HashSet<i64> = self
+        let head: HashSet<i64> = self
             .product_order(budget)
             .await?
             .iter()
