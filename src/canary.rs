@@ -40,7 +40,9 @@ pub struct Served {
     /// Its answers a human reviewed, and of those, corrected to another intent.
     pub reviewed: u64,
     pub corrected: u64,
-    /// Labelled audits of its answers, and of those, answered right.
+    /// Labelled audits of its answers, and of those, answered right —
+    /// weighted by draw rate (uncertain traffic is drawn more often), so
+    /// `audited_right / audited` is the unbiased share, rounded to a count.
     pub audited: u64,
     pub audited_right: u64,
     /// Requests whose classification time was recorded, and of those, the

@@ -9,7 +9,7 @@
 mod support;
 
 use chrono::{Duration, Utc};
-use flywheel::audit::drawn;
+use flywheel::audit::{DrawRates, drawn};
 use flywheel::config::Config;
 use flywheel::domain::{ModelStatus, ReviewStatus, ReviewVerdict};
 use flywheel::review::order::review_order;
@@ -104,10 +104,23 @@ fn audits_measure_production_accuracy_and_auto_approval_precision() {
 
         daily_capture(&db);
         let config = db.config();
+        // 150 confident and 50 uncertain conversations, half of them drawn:
+        // the uncertain at twice the rate of the confident (400 and 800 per
+        // mille, `audit.needs_review_multiplier` 2).
+        let rates = DrawRates::for_window(PERCENT, 2, 150, 50);
+        assert_eq!((rates.auto_approved, rates.needs_review), (400, 800));
         let expected: Vec<i64> = conversation_ids
             .iter()
-            .copied()
-            .filter(|id| drawn(*id, PERCENT))
+            .enumerate()
+            .filter(|(i, id)| {
+                let rate = if i % 4 == 0 {
+                    rates.needs_review
+                } else {
+                    rates.auto_approved
+                };
+                drawn(**id, rate)
+            })
+            .map(|(_, id)| *id)
             .collect();
         let (audits, queue) = block_on(async move {
             let store = flywheel::storage::open(&config).await.unwrap();
@@ -194,7 +207,11 @@ fn audits_measure_production_accuracy_and_auto_approval_precision() {
         let listed = json_stdout(&out);
         let model = &listed["models"][0];
         let accuracy = model["production_accuracy"].as_f64().unwrap();
-        assert!((accuracy - right as f64 / n as f64).abs() < 1e-9, "{model}");
+        // Each uncertain audit stands for half as many conversations as a
+        // confident one: right / (auto_n + uncertain / 2), where the
+        // unweighted share would read right / n.
+        let weighted = right as f64 / (auto_n as f64 + uncertain as f64 / 2.0);
+        assert!((accuracy - weighted).abs() < 1e-9, "{model}");
         assert_eq!(model["production_accuracy_n"], n);
         let interval = &model["production_accuracy_interval"];
         assert!(
@@ -214,9 +231,20 @@ fn audits_measure_production_accuracy_and_auto_approval_precision() {
             stored
         });
         assert!((stored.unwrap() - accuracy).abs() < 1e-9, "{stored:?}");
+        // So does the model_performance view operators query by hand.
+        let config = db.config();
+        let viewed: Option<f64> = block_on(async move {
+            let store = flywheel::storage::open(&config).await.unwrap();
+            let sql =
+                "SELECT production_accuracy FROM model_performance WHERE version = 'router-v1.0.0'";
+            let viewed = value(&store, sql).await;
+            store.close().await;
+            viewed
+        });
+        assert!((viewed.unwrap() - accuracy).abs() < 1e-9, "{viewed:?}");
 
         // status reports both, and warns when the interval is below the
-        // bar (about 0.65 against 0.82, and 0.87 against 0.97).
+        // bar (about 0.63 against 0.82, and 0.83 against 0.97).
         let out = db.cmd().args(["status", "--json"]).output().unwrap();
         let status = json_stdout(&out);
         let production = &status["audits"]["production"];

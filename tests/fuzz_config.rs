@@ -76,6 +76,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("auto_filter.rejudge_backlog", Kind::Bool),
     ("audit.percent", int(0, 100, U32)),
     ("audit.share", int(0, 100, U32)),
+    ("audit.needs_review_multiplier", int(1, 20, U32)),
     ("suspects.enabled", Kind::Bool),
     ("suspects.share", int(0, 100, U32)),
     ("label_studio.url", Kind::Text),
@@ -119,6 +120,7 @@ fn allowed(key: &str) -> Option<&'static str> {
         | "auto_filter.min_precision"
         | "health.min_production_accuracy" => "0 to 1",
         "audit.percent" | "audit.share" | "suspects.share" => "0 to 100",
+        "audit.needs_review_multiplier" => "1 to 20",
         "auto_filter.threshold_evidence" => "0 to 100000",
         "health.min_auto_approval_rate" | "health.max_auto_approval_rate" => "0 to 100",
         "training.gate_tolerance" | "training.oos_tolerance" => "0 to 1",

@@ -260,6 +260,23 @@ async fn reads_through_the_api(store: &Store, from: i64) {
             at("classification times and errors")
         );
     }
+    if from >= 9 {
+        // Audits drawn before 0017 read as drawn at the default 5 %.
+        let tallies = store.audit_tallies(None).await.expect("audit tallies");
+        let tally = tallies
+            .iter()
+            .find(|t| t.version.as_deref() == Some("router-v1.0.0"))
+            .unwrap_or_else(|| panic!("{}", at("the audits are gone")));
+        let rates: Vec<i32> = tally.cells.iter().map(|c| c.draw_permille).collect();
+        let expected: &[i32] = if from >= 17 { &[50, 80] } else { &[50] };
+        assert_eq!(rates, expected, "{}", at("audit draw rates"));
+        assert_eq!(
+            tally.awaiting(),
+            expected.len() as i64,
+            "{}",
+            at("audits awaiting")
+        );
+    }
     // and the whole status snapshot (every pane's query) reads
     store
         .status_snapshot(&flywheel::config::Config::default())

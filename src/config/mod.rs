@@ -114,6 +114,11 @@ pub struct AuditConfig {
     /// covers the ~113 audits 5 % of 2 265 conversations draw, so each
     /// weekly version is measured on n ≥ 100 (at 20 % it got ~60).
     pub share: u32,
+    /// How many times as often as an auto-approved conversation an
+    /// uncertain (needs-review) one is drawn, the overall share staying
+    /// `percent`; every estimate weights an audit by the inverse of its
+    /// rate ([`crate::audit::DrawRates`]). 1 draws uniformly.
+    pub needs_review_multiplier: u32,
 }
 
 impl Default for AuditConfig {
@@ -121,6 +126,7 @@ impl Default for AuditConfig {
         Self {
             percent: 5,
             share: 40,
+            needs_review_multiplier: 2,
         }
     }
 }

@@ -167,6 +167,12 @@ const RULES: &[Rule] = &[
         range: Range::int(0, 100),
     },
     Rule {
+        // zero would never audit the uncertain traffic
+        key: "audit.needs_review_multiplier",
+        value: |c| Some(Number::Int(c.audit.needs_review_multiplier.into())),
+        range: Range::int(1, 20),
+    },
+    Rule {
         key: "audit.share",
         value: |c| Some(Number::Int(c.audit.share.into())),
         range: Range::int(0, 100),

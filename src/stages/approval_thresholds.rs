@@ -32,12 +32,24 @@ use crate::storage::{Store, Timestamp};
 pub const EVIDENCE_WINDOW_DAYS: i64 = 28;
 
 /// One audited conversation the rule could have auto-approved: the intent
-/// and confidence the router gave, and whether the human agreed.
+/// and confidence the router gave, whether the human agreed, and how many
+/// conversations it stands for (the inverse of the rate it was drawn at:
+/// uncertain conversations are drawn more often, [`crate::audit::DrawRates`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditedPrediction {
     pub intent: String,
     pub confidence: f64,
     pub right: bool,
+    pub weight: f64,
+}
+
+/// The audits at or above one confidence: how many, how many right, and
+/// the share right once each is weighted by what it stands for.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Tally {
+    audits: usize,
+    right: usize,
+    precision: Option<f64>,
 }
 
 /// Why an intent's threshold is what it is.
@@ -129,7 +141,7 @@ impl ApprovalThresholds {
         let eligible: Vec<&AuditedPrediction> =
             audited.iter().filter(|a| a.confidence >= floor).collect();
         let pool = tallies(&grid, &eligible);
-        if config.threshold_evidence == 0 || (pool[0].0 as f64) < prior {
+        if config.threshold_evidence == 0 || (pool[0].audits as f64) < prior {
             return Self::floor_only(config);
         }
         // Pooled precision at each grid point. Where too few audits are that
@@ -139,9 +151,9 @@ impl ApprovalThresholds {
         let mut last = None;
         let pooled_precision: Vec<Option<f64>> = pool
             .iter()
-            .map(|&(n, right)| {
-                if n as f64 >= prior {
-                    last = Some(right as f64 / n as f64);
+            .map(|t| {
+                if t.audits as f64 >= prior {
+                    last = t.precision;
                 }
                 last
             })
@@ -158,8 +170,9 @@ impl ApprovalThresholds {
                 let estimate: Vec<Option<f64>> = own
                     .iter()
                     .zip(&pooled_precision)
-                    .map(|(&(n, right), pooled)| {
-                        pooled.map(|p| (right as f64 + prior * p) / (n as f64 + prior))
+                    .map(|(t, pooled)| {
+                        let own = t.precision.unwrap_or(0.0) * t.audits as f64;
+                        pooled.map(|p| (own + prior * p) / (t.audits as f64 + prior))
                     })
                     .collect();
                 (
@@ -187,16 +200,22 @@ fn candidate_thresholds(floor: f64) -> Vec<f64> {
     grid
 }
 
-/// (audits, right) at or above each grid point.
-fn tallies(grid: &[f64], items: &[&AuditedPrediction]) -> Vec<(usize, usize)> {
+/// The audits at or above each grid point.
+fn tallies(grid: &[f64], items: &[&AuditedPrediction]) -> Vec<Tally> {
     grid.iter()
         .map(|&t| {
-            items
+            let (audits, right, weight, weight_right) = items
                 .iter()
                 .filter(|a| a.confidence >= t)
-                .fold((0, 0), |(n, right), a| {
-                    (n + 1, right + usize::from(a.right))
-                })
+                .fold((0, 0, 0.0, 0.0), |(n, right, w, wr), a| {
+                    let r = if a.right { a.weight } else { 0.0 };
+                    (n + 1, right + usize::from(a.right), w + a.weight, wr + r)
+                });
+            Tally {
+                audits,
+                right,
+                precision: (weight > 0.0).then(|| weight_right / weight),
+            }
         })
         .collect()
 }
@@ -205,11 +224,11 @@ fn tallies(grid: &[f64], items: &[&AuditedPrediction]) -> Vec<(usize, usize)> {
 /// that, the best estimate; with no estimate at all, the floor.
 fn pick(
     grid: &[f64],
-    tallies: &[(usize, usize)],
+    tallies: &[Tally],
     estimate: &[Option<f64>],
     min_precision: f64,
 ) -> IntentThreshold {
-    let (audits, right) = tallies[0];
+    let Tally { audits, right, .. } = tallies[0];
     let at = |i: usize, basis| IntentThreshold {
         threshold: grid[i],
         basis,
@@ -248,6 +267,7 @@ mod tests {
                 intent: intent.into(),
                 confidence,
                 right: i < right,
+                weight: 1.0,
             })
             .collect()
     }
@@ -301,6 +321,28 @@ mod tests {
             !t.intents.contains_key("c"),
             "audits below the floor are not evidence"
         );
+    }
+
+    #[test]
+    fn audits_drawn_more_often_weigh_less() {
+        // From the floor up the pool holds 100 audits at 0.99 (all right),
+        // 100 at 0.9 drawn at the confident rate (96 right) and 8 at 0.86
+        // drawn at twice it (4 right), each standing for half a
+        // conversation: (100 + 96 + 2) / (100 + 100 + 4) = 0.9706 reaches
+        // 0.97 at the floor. Counted flat, 200 / 208 = 0.9615 would not.
+        let mut evidence = audits("b", 0.99, 100, 0);
+        evidence.extend(audits("a", 0.9, 96, 4));
+        evidence.extend(
+            audits("a", 0.86, 4, 4)
+                .into_iter()
+                .map(|a| AuditedPrediction { weight: 0.5, ..a }),
+        );
+        let t = ApprovalThresholds::choose(&config(), &evidence);
+        assert_eq!(t.pooled.threshold, 0.85, "{:?}", t.pooled);
+        let precision = t.pooled.estimated_precision.unwrap();
+        assert!((precision - 198.0 / 204.0).abs() < 1e-9, "{precision}");
+        let a = &t.intents["a"];
+        assert_eq!((a.audits, a.right), (108, 100), "counts stay counts");
     }
 
     #[test]

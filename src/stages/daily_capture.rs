@@ -19,6 +19,7 @@ use super::approval_thresholds::ApprovalThresholds;
 use super::auto_filter::AutoFilter;
 use super::capture_fold::{Fold, ROUND_CONVERSATIONS};
 use super::daily_report::{CaptureCounts, DailyReport};
+use crate::audit::DrawRates;
 use crate::config::Config;
 use crate::domain::ReviewStatus;
 use crate::error::{Error, Result};
@@ -263,7 +264,14 @@ async fn capture(
     let audits_drawn = if options.dry_run {
         0
     } else {
-        let drawn = store.draw_audits(start, end, config.audit.percent).await?;
+        let (auto_approved, needs_review) = store.audit_strata(start, end).await?;
+        let rates = DrawRates::for_window(
+            config.audit.percent,
+            config.audit.needs_review_multiplier,
+            auto_approved,
+            needs_review,
+        );
+        let drawn = store.draw_audits(start, end, rates).await?;
         store.record_version_performance().await?;
         // The day's writers have mostly gone: their counter rows fold into one.
         store.fold_counter_shards_or_warn().await;

@@ -5,7 +5,7 @@
 
 use super::samples::gold_sources;
 use super::{Store, Timestamp, db_error, on_pool};
-use crate::audit::{AuditTally, HASH_MULTIPLIER};
+use crate::audit::{AuditCell, AuditTally, DrawRates, HASH_MULTIPLIER};
 use crate::error::Result;
 use crate::stages::approval_thresholds::AuditedPrediction;
 
@@ -22,29 +22,56 @@ pub(super) fn awaiting_label() -> String {
 }
 
 impl Store {
-    /// Draw `percent` % of the processed conversations created in `[start,
-    /// end)` for audit (the bucket of [`crate::audit::bucket`], computed
-    /// here in SQL), keeping what each was served and how daily capture
-    /// processed it. Drawing a window twice adds nothing. Returns how many
-    /// were drawn now.
-    pub async fn draw_audits(&self, start: Timestamp, end: Timestamp, percent: u32) -> Result<u64> {
+    /// How many conversations created in `[start, end)` daily capture
+    /// auto-approved and sent to review: what the audit draw's rates
+    /// ([`DrawRates::for_window`]) follow.
+    pub async fn audit_strata(&self, start: Timestamp, end: Timestamp) -> Result<(u64, u64)> {
+        let (auto_approved, needs_review): (i64, i64) = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT COUNT(CASE WHEN review_status = 'auto-approved' THEN 1 END), \
+                        COUNT(CASE WHEN review_status = 'needs-review' THEN 1 END) \
+                 FROM conversation_logs \
+                 WHERE created_at >= $1 AND created_at < $2 AND sample_id IS NOT NULL",
+            )
+            .bind(start)
+            .bind(end)
+            .fetch_one(pool)
+            .await
+        })
+        .map_err(|err| db_error("counting the audit draw's strata", err))?;
+        Ok((auto_approved.max(0) as u64, needs_review.max(0) as u64))
+    }
+
+    /// Draw the processed conversations created in `[start, end)` for audit
+    /// at `rates` (the bucket of [`crate::audit::bucket`], computed here in
+    /// SQL), keeping what each was served, how daily capture processed it
+    /// and the rate it was drawn at. Drawing a window twice adds nothing.
+    /// Returns how many were drawn now.
+    pub async fn draw_audits(
+        &self,
+        start: Timestamp,
+        end: Timestamp,
+        rates: DrawRates,
+    ) -> Result<u64> {
+        let rate = "CASE WHEN c.review_status = 'auto-approved' THEN $3 ELSE $4 END";
         let sql = format!(
             "INSERT INTO audits (conversation_id, sample_id, model_version, served_intent, \
-                 conversation_status, conversation_at, drawn_at) \
+                 conversation_status, conversation_at, drawn_at, draw_permille) \
              SELECT c.id, c.sample_id, c.model_version, \
                  CASE WHEN c.fallback THEN 'oos' ELSE c.nlu_intent END, \
-                 c.review_status, c.created_at, $4 \
+                 c.review_status, c.created_at, $5, {rate} \
              FROM conversation_logs c \
              WHERE c.created_at >= $1 AND c.created_at < $2 AND c.sample_id IS NOT NULL \
                AND c.review_status IN ('auto-approved', 'needs-review') \
-               AND (((c.id % 1048576) * {HASH_MULTIPLIER}) % 4294967296) / 42949673 < $3 \
+               AND (((c.id % 1048576) * {HASH_MULTIPLIER}) % 4294967296) / 4294968 < {rate} \
              ON CONFLICT (conversation_id) DO NOTHING"
         );
         on_pool!(self, |pool| {
             sqlx::query(&sql)
                 .bind(start)
                 .bind(end)
-                .bind(i64::from(percent))
+                .bind(i64::from(rates.auto_approved))
+                .bind(i64::from(rates.needs_review))
                 .bind(Timestamp::now())
                 .execute(pool)
                 .await
@@ -65,7 +92,8 @@ impl Store {
     }
 
     /// What the audits of conversations since `since` found, per version
-    /// that served them (`None`: all of them).
+    /// that served them (`None`: all of them), by the stratum and rate
+    /// each was drawn at.
     pub async fn audit_tallies(&self, since: Option<Timestamp>) -> Result<Vec<AuditTally>> {
         let labelled = format!(
             "s.review_status = 'approved' AND s.source IN ({})",
@@ -73,25 +101,25 @@ impl Store {
         );
         let awaiting = awaiting_label();
         let sql = format!(
-            "SELECT a.model_version AS version, COUNT(*) AS drawn, \
+            "SELECT a.model_version AS version, a.conversation_status, a.draw_permille, \
+                 COUNT(*) AS drawn, \
                  SUM(CASE WHEN {labelled} THEN 1 ELSE 0 END) AS labelled, \
                  SUM(CASE WHEN {labelled} AND a.served_intent = s.intent THEN 1 ELSE 0 END) AS served_right, \
-                 SUM(CASE WHEN {labelled} AND a.conversation_status = 'auto-approved' THEN 1 ELSE 0 END) AS auto_approved, \
-                 SUM(CASE WHEN {labelled} AND a.conversation_status = 'auto-approved' \
-                     AND a.served_intent = s.intent THEN 1 ELSE 0 END) AS auto_approved_right, \
                  SUM(CASE WHEN {awaiting} THEN 1 ELSE 0 END) AS awaiting \
              FROM audits a CROSS JOIN training_samples s \
              WHERE s.id = a.sample_id AND a.conversation_at >= $1 \
-             GROUP BY a.model_version ORDER BY a.model_version"
+             GROUP BY a.model_version, a.conversation_status, a.draw_permille \
+             ORDER BY a.model_version, a.conversation_status, a.draw_permille"
         );
         let since = since.unwrap_or(Timestamp(chrono::DateTime::UNIX_EPOCH));
-        on_pool!(self, |pool| {
-            sqlx::query_as::<_, AuditTally>(&sql)
+        let cells = on_pool!(self, |pool| {
+            sqlx::query_as::<_, AuditCell>(&sql)
                 .bind(since)
                 .fetch_all(pool)
                 .await
         })
-        .map_err(|err| db_error("reading what audits found", err))
+        .map_err(|err| db_error("reading what audits found", err))?;
+        Ok(AuditTally::by_version(cells))
     }
 
     /// Labelled audits of conversations since `since` with what the router
@@ -103,16 +131,16 @@ impl Store {
         since: Timestamp,
     ) -> Result<Vec<(Option<String>, AuditedPrediction)>> {
         let sql = format!(
-            "SELECT c.nlu_provider, c.nlu_intent, c.nlu_confidence, s.intent              FROM audits a CROSS JOIN training_samples s CROSS JOIN conversation_logs c              WHERE s.id = a.sample_id AND c.id = a.conversation_id AND a.conversation_at >= $1                AND s.review_status = 'approved' AND s.source IN ({})                AND c.nlu_intent IS NOT NULL AND c.nlu_confidence IS NOT NULL",
+            "SELECT c.nlu_provider, c.nlu_intent, c.nlu_confidence, s.intent, a.draw_permille              FROM audits a CROSS JOIN training_samples s CROSS JOIN conversation_logs c              WHERE s.id = a.sample_id AND c.id = a.conversation_id AND a.conversation_at >= $1                AND s.review_status = 'approved' AND s.source IN ({})                AND c.nlu_intent IS NOT NULL AND c.nlu_confidence IS NOT NULL",
             gold_sources()
         );
-        let rows: Vec<(Option<String>, String, f64, String)> = on_pool!(self, |pool| {
+        let rows: Vec<(Option<String>, String, f64, String, i32)> = on_pool!(self, |pool| {
             sqlx::query_as(&sql).bind(since).fetch_all(pool).await
         })
         .map_err(|err| db_error("reading audited predictions", err))?;
         Ok(rows
             .into_iter()
-            .map(|(provider, intent, confidence, label)| {
+            .map(|(provider, intent, confidence, label, permille)| {
                 let right = intent == label;
                 (
                     provider,
@@ -120,6 +148,7 @@ impl Store {
                         intent,
                         confidence,
                         right,
+                        weight: 1000.0 / permille.max(1) as f64,
                     },
                 )
             })
@@ -132,14 +161,14 @@ impl Store {
     pub async fn record_version_performance(&self) -> Result<u64> {
         let mut updated = 0;
         for tally in self.audit_tallies(None).await? {
-            let (Some(version), true) = (&tally.version, tally.labelled > 0) else {
+            let (Some(version), Some(accuracy)) = (&tally.version, tally.production_accuracy())
+            else {
                 continue;
             };
-            let accuracy = tally.served_right as f64 / tally.labelled as f64;
             updated += on_pool!(self, |pool| {
                 sqlx::query("UPDATE model_versions SET production_accuracy = $2 WHERE version = $1")
                     .bind(version)
-                    .bind(accuracy)
+                    .bind(accuracy.value)
                     .execute(pool)
                     .await
                     .map(|done| done.rows_affected())

@@ -146,8 +146,12 @@ impl Store {
             negative_feedback: count(c.negative_feedback),
             reviewed: count(c.reviewed),
             corrected: count(c.corrected),
-            audited: count(audits.labelled),
-            audited_right: count(audits.served_right),
+            audited: count(audits.labelled()),
+            // The weighted share of the audits (uncertain traffic is drawn
+            // more often), in counts the sequential test takes.
+            audited_right: audits
+                .production_accuracy()
+                .map_or(0, |a| (a.value * a.n as f64).round() as u64),
             timed: count(timed),
             slow: count(slow),
             errors: count(errors),
