@@ -5,12 +5,13 @@
 //! ones, so neither production accuracy nor auto-approval precision can be
 //! read off them. An audit is a conversation drawn at random — by a hash
 //! of its id, `audit.percent` of all captured traffic whatever its
-//! confidence — whose sample then waits for a human label even when it was
-//! auto-approved (it still trains as approved until a human disagrees; a
-//! disagreement corrects it). Over the audited conversations a version
-//! served, the share answered right is an unbiased estimate of its
-//! production accuracy; over those auto-approved, of auto-approval
-//! precision. Daily capture draws the audits (`Store::draw_audits`); the
+//! confidence, the uncertain part at a higher rate ([`DrawRates`]) — whose
+//! sample then waits for a human label even when it was auto-approved (it
+//! still trains as approved until a human disagrees; a disagreement
+//! corrects it). Over the audited conversations a version served, each
+//! weighted by the inverse of its draw rate, the share answered right is an
+//! unbiased estimate of its production accuracy; over those auto-approved,
+//! of auto-approval precision. Daily capture draws the audits (`Store::draw_audits`); the
 //! review order ([`crate::review::order`]) gives them `audit.share` of its
 //! places, newest first, so the version serving now is the one measured.
 
@@ -44,9 +45,10 @@ pub fn bucket(conversation_id: i64) -> i64 {
 /// holds most of the errors and most of the uncertainty about production
 /// accuracy. Drawing it more often and weighting each audit by the inverse
 /// of its rate keeps the estimates unbiased and narrows them at the same
-/// number of labels (at twice the rate: the variance of production accuracy
-/// falls by about a third, while three in five audits still measure
-/// auto-approval precision).
+/// number of labels. At twice the rate the strata's variances predict a
+/// third less variance for production accuracy (the loop bench measured
+/// 16 % less squared error over 60 versions), while three in five audits
+/// still measure auto-approval precision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DrawRates {
     pub auto_approved: u32,

@@ -2,7 +2,8 @@
 //! audits that find one intent's confident answers often wrong raise that
 //! intent's threshold — `stats thresholds` shows it with its evidence, and
 //! the next daily capture sends its 0.9 answers to review while another
-//! intent's 0.9 answers are still auto-approved; the operator's floor holds.
+//! intent's 0.9 answers are still auto-approved; the operator's floor holds;
+//! a past day captured late is judged by the evidence of its own time.
 
 mod support;
 
@@ -148,6 +149,49 @@ fn audits_raise_the_threshold_of_an_intent_they_find_wrong() {
                 assert_eq!(status, expected, "{text}: {statuses:?}");
             }
             assert_eq!(statuses.len(), 9);
+            store.close().await;
+        });
+
+        // A day long past, captured late, is judged by the evidence of its
+        // own time: there was none, so the floor approves cancel_order at
+        // 0.9 there (judged by today's audits it would wait for review).
+        let noon = (Utc::now() - Duration::days(40))
+            .date_naive()
+            .and_hms_opt(12, 0, 0)
+            .unwrap()
+            .and_utc();
+        let config = db.config();
+        block_on(async move {
+            let store = flywheel::storage::open(&config).await.unwrap();
+            let minutes_ago = (Utc::now() - noon).num_minutes();
+            insert(
+                &store,
+                &conversations("past", "cancel_order", 0.9, 3, minutes_ago),
+            )
+            .await;
+            store.close().await;
+        });
+        db.cmd()
+            .args([
+                "daily-capture",
+                "--date",
+                &noon.date_naive().to_string(),
+                "--json",
+            ])
+            .succeeds();
+        let config = db.config();
+        block_on(async move {
+            let store = flywheel::storage::open(&config).await.unwrap();
+            let statuses: Vec<(String,)> = rows(
+                &store,
+                "SELECT review_status FROM conversation_logs WHERE user_message LIKE 'past %'",
+            )
+            .await;
+            assert_eq!(statuses.len(), 3);
+            assert!(
+                statuses.iter().all(|(s,)| s == "auto-approved"),
+                "{statuses:?}"
+            );
             store.close().await;
         });
 

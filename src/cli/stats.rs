@@ -127,7 +127,7 @@ async fn queue(ctx: &Context, store: &Store, limit: i64) -> Result<()> {
 
 async fn thresholds(ctx: &Context, store: &Store) -> Result<()> {
     let config = &ctx.config().auto_filter;
-    let t = ApprovalThresholds::current(store, config).await?;
+    let t = ApprovalThresholds::as_of(store, config, Timestamp::now()).await?;
     let intents: Vec<_> = t
         .intents
         .iter()

@@ -112,15 +112,17 @@ impl ApprovalThresholds {
             .map_or(self.pooled.threshold, |t| t.threshold)
     }
 
-    /// The thresholds the audits of the last [`EVIDENCE_WINDOW_DAYS`] days
-    /// give (what daily capture applies and `stats thresholds` shows).
-    pub async fn current(store: &Store, config: &AutoFilterConfig) -> Result<Self> {
+    /// The thresholds the audits of the [`EVIDENCE_WINDOW_DAYS`] days of
+    /// traffic before `as_of` give: what daily capture applies to a window
+    /// ending then (so a re-run of an old day judges it as of that day) and
+    /// `stats thresholds` shows as of now.
+    pub async fn as_of(store: &Store, config: &AutoFilterConfig, as_of: Timestamp) -> Result<Self> {
         if config.threshold_evidence == 0 {
             return Ok(Self::floor_only(config));
         }
-        let since = Timestamp(chrono::Utc::now() - chrono::Duration::days(EVIDENCE_WINDOW_DAYS));
+        let since = Timestamp(as_of.0 - chrono::Duration::days(EVIDENCE_WINDOW_DAYS));
         let audited: Vec<AuditedPrediction> = store
-            .audited_predictions(since)
+            .audited_predictions(since, as_of)
             .await?
             .into_iter()
             .filter(|(provider, _)| {

@@ -186,7 +186,7 @@ async fn capture(
     };
     let filter = AutoFilter {
         config: &config.auto_filter,
-        thresholds: ApprovalThresholds::current(store, &config.auto_filter).await?,
+        thresholds: ApprovalThresholds::as_of(store, &config.auto_filter, end).await?,
     };
     // Dry run only: samples this run would already have created.
     let mut would_create: HashSet<String> = HashSet::new();

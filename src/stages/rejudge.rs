@@ -31,8 +31,8 @@ use crate::error::{Error, Result};
 use crate::lang::Language;
 use crate::progress::Reporter;
 use crate::router::Model;
-use crate::storage::Store;
 use crate::storage::backlog::Rejudged;
+use crate::storage::{Store, Timestamp};
 
 /// What re-judging did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -85,7 +85,7 @@ pub async fn rejudge_backlog(
     .map_err(|e| Error::failure(format!("re-judging the review backlog: {e}")))??;
     let filter = AutoFilter {
         config: &config.auto_filter,
-        thresholds: ApprovalThresholds::current(store, &config.auto_filter).await?,
+        thresholds: ApprovalThresholds::as_of(store, &config.auto_filter, Timestamp::now()).await?,
     };
     let mut now_sure = 0;
     let rows: Vec<Rejudged> = backlog

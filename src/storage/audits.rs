@@ -122,20 +122,25 @@ impl Store {
         Ok(AuditTally::by_version(cells))
     }
 
-    /// Labelled audits of conversations since `since` with what the router
+    /// Labelled audits of conversations in `[since, until)` with what the router
     /// predicted (intent and confidence, before any fallback), whether the
     /// human agreed, and the provider that answered: the evidence for
     /// per-intent auto-approval thresholds.
     pub async fn audited_predictions(
         &self,
         since: Timestamp,
+        until: Timestamp,
     ) -> Result<Vec<(Option<String>, AuditedPrediction)>> {
         let sql = format!(
-            "SELECT c.nlu_provider, c.nlu_intent, c.nlu_confidence, s.intent, a.draw_permille              FROM audits a CROSS JOIN training_samples s CROSS JOIN conversation_logs c              WHERE s.id = a.sample_id AND c.id = a.conversation_id AND a.conversation_at >= $1                AND s.review_status = 'approved' AND s.source IN ({})                AND c.nlu_intent IS NOT NULL AND c.nlu_confidence IS NOT NULL",
+            "SELECT c.nlu_provider, c.nlu_intent, c.nlu_confidence, s.intent, a.draw_permille              FROM audits a CROSS JOIN training_samples s CROSS JOIN conversation_logs c              WHERE s.id = a.sample_id AND c.id = a.conversation_id AND a.conversation_at >= $1 AND a.conversation_at < $2                AND s.review_status = 'approved' AND s.source IN ({})                AND c.nlu_intent IS NOT NULL AND c.nlu_confidence IS NOT NULL",
             gold_sources()
         );
         let rows: Vec<(Option<String>, String, f64, String, i32)> = on_pool!(self, |pool| {
-            sqlx::query_as(&sql).bind(since).fetch_all(pool).await
+            sqlx::query_as(&sql)
+                .bind(since)
+                .bind(until)
+                .fetch_all(pool)
+                .await
         })
         .map_err(|err| db_error("reading audited predictions", err))?;
         Ok(rows
