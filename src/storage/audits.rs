@@ -132,7 +132,12 @@ impl Store {
         until: Timestamp,
     ) -> Result<Vec<(Option<String>, AuditedPrediction)>> {
         let sql = format!(
-            "SELECT c.nlu_provider, c.nlu_intent, c.nlu_confidence, s.intent, a.draw_permille              FROM audits a CROSS JOIN training_samples s CROSS JOIN conversation_logs c              WHERE s.id = a.sample_id AND c.id = a.conversation_id AND a.conversation_at >= $1 AND a.conversation_at < $2                AND s.review_status = 'approved' AND s.source IN ({})                AND c.nlu_intent IS NOT NULL AND c.nlu_confidence IS NOT NULL",
+            "SELECT c.nlu_provider, c.nlu_intent, c.nlu_confidence, s.intent, a.draw_permille \
+             FROM audits a CROSS JOIN training_samples s CROSS JOIN conversation_logs c \
+             WHERE s.id = a.sample_id AND c.id = a.conversation_id \
+               AND a.conversation_at >= $1 AND a.conversation_at < $2 \
+               AND s.review_status = 'approved' AND s.source IN ({}) \
+               AND c.nlu_intent IS NOT NULL AND c.nlu_confidence IS NOT NULL",
             gold_sources()
         );
         let rows: Vec<(Option<String>, String, f64, String, i32)> = on_pool!(self, |pool| {
