@@ -102,9 +102,7 @@ pub struct AuditCell {
     pub conversation_status: ConversationStatus,
     /// The rate they were drawn at, per mille.
     pub draw_permille: i32,
-    /// Conversations drawn.
-    pub drawn: i64,
-    /// Of those, with a human label for their sample.
+    /// Drawn conversations with a human label for their sample.
     pub labelled: i64,
     /// Of those, served the label (fallback counts as `oos`).
     pub served_right: i64,
@@ -145,10 +143,6 @@ impl AuditTally {
             }
         }
         tallies
-    }
-
-    pub fn drawn(&self) -> i64 {
-        self.cells.iter().map(|c| c.drawn).sum()
     }
 
     /// Audits with a human label.
@@ -276,7 +270,6 @@ mod tests {
             version: Some("router-v1.1.0".into()),
             conversation_status: status,
             draw_permille: permille,
-            drawn: labelled + 5,
             labelled,
             served_right: right,
             awaiting: 5,
@@ -301,10 +294,7 @@ mod tests {
         let precision = e.auto_approval_precision.unwrap();
         assert_eq!(precision.n, 60);
         assert!((precision.value - 0.95).abs() < 1e-12);
-        assert_eq!(
-            (e.awaiting_label, tally.drawn(), tally.labelled()),
-            (10, 110, 100)
-        );
+        assert_eq!((e.awaiting_label, tally.labelled()), (10, 100));
         let none = VersionEstimate::from(&AuditTally {
             version: None,
             cells: vec![cell(ConversationStatus::NeedsReview, 80, 0, 0)],

@@ -102,7 +102,6 @@ impl Store {
         let awaiting = awaiting_label();
         let sql = format!(
             "SELECT a.model_version AS version, a.conversation_status, a.draw_permille, \
-                 COUNT(*) AS drawn, \
                  SUM(CASE WHEN {labelled} THEN 1 ELSE 0 END) AS labelled, \
                  SUM(CASE WHEN {labelled} AND a.served_intent = s.intent THEN 1 ELSE 0 END) AS served_right, \
                  SUM(CASE WHEN {awaiting} THEN 1 ELSE 0 END) AS awaiting \
