@@ -54,7 +54,9 @@
 //! `LOOP_BENCH_SEEDS=4,7` exact seeds; `LOOP_BENCH_SUSPECTS=1` flags
 //! suspect labels (`suspects.enabled`); `LOOP_BENCH_ARMS=product,ceiling`
 //! a subset of `product,label-studio,random,none,ceiling` (all but
-//! `label-studio` by default); `FLYWHEEL_BENCH_DATA` the
+//! `label-studio` by default); `LOOP_BENCH_SCORE_ON=train` scores on 10
+//! utterances of each intent held out of train instead of validation (to
+//! choose a setting, then report it on validation); `FLYWHEEL_BENCH_DATA` the
 //! data dir (default `../shared/data`); any other `FLYWHEEL_*` variable
 //! sets that product key as it does for the binary (e.g.
 //! `FLYWHEEL_AUTO_FILTER__MIN_PRECISION=0.98`), printed at the start.
@@ -159,6 +161,7 @@ struct Data {
     seed_set: Vec<Sample>,
     /// Week → day → utterances, in arrival order.
     traffic: Vec<Vec<Vec<Sample>>>,
+    /// What production and the gate are scored on ([`Scoring`]).
     validation: Vec<Sample>,
     /// CLINC's label of each normalised text (the oracle's answer).
     truth: HashMap<String, String>,
@@ -166,18 +169,52 @@ struct Data {
     start: NaiveDate,
 }
 
+/// What the bench scores production and the gate on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scoring {
+    /// CLINC150 validation: the figures the README reports.
+    Validation,
+    /// `LOOP_BENCH_SCORE_ON=train`: 10 utterances of each intent held out
+    /// of train (neither seed set nor traffic), so a setting can be chosen
+    /// without looking at validation; validation then reports it.
+    TrainHoldOut,
+}
+
+impl Scoring {
+    fn name(self) -> &'static str {
+        match self {
+            Scoring::Validation => "validation",
+            Scoring::TrainHoldOut => "train hold-out",
+        }
+    }
+
+    fn from_env() -> Scoring {
+        match std::env::var("LOOP_BENCH_SCORE_ON").as_deref() {
+            Err(_) | Ok("validation") => Scoring::Validation,
+            Ok("train") => Scoring::TrainHoldOut,
+            Ok(other) => panic!("LOOP_BENCH_SCORE_ON={other}: `validation` or `train`"),
+        }
+    }
+}
+
 impl Data {
-    fn draw(train: &[Sample], validation: &[Sample], seed: u64) -> Data {
+    fn draw(train: &[Sample], validation: &[Sample], seed: u64, scoring: Scoring) -> Data {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut order: Vec<&Sample> = train.iter().collect();
         order.shuffle(&mut rng);
+        let held_out_per_intent = match scoring {
+            Scoring::Validation => 0,
+            Scoring::TrainHoldOut => SEED_PER_INTENT,
+        };
         let mut per_intent: HashMap<&str, usize> = HashMap::new();
-        let (mut seed_set, mut rest) = (Vec::new(), Vec::new());
+        let (mut seed_set, mut held_out, mut rest) = (Vec::new(), Vec::new(), Vec::new());
         for s in order {
             let n = per_intent.entry(s.intent.as_str()).or_default();
-            if *n < SEED_PER_INTENT {
-                *n += 1;
+            *n += 1;
+            if *n <= SEED_PER_INTENT {
                 seed_set.push(s.clone());
+            } else if *n <= SEED_PER_INTENT + held_out_per_intent {
+                held_out.push(s.clone());
             } else {
                 rest.push(s.clone());
             }
@@ -201,7 +238,10 @@ impl Data {
         Data {
             seed_set,
             traffic,
-            validation: validation.to_vec(),
+            validation: match scoring {
+                Scoring::Validation => validation.to_vec(),
+                Scoring::TrainHoldOut => held_out,
+            },
             truth,
             start: Utc::now().date_naive() - Duration::days((WEEKS * DAYS + 7) as i64),
         }
@@ -694,6 +734,12 @@ fn main() {
     let validation = read_samples(&val_file).expect("reading CLINC150 validation");
     let seeds = seeds();
     let arms = arms();
+    let scoring = Scoring::from_env();
+    if scoring == Scoring::TrainHoldOut {
+        println!(
+            "loop bench: scored on {SEED_PER_INTENT} utterances of each intent held out of train, not validation"
+        );
+    }
     print_product_settings().expect("reading the product's settings from the environment");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -703,7 +749,7 @@ fn main() {
     let started = Instant::now();
     let mut runs: Vec<SeedRun> = Vec::new();
     for &seed in &seeds {
-        let data = Data::draw(&train, &validation, seed);
+        let data = Data::draw(&train, &validation, seed, scoring);
         let mut arm_runs: BTreeMap<Arm, ArmRun> = BTreeMap::new();
         for &arm in &arms {
             let run = match arm {
@@ -716,6 +762,7 @@ fn main() {
         }
         let run = SeedRun {
             seed,
+            scored_on: scoring.name(),
             seed_labels: data.seed_set.len(),
             traffic_per_week: data
                 .traffic

@@ -208,6 +208,9 @@ impl ArmRun {
 
 pub struct SeedRun {
     pub seed: u64,
+    /// What production and the gate were scored on: `validation`, or the
+    /// `train hold-out` a setting is chosen on.
+    pub scored_on: &'static str,
     pub seed_labels: usize,
     pub traffic_per_week: usize,
     pub arms: BTreeMap<Arm, ArmRun>,
@@ -257,8 +260,9 @@ pub fn print_seed(run: &SeedRun) {
         println!(
             "| week | labels | served by | production accuracy: true / reported | \
              auto-approval precision: true / reported | waiting: queue / audits | \
-             gate: candidate vs production, validation accuracy | decision | call | \
-             production after: in-scope / OOS recall |"
+             gate: candidate vs production, {} accuracy | decision | call | \
+             production after: in-scope / OOS recall |",
+            run.scored_on
         );
         println!("|---|---|---|---|---|---|---|---|---|---|");
         println!(
@@ -312,7 +316,10 @@ pub fn print_seed(run: &SeedRun) {
             );
         }
     }
-    println!("### Production on validation: in-scope accuracy / OOS recall\n");
+    println!(
+        "### Production on {}: in-scope accuracy / OOS recall\n",
+        run.scored_on
+    );
     let present: Vec<&ArmRun> = Arm::ALL.iter().filter_map(|a| run.arms.get(a)).collect();
     println!(
         "| week | {} |",
@@ -374,12 +381,13 @@ pub fn print_summary(runs: &[SeedRun], seconds: f64) {
         "labels spent",
         per_arm(0, &|a: &ArmRun| a.weeks.last().map(|w| w.labels as f64)),
     );
+    let scored_on = runs.first().map_or("validation", |r| r.scored_on);
     row(
-        "production in-scope accuracy (validation)",
+        &format!("production in-scope accuracy ({scored_on})"),
         per_arm(4, &|a: &ArmRun| a.last().map(|(i, _)| f64::from(i))),
     );
     row(
-        "production OOS recall (validation)",
+        &format!("production OOS recall ({scored_on})"),
         per_arm(4, &|a: &ArmRun| a.last().map(|(_, o)| f64::from(o))),
     );
     let ceiling = |r: &SeedRun| r.arms.get(&Arm::Ceiling).and_then(ArmRun::last);
