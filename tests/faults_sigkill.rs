@@ -16,7 +16,7 @@ use support::processes::{fault_rng, run, spawn, spawn_weekly_training, until_or_
 use support::state::{
     assert_capture_invariants, assert_training_report_whole, capture_state, clean_capture_state,
     clean_training_state, job_runs, last_job_run_id, new_run_running, stage_running,
-    training_state,
+    training_state, until_stage_unlocked,
 };
 use support::{Exits, TestDb, scalar};
 
@@ -51,6 +51,7 @@ async fn daily_capture_killed_at_random_points_converges() {
             .await;
             run.kill();
             let out = run.finish(Duration::from_secs(30)).await;
+            until_stage_unlocked(&store, "daily-capture").await;
             // A run can finish between reaching the target and the signal:
             // its exit status says which happened — or, when the signal
             // lands after it recorded its success but before it exited,
@@ -126,6 +127,7 @@ async fn daily_report_after_a_killed_run_counts_every_run() {
             killed_at < CONVERSATIONS,
             "the kill came too late to test anything"
         );
+        until_stage_unlocked(&store, "daily-capture").await;
         let rerun = run(&db, &args).await;
         assert_eq!(rerun.code(), Some(0), "{}", rerun.output());
         store.close().await;
@@ -228,6 +230,7 @@ async fn weekly_training_killed_at_a_random_point_converges() {
         .await;
         run.kill();
         let out = run.finish(Duration::from_secs(30)).await;
+        until_stage_unlocked(&store, "weekly-training").await;
         // The run may finish between reaching the point and the signal (the
         // model in place is its last step): what ended it is read from its
         // exit status, not guessed from a check made before the kill.

@@ -32,6 +32,29 @@ pub async fn job_run_count(store: &Store, name: &str) -> i64 {
     job_runs(store, name).await.len() as i64
 }
 
+/// Wait (bounded) until nobody holds `name`'s stage lock. After its
+/// holder is killed a PostgreSQL advisory lock lives on until the server
+/// notices the session's socket closed, a moment after the process is
+/// gone: a re-run started in that moment is refused as "already running".
+pub async fn until_stage_unlocked(store: &Store, name: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let lock = store
+            .try_lock_stage(name)
+            .await
+            .unwrap_or_else(|e| panic!("the {name} lock: {e}"));
+        if let Some(lock) = lock {
+            lock.release().await;
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{name}'s lock still held 30 s after its holder ended"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
 /// Whether a run of `name` is recorded as `running` right now.
 pub async fn stage_running(store: &Store, name: &str) -> bool {
     new_run_running(store, name, 0).await
