@@ -6,7 +6,7 @@ mod support;
 
 use flywheel::storage::Store;
 use support::fixtures::promote_to_production;
-use support::{Exits, TestDb, exec, json_stdout, scalar};
+use support::{Exits, TestDb, exec, json_stdout, rows, scalar};
 
 /// A small learnable data set: five intents from templates and fillers.
 fn utterances(round: usize) -> Vec<(String, &'static str)> {
@@ -258,9 +258,12 @@ fn a_failed_training_leaves_no_version_and_no_marked_samples() {
 /// version that served it. Weekly training first has the production model
 /// re-predict what is queued here: each sample keeps waiting with the new
 /// prediction, confidence and priority; audits and human decisions are
-/// left alone, and a version judges a sample once.
+/// left alone, and a version judges a sample once. Daily capture does the
+/// same as soon as another version is in production, and a production
+/// model that does not load leaves the backlog as it was without failing
+/// the capture.
 #[test]
-fn weekly_training_rejudges_the_backlog_with_the_production_model() {
+fn the_production_model_rejudges_the_backlog_in_weekly_training_and_daily_capture() {
     for db in TestDb::all() {
         db.with_store(move |store| async move {
             add_approved(&store, 0).await;
@@ -365,6 +368,105 @@ fn weekly_training_rejudges_the_backlog_with_the_production_model() {
             .cmd()
             .args(["weekly-training", "--force", "--json"])
             .succeeds();
-        assert_eq!(json_stdout(&out)["result"]["rejudged"]["judged"], 0);
+        let newest = json_stdout(&out);
+        assert_eq!(newest["result"]["rejudged"]["judged"], 0);
+        let newest = newest["result"]["version"].as_str().unwrap().to_string();
+
+        // Another version in production: the next daily capture re-judges
+        // with it (a dry run does not), and only once.
+        let make_production = |version: String| {
+            db.with_store(move |store| async move {
+                exec(
+                    &store,
+                    "UPDATE model_versions SET status = 'archived' WHERE status = 'production'",
+                )
+                .await;
+                exec(&store, &format!(
+                    "UPDATE model_versions SET status = 'production' WHERE version = '{version}'"
+                ))
+                .await;
+            })
+        };
+        // Two samples in Label Studio: one whose task waits for its
+        // annotation (re-judged: the stream serves it in the new order),
+        // one annotated (the sync's to settle).
+        db.with_store(move |store| async move {
+            for (text, state) in [("pushed pizza order", "pushed"), ("annotated pizza order", "annotated")] {
+                exec(&store, &format!(
+                    "INSERT INTO training_samples (text, normalized_text, intent, language, source, \
+                         review_status, priority, confidence, predicted_intent, predicted_by_version) \
+                     VALUES ('{text}', '{text}', 'greeting', 'en', 'auto', 'in-review', 2, 0.3, \
+                         'greeting', 'router-v0.9.0')"
+                )).await;
+                exec(&store, &format!(
+                    "INSERT INTO label_studio_tasks (sample_id, project_id, task_id, pushed_at, sync_state) \
+                     SELECT id, 1, id, '2026-12-01T00:00:00.000000Z', '{state}' \
+                     FROM training_samples WHERE text = '{text}'"
+                )).await;
+            }
+        });
+        make_production(newest.clone());
+        let daily = |extra: &[&str]| {
+            let out = db
+                .cmd()
+                .args(["daily-capture", "--json"])
+                .args(extra)
+                .succeeds();
+            json_stdout(&out)["rejudged"].clone()
+        };
+        let dry = daily(&["--dry-run"]);
+        assert_eq!(dry["judged"], 0, "{dry}");
+        let rejudged = daily(&[]);
+        assert_eq!(rejudged["version"], newest.as_str(), "{rejudged}");
+        assert_eq!(
+            rejudged["judged"], backlog,
+            "all queued here but the audit, and the task awaiting its annotation: {rejudged}"
+        );
+        let in_label_studio: Vec<(String, String)> = db.with_store(move |store| async move {
+            rows(
+                &store,
+                "SELECT text, predicted_by_version FROM training_samples \
+                          WHERE review_status = 'in-review' ORDER BY text",
+            )
+            .await
+        });
+        assert_eq!(
+            in_label_studio,
+            vec![
+                (
+                    "annotated pizza order".to_string(),
+                    "router-v0.9.0".to_string()
+                ),
+                ("pushed pizza order".to_string(), newest.clone()),
+            ]
+        );
+        let judged_by = |version: String| {
+            db.with_store(move |store| async move {
+                scalar(&store, &format!(
+                    "SELECT COUNT(*) FROM training_samples WHERE review_status = 'needs-review' \
+                     AND predicted_by_version = '{version}'"
+                ))
+                .await
+            })
+        };
+        assert_eq!(judged_by(newest.clone()), backlog - 1, "queued here");
+        assert_eq!(daily(&[])["judged"], 0, "once per version");
+
+        // A production model whose artifact is gone: the capture still
+        // succeeds and the backlog keeps what it had.
+        make_production("router-v1.0.0".into());
+        let artifact = db.with_store(move |store| async move {
+            store
+                .model_version("router-v1.0.0")
+                .await
+                .unwrap()
+                .unwrap()
+                .artifact_path
+                .unwrap()
+        });
+        std::fs::remove_dir_all(db.data_dir.path().join(&artifact)).unwrap();
+        let broken = daily(&[]);
+        assert_eq!(broken["judged"], 0, "{broken}");
+        assert_eq!(judged_by(newest), backlog - 1);
     }
 }

@@ -50,6 +50,7 @@ pub async fn daily_capture(ctx: &Context, args: DailyCaptureArgs) -> Result<Exit
             "report_path": outcome.report_path,
             "report": outcome.report,
             "audits_drawn": outcome.audits_drawn,
+            "rejudged": outcome.rejudged,
         }),
         || {
             let mut text = render_capture(&outcome.report, outcome.report_path.as_deref());
@@ -58,6 +59,17 @@ pub async fn daily_capture(ctx: &Context, args: DailyCaptureArgs) -> Result<Exit
                     "  {} conversation(s) drawn for audit\n",
                     outcome.audits_drawn
                 ));
+                if let Some(version) = outcome
+                    .rejudged
+                    .version
+                    .as_deref()
+                    .filter(|_| outcome.rejudged.judged > 0)
+                {
+                    text.push_str(&format!(
+                        "  {} sample(s) waiting for review re-judged by {version}\n",
+                        outcome.rejudged.judged
+                    ));
+                }
             }
             text
         },

@@ -94,8 +94,9 @@ pub struct AutoFilterConfig {
     /// threshold moves off `auto_approve_confidence`); 0 switches
     /// per-intent thresholds off.
     pub threshold_evidence: u32,
-    /// Before weekly training, the production model re-predicts the review
-    /// backlog queued here, so the review order ranks by its doubt
+    /// The production model re-predicts the review backlog queued here —
+    /// at the first daily capture after its promotion, and before weekly
+    /// training — so the review order ranks by its doubt
     /// ([`crate::stages::rejudge`]).
     pub rejudge_backlog: bool,
 }

@@ -1,6 +1,7 @@
 //! The daily-capture stage (DESIGN §1): a window's `pending` conversations
 //! → the auto-filter rule → approved samples and a review queue, folded by
-//! normalised text, plus the day's report.
+//! normalised text, plus the day's report; then the audit draw, and the
+//! backlog re-judged by a version promoted since ([`super::rejudge`]).
 //!
 //! Conversations are streamed by id and folded a round at a time
 //! (`capture_fold`); each chunk of the round is one transaction (samples
@@ -19,6 +20,7 @@ use super::approval_thresholds::ApprovalThresholds;
 use super::auto_filter::AutoFilter;
 use super::capture_fold::{Fold, ROUND_CONVERSATIONS};
 use super::daily_report::{CaptureCounts, DailyReport};
+use super::rejudge::{RejudgeReport, rejudge_with_production};
 use crate::audit::DrawRates;
 use crate::config::Config;
 use crate::domain::ReviewStatus;
@@ -98,6 +100,9 @@ pub struct Outcome {
     pub report_path: Option<PathBuf>,
     /// Conversations of the window drawn for audit by this run.
     pub audits_drawn: u64,
+    /// The review backlog re-judged by the version in production, if it
+    /// had not judged it yet.
+    pub rejudged: RejudgeReport,
 }
 
 /// What `job_runs.counts` records of a run: its counters, and what waits
@@ -110,6 +115,7 @@ struct RecordedCounts<'a> {
     approved_unused: i64,
     ready_for_training: bool,
     audits_drawn: u64,
+    rejudged: usize,
 }
 
 impl StageJob for DailyCapture {
@@ -133,6 +139,7 @@ impl StageJob for DailyCapture {
             approved_unused: r.approved_unused,
             ready_for_training: r.ready_for_training,
             audits_drawn: outcome.audits_drawn,
+            rejudged: outcome.rejudged.judged,
         }
     }
 
@@ -277,6 +284,12 @@ async fn capture(
         store.fold_counter_shards_or_warn().await;
         drawn
     };
+    // After the draw: an audit keeps the answer it was served with.
+    let rejudged = if options.dry_run {
+        RejudgeReport::default()
+    } else {
+        rejudge_with_production(store, config, reporter).await?
+    };
     report.approved_unused = store.approved_unused_count().await?
         + if options.dry_run {
             report.new_samples.approved as i64
@@ -305,6 +318,7 @@ async fn capture(
         report,
         report_path,
         audits_drawn,
+        rejudged,
     })
 }
 

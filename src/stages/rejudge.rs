@@ -1,5 +1,6 @@
-//! The review backlog re-judged by the model serving now, before weekly
-//! training reads the approved samples.
+//! The review backlog re-judged by the model serving now: by daily
+//! capture once a new version is in production ([`rejudge_with_production`]),
+//! and by weekly training before it reads the approved samples.
 //!
 //! A sample waits for review with the prediction of the version that
 //! served its conversation. Weeks later a better model serves, and those
@@ -16,9 +17,13 @@
 //! auto-filter's thresholds come from audits of all traffic, not of hard
 //! samples.
 //!
-//! Left alone: audits (their label must be a human's and their served
-//! answer is what they measure), samples with a Label Studio task (the
-//! task carries its own prediction), and anything a human decided.
+//! Samples pushed to Label Studio are re-judged too while their task waits
+//! for an annotation: almost all of the backlog is there once a sync runs,
+//! and the labelling stream serves it in the product's order, which the
+//! next sync re-scores from the new doubts (a re-scored task preselects
+//! the new intent). Left alone: audits (their label must be a human's and
+//! their served answer is what they measure), a task being pushed,
+//! annotated or in error, and anything a human decided.
 
 use std::sync::Arc;
 
@@ -27,11 +32,12 @@ use serde::Serialize;
 use super::approval_thresholds::ApprovalThresholds;
 use super::auto_filter::{AutoFilter, Verdict};
 use crate::config::{Config, ROUTER_PROVIDER};
+use crate::domain::ModelStatus;
 use crate::error::{Error, Result};
 use crate::lang::Language;
 use crate::progress::Reporter;
 use crate::router::Model;
-use crate::storage::backlog::Rejudged;
+use crate::storage::backlog::{BacklogSample, Rejudged};
 use crate::storage::{Store, Timestamp};
 
 /// What re-judging did.
@@ -58,8 +64,69 @@ pub async fn rejudge_backlog(
     let Some((version, model)) = production.filter(|_| config.auto_filter.rejudge_backlog) else {
         return Ok(RejudgeReport::default());
     };
-    let version = version.to_string();
+    let backlog = store.backlog_not_judged_by(version).await?;
+    judge(store, config, version, model, backlog, reporter).await
+}
+
+/// Re-predict the backlog with the version in production now, as daily
+/// capture does after filing its window, so a promotion reaches the
+/// review order within a day rather than at the next weekly training. A
+/// week-old confidence sends reviewers to what the new model already
+/// knows (README, "The loop", measures what that costs).
+///
+/// The model is loaded (as `serve` loads it: a relative artifact path is
+/// relative to the data dir) only when some of the backlog has not met
+/// it; one that does not load leaves the backlog as it was, with a
+/// warning: capture must not stop for it.
+pub async fn rejudge_with_production(
+    store: &Store,
+    config: &Config,
+    reporter: &Reporter,
+) -> Result<RejudgeReport> {
+    if !config.auto_filter.rejudge_backlog {
+        return Ok(RejudgeReport::default());
+    }
+    let Some(production) = store
+        .serving_models()
+        .await?
+        .into_iter()
+        .find(|m| m.status == ModelStatus::Production)
+    else {
+        return Ok(RejudgeReport::default());
+    };
+    let version = production.version;
     let backlog = store.backlog_not_judged_by(&version).await?;
+    if backlog.is_empty() {
+        return Ok(RejudgeReport {
+            version: Some(version),
+            ..RejudgeReport::default()
+        });
+    }
+    let dir = config
+        .data_dir
+        .join(production.artifact_path.unwrap_or_default());
+    let loaded = tokio::task::spawn_blocking(move || Model::load(&dir))
+        .await
+        .map_err(|e| Error::failure(format!("loading the production model: {e}")))?;
+    match loaded {
+        Ok(model) => judge(store, config, &version, Arc::new(model), backlog, reporter).await,
+        Err(err) => {
+            tracing::warn!(version = %version, error = %err, "the review backlog keeps its predictions: the production model did not load");
+            Ok(RejudgeReport::default())
+        }
+    }
+}
+
+/// Predict `backlog` with `version`'s `model` and store what it says.
+async fn judge(
+    store: &Store,
+    config: &Config,
+    version: &str,
+    model: Arc<Model>,
+    backlog: Vec<BacklogSample>,
+    reporter: &Reporter,
+) -> Result<RejudgeReport> {
+    let version = version.to_string();
     if backlog.is_empty() {
         return Ok(RejudgeReport {
             version: Some(version),
