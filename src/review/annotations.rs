@@ -92,8 +92,15 @@ pub async fn apply_task(
     let annotator = decision
         .annotator
         .map(|id| format!("label-studio:user/{id}"));
-    let outcome =
-        decisions::record(store, link.sample_id, verdict.clone(), annotator, seen).await?;
+    // Record the intent the annotator chose, not "whatever the sample
+    // carries now": a re-judge ([`crate::stages::rejudge`]) may change the
+    // prediction between the read above and this write. Choosing the
+    // predicted intent records the same as accepting it.
+    let chosen = match &verdict {
+        ReviewVerdict::Accept => ReviewVerdict::Choose(predicted),
+        other => other.clone(),
+    };
+    let outcome = decisions::record(store, link.sample_id, chosen, annotator, seen).await?;
     store
         .record_annotation(project, task.id, Some(decision.annotation_id), seen)
         .await?;
