@@ -857,12 +857,13 @@ impl App {
             return Vec::new();
         };
         let sample_id = current.sample.id;
-        // Accepting a suspect confirms its stored label, whatever a model
-        // once predicted for it.
+        // Accepting records the intent shown, not whatever the sample
+        // carries when the write lands: a re-judge may change the
+        // prediction in between, and a suspect's accept confirms its stored
+        // label whatever a model once predicted for it. Choosing the
+        // predicted intent records the same as accepting it.
         let verdict = match verdict {
-            ReviewVerdict::Accept if current.ranked.item.suspicion().is_some() => {
-                ReviewVerdict::Choose(current.sample.intent.clone())
-            }
+            ReviewVerdict::Accept => ReviewVerdict::Choose(current.sample.intent.clone()),
             other => other,
         };
         self.pending.insert(sample_id);
@@ -1347,11 +1348,12 @@ mod tests {
     #[test]
     fn accept_reject_hide_the_sample_and_undo_brings_back_the_last() {
         let mut app = review_app();
+        // Accept records the intent shown.
         assert_eq!(
             app.handle_key(ch('a')),
             vec![Command::Review {
                 sample_id: 1,
-                verdict: ReviewVerdict::Accept
+                verdict: ReviewVerdict::Choose("refund".into())
             }]
         );
         assert_eq!(app.visible_queue()[0].sample.id, 2);
@@ -1429,12 +1431,12 @@ mod tests {
                 verdict: ReviewVerdict::Choose("greeting".into())
             }]
         );
-        // Not a suspect: accept stays accept.
+        // Not a suspect: its prediction, as shown.
         assert_eq!(
             app.handle_key(ch('a')),
             vec![Command::Review {
                 sample_id: 1,
-                verdict: ReviewVerdict::Accept
+                verdict: ReviewVerdict::Choose("refund".into())
             }]
         );
     }
@@ -1916,7 +1918,7 @@ mod tests {
             app.handle_key(ch('a')),
             vec![Command::Review {
                 sample_id: 2,
-                verdict: ReviewVerdict::Accept
+                verdict: ReviewVerdict::Choose("refund".into())
             }]
         );
         app.handle_key(ch('/'));
