@@ -125,18 +125,13 @@ pub async fn start(
     let launch = Launch::new(store, config, Trigger::Cli).with_reporter(reporter.clone());
     reporter.note("training the bootstrap model (first run only)");
     let bootstrap = bootstrap::ensure_production_model(&launch).await?;
-    let production = store
-        .serving_models()
-        .await?
-        .into_iter()
-        .find(|m| m.status == crate::domain::ModelStatus::Production)
-        .ok_or_else(|| {
-            Error::failure(format!(
-                "the demo has no production model (bootstrap: {bootstrap:?}); \
+    let production = store.production_model().await?.ok_or_else(|| {
+        Error::failure(format!(
+            "the demo has no production model (bootstrap: {bootstrap:?}); \
                  remove {} to start the demo afresh",
-                config.data_dir.display()
-            ))
-        })?;
+            config.data_dir.display()
+        ))
+    })?;
 
     reporter.note("writing two days of synthetic history");
     let history_conversations = if store.recent_conversations(1).await?.is_empty() {

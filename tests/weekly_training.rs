@@ -254,6 +254,22 @@ fn a_failed_training_leaves_no_version_and_no_marked_samples() {
     }
 }
 
+/// A sample waiting for review (`review_status`) with a stale, wrong,
+/// unsure prediction of an old version.
+async fn insert_stale(store: &Store, text: &str, review_status: &str) {
+    let t = text.replace('\'', "''");
+    exec(
+        store,
+        &format!(
+            "INSERT INTO training_samples (text, normalized_text, intent, language, source, \
+             review_status, priority, confidence, predicted_intent, predicted_by_version) \
+         VALUES ('{t}', '{t}', 'greeting', 'en', 'auto', '{review_status}', 2, 0.3, \
+             'greeting', 'router-v0.9.0')"
+        ),
+    )
+    .await;
+}
+
 /// Issue 16/17: the review backlog waits with the predictions of the
 /// version that served it. Weekly training first has the production model
 /// re-predict what is queued here: each sample keeps waiting with the new
@@ -273,13 +289,7 @@ fn the_production_model_rejudges_the_backlog_in_weekly_training_and_daily_captur
             promote_to_production(&store, "router-v1.0.0").await;
             // Queued with a stale, wrong, unsure prediction of an old version.
             for (text, _) in utterances(1).into_iter().filter(|(_, i)| *i == "order_food") {
-                let t = text.replace('\'', "''");
-                exec(&store, &format!(
-                    "INSERT INTO training_samples (text, normalized_text, intent, language, source, \
-                         review_status, priority, confidence, predicted_intent, predicted_by_version) \
-                     VALUES ('{t}', '{t}', 'greeting', 'en', 'auto', 'needs-review', 2, 0.3, \
-                         'greeting', 'router-v0.9.0')"
-                )).await;
+                insert_stale(&store, &text, "needs-review").await;
             }
             // An audit's sample: its served answer is what it measures.
             exec(&store,
@@ -392,12 +402,7 @@ fn the_production_model_rejudges_the_backlog_in_weekly_training_and_daily_captur
         // one annotated (the sync's to settle).
         db.with_store(move |store| async move {
             for (text, state) in [("pushed pizza order", "pushed"), ("annotated pizza order", "annotated")] {
-                exec(&store, &format!(
-                    "INSERT INTO training_samples (text, normalized_text, intent, language, source, \
-                         review_status, priority, confidence, predicted_intent, predicted_by_version) \
-                     VALUES ('{text}', '{text}', 'greeting', 'en', 'auto', 'in-review', 2, 0.3, \
-                         'greeting', 'router-v0.9.0')"
-                )).await;
+                insert_stale(&store, text, "in-review").await;
                 exec(&store, &format!(
                     "INSERT INTO label_studio_tasks (sample_id, project_id, task_id, pushed_at, sync_state) \
                      SELECT id, 1, id, '2026-12-01T00:00:00.000000Z', '{state}' \

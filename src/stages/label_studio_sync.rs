@@ -308,12 +308,7 @@ async fn push(
 
     // 2. New pushes in review order (audits and suspects their shares), in batches:
     //    what waits here and has never had a task.
-    let production = store
-        .list_model_versions()
-        .await?
-        .into_iter()
-        .find(|m| m.status == crate::domain::ModelStatus::Production)
-        .map(|m| m.version);
+    let production = store.production_model().await?.map(|m| m.version);
     let batch_size = config.label_studio.batch_size.max(1);
     let mut suspicions: HashMap<i64, Suspicion> = HashMap::new();
     let to_push: Vec<i64> = review_order(store, config)

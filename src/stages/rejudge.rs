@@ -32,7 +32,6 @@ use serde::Serialize;
 use super::approval_thresholds::ApprovalThresholds;
 use super::auto_filter::{AutoFilter, Verdict};
 use crate::config::{Config, ROUTER_PROVIDER};
-use crate::domain::ModelStatus;
 use crate::error::{Error, Result};
 use crate::lang::Language;
 use crate::progress::Reporter;
@@ -86,12 +85,7 @@ pub async fn rejudge_with_production(
     if !config.auto_filter.rejudge_backlog {
         return Ok(RejudgeReport::default());
     }
-    let Some(production) = store
-        .serving_models()
-        .await?
-        .into_iter()
-        .find(|m| m.status == ModelStatus::Production)
-    else {
+    let Some(production) = store.production_model().await? else {
         return Ok(RejudgeReport::default());
     };
     let version = production.version;

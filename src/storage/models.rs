@@ -199,6 +199,15 @@ impl Store {
         .map_err(|err| db_error("reading the live models", err))
     }
 
+    /// The version in production, if any.
+    pub async fn production_model(&self) -> Result<Option<ServingModel>> {
+        Ok(self
+            .serving_models()
+            .await?
+            .into_iter()
+            .find(|m| m.status == ModelStatus::Production))
+    }
+
     /// Versions ever registered (none: a fresh installation).
     pub async fn model_version_count(&self) -> Result<i64> {
         let err = |e| db_error("counting model versions", e);
